@@ -1,0 +1,12 @@
+//! The reference System Gateway (SGW) of the water information utilization system
+//! (水道情報活用システム).
+//!
+//! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
+//! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
+//!
+//! Storage, system connection (FTP), monitoring and the tokio runtime follow in later
+//! issues; see the README for what runs today.
+#![forbid(unsafe_code)]
+
+pub mod protocol;
+pub mod security;
