@@ -26,6 +26,125 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Largest `reason`, `detail` or other free-text field, in bytes (DES-ENV-6).
 pub const MAX_TEXT_BYTES: usize = 1024;
 
+/// Deserializes a present optional field: `null` is refused, absence (via `#[serde(default)]`)
+/// is the only way to leave an optional field out (DES-ENV-1).
+fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Whether `s` has the one timestamp shape of DES-ENV-2:
+/// `YYYY-MM-DDThh:mm:ss[.f{1,9}](Z|±hh:mm)` (upper-case `T` and `Z`, no spaces).
+/// Calendar validity is left to chrono.
+pub fn is_timestamp_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(digits(0..4)
+        && at(4, b'-')
+        && digits(5..7)
+        && at(7, b'-')
+        && digits(8..10)
+        && at(10, b'T')
+        && digits(11..13)
+        && at(13, b':')
+        && digits(14..16)
+        && at(16, b':')
+        && digits(17..19))
+    {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        let n = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if !(1..=9).contains(&n) {
+            return false;
+        }
+        i += 1 + n;
+    }
+    match b.get(i) {
+        Some(b'Z') => b.len() == i + 1,
+        Some(b'+' | b'-') => {
+            b.len() == i + 6 && digits(i + 1..i + 3) && at(i + 3, b':') && digits(i + 4..i + 6)
+        }
+        _ => false,
+    }
+}
+
+/// Parses a DES-ENV-2 timestamp.
+fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
+    if is_timestamp_shape(s) {
+        DateTime::parse_from_rfc3339(s).ok()
+    } else {
+        None
+    }
+}
+
+/// Deserializes a body timestamp with the DES-ENV-2 shape.
+fn strict_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_timestamp(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "DES-ENV-2: {s:?} is not an ISO 8601 timestamp with offset"
+        ))
+    })
+}
+
+/// Refuses JSON whose objects repeat a member name (DES-ENV-1): parsers disagree on which
+/// duplicate wins, so a signed envelope must not contain any.
+struct NoDuplicateMembers;
+
+impl<'de> Deserialize<'de> for NoDuplicateMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateMembers)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateMembers {
+    type Value = NoDuplicateMembers;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON without duplicate member names")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateMembers>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate member name {key:?}"
+                )));
+            }
+            map.next_value::<NoDuplicateMembers>()?;
+        }
+        Ok(self)
+    }
+}
+
 /// Which way a message travels (DES-MQTT-4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -169,7 +288,11 @@ pub struct Outcome {
     /// The result code.
     pub code: ResultCode,
     /// A human-readable reason, at most [`MAX_TEXT_BYTES`]; should name the rule ID on failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub reason: Option<String>,
 }
 
@@ -320,7 +443,11 @@ pub struct Data {
     /// Periodic or resend.
     pub kind: DataKind,
     /// For a resend: the resend request's message ID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub request: Option<MessageId>,
     /// The dataset of every record in the message.
     pub dataset: Dataset,
@@ -346,8 +473,10 @@ pub struct DataAck {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TimeRange {
     /// Start (inclusive), ISO 8601 with offset.
+    #[serde(deserialize_with = "strict_time")]
     pub from: DateTime<FixedOffset>,
     /// End (inclusive), ISO 8601 with offset.
+    #[serde(deserialize_with = "strict_time")]
     pub to: DateTime<FixedOffset>,
 }
 
@@ -356,13 +485,25 @@ pub struct TimeRange {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResendRequest {
     /// Only records of this dataset (absent: every dataset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub dataset: Option<Dataset>,
     /// Records whose sequence number is in this range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub seq: Option<SeqRange>,
     /// Records whose ingest time is in this range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub time: Option<TimeRange>,
 }
 
@@ -397,6 +538,7 @@ pub struct CertExpiry {
     /// Which certificate (`tls-client`, `data-protection`, `platform`, `root`, …).
     pub name: String,
     /// Its notAfter.
+    #[serde(deserialize_with = "strict_time")]
     pub not_after: DateTime<FixedOffset>,
 }
 
@@ -435,7 +577,11 @@ pub struct MonitorStatus {
     /// Certificates and their expiry.
     pub certificates: Vec<CertExpiry>,
     /// Last error, if any, naming its rule ID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub last_error: Option<String>,
 }
 
@@ -471,7 +617,11 @@ pub struct Anomaly {
     /// What happened, at most [`MAX_TEXT_BYTES`].
     pub detail: String,
     /// The topic the offending message came on, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     pub topic: Option<String>,
 }
 
@@ -593,13 +743,25 @@ struct WireEnvelope {
     #[serde(rename = "type")]
     ty: String,
     timestamp: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     in_reply_to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     result: Option<Value>,
     body: Value,
     /// Reserved for extensions: ignored by v1 peers (DES-VER-3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "non_null"
+    )]
     ext: Option<Value>,
 }
 
@@ -694,6 +856,8 @@ impl Envelope {
         }
         // Check the version before the strict parse so that a v2 envelope with fields v1
         // does not know is answered UNSUPPORTED_VERSION, not MALFORMED (DES-VER-2).
+        serde_json::from_slice::<NoDuplicateMembers>(bytes)
+            .map_err(|e| DecodeError::Envelope(e.to_string()))?;
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
         if let Some(v) = value.get("version").and_then(Value::as_u64)
@@ -709,8 +873,8 @@ impl Envelope {
             .ok_or_else(|| DecodeError::UnknownType(wire.ty.clone()))?;
         let message_id = MessageId::new(wire.message_id)?;
         let gateway_id = GatewayId::new(wire.gateway_id)?;
-        let timestamp = DateTime::parse_from_rfc3339(&wire.timestamp)
-            .map_err(|_| DecodeError::Timestamp(wire.timestamp.clone()))?;
+        let timestamp = parse_timestamp(&wire.timestamp)
+            .ok_or_else(|| DecodeError::Timestamp(wire.timestamp.clone()))?;
         let in_reply_to = wire.in_reply_to.map(MessageId::new).transpose()?;
         let result: Option<Outcome> = wire
             .result
@@ -799,8 +963,18 @@ fn validate_body(body: &Body) -> Result<(), DecodeError> {
         Body::Disconnect(d) if !text_ok(&d.reason) => {
             return rule("DES-ENV-6: reason too long".into());
         }
-        Body::Anomaly(a) if !text_ok(&a.detail) || !text_ok(&a.rule) => {
+        Body::Anomaly(a)
+            if !text_ok(&a.detail)
+                || !text_ok(&a.rule)
+                || a.topic.as_deref().is_some_and(|t| !text_ok(t)) =>
+        {
             return rule("DES-ENV-6: anomaly text too long".into());
+        }
+        Body::MonitorStatus(m)
+            if m.last_error.as_deref().is_some_and(|t| !text_ok(t))
+                || m.certificates.iter().any(|c| !text_ok(&c.name)) =>
+        {
+            return rule("DES-ENV-6: monitoring text too long".into());
         }
         _ => {}
     }
