@@ -867,8 +867,8 @@ impl Envelope {
                 u32::try_from(v).unwrap_or(u32::MAX),
             ));
         }
-        let wire: WireEnvelope =
-            serde_json::from_value(value).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        let wire =
+            WireEnvelope::deserialize(&value).map_err(|e| DecodeError::Envelope(e.to_string()))?;
         let ty = MessageType::from_wire(&wire.ty)
             .ok_or_else(|| DecodeError::UnknownType(wire.ty.clone()))?;
         let message_id = MessageId::new(wire.message_id)?;
@@ -908,7 +908,7 @@ impl Envelope {
             reason: e.to_string(),
         })?;
         validate_body(&body)?;
-        Ok(Envelope {
+        let envelope = Envelope {
             version: wire.version,
             message_id,
             gateway_id,
@@ -916,7 +916,39 @@ impl Envelope {
             in_reply_to,
             result,
             body,
-        })
+        };
+        // serde's derived structs also accept a JSON array of the field values; the wire form
+        // is objects only. Re-encoding gives the one object form: the input must have its shape.
+        let canonical: Value = serde_json::from_slice(&envelope.encode())
+            .map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        if !same_shape(&value, &canonical, true) {
+            return Err(DecodeError::Envelope(
+                "an object is written in another JSON form".into(),
+            ));
+        }
+        Ok(envelope)
+    }
+}
+
+/// Whether `input` has the JSON structure of `canonical`: the same member names, array
+/// lengths and JSON types all the way down (string and number values may differ, e.g. a
+/// timestamp written with `Z` instead of `+00:00`). The top-level `ext` member is skipped.
+fn same_shape(input: &Value, canonical: &Value, top: bool) -> bool {
+    match (input, canonical) {
+        (Value::Object(a), Value::Object(b)) => {
+            let a_len = a.len() - usize::from(top && a.contains_key("ext"));
+            a_len == b.len()
+                && b.iter()
+                    .all(|(k, bv)| a.get(k).is_some_and(|av| same_shape(av, bv, false)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_shape(x, y, false))
+        }
+        (Value::String(_), Value::String(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Bool(_), Value::Bool(_))
+        | (Value::Null, Value::Null) => true,
+        _ => false,
     }
 }
 
