@@ -1017,3 +1017,81 @@ fn validate_body(body: &Body) -> Result<(), DecodeError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_exactly_one_shape() {
+        for ok in [
+            "2026-11-22T10:15:00Z",
+            "2026-11-22T10:15:00+09:00",
+            "2026-11-22T10:15:00.5-03:30",
+            "2026-11-22T10:15:00.123456789Z",
+        ] {
+            assert!(is_timestamp_shape(ok), "{ok}");
+            assert!(parse_timestamp(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "2026-11-22t10:15:00Z",
+            "2026-11-22 10:15:00Z",
+            "2026-11-22T10:15:00z",
+            "2026-11-22T10:15:00",
+            "2026-11-22T10:15:00.Z",
+            "2026-11-22T10:15:00.1234567890Z",
+            "2026-11-22T10:15:00+0900",
+            "2026-11-22T10:15:00+09:00 ",
+            "+2026-11-22T10:15:00Z",
+        ] {
+            assert!(!is_timestamp_shape(bad), "{bad}");
+        }
+        // the right shape, but not a date
+        assert!(is_timestamp_shape("2026-02-30T10:15:00Z"));
+        assert!(parse_timestamp("2026-02-30T10:15:00Z").is_none());
+    }
+
+    #[test]
+    fn shapes_compare_structure_not_values() {
+        let canonical = serde_json::json!({"a": {"b": [1, "x"]}, "c": true});
+        assert!(same_shape(
+            &serde_json::json!({"c": false, "a": {"b": [2, "y"]}}),
+            &canonical,
+            true
+        ));
+        assert!(same_shape(
+            &serde_json::json!({"a": {"b": [1, "x"]}, "c": true, "ext": [1]}),
+            &canonical,
+            true
+        ));
+        assert!(!same_shape(
+            &serde_json::json!({"a": [[1, "x"]], "c": true}),
+            &canonical,
+            true
+        ));
+        assert!(!same_shape(
+            &serde_json::json!({"a": {"b": [1]}, "c": true}),
+            &canonical,
+            true
+        ));
+        assert!(!same_shape(
+            &serde_json::json!({"a": {"b": [1, "x"], "ext": 1}, "c": true}),
+            &canonical,
+            true
+        ));
+    }
+
+    #[test]
+    fn null_optional_members_are_refused_but_absent_ones_are_fine() {
+        assert!(serde_json::from_str::<Outcome>(r#"{"code":"OK"}"#).is_ok());
+        assert!(serde_json::from_str::<Outcome>(r#"{"code":"OK","reason":null}"#).is_err());
+    }
+
+    #[test]
+    fn duplicate_member_names_are_found_at_any_depth() {
+        let check = |s: &str| serde_json::from_str::<NoDuplicateMembers>(s).is_ok();
+        assert!(check(r#"{"a":{"b":1,"c":[{"b":2},{"b":3}]},"b":1}"#));
+        assert!(!check(r#"{"a":1,"a":1}"#));
+        assert!(!check(r#"{"a":[{"x":1,"x":2}]}"#));
+    }
+}
