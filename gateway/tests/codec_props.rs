@@ -609,6 +609,25 @@ proptest! {
     }
 
     #[test]
+    fn a_timestamp_written_in_another_iso_8601_form_is_malformed(
+        env in any_envelope(), form in 0usize..5,
+    ) {
+        let mut value = to_value(&env);
+        let ts = value["timestamp"].as_str().unwrap().to_string();
+        let other = match form {
+            0 => ts.replacen('T', "t", 1),
+            1 => ts.replacen('T', " ", 1),
+            2 => ts.replace(':', ""),
+            3 => format!("{ts} "),
+            _ => ts[..19].to_string(), // no offset
+        };
+        value["timestamp"] = json!(other);
+        let err = Envelope::decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        prop_assert_eq!(err.result_code(), ResultCode::Malformed);
+        prop_assert!(!schema().is_valid(&value));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(env) = Envelope::decode(&bytes) {
             assert_still_valid(&env)?;
