@@ -23,7 +23,7 @@ use chrono::Utc;
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
-use suppaftp::tokio::AsyncRustlsStream;
+use suppaftp::tokio::{AsyncDataStream, AsyncRustlsStream};
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream, TransferStream};
 use suppaftp::tokio_rustls::TlsConnector;
 use suppaftp::tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -316,17 +316,19 @@ impl Session {
         step("STOR", self.timeout, write).await
     }
 
-    /// Sends the first `keep` bytes of `content`, then resets the data connection (TCP RST)
-    /// and aborts the transfer with `ABOR` (truncated upload).
+    /// Sends the first `keep` bytes of `content`, then resets the data connection (TCP RST,
+    /// not FIN, so the server cannot take the part for a complete file) and reads the server's
+    /// verdict on the `STOR` (truncated upload). Returns that reply: 426/451 is the expected
+    /// refusal; 226/250 means the server acknowledged a truncated file.
     ///
     /// # Errors
-    /// [`PushError`] with the reply, when the server does not confirm the abort.
+    /// [`PushError`] for a refused `STOR` before any data, or a connection error.
     pub async fn store_truncated(
         &mut self,
         name: &str,
         content: &[u8],
         keep: usize,
-    ) -> Result<(), PushError> {
+    ) -> Result<(u32, String), PushError> {
         let mut data = self.begin_stor(name).await?;
         let part = content.get(..keep).unwrap_or(content);
         step("STOR", self.timeout, async {
@@ -336,10 +338,28 @@ impl Session {
             data.flush().await.map_err(FtpError::ConnectionError)
         })
         .await?;
-        // The data connection is closed with RST rather than FIN, so the server can tell it
-        // apart from a complete file; then ABOR tells it the transfer is abandoned.
         let _ = data.get_ref().get_ref().set_zero_linger();
-        step("ABOR", self.timeout, self.ftp.abort(data)).await
+        // suppaftp reads the completion reply only through `finish`, which closes the data
+        // connection gracefully. So the real data socket is swapped for a throw-away loopback
+        // connection and dropped (zero linger: RST); `finish` then closes the stand-in and
+        // reads the server's reply to the STOR.
+        let local = |e: std::io::Error| PushError::Local(format!("stand-in socket: {e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(local)?;
+        let stand_in = tokio::net::TcpStream::connect(listener.local_addr().map_err(local)?)
+            .await
+            .map_err(local)?;
+        let real = std::mem::replace(data.get_mut(), AsyncDataStream::Tcp(stand_in));
+        drop(real);
+        match step("STOR", self.timeout, data.finish()).await {
+            Ok(()) => Ok((
+                226,
+                "completion reply 226/250 to a truncated upload".to_owned(),
+            )),
+            Err(PushError::Reply { code, text, .. }) => Ok((code, text)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends a raw command and returns the reply code and text, whatever the code.
@@ -393,14 +413,17 @@ async fn attempt_once(
     password: &str,
     upload: &Upload,
     transfer: Transfer,
-) -> Result<(), PushError> {
+) -> Result<Option<(u32, String)>, PushError> {
     let mut s = Session::open_as(target, password).await?;
     let r = match transfer {
-        Transfer::Whole => s.store(&upload.file_name, &upload.content).await,
-        Transfer::TruncateAfter(n) => {
-            s.store_truncated(&upload.file_name, &upload.content, n)
-                .await
-        }
+        Transfer::Whole => s
+            .store(&upload.file_name, &upload.content)
+            .await
+            .map(|()| None),
+        Transfer::TruncateAfter(n) => s
+            .store_truncated(&upload.file_name, &upload.content, n)
+            .await
+            .map(Some),
     };
     s.quit().await;
     r
@@ -427,19 +450,18 @@ pub async fn push_with(
         let at = Utc::now();
         let result = attempt_once(target, password, upload, transfer).await;
         match result {
-            Ok(()) => {
-                let (code, text, stage) = match transfer {
+            Ok(reply) => {
+                let (code, text, stage) = match reply {
                     // suppaftp checks the completion reply is 226 or 250 but does not hand it
                     // out; libunftp and most servers answer 226 to STOR.
-                    Transfer::Whole => {
+                    None => {
                         acknowledged = true;
                         (Some(226), "transfer complete (226/250)".to_owned(), "STOR")
                     }
-                    Transfer::TruncateAfter(_) => (
-                        None,
-                        "ABOR accepted (426 and/or 226 to ABOR)".to_owned(),
-                        "ABOR",
-                    ),
+                    Some((code, text)) => {
+                        acknowledged = (200..300).contains(&code);
+                        (Some(code), text, "STOR")
+                    }
                 };
                 log.push(Attempt {
                     n,

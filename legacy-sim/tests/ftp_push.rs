@@ -533,11 +533,18 @@ async fn bad_inputs_are_labelled_and_record_the_reply_the_server_gave() {
         }
     }
 
-    // Truncated: the STOR is aborted mid-transfer and never acknowledged.
+    // Truncated: the data connection is reset mid-transfer; the STOR's refusal is recorded.
     let es = bad::run(BadKind::Truncated, &t, &bad_opts("tr"), &p).await;
     assert_eq!(es.len(), 1);
     assert!(!es[0].acknowledged, "{:?}", es[0]);
     assert_eq!(es[0].attempts, 1);
+    assert_eq!(es[0].attempt_log[0].stage, "STOR");
+    assert_eq!(
+        es[0].reply_code,
+        Some(426),
+        "libunftp: aborted: {:?}",
+        es[0]
+    );
     if let Ok(stored) = std::fs::read(srv.root.join(&es[0].file_name)) {
         assert!((stored.len() as u64) < es[0].bytes, "only part arrived");
     }
