@@ -170,6 +170,33 @@ impl Dataset {
     }
 }
 
+/// A serializable description of a dataset, for provisioning files and reports (DES-PROF-1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetInfo {
+    /// Dataset name (DES-ID-3).
+    pub name: &'static str,
+    /// Producing legacy system (a profile's `sourceSystem`).
+    pub source_system: &'static str,
+    /// Columns in CSV order.
+    pub columns: &'static [Column],
+    /// Names of the personal columns, to be masked (SEC-MASK-1).
+    pub personal_columns: Vec<&'static str>,
+}
+
+impl Dataset {
+    /// The dataset's description as one value.
+    #[must_use]
+    pub fn info(self) -> DatasetInfo {
+        DatasetInfo {
+            name: self.name(),
+            source_system: self.source_system(),
+            columns: self.columns(),
+            personal_columns: self.personal_columns(),
+        }
+    }
+}
+
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -209,6 +236,16 @@ mod tests {
             assert_eq!(d.name().parse::<Dataset>().unwrap(), d);
         }
         assert!("ledger".parse::<Dataset>().is_err());
+    }
+
+    #[test]
+    fn dataset_info_lists_columns_in_csv_order_with_the_personal_ones() {
+        let v = serde_json::to_value(Dataset::Billing.info()).unwrap();
+        assert_eq!(v["name"], "billing");
+        assert_eq!(v["sourceSystem"], "billing");
+        assert_eq!(v["columns"].as_array().unwrap().len(), 7);
+        assert_eq!(v["columns"][1]["name"], "name");
+        assert_eq!(v["personalColumns"], serde_json::json!(["name", "address"]));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod generate;
 pub mod manifest;
 pub mod push;
 
-pub use dataset::{Column, ColumnType, Dataset};
+pub use dataset::{Column, ColumnType, Dataset, DatasetInfo};
 pub use generate::{CsvOptions, GenerateError, HeaderStyle, LineEnding, Table, TextEncoding};
 pub use manifest::ManifestEntry;
 pub use push::{FtpTarget, FtpsTrust, PushError, RetryPolicy, Upload, install_crypto_provider};

@@ -106,6 +106,14 @@ enum Command {
         #[command(flatten)]
         retry: RetryArgs,
     },
+    /// Print the dataset descriptions as JSON: columns (name, Japanese header label, type,
+    /// unit), which columns are personal (to be masked), and the producing system. The
+    /// gateway's provisioning and the conformance suite use the same description.
+    Describe {
+        /// Only this dataset (default: all, as a JSON array).
+        #[arg(long)]
+        dataset: Option<Dataset>,
+    },
     /// List the bad-input kinds with the requirement IDs each probes and the expected reaction.
     Kinds,
 }
@@ -294,6 +302,16 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Describe { dataset } => {
+            let json = match dataset {
+                Some(d) => serde_json::to_string_pretty(&d.info())?,
+                None => serde_json::to_string_pretty(
+                    &Dataset::ALL.iter().map(|d| d.info()).collect::<Vec<_>>(),
+                )?,
+            };
+            println!("{json}");
+            Ok(())
+        }
         Command::Kinds => {
             for k in BadKind::ALL {
                 println!(

@@ -132,7 +132,7 @@ fn cli_generate_with_the_same_seed_writes_the_same_bytes_and_another_seed_does_n
     assert_eq!(python_parse(&a, "cp932").len(), 101);
 
     // --help explains every command.
-    for cmd in ["generate", "push", "bad", "kinds"] {
+    for cmd in ["generate", "push", "bad", "kinds", "describe"] {
         let out = Command::new(env!("CARGO_BIN_EXE_legacy-sim"))
             .args([cmd, "--help"])
             .output()
