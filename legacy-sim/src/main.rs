@@ -55,10 +55,12 @@ enum Command {
         csv: CsvArgs,
         #[command(flatten)]
         retry: RetryArgs,
-        /// Send again every interval (`500ms`, `30s`, `5m`, `1h`); without it, send once.
+        /// Start a file every interval (`500ms`, `30s`, `5m`, `1h`); without it, files are sent
+        /// back to back. A late send delays the next tick rather than bursting.
         #[arg(long, value_parser = parse_duration)]
         every: Option<Duration>,
-        /// Number of files to send (with --every; 0 = until interrupted). Each file uses seed+i.
+        /// Number of files to send (0 = until interrupted, with --every only). File i (0-based)
+        /// is generated with seed+i.
         #[arg(long, default_value_t = 1)]
         count: u64,
         /// Remote file name (single send only); default `{dataset}_{YYYYMMDDTHHMMSS}_{n}.csv` (JST).
@@ -351,7 +353,11 @@ fn main() -> Result<()> {
             let all_ok = rt.block_on(async {
                 let mut all_ok = true;
                 let mut i: u64 = 0;
-                let mut ticker = every.map(tokio::time::interval);
+                let mut ticker = every.map(|d| {
+                    let mut t = tokio::time::interval(d);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
                 loop {
                     if let Some(t) = ticker.as_mut() {
                         t.tick().await;
@@ -373,7 +379,7 @@ fn main() -> Result<()> {
                     all_ok &= e.acknowledged;
                     record(manifest.as_ref(), &e)?;
                     i += 1;
-                    if every.is_none() || (count != 0 && i >= count) {
+                    if i >= count && (count != 0 || every.is_none()) {
                         break;
                     }
                 }

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::manifest::{self, ManifestEntry};
-use legacy_sim::push::{self, FtpTarget, FtpsTrust, RetryPolicy, Upload};
+use legacy_sim::push::{self, FtpTarget, FtpsTrust, RetryPolicy, Transfer, Upload};
 use legacy_sim::{CsvOptions, Dataset, Table, TextEncoding};
 use libunftp::ServerBuilder;
 use libunftp::options::{FailedLoginsBlock, FailedLoginsPolicy};
@@ -376,6 +376,49 @@ async fn explicit_ftps_push_with_the_test_ca_arrives_and_an_untrusted_ca_is_refu
         "reading_tls.csv",
     );
     assert!(push::push(&t, &u2, &fast_retry(1)).await.acknowledged);
+
+    // A truncated upload over a TLS data connection is refused too (reset, not close_notify).
+    let u4 = upload(
+        Dataset::Billing,
+        200,
+        2,
+        TextEncoding::Utf8,
+        "trunc_tls.csv",
+    );
+    let e = push::push_with(&t, PASS, &u4, &fast_retry(1), Transfer::TruncateAfter(5000)).await;
+    assert!(!e.acknowledged, "{e:?}");
+    assert!(matches!(e.reply_code, Some(400..=599)), "{e:?}");
+
+    // The CLI with --ftps --ca: two files back to back (no --every).
+    let dir = tempfile::tempdir().unwrap();
+    let mpath = dir.path().join("m.jsonl");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_legacy-sim"))
+        .args([
+            "push",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &srv.port.to_string(),
+        ])
+        .args(["--user", USER, "--password", PASS, "--ftps", "--ca"])
+        .arg(&ca)
+        .args(["--server-name", "localhost", "--dataset", "pipe_ledger"])
+        .args(["--rows", "20", "--count", "2", "--manifest"])
+        .arg(&mpath)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = manifest::read(&mpath).unwrap();
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        assert!(e.acknowledged);
+        assert_eq!(e.sha256, sha256sum(&srv.root.join(&e.file_name)));
+    }
 
     t.tls = Some(FtpsTrust {
         ca_pem: std::fs::read(&other_ca).unwrap(),
