@@ -5,33 +5,38 @@
 
 use legacy_sim::{CsvOptions, Dataset, HeaderStyle, LineEnding, Table, TextEncoding};
 use proptest::prelude::*;
-use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// Parses `bytes` with Python (decode with `codec`, then `csv.reader`) and returns the records.
-fn python_parse(bytes: &[u8], codec: &str) -> Vec<Vec<String>> {
+/// Parses each file with Python (decode with its codec, strictly, then `csv.reader`) in one
+/// interpreter run, and returns the records of each.
+fn python_parse_many(files: &[(Vec<u8>, &str)]) -> Vec<Vec<Vec<String>>> {
     let script = r#"
 import csv, io, json, sys
-data = sys.stdin.buffer.read()
-text = data.decode(sys.argv[1])  # strict: any undecodable byte fails
-rows = list(csv.reader(io.StringIO(text, newline=''), strict=True))
-json.dump(rows, sys.stdout, ensure_ascii=False)
+out = []
+for path, codec in zip(sys.argv[1::2], sys.argv[2::2]):
+    text = open(path, 'rb').read().decode(codec)  # strict: any undecodable byte fails
+    out.append(list(csv.reader(io.StringIO(text, newline=''), strict=True)))
+json.dump(out, sys.stdout, ensure_ascii=False)
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, codec])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]);
+    for (i, (bytes, codec)) in files.iter().enumerate() {
+        let path = dir.path().join(format!("{i}.csv"));
+        std::fs::write(&path, bytes).unwrap();
+        cmd.arg(path).arg(codec);
+    }
+    let out = cmd.stderr(Stdio::piped()).output().expect("python3 runs");
     assert!(
         out.status.success(),
         "python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn python_parse(bytes: &[u8], codec: &str) -> Vec<Vec<String>> {
+    python_parse_many(&[(bytes.to_vec(), codec)]).remove(0)
 }
 
 fn codec(opts: &CsvOptions) -> &'static str {
@@ -60,16 +65,23 @@ fn python_csv_reads_back_every_field_of_every_dataset_in_every_encoding() {
             ..CsvOptions::default()
         },
     ];
+    let mut files = Vec::new();
+    let mut expected = Vec::new();
     for d in Dataset::ALL {
         let table = Table::generate(d, 250, 7);
         for opts in &variants {
             let bytes = table.to_csv(opts).unwrap();
             assert_eq!(bytes.starts_with(b"\xEF\xBB\xBF"), opts.bom);
-            let parsed = python_parse(&bytes, codec(opts));
-            assert_eq!(parsed.len(), 251, "{d} {opts:?}");
-            assert_eq!(parsed[0], table.header(opts.header).unwrap());
-            assert_eq!(&parsed[1..], table.rows.as_slice(), "{d} {opts:?}");
+            files.push((bytes, codec(opts)));
+            expected.push((table.clone(), *opts));
         }
+    }
+    let parsed = python_parse_many(&files);
+    for (parsed, (table, opts)) in parsed.iter().zip(&expected) {
+        let d = table.dataset;
+        assert_eq!(parsed.len(), 251, "{d} {opts:?}");
+        assert_eq!(parsed[0], table.header(opts.header).unwrap());
+        assert_eq!(&parsed[1..], table.rows.as_slice(), "{d} {opts:?}");
     }
 }
 
@@ -152,25 +164,41 @@ fn cli_refuses_a_bom_with_cp932() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("byte order mark"));
 }
 
+fn case_options(enc: usize) -> CsvOptions {
+    match enc {
+        0 => CsvOptions::default(),
+        1 => CsvOptions {
+            bom: true,
+            line_ending: LineEnding::Lf,
+            ..CsvOptions::default()
+        },
+        _ => CsvOptions {
+            encoding: TextEncoding::Cp932,
+            ..CsvOptions::default()
+        },
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    // Each case is a batch of 12 files parsed by one Python run (interpreter start-up dominates).
+    #![proptest_config(ProptestConfig { cases: 3, .. ProptestConfig::default() })]
 
     #[test]
     fn python_agrees_on_the_row_count_for_any_seed_and_size(
-        seed in any::<u64>(),
-        rows in 0usize..40,
-        d in 0usize..3,
-        enc in 0usize..3,
+        batch in proptest::collection::vec((any::<u64>(), 0usize..40, 0usize..3, 0usize..3), 12),
     ) {
-        let dataset = Dataset::ALL[d];
-        let opts = match enc {
-            0 => CsvOptions::default(),
-            1 => CsvOptions { bom: true, line_ending: LineEnding::Lf, ..CsvOptions::default() },
-            _ => CsvOptions { encoding: TextEncoding::Cp932, ..CsvOptions::default() },
-        };
-        let bytes = Table::generate(dataset, rows, seed).to_csv(&opts).unwrap();
-        let parsed = python_parse(&bytes, codec(&opts));
-        prop_assert_eq!(parsed.len(), rows + 1);
-        prop_assert!(parsed.iter().all(|r| r.len() == dataset.columns().len()));
+        let files: Vec<_> = batch
+            .iter()
+            .map(|&(seed, rows, d, enc)| {
+                let opts = case_options(enc);
+                let bytes = Table::generate(Dataset::ALL[d], rows, seed).to_csv(&opts).unwrap();
+                (bytes, codec(&opts))
+            })
+            .collect();
+        let parsed = python_parse_many(&files);
+        for (&(_, rows, d, _), p) in batch.iter().zip(&parsed) {
+            prop_assert_eq!(p.len(), rows + 1);
+            prop_assert!(p.iter().all(|r| r.len() == Dataset::ALL[d].columns().len()));
+        }
     }
 }
