@@ -33,3 +33,20 @@ pub fn file_name(dataset: Dataset, at: chrono::DateTime<chrono::Utc>, seq: u32) 
     };
     format!("{}_{stamp}_{seq:04}.csv", dataset.name())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn file_names_carry_dataset_jst_time_and_sequence() {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, 0, 30, 0)
+            .unwrap();
+        assert_eq!(
+            file_name(Dataset::Billing, at, 1),
+            "billing_20261122T093000_0001.csv"
+        );
+    }
+}
