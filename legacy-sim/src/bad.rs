@@ -22,7 +22,7 @@ pub enum BadKind {
     Cp932AsUtf8,
     /// Bytes that are not UTF-8 at all (0xFF, lone continuation byte) in a UTF-8 file.
     InvalidUtf8,
-    /// The data connection is reset mid-transfer and the transfer aborted with ABOR.
+    /// The data connection is reset (TCP RST) after half the bytes; the STOR reply is recorded.
     Truncated,
     /// A valid CSV larger than the gateway should take (size from [`BadOptions::size`]).
     Oversized,

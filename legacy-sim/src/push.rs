@@ -404,7 +404,8 @@ impl Session {
 pub enum Transfer {
     /// The whole content, then wait for the completion reply.
     Whole,
-    /// Only the first `n` bytes, then reset and `ABOR` (never acknowledged).
+    /// Only the first `n` bytes, then reset the data connection and read the STOR verdict
+    /// (acknowledged only if the server wrongly answers 226/250).
     TruncateAfter(usize),
 }
 
