@@ -88,11 +88,13 @@ impl ClientIdentity {
                 .next()
                 .and_then(|e| e.data().to_string().ok())
         };
-        let serial = x.serial_number().to_bn().ok()?.to_hex_str().ok()?;
+        // Same form as the CA index: hex of the integer's big-endian bytes (our serials have a
+        // non-zero first byte, so no leading zero is lost).
+        let serial = hex::encode(x.serial_number().to_bn().ok()?.to_vec());
         Some(ClientIdentity {
             organization: field(openssl::nid::Nid::ORGANIZATIONNAME),
             common_name: field(openssl::nid::Nid::COMMONNAME),
-            serial: serial.to_ascii_lowercase(),
+            serial,
         })
     }
 
