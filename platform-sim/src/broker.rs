@@ -117,7 +117,7 @@ impl BrokerSettings {
     }
 }
 
-type LinkFactory = dyn Fn(&str) -> Result<(LinkTx, LinkRx), LinkError> + Send + Sync;
+type LinkFactory = dyn Fn(&str) -> Result<(LinkTx, LinkRx), BrokerError> + Send + Sync;
 
 /// A running broker (lives until the process exits; see the module doc).
 #[derive(Clone)]
@@ -200,7 +200,8 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         let (tx, rx, _ack) = LinkBuilder::new(client_id, router_tx.clone())
             .dynamic_filters(true)
             .clean_session(true)
-            .build()?;
+            .build()
+            .map_err(BrokerError::from)?;
         Ok((tx, rx))
     });
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -229,7 +230,7 @@ impl MqttBroker {
 
     /// A raw in-process link (no tenant, dynamic filters) with the given client ID.
     pub fn link(&self, client_id: &str) -> Result<(LinkTx, LinkRx), BrokerError> {
-        Ok((self.links)(client_id)?)
+        (self.links)(client_id)
     }
 
     /// The platform's link, subscribed to every gateway's uplink (`/tenants/+/sgw/v1/up/#`).

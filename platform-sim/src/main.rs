@@ -207,17 +207,23 @@ async fn serve(mut ca: Ca, dir: PathBuf, mqtt: broker::MqttBroker, https_port: u
     )
     .await?;
     write_endpoints(&dir, mqtt.addr(), https.addr())?;
-    println!("state dir:  {}", dir.display());
-    println!("MQTT (TLS): mqtts://localhost:{}", mqtt.addr().port());
-    println!("HTTPS:      https://localhost:{}", https.addr().port());
-    println!("root CA:    {}", ca.root_path().display());
+    say(format_args!("state dir:  {}", dir.display()));
+    say(format_args!(
+        "MQTT (TLS): mqtts://localhost:{}",
+        mqtt.addr().port()
+    ));
+    say(format_args!(
+        "HTTPS:      https://localhost:{}",
+        https.addr().port()
+    ));
+    say(format_args!("root CA:    {}", ca.root_path().display()));
 
     let mut link = mqtt.platform_link("platform")?;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                println!("stopping");
+                say(format_args!("stopping"));
                 return Ok(());
             }
             _ = tick.tick() => {
@@ -241,6 +247,14 @@ async fn serve(mut ca: Ca, dir: PathBuf, mqtt: broker::MqttBroker, https_port: u
             }
         }
     }
+}
+
+/// Prints a line on stdout; a closed stdout (the reader went away) must not stop the simulator.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn kick_revoked(ca: &Ca, mqtt: &broker::MqttBroker) {
