@@ -31,20 +31,23 @@
 //!   broker per process (tests share one broker per test binary, with distinct gateway IDs).
 //! - **No port 0**: the listener's bound address cannot be read back; [`free_loopback_port`]
 //!   probes a free port (bind-then-drop; a small race remains).
-//! - **Serial TLS handshakes**: the accept loop awaits each TLS handshake before accepting the
-//!   next connection, with no handshake timeout — a client that opens TCP and stays silent
-//!   stalls new connections. Acceptable on loopback for a simulator; noted for SM-SESSION.
 //! - **No CRL at the broker**: rumqttd builds its client verifier without CRLs, so a revoked
 //!   gateway can still complete the TLS handshake. Enforced instead: the HTTPS endpoint checks
 //!   the CRL at the handshake ([`crate::https`]); the platform refuses messages of revoked
-//!   gateways ([`PlatformLink::next_inbound`] marks them, [`crate::ca::Ca::is_gateway_revoked`])
+//!   gateways ([`Inbound::admit`] with [`crate::ca::Ca::is_gateway_revoked`])
 //!   and can kick a connected gateway ([`MqttBroker::kick`], by taking over its client ID
 //!   `{gw}.{gw}`; works for gateways that use their gateway ID as MQTT client ID, DES-MQTT).
 //! - **First CA only**: only the first certificate of the CA file is trusted (our root).
 //! - **Tenant from subject O only**: the CN is not checked by rumqttd, and the tenant is not
 //!   tied to the MQTT client ID. The platform side checks envelope gateway ID == topic
 //!   tenant == certificate identity (the topic tenant *is* the certificate O, by the prefix
-//!   rule) when it opens a message (protocol layer).
+//!   rule) when it opens a message ([`Inbound::admit`], called by the protocol layer).
+//! - **One silent TCP connection stalls the listener** (observed, `tests/broker_limits.rs`):
+//!   the accept loop awaits each TLS handshake before accepting the next connection, with no
+//!   handshake timeout, so a client that opens TCP and sends nothing blocks every new
+//!   connection until it closes (SM-SESSION). Accepted for a loopback simulator.
+//! - **Files re-read per connection**: rumqttd rebuilds its TLS acceptor from the PEM paths
+//!   for every connection, so replacing the files takes effect for new connections.
 //! - rumqttd brings its own rustls 0.22, which is why its TLS takes PEM file paths only.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -264,6 +267,55 @@ pub struct Inbound {
     pub payload: Vec<u8>,
 }
 
+/// Why the platform refuses an inbound message before opening it (SM-ACL, SM-ID, SEC-CERT-2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// DES-MQTT-3: the topic is not `/tenants/{gw}/sgw/v1/up/{type}`.
+    #[error("DES-MQTT-3: topic {0:?} is not an uplink topic of the SGW tree")]
+    Topic(String),
+    /// SEC-CERT-2: the gateway's certificates are revoked; its messages are refused.
+    #[error("SEC-CERT-2: gateway {0} is revoked")]
+    Revoked(GatewayId),
+    /// SM-ID: the envelope names another gateway than the topic tenant (= certificate O).
+    #[error("SM-ID: envelope gateway {envelope} differs from topic tenant {tenant}")]
+    GatewayMismatch {
+        /// The tenant of the topic, i.e. the publisher's certificate O.
+        tenant: GatewayId,
+        /// The gateway ID inside the envelope.
+        envelope: GatewayId,
+    },
+}
+
+impl Inbound {
+    /// The platform's admission check, which stands in for what rumqttd cannot do: the topic is
+    /// an uplink of the tree, its tenant (rumqttd guarantees: the publisher's certificate O) is
+    /// not revoked (`revoked`, e.g. [`Ca::is_gateway_revoked`]), and, once the envelope is
+    /// opened, the envelope's gateway ID equals that tenant. Pass `envelope = None` before
+    /// opening, then again with the envelope's gateway ID.
+    pub fn admit(
+        &self,
+        envelope: Option<&GatewayId>,
+        revoked: impl Fn(&GatewayId) -> bool,
+    ) -> Result<GatewayId, Refusal> {
+        let parsed = parse_topic(&self.topic).map_err(|_| Refusal::Topic(self.topic.clone()))?;
+        if parsed.direction != gateway::protocol::message::Direction::Up {
+            return Err(Refusal::Topic(self.topic.clone()));
+        }
+        let tenant = parsed.gateway;
+        if revoked(&tenant) {
+            return Err(Refusal::Revoked(tenant));
+        }
+        match envelope {
+            Some(e) if *e != tenant => Err(Refusal::GatewayMismatch {
+                tenant,
+                envelope: e.clone(),
+            }),
+            _ => Ok(tenant),
+        }
+    }
+}
+
 /// The platform's in-process MQTT link.
 pub struct PlatformLink {
     tx: LinkTx,
@@ -302,5 +354,63 @@ impl PlatformLink {
     pub fn publish(&mut self, topic: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
         self.tx.publish(topic.to_owned(), payload)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(s: &str) -> GatewayId {
+        GatewayId::new(s).unwrap()
+    }
+
+    fn inbound(topic: &str) -> Inbound {
+        Inbound {
+            topic: topic.into(),
+            gateway: parse_topic(topic).ok().map(|p| p.gateway),
+            payload: vec![],
+        }
+    }
+
+    #[test]
+    fn an_uplink_of_a_live_gateway_with_a_matching_envelope_is_admitted() {
+        let m = inbound("/tenants/GW1/sgw/v1/up/data");
+        assert_eq!(m.admit(None, |_| false), Ok(gw("GW1")));
+        assert_eq!(m.admit(Some(&gw("GW1")), |_| false), Ok(gw("GW1")));
+    }
+
+    #[test]
+    fn a_revoked_tenant_is_refused_even_with_a_matching_envelope() {
+        let m = inbound("/tenants/GW1/sgw/v1/up/data");
+        let r = m.admit(Some(&gw("GW1")), |g| g.as_str() == "GW1");
+        assert_eq!(r, Err(Refusal::Revoked(gw("GW1"))));
+        assert_eq!(m.admit(None, |g| g.as_str() == "GW2"), Ok(gw("GW1")));
+    }
+
+    #[test]
+    fn an_envelope_naming_another_gateway_is_refused() {
+        let m = inbound("/tenants/GW1/sgw/v1/up/data");
+        assert_eq!(
+            m.admit(Some(&gw("GW2")), |_| false),
+            Err(Refusal::GatewayMismatch {
+                tenant: gw("GW1"),
+                envelope: gw("GW2")
+            })
+        );
+    }
+
+    #[test]
+    fn downlink_and_foreign_topics_are_refused() {
+        for t in [
+            "/tenants/GW1/sgw/v1/down/periodic.start",
+            "/tenants/GW1/other",
+            "/tenants/GW-1/sgw/v1/up/data",
+        ] {
+            assert!(
+                matches!(inbound(t).admit(None, |_| false), Err(Refusal::Topic(_))),
+                "{t}"
+            );
+        }
     }
 }

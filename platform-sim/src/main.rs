@@ -235,14 +235,11 @@ async fn serve(mut ca: Ca, dir: PathBuf, mqtt: broker::MqttBroker, https_port: u
             }
             msg = link.next_inbound() => {
                 let msg = msg?;
-                match &msg.gateway {
-                    Some(gw) if ca.is_gateway_revoked(gw) => {
-                        tracing::warn!(%gw, topic = %msg.topic, "refused: gateway revoked (SEC-CERT-2)");
-                    }
-                    Some(gw) => {
+                match msg.admit(None, |gw| ca.is_gateway_revoked(gw)) {
+                    Ok(gw) => {
                         tracing::info!(%gw, topic = %msg.topic, bytes = msg.payload.len(), "uplink");
                     }
-                    None => tracing::warn!(topic = %msg.topic, "refused: topic outside the SGW tree"),
+                    Err(refusal) => tracing::warn!(topic = %msg.topic, %refusal, "refused"),
                 }
             }
         }

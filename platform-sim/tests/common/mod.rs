@@ -102,6 +102,8 @@ pub fn mqtt(port: u16, client_id: &str, cfg: ClientConfig) -> Mqtt {
     let mut opts = MqttOptions::new(client_id, "localhost", port);
     opts.set_keep_alive(Duration::from_secs(60));
     opts.set_clean_session(true);
+    // Large enough to send packets the broker must refuse (its limit is ~1 MiB).
+    opts.set_max_packet_size(4 << 20, 4 << 20);
     opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
         Arc::new(cfg),
     )));
