@@ -26,6 +26,11 @@
 //! DIR/index.json                               issued serials, kinds, subjects, revocations
 //! ```
 //!
+//! Several processes may use one directory (`run` beside `provision`/`revoke`); each write
+//! replaces a file atomically (write + rename), but there is no lock: two processes issuing or
+//! revoking at the very same moment can lose one index update. `run` re-reads the index every
+//! two seconds ([`Ca::reload`]) before it writes anything.
+//!
 //! Gateway private keys are handed out once (see [`crate::provision`]) and never kept here.
 //! Revoking a gateway or an application revokes every live certificate of that subject and
 //! re-signs the CRL with the next CRL number.
@@ -681,6 +686,19 @@ impl Ca {
     /// Revokes every live certificate of the application and re-signs the CRL.
     pub fn revoke_app(&mut self, app: &AppId) -> Result<usize, CaError> {
         self.revoke_subject(&[CertKind::AppDataProtection], app.as_str())
+    }
+
+    /// Re-signs the CRL if its nextUpdate is less than `margin` away (or unknown), so a
+    /// long-running simulator never serves an expired CRL (SEC-CERT-2). Returns whether it did.
+    pub fn refresh_crl_if_due(&mut self, margin: Duration) -> Result<bool, CaError> {
+        let due = self
+            .index
+            .crl_next_update
+            .is_none_or(|next| next - Utc::now() < margin);
+        if due {
+            self.sign_crl()?;
+        }
+        Ok(due)
     }
 
     /// Signs a new CRL (next CRL number, thisUpdate = now, nextUpdate = now +

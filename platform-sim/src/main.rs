@@ -227,7 +227,10 @@ async fn serve(mut ca: Ca, dir: PathBuf, mqtt: broker::MqttBroker, https_port: u
                 return Ok(());
             }
             _ = tick.tick() => {
-                if ca.reload()? {
+                // Reload first: another process (revoke, provision) may have written the index.
+                let changed = ca.reload()?;
+                let refreshed = ca.refresh_crl_if_due(chrono::Duration::hours(1))?;
+                if changed || refreshed {
                     https.publish(Published::from_ca(&ca)?)?;
                     tracing::info!(crl_number = ca.index().crl_number, "CRL reloaded");
                     kick_revoked(&ca, &mqtt);

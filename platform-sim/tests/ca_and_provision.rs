@@ -401,3 +401,23 @@ fn the_cli_provisions_revokes_and_explains_every_command() {
         assert!(stdout.contains(phrase), "{cmd}: {stdout}");
     }
 }
+
+#[test]
+fn the_crl_is_re_signed_only_when_its_next_update_is_near() {
+    let (_d, mut ca) = new_ca();
+    let n = ca.index().crl_number;
+    assert!(!ca.refresh_crl_if_due(chrono::Duration::hours(1)).unwrap());
+    assert_eq!(ca.index().crl_number, n);
+    // A margin longer than the CRL's validity makes it due.
+    let margin = chrono::Duration::hours(platform_sim::ca::CRL_VALIDITY_HOURS + 1);
+    assert!(ca.refresh_crl_if_due(margin).unwrap());
+    assert_eq!(ca.index().crl_number, n + 1);
+    let (ok, text) = openssl(&[
+        "crl",
+        "-noout",
+        "-crlnumber",
+        "-in",
+        s(&ca.dir().join("crl.pem")),
+    ]);
+    assert!(ok && text.contains("crlNumber=0x02"), "{text}");
+}
