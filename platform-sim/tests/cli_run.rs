@@ -17,12 +17,18 @@ struct Running {
     state: PathBuf,
     mqtt: u16,
     https: u16,
+    owns_state: bool,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A zero-configuration run made its own temporary state directory: remove it even
+        // when the test failed.
+        if self.state.starts_with(std::env::temp_dir()) && self.owns_state {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
     }
 }
 
@@ -54,6 +60,7 @@ fn start(args: &[&str]) -> Running {
         state: state.unwrap(),
         mqtt: mqtt.unwrap(),
         https: https.unwrap(),
+        owns_state: !args.contains(&"--state-dir"),
     }
 }
 
@@ -152,7 +159,6 @@ fn run_needs_no_configuration_and_enforces_a_revocation_made_by_the_cli() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    let _ = std::fs::remove_dir_all(&r.state);
 }
 
 #[test]
