@@ -1,0 +1,416 @@
+//! The platform's MQTT broker: embedded rumqttd 0.20 with mutual TLS and per-gateway topic
+//! isolation, plus the platform's in-process link (SM-TLS, SM-MUTUAL, SM-ACL, SM-ID,
+//! DES-MQTT-*).
+//!
+//! # How it is put together
+//! rumqttd's `Broker::start` blocks and owns the broker, after which no further
+//! `Broker::link` is possible. So this module assembles the same parts rumqttd's `Broker` does:
+//! a [`rumqttd::Router`] (spawned on its own thread), one v4 [`rumqttd::Server`] listener run on
+//! a dedicated `std::thread` with a current-thread tokio runtime, and a link factory holding
+//! the router's channel so the platform can open in-process links at any time
+//! ([`MqttBroker::platform_link`], [`MqttBroker::kick`]).
+//!
+//! Listener: MQTT 3.1.1 over TLS (rustls 0.22 inside rumqttd) on a loopback port. With the
+//! crate features `use-rustls` + `validate-tenant-prefix` (which implies `verify-client-cert`)
+//! every client must present a certificate chaining to the first certificate of the CA file,
+//! and the subject O of that certificate becomes the client's *tenant*: its client ID becomes
+//! `{O}.{clientId}` and every publish topic and subscribe filter must start with
+//! `/tenants/{O}/`. Provisioned gateways have O = CN = gateway ID, so a gateway is confined to
+//! `/tenants/{gatewayId}/…` (DES-MQTT-3). The platform link has no tenant and subscribes
+//! `/tenants/+/sgw/v1/up/#`.
+//!
+//! # What rumqttd does on an ACL violation (observed, see `tests/broker_acl.rs`)
+//! A publish outside the tenant prefix fails `append_to_commitlog` with `BadTenant`; the router
+//! then *disconnects the client*. For QoS 1 the PUBACK is queued before the check; whether the
+//! client still sees it before the connection drops is timing-dependent, so a PUBACK is not a
+//! proof of delivery. A subscribe outside the prefix fails `validate_subscription`; no SUBACK
+//! is sent and the client is disconnected. In both cases nothing is delivered to anyone.
+//!
+//! # rumqttd's limits, and where the simulator enforces instead
+//! - **Blocking start, no shutdown**: listener threads live until the process exits, so one
+//!   broker per process (tests share one broker per test binary, with distinct gateway IDs).
+//! - **No port 0**: the listener's bound address cannot be read back; [`free_loopback_port`]
+//!   probes a free port (bind-then-drop; a small race remains).
+//! - **No CRL at the broker**: rumqttd builds its client verifier without CRLs, so a revoked
+//!   gateway can still complete the TLS handshake. Enforced instead: the HTTPS endpoint checks
+//!   the CRL at the handshake ([`crate::https`]); the platform refuses messages of revoked
+//!   gateways ([`Inbound::admit`] with [`crate::ca::Ca::is_gateway_revoked`])
+//!   and can kick a connected gateway ([`MqttBroker::kick`], by taking over its client ID
+//!   `{gw}.{gw}`; works for gateways that use their gateway ID as MQTT client ID, DES-MQTT).
+//! - **First CA only**: only the first certificate of the CA file is trusted (our root).
+//! - **Tenant from subject O only**: the CN is not checked by rumqttd, and the tenant is not
+//!   tied to the MQTT client ID. The platform side checks envelope gateway ID == topic
+//!   tenant == certificate identity (the topic tenant *is* the certificate O, by the prefix
+//!   rule) when it opens a message ([`Inbound::admit`], called by the protocol layer).
+//! - **One silent TCP connection stalls the listener** (observed, `tests/broker_limits.rs`):
+//!   the accept loop awaits each TLS handshake before accepting the next connection, with no
+//!   handshake timeout, so a client that opens TCP and sends nothing blocks every new
+//!   connection until it closes (SM-SESSION). Accepted for a loopback simulator.
+//! - **Files re-read per connection**: rumqttd rebuilds its TLS acceptor from the PEM paths
+//!   for every connection, so replacing the files takes effect for new connections.
+//! - rumqttd brings its own rustls 0.22, which is why its TLS takes PEM file paths only.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gateway::protocol::ids::GatewayId;
+use gateway::protocol::topic::{parse_topic, platform_subscription};
+use rumqttd::local::{LinkBuilder, LinkError, LinkRx, LinkTx};
+use rumqttd::{ConnectionSettings, Notification, RouterConfig, ServerSettings, TlsConfig};
+
+use crate::ca::Ca;
+
+/// Largest MQTT payload the broker accepts (DES-MQTT: 1 MiB) plus room for the topic/header.
+pub const MAX_PACKET_BYTES: usize = 1024 * 1024 + 4096;
+
+/// Why the broker could not start or a link failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// SM-TLS: a TLS file (CA, certificate, key) is missing.
+    #[error("SM-TLS: missing TLS file {0}")]
+    TlsFile(PathBuf),
+    /// SM-PORTS: the listener did not come up on the chosen loopback port.
+    #[error("SM-PORTS: MQTT listener on {0} did not start: {1}")]
+    Listen(SocketAddr, String),
+    /// DES-MQTT-4: the in-process platform link failed.
+    #[error("DES-MQTT-4: platform link: {0}")]
+    Link(String),
+}
+
+impl From<LinkError> for BrokerError {
+    fn from(e: LinkError) -> Self {
+        BrokerError::Link(e.to_string())
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bind to port 0, read it, drop the listener). rumqttd cannot
+/// report the port of a port-0 listener, hence the probe; another process may take the port
+/// in between (small race, acceptable on a test machine).
+pub fn free_loopback_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Where and with what the broker listens.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// Listen address (loopback).
+    pub listen: SocketAddr,
+    /// CA file: the first certificate is the only trust anchor for client certificates.
+    pub ca: PathBuf,
+    /// Server certificate (SAN localhost, 127.0.0.1).
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+}
+
+impl BrokerSettings {
+    /// Settings from the simulator's CA on `127.0.0.1:port`.
+    pub fn from_ca(ca: &Ca, port: u16) -> Self {
+        let (cert, key) = ca.tls_server_paths();
+        BrokerSettings {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            ca: ca.root_path(),
+            cert,
+            key,
+        }
+    }
+}
+
+type LinkFactory = dyn Fn(&str) -> Result<(LinkTx, LinkRx), BrokerError> + Send + Sync;
+
+/// A running broker (lives until the process exits; see the module doc).
+#[derive(Clone)]
+pub struct MqttBroker {
+    addr: SocketAddr,
+    links: Arc<LinkFactory>,
+}
+
+impl std::fmt::Debug for MqttBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttBroker")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn path_string(p: &std::path::Path) -> Result<String, BrokerError> {
+    if !p.exists() {
+        return Err(BrokerError::TlsFile(p.to_owned()));
+    }
+    Ok(p.to_string_lossy().into_owned())
+}
+
+/// Starts the router and the mutual-TLS v4 listener, and waits until the listener accepts
+/// TCP connections (at most 10 s).
+pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
+    let tls = TlsConfig::Rustls {
+        capath: Some(path_string(&settings.ca)?),
+        certpath: path_string(&settings.cert)?,
+        keypath: path_string(&settings.key)?,
+    };
+    let router_config = RouterConfig {
+        max_connections: 1000,
+        max_outgoing_packet_count: 200,
+        max_segment_size: 16 * 1024 * 1024,
+        max_segment_count: 10,
+        ..RouterConfig::default()
+    };
+    let server = ServerSettings {
+        name: "sgw-v4-mtls".into(),
+        listen: settings.listen,
+        tls: Some(tls),
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 10_000,
+            max_payload_size: MAX_PACKET_BYTES,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            // Without dynamic filters rumqttd disconnects a client publishing on a topic no
+            // one subscribes to yet (NoMatchingFilters).
+            dynamic_filters: true,
+        },
+    };
+    let router_tx = rumqttd::Router::new(0, router_config).spawn();
+    let listener_tx = router_tx.clone();
+    let listen = settings.listen;
+    std::thread::Builder::new()
+        .name("sgw-mqtt-listener".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "MQTT listener runtime");
+                    return;
+                }
+            };
+            let mut server = rumqttd::Server::new(server, listener_tx, rumqttd::protocol::v4::V4);
+            rt.block_on(async move {
+                if let Err(e) = server.start(rumqttd::LinkType::Remote).await {
+                    tracing::error!(error = %e, %listen, "MQTT listener stopped");
+                }
+            });
+        })
+        .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
+    let links: Arc<LinkFactory> = Arc::new(move |client_id: &str| {
+        let (tx, rx, _ack) = LinkBuilder::new(client_id, router_tx.clone())
+            .dynamic_filters(true)
+            .clean_session(true)
+            .build()
+            .map_err(BrokerError::from)?;
+        Ok((tx, rx))
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A plain TCP connect proves the listener is up; rumqttd's TLS accept of this probe
+        // fails at once when it is closed.
+        match TcpStream::connect_timeout(&listen, Duration::from_millis(200)) {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => {
+                return Err(BrokerError::Listen(listen, e.to_string()));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    Ok(MqttBroker {
+        addr: listen,
+        links,
+    })
+}
+
+impl MqttBroker {
+    /// The listener address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A raw in-process link (no tenant, dynamic filters) with the given client ID.
+    pub fn link(&self, client_id: &str) -> Result<(LinkTx, LinkRx), BrokerError> {
+        (self.links)(client_id)
+    }
+
+    /// The platform's link, subscribed to every gateway's uplink (`/tenants/+/sgw/v1/up/#`).
+    pub fn platform_link(&self, client_id: &str) -> Result<PlatformLink, BrokerError> {
+        let (mut tx, rx) = self.link(client_id)?;
+        tx.subscribe(platform_subscription())?;
+        Ok(PlatformLink { tx, rx })
+    }
+
+    /// Disconnects the gateway's MQTT session, if it is connected with client ID = gateway ID:
+    /// an in-process link takes over the client ID `{gw}.{gw}` (rumqttd drops the previous
+    /// connection of a duplicate client ID) and then disconnects itself. rumqttd has no CRL,
+    /// so a revoked gateway can reconnect; the platform keeps refusing its messages.
+    pub fn kick(&self, gw: &GatewayId) -> Result<(), BrokerError> {
+        let (tx, rx) = self.link(&format!("{gw}.{gw}"))?;
+        drop(tx);
+        drop(rx);
+        Ok(())
+    }
+}
+
+/// A message received by the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The topic as published.
+    pub topic: String,
+    /// The tenant (gateway) named by the topic, which rumqttd guarantees is the subject O of the
+    /// publisher's certificate; `None` if the topic is outside the SGW tree.
+    pub gateway: Option<GatewayId>,
+    /// The payload (a JWE compact, DES-SEAL).
+    pub payload: Vec<u8>,
+}
+
+/// Why the platform refuses an inbound message before opening it (SM-ACL, SM-ID, SEC-CERT-2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// DES-MQTT-3: the topic is not `/tenants/{gw}/sgw/v1/up/{type}`.
+    #[error("DES-MQTT-3: topic {0:?} is not an uplink topic of the SGW tree")]
+    Topic(String),
+    /// SEC-CERT-2: the gateway's certificates are revoked; its messages are refused.
+    #[error("SEC-CERT-2: gateway {0} is revoked")]
+    Revoked(GatewayId),
+    /// SM-ID: the envelope names another gateway than the topic tenant (= certificate O).
+    #[error("SM-ID: envelope gateway {envelope} differs from topic tenant {tenant}")]
+    GatewayMismatch {
+        /// The tenant of the topic, i.e. the publisher's certificate O.
+        tenant: GatewayId,
+        /// The gateway ID inside the envelope.
+        envelope: GatewayId,
+    },
+}
+
+impl Inbound {
+    /// The platform's admission check, which stands in for what rumqttd cannot do: the topic is
+    /// an uplink of the tree, its tenant (rumqttd guarantees: the publisher's certificate O) is
+    /// not revoked (`revoked`, e.g. [`Ca::is_gateway_revoked`]), and, once the envelope is
+    /// opened, the envelope's gateway ID equals that tenant. Pass `envelope = None` before
+    /// opening, then again with the envelope's gateway ID.
+    pub fn admit(
+        &self,
+        envelope: Option<&GatewayId>,
+        revoked: impl Fn(&GatewayId) -> bool,
+    ) -> Result<GatewayId, Refusal> {
+        let parsed = parse_topic(&self.topic).map_err(|_| Refusal::Topic(self.topic.clone()))?;
+        if parsed.direction != gateway::protocol::message::Direction::Up {
+            return Err(Refusal::Topic(self.topic.clone()));
+        }
+        let tenant = parsed.gateway;
+        if revoked(&tenant) {
+            return Err(Refusal::Revoked(tenant));
+        }
+        match envelope {
+            Some(e) if *e != tenant => Err(Refusal::GatewayMismatch {
+                tenant,
+                envelope: e.clone(),
+            }),
+            _ => Ok(tenant),
+        }
+    }
+}
+
+/// The platform's in-process MQTT link.
+pub struct PlatformLink {
+    tx: LinkTx,
+    rx: LinkRx,
+}
+
+impl std::fmt::Debug for PlatformLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformLink").finish_non_exhaustive()
+    }
+}
+
+impl PlatformLink {
+    /// The next publish received (acks and other notifications are skipped).
+    pub async fn next_inbound(&mut self) -> Result<Inbound, BrokerError> {
+        loop {
+            match self.rx.next().await? {
+                Some(Notification::Forward(f)) => {
+                    let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
+                    let gateway = parse_topic(&topic).ok().map(|p| p.gateway);
+                    return Ok(Inbound {
+                        topic,
+                        gateway,
+                        payload: f.publish.payload.to_vec(),
+                    });
+                }
+                Some(Notification::Disconnect(..)) => {
+                    return Err(BrokerError::Link("disconnected by the router".into()));
+                }
+                Some(_) | None => continue,
+            }
+        }
+    }
+
+    /// Publishes `payload` on `topic` (delivered to subscribers at their subscription QoS).
+    pub fn publish(&mut self, topic: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
+        self.tx.publish(topic.to_owned(), payload)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(s: &str) -> GatewayId {
+        GatewayId::new(s).unwrap()
+    }
+
+    fn inbound(topic: &str) -> Inbound {
+        Inbound {
+            topic: topic.into(),
+            gateway: parse_topic(topic).ok().map(|p| p.gateway),
+            payload: vec![],
+        }
+    }
+
+    #[test]
+    fn an_uplink_of_a_live_gateway_with_a_matching_envelope_is_admitted() {
+        let m = inbound("/tenants/GW1/sgw/v1/up/data");
+        assert_eq!(m.admit(None, |_| false), Ok(gw("GW1")));
+        assert_eq!(m.admit(Some(&gw("GW1")), |_| false), Ok(gw("GW1")));
+    }
+
+    #[test]
+    fn a_revoked_tenant_is_refused_even_with_a_matching_envelope() {
+        let m = inbound("/tenants/GW1/sgw/v1/up/data");
+        let r = m.admit(Some(&gw("GW1")), |g| g.as_str() == "GW1");
+        assert_eq!(r, Err(Refusal::Revoked(gw("GW1"))));
+        assert_eq!(m.admit(None, |g| g.as_str() == "GW2"), Ok(gw("GW1")));
+    }
+
+    #[test]
+    fn an_envelope_naming_another_gateway_is_refused() {
+        let m = inbound("/tenants/GW1/sgw/v1/up/data");
+        assert_eq!(
+            m.admit(Some(&gw("GW2")), |_| false),
+            Err(Refusal::GatewayMismatch {
+                tenant: gw("GW1"),
+                envelope: gw("GW2")
+            })
+        );
+    }
+
+    #[test]
+    fn downlink_and_foreign_topics_are_refused() {
+        for t in [
+            "/tenants/GW1/sgw/v1/down/periodic.start",
+            "/tenants/GW1/other",
+            "/tenants/GW-1/sgw/v1/up/data",
+        ] {
+            assert!(
+                matches!(inbound(t).admit(None, |_| false), Err(Refusal::Topic(_))),
+                "{t}"
+            );
+        }
+    }
+}

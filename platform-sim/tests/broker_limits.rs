@@ -1,0 +1,115 @@
+//! Limits of the embedded broker, observed with real peers (DES-MQTT payload size, SM-SESSION):
+//! the 1 MiB payload bound, and rumqttd's serial TLS accept (one silent TCP connection stalls
+//! new connections). Own binary and broker, tests serialised: the stall would disturb others.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use common::*;
+use platform_sim::broker::{self, BrokerSettings, MqttBroker, PlatformLink, free_loopback_port};
+use platform_sim::ca::Ca;
+use rumqttc::{Packet, QoS};
+
+struct Env {
+    dir: tempfile::TempDir,
+    ca: Mutex<Ca>,
+    broker: MqttBroker,
+}
+
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let (dir, ca) = new_ca();
+        let broker =
+            broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port().unwrap())).unwrap();
+        Env {
+            dir,
+            ca: Mutex::new(ca),
+            broker,
+        }
+    })
+}
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn provisioned(id: &str) -> platform_sim::provision::Bundle {
+    let e = env();
+    let mut ca = e.ca.lock().unwrap();
+    bundle(&mut ca, id, e.dir.path(), e.broker.addr().port())
+}
+
+async fn platform_sees(link: &mut PlatformLink, gw: &str, t: Duration) -> Vec<usize> {
+    let prefix = format!("/tenants/{gw}/");
+    let deadline = tokio::time::Instant::now() + t;
+    let mut out = Vec::new();
+    while let Ok(m) = tokio::time::timeout_at(deadline, link.next_inbound()).await {
+        let m = m.unwrap();
+        if m.topic.starts_with(&prefix) {
+            out.push(m.payload.len());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_one_mib_payload_is_delivered_and_a_larger_packet_disconnects_the_client() {
+    let _g = SERIAL.lock().await;
+    let b = provisioned("LIMBIG");
+    let port = env().broker.addr().port();
+    let mut link = env().broker.platform_link("platform-big").unwrap();
+    let mut m = mqtt(port, "LIMBIG", bundle_client_config(&b));
+    m.connected().await;
+    m.client
+        .publish(
+            "/tenants/LIMBIG/sgw/v1/up/data",
+            QoS::AtLeastOnce,
+            false,
+            vec![b'a'; 1 << 20],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        platform_sees(&mut link, "LIMBIG", Duration::from_secs(5)).await,
+        vec![1 << 20]
+    );
+    m.client
+        .publish(
+            "/tenants/LIMBIG/sgw/v1/up/data",
+            QoS::AtLeastOnce,
+            false,
+            vec![b'a'; (1 << 20) + 8192],
+        )
+        .await
+        .unwrap();
+    let (seen, closed) = m.until_closed(Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "oversized packet accepted: {seen:?}");
+    assert_eq!(
+        platform_sees(&mut link, "LIMBIG", Duration::from_millis(500)).await,
+        Vec::<usize>::new()
+    );
+}
+
+#[tokio::test]
+async fn one_silent_tcp_connection_stalls_new_mqtt_connections_until_it_closes() {
+    let _g = SERIAL.lock().await;
+    let b = provisioned("LIMSTALL");
+    let port = env().broker.addr().port();
+    let silent = tokio::net::TcpStream::connect(env().broker.addr())
+        .await
+        .unwrap();
+    let mut m = mqtt(port, "LIMSTALL", bundle_client_config(&b));
+    // rumqttd awaits the silent peer's TLS handshake before accepting anyone else.
+    let early = m.next(Duration::from_secs(2)).await;
+    assert!(
+        early.is_none(),
+        "connected despite the stalled accept loop: {early:?}"
+    );
+    drop(silent);
+    match m.next(Duration::from_secs(10)).await {
+        Some(Seen::Incoming(Packet::ConnAck(_))) => {}
+        other => panic!("expected CONNACK once the silent peer left, saw {other:?}"),
+    }
+}

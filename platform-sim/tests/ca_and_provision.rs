@@ -1,0 +1,423 @@
+//! The CA and the provisioning bundle, checked with OpenSSL's command line as the independent
+//! verifier (SM-MUTUAL, SM-CERTEXP, SEC-CERT-1, SEC-CERT-2, SEC-CERT-3, DES-PROV).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use platform_sim::ca::{AppId, Ca, CaError};
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn verify(ca: &Ca, cert: &Path, purpose: &str) -> (bool, String) {
+    let crl = ca.dir().join("crl.pem");
+    openssl(&[
+        "verify",
+        "-CAfile",
+        s(&ca.root_path()),
+        "-crl_check",
+        "-CRLfile",
+        s(&crl),
+        "-purpose",
+        purpose,
+        s(cert),
+    ])
+}
+
+#[test]
+fn every_issued_certificate_verifies_against_the_root_and_crl_with_openssl() {
+    let (d, mut ca) = new_ca();
+    let b = bundle(&mut ca, "CA1", d.path(), 1883);
+    ca.issue_app(&AppId::new("app1").unwrap()).unwrap();
+    let (tls, _) = ca.tls_server_paths();
+    let (pdp, _) = ca.platform_dp_paths();
+    for (cert, purpose) in [
+        (b.path("tls/client.pem"), "sslclient"),
+        (b.path("data-protection/gateway.pem"), "any"),
+        (tls, "sslserver"),
+        (pdp, "any"),
+        (ca.dir().join("apps/app1.pem"), "any"),
+    ] {
+        let (ok, text) = verify(&ca, &cert, purpose);
+        assert!(ok, "{}: {text}", cert.display());
+    }
+    // Negative control: the client certificate is not a TLS server certificate.
+    let (ok, _) = verify(&ca, &b.path("tls/client.pem"), "sslserver");
+    assert!(!ok);
+}
+
+#[test]
+fn a_revoked_gateway_fails_openssl_crl_verification_and_another_still_passes() {
+    let (d, mut ca) = new_ca();
+    let a = bundle(&mut ca, "REVA", d.path(), 1883);
+    let b = bundle(&mut ca, "REVB", d.path(), 1883);
+    assert_eq!(ca.revoke_gateway(&gw("REVA")).unwrap(), 2);
+    for f in ["tls/client.pem", "data-protection/gateway.pem"] {
+        let (ok, text) = verify(&ca, &a.path(f), "any");
+        assert!(!ok, "{f}: {text}");
+        assert!(text.contains("certificate revoked"), "{f}: {text}");
+        let (ok, text) = verify(&ca, &b.path(f), "any");
+        assert!(ok, "{f}: {text}");
+    }
+    assert!(ca.is_gateway_revoked(&gw("REVA")));
+    assert!(!ca.is_gateway_revoked(&gw("REVB")));
+}
+
+#[test]
+fn the_client_certificate_has_o_and_cn_equal_to_the_gateway_id() {
+    let (d, mut ca) = new_ca();
+    let b = bundle(&mut ca, "GW0042", d.path(), 1883);
+    let (_, subject) = openssl(&[
+        "x509",
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "RFC2253",
+        "-in",
+        s(&b.path("tls/client.pem")),
+    ]);
+    assert_eq!(subject.trim(), "subject=CN=GW0042,O=GW0042");
+    let (_, ext) = openssl(&[
+        "x509",
+        "-noout",
+        "-ext",
+        "extendedKeyUsage",
+        "-in",
+        s(&b.path("tls/client.pem")),
+    ]);
+    assert!(ext.contains("TLS Web Client Authentication"), "{ext}");
+}
+
+#[test]
+fn the_server_certificate_names_localhost_and_the_loopback_address() {
+    let (_d, ca) = new_ca();
+    let (tls, _) = ca.tls_server_paths();
+    let (_, san) = openssl(&["x509", "-noout", "-ext", "subjectAltName", "-in", s(&tls)]);
+    assert!(san.contains("DNS:localhost"), "{san}");
+    assert!(san.contains("IP Address:127.0.0.1"), "{san}");
+}
+
+#[test]
+fn the_root_is_a_ca_allowed_to_sign_crls() {
+    let (_d, ca) = new_ca();
+    let (_, text) = openssl(&["x509", "-noout", "-text", "-in", s(&ca.root_path())]);
+    assert!(text.contains("CA:TRUE"), "{text}");
+    assert!(text.contains("CRL Sign"), "{text}");
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+}
+
+#[test]
+fn each_crl_has_the_next_number_and_next_update_after_this_update() {
+    let (d, mut ca) = new_ca();
+    bundle(&mut ca, "CRLN", d.path(), 1883);
+    let crl = ca.dir().join("crl.pem");
+    let read = || {
+        let (ok, text) = openssl(&[
+            "crl",
+            "-noout",
+            "-crlnumber",
+            "-lastupdate",
+            "-nextupdate",
+            "-dateopt",
+            "iso_8601",
+            "-in",
+            s(&crl),
+        ]);
+        assert!(ok, "{text}");
+        text
+    };
+    let first = read();
+    assert!(first.contains("crlNumber=0x01"), "{first}");
+    ca.revoke_gateway(&gw("CRLN")).unwrap();
+    let second = read();
+    assert!(second.contains("crlNumber=0x02"), "{second}");
+    let field = |t: &str, k: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let last: chrono::NaiveDateTime =
+        chrono::NaiveDateTime::parse_from_str(&field(&second, "lastUpdate="), "%Y-%m-%d %H:%M:%SZ")
+            .unwrap();
+    let next: chrono::NaiveDateTime =
+        chrono::NaiveDateTime::parse_from_str(&field(&second, "nextUpdate="), "%Y-%m-%d %H:%M:%SZ")
+            .unwrap();
+    assert!(next > last);
+    assert!(next.and_utc() > chrono::Utc::now());
+}
+
+#[test]
+fn revocations_survive_reopening_the_state_directory_and_reload_sees_them() {
+    let (d, mut ca) = new_ca();
+    bundle(&mut ca, "PERSIST", d.path(), 1883);
+    let mut other = Ca::open(ca.dir()).unwrap();
+    ca.revoke_gateway(&gw("PERSIST")).unwrap();
+    assert!(!other.is_gateway_revoked(&gw("PERSIST")));
+    assert!(other.reload().unwrap(), "CRL number change not noticed");
+    assert!(other.is_gateway_revoked(&gw("PERSIST")));
+    let reopened = Ca::open(ca.dir()).unwrap();
+    assert!(reopened.is_gateway_revoked(&gw("PERSIST")));
+    // The reopened CA still issues certificates that chain to the same root.
+    let mut reopened = reopened;
+    let b = bundle(&mut reopened, "AFTER", d.path(), 1883);
+    let (ok, text) = verify(&reopened, &b.path("tls/client.pem"), "sslclient");
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn revoking_an_unknown_subject_and_bad_app_ids_are_errors() {
+    let (_d, mut ca) = new_ca();
+    assert!(matches!(
+        ca.revoke_gateway(&gw("NOSUCH")),
+        Err(CaError::UnknownSubject(_))
+    ));
+    for bad in ["", "../x", "a/b", ".hidden", &"x".repeat(65)] {
+        assert!(AppId::new(bad).is_err(), "{bad:?}");
+    }
+    assert!(matches!(Ca::create(ca.dir()), Err(CaError::Exists(_))));
+}
+
+#[test]
+fn private_keys_in_the_bundle_and_the_ca_are_owner_only() {
+    let (d, mut ca) = new_ca();
+    ca.issue_app(&AppId::new("app1").unwrap()).unwrap();
+    let b = bundle(&mut ca, "PERMS", d.path(), 1883);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for k in [
+        "tls/client.key",
+        "data-protection/gateway.key",
+        "masking/k1.key",
+    ] {
+        assert_eq!(mode(&b.path(k)), 0o600, "{k}");
+    }
+    for k in [
+        "root.key",
+        "platform-tls.key",
+        "platform-dp.key",
+        "apps/app1.key",
+    ] {
+        assert_eq!(mode(&ca.dir().join(k)), 0o600, "{k}");
+    }
+    // Re-provisioning over an existing bundle whose key was loosened tightens it again.
+    std::fs::set_permissions(
+        b.path("tls/client.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let b = bundle(&mut ca, "PERMS", d.path(), 1883);
+    assert_eq!(mode(&b.path("tls/client.key")), 0o600);
+    // Gateway private keys are not kept by the CA.
+    let kept: Vec<_> = walk(ca.dir());
+    assert!(
+        !kept
+            .iter()
+            .any(|p| p.contains("gateways") && p.ends_with(".key")),
+        "{kept:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn bundle_keys_match_their_certificates() {
+    let (d, mut ca) = new_ca();
+    let b = bundle(&mut ca, "KEYS", d.path(), 1883);
+    for (c, k) in [
+        ("tls/client.pem", "tls/client.key"),
+        ("data-protection/gateway.pem", "data-protection/gateway.key"),
+    ] {
+        let (_, cm) = openssl(&["x509", "-noout", "-modulus", "-in", s(&b.path(c))]);
+        let (_, km) = openssl(&["rsa", "-noout", "-modulus", "-in", s(&b.path(k))]);
+        assert!(cm.starts_with("Modulus="), "{cm}");
+        assert_eq!(cm, km, "{c}");
+    }
+    // Client and data-protection keys are distinct.
+    let (_, a) = openssl(&[
+        "rsa",
+        "-noout",
+        "-modulus",
+        "-in",
+        s(&b.path("tls/client.key")),
+    ]);
+    let (_, g) = openssl(&[
+        "rsa",
+        "-noout",
+        "-modulus",
+        "-in",
+        s(&b.path("data-protection/gateway.key")),
+    ]);
+    assert_ne!(a, g);
+}
+
+#[test]
+fn gateway_toml_names_the_gateway_endpoints_datasets_and_masking_rules() {
+    let (d, mut ca) = new_ca();
+    let b = bundle(&mut ca, "TOML1", d.path(), 18883);
+    // Read as plain TOML, not through the crate's own struct.
+    let v: toml::Value =
+        toml::from_str(&std::fs::read_to_string(b.path("gateway.toml")).unwrap()).unwrap();
+    assert_eq!(v["gateway"]["id"].as_str(), Some("TOML1"));
+    assert_eq!(v["mqtt"]["client_id"].as_str(), Some("TOML1"));
+    assert_eq!(v["mqtt"]["keep_alive_sec"].as_integer(), Some(60));
+    assert_eq!(v["mqtt"]["qos"].as_integer(), Some(1));
+    assert_eq!(v["platform"]["mqtt_port"].as_integer(), Some(18883));
+    let ds = v["datasets"].as_array().unwrap();
+    let names: Vec<&str> = ds.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pipe_ledger", "billing", "meter_reading"]);
+    let billing = &ds[1]["masked_columns"];
+    assert_eq!(billing.as_array().unwrap().len(), 2);
+    assert_eq!(billing[0].as_str(), Some("name"));
+    assert_eq!(billing[1].as_str(), Some("address"));
+    for section in ["tls", "data_protection"] {
+        for (k, p) in v[section].as_table().unwrap() {
+            assert!(b.path(p.as_str().unwrap()).is_file(), "{section}.{k}");
+        }
+    }
+    let active = v["masking"]["active_key_id"].as_str().unwrap();
+    let key_path = v["masking"]["keys"][active].as_str().unwrap();
+    let key = std::fs::read_to_string(b.path(key_path)).unwrap();
+    let key = hex::decode(key.trim()).unwrap();
+    assert_eq!(key.len(), 32);
+    for p in ["monitor_interval_sec", "ack_timeout_sec", "crl_refresh_sec"] {
+        assert!(v["periods"][p].as_integer().unwrap() > 0, "{p}");
+    }
+    // The bundle's CA and root are the CA's root; its CRL is the current one.
+    assert_eq!(
+        std::fs::read(b.path("tls/ca.pem")).unwrap(),
+        std::fs::read(ca.root_path()).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.path("data-protection/crl.pem")).unwrap(),
+        ca.crl_pem().unwrap()
+    );
+}
+
+#[test]
+fn masking_keys_differ_between_gateways() {
+    let (d, mut ca) = new_ca();
+    let a = bundle(&mut ca, "MASKA", d.path(), 1883);
+    let b = bundle(&mut ca, "MASKB", d.path(), 1883);
+    assert_ne!(
+        std::fs::read(a.path("masking/k1.key")).unwrap(),
+        std::fs::read(b.path("masking/k1.key")).unwrap()
+    );
+}
+
+#[test]
+fn the_cli_provisions_revokes_and_explains_every_command() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let out = d.path().join("bundle");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin()).args(args).output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = run(&[
+        "provision",
+        "--gateway",
+        "CLI1",
+        "--out",
+        s(&out),
+        "--state-dir",
+        s(&state),
+        "--mqtt-port",
+        "18884",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.join("tls/client.key").is_file());
+    let (ok, stdout, err) = run(&["revoke", "--state-dir", s(&state), "--gateway", "CLI1"]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("revoked 2 certificate(s)"), "{stdout}");
+    let ca = Ca::open(&state).unwrap();
+    assert!(ca.is_gateway_revoked(&gw("CLI1")));
+    // Refusals.
+    assert!(
+        !run(&[
+            "provision",
+            "--gateway",
+            "bad-id",
+            "--out",
+            s(&out),
+            "--state-dir",
+            s(&state)
+        ])
+        .0
+    );
+    assert!(!run(&["revoke", "--state-dir", s(&state), "--gateway", "NOSUCH"]).0);
+    assert!(!run(&["revoke", "--state-dir", s(&state)]).0);
+    assert!(
+        !run(&[
+            "revoke",
+            "--state-dir",
+            s(&state),
+            "--gateway",
+            "CLI1",
+            "--app",
+            "a"
+        ])
+        .0
+    );
+    // Help on every command says what it does.
+    for (cmd, phrase) in [
+        ("run", "until Ctrl-C"),
+        ("provision", "provisioning bundle"),
+        ("revoke", "re-sign the CRL"),
+    ] {
+        let (ok, stdout, _) = run(&[cmd, "--help"]);
+        assert!(ok);
+        assert!(stdout.contains(phrase), "{cmd}: {stdout}");
+    }
+}
+
+#[test]
+fn the_crl_is_re_signed_only_when_its_next_update_is_near() {
+    let (_d, mut ca) = new_ca();
+    let n = ca.index().crl_number;
+    assert!(!ca.refresh_crl_if_due(chrono::Duration::hours(1)).unwrap());
+    assert_eq!(ca.index().crl_number, n);
+    // A margin longer than the CRL's validity makes it due.
+    let margin = chrono::Duration::hours(platform_sim::ca::CRL_VALIDITY_HOURS + 1);
+    assert!(ca.refresh_crl_if_due(margin).unwrap());
+    assert_eq!(ca.index().crl_number, n + 1);
+    let (ok, text) = openssl(&[
+        "crl",
+        "-noout",
+        "-crlnumber",
+        "-in",
+        s(&ca.dir().join("crl.pem")),
+    ]);
+    assert!(ok && text.contains("crlNumber=0x02"), "{text}");
+}
