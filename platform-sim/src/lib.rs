@@ -3,3 +3,4 @@
 //! isolation, the HTTPS certificate endpoint, and the platform's side of every flow of
 //! `docs/protocol.md`, with fault injection. Filled by the simulators issue.
 #![forbid(unsafe_code)]
+pub mod ops;
