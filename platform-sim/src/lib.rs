@@ -32,6 +32,7 @@
 pub mod broker;
 pub mod ca;
 pub mod https;
+pub mod ops;
 pub mod provision;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (ignored if one is installed).

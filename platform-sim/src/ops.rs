@@ -1,0 +1,323 @@
+//! Operator API and live dashboard of the platform simulator (MON-2; fault injection for the
+//! conformance suite).
+//!
+//! A JSON HTTP API on a loopback port (plain HTTP: it is the operator's console, not a gateway
+//! interface) and a web page served from the same port that shows the same state live:
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/` | the dashboard page (polls `/api/gateways` every second) |
+//! | GET | `/api/gateways` | every known gateway: connection, periodic state, records per dataset, gaps, anomalies, last monitoring status, certificate expiries |
+//! | GET | `/api/gateways/{id}` | one gateway |
+//! | POST | `/api/gateways/{id}/commands` | an [`OperatorCommand`] (`start`, `stop`, `resend`, `revoke`) |
+//! | GET/PUT | `/api/faults` | the [`FaultConfig`] in force |
+//!
+//! The state and the effects live behind [`OperatorBackend`], implemented by the platform
+//! runtime; this module only speaks HTTP. Errors are JSON `{"error": …, "rule": …}` with a
+//! specific status code.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use gateway::protocol::ids::{Dataset, GatewayId, SeqRange};
+use gateway::protocol::message::{
+    AnomalyKind, CertExpiry, MonitorStatus, PeriodicState, ProfileFormat, TimeRange,
+};
+use serde::{Deserialize, Serialize};
+
+/// One anomaly the platform recorded for a gateway (MON-1, IF-PSTART-2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyView {
+    /// When the platform recorded it (ISO 8601).
+    pub at: String,
+    /// Reported by the gateway (`gateway`) or detected by the platform (`platform`).
+    pub source: String,
+    /// Its class.
+    pub kind: AnomalyKind,
+    /// The rule it names.
+    pub rule: String,
+    /// What happened.
+    pub detail: String,
+}
+
+/// What the operator sees of one gateway (MON-2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayView {
+    /// The gateway.
+    pub gateway_id: GatewayId,
+    /// Whether a session (accepted connect) is open.
+    pub connected: bool,
+    /// Whether its client certificate is revoked.
+    pub revoked: bool,
+    /// Last message received (ISO 8601), if any.
+    pub last_seen: Option<String>,
+    /// Periodic state as last confirmed by the gateway.
+    pub periodic: PeriodicState,
+    /// A start or stop sent and not yet answered, if any (`start#7`).
+    pub pending_command: Option<String>,
+    /// Records received and stored, per dataset.
+    pub records: std::collections::BTreeMap<String, u64>,
+    /// Highest sequence number received.
+    pub highest_seq: u64,
+    /// Sequence numbers missing below the highest received.
+    pub gaps: Vec<SeqRange>,
+    /// Recent anomalies, newest last.
+    pub anomalies: Vec<AnomalyView>,
+    /// The last monitoring status (MON-1).
+    pub last_status: Option<MonitorStatus>,
+    /// Certificates of this gateway known to the platform, with expiry.
+    pub certificates: Vec<CertExpiry>,
+}
+
+/// A command from the operator (MON-2; IF-PSTART-1, IF-PSTOP-1, IF-RESEND-1, SEC-CERT-2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "camelCase", deny_unknown_fields)]
+pub enum OperatorCommand {
+    /// Send `periodic.start`.
+    #[serde(rename_all = "camelCase")]
+    Start {
+        /// Datasets (empty: all).
+        #[serde(default)]
+        datasets: Vec<Dataset>,
+        /// Interval in seconds.
+        interval_sec: u32,
+        /// Profile format.
+        #[serde(default = "default_format")]
+        format: ProfileFormat,
+    },
+    /// Send `periodic.stop`.
+    Stop,
+    /// Send `resend.request` (exactly one of `seq` and `time`).
+    Resend {
+        /// Only this dataset.
+        #[serde(default)]
+        dataset: Option<Dataset>,
+        /// By sequence range.
+        #[serde(default)]
+        seq: Option<SeqRange>,
+        /// By time range.
+        #[serde(default)]
+        time: Option<TimeRange>,
+    },
+    /// Revoke the gateway's certificates: CRL updated, session closed.
+    Revoke,
+}
+
+fn default_format() -> ProfileFormat {
+    ProfileFormat::Json
+}
+
+/// What the platform answers when it accepted a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandReceipt {
+    /// The message ID of the request sent to the gateway, if one was sent.
+    pub message_id: Option<String>,
+    /// What was done.
+    pub detail: String,
+}
+
+/// Faults the platform injects on purpose (conformance; SM-RESEND, IF-PSTART-2, SEC-CERT-2).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FaultConfig {
+    /// Percentage (0..=100) of platform→gateway messages dropped.
+    pub drop_percent: u8,
+    /// Delay added to every platform→gateway message, in milliseconds.
+    pub delay_ms: u64,
+    /// Percentage (0..=100) of platform→gateway messages sent twice.
+    pub duplicate_percent: u8,
+    /// Hold back one message and send it after the next (reordering).
+    pub reorder: bool,
+    /// Do not send `data.ack` (the gateway must keep and resend).
+    pub withhold_acks: bool,
+    /// The next N commands are tampered after signing (one ciphertext byte flipped).
+    pub tamper_commands: u32,
+    /// The next N commands are sent without signature (encrypted only).
+    pub unsigned_commands: u32,
+    /// The next N commands are signed with an expired platform certificate.
+    pub expired_cert_commands: u32,
+    /// The next N commands are signed with a revoked platform certificate.
+    pub revoked_cert_commands: u32,
+    /// The HTTPS endpoint serves the CRL from before the latest revocation.
+    pub stale_crl: bool,
+}
+
+impl FaultConfig {
+    /// Checks the percentages.
+    pub fn validate(&self) -> Result<(), OperatorError> {
+        if self.drop_percent > 100 || self.duplicate_percent > 100 {
+            return Err(OperatorError::BadRequest(
+                "percentages must be 0..=100".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why an operator request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// MON-2: no gateway with this ID is known to the platform.
+    #[error("MON-2: unknown gateway {0}")]
+    UnknownGateway(String),
+    /// MON-2: the request is malformed or breaks a protocol rule (named in the text).
+    #[error("{0}")]
+    BadRequest(String),
+    /// IF-CONN-1: the gateway has no open session, so a command cannot be delivered now.
+    #[error("IF-CONN-1: gateway {0} is not connected")]
+    NotConnected(String),
+    /// The platform failed internally.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl OperatorError {
+    fn status(&self) -> StatusCode {
+        match self {
+            OperatorError::UnknownGateway(_) => StatusCode::NOT_FOUND,
+            OperatorError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            OperatorError::NotConnected(_) => StatusCode::CONFLICT,
+            OperatorError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for OperatorError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.to_string() });
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// The platform runtime as the operator API sees it.
+pub trait OperatorBackend: Send + Sync + 'static {
+    /// Every known gateway, sorted by ID.
+    fn gateways(&self) -> Vec<GatewayView>;
+    /// Carries out a command for one gateway.
+    fn command(
+        &self,
+        gateway: &GatewayId,
+        command: OperatorCommand,
+    ) -> Result<CommandReceipt, OperatorError>;
+    /// The faults in force.
+    fn faults(&self) -> FaultConfig;
+    /// Replaces the faults in force.
+    fn set_faults(&self, faults: FaultConfig) -> Result<(), OperatorError>;
+}
+
+type Backend = Arc<dyn OperatorBackend>;
+
+/// The dashboard page (MON-2).
+pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// The operator API and dashboard as an axum router.
+pub fn router(backend: Backend) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(DASHBOARD_HTML) }))
+        .route("/api/gateways", get(list))
+        .route("/api/gateways/{id}", get(one))
+        .route("/api/gateways/{id}/commands", post(command))
+        .route("/api/faults", get(get_faults).put(put_faults))
+        .with_state(backend)
+}
+
+fn parse_gateway(id: &str) -> Result<GatewayId, OperatorError> {
+    GatewayId::new(id).map_err(|e| OperatorError::BadRequest(e.to_string()))
+}
+
+async fn list(State(b): State<Backend>) -> Json<Vec<GatewayView>> {
+    Json(b.gateways())
+}
+
+async fn one(
+    State(b): State<Backend>,
+    Path(id): Path<String>,
+) -> Result<Json<GatewayView>, OperatorError> {
+    let gw = parse_gateway(&id)?;
+    b.gateways()
+        .into_iter()
+        .find(|g| g.gateway_id == gw)
+        .map(Json)
+        .ok_or(OperatorError::UnknownGateway(id))
+}
+
+async fn command(
+    State(b): State<Backend>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<CommandReceipt>, OperatorError> {
+    let gw = parse_gateway(&id)?;
+    let cmd: OperatorCommand = serde_json::from_slice(&body)
+        .map_err(|e| OperatorError::BadRequest(format!("MON-2: invalid command: {e}")))?;
+    if let OperatorCommand::Resend { seq, time, .. } = &cmd
+        && seq.is_some() == time.is_some()
+    {
+        return Err(OperatorError::BadRequest(
+            "DES-MSG-RS-1: exactly one of seq and time".to_owned(),
+        ));
+    }
+    if let OperatorCommand::Start { interval_sec, .. } = &cmd
+        && !(1..=86_400).contains(interval_sec)
+    {
+        return Err(OperatorError::BadRequest(
+            "DES-MSG-PS-1: intervalSec must be 1..=86400".to_owned(),
+        ));
+    }
+    b.command(&gw, cmd).map(Json)
+}
+
+async fn get_faults(State(b): State<Backend>) -> Json<FaultConfig> {
+    Json(b.faults())
+}
+
+async fn put_faults(
+    State(b): State<Backend>,
+    body: axum::body::Bytes,
+) -> Result<Json<FaultConfig>, OperatorError> {
+    let faults: FaultConfig = serde_json::from_slice(&body)
+        .map_err(|e| OperatorError::BadRequest(format!("invalid fault config: {e}")))?;
+    faults.validate()?;
+    b.set_faults(faults)?;
+    Ok(Json(b.faults()))
+}
+
+/// A running operator server.
+pub struct OperatorServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OperatorServer {
+    /// Binds `addr` (port 0 picks a free port) and serves the router.
+    pub async fn start(addr: SocketAddr, backend: Backend) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = router(backend);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("operator API stopped: {e}");
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving.
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
