@@ -225,3 +225,30 @@ pub fn write_pems(dir: &std::path::Path) {
         p.platform.key.private_key_to_pem_pkcs8().unwrap(),
     );
 }
+
+/// Run `python3 scripts/crosscheck/<script> <args>` from the repository root; returns
+/// (success, stdout, stderr). Panics if python3 cannot be started (CI installs it).
+pub fn python(script: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, Vec<u8>, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = Command::new("python3")
+        .arg(root.join("scripts/crosscheck").join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed for the cross-checks (see scripts/requirements.txt)");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
