@@ -355,7 +355,7 @@ fn truncated_tokens_are_refused() {
     let sealed = gateway_ds()
         .seal_message("platform", ENVELOPE, now())
         .unwrap();
-    let four = sealed.rsplitn(2, '.').nth(1).unwrap().to_string();
+    let four = sealed.rsplit_once('.').unwrap().0.to_string();
     assert!(matches!(
         open_at_platform(&four),
         Err(SecurityError::Malformed(_))
