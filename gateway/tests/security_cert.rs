@@ -233,3 +233,56 @@ fn the_key_store_debug_output_does_not_contain_the_private_key() {
     assert!(!dbg.contains("PRIVATE"));
     assert!(dbg.contains(&ds.keys().own().kid));
 }
+
+#[test]
+fn a_forged_or_stale_crl_does_not_replace_the_current_one() {
+    let p = pki();
+    let mut ds = platform_ds();
+    let forged = make_crl(&p.rogue_root_key, &p.root, &[10], -3600, Some(DAY));
+    assert!(matches!(
+        ds.update_crl(&forged.to_pem().unwrap(), now()),
+        Err(SecurityError::CrlBadSignature)
+    ));
+    let stale = make_crl(&p.root_key, &p.root, &[10], -10 * DAY, Some(-DAY));
+    assert!(matches!(
+        ds.update_crl(&stale.to_der().unwrap(), now()),
+        Err(SecurityError::CrlStale)
+    ));
+    // The gateway (serial 10) is still accepted under the previous CRL.
+    ds.validate_peer("GW0001", now()).unwrap();
+    // A genuine CRL revoking it is taken, in PEM or DER.
+    let real = make_crl(&p.root_key, &p.root, &[10], -3600, Some(DAY));
+    ds.update_crl(&real.to_der().unwrap(), now()).unwrap();
+    assert!(matches!(
+        ds.validate_peer("GW0001", now()),
+        Err(SecurityError::CertRevoked)
+    ));
+}
+
+#[test]
+fn a_peer_certificate_is_only_added_when_it_validates() {
+    let p = pki();
+    let mut ds = gateway_ds();
+    let expired = issue(
+        &p.root_key,
+        &p.root,
+        "APP02",
+        &p.spare_key,
+        60,
+        -10 * DAY,
+        -DAY,
+    );
+    assert!(matches!(
+        ds.update_peer("APP02", &expired.to_pem().unwrap(), now()),
+        Err(SecurityError::CertExpired)
+    ));
+    assert!(matches!(
+        ds.keys().peer("APP02"),
+        Err(SecurityError::UnknownPeer(_))
+    ));
+    let good = issue(&p.root_key, &p.root, "APP02", &p.spare_key, 61, -DAY, DAY);
+    ds.update_peer("APP02", &good.to_pem().unwrap(), now())
+        .unwrap();
+    let kid = ds.keys().peer("APP02").unwrap().kid.clone();
+    assert_eq!(ds.keys().peer_by_kid(&kid).unwrap().0, "APP02");
+}

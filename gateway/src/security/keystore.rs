@@ -48,6 +48,27 @@ fn km<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> SecurityErr
     move |e| SecurityError::KeyMaterial(format!("{what}: {e}"))
 }
 
+/// SEC-CERT-3: a private key file should be readable by its owner only; warn (without any key
+/// material in the message) when it is not.
+fn warn_if_key_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "private key file is accessible by group/others (SEC-CERT-3: expected 0600)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 impl KeyStore {
     /// Build from parsed parts. The private key must be RSA >= 2048 bits and match `own_cert`.
     pub fn new(own_key: PKey<Private>, own_cert: X509, root: X509) -> Result<Self> {
@@ -87,6 +108,7 @@ impl KeyStore {
             std::fs::read(dir.join(name))
                 .map_err(|e| SecurityError::KeyMaterial(format!("{name}: {e}")))
         };
+        warn_if_key_readable_by_others(&dir.join(format!("{own_name}.key")));
         let mut ks = Self::from_pem(
             &read(&format!("{own_name}.key"))?,
             &read(&format!("{own_name}.pem"))?,

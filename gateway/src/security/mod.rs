@@ -85,6 +85,26 @@ impl DataSecurity {
         Ok(p)
     }
 
+    /// Replace the CRL with `pem` (or DER) after checking it is signed by the root and current
+    /// at `now` (SEC-CERT-1, SEC-CERT-2); on error the previous CRL stays.
+    pub fn update_crl(&mut self, crl: &[u8], now: DateTime<Utc>) -> Result<()> {
+        let parsed = openssl::x509::X509Crl::from_pem(crl)
+            .or_else(|_| openssl::x509::X509Crl::from_der(crl))
+            .map_err(|e| SecurityError::KeyMaterial(format!("CRL: {e}")))?;
+        cert::validate_crl(&parsed, self.keys.root(), now)?;
+        self.keys.set_crl(parsed);
+        Ok(())
+    }
+
+    /// Add or replace the peer certificate `name` from PEM after checking it at `now` against
+    /// the root and the current CRL (IF-CERT-1, SEC-CERT-2); on error nothing changes.
+    pub fn update_peer(&mut self, name: &str, pem: &[u8], now: DateTime<Utc>) -> Result<()> {
+        let parsed = openssl::x509::X509::from_pem(pem)
+            .map_err(|e| SecurityError::KeyMaterial(format!("certificate: {e}")))?;
+        cert::validate_cert(&parsed, self.keys.root(), self.keys.crl(), now)?;
+        self.keys.add_peer(name, parsed)
+    }
+
     /// Seal an MQTT payload (envelope JSON) to `recipient` (DES-SEAL): JWE RSA-OAEP-256 over
     /// JWS RS256.
     pub fn seal_message(
