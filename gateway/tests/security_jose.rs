@@ -473,3 +473,46 @@ fn every_refusal_maps_to_the_single_wire_code() {
         );
     }
 }
+
+/// A raw JWS whose header is given as text (to express duplicate members).
+fn raw_jws_text(header: &str, payload: &[u8], key: &PKeyRef<Private>) -> String {
+    let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
+    let mut s = Signer::new(MessageDigest::sha256(), key).unwrap();
+    s.update(input.as_bytes()).unwrap();
+    format!("{input}.{}", B64.encode(s.sign_to_vec().unwrap()))
+}
+
+#[test]
+fn a_header_with_a_duplicate_member_is_refused() {
+    let p = pki();
+    let kid = gw_kid();
+    let header = format!(r#"{{"alg":"none","typ":"sgw-msg","kid":"{kid}","alg":"RS256"}}"#);
+    let inner = raw_jws_text(&header, ENVELOPE, &p.gateway.key);
+    let r = open_at_platform(&seal_inner_to_platform(&inner));
+    assert!(matches!(r, Err(SecurityError::Malformed(_))), "{r:?}");
+    // Control: the same header without the duplicate is accepted.
+    let header = format!(r#"{{"typ":"sgw-msg","kid":"{kid}","alg":"RS256"}}"#);
+    let inner = raw_jws_text(&header, ENVELOPE, &p.gateway.key);
+    assert_eq!(
+        open_at_platform(&seal_inner_to_platform(&inner)).unwrap(),
+        ENVELOPE
+    );
+}
+
+#[test]
+fn an_x5t_thumbprint_of_another_certificate_is_refused() {
+    let p = pki();
+    let mut h = good_jws_header();
+    h["x5t#S256"] = serde_json::json!(jose::x5t_s256(&p.app.cert.to_der().unwrap()));
+    let inner = raw_jws(&h, ENVELOPE, &p.gateway.key);
+    assert!(matches!(
+        open_at_platform(&seal_inner_to_platform(&inner)),
+        Err(SecurityError::SignerMismatch)
+    ));
+    h["x5t#S256"] = serde_json::json!(jose::x5t_s256(&p.gateway.cert.to_der().unwrap()));
+    let inner = raw_jws(&h, ENVELOPE, &p.gateway.key);
+    assert_eq!(
+        open_at_platform(&seal_inner_to_platform(&inner)).unwrap(),
+        ENVELOPE
+    );
+}

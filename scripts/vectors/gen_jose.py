@@ -113,6 +113,7 @@ NOTES_JWS = {
     "Truncated": note("MALFORMED", "Token cut short or missing a part."),
     "WrongKey": note("SIGNATURE_FORGERY", "Signed by a key other than the expected signer's."),
     "WeakKey": note("WEAK_KEY", "RSA key under 2048 bits is refused."),
+    "DuplicateHeader": note("MALFORMED", "Protected header with a duplicate member name (parser differential)."),
     "UnexpectedType": note("MISSING_CHECK", "typ differs from the profile's."),
     "WrongKid": note("MISSING_CHECK", "kid differs from the expected signer's."),
 }
@@ -173,6 +174,11 @@ def gen_jws():
                   {"zip": "DEF"}, {"x5c": ["AAAA"]}, {"unknownParam": 1}]:
         tok = raw_jws({"alg": "RS256", **extra}, payload, k)
         vf.case(g, f"valid RS256 with header {next(iter(extra))}", "invalid", ["ForbiddenHeader"], token=tok, payloadB64=b64u(payload))
+    inp = b64u(b'{"alg":"none","alg":"RS256"}') + "." + b64u(payload)
+    tok = inp + "." + b64u(k.sign(inp.encode(), apad.PKCS1v15(), hashes.SHA256()))
+    jwc_dup = jwc_refuses(tok, pub)
+    vf.case(g, "valid RS256 signature, header has alg twice", "invalid", ["DuplicateHeader"], token=tok,
+            payloadB64=b64u(payload))
     parts = good.split(".")
     forged = f"{parts[0]}.{b64u(payload.replace(b'connect', b'disconn'))}.{parts[2]}"
     assert jwc_refuses(forged, pub)
@@ -206,6 +212,7 @@ def gen_jws():
     tok = raw_jws({"alg": "RS256", "kid": "a" * 64}, payload, k)
     vf.case(g3, "typ missing", "invalid", ["UnexpectedType"], token=tok, payloadB64=b64u(payload))
     vf.write()
+    print(f"  (jwcrypto {'refuses' if jwc_dup else 'accepts'} the duplicate-alg header)")
 
 
 NOTES_JWE = {

@@ -5,7 +5,8 @@
 //!   and `HS256` keyed with the RSA public key are refused before any key is used); `crit`,
 //!   `zip`, `jku`, `x5u`, `jwk`, `x5c`, `b64` and every other parameter outside
 //!   {`alg`,`typ`,`kid`,`x5t#S256`,`cty`} are refused; `typ` and `kid` must equal what the
-//!   caller expects; a present `x5t#S256` must be the signer certificate's thumbprint.
+//!   caller expects; a present `x5t#S256` must be the signer certificate's thumbprint; a header
+//!   with a duplicate member name is malformed (so no two JSON parsers can read it differently).
 //! - JWE compact, `enc` = `A128CBC-HS256` only; `alg` `RSA-OAEP-256` is sent,
 //!   `RSA-OAEP-256` and `RSA-OAEP` (SHA-1) are accepted. Encryption uses josekit.
 //!   Decryption is implemented here on openssl so that a failure is indistinguishable: if RSA
@@ -135,12 +136,41 @@ fn b64d(s: &str) -> Result<Vec<u8>> {
         .map_err(|_| SecurityError::Malformed("invalid base64url"))
 }
 
+/// A JSON object whose top-level member names are unique (RFC 7515 §5.2 / RFC 7516 §5.2 let a
+/// receiver reject duplicates; we do, so no two parsers can disagree on which value counts).
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<UniqueObject, A::Error> {
+                let mut m = Map::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    if m.contains_key(&k) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    m.insert(k, v);
+                }
+                Ok(UniqueObject(m))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 fn parse_header(b64: &str) -> Result<Map<String, Value>> {
     let raw = b64d(b64)?;
-    match serde_json::from_slice::<Value>(&raw) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(SecurityError::Malformed("header is not a JSON object")),
-    }
+    serde_json::from_slice::<UniqueObject>(&raw)
+        .map(|o| o.0)
+        .map_err(|_| SecurityError::Malformed("header is not a JSON object with unique members"))
 }
 
 fn str_param<'a>(h: &'a Map<String, Value>, name: &'static str) -> Result<Option<&'a str>> {
