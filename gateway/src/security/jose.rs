@@ -17,7 +17,8 @@
 //!   the same error [`SecurityError::DecryptionFailed`]. CBC decryption only runs after the
 //!   tag has been verified, so there is no padding oracle. (josekit's own decrypter returns
 //!   early on an unwrap failure with a distinct message, which is why it is not used.)
-//!   Only header checks on public data (allowlist, algorithms, kid, lengths of IV and tag)
+//!   Only checks on public data (header allowlist, algorithms, kid, lengths of IV, tag and
+//!   encrypted key — OpenSSL refuses a wrong-length encrypted key before the RSA operation)
 //!   exit earlier; they reveal nothing the sender does not already know.
 //! - Nested: sign-then-encrypt, JWE(cty = "<profile>+jws") over JWS(typ = "<profile>") over the
 //!   payload; see [`Profile`].
@@ -338,12 +339,9 @@ fn rsa_oaep_unwrap(key: &PKeyRef<Private>, alg: KeyAlg, wrapped: &[u8]) -> Optio
     Some(out)
 }
 
-/// RSA-OAEP encryption of a short key (used by file encryption too).
-pub(crate) fn rsa_oaep_wrap<T: HasPublic>(
-    key: &PKeyRef<T>,
-    alg: KeyAlg,
-    cek: &[u8],
-) -> Result<Vec<u8>> {
+/// RSA-OAEP encryption of a short key with `alg`'s digest for both OAEP and MGF1 (used by JWE
+/// and file encryption; available to other formats of this module).
+pub fn rsa_oaep_wrap<T: HasPublic>(key: &PKeyRef<T>, alg: KeyAlg, cek: &[u8]) -> Result<Vec<u8>> {
     let md = openssl::md::Md::from_nid(alg.digest().type_())
         .ok_or_else(|| SecurityError::Crypto("digest".into()))?;
     let mut ctx = PkeyCtx::new(key)?;
@@ -359,7 +357,7 @@ pub(crate) fn rsa_oaep_wrap<T: HasPublic>(
 /// RSA-OAEP unwrap of a key of exactly `len` bytes; on any failure returns a random key of
 /// `len` bytes instead (RFC 7516 §11.5), so callers continue on one code path and fail later
 /// at their integrity check.
-pub(crate) fn rsa_oaep_unwrap_or_random(
+pub fn rsa_oaep_unwrap_or_random(
     key: &PKeyRef<Private>,
     alg: KeyAlg,
     wrapped: &[u8],
