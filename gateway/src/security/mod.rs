@@ -1,2 +1,301 @@
 //! Data security (GW §4): signatures, encryption, masking and certificate checks for every
-//! format, behind one interface (SEC-*). Filled by the data-security issue.
+//! format, behind one facade, [`DataSecurity`] (SEC-*). Everything else in the gateway and the
+//! simulators calls the facade; the submodules hold the mechanisms and their exact formats:
+//!
+//! - [`jose`]: JWS RS256 / JWE RSA-OAEP(-256) + A128CBC-HS256, nested sign-then-encrypt for
+//!   message sealing (DES-SEAL) and JSON data profiles (DES-PROF) — SEC-JSON-SIG-1/2,
+//!   SEC-JSON-ENC-1/2.
+//! - [`file`]: signed and encrypted ZIP layouts, streaming — SEC-FILE-SIG-1/2, SEC-FILE-ENC-1/2.
+//! - [`mask`]: deterministic AES-256-GCM field masking with key rotation — SEC-MASK-1/2.
+//! - [`cert`]: chain, validity period, CRL — SEC-CERT-2, SM-CERTEXP.
+//! - [`keystore`]: own key, root, CRL, peer certificates — SEC-CERT-1, SEC-CERT-3.
+//! - [`error`]: [`SecurityError`], one variant per refusal, all mapped to `SECURITY_FAILED`.
+//!
+//! Every operation that uses a peer certificate validates it first (root, period, CRL) at the
+//! `now` passed in.
+
+pub mod cert;
+pub mod error;
+pub mod file;
+pub mod jose;
+pub mod keystore;
+pub mod mask;
+
+use std::io::{Read, Seek, Write};
+
+use chrono::{DateTime, Utc};
+
+pub use error::{Result, SecurityError};
+pub use file::{AesCbc, OpenedFile, ZipLimits};
+pub use jose::{KeyAlg, Profile};
+pub use keystore::{KeyStore, PeerCert};
+pub use mask::MaskingKeys;
+
+use jose::{JwePolicy, JwsPolicy};
+
+/// The data-security module of one party: its keys, its masking keys and its ZIP limits.
+#[derive(Debug, Clone)]
+pub struct DataSecurity {
+    keys: KeyStore,
+    masking: Option<MaskingKeys>,
+    limits: ZipLimits,
+}
+
+impl DataSecurity {
+    /// A facade over `keys`, without masking keys, with default ZIP limits.
+    pub fn new(keys: KeyStore) -> Self {
+        DataSecurity {
+            keys,
+            masking: None,
+            limits: ZipLimits::default(),
+        }
+    }
+
+    /// Add the utility's masking keys (gateway side only: the platform never has them).
+    pub fn with_masking(mut self, masking: MaskingKeys) -> Self {
+        self.masking = Some(masking);
+        self
+    }
+
+    /// Replace the ZIP limits.
+    pub fn with_zip_limits(mut self, limits: ZipLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The key store, to add peers or replace the CRL.
+    pub fn keys_mut(&mut self) -> &mut KeyStore {
+        &mut self.keys
+    }
+
+    /// The masking keys, to rotate them.
+    pub fn masking_mut(&mut self) -> Option<&mut MaskingKeys> {
+        self.masking.as_mut()
+    }
+
+    /// Look up `peer` and check its certificate at `now` (SEC-CERT-2, SM-CERTEXP).
+    pub fn validate_peer(&self, peer: &str, now: DateTime<Utc>) -> Result<&PeerCert> {
+        let p = self.keys.peer(peer)?;
+        cert::validate_cert(&p.cert, self.keys.root(), self.keys.crl(), now)?;
+        Ok(p)
+    }
+
+    /// Replace the CRL with `pem` (or DER) after checking it is signed by the root and current
+    /// at `now` (SEC-CERT-1, SEC-CERT-2); on error the previous CRL stays.
+    pub fn update_crl(&mut self, crl: &[u8], now: DateTime<Utc>) -> Result<()> {
+        let parsed = openssl::x509::X509Crl::from_pem(crl)
+            .or_else(|_| openssl::x509::X509Crl::from_der(crl))
+            .map_err(|e| SecurityError::KeyMaterial(format!("CRL: {e}")))?;
+        cert::validate_crl(&parsed, self.keys.root(), now)?;
+        self.keys.set_crl(parsed);
+        Ok(())
+    }
+
+    /// Add or replace the peer certificate `name` from PEM after checking it at `now` against
+    /// the root and the current CRL (IF-CERT-1, SEC-CERT-2); on error nothing changes.
+    pub fn update_peer(&mut self, name: &str, pem: &[u8], now: DateTime<Utc>) -> Result<()> {
+        let parsed = openssl::x509::X509::from_pem(pem)
+            .map_err(|e| SecurityError::KeyMaterial(format!("certificate: {e}")))?;
+        cert::validate_cert(&parsed, self.keys.root(), self.keys.crl(), now)?;
+        self.keys.add_peer(name, parsed)
+    }
+
+    /// Seal an MQTT payload (envelope JSON) to `recipient` (DES-SEAL): JWE RSA-OAEP-256 over
+    /// JWS RS256.
+    pub fn seal_message(
+        &self,
+        recipient: &str,
+        envelope: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        self.seal(
+            Profile::Message,
+            KeyAlg::RsaOaep256,
+            recipient,
+            envelope,
+            now,
+        )
+    }
+
+    /// Open an MQTT payload that must have been signed by `expected_sender` (DES-SEAL,
+    /// IF-PSTART-2); returns the envelope JSON bytes.
+    pub fn open_message(
+        &self,
+        expected_sender: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        self.open(Profile::Message, expected_sender, token, now)
+    }
+
+    /// Protect a JSON data profile for `recipient` (DES-PROF, SEC-JSON-SIG-1, SEC-JSON-ENC-1).
+    pub fn seal_json_profile(
+        &self,
+        recipient: &str,
+        profile: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        self.seal(
+            Profile::JsonProfile,
+            KeyAlg::RsaOaep256,
+            recipient,
+            profile,
+            now,
+        )
+    }
+
+    /// Open a JSON data profile signed by `expected_sender` (SEC-JSON-SIG-2, SEC-JSON-ENC-2).
+    pub fn open_json_profile(
+        &self,
+        expected_sender: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        self.open(Profile::JsonProfile, expected_sender, token, now)
+    }
+
+    /// Sign-then-encrypt `payload` for `recipient` under `profile` with key transport `alg`
+    /// (production sends [`KeyAlg::RsaOaep256`]; [`KeyAlg::RsaOaep`] exists for cross-checks).
+    pub fn seal(
+        &self,
+        profile: Profile,
+        alg: KeyAlg,
+        recipient: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let peer = self.validate_peer(recipient, now)?;
+        let own = self.keys.own();
+        let x5t = openssl::sha::sha256(&own.cert.to_der()?);
+        let jws = jose::jws_sign(
+            self.keys.own_key(),
+            payload,
+            Some(profile.typ()),
+            Some(&own.kid),
+            Some(&x5t),
+        )?;
+        let pk = peer.cert.public_key()?;
+        jose::jwe_encrypt(
+            &pk,
+            alg,
+            jws.as_bytes(),
+            Some(profile.cty()),
+            Some(&peer.kid),
+        )
+    }
+
+    /// Decrypt-then-verify a token sealed under `profile`; the signer must be
+    /// `expected_sender`, whose certificate must be valid at `now`.
+    pub fn open(
+        &self,
+        profile: Profile,
+        expected_sender: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        let own = self.keys.own();
+        let inner = jose::jwe_decrypt(
+            token,
+            self.keys.own_key(),
+            &JwePolicy {
+                cty: Some(profile.cty()),
+                kid: Some(&own.kid),
+            },
+        )?;
+        let inner = std::str::from_utf8(&inner)
+            .map_err(|_| SecurityError::Malformed("inner JWS not UTF-8"))?;
+        let header = jose::check_jws_header(
+            inner,
+            &JwsPolicy {
+                typ: Some(profile.typ()),
+                ..JwsPolicy::default()
+            },
+        )?;
+        let kid = header
+            .get("kid")
+            .and_then(|v| v.as_str())
+            .ok_or(SecurityError::UnknownKid)?;
+        let expected = self.keys.peer(expected_sender)?;
+        if kid != expected.kid {
+            return Err(match self.keys.peer_by_kid(kid) {
+                Some(_) => SecurityError::SignerMismatch,
+                None => SecurityError::UnknownKid,
+            });
+        }
+        let expected = self.validate_peer(expected_sender, now)?;
+        let x5t = jose::x5t_s256(&expected.cert.to_der()?);
+        let signer_key = expected.cert.public_key()?;
+        jose::jws_verify(
+            inner,
+            &signer_key,
+            &JwsPolicy {
+                typ: Some(profile.typ()),
+                kid: Some(&expected.kid),
+                x5t_s256: Some(&x5t),
+            },
+        )
+    }
+
+    /// Sign a file into a signed ZIP (SEC-FILE-SIG-1); streams `input` into `out`.
+    pub fn sign_file<R: Read, W: Write + Seek>(&self, name: &str, input: R, out: W) -> Result<W> {
+        file::sign_file(self.keys.own_key(), &self.keys.own().kid, name, input, out)
+    }
+
+    /// Verify a signed ZIP from `expected_signer` and stream the file to `out` (SEC-FILE-SIG-2).
+    pub fn verify_file<R: Read + Seek, W: Write>(
+        &self,
+        expected_signer: &str,
+        zip: R,
+        out: W,
+        now: DateTime<Utc>,
+    ) -> Result<OpenedFile> {
+        let p = self.validate_peer(expected_signer, now)?;
+        let pk = p.cert.public_key()?;
+        file::verify_file(&pk, &p.kid, zip, out, &self.limits)
+    }
+
+    /// Encrypt a file for `recipient` into an encrypted ZIP (SEC-FILE-ENC-1).
+    pub fn encrypt_file<R: Read, W: Write + Seek>(
+        &self,
+        recipient: &str,
+        aes: AesCbc,
+        name: &str,
+        input: R,
+        out: W,
+        now: DateTime<Utc>,
+    ) -> Result<W> {
+        let p = self.validate_peer(recipient, now)?;
+        let pk = p.cert.public_key()?;
+        file::encrypt_file(&pk, &p.kid, aes, name, input, out)
+    }
+
+    /// Decrypt an encrypted ZIP addressed to us (SEC-FILE-ENC-2). On `Err`, discard `out`.
+    pub fn decrypt_file<R: Read + Seek, W: Write>(&self, zip: R, out: W) -> Result<OpenedFile> {
+        file::decrypt_file(
+            self.keys.own_key(),
+            &self.keys.own().kid,
+            zip,
+            out,
+            &self.limits,
+        )
+    }
+
+    fn masking(&self) -> Result<&MaskingKeys> {
+        self.masking.as_ref().ok_or(SecurityError::MaskUnknownKey)
+    }
+
+    /// Mask one CSV field of `column` (SEC-MASK-1).
+    pub fn mask(&self, column: &str, value: &str) -> Result<String> {
+        self.masking()?.mask(column, value)
+    }
+
+    /// Unmask one CSV field of `column` (SEC-MASK-2).
+    pub fn unmask(&self, column: &str, masked: &str) -> Result<String> {
+        self.masking()?.unmask(column, masked)
+    }
+}

@@ -1,0 +1,200 @@
+//! Key material of data security (SEC-CERT-1, SEC-CERT-3): own data-protection private key
+//! and certificate, the trusted root, the current CRL, and peer certificates by name and by
+//! `kid` (lowercase hex SHA-256 of the certificate DER, DES-SEAL).
+//!
+//! Loaded from the provisioning bundle (DES-PROV, `DIR/data-protection/`: `gateway.key`,
+//! `gateway.pem`, `root.pem`, `crl.pem`, `platform.pem`) or built in memory. Private keys are
+//! never printed: [`KeyStore`]'s `Debug` shows only kids and names.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::{X509, X509Crl};
+
+use super::cert::{check_rsa_public, kid_of};
+use super::error::{Result, SecurityError};
+
+/// One certificate we know, with its kid.
+#[derive(Clone)]
+pub struct PeerCert {
+    /// The certificate.
+    pub cert: X509,
+    /// Lowercase hex SHA-256 of its DER.
+    pub kid: String,
+}
+
+/// Keys and certificates of one party (a gateway, or a simulated platform/application).
+#[derive(Clone)]
+pub struct KeyStore {
+    own_key: PKey<Private>,
+    own: PeerCert,
+    root: X509,
+    crl: Option<std::sync::Arc<X509Crl>>,
+    peers: BTreeMap<String, PeerCert>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("own_kid", &self.own.kid)
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .field("crl", &self.crl.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn km<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> SecurityError {
+    move |e| SecurityError::KeyMaterial(format!("{what}: {e}"))
+}
+
+/// SEC-CERT-3: a private key file should be readable by its owner only; warn (without any key
+/// material in the message) when it is not.
+fn warn_if_key_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "private key file is accessible by group/others (SEC-CERT-3: expected 0600)"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+impl KeyStore {
+    /// Build from parsed parts. The private key must be RSA >= 2048 bits and match `own_cert`.
+    pub fn new(own_key: PKey<Private>, own_cert: X509, root: X509) -> Result<Self> {
+        check_rsa_public(&own_key)?;
+        let cert_key = own_cert.public_key()?;
+        if !own_key.public_eq(&cert_key) {
+            return Err(SecurityError::KeyMaterial(
+                "private key does not match own certificate".into(),
+            ));
+        }
+        let kid = kid_of(&own_cert)?;
+        Ok(KeyStore {
+            own_key,
+            own: PeerCert {
+                cert: own_cert,
+                kid,
+            },
+            root,
+            crl: None,
+            peers: BTreeMap::new(),
+        })
+    }
+
+    /// Build from PEM texts (PKCS#8 or PKCS#1 private key).
+    pub fn from_pem(own_key_pem: &[u8], own_cert_pem: &[u8], root_pem: &[u8]) -> Result<Self> {
+        let key = PKey::private_key_from_pem(own_key_pem).map_err(km("private key"))?;
+        let cert = X509::from_pem(own_cert_pem).map_err(km("own certificate"))?;
+        let root = X509::from_pem(root_pem).map_err(km("root certificate"))?;
+        Self::new(key, cert, root)
+    }
+
+    /// Load a provisioning bundle's `data-protection/` directory (DES-PROV). `own_name` is the
+    /// file stem of the own key and certificate (`gateway` on a gateway). `platform.pem` is
+    /// added as peer `platform` when present, `crl.pem` as the CRL when present.
+    pub fn load_dir(dir: &Path, own_name: &str) -> Result<Self> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name))
+                .map_err(|e| SecurityError::KeyMaterial(format!("{name}: {e}")))
+        };
+        warn_if_key_readable_by_others(&dir.join(format!("{own_name}.key")));
+        let mut ks = Self::from_pem(
+            &read(&format!("{own_name}.key"))?,
+            &read(&format!("{own_name}.pem"))?,
+            &read("root.pem")?,
+        )?;
+        if dir.join("platform.pem").exists() {
+            ks.add_peer_pem("platform", &read("platform.pem")?)?;
+        }
+        if dir.join("crl.pem").exists() {
+            ks.set_crl_pem(&read("crl.pem")?)?;
+        }
+        Ok(ks)
+    }
+
+    /// Replace the current CRL (PEM). Its signature and dates are checked at use, with `now`.
+    pub fn set_crl_pem(&mut self, pem: &[u8]) -> Result<()> {
+        self.crl = Some(std::sync::Arc::new(
+            X509Crl::from_pem(pem).map_err(km("CRL"))?,
+        ));
+        Ok(())
+    }
+
+    /// Replace the current CRL (DER).
+    pub fn set_crl_der(&mut self, der: &[u8]) -> Result<()> {
+        self.crl = Some(std::sync::Arc::new(
+            X509Crl::from_der(der).map_err(km("CRL"))?,
+        ));
+        Ok(())
+    }
+
+    /// Replace the current CRL.
+    pub fn set_crl(&mut self, crl: X509Crl) {
+        self.crl = Some(std::sync::Arc::new(crl));
+    }
+
+    /// Add or replace a peer certificate under `name` (`platform`, an application ID, a
+    /// gateway ID on the platform side). Validity is checked at use, with `now`.
+    pub fn add_peer(&mut self, name: &str, cert: X509) -> Result<()> {
+        let kid = kid_of(&cert)?;
+        self.peers.insert(name.to_string(), PeerCert { cert, kid });
+        Ok(())
+    }
+
+    /// [`Self::add_peer`] from PEM.
+    pub fn add_peer_pem(&mut self, name: &str, pem: &[u8]) -> Result<()> {
+        let cert = X509::from_pem(pem).map_err(km("peer certificate"))?;
+        self.add_peer(name, cert)
+    }
+
+    /// Own private key (never log it).
+    pub fn own_key(&self) -> &PKey<Private> {
+        &self.own_key
+    }
+
+    /// Own certificate and kid.
+    pub fn own(&self) -> &PeerCert {
+        &self.own
+    }
+
+    /// The trusted root.
+    pub fn root(&self) -> &X509 {
+        &self.root
+    }
+
+    /// The current CRL, if any.
+    pub fn crl(&self) -> Option<&X509Crl> {
+        self.crl.as_deref()
+    }
+
+    /// A peer by name.
+    pub fn peer(&self, name: &str) -> Result<&PeerCert> {
+        self.peers
+            .get(name)
+            .ok_or_else(|| SecurityError::UnknownPeer(name.to_string()))
+    }
+
+    /// A peer by kid, with its name.
+    pub fn peer_by_kid(&self, kid: &str) -> Option<(&str, &PeerCert)> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.kid == kid)
+            .map(|(n, p)| (n.as_str(), p))
+    }
+
+    /// Names of all peers.
+    pub fn peer_names(&self) -> impl Iterator<Item = &str> {
+        self.peers.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,147 @@
+//! Lint of every vector file: JSON Schema shape, unique tcIds, accurate numberOfTests, every
+//! flag defined in notes, every requirement ID present in the requirement catalogue.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Find `shared/spec/requirements.md` beside the checkout (or any ancestor), or via
+/// `SGW_REQUIREMENTS`.
+fn requirements_path() -> PathBuf {
+    if let Ok(p) = std::env::var("SGW_REQUIREMENTS") {
+        return PathBuf::from(p);
+    }
+    let mut dir: Option<&Path> = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
+    while let Some(d) = dir {
+        let cand = d.join("shared/spec/requirements.md");
+        if cand.exists() {
+            return cand;
+        }
+        dir = d.parent();
+    }
+    panic!("shared/spec/requirements.md not found beside the checkout; set SGW_REQUIREMENTS");
+}
+
+fn requirement_ids() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(requirements_path()).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(" |").next())
+        .map(|s| s.trim().to_string())
+        .filter(|s| {
+            s.contains('-')
+                && s.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        })
+        .collect()
+}
+
+#[test]
+fn the_requirement_catalogue_is_found_and_parsed() {
+    let ids = requirement_ids();
+    assert!(
+        ids.contains("SEC-JSON-SIG-1") && ids.contains("SM-CERTEXP"),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn there_are_vector_files() {
+    assert!(vectors::list().unwrap().len() >= 7);
+}
+
+/// Every problem of one vector file's text.
+fn lint(
+    name: &str,
+    text: &str,
+    validator: &jsonschema::Validator,
+    ids: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let raw: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("{name}: not JSON: {e}")],
+    };
+    for e in validator.iter_errors(&raw) {
+        problems.push(format!("{name}: schema: {e} at {}", e.instance_path()));
+    }
+    let file: vectors::VectorFile = match serde_json::from_value(raw) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(format!("{name}: {e}"));
+            return problems;
+        }
+    };
+    let mut seen = BTreeSet::new();
+    let mut count = 0;
+    for (g, t) in file.cases() {
+        count += 1;
+        if !seen.insert(t.tc_id) {
+            problems.push(format!("{name}: duplicate tcId {}", t.tc_id));
+        }
+        for f in &t.flags {
+            if !file.notes.contains_key(f) {
+                problems.push(format!("{name}: tcId {} flag {f} not in notes", t.tc_id));
+            }
+        }
+        for r in &g.requirements {
+            if !ids.contains(r) {
+                problems.push(format!("{name}: requirement {r} not in the catalogue"));
+            }
+        }
+    }
+    if count != file.number_of_tests {
+        problems.push(format!(
+            "{name}: numberOfTests {} but {count} cases",
+            file.number_of_tests
+        ));
+    }
+    problems
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors::schema_path()).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+#[test]
+fn every_vector_file_passes_the_lint() {
+    let (v, ids) = (validator(), requirement_ids());
+    let mut problems = Vec::new();
+    for name in vectors::list().unwrap() {
+        let text = std::fs::read_to_string(vectors::data_dir().join(&name)).unwrap();
+        problems.extend(lint(&name, &text, &v, &ids));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_lint_catches_each_kind_of_broken_file() {
+    let (v, ids) = (validator(), requirement_ids());
+    let good = serde_json::json!({"algorithm":"X","numberOfTests":2,"notes":{"F":{"bugType":"B","description":"d"}},
+        "testGroups":[{"type":"T","requirements":["SEC-MASK-1"],"tests":[
+            {"tcId":1,"comment":"","flags":["F"],"result":"valid"},
+            {"tcId":2,"comment":"","flags":[],"result":"invalid"}]}]});
+    assert!(lint("good", &good.to_string(), &v, &ids).is_empty());
+    let mut bad = Vec::new();
+    let mut dup = good.clone();
+    dup["testGroups"][0]["tests"][1]["tcId"] = 1.into();
+    bad.push(("duplicate tcId", dup));
+    let mut count = good.clone();
+    count["numberOfTests"] = 3.into();
+    bad.push(("numberOfTests", count));
+    let mut flag = good.clone();
+    flag["testGroups"][0]["tests"][1]["flags"] = serde_json::json!(["Undefined"]);
+    bad.push(("not in notes", flag));
+    let mut req = good.clone();
+    req["testGroups"][0]["requirements"] = serde_json::json!(["SEC-NOPE-1"]);
+    bad.push(("not in the catalogue", req));
+    let mut shape = good.clone();
+    shape["testGroups"][0]["tests"][0]["result"] = "maybe".into();
+    bad.push(("schema", shape));
+    for (what, doc) in bad {
+        let p = lint("bad", &doc.to_string(), &v, &ids);
+        assert!(p.iter().any(|m| m.contains(what)), "{what}: {p:?}");
+    }
+}
