@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Independent XML Signature / XML Encryption operations (python-xmlsec, signxml, lxml) for
+the gateway's cross-check tests (SEC-XML-SIG-1/2, SEC-XML-ENC-1/2).
+
+Subcommands (documents are read from a file, results written to stdout; exit status 0 means
+success, 1 means the operation failed, e.g. an invalid signature):
+  verify-signxml CERT FILE              signxml verifies the single signature (prints signed XML)
+  verify-xmlsec CERT FILE [ID]          python-xmlsec verifies (ID: register Id attributes)
+  decrypt-xmlsec KEY FILE               python-xmlsec decrypts the first EncryptedData
+  sign-signxml KEY CERT FILE            signxml enveloped, rsa-sha256, sha256, exc-c14n
+  sign-xmlsec KEY CERT FILE [ID]        python-xmlsec enveloped (URI="" or "#ID")
+  encrypt-xmlsec CERT FILE ID AES OAEP  python-xmlsec encrypts the element with Id=ID;
+                                        AES in aes128|aes192|aes256,
+                                        OAEP in mgf1p|oaep11-sha1|oaep11-sha256
+"""
+import sys
+
+import xmlsec
+from lxml import etree
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+XENC11 = "http://www.w3.org/2009/xmlenc11#"
+PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+def load(path):
+    with open(path, "rb") as f:
+        return etree.fromstring(f.read(), PARSER)
+
+
+def out(el):
+    sys.stdout.buffer.write(etree.tostring(el, encoding="utf-8", xml_declaration=False))
+
+
+def register_ids(root):
+    for el in root.iter(etree.Element):
+        if el.get("Id") is not None:
+            xmlsec.tree.add_ids(root, ["Id"])
+            break
+
+
+def verify_signxml(cert, path):
+    from signxml import XMLVerifier
+
+    with open(cert) as f:
+        pem = f.read()
+    with open(path, "rb") as f:
+        data = f.read()
+    res = XMLVerifier().verify(data, x509_cert=pem, expect_references=1)
+    out(res.signed_xml)
+
+
+def verify_xmlsec(cert, path, ident=None):
+    root = load(path)
+    if ident:
+        xmlsec.tree.add_ids(root, ["Id"])
+    sigs = root.findall(".//{%s}Signature" % DS)
+    if len(sigs) != 1:
+        raise ValueError("expected exactly one Signature")
+    node = sigs[0]
+    ctx = xmlsec.SignatureContext()
+    ctx.key = xmlsec.Key.from_file(cert, xmlsec.constants.KeyDataFormatCertPem)
+    ctx.verify(node)
+
+
+def decrypt_xmlsec(key, path):
+    root = load(path)
+    register_ids(root)
+    manager = xmlsec.KeysManager()
+    manager.add_key(xmlsec.Key.from_file(key, xmlsec.constants.KeyDataFormatPem))
+    ctx = xmlsec.EncryptionContext(manager)
+    node = root.find(".//{%s}EncryptedData" % XENC)
+    res = ctx.decrypt(node)
+    out(res.getroottree().getroot() if res.getparent() is not None else res)
+
+
+def sign_signxml(key, cert, path):
+    from signxml import XMLSigner, methods
+
+    with open(key, "rb") as f:
+        k = f.read()
+    with open(cert) as f:
+        c = f.read()
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm="rsa-sha256",
+        digest_algorithm="sha256",
+        c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
+    )
+    signed = signer.sign(load(path), key=k, cert=c)
+    out(signed)
+
+
+def sign_xmlsec(key, cert, path, ident=None):
+    root = load(path)
+    sig = xmlsec.template.create(
+        root, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256
+    )
+    root.append(sig)
+    ref = xmlsec.template.add_reference(
+        sig, xmlsec.constants.TransformSha256, uri=("#" + ident) if ident else ""
+    )
+    xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
+    xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
+    ki = xmlsec.template.ensure_key_info(sig)
+    xmlsec.template.add_x509_data(ki)
+    if ident:
+        xmlsec.tree.add_ids(root, ["Id"])
+    ctx = xmlsec.SignatureContext()
+    k = xmlsec.Key.from_file(key, xmlsec.constants.KeyDataFormatPem)
+    k.load_cert_from_file(cert, xmlsec.constants.KeyDataFormatPem)
+    ctx.key = k
+    ctx.sign(sig)
+    out(root)
+
+
+AES = {
+    "aes128": (xmlsec.constants.TransformAes128Cbc, xmlsec.constants.KeyDataAes, 128),
+    "aes192": (xmlsec.constants.TransformAes192Cbc, xmlsec.constants.KeyDataAes, 192),
+    "aes256": (xmlsec.constants.TransformAes256Cbc, xmlsec.constants.KeyDataAes, 256),
+}
+
+
+def encrypt_xmlsec(cert, path, ident, aes, oaep):
+    root = load(path)
+    target = root.xpath("//*[@Id=$i]", i=ident)[0]
+    transform, kd, bits = AES[aes]
+    enc = xmlsec.template.encrypted_data_create(
+        root, transform, type=xmlsec.constants.TypeEncElement, ns="xenc"
+    )
+    xmlsec.template.encrypted_data_ensure_cipher_value(enc)
+    ki = xmlsec.template.encrypted_data_ensure_key_info(enc, ns="dsig")
+    if oaep == "mgf1p":
+        ek = xmlsec.template.add_encrypted_key(ki, xmlsec.constants.TransformRsaOaep)
+    else:
+        ek = xmlsec.template.add_encrypted_key(ki, xmlsec.constants.TransformRsaOaep)
+        em = ek.find("{%s}EncryptionMethod" % XENC)
+        em.set("Algorithm", XENC11 + "rsa-oaep")
+        dm = etree.SubElement(em, "{%s}DigestMethod" % DS)
+        if oaep == "oaep11-sha256":
+            dm.set("Algorithm", "http://www.w3.org/2001/04/xmlenc#sha256")
+            mgf = etree.SubElement(em, "{%s}MGF" % XENC11)
+            mgf.set("Algorithm", XENC11 + "mgf1sha256")
+        else:
+            dm.set("Algorithm", DS + "sha1")
+    xmlsec.template.encrypted_data_ensure_cipher_value(ek)
+    manager = xmlsec.KeysManager()
+    manager.add_key(xmlsec.Key.from_file(cert, xmlsec.constants.KeyDataFormatCertPem))
+    ctx = xmlsec.EncryptionContext(manager)
+    ctx.key = xmlsec.Key.generate(kd, bits, xmlsec.constants.KeyDataTypeSession)
+    ctx.encrypt_xml(enc, target)
+    enc.set("Id", ident)
+    out(root)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    fn = {
+        "verify-signxml": verify_signxml,
+        "verify-xmlsec": verify_xmlsec,
+        "decrypt-xmlsec": decrypt_xmlsec,
+        "sign-signxml": sign_signxml,
+        "sign-xmlsec": sign_xmlsec,
+        "encrypt-xmlsec": encrypt_xmlsec,
+    }[cmd]
+    try:
+        fn(*args)
+    except Exception as e:  # any failure of the independent implementation
+        print(f"{cmd} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
