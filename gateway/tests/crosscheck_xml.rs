@@ -20,7 +20,7 @@ use gateway::security::xml::{
     SignedReference, XmlCipher, XmlError, decrypt_document, encrypt_element_by_id, open_profile,
     protect_profile, sign_document, sign_element_by_id, verify_signature,
 };
-use xml_common::{Rng, billing_profile, party, python, run, write_pems};
+use xml_common::{Rng, billing_profile, python, run, shared, write_pems};
 
 fn canon(xml: &str) -> String {
     let d = parse(xml).unwrap_or_else(|e| panic!("unparseable {e}: {xml}"));
@@ -50,10 +50,10 @@ fn profile() -> String {
 #[test]
 fn xmlsec1_python_xmlsec_and_signxml_verify_our_whole_document_signature() {
     let dir = tempfile::tempdir().unwrap();
-    let a = party("signer", 2048);
-    let other = party("other", 2048);
-    let (_, cert) = write_pems(dir.path(), "a", &a);
-    let (_, other_cert) = write_pems(dir.path(), "o", &other);
+    let a = shared(0);
+    let other = shared(2);
+    let (_, cert) = write_pems(dir.path(), "a", a);
+    let (_, other_cert) = write_pems(dir.path(), "o", other);
     let signed = sign_document(&profile(), &a.key, &a.cert).unwrap();
     let f = dir.path().join("signed.xml");
     std::fs::write(&f, &signed).unwrap();
@@ -88,8 +88,8 @@ fn xmlsec1_python_xmlsec_and_signxml_verify_our_whole_document_signature() {
 #[test]
 fn xmlsec1_and_python_xmlsec_verify_our_id_reference_signature() {
     let dir = tempfile::tempdir().unwrap();
-    let a = party("signer", 2048);
-    let (_, cert) = write_pems(dir.path(), "a", &a);
+    let a = shared(0);
+    let (_, cert) = write_pems(dir.path(), "a", a);
     let signed = sign_element_by_id(&profile(), "header", &a.key, &a.cert).unwrap();
     assert!(signed.contains("URI=\"#header\""));
     let f = dir.path().join("signed.xml");
@@ -126,8 +126,8 @@ fn xmlsec1_and_python_xmlsec_verify_our_id_reference_signature() {
 #[test]
 fn python_xmlsec_decrypts_our_encryption_for_aes_128_192_256() {
     let dir = tempfile::tempdir().unwrap();
-    let b = party("recipient", 2048);
-    let (key, _) = write_pems(dir.path(), "b", &b);
+    let b = shared(1);
+    let (key, _) = write_pems(dir.path(), "b", b);
     let plain = profile();
     for cipher in [
         XmlCipher::Aes128Cbc,
@@ -144,8 +144,8 @@ fn python_xmlsec_decrypts_our_encryption_for_aes_128_192_256() {
         assert_eq!(canon(&out), canon(&plain), "{cipher:?}");
     }
     // ...and refuses with the wrong key.
-    let other = party("other", 2048);
-    let (okey, _) = write_pems(dir.path(), "o", &other);
+    let other = shared(2);
+    let (okey, _) = write_pems(dir.path(), "o", other);
     let (ok, _, _) = py(&["decrypt-xmlsec", s(&okey), s(&dir.path().join("enc.xml"))]);
     assert!(!ok, "python-xmlsec decrypted with the wrong key");
 }
@@ -153,9 +153,9 @@ fn python_xmlsec_decrypts_our_encryption_for_aes_128_192_256() {
 #[test]
 fn we_verify_signatures_made_by_xmlsec1_python_xmlsec_and_signxml() {
     let dir = tempfile::tempdir().unwrap();
-    let a = party("signer", 2048);
-    let other = party("other", 2048);
-    let (key, cert) = write_pems(dir.path(), "a", &a);
+    let a = shared(0);
+    let other = shared(2);
+    let (key, cert) = write_pems(dir.path(), "a", a);
     let plain = profile();
     let pf = dir.path().join("plain.xml");
     std::fs::write(&pf, &plain).unwrap();
@@ -193,7 +193,7 @@ fn we_verify_signatures_made_by_xmlsec1_python_xmlsec_and_signxml() {
         assert!(
             matches!(
                 verify_signature(&xml, &other.cert),
-                Err(XmlError::SignatureInvalid)
+                Err(XmlError::SignatureInvalid | XmlError::Structure(_))
             ),
             "{who}: accepted under the wrong certificate"
         );
@@ -211,8 +211,8 @@ fn we_verify_signatures_made_by_xmlsec1_python_xmlsec_and_signxml() {
 #[test]
 fn we_decrypt_what_xmlsec1_and_python_xmlsec_encrypt_for_every_accepted_key_transport() {
     let dir = tempfile::tempdir().unwrap();
-    let b = party("recipient", 2048);
-    let (key, cert) = write_pems(dir.path(), "b", &b);
+    let b = shared(1);
+    let (key, cert) = write_pems(dir.path(), "b", b);
     let plain = profile();
     let pf = dir.path().join("plain.xml");
     std::fs::write(&pf, &plain).unwrap();
@@ -252,7 +252,7 @@ fn we_decrypt_what_xmlsec1_and_python_xmlsec_encrypt_for_every_accepted_key_tran
             .unwrap_or_else(|e| panic!("we could not decrypt xmlsec1 {aes}: {e}"));
         assert_eq!(canon(&dec), canon(&plain), "xmlsec1 {aes}");
         // The other party's key must fail, with the one indistinguishable error.
-        let other = party("other", 2048);
+        let other = shared(2);
         assert!(matches!(
             decrypt_document(&out, &other.key),
             Err(XmlError::Decryption)
@@ -263,10 +263,10 @@ fn we_decrypt_what_xmlsec1_and_python_xmlsec_encrypt_for_every_accepted_key_tran
 #[test]
 fn protect_profile_output_is_verified_by_xmlsec1_and_signxml_and_decrypted_by_python_xmlsec() {
     let dir = tempfile::tempdir().unwrap();
-    let a = party("gateway", 2048);
-    let b = party("platform", 2048);
-    let (_, acert) = write_pems(dir.path(), "a", &a);
-    let (bkey, _) = write_pems(dir.path(), "b", &b);
+    let a = shared(0);
+    let b = shared(1);
+    let (_, acert) = write_pems(dir.path(), "a", a);
+    let (bkey, _) = write_pems(dir.path(), "b", b);
     let plain = profile();
     for cipher in [
         XmlCipher::Aes128Cbc,
@@ -304,10 +304,10 @@ fn protect_profile_output_is_verified_by_xmlsec1_and_signxml_and_decrypted_by_py
 #[test]
 fn open_profile_accepts_a_profile_protected_by_python_xmlsec() {
     let dir = tempfile::tempdir().unwrap();
-    let a = party("gateway", 2048);
-    let b = party("platform", 2048);
-    let (akey, acert) = write_pems(dir.path(), "a", &a);
-    let (_, bcert) = write_pems(dir.path(), "b", &b);
+    let a = shared(0);
+    let b = shared(1);
+    let (akey, acert) = write_pems(dir.path(), "a", a);
+    let (_, bcert) = write_pems(dir.path(), "b", b);
     // Compact plain layout (no whitespace between the root's children).
     let plain = profile()
         .replace(">\n<sgw:Body", "><sgw:Body")
@@ -330,4 +330,78 @@ fn open_profile_accepts_a_profile_protected_by_python_xmlsec() {
     let opened = open_profile(&signed, &b.key, &a.cert)
         .unwrap_or_else(|e| panic!("open_profile refused python-xmlsec output: {e}\n{signed}"));
     assert_eq!(canon(&opened), canon(&plain));
+}
+
+#[test]
+fn signatures_python_xmlsec_accepts_but_our_policy_refuses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = shared(0);
+    let (key, cert) = write_pems(dir.path(), "a", a);
+    let pf = dir.path().join("plain.xml");
+    std::fs::write(&pf, profile()).unwrap();
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        ("rsa-sha1", "sha256", &[";enveloped,exc"], "algorithm"),
+        ("rsa-sha256", "sha1", &[";enveloped,exc"], "algorithm"),
+        ("rsa-sha256", "sha256", &[";enveloped,incl"], "algorithm"),
+        ("rsa-sha256", "sha256", &[";xpath,exc"], "algorithm"),
+        ("rsa-sha256", "sha256", &[";enveloped"], "algorithm"),
+        (
+            "rsa-sha256",
+            "sha256",
+            &[";enveloped,exc", "#header;exc"],
+            "structure",
+        ),
+    ];
+    for (sigalg, digalg, refs, kind) in cases {
+        let mut args = vec![
+            "sign-xmlsec-custom",
+            s(&key),
+            s(&cert),
+            s(&pf),
+            sigalg,
+            digalg,
+        ];
+        args.extend_from_slice(refs);
+        let (ok, out, err) = py(&args);
+        assert!(ok, "{err}");
+        let f = dir.path().join("c.xml");
+        std::fs::write(&f, &out).unwrap();
+        let (ok, _, err) = py(&["verify-xmlsec", s(&cert), s(&f), "ids"]);
+        assert!(
+            ok,
+            "python-xmlsec refuses its own {sigalg}/{digalg}/{refs:?}: {err}"
+        );
+        let r = verify_signature(&out, &a.cert);
+        let refused = match *kind {
+            "algorithm" => matches!(r, Err(XmlError::AlgorithmRefused(_))),
+            _ => matches!(r, Err(XmlError::Structure(_))),
+        };
+        assert!(refused, "{sigalg}/{digalg}/{refs:?}: {r:?}");
+    }
+}
+
+#[test]
+fn rsa_1_5_key_transport_made_by_python_xmlsec_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = shared(1);
+    let (key, cert) = write_pems(dir.path(), "b", b);
+    let pf = dir.path().join("plain.xml");
+    std::fs::write(&pf, profile()).unwrap();
+    let (ok, out, err) = py(&[
+        "encrypt-xmlsec",
+        s(&cert),
+        s(&pf),
+        "body",
+        "aes128",
+        "rsa15",
+    ]);
+    assert!(ok, "{err}");
+    let f = dir.path().join("e.xml");
+    std::fs::write(&f, &out).unwrap();
+    let (ok, _, err) = py(&["decrypt-xmlsec", s(&key), s(&f)]);
+    assert!(ok, "python-xmlsec cannot decrypt its own rsa-1_5: {err}");
+    assert!(matches!(
+        decrypt_document(&out, &b.key),
+        Err(XmlError::AlgorithmRefused(_))
+    ));
 }

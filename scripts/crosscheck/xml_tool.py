@@ -11,7 +11,12 @@ success, 1 means the operation failed, e.g. an invalid signature):
   sign-xmlsec KEY CERT FILE [ID]        python-xmlsec enveloped (URI="" or "#ID")
   encrypt-xmlsec CERT FILE ID AES OAEP  python-xmlsec encrypts the element with Id=ID;
                                         AES in aes128|aes192|aes256,
-                                        OAEP in mgf1p|oaep11-sha1|oaep11-sha256
+                                        OAEP in mgf1p|oaep11-sha1|oaep11-sha256|rsa15
+  sign-xmlsec-custom KEY CERT FILE SIGALG DIGALG REF...
+                                        python-xmlsec signs with SIGALG in rsa-sha256|rsa-sha1,
+                                        DIGALG in sha256|sha1, one Reference per REF
+                                        "URI;T1,T2" (T in enveloped|exc|incl|xpath);
+                                        the Signature is appended to the root
 """
 import sys
 
@@ -131,7 +136,9 @@ def encrypt_xmlsec(cert, path, ident, aes, oaep):
     )
     xmlsec.template.encrypted_data_ensure_cipher_value(enc)
     ki = xmlsec.template.encrypted_data_ensure_key_info(enc, ns="dsig")
-    if oaep == "mgf1p":
+    if oaep == "rsa15":
+        ek = xmlsec.template.add_encrypted_key(ki, xmlsec.constants.TransformRsaPkcs1)
+    elif oaep == "mgf1p":
         ek = xmlsec.template.add_encrypted_key(ki, xmlsec.constants.TransformRsaOaep)
     else:
         ek = xmlsec.template.add_encrypted_key(ki, xmlsec.constants.TransformRsaOaep)
@@ -154,6 +161,47 @@ def encrypt_xmlsec(cert, path, ident, aes, oaep):
     out(root)
 
 
+TRANSFORMS = {
+    "enveloped": xmlsec.constants.TransformEnveloped,
+    "exc": xmlsec.constants.TransformExclC14N,
+    "incl": xmlsec.constants.TransformInclC14N,
+    "xpath": xmlsec.constants.TransformXPath,
+}
+
+
+def sign_xmlsec_custom(key, cert, path, sigalg, digalg, *refs):
+    root = load(path)
+    sig = xmlsec.template.create(
+        root,
+        xmlsec.constants.TransformExclC14N,
+        {"rsa-sha256": xmlsec.constants.TransformRsaSha256,
+         "rsa-sha1": xmlsec.constants.TransformRsaSha1}[sigalg],
+    )
+    root.append(sig)
+    for spec in refs:
+        uri, _, ts = spec.partition(";")
+        ref = xmlsec.template.add_reference(
+            sig,
+            {"sha256": xmlsec.constants.TransformSha256,
+             "sha1": xmlsec.constants.TransformSha1}[digalg],
+            uri=uri,
+        )
+        for t in filter(None, ts.split(",")):
+            node = xmlsec.template.add_transform(ref, TRANSFORMS[t])
+            if t == "xpath":
+                xp = etree.SubElement(node, "{%s}XPath" % DS, nsmap={"dsig": DS})
+                xp.text = "not(ancestor-or-self::dsig:Signature)"
+    ki = xmlsec.template.ensure_key_info(sig)
+    xmlsec.template.add_x509_data(ki)
+    xmlsec.tree.add_ids(root, ["Id"])
+    ctx = xmlsec.SignatureContext()
+    k = xmlsec.Key.from_file(key, xmlsec.constants.KeyDataFormatPem)
+    k.load_cert_from_file(cert, xmlsec.constants.KeyDataFormatPem)
+    ctx.key = k
+    ctx.sign(sig)
+    out(root)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
@@ -163,6 +211,7 @@ def main():
         "sign-signxml": sign_signxml,
         "sign-xmlsec": sign_xmlsec,
         "encrypt-xmlsec": encrypt_xmlsec,
+        "sign-xmlsec-custom": sign_xmlsec_custom,
     }[cmd]
     try:
         fn(*args)

@@ -195,3 +195,15 @@ pub fn esc(s: &str) -> String {
 pub fn xmlsec1() -> Command {
     Command::new("xmlsec1")
 }
+
+/// Four 2048-bit parties generated once per test binary (RSA key generation dominates the
+/// run time otherwise): 0 = gateway, 1 = platform, 2 = other, 3 = mallory.
+pub fn shared(i: usize) -> &'static Party {
+    static PARTIES: std::sync::OnceLock<Vec<Party>> = std::sync::OnceLock::new();
+    &PARTIES.get_or_init(|| {
+        ["GW0001", "platform", "other", "mallory"]
+            .iter()
+            .map(|n| party(n, 2048))
+            .collect()
+    })[i]
+}

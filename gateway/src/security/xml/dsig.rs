@@ -8,7 +8,8 @@
 //! as the last child of the document element, with KeyInfo/X509Data/X509Certificate.
 //!
 //! Verification uses only the caller-given certificate's public key: the embedded
-//! certificate is informational and ignored. Refused: more than one Signature in the document,
+//! certificate is never used to verify; KeyInfo may hold only X509Data/X509Certificate, and an
+//! embedded certificate must equal the caller's (so no byte of the document goes unchecked). Refused: more than one Signature in the document,
 //! more than one Reference, ds:Object, XPath/XSLT/base64/inclusive-c14n transforms,
 //! XPointer URIs, an `Id` value carried by more than one element (also `ID`/`id`), non-
 //! whitespace text inside the signature's structure. The caller receives the exact canonical
@@ -241,6 +242,7 @@ fn exc_c14n_prefixes(el: &Element) -> Result<Vec<String>, XmlError> {
 /// A parsed, policy-checked Signature element.
 pub(crate) struct ParsedSignature<'a> {
     pub signature: &'a Element,
+    pub key_info: Option<&'a Element>,
     pub signed_info: &'a Element,
     pub si_prefixes: Vec<String>,
     pub uri: String,
@@ -256,15 +258,15 @@ pub(crate) fn parse_signature(sig: &Element) -> Result<ParsedSignature<'_>, XmlE
     let signed_info = expect(kids.first(), DS, "SignedInfo")?;
     let sig_value = expect(kids.get(1), DS, "SignatureValue")?;
     only_attrs(sig_value, &["Id"])?;
-    match kids.len() {
-        2 => {}
-        3 if kids[2].is(DS, "KeyInfo") => {}
+    let key_info = match kids.len() {
+        2 => None,
+        3 if kids[2].is(DS, "KeyInfo") => Some(kids[2]),
         _ => {
             return Err(XmlError::Structure(
                 "Signature holds elements other than SignedInfo, SignatureValue, KeyInfo".into(),
             ));
         }
-    }
+    };
     only_attrs(signed_info, &["Id"])?;
     let si = strict_children(signed_info)?;
     let cm = expect(si.first(), DS, "CanonicalizationMethod")?;
@@ -348,6 +350,7 @@ pub(crate) fn parse_signature(sig: &Element) -> Result<ParsedSignature<'_>, XmlE
     let value = b64_text(sig_value)?;
     Ok(ParsedSignature {
         signature: sig,
+        key_info,
         signed_info,
         si_prefixes,
         uri,
@@ -358,7 +361,53 @@ pub(crate) fn parse_signature(sig: &Element) -> Result<ParsedSignature<'_>, XmlE
     })
 }
 
+/// Checks KeyInfo: only `X509Data/X509Certificate` is accepted, and when certificates are
+/// embedded one of them must be the caller's certificate (the embedded one is never used to
+/// verify, but an embedded certificate that differs means the document is not what we expect).
+/// Returns the number of embedded certificates.
+fn check_key_info(ki: &Element, cert_der: &[u8]) -> Result<usize, XmlError> {
+    only_attrs(ki, &["Id"])?;
+    let mut certs = 0usize;
+    let mut matches = 0usize;
+    for data in strict_children(ki)? {
+        if !data.is(DS, "X509Data") {
+            return Err(XmlError::Structure(format!(
+                "KeyInfo child {} refused",
+                data.local
+            )));
+        }
+        only_attrs(data, &[])?;
+        for c in strict_children(data)? {
+            if !c.is(DS, "X509Certificate") {
+                return Err(XmlError::Structure(format!(
+                    "X509Data child {} refused",
+                    c.local
+                )));
+            }
+            only_attrs(c, &[])?;
+            certs += 1;
+            if b64_text(c)? == cert_der {
+                matches += 1;
+            }
+        }
+    }
+    if certs > 0 && matches == 0 {
+        return Err(XmlError::Structure(
+            "the embedded certificate is not the expected signer certificate".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// Verifies and returns, besides the result, how many certificates KeyInfo embedded.
 pub(crate) fn verify_tree(doc: &Document, cert: &X509) -> Result<VerifiedSignature, XmlError> {
+    verify_tree_counting(doc, cert).map(|(v, _)| v)
+}
+
+pub(crate) fn verify_tree_counting(
+    doc: &Document,
+    cert: &X509,
+) -> Result<(VerifiedSignature, usize), XmlError> {
     let public = cert.public_key()?;
     check_rsa_key(&public)?;
     let sigs = doc.root.find_all(&|e: &Element| e.is(DS, "Signature"));
@@ -368,6 +417,10 @@ pub(crate) fn verify_tree(doc: &Document, cert: &X509) -> Result<VerifiedSignatu
         _ => return Err(XmlError::Structure("more than one Signature".into())),
     };
     let p = parse_signature(sig)?;
+    let embedded = match p.key_info {
+        Some(ki) => check_key_info(ki, &cert.to_der()?)?,
+        None => 0,
+    };
 
     // 1. SignatureValue over the canonical SignedInfo, with the caller's key only.
     let mut si_anc = sig_anc.clone();
@@ -401,8 +454,11 @@ pub(crate) fn verify_tree(doc: &Document, cert: &X509) -> Result<VerifiedSignatu
     if p.digest.len() != digest.len() || !openssl::memcmp::eq(&p.digest, &digest) {
         return Err(XmlError::DigestMismatch);
     }
-    Ok(VerifiedSignature {
-        reference,
-        signed_c14n: c14n,
-    })
+    Ok((
+        VerifiedSignature {
+            reference,
+            signed_c14n: c14n,
+        },
+        embedded,
+    ))
 }

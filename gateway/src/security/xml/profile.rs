@@ -15,7 +15,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use super::XmlError;
-use super::dsig::{SignedReference, find_by_id, sign_tree, verify_tree};
+use super::dsig::{SignedReference, find_by_id, sign_tree, verify_tree_counting};
 use super::enc::{XmlCipher, decrypt_element, encrypt_tree};
 use super::ns::{DS, SGW, XENC};
 use super::tree::{self, Element, Node, scope_of};
@@ -102,7 +102,12 @@ pub fn open_profile(
 ) -> Result<String, XmlError> {
     let mut d = tree::parse(doc)?;
     // 1. Authenticate before touching any ciphertext (no padding oracle).
-    let verified = verify_tree(&d, signer_cert)?;
+    let (verified, embedded_certs) = verify_tree_counting(&d, signer_cert)?;
+    if embedded_certs != 1 {
+        return Err(structure(
+            "KeyInfo must embed exactly the signer certificate",
+        ));
+    }
     if verified.reference != SignedReference::Document {
         return Err(structure(
             "the profile signature must cover the whole document",
