@@ -9,7 +9,7 @@ mod xml_common;
 use base64::Engine as _;
 use gateway::security::xml::c14n::canonicalize;
 use gateway::security::xml::tree::{Element, parse, scope_of};
-use xml_common::{Rng, billing_profile, esc, python};
+use xml_common::{Rng, billing_profile, python, random_doc};
 
 /// Hand-written edge cases: W3C C14N / exc-c14n examples (without DTDs or PIs, which we
 /// refuse) and namespace/attribute corner cases.
@@ -48,90 +48,6 @@ pub const EDGE_CASES: &[&str] = &[
     // whitespace and comments around the root
     "<!-- before -->\n<r><!-- inside --><s>1</s></r>\n<!-- after -->\n",
 ];
-
-fn random_doc(rng: &mut Rng) -> String {
-    const PREFIXES: &[&str] = &["a", "b", "ds", "xenc", "sgw"];
-    const URIS: &[&str] = &[
-        "urn:a",
-        "urn:b",
-        "http://www.w3.org/2000/09/xmldsig#",
-        "urn:sgw:profile:v1",
-        "urn:suido:%E6%96%99%E9%87%91",
-    ];
-    const TEXT: &[&str] = &[
-        "",
-        " ",
-        "水道料金 1,234円",
-        "a&b",
-        "<x>",
-        "\"q\" 'a'",
-        "\t\n",
-        "]]>",
-        "\r",
-        "ｶﾀｶﾅ ＡＢＣ",
-        "𠮷野家",
-    ];
-    fn el(rng: &mut Rng, depth: usize, out: &mut String, declared: &mut Vec<String>) {
-        let mut decls = String::new();
-        let mut newly = Vec::new();
-        for _ in 0..(rng.next() % 3) {
-            let p = rng.pick(PREFIXES);
-            if newly.iter().any(|x: &String| x == p) {
-                continue;
-            }
-            decls.push_str(&format!(" xmlns:{p}=\"{}\"", rng.pick(URIS)));
-            newly.push(p.to_string());
-        }
-        match rng.next() % 5 {
-            0 => decls.push_str(&format!(" xmlns=\"{}\"", rng.pick(URIS))),
-            1 => decls.push_str(" xmlns=\"\""),
-            _ => {}
-        }
-        let n_before = declared.len();
-        declared.extend(newly);
-        let name = if !declared.is_empty() && rng.next() % 2 == 0 {
-            let p = declared[(rng.next() % declared.len() as u64) as usize].clone();
-            format!("{p}:e{}", rng.next() % 4)
-        } else {
-            format!("e{}", rng.next() % 4)
-        };
-        let mut attrs = String::new();
-        let mut used: Vec<String> = Vec::new();
-        for i in 0..(rng.next() % 4) {
-            let an = if !declared.is_empty() && rng.next() % 2 == 0 {
-                let p = declared[(rng.next() % declared.len() as u64) as usize].clone();
-                format!("{p}:at{i}")
-            } else {
-                format!("at{}", rng.next() % 3)
-            };
-            if used.contains(&an) {
-                continue;
-            }
-            // avoid duplicate expanded names: also skip same local name with any prefix
-            let local = an.rsplit(':').next().unwrap().to_string();
-            if used.iter().any(|u| u.rsplit(':').next().unwrap() == local) {
-                continue;
-            }
-            used.push(an.clone());
-            attrs.push_str(&format!(" {an}=\"{}\"", esc(rng.pick(TEXT))));
-        }
-        if rng.next() % 7 == 0 {
-            attrs.push_str(" xml:lang=\"ja\"");
-        }
-        out.push_str(&format!("<{name}{decls}{attrs}>"));
-        let kids = if depth < 5 { rng.next() % 4 } else { 0 };
-        for _ in 0..kids {
-            out.push_str(&esc(rng.pick(TEXT)));
-            el(rng, depth + 1, out, declared);
-        }
-        out.push_str(&esc(rng.pick(TEXT)));
-        out.push_str(&format!("</{name}>"));
-        declared.truncate(n_before);
-    }
-    let mut out = String::new();
-    el(rng, 0, &mut out, &mut Vec::new());
-    out
-}
 
 fn ours_per_element(xml: &str, prefixes: &[String]) -> Vec<String> {
     let doc = parse(xml).unwrap_or_else(|e| panic!("we refused {xml:?}: {e}"));

@@ -207,3 +207,89 @@ pub fn shared(i: usize) -> &'static Party {
             .collect()
     })[i]
 }
+
+/// A random namespace-heavy document: prefixes bound and rebound, default namespace set and
+/// undeclared, namespaced attributes, text with characters c14n must escape, Japanese text.
+pub fn random_doc(rng: &mut Rng) -> String {
+    const PREFIXES: &[&str] = &["a", "b", "ds", "xenc", "sgw"];
+    const URIS: &[&str] = &[
+        "urn:a",
+        "urn:b",
+        "http://www.w3.org/2000/09/xmldsig#",
+        "urn:sgw:profile:v1",
+        "urn:suido:%E6%96%99%E9%87%91",
+    ];
+    const TEXT: &[&str] = &[
+        "",
+        " ",
+        "水道料金 1,234円",
+        "a&b",
+        "<x>",
+        "\"q\" 'a'",
+        "\t\n",
+        "]]>",
+        "\r",
+        "ｶﾀｶﾅ ＡＢＣ",
+        "𠮷野家",
+    ];
+    fn el(rng: &mut Rng, depth: usize, out: &mut String, declared: &mut Vec<String>) {
+        let mut decls = String::new();
+        let mut newly = Vec::new();
+        for _ in 0..(rng.next() % 3) {
+            let p = rng.pick(PREFIXES);
+            if newly.iter().any(|x: &String| x == p) {
+                continue;
+            }
+            decls.push_str(&format!(" xmlns:{p}=\"{}\"", rng.pick(URIS)));
+            newly.push(p.to_string());
+        }
+        match rng.next() % 5 {
+            0 => decls.push_str(&format!(" xmlns=\"{}\"", rng.pick(URIS))),
+            1 => decls.push_str(" xmlns=\"\""),
+            _ => {}
+        }
+        let n_before = declared.len();
+        declared.extend(newly);
+        let name = if !declared.is_empty() && rng.next() % 2 == 0 {
+            let p = declared[(rng.next() % declared.len() as u64) as usize].clone();
+            format!("{p}:e{}", rng.next() % 4)
+        } else {
+            format!("e{}", rng.next() % 4)
+        };
+        let mut attrs = String::new();
+        let mut used: Vec<String> = Vec::new();
+        for i in 0..(rng.next() % 4) {
+            let an = if !declared.is_empty() && rng.next() % 2 == 0 {
+                let p = declared[(rng.next() % declared.len() as u64) as usize].clone();
+                format!("{p}:at{i}")
+            } else {
+                format!("at{}", rng.next() % 3)
+            };
+            if used.contains(&an) {
+                continue;
+            }
+            // avoid duplicate expanded names: also skip same local name with any prefix
+            let local = an.rsplit(':').next().unwrap().to_string();
+            if used.iter().any(|u| u.rsplit(':').next().unwrap() == local) {
+                continue;
+            }
+            used.push(an.clone());
+            attrs.push_str(&format!(" {an}=\"{}\"", esc(rng.pick(TEXT))));
+        }
+        if rng.next() % 7 == 0 {
+            attrs.push_str(" xml:lang=\"ja\"");
+        }
+        out.push_str(&format!("<{name}{decls}{attrs}>"));
+        let kids = if depth < 5 { rng.next() % 4 } else { 0 };
+        for _ in 0..kids {
+            out.push_str(&esc(rng.pick(TEXT)));
+            el(rng, depth + 1, out, declared);
+        }
+        out.push_str(&esc(rng.pick(TEXT)));
+        out.push_str(&format!("</{name}>"));
+        declared.truncate(n_before);
+    }
+    let mut out = String::new();
+    el(rng, 0, &mut out, &mut Vec::new());
+    out
+}

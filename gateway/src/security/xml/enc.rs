@@ -378,7 +378,17 @@ pub(crate) fn decrypt_element(
     let p = parse_encrypted_data(ed)?;
     let plain = decrypt_bytes(&p, key)?;
     let text = String::from_utf8(plain).map_err(|_| XmlError::Decryption)?;
-    tree::parse_fragment(&text, scope).map_err(|_| XmlError::Decryption)
+    let mut el = tree::parse_fragment(&text, scope).map_err(|_| XmlError::Decryption)?;
+    // The plaintext is self-contained (c14n); drop declarations the context already makes.
+    el.ns_decls.retain(|(p, u)| {
+        let inherited = scope
+            .iter()
+            .rev()
+            .find(|(q, _)| q == p)
+            .map_or("", |(_, v)| v.as_str());
+        inherited != u
+    });
+    Ok(el)
 }
 
 pub(crate) fn decrypt_tree(doc: &mut Document, key: &PKey<Private>) -> Result<(), XmlError> {
