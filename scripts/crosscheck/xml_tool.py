@@ -10,7 +10,8 @@ success, 1 means the operation failed, e.g. an invalid signature):
   sign-signxml KEY CERT FILE            signxml enveloped, rsa-sha256, sha256, exc-c14n
   sign-xmlsec KEY CERT FILE [ID]        python-xmlsec enveloped (URI="" or "#ID")
   encrypt-xmlsec CERT FILE ID AES OAEP  python-xmlsec encrypts the element with Id=ID;
-                                        AES in aes128|aes192|aes256,
+                                        AES in aes128|aes192|aes256 (also des3,
+                                        aes128gcm for negative vectors),
                                         OAEP in mgf1p|oaep11-sha1|oaep11-sha256|rsa15
   sign-xmlsec-custom KEY CERT FILE SIGALG DIGALG REF...
                                         python-xmlsec signs with SIGALG in rsa-sha256|rsa-sha1,
@@ -121,6 +122,8 @@ def sign_xmlsec(key, cert, path, ident=None):
 
 
 AES = {
+    "des3": (xmlsec.constants.TransformDes3Cbc, xmlsec.constants.KeyDataDes, 192),
+    "aes128gcm": (xmlsec.constants.TransformAes128Gcm, xmlsec.constants.KeyDataAes, 128),
     "aes128": (xmlsec.constants.TransformAes128Cbc, xmlsec.constants.KeyDataAes, 128),
     "aes192": (xmlsec.constants.TransformAes192Cbc, xmlsec.constants.KeyDataAes, 192),
     "aes256": (xmlsec.constants.TransformAes256Cbc, xmlsec.constants.KeyDataAes, 256),
@@ -156,8 +159,8 @@ def encrypt_xmlsec(cert, path, ident, aes, oaep):
     manager.add_key(xmlsec.Key.from_file(cert, xmlsec.constants.KeyDataFormatCertPem))
     ctx = xmlsec.EncryptionContext(manager)
     ctx.key = xmlsec.Key.generate(kd, bits, xmlsec.constants.KeyDataTypeSession)
-    ctx.encrypt_xml(enc, target)
-    enc.set("Id", ident)
+    res = ctx.encrypt_xml(enc, target)
+    res.set("Id", ident)
     out(root)
 
 
