@@ -13,7 +13,7 @@ import json
 import re
 import sys
 
-from xml_vec_common import DS, RECORDS, Party, c14n, ok, profile, run, tool, write
+from gen_xml_common import DS, RECORDS, Party, c14n, ok, profile, run, tool, write
 
 EXC = "http://www.w3.org/2001/10/xml-exc-c14n#"
 RSA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"

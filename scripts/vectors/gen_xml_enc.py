@@ -13,7 +13,7 @@ import json
 import re
 import sys
 
-from xml_vec_common import RECORDS, Party, c14n, ok, profile, run, tool, write
+from gen_xml_common import RECORDS, Party, c14n, ok, profile, run, tool, write
 
 
 def decrypts(party, xml):

@@ -1,4 +1,4 @@
-"""Shared helpers of the XML vector generators (gen_xml_dsig.py, gen_xml_enc.py): test keys
+"""Shared helpers (not a generator itself) of the XML vector generators (gen_xml_dsig.py, gen_xml_enc.py): test keys
 and certificates (cryptography), subprocess wrappers for scripts/crosscheck/xml_tool.py and
 the xmlsec1 CLI, lxml canonicalization, the sample profiles."""
 import datetime
