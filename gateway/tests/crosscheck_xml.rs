@@ -212,7 +212,7 @@ fn we_verify_signatures_made_by_xmlsec1_python_xmlsec_and_signxml() {
 fn we_decrypt_what_xmlsec1_and_python_xmlsec_encrypt_for_every_accepted_key_transport() {
     let dir = tempfile::tempdir().unwrap();
     let b = shared(1);
-    let (key, cert) = write_pems(dir.path(), "b", b);
+    let (_key, cert) = write_pems(dir.path(), "b", b);
     let plain = profile();
     let pf = dir.path().join("plain.xml");
     std::fs::write(&pf, &plain).unwrap();

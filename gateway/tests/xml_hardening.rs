@@ -149,7 +149,7 @@ fn a_second_element_carrying_the_signed_id_is_refused() {
     let f = fixture();
     let signed = sign_element_by_id(&f.plain, "header", &f.gw.key, &f.gw.cert).unwrap();
     assert!(verify_signature(&signed, &f.gw.cert).is_ok());
-    for attr in ["Id", "ID", "id"] {
+    for attr in ["Id", "ID", "id", "xml:id"] {
         let wrapped = edit(
             &signed,
             "<sgw:Body Id=\"body\">",

@@ -77,15 +77,21 @@ fn is_id_attr(name: &str) -> bool {
     matches!(name, "Id" | "ID" | "id")
 }
 
-/// Finds the single element carrying `id` in an `Id`/`ID`/`id` attribute; refuses duplicates.
+/// Finds the single element carrying `id` in an `Id`/`ID`/`id`/`xml:id` attribute; refuses
+/// duplicates.
 pub(crate) fn find_by_id<'a>(
     root: &'a Element,
     id: &str,
 ) -> Result<(Vec<&'a Element>, &'a Element), XmlError> {
+    // `xml:id` counts too: libxml2 (hence xmlsec) always treats it as an ID.
     let mut hits = root.find_all(&|e: &Element| {
-        e.attrs
-            .iter()
-            .any(|a| a.ns.is_none() && is_id_attr(&a.local) && a.value == id)
+        e.attrs.iter().any(|a| {
+            a.value == id
+                && match a.ns.as_deref() {
+                    None => is_id_attr(&a.local),
+                    Some(ns) => ns == tree::XML_NS && a.local == "id",
+                }
+        })
     });
     match hits.len() {
         0 => Err(XmlError::Structure(format!("no element with Id {id:?}"))),

@@ -198,7 +198,7 @@ pub(crate) struct ParsedEncryptedData {
     data: Vec<u8>,
 }
 
-fn alg<'a>(el: &'a Element) -> Result<&'a str, XmlError> {
+fn alg(el: &Element) -> Result<&str, XmlError> {
     el.attr("Algorithm")
         .ok_or_else(|| XmlError::Structure(format!("{} without Algorithm", el.local)))
 }

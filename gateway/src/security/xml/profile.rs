@@ -8,8 +8,10 @@
 //! and an enveloped `ds:Signature` with `Reference URI=""` (see [`super::dsig`]) is the last
 //! child of the root. [`open_profile`] verifies the signature first, then requires exactly that
 //! layout (root without attributes; children exactly Header Id="header", EncryptedData
-//! Id="body", Signature; no other Signature, EncryptedData or `Id="body"|"header"` anywhere),
-//! then decrypts, and requires the plaintext to be `sgw:Body Id="body"`.
+//! Id="body", Signature; no other Signature, EncryptedData or `Id="body"|"header"` anywhere;
+//! KeyInfo embeds exactly the expected signer certificate), then decrypts, and requires the
+//! plaintext to be `sgw:Body Id="body"` without protection elements inside. Both functions
+//! return UTF-8 XML without an XML declaration; comments of the input are not kept.
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
