@@ -405,3 +405,48 @@ fn rsa_1_5_key_transport_made_by_python_xmlsec_is_refused() {
         Err(XmlError::AlgorithmRefused(_))
     ));
 }
+
+#[test]
+fn inclusive_namespaces_prefix_lists_signed_by_python_xmlsec_verify_with_us() {
+    // libxml2 (through xmlsec) is the reference here, including the `#default` token that
+    // lxml's tostring() does not pass on.
+    let dir = tempfile::tempdir().unwrap();
+    let a = shared(0);
+    let (key, cert) = write_pems(dir.path(), "a", a);
+    let mut docs: Vec<(String, &str)> = [
+        ("<r xmlns=\"urn:d\" xmlns:p=\"urn:p\"><a:s xmlns:a=\"urn:a\" Id=\"t\"><b/><p:c/></a:s></r>", "#t;exc=#default+p"),
+        ("<r xmlns=\"urn:d\" xmlns:p=\"urn:p\"><a:s xmlns:a=\"urn:a\" Id=\"t\"><b/></a:s></r>", "#t;exc=#default"),
+        ("<r xmlns=\"urn:d\"><s xmlns=\"\" Id=\"t\"><p:x xmlns:p=\"urn:p\"/></s></r>", "#t;exc=#default"),
+        ("<r xmlns:p=\"urn:p\" xmlns:q=\"urn:q\"><s Id=\"t\"><q:u/></s></r>", "#t;exc=p+q"),
+        ("<r xmlns=\"urn:1\"><a:s xmlns:a=\"urn:a\" Id=\"t\"><a:t xmlns=\"urn:2\"><u/></a:t></a:s></r>", "#t;exc=#default"),
+        ("<a:r xmlns:a=\"urn:a\" xmlns=\"urn:2\" Id=\"t\"><a:s/><s/></a:r>", "#t;enveloped,exc=#default+a"),
+    ]
+    .iter()
+    .map(|(d, r)| (d.to_string(), *r))
+    .collect();
+    let mut rng = Rng(77);
+    for _ in 0..8 {
+        let d = xml_common::random_doc(&mut rng);
+        let i = d.find('>').unwrap();
+        let d = format!("{} Id=\"t\"{}", &d[..i], &d[i..]);
+        docs.push((d, "#t;enveloped,exc=#default+a+b+ds"));
+    }
+    for (doc, refspec) in docs {
+        let f = dir.path().join("d.xml");
+        std::fs::write(&f, &doc).unwrap();
+        let (ok, signed, err) = py(&[
+            "sign-xmlsec-custom",
+            s(&key),
+            s(&cert),
+            s(&f),
+            "rsa-sha256",
+            "sha256",
+            refspec,
+        ]);
+        assert!(ok, "{err}");
+        assert!(signed.contains("PrefixList"));
+        let v = verify_signature(&signed, &a.cert)
+            .unwrap_or_else(|e| panic!("{e:?} for {refspec} on\n{signed}"));
+        assert_eq!(v.reference, SignedReference::Element("t".into()));
+    }
+}

@@ -110,8 +110,9 @@ fn exclusive_c14n_matches_lxml_on_random_namespace_heavy_documents() {
 #[test]
 fn inclusive_namespaces_prefix_list_matches_lxml() {
     let mut rng = Rng(0xfeed_beef_0000_0001);
-    // Prefixed lists only: lxml's `inclusive_ns_prefixes` never renders the default
-    // namespace for "#default", so that token is covered by our unit tests (W3C text) instead.
+    // Prefixed lists only: lxml's `inclusive_ns_prefixes` drops the "#default" token before
+    // libxml2 sees it; "#default" is cross-checked against libxml2 via python-xmlsec
+    // signatures in crosscheck_xml.rs.
     let lists: &[&[&str]] = &[&["a"], &["a", "b"], &["ds", "zz"], &["sgw", "xenc", "b"]];
     let mut corpus: Vec<(String, Vec<String>)> = Vec::new();
     for (i, x) in EDGE_CASES.iter().enumerate() {

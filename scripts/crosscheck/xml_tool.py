@@ -16,7 +16,9 @@ success, 1 means the operation failed, e.g. an invalid signature):
   sign-xmlsec-custom KEY CERT FILE SIGALG DIGALG REF...
                                         python-xmlsec signs with SIGALG in rsa-sha256|rsa-sha1,
                                         DIGALG in sha256|sha1, one Reference per REF
-                                        "URI;T1,T2" (T in enveloped|exc|incl|xpath);
+                                        "URI;T1,T2" (T in enveloped|exc|incl|xpath;
+                                        "exc=p1+p2" adds an InclusiveNamespaces
+                                        PrefixList, "#default" allowed);
                                         the Signature is appended to the root
 """
 import sys
@@ -190,7 +192,10 @@ def sign_xmlsec_custom(key, cert, path, sigalg, digalg, *refs):
             uri=uri,
         )
         for t in filter(None, ts.split(",")):
+            t, _, plist = t.partition("=")
             node = xmlsec.template.add_transform(ref, TRANSFORMS[t])
+            if plist:
+                xmlsec.template.transform_add_c14n_inclusive_namespaces(node, plist.split("+"))
             if t == "xpath":
                 xp = etree.SubElement(node, "{%s}XPath" % DS, nsmap={"dsig": DS})
                 xp.text = "not(ancestor-or-self::dsig:Signature)"

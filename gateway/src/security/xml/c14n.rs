@@ -196,6 +196,21 @@ mod tests {
     }
 
     #[test]
+    fn the_default_token_renders_the_in_scope_default_namespace_on_a_prefixed_apex() {
+        let d = parse("<r xmlns=\"urn:d\"><a:s xmlns:a=\"urn:a\"><t/></a:s></r>").unwrap();
+        let s = d.root.child_elements().next().unwrap();
+        let inherited = d.root.ns_decls.clone();
+        assert_eq!(
+            canonicalize(s, &inherited, &["#default".into()], None),
+            "<a:s xmlns=\"urn:d\" xmlns:a=\"urn:a\"><t></t></a:s>"
+        );
+        assert_eq!(
+            canonicalize(s, &inherited, &[], None),
+            "<a:s xmlns:a=\"urn:a\"><t xmlns=\"urn:d\"></t></a:s>"
+        );
+    }
+
+    #[test]
     fn inclusive_prefixes_are_rendered_when_in_scope() {
         let d = parse("<a xmlns:p=\"urn:p\" xmlns=\"urn:d\"><b/></a>").unwrap();
         let b = d.root.child_elements().next().unwrap();
