@@ -205,3 +205,28 @@ fn every_single_bit_change_is_detected_when_exhaustive_mode_is_on() {
         }
     }
 }
+
+/// Markup fragments from which the no-panic test assembles arbitrary (mostly broken) input.
+const TOKENS: &[&str] = &[
+    "<", ">", "</", "/>", "<a", "<p:a", " xmlns=\"urn:x\"", " xmlns:p=\"urn:p\"", " xmlns:p=\"\"",
+    " b=\"1\"", " p:b='2'", "=", "\"", "'", "&amp;", "&", "&#x", ";", "&#0;", "&lt;", "<![CDATA[",
+    "]]>", "<!--", "-->", "<?", "?>", "<!DOCTYPE", "水道", "\r\n", " ", "a", "p:", ":",
+    "<sgw:DataProfile xmlns:sgw=\"urn:sgw:profile:v1\">", "</sgw:DataProfile>",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_parser_and_open_profile_never_panic_on_arbitrary_markup(
+        picks in proptest::collection::vec(0..TOKENS.len(), 0..60),
+    ) {
+        let input: String = picks.iter().map(|&i| TOKENS[i]).collect();
+        if let Ok(doc) = parse(&input) {
+            // Whatever we accept canonicalizes and re-parses to the same canonical form.
+            let once = canonicalize(&doc.root, &[], &[], None);
+            prop_assert_eq!(canon(&once), once);
+        }
+        prop_assert!(open_profile(&input, &shared(1).key, &shared(0).cert).is_err());
+    }
+}

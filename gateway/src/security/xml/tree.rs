@@ -296,12 +296,28 @@ fn attr_value(raw: &str) -> Result<String, XmlError> {
     Ok(out)
 }
 
-fn split_qname(q: &str) -> Result<(Option<&str>, &str), XmlError> {
-    match q.split_once(':') {
-        None => Ok((None, q)),
-        Some((p, l)) if !p.is_empty() && !l.is_empty() && !l.contains(':') => Ok((Some(p), l)),
-        _ => Err(perr(format!("bad qualified name {q:?}"))),
+/// A conservative NCName check: ASCII letters, `_` or any non-ASCII character first; then also
+/// digits, `.` and `-`. (Non-ASCII is not checked against the exact XML name tables.)
+fn is_ncname(n: &str) -> bool {
+    let mut chars = n.chars();
+    let ok_rest = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') || !c.is_ascii();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' || (!c.is_ascii() && is_xml_char(c)) => {
+            chars.all(|c| ok_rest(c) && is_xml_char(c))
+        }
+        _ => false,
     }
+}
+
+fn split_qname(q: &str) -> Result<(Option<&str>, &str), XmlError> {
+    let (p, l) = match q.split_once(':') {
+        None => (None, q),
+        Some((p, l)) => (Some(p), l),
+    };
+    if p.is_some_and(|p| !is_ncname(p)) || !is_ncname(l) {
+        return Err(perr(format!("bad qualified name {q:?}")));
+    }
+    Ok((p, l))
 }
 
 fn lookup<'a>(scope: &'a [NsBinding], prefix: Option<&str>) -> Option<&'a str> {
@@ -341,7 +357,7 @@ fn build_element(
             }
             ns_decls.push((None, value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
-            if p.is_empty() || p.contains(':') {
+            if !is_ncname(p) {
                 return Err(perr("bad namespace prefix"));
             }
             if value.is_empty() {
@@ -717,6 +733,13 @@ mod tests {
     }
 
     #[test]
+    fn japanese_element_and_attribute_names_are_accepted() {
+        let d = parse("<料金 種別=\"上水道\"><氏名/></料金>").unwrap();
+        assert_eq!(d.root.local, "料金");
+        assert_eq!(d.root.attr("種別"), Some("上水道"));
+    }
+
+    #[test]
     fn malformed_documents_are_refused() {
         for bad in [
             "<a>",
@@ -726,6 +749,10 @@ mod tests {
             "<a b=\"1\" b=\"2\"/>",
             "<a>\u{1}</a>",
             "<a>&#0;</a>",
+            "<1a/>",
+            "<a\"b/>",
+            "<a:b:c xmlns:a=\"urn:a\"/>",
+            "<a -x=\"1\"/>",
             "",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
