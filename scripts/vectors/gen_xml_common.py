@@ -62,7 +62,7 @@ def ok(*args):
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True).returncode == 0
 
 
-def c14n(xml, drop_signature=False, element_id=None):
+def c14n(xml, drop_signature=False, element_id=None, prefixes=None):
     root = etree.fromstring(xml.encode("utf-8"))
     if drop_signature:
         for sig in root.iter("{%s}Signature" % DS):
@@ -76,7 +76,8 @@ def c14n(xml, drop_signature=False, element_id=None):
                     parent.text = (parent.text or "") + tail
             break
     el = root if element_id is None else root.xpath("//*[@Id=$i]", i=element_id)[0]
-    return etree.tostring(el, method="c14n", exclusive=True, with_comments=False).decode("utf-8")
+    kw = {"inclusive_ns_prefixes": prefixes} if prefixes else {}
+    return etree.tostring(el, method="c14n", exclusive=True, with_comments=False, **kw).decode("utf-8")
 
 
 def profile(records):

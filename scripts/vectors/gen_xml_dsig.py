@@ -69,9 +69,10 @@ def main():
     pdf = write("plain2.xml", plain_default_ns)
 
     valid = []
-    def add_valid(comment, flags, xml, ref, ident=None):
+    def add_valid(comment, flags, xml, ref, ident=None, prefixes=None):
         checked(a, xml, ident)
-        exp = c14n(xml, drop_signature=True) if ref == "" else c14n(xml, element_id=ref[1:])
+        exp = (c14n(xml, drop_signature=True, prefixes=prefixes) if ref == ""
+               else c14n(xml, element_id=ref[1:], prefixes=prefixes))
         valid.append(dict(comment=comment, flags=flags, result="valid", xml=xml,
                           reference=ref, signedC14n=exp))
 
@@ -89,6 +90,13 @@ def main():
               tool("sign-xmlsec", a.key_path, a.cert_path, pdf), "")
     add_valid("signxml 5 enveloped, rsa-sha256, sha256, exc-c14n", ["ValidSignature"],
               tool("sign-signxml", a.key_path, a.cert_path, pf), "")
+    meta = write("plain-meta.xml", plain.replace(
+        'xmlns:sgw="urn:sgw:profile:v1"', 'xmlns:sgw="urn:sgw:profile:v1" xmlns:meta="urn:meta"', 1))
+    add_valid("python-xmlsec, URI=\"#header\", exc-c14n transform with InclusiveNamespaces "
+              "PrefixList=\"meta\" (an in-scope prefix the Header does not use)",
+              ["ValidSignature", "IdReference", "InclusiveNamespaces"],
+              tool("sign-xmlsec-custom", a.key_path, a.cert_path, meta, "rsa-sha256", "sha256",
+                   "#header;exc=meta"), "#header", "i", ["meta"])
     # Wrapping where the signed element is moved and an impostor takes its place: verifies,
     # but only the signed original may be handed to the caller.
     x4 = tool("sign-xmlsec", a.key_path, a.cert_path, pf, "header")
@@ -196,6 +204,7 @@ def main():
         "notes": {
             "ValidSignature": {"bugType": "FUNCTIONALITY", "description": "Produced by an independent signer (xmlsec1, python-xmlsec or signxml) and verified by python-xmlsec."},
             "IdReference": {"bugType": "FUNCTIONALITY", "description": "Reference URI=\"#id\" to the element with that Id."},
+            "InclusiveNamespaces": {"bugType": "FUNCTIONALITY", "description": "exc-c14n InclusiveNamespaces PrefixList is honoured."},
             "WrappingMoved": {"bugType": "WRAPPING", "description": "Signed element moved, impostor in its place: only the signed content may be used."},
             "Wrapping": {"bugType": "WRAPPING", "description": "XML signature wrapping (duplicate Ids, XPointer/external URIs, Objects)."},
             "ModifiedContent": {"bugType": "AUTH_BYPASS", "description": "Signed content changed after signing."},
