@@ -4,9 +4,11 @@
 //! what they produce. Any disagreement fails.
 //!
 //! Debian's xmlsec1 1.2.37 CLI does not know `http://www.w3.org/2009/xmlenc11#rsa-oaep`, the
-//! key transport we send (DESIGN.md), so decryption of our output is cross-checked with
-//! python-xmlsec (libxmlsec1 1.3), and the xmlsec1 CLI is used for signatures and for
-//! producing `rsa-oaep-mgf1p` ciphertext that we must decrypt.
+//! key transport we send (DESIGN.md). Our output is therefore decrypted (a) completely by
+//! python-xmlsec (libxmlsec1 1.3) and (b) by the xmlsec1 CLI after Python `cryptography` has
+//! unwrapped the session key (OAEP parameters as the document states) and the EncryptedKey
+//! has been replaced by a KeyName: the CLI then does the AES-CBC, padding and element
+//! replacement itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod xml_common;
@@ -449,4 +451,68 @@ fn inclusive_namespaces_prefix_lists_signed_by_python_xmlsec_verify_with_us() {
             .unwrap_or_else(|e| panic!("{e:?} for {refspec} on\n{signed}"));
         assert_eq!(v.reference, SignedReference::Element("t".into()));
     }
+}
+
+/// Has `cryptography` unwrap the session key of `file`, then lets the xmlsec1 CLI decrypt.
+fn xmlsec1_decrypt_with_unwrapped_key(dir: &Path, key: &Path, file: &Path) -> String {
+    let sk = dir.join("session.bin");
+    let (ok, keyname_doc, err) = py(&["unwrap-key", s(key), s(file), s(&sk)]);
+    assert!(ok, "cryptography could not unwrap our session key: {err}");
+    let f2 = dir.join("keyname.xml");
+    std::fs::write(&f2, &keyname_doc).unwrap();
+    let (ok, out, err) = xmlsec1(&["--decrypt", "--aeskey:session", s(&sk)], &[&f2]);
+    assert!(ok, "xmlsec1 could not decrypt our ciphertext: {err}");
+    out
+}
+
+#[test]
+fn xmlsec1_decrypts_our_aes_128_192_256_content_after_an_independent_key_unwrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = shared(1);
+    let (key, _) = write_pems(dir.path(), "b", b);
+    let plain = profile();
+    for cipher in [
+        XmlCipher::Aes128Cbc,
+        XmlCipher::Aes192Cbc,
+        XmlCipher::Aes256Cbc,
+    ] {
+        let enc = encrypt_element_by_id(&plain, "body", &b.cert, cipher).unwrap();
+        let f = dir.path().join("enc.xml");
+        std::fs::write(&f, &enc).unwrap();
+        let out = xmlsec1_decrypt_with_unwrapped_key(dir.path(), &key, &f);
+        assert_eq!(canon(&out), canon(&plain), "{cipher:?}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join("session.bin"))
+                .unwrap()
+                .len() as usize,
+            match cipher {
+                XmlCipher::Aes128Cbc => 16,
+                XmlCipher::Aes192Cbc => 24,
+                _ => 32,
+            }
+        );
+    }
+}
+
+#[test]
+fn protect_profile_output_is_verified_and_decrypted_by_the_xmlsec1_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (shared(0), shared(1));
+    let (_, acert) = write_pems(dir.path(), "a", a);
+    let (bkey, _) = write_pems(dir.path(), "b", b);
+    let plain = profile();
+    let protected =
+        protect_profile(&plain, &a.key, &a.cert, &b.cert, XmlCipher::Aes256Cbc).unwrap();
+    let f = dir.path().join("protected.xml");
+    std::fs::write(&f, &protected).unwrap();
+    let (ok, _, err) = xmlsec1(&["--verify", "--pubkey-cert-pem", s(&acert)], &[&f]);
+    assert!(ok, "xmlsec1 refused the profile signature: {err}");
+    let out = xmlsec1_decrypt_with_unwrapped_key(dir.path(), &bkey, &f);
+    let d = parse(&out).unwrap();
+    let mut root = d.root.clone();
+    root.children.retain(|n| match n {
+        gateway::security::xml::tree::Node::Element(e) => e.local != "Signature",
+        gateway::security::xml::tree::Node::Text(_) => true,
+    });
+    assert_eq!(canonicalize(&root, &[], &[], None), canon(&plain));
 }

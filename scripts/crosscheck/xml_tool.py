@@ -13,6 +13,11 @@ success, 1 means the operation failed, e.g. an invalid signature):
                                         AES in aes128|aes192|aes256 (also des3,
                                         aes128gcm for negative vectors),
                                         OAEP in mgf1p|oaep11-sha1|oaep11-sha256|rsa15
+  unwrap-key KEY FILE OUT               `cryptography` unwraps the first EncryptedKey (OAEP
+                                        parameters as the document states) into OUT (binary)
+                                        and prints the document with that EncryptedKey replaced
+                                        by <ds:KeyName>session</ds:KeyName> (for the xmlsec1
+                                        CLI, which lacks xmlenc11 rsa-oaep)
   sign-xmlsec-custom KEY CERT FILE SIGALG DIGALG REF...
                                         python-xmlsec signs with SIGALG in rsa-sha256|rsa-sha1,
                                         DIGALG in sha256|sha1, one Reference per REF
@@ -166,6 +171,35 @@ def encrypt_xmlsec(cert, path, ident, aes, oaep):
     out(root)
 
 
+def unwrap_key(key, path, out_path):
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    root = load(path)
+    ek = root.find(".//{%s}EncryptedKey" % XENC)
+    em = ek.find("{%s}EncryptionMethod" % XENC)
+    digests = {"http://www.w3.org/2000/09/xmldsig#sha1": hashes.SHA1(),
+               "http://www.w3.org/2001/04/xmlenc#sha256": hashes.SHA256()}
+    mgfs = {XENC11 + "mgf1sha1": hashes.SHA1(), XENC11 + "mgf1sha256": hashes.SHA256()}
+    dm = em.find("{%s}DigestMethod" % DS)
+    mgf = em.find("{%s}MGF" % XENC11)
+    md = digests[dm.get("Algorithm")] if dm is not None else hashes.SHA1()
+    mg = mgfs[mgf.get("Algorithm")] if mgf is not None else hashes.SHA1()
+    with open(key, "rb") as f:
+        k = serialization.load_pem_private_key(f.read(), None)
+    cv = ek.find("{%s}CipherData/{%s}CipherValue" % (XENC, XENC)).text
+    session = k.decrypt(base64.b64decode("".join(cv.split())),
+                        padding.OAEP(mgf=padding.MGF1(mg), algorithm=md, label=None))
+    with open(out_path, "wb") as f:
+        f.write(session)
+    ki = ek.getparent()
+    ki.remove(ek)
+    etree.SubElement(ki, "{%s}KeyName" % DS).text = "session"
+    out(root)
+
+
 TRANSFORMS = {
     "enveloped": xmlsec.constants.TransformEnveloped,
     "exc": xmlsec.constants.TransformExclC14N,
@@ -220,6 +254,7 @@ def main():
         "sign-xmlsec": sign_xmlsec,
         "encrypt-xmlsec": encrypt_xmlsec,
         "sign-xmlsec-custom": sign_xmlsec_custom,
+        "unwrap-key": unwrap_key,
     }[cmd]
     try:
         fn(*args)

@@ -300,7 +300,8 @@ fn attr_value(raw: &str) -> Result<String, XmlError> {
 /// digits, `.` and `-`. (Non-ASCII is not checked against the exact XML name tables.)
 fn is_ncname(n: &str) -> bool {
     let mut chars = n.chars();
-    let ok_rest = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') || !c.is_ascii();
+    let ok_rest =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') || !c.is_ascii();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' || (!c.is_ascii() && is_xml_char(c)) => {
             chars.all(|c| ok_rest(c) && is_xml_char(c))
