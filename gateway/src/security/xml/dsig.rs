@@ -48,6 +48,9 @@ pub struct VerifiedSignature {
 
 /// Signs the whole document (`URI=""`, enveloped) and returns it with the signature appended
 /// as the last child of the document element (SEC-XML-SIG-1).
+///
+/// Refuses a document that already holds a `ds:Signature`, a key that is not RSA ≥ 2048 and
+/// a certificate whose public key is not the signing key's.
 pub fn sign_document(xml: &str, key: &PKey<Private>, cert: &X509) -> Result<String, XmlError> {
     let mut doc = tree::parse(xml)?;
     sign_tree(&mut doc, None, key, cert)?;
