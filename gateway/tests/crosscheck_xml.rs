@@ -516,3 +516,52 @@ fn protect_profile_output_is_verified_and_decrypted_by_the_xmlsec1_cli() {
     });
     assert_eq!(canonicalize(&root, &[], &[], None), canon(&plain));
 }
+
+#[test]
+fn signatures_over_random_namespace_heavy_documents_agree_with_python_xmlsec_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = shared(0);
+    let (key, cert) = write_pems(dir.path(), "a", a);
+    let mut rng = Rng(0xabcd_ef01_2345_6789);
+    let docs: Vec<String> = (0..60).map(|_| xml_common::random_doc(&mut rng)).collect();
+
+    // Ours → python-xmlsec.
+    let mut ours = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let f = dir.path().join(format!("ours{i}.xml"));
+        std::fs::write(&f, sign_document(d, &a.key, &a.cert).unwrap()).unwrap();
+        ours.push(f);
+    }
+    let mut args = vec!["verify-xmlsec-many".to_string(), s(&cert).to_string()];
+    args.extend(ours.iter().map(|p| s(p).to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, failures, err) = py(&argv);
+    assert!(ok, "{err}");
+    assert!(
+        failures.is_empty(),
+        "python-xmlsec refused our signatures:\n{failures}"
+    );
+
+    // python-xmlsec → ours.
+    let mut theirs = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let f = dir.path().join(format!("theirs{i}.xml"));
+        std::fs::write(&f, d).unwrap();
+        theirs.push(f);
+    }
+    let mut args = vec![
+        "sign-xmlsec-many".to_string(),
+        s(&key).to_string(),
+        s(&cert).to_string(),
+    ];
+    args.extend(theirs.iter().map(|p| s(p).to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = py(&argv);
+    assert!(ok, "{err}");
+    for (f, d) in theirs.iter().zip(&docs) {
+        let signed = std::fs::read_to_string(f).unwrap();
+        let v = verify_signature(&signed, &a.cert)
+            .unwrap_or_else(|e| panic!("we refused python-xmlsec's signature ({e:?}):\n{signed}"));
+        assert_eq!(v.signed_c14n, canon(d));
+    }
+}

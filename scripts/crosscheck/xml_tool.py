@@ -9,6 +9,9 @@ success, 1 means the operation failed, e.g. an invalid signature):
   decrypt-xmlsec KEY FILE               python-xmlsec decrypts the first EncryptedData
   sign-signxml KEY CERT FILE            signxml enveloped, rsa-sha256, sha256, exc-c14n
   sign-xmlsec KEY CERT FILE [ID]        python-xmlsec enveloped (URI="" or "#ID")
+  verify-xmlsec-many CERT FILE...       python-xmlsec verifies each URI="" signature; prints
+                                        the files that fail, one per line (exit 0 regardless)
+  sign-xmlsec-many KEY CERT FILE...     python-xmlsec signs each file (URI="") in place
   encrypt-xmlsec CERT FILE ID AES OAEP  python-xmlsec encrypts the element with Id=ID;
                                         AES in aes128|aes192|aes256 (also des3,
                                         aes128gcm for negative vectors),
@@ -244,6 +247,38 @@ def sign_xmlsec_custom(key, cert, path, sigalg, digalg, *refs):
     out(root)
 
 
+def verify_xmlsec_many(cert, *paths):
+    key = xmlsec.Key.from_file(cert, xmlsec.constants.KeyDataFormatCertPem)
+    for path in paths:
+        try:
+            root = load(path)
+            ctx = xmlsec.SignatureContext()
+            ctx.key = key
+            ctx.verify(root.find(".//{%s}Signature" % DS))
+        except Exception as e:  # report and go on
+            print(f"{path}\t{type(e).__name__}: {e}")
+
+
+def sign_xmlsec_many(key, cert, *paths):
+    k = xmlsec.Key.from_file(key, xmlsec.constants.KeyDataFormatPem)
+    k.load_cert_from_file(cert, xmlsec.constants.KeyDataFormatPem)
+    for path in paths:
+        root = load(path)
+        sig = xmlsec.template.create(
+            root, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256
+        )
+        root.append(sig)
+        ref = xmlsec.template.add_reference(sig, xmlsec.constants.TransformSha256, uri="")
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
+        xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(sig))
+        ctx = xmlsec.SignatureContext()
+        ctx.key = k
+        ctx.sign(sig)
+        with open(path, "wb") as f:
+            f.write(etree.tostring(root, encoding="utf-8", xml_declaration=False))
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
@@ -255,6 +290,8 @@ def main():
         "encrypt-xmlsec": encrypt_xmlsec,
         "sign-xmlsec-custom": sign_xmlsec_custom,
         "unwrap-key": unwrap_key,
+        "verify-xmlsec-many": verify_xmlsec_many,
+        "sign-xmlsec-many": sign_xmlsec_many,
     }[cmd]
     try:
         fn(*args)
