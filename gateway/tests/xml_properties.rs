@@ -1,8 +1,8 @@
 //! Property tests of the XML security layer (SEC-XML-SIG-1/2, SEC-XML-ENC-1/2):
 //! protect/open and sign/verify and encrypt/decrypt round trips over arbitrary payloads
 //! (Japanese, empty, large), detection of any single-bit change of a protected profile, and
-//! idempotence of exclusive c14n on its own output. Set `SGW_XML_EXHAUSTIVE=1` to flip every
-//! bit of a protected profile instead of a sample.
+//! idempotence of exclusive c14n on its own output, no panics on arbitrary markup. The
+//! exhaustive every-bit run is `cargo test -p gateway --test xml_properties -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod xml_common;
@@ -190,11 +190,8 @@ proptest! {
 }
 
 #[test]
-fn every_single_bit_change_is_detected_when_exhaustive_mode_is_on() {
-    if std::env::var_os("SGW_XML_EXHAUSTIVE").is_none() {
-        // Sampled by the property test above; the exhaustive run is opt-in (slow).
-        return;
-    }
+#[ignore = "exhaustive (every bit, ~25 s in debug); the property test above samples it"]
+fn every_single_bit_change_of_a_protected_profile_is_detected() {
     let (_, bytes) = protected_sample();
     for pos in 0..bytes.len() {
         for bit in 0..8 {
