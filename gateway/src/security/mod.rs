@@ -9,6 +9,8 @@
 //! - [`mask`]: deterministic AES-256-GCM field masking with key rotation — SEC-MASK-1/2.
 //! - [`cert`]: chain, validity period, CRL — SEC-CERT-2, SM-CERTEXP.
 //! - [`keystore`]: own key, root, CRL, peer certificates — SEC-CERT-1, SEC-CERT-3.
+//! - [`xml`]: exclusive c14n, XML Signature, XML Encryption and the XML data profile
+//!   (encrypt-then-sign) — SEC-XML-SIG-1/2, SEC-XML-ENC-1/2.
 //! - [`error`]: [`SecurityError`], one variant per refusal, all mapped to `SECURITY_FAILED`.
 //!
 //! Every operation that uses a peer certificate validates it first (root, period, CRL) at the
@@ -20,6 +22,7 @@ pub mod file;
 pub mod jose;
 pub mod keystore;
 pub mod mask;
+pub mod xml;
 
 use std::io::{Read, Seek, Write};
 
