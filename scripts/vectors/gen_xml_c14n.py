@@ -65,6 +65,15 @@ EDGE = [
      '<r xmlns:p="urn:p"><s><t/></s></r>', 0, ["p"]),
 ]
 
+# The gateway's XmlError variant each kind of policy refusal must give (security/xml/tree.rs).
+ERROR_OF_FLAG = {
+    "Dtd": "DtdRefused",
+    "Entity": "EntityRefused",
+    "ProcessingInstruction": "ProcessingInstructionRefused",
+    "Encoding": "Malformed",
+    "Malformed": "Malformed",
+}
+
 INVALID = [
     ("DTD with an internal entity (billion laughs seed) is refused", ["Dtd"],
      '<!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>'),
@@ -109,6 +118,7 @@ def main():
         invalid.append({
             "tcId": tc, "comment": comment, "flags": flags, "result": "invalid",
             "xml": xml, "elementIndex": 0, "inclusivePrefixes": [], "expected": None,
+            "error": ERROR_OF_FLAG[flags[0]],
         })
     doc = {
         "algorithm": "XML-EXC-C14N",

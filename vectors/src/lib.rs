@@ -5,7 +5,9 @@
 //! checked) and follow `vectors/schema/vectors.schema.json`. [`data_dir`] gives their path,
 //! [`list`] their names, [`load`] a parsed file. A vector's `result` says what a conforming
 //! implementation must do: `valid` (accept and produce the expected output), `invalid`
-//! (refuse), `acceptable` (either, as long as it does not crash).
+//! (refuse), `acceptable` (either, as long as it does not crash). In files whose cases name
+//! an `error` ([`TestCase::error`], e.g. the XML files `xml-c14n.json`, `xml-dsig.json`,
+//! `xml-enc.json`), every invalid case names one and no other case does.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -116,6 +118,13 @@ impl TestCase {
     /// A string input of the case.
     pub fn input(&self, key: &str) -> Option<&str> {
         get_str(&self.inputs, key)
+    }
+
+    /// The error an implementation must report for an `invalid` case, where the file names one
+    /// (the XML files `xml-*.json` do: the gateway's `XmlError` variant). Only invalid cases
+    /// carry it.
+    pub fn error(&self) -> Option<&str> {
+        self.input("error")
     }
 }
 

@@ -1,9 +1,13 @@
-//! Lint of every vector file: JSON Schema shape, unique tcIds, accurate numberOfTests, every
-//! flag defined in notes, every requirement ID present in the requirement catalogue.
+//! Lint of every vector file, the XML ones (`xml-*.json`) included: JSON Schema shape, unique
+//! tcIds, accurate numberOfTests, every flag defined in notes, every requirement ID present in
+//! the requirement catalogue, and — in files that name errors — an `error` on exactly the
+//! invalid cases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 /// Find `shared/spec/requirements.md` beside the checkout (or any ancestor), or via
 /// `SGW_REQUIREMENTS`.
@@ -50,6 +54,27 @@ fn there_are_vector_files() {
     assert!(vectors::list().unwrap().len() >= 7);
 }
 
+#[test]
+fn the_xml_vector_files_are_linted_and_name_an_error_on_every_invalid_case() {
+    let names = vectors::list().unwrap();
+    for xml in ["xml-c14n.json", "xml-dsig.json", "xml-enc.json"] {
+        assert!(names.iter().any(|n| n == xml), "{xml} is not listed");
+        let file = vectors::load(xml).unwrap();
+        let invalid: Vec<_> = file
+            .cases()
+            .filter(|(_, t)| t.result == vectors::Expected::Invalid)
+            .collect();
+        assert!(!invalid.is_empty(), "{xml} has no invalid case");
+        for (_, t) in invalid {
+            assert!(
+                t.error().is_some(),
+                "{xml}: tcId {} names no error",
+                t.tc_id
+            );
+        }
+    }
+}
+
 /// Every problem of one vector file's text.
 fn lint(
     name: &str,
@@ -74,6 +99,8 @@ fn lint(
     };
     let mut seen = BTreeSet::new();
     let mut count = 0;
+    // A file that names errors names one on every invalid case and on no other case.
+    let names_errors = file.cases().any(|(_, t)| t.inputs.contains_key("error"));
     for (g, t) in file.cases() {
         count += 1;
         if !seen.insert(t.tc_id) {
@@ -82,6 +109,20 @@ fn lint(
         for f in &t.flags {
             if !file.notes.contains_key(f) {
                 problems.push(format!("{name}: tcId {} flag {f} not in notes", t.tc_id));
+            }
+        }
+        if names_errors {
+            let invalid = t.result == vectors::Expected::Invalid;
+            match (invalid, t.error()) {
+                (true, None) => problems.push(format!(
+                    "{name}: tcId {} is invalid but names no error",
+                    t.tc_id
+                )),
+                (false, _) if t.inputs.contains_key("error") => problems.push(format!(
+                    "{name}: tcId {} is not invalid but has an error member",
+                    t.tc_id
+                )),
+                _ => {}
             }
         }
         for r in &g.requirements {
@@ -124,6 +165,9 @@ fn the_lint_catches_each_kind_of_broken_file() {
             {"tcId":1,"comment":"","flags":["F"],"result":"valid"},
             {"tcId":2,"comment":"","flags":[],"result":"invalid"}]}]});
     assert!(lint("good", &good.to_string(), &v, &ids).is_empty());
+    let mut with_error = good.clone();
+    with_error["testGroups"][0]["tests"][1]["error"] = "Decryption".into();
+    assert!(lint("good", &with_error.to_string(), &v, &ids).is_empty());
     let mut bad = Vec::new();
     let mut dup = good.clone();
     dup["testGroups"][0]["tests"][1]["tcId"] = 1.into();
@@ -140,6 +184,16 @@ fn the_lint_catches_each_kind_of_broken_file() {
     let mut shape = good.clone();
     shape["testGroups"][0]["tests"][0]["result"] = "maybe".into();
     bad.push(("schema", shape));
+    let mut null_error = good.clone();
+    null_error["testGroups"][0]["tests"][1]["error"] = Value::Null;
+    bad.push(("schema", null_error));
+    let mut missing_error = good.clone();
+    missing_error["testGroups"][0]["tests"][0]["error"] = "Decryption".into();
+    bad.push(("is not invalid but has an error", missing_error.clone()));
+    let mut no_error = good.clone();
+    no_error["testGroups"][0]["tests"][0]["result"] = "invalid".into();
+    no_error["testGroups"][0]["tests"][1]["error"] = "Decryption".into();
+    bad.push(("is invalid but names no error", no_error));
     for (what, doc) in bad {
         let p = lint("bad", &doc.to_string(), &v, &ids);
         assert!(p.iter().any(|m| m.contains(what)), "{what}: {p:?}");
