@@ -3,7 +3,8 @@
 //! accepted is accepted by the code and every one it calls refused is refused with the
 //! algorithm error; the header allowlists and refusals of DES-SEAL-2..4 are checked against
 //! `jose`; the ZIP limits of DES-FILE-4 against `ZipLimits::default()`; the manifest members of
-//! DES-FILE-3 against real ZIPs; and the masking example of DES-MASK-2 (made by
+//! DES-FILE-3 against real ZIPs; the XML parser limits of DES-PROF-5 against `Limits::default()`;
+//! and the masking example of DES-MASK-2 (made by
 //! `scripts/crosscheck/mask.py`, not by this code) must unmask and re-mask exactly, and
 //! mask.py must still produce it.
 //!
@@ -831,5 +832,37 @@ fn the_manifest_members_in_the_document_are_the_ones_the_code_writes() {
                 assert!(block.contains(&format!("\"{v}\"")), "{fixed}={v}: {block}");
             }
         }
+    }
+}
+
+/// `1000000` as `1 000 000` (the document's digit grouping).
+fn grouped(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_xml_parser_limits_in_the_document_are_the_code_defaults() {
+    let doc = protocol_md();
+    let text = rule(&doc, "DES-PROF-5")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let l = gateway::security::xml::tree::Limits::default();
+    assert_eq!(l.max_bytes % (1 << 20), 0);
+    for want in [
+        format!("at most {} MiB of input", l.max_bytes >> 20),
+        format!("nesting depth {}", l.max_depth),
+        format!("{} attributes per element", l.max_attributes),
+        format!("{} elements", grouped(l.max_elements)),
+    ] {
+        assert!(text.contains(&want), "DES-PROF-5 does not say {want:?}");
     }
 }
