@@ -108,6 +108,10 @@ pub enum SecurityError {
     /// SM-DATAENC: the cryptographic library failed unexpectedly (not input-dependent).
     #[error("crypto library failure: {0}")]
     Crypto(String),
+    /// SEC-XML-SIG-2 / SEC-XML-ENC-2: the XML data profile was refused (the inner error names
+    /// the rule: parser hardening, algorithm, wrapping, digest, signature or decryption).
+    #[error("XML profile refused: {0}")]
+    Xml(#[from] super::xml::XmlError),
 }
 
 impl SecurityError {

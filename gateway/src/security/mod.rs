@@ -162,6 +162,39 @@ impl DataSecurity {
         self.open(Profile::JsonProfile, expected_sender, token, now)
     }
 
+    /// Protect an XML data profile for `recipient` (DES-PROF, SEC-XML-ENC-1, SEC-XML-SIG-1):
+    /// `sgw:Body` encrypted with `cipher` to the recipient's validated certificate, then the
+    /// whole document signed with our key (encrypt-then-sign).
+    pub fn seal_xml_profile(
+        &self,
+        recipient: &str,
+        profile: &str,
+        cipher: xml::XmlCipher,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let to = self.validate_peer(recipient, now)?;
+        Ok(xml::protect_profile(
+            profile,
+            self.keys.own_key(),
+            &self.keys.own().cert,
+            &to.cert,
+            cipher,
+        )?)
+    }
+
+    /// Open an XML data profile that must have been signed by `expected_sender`, whose
+    /// certificate is validated first (SEC-CERT-2); the signature is verified before anything
+    /// is decrypted (SEC-XML-SIG-2, SEC-XML-ENC-2). Returns the plaintext profile document.
+    pub fn open_xml_profile(
+        &self,
+        expected_sender: &str,
+        profile: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let from = self.validate_peer(expected_sender, now)?;
+        Ok(xml::open_profile(profile, self.keys.own_key(), &from.cert)?)
+    }
+
     /// Sign-then-encrypt `payload` for `recipient` under `profile` with key transport `alg`
     /// (production sends [`KeyAlg::RsaOaep256`]; [`KeyAlg::RsaOaep`] exists for cross-checks).
     pub fn seal(
