@@ -115,6 +115,8 @@ impl GatewayConfig {
 }
 
 /// What the adapter hands in for one MQTT message received on the gateway's subscription.
+// Moved once per message; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     /// Opened by data security (decrypted, signature verified against the platform's
@@ -1455,7 +1457,7 @@ impl GatewayCore {
         let acked = self.acked_set();
         let mut again = Vec::new();
         for f in &mut self.inflight {
-            if !f.deadline.is_some_and(|d| d <= now) {
+            if f.deadline.is_none_or(|d| d > now) {
                 continue;
             }
             if f.kind == DataKind::Periodic && !self.periodic.running {

@@ -19,3 +19,6 @@ pub use gateway_side::{GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot
 pub use ids::{Dataset, GatewayId, IdError, MessageId, Seq, SeqRange};
 pub use message::{Body, DecodeError, Envelope, MessageType, Outcome, ResultCode};
 pub use platform_side::{PlatformConfig, PlatformCore, PlatformEvent};
+
+#[cfg(test)]
+mod flow_tests;

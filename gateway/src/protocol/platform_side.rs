@@ -87,6 +87,8 @@ pub enum ProfileVerdict {
 }
 
 /// What the platform's adapter hands in for one MQTT message.
+// Moved once per message; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlatformInbound {
     /// Opened by data security and decoded.
@@ -795,17 +797,15 @@ impl PlatformCore {
                     s.last_status = Some((now, m.clone()));
                 }
             }
-            Body::Anomaly(a) => {
-                if self.sessions.contains_key(&gw) {
-                    self.record_anomaly(
-                        now,
-                        Some(gw),
-                        a.kind,
-                        a.rule.clone(),
-                        a.detail.clone(),
-                        true,
-                    );
-                }
+            Body::Anomaly(a) if self.sessions.contains_key(&gw) => {
+                self.record_anomaly(
+                    now,
+                    Some(gw),
+                    a.kind,
+                    a.rule.clone(),
+                    a.detail.clone(),
+                    true,
+                );
             }
             // Down-direction bodies were refused by the topic check above.
             _ => {}
