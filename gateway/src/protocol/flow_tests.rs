@@ -115,7 +115,6 @@ fn connected() -> GatewayCore {
             Some((&connect, Outcome::ok())),
         ),
     );
-    g.handle_timeout(t0()); // first monitor.status
     drain(&mut g);
     events(&mut g);
     g

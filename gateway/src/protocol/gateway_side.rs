@@ -1015,7 +1015,9 @@ impl GatewayCore {
         if let Some(r) = SeqRange::new(1, through) {
             self.mark_acked(r);
         }
-        self.next_monitor_at = Some(now);
+        // `connect` already told the platform the state; the first status follows one interval
+        // later.
+        self.next_monitor_at = Some(now + secs(i64::from(cr.monitor_interval_sec.max(1))));
         self.next_send_at = self.periodic.running.then_some(now);
     }
 
