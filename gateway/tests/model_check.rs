@@ -104,6 +104,10 @@ enum Mutation {
     ResendOneTooMany,
     /// The adapter never hands `data.ack` to the core.
     DropDataAcks,
+    /// The store persists the periodic setting as running whatever it was.
+    PersistRunning,
+    /// The adapter labels every data message with the first provisioned dataset.
+    WrongDataset,
 }
 
 /// Fault and input budget.
@@ -348,6 +352,9 @@ impl Sys {
                     if self.mutation == Mutation::ResendOneTooMany && d.kind == DataKind::Resend {
                         d.range.last += 1;
                     }
+                    if self.mutation == Mutation::WrongDataset {
+                        d.dataset = ds(0);
+                    }
                     if d.kind == DataKind::Periodic && !s.ghost.running {
                         s.ghost.violations.insert(P_PERIODIC);
                     }
@@ -585,6 +592,11 @@ impl Sys {
                     (Mutation::RestartFromBootSnapshot, Some(b)) => b.clone(),
                     _ => s.gw.snapshot(),
                 };
+                let mut snap = snap;
+                if self.mutation == Mutation::PersistRunning {
+                    snap.periodic.running = true;
+                    snap.periodic.interval_sec = snap.periodic.interval_sec.max(10);
+                }
                 s.gw = GatewayCore::restore(gcfg(), snap, now);
                 s.ghost.boot_snapshot = Some(s.gw.snapshot());
                 s.ghost.restarted = true;
@@ -820,6 +832,10 @@ fn find(mutation: Mutation, property: &'static str, scenario: &str) {
         .find(|(n, _)| n.contains(scenario))
         .unwrap()
         .1;
+    find_within(mutation, property, bounds);
+}
+
+fn find_within(mutation: Mutation, property: &'static str, bounds: Bounds) {
     let checker = Sys { bounds, mutation }
         .checker()
         .finish_when(HasDiscoveries::AnyOf([property].into_iter().collect()))
@@ -863,39 +879,18 @@ fn checker_finds_records_never_acknowledged_when_acks_are_lost_locally() {
 }
 
 #[test]
-#[ignore]
-fn debug_walk() {
-    let m = Sys {
-        bounds: Bounds::scenarios(false)[1].1.clone(),
-        mutation: Mutation::None,
+fn checker_finds_periodic_data_sent_after_a_stop() {
+    let bounds = Bounds {
+        ingests: 1,
+        stops: 1,
+        restarts: 1,
+        ticks: 3,
+        ..Bounds::NONE
     };
-    let mut seed: u64 = 12345;
-    for walk in 0..5 {
-        let mut s = m.init();
-        let mut trace = Vec::new();
-        for _ in 0..200 {
-            let mut acts = Vec::new();
-            m.actions(&s, &mut acts);
-            if acts.is_empty() {
-                break;
-            }
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let a = acts[(seed >> 33) as usize % acts.len()].clone();
-            trace.push(format!("{a:?}"));
-            m.step(&mut s, a);
-        }
-        println!("walk {walk}: {} steps: {}", trace.len(), trace.join(" "));
-        println!(
-            "net: {:?}",
-            s.net
-                .iter()
-                .map(|q| q
-                    .iter()
-                    .map(|p| p.env.message_type().as_str())
-                    .collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        );
-    }
+    find_within(Mutation::PersistRunning, P_PERIODIC, bounds);
+}
+
+#[test]
+fn checker_finds_data_labelled_with_the_wrong_dataset() {
+    find(Mutation::WrongDataset, P_DATA, "lossy");
 }
