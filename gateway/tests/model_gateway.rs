@@ -31,7 +31,7 @@
 //!
 //! The property can fail: `proptest_finds_*` tests run the same harness with a deliberately
 //! broken adapter or store (a [`Mutation`]) and assert that proptest finds a failing case.
-//! Cases: 256 by default, `PROPTEST_CASES` to change, `SGW_MODEL_BIG=1` for 2000.
+//! Cases: 512 by default, `PROPTEST_CASES` to change, `SGW_MODEL_BIG=1` for 2000.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::DateTime;
@@ -594,7 +594,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(512)
 }
 
 prop_state_machine! {
