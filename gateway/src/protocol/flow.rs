@@ -27,9 +27,13 @@ pub type Time = DateTime<FixedOffset>;
 /// Acceptance window for command timestamps, seconds either side of `now` (DES-ENV-2, STALE).
 pub const STALE_WINDOW_SEC: i64 = 300;
 
-/// Seconds as a chrono duration (saturating, never panics).
+/// Longest timer the cores arm (ten years): larger configured or received values are cut, so
+/// `now + secs(x)` can never overflow the date range.
+const MAX_TIMER_SEC: i64 = 10 * 366 * 86_400;
+
+/// Seconds as a chrono duration, clamped to `0..=MAX_TIMER_SEC` (never panics).
 pub(crate) fn secs(s: i64) -> chrono::Duration {
-    chrono::Duration::try_seconds(s).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::try_seconds(s.clamp(0, MAX_TIMER_SEC)).unwrap_or(chrono::Duration::zero())
 }
 
 /// Why an inbound MQTT payload could not be turned into an envelope the core may act on.

@@ -1006,3 +1006,35 @@ fn platform_rejects_operator_commands_with_invalid_parameters() {
         .is_err()
     );
 }
+
+#[test]
+fn huge_timer_and_sequence_values_never_panic() {
+    let mut g = GatewayCore::new(
+        GatewayConfig {
+            connect_retry_sec: i64::MAX,
+            ..cfg()
+        },
+        t0(),
+    );
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: u32::MAX,
+        ack_timeout_sec: u32::MAX,
+        acked_through: u64::MAX,
+    });
+    g.handle_inbound(
+        t0(),
+        down(t0(), "p.c", cr, Some((out[0].message_id(), Outcome::ok()))),
+    );
+    assert!(g.is_connected());
+    let req = ResendRequest {
+        dataset: None,
+        seq: Some(r(1, u64::MAX)),
+        time: None,
+    };
+    let out = resend(&mut g, t0(), "p.r", req);
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::NotFound);
+    g.handle_timeout(at(1_000_000_000));
+}

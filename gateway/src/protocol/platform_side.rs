@@ -505,7 +505,7 @@ impl PlatformCore {
         let s = self.sessions.entry(gw.clone()).or_insert_with(Session::new);
         let command_seq = match command {
             Command::Start { .. } | Command::Stop => {
-                s.last_command_seq += 1;
+                s.last_command_seq = s.last_command_seq.saturating_add(1);
                 Some(s.last_command_seq)
             }
             Command::Resend { .. } => None,
