@@ -170,8 +170,7 @@ impl Bounds {
                 Bounds {
                     ingests: 2,
                     drops: 1,
-                    reorders: 1,
-                    dups: extra,
+                    reorders: 1 + extra,
                     ticks: 2 + extra,
                     ..Self::NONE
                 },
