@@ -1,0 +1,1009 @@
+//! Unit tests of the two flow state machines, one flow at a time, positive and negative
+//! (IF-*, DES-MSG-*, SC-START-1, SC-STOP-1, ST-PROVIDE-1, MON-1).
+
+use chrono::DateTime;
+
+use super::flow::InboundError;
+use super::flow::{Time, secs};
+use super::gateway_side::{
+    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError, Transmit,
+};
+use super::ids::{Dataset, GatewayId, MessageId, SeqRange};
+use super::message::{
+    Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
+    PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
+    TimeRange,
+};
+use super::platform_side::{
+    Command, PlatformConfig, PlatformCore, PlatformEvent, PlatformInbound, ProfileVerdict,
+    ResendSelector,
+};
+use super::topic::topic_for;
+
+fn t0() -> Time {
+    DateTime::parse_from_rfc3339("2026-11-22T09:00:00+09:00").unwrap()
+}
+fn at(s: i64) -> Time {
+    t0() + secs(s)
+}
+fn gw() -> GatewayId {
+    GatewayId::new("GW0001").unwrap()
+}
+fn ds(s: &str) -> Dataset {
+    Dataset::new(s).unwrap()
+}
+fn mid(s: &str) -> MessageId {
+    MessageId::new(s).unwrap()
+}
+fn r(first: u64, last: u64) -> SeqRange {
+    SeqRange::new(first, last).unwrap()
+}
+
+fn cfg() -> GatewayConfig {
+    GatewayConfig {
+        max_records_per_message: 3,
+        ..GatewayConfig::new(gw(), vec![ds("billing"), ds("ledger")])
+    }
+}
+
+fn drain(g: &mut GatewayCore) -> Vec<Transmit> {
+    std::iter::from_fn(|| g.poll_transmit()).collect()
+}
+fn events(g: &mut GatewayCore) -> Vec<GatewayEvent> {
+    std::iter::from_fn(|| g.poll_event()).collect()
+}
+fn envelopes(ts: &[Transmit]) -> Vec<&Envelope> {
+    ts.iter()
+        .filter_map(|t| match t {
+            Transmit::Message { envelope, .. } => Some(envelope),
+            Transmit::Data(_) => None,
+        })
+        .collect()
+}
+fn data_of(ts: &[Transmit]) -> Vec<(Dataset, SeqRange, DataKind, MessageId)> {
+    ts.iter()
+        .filter_map(|t| match t {
+            Transmit::Data(d) => Some((d.dataset.clone(), d.range, d.kind, d.message_id.clone())),
+            Transmit::Message { .. } => None,
+        })
+        .collect()
+}
+
+/// A message from the platform to `gw()`.
+fn down(now: Time, id: &str, body: Body, reply: Option<(&MessageId, Outcome)>) -> Inbound {
+    let envelope = Envelope {
+        version: PROTOCOL_VERSION,
+        message_id: mid(id),
+        gateway_id: gw(),
+        timestamp: now,
+        in_reply_to: reply.as_ref().map(|(m, _)| (*m).clone()),
+        result: reply.map(|(_, o)| o),
+        body,
+    };
+    Inbound::Opened {
+        topic: topic_for(&gw(), envelope.message_type()),
+        envelope,
+    }
+}
+
+fn start_body(seq: u64, interval: u32) -> Body {
+    Body::PeriodicStart(PeriodicStart {
+        command_seq: seq,
+        datasets: vec![],
+        interval_sec: interval,
+        format: ProfileFormat::Json,
+    })
+}
+
+/// A gateway whose session is open (monitor every 60 s, ack timeout 30 s).
+fn connected() -> GatewayCore {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let connect = envelopes(&out)[0].message_id.clone();
+    g.handle_inbound(
+        t0(),
+        down(
+            t0(),
+            "p.c1",
+            Body::ConnectResult(ConnectResult {
+                version: 1,
+                monitor_interval_sec: 60,
+                ack_timeout_sec: 30,
+                acked_through: 0,
+            }),
+            Some((&connect, Outcome::ok())),
+        ),
+    );
+    g.handle_timeout(t0()); // first monitor.status
+    drain(&mut g);
+    events(&mut g);
+    g
+}
+
+/// A connected gateway with periodic sending started (interval 10 s, command 1).
+fn started() -> GatewayCore {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
+    drain(&mut g);
+    events(&mut g);
+    g
+}
+
+fn result_code(e: &Envelope) -> ResultCode {
+    e.result.as_ref().unwrap().code
+}
+
+// ---------------------------------------------------------------- gateway: session
+
+#[test]
+fn nothing_but_connect_is_sent_before_connect_result() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message_type(), MessageType::Connect);
+    g.handle_timeout(at(10));
+    assert!(
+        drain(&mut g).is_empty(),
+        "no status or data before the session"
+    );
+    g.handle_timeout(at(30));
+    let again = drain(&mut g);
+    assert_eq!(again.len(), 1, "connect is retried");
+    assert_eq!(again[0].message_type(), MessageType::Connect);
+    assert_ne!(again[0].message_id(), out[0].message_id());
+}
+
+#[test]
+fn command_before_session_is_open_is_ignored() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    drain(&mut g);
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
+    assert!(drain(&mut g).is_empty());
+    assert!(!g.periodic().running);
+}
+
+#[test]
+fn connect_result_for_an_earlier_connect_does_not_open_the_session() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    drain(&mut g);
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 0,
+    });
+    g.handle_inbound(
+        t0(),
+        down(t0(), "p.c", cr, Some((&mid("GW0001.0.99"), Outcome::ok()))),
+    );
+    assert!(!g.is_connected());
+}
+
+#[test]
+fn refused_connect_result_is_reported_and_not_retried() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 0,
+    });
+    let o = Outcome::new(ResultCode::UnsupportedVersion, "x");
+    g.handle_inbound(t0(), down(t0(), "p.c", cr, Some((out[0].message_id(), o))));
+    assert!(!g.is_connected());
+    assert!(events(&mut g).iter().any(|e| matches!(
+        e,
+        GatewayEvent::ConnectRefused {
+            code: ResultCode::UnsupportedVersion,
+            ..
+        }
+    )));
+    g.handle_timeout(at(100));
+    assert!(drain(&mut g).is_empty());
+}
+
+// ---------------------------------------------------------------- gateway: start / stop
+
+#[test]
+fn start_is_applied_and_answered_ok_with_the_running_state() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
+    let out = drain(&mut g);
+    let e = envelopes(&out);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].message_type(), MessageType::PeriodicStartResult);
+    assert_eq!(result_code(e[0]), ResultCode::Ok);
+    assert_eq!(e[0].in_reply_to, Some(mid("p.s1")));
+    let Body::PeriodicStartResult(s) = &e[0].body else {
+        panic!()
+    };
+    assert!(s.running && s.command_seq == 1 && s.interval_sec == 10);
+    assert!(
+        events(&mut g)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::StartStoring { command_seq: 1, .. }))
+    );
+}
+
+#[test]
+fn stop_with_lower_command_seq_than_applied_start_is_superseded() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s5", start_body(5, 10), None));
+    drain(&mut g);
+    events(&mut g);
+    let stop = Body::PeriodicStop(PeriodicStop { command_seq: 4 });
+    g.handle_inbound(t0(), down(t0(), "p.t4", stop, None));
+    let out = drain(&mut g);
+    let e = envelopes(&out);
+    assert_eq!(result_code(e[0]), ResultCode::Superseded);
+    let Body::PeriodicStopResult(s) = &e[0].body else {
+        panic!()
+    };
+    assert_eq!(
+        s.command_seq, 5,
+        "the result carries the applied commandSeq"
+    );
+    assert!(g.periodic().running);
+    assert!(
+        !events(&mut g)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::StopStoring { .. }))
+    );
+}
+
+#[test]
+fn stop_with_higher_command_seq_stops_storing() {
+    let mut g = started();
+    let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
+    g.handle_inbound(t0(), down(t0(), "p.t2", stop, None));
+    let out = drain(&mut g);
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::Ok);
+    assert!(!g.periodic().running);
+    assert_eq!(
+        g.handle_ingest(t0(), &ds("billing"), 1),
+        Err(IngestError::NotStarted)
+    );
+}
+
+#[test]
+fn start_naming_an_unknown_dataset_is_refused_and_not_applied() {
+    let mut g = connected();
+    let body = Body::PeriodicStart(PeriodicStart {
+        command_seq: 1,
+        datasets: vec![ds("water")],
+        interval_sec: 10,
+        format: ProfileFormat::Json,
+    });
+    g.handle_inbound(t0(), down(t0(), "p.s1", body, None));
+    let out = drain(&mut g);
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::UnknownDataset);
+    assert!(!g.periodic().running);
+    assert_eq!(g.periodic().command_seq, 0);
+}
+
+#[test]
+fn duplicate_start_message_id_is_answered_from_the_reply_cache_and_applied_once() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
+    let first = drain(&mut g);
+    events(&mut g);
+    g.handle_inbound(at(5), down(t0(), "p.s1", start_body(1, 10), None));
+    let second = drain(&mut g);
+    assert_eq!(first, second, "the stored reply, same message ID");
+    assert!(
+        !events(&mut g)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::StartStoring { .. }))
+    );
+}
+
+#[test]
+fn command_with_timestamp_outside_300_s_is_stale_reported_and_not_applied() {
+    let mut g = connected();
+    g.handle_inbound(at(400), down(at(99), "p.s1", start_body(1, 10), None));
+    let out = drain(&mut g);
+    let e = envelopes(&out);
+    assert!(e.iter().any(|e| e.message_type() == MessageType::Anomaly));
+    let res = e
+        .iter()
+        .find(|e| e.message_type() == MessageType::PeriodicStartResult)
+        .unwrap();
+    assert_eq!(result_code(res), ResultCode::Stale);
+    assert!(!g.periodic().running);
+    assert_eq!(g.anomaly_count(), 1);
+}
+
+#[test]
+fn command_for_another_gateway_is_unauthorized_reported_and_not_applied() {
+    let mut g = connected();
+    let Inbound::Opened {
+        topic,
+        mut envelope,
+    } = down(t0(), "p.s1", start_body(1, 10), None)
+    else {
+        unreachable!()
+    };
+    envelope.gateway_id = GatewayId::new("GW0002").unwrap();
+    g.handle_inbound(t0(), Inbound::Opened { topic, envelope });
+    let out = drain(&mut g);
+    let e = envelopes(&out);
+    assert!(e.iter().any(|e| e.message_type() == MessageType::Anomaly));
+    let res = e
+        .iter()
+        .find(|e| e.message_type() == MessageType::PeriodicStartResult)
+        .unwrap();
+    assert_eq!(result_code(res), ResultCode::Unauthorized);
+    assert!(!g.periodic().running);
+}
+
+#[test]
+fn command_on_another_tenants_topic_is_not_applied() {
+    let mut g = connected();
+    let Inbound::Opened { envelope, .. } = down(t0(), "p.s1", start_body(1, 10), None) else {
+        unreachable!()
+    };
+    let topic = topic_for(
+        &GatewayId::new("GW0002").unwrap(),
+        MessageType::PeriodicStart,
+    );
+    g.handle_inbound(t0(), Inbound::Opened { topic, envelope });
+    assert!(!g.periodic().running);
+    assert_eq!(g.anomaly_count(), 1);
+}
+
+#[test]
+fn refused_message_is_reported_as_an_anomaly_and_not_acted_on() {
+    let mut g = connected();
+    let topic = topic_for(&gw(), MessageType::PeriodicStart);
+    g.handle_inbound(
+        t0(),
+        Inbound::Refused {
+            topic,
+            error: InboundError::Security,
+        },
+    );
+    let out = drain(&mut g);
+    let e = envelopes(&out);
+    assert_eq!(e.len(), 1);
+    let Body::Anomaly(a) = &e[0].body else {
+        panic!()
+    };
+    assert_eq!(a.rule, "IF-PSTART-2");
+    assert!(!g.periodic().running);
+}
+
+// ---------------------------------------------------------------- gateway: data
+
+#[test]
+fn ingest_is_refused_unless_periodic_storing_is_started_for_the_dataset() {
+    let mut g = connected();
+    assert_eq!(
+        g.handle_ingest(t0(), &ds("billing"), 2),
+        Err(IngestError::NotStarted)
+    );
+    let body = Body::PeriodicStart(PeriodicStart {
+        command_seq: 1,
+        datasets: vec![ds("ledger")],
+        interval_sec: 10,
+        format: ProfileFormat::Json,
+    });
+    g.handle_inbound(t0(), down(t0(), "p.s1", body, None));
+    assert_eq!(
+        g.handle_ingest(t0(), &ds("billing"), 2),
+        Err(IngestError::NotCovered(ds("billing")))
+    );
+    assert_eq!(
+        g.handle_ingest(t0(), &ds("water"), 2),
+        Err(IngestError::UnknownDataset(ds("water")))
+    );
+    assert_eq!(
+        g.handle_ingest(t0(), &ds("ledger"), 0),
+        Err(IngestError::Empty)
+    );
+    assert_eq!(g.handle_ingest(t0(), &ds("ledger"), 2), Ok(r(1, 2)));
+}
+
+#[test]
+fn periodic_data_is_sent_every_interval_in_capped_single_dataset_ranges() {
+    let mut g = started();
+    assert_eq!(g.handle_ingest(t0(), &ds("billing"), 4), Ok(r(1, 4)));
+    assert_eq!(g.handle_ingest(t0(), &ds("ledger"), 1), Ok(r(5, 5)));
+    g.handle_timeout(at(9));
+    assert!(
+        data_of(&drain(&mut g)).is_empty(),
+        "not before the interval"
+    );
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    let got: Vec<_> = d.iter().map(|(ds, r, k, _)| (ds.clone(), *r, *k)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ds("billing"), r(1, 3), DataKind::Periodic),
+            (ds("billing"), r(4, 4), DataKind::Periodic),
+            (ds("ledger"), r(5, 5), DataKind::Periodic),
+        ]
+    );
+    g.handle_timeout(at(20));
+    assert!(
+        data_of(&drain(&mut g)).is_empty(),
+        "records in flight are not sent twice per interval"
+    );
+}
+
+fn ack(g: &mut GatewayCore, now: Time, to: &MessageId, range: SeqRange, code: ResultCode) {
+    let o = if code == ResultCode::Ok {
+        Outcome::ok()
+    } else {
+        Outcome::new(code, "x")
+    };
+    let id = format!("p.a{}", to.as_str().replace('.', "-"));
+    g.handle_inbound(
+        now,
+        down(now, &id, Body::DataAck(DataAck { range }), Some((to, o))),
+    );
+}
+
+#[test]
+fn data_ack_marks_records_acknowledged_and_stops_retransmission() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    events(&mut g);
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Ok);
+    assert!(events(&mut g).contains(&GatewayEvent::RecordsAcked {
+        dataset: ds("billing"),
+        range: r(1, 2)
+    }));
+    assert_eq!(g.unacked_records(), 0);
+    g.handle_timeout(at(60));
+    assert!(data_of(&drain(&mut g)).is_empty());
+}
+
+#[test]
+fn data_ack_with_a_different_range_or_a_failure_code_acknowledges_nothing() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::SecurityFailed);
+    assert_eq!(g.unacked_records(), 2);
+}
+
+#[test]
+fn unacked_data_is_sent_again_after_ack_timeout() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let first = data_of(&drain(&mut g));
+    g.handle_timeout(at(39));
+    assert!(data_of(&drain(&mut g)).is_empty());
+    g.handle_timeout(at(40));
+    let again = data_of(&drain(&mut g));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1, r(1, 2));
+    assert_ne!(
+        again[0].3, first[0].3,
+        "a retransmission has a new message ID"
+    );
+    // A late ack of the first transmission still counts.
+    ack(&mut g, at(41), &first[0].3, r(1, 2), ResultCode::Ok);
+    assert_eq!(g.unacked_records(), 0);
+}
+
+#[test]
+fn periodic_retransmission_pauses_while_stopped() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    drain(&mut g);
+    let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
+    g.handle_inbound(at(11), down(at(11), "p.t2", stop, None));
+    drain(&mut g);
+    g.handle_timeout(at(100));
+    assert!(data_of(&drain(&mut g)).is_empty());
+    assert_eq!(g.unacked_records(), 2, "still stored");
+}
+
+// ---------------------------------------------------------------- gateway: resend
+
+fn resend(g: &mut GatewayCore, now: Time, id: &str, req: ResendRequest) -> Vec<Transmit> {
+    g.handle_inbound(now, down(now, id, Body::ResendRequest(req), None));
+    drain(g)
+}
+
+#[test]
+fn resend_by_seq_range_returns_exactly_the_requested_records() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 5).unwrap(); // 1..=5
+    g.handle_ingest(t0(), &ds("ledger"), 2).unwrap(); // 6..=7
+    let out = resend(
+        &mut g,
+        at(1),
+        "p.r1",
+        ResendRequest {
+            dataset: None,
+            seq: Some(r(2, 6)),
+            time: None,
+        },
+    );
+    let e = envelopes(&out);
+    assert_eq!(e[0].message_type(), MessageType::ResendResult);
+    assert_eq!(result_code(e[0]), ResultCode::Ok);
+    let Body::ResendResult(rr) = &e[0].body else {
+        panic!()
+    };
+    let d = data_of(&out);
+    assert_eq!(rr.records, 5);
+    assert_eq!(rr.messages as usize, d.len());
+    let got: Vec<_> = d.iter().map(|(ds, r, k, _)| (ds.clone(), *r, *k)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (ds("billing"), r(2, 4), DataKind::Resend),
+            (ds("billing"), r(5, 5), DataKind::Resend),
+            (ds("ledger"), r(6, 6), DataKind::Resend),
+        ]
+    );
+    let Transmit::Data(req) = &out[1] else {
+        panic!()
+    };
+    assert_eq!(req.request, Some(mid("p.r1")));
+}
+
+#[test]
+fn resend_beyond_last_seq_is_partial_and_of_nothing_is_not_found() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    let out = resend(
+        &mut g,
+        at(1),
+        "p.r1",
+        ResendRequest {
+            dataset: None,
+            seq: Some(r(2, 9)),
+            time: None,
+        },
+    );
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::Partial);
+    assert_eq!(data_of(&out).len(), 1);
+    let out = resend(
+        &mut g,
+        at(1),
+        "p.r2",
+        ResendRequest {
+            dataset: None,
+            seq: Some(r(5, 9)),
+            time: None,
+        },
+    );
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::NotFound);
+    assert!(data_of(&out).is_empty());
+    let out = resend(
+        &mut g,
+        at(1),
+        "p.r3",
+        ResendRequest {
+            dataset: Some(ds("ledger")),
+            seq: Some(r(1, 2)),
+            time: None,
+        },
+    );
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::NotFound);
+}
+
+#[test]
+fn resend_by_time_range_selects_by_ingest_time() {
+    let mut g = started();
+    g.handle_ingest(at(0), &ds("billing"), 1).unwrap();
+    g.handle_ingest(at(5), &ds("billing"), 1).unwrap();
+    g.handle_ingest(at(9), &ds("billing"), 1).unwrap();
+    let out = resend(
+        &mut g,
+        at(9),
+        "p.r1",
+        ResendRequest {
+            dataset: None,
+            seq: None,
+            time: Some(TimeRange {
+                from: at(4),
+                to: at(9),
+            }),
+        },
+    );
+    let got: Vec<_> = data_of(&out).iter().map(|d| d.1).collect();
+    assert_eq!(got, vec![r(2, 3)]);
+}
+
+// ---------------------------------------------------------------- gateway: restart, status
+
+#[test]
+fn restart_continues_sequence_numbers_and_increments_boot_count() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 3).unwrap();
+    let snap = g.snapshot();
+    let mut g2 = GatewayCore::restore(cfg(), snap, at(50));
+    assert_eq!(g2.boot_count(), g.boot_count() + 1);
+    assert!(g2.periodic().running, "periodic state resumes");
+    assert_eq!(g2.handle_ingest(at(50), &ds("billing"), 1), Ok(r(4, 4)));
+    assert_eq!(g2.unacked_records(), 4);
+    // A snapshot whose counter lags its index never makes the core reuse numbers.
+    let mut lagging = g2.snapshot();
+    lagging.next_seq = 2;
+    let mut g3 = GatewayCore::restore(cfg(), lagging, at(60));
+    assert_eq!(g3.handle_ingest(at(60), &ds("billing"), 1), Ok(r(5, 5)));
+}
+
+#[test]
+fn snapshot_round_trips_through_json() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 4).unwrap();
+    let snap = g.snapshot();
+    let json = serde_json::to_string(&snap).unwrap();
+    let back: GatewaySnapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap);
+}
+
+#[test]
+fn connect_result_acked_through_marks_records_acknowledged() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 4).unwrap();
+    let mut g = GatewayCore::restore(cfg(), g.snapshot(), at(1));
+    g.handle_connected(at(1));
+    let out = drain(&mut g);
+    let Body::Connect(c) = &envelopes(&out)[0].body else {
+        panic!()
+    };
+    assert_eq!(c.last_seq, 4);
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 2,
+    });
+    g.handle_inbound(
+        at(1),
+        down(at(1), "p.c", cr, Some((out[0].message_id(), Outcome::ok()))),
+    );
+    assert_eq!(g.unacked_records(), 2);
+}
+
+#[test]
+fn monitor_status_is_sent_every_monitor_interval() {
+    let mut g = connected();
+    g.handle_timeout(at(59));
+    assert!(drain(&mut g).is_empty());
+    g.handle_timeout(at(60));
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message_type(), MessageType::MonitorStatus);
+    assert_eq!(g.poll_timeout(), Some(at(120)));
+}
+
+#[test]
+fn shutdown_sends_disconnect_and_nothing_after() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 1).unwrap();
+    g.handle_shutdown(at(1));
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message_type(), MessageType::Disconnect);
+    g.handle_inbound(
+        at(2),
+        down(
+            at(2),
+            "p.d",
+            Body::DisconnectResult(Empty {}),
+            Some((out[0].message_id(), Outcome::ok())),
+        ),
+    );
+    assert!(events(&mut g).contains(&GatewayEvent::Closed));
+    g.handle_timeout(at(100));
+    assert!(drain(&mut g).is_empty());
+    assert_eq!(g.poll_timeout(), None);
+}
+
+// ---------------------------------------------------------------- platform
+
+fn pcore() -> PlatformCore {
+    PlatformCore::new(PlatformConfig {
+        gap_grace_sec: 20,
+        ..PlatformConfig::default()
+    })
+}
+
+fn up(t: &Transmit) -> PlatformInbound {
+    let (topic, envelope) = match t.clone() {
+        Transmit::Message { topic, envelope } => (topic, envelope),
+        Transmit::Data(d) => (d.topic.clone(), d.into_envelope("sealed".into())),
+    };
+    PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender: gw(),
+        profile: Some(ProfileVerdict::Verified),
+    }
+}
+
+fn pdrain(p: &mut PlatformCore) -> Vec<Envelope> {
+    std::iter::from_fn(|| p.poll_transmit())
+        .map(|t| t.envelope)
+        .collect()
+}
+
+/// Delivers everything both ways until both are quiet.
+fn pump(g: &mut GatewayCore, p: &mut PlatformCore, now: Time) {
+    for _ in 0..50 {
+        let gout = drain(g);
+        let pout = pdrain(p);
+        if gout.is_empty() && pout.is_empty() {
+            return;
+        }
+        for t in &gout {
+            p.handle_inbound(now, up(t));
+        }
+        for e in pout {
+            let topic = topic_for(&gw(), e.message_type());
+            g.handle_inbound(now, Inbound::Opened { topic, envelope: e });
+        }
+    }
+    panic!("no quiescence");
+}
+
+fn connect_both() -> (GatewayCore, PlatformCore) {
+    let mut g = GatewayCore::new(cfg(), t0());
+    let mut p = pcore();
+    g.handle_connected(t0());
+    pump(&mut g, &mut p, t0());
+    assert!(g.is_connected());
+    assert!(p.gateway(&gw()).unwrap().online);
+    (g, p)
+}
+
+#[test]
+fn platform_refuses_connect_whose_gateway_id_differs_from_the_sender() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    let mut p = pcore();
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic,
+        envelope,
+        profile,
+        ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    let other = GatewayId::new("GW0002").unwrap();
+    p.handle_inbound(
+        t0(),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender: other.clone(),
+            profile,
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(result_code(&replies[0]), ResultCode::Unauthorized);
+    assert!(p.gateway(&gw()).is_none_or(|v| !v.online));
+    assert!(p.gateway(&other).is_none_or(|v| !v.online));
+}
+
+#[test]
+fn platform_refuses_connect_without_a_common_version() {
+    let mut g = GatewayCore::new(
+        GatewayConfig {
+            versions: vec![7],
+            ..cfg()
+        },
+        t0(),
+    );
+    let mut p = pcore();
+    g.handle_connected(t0());
+    pump(&mut g, &mut p, t0());
+    assert!(!g.is_connected());
+    assert!(events(&mut g).iter().any(|e| matches!(
+        e,
+        GatewayEvent::ConnectRefused {
+            code: ResultCode::UnsupportedVersion,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn records_flow_from_ingest_to_acknowledged_end_to_end() {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    assert!(g.periodic().running);
+    assert!(p.gateway(&gw()).unwrap().periodic.running);
+    g.handle_ingest(at(1), &ds("billing"), 4).unwrap();
+    g.handle_timeout(at(10));
+    pump(&mut g, &mut p, at(10));
+    assert_eq!(g.unacked_records(), 0);
+    let v = p.gateway(&gw()).unwrap();
+    assert_eq!(v.received_per_dataset.get(&ds("billing")), Some(&4));
+    assert!(v.gaps.is_empty());
+    assert!(v.pending_commands.is_empty());
+}
+
+#[test]
+fn platform_answers_data_whose_profile_failed_verification_security_failed_and_does_not_store() {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender,
+        ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    p.handle_inbound(
+        at(10),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender,
+            profile: Some(ProfileVerdict::Failed),
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(result_code(&replies[0]), ResultCode::SecurityFailed);
+    let v = p.gateway(&gw()).unwrap();
+    assert!(v.received.is_empty());
+    assert_eq!(v.anomaly_count, 1);
+    assert!(
+        !std::iter::from_fn(|| p.poll_event())
+            .any(|e| matches!(e, PlatformEvent::StoreRecords { .. }))
+    );
+}
+
+#[test]
+fn platform_retries_an_unanswered_command_with_the_same_command_seq() {
+    let (mut g, mut p) = connect_both();
+    let seq = p
+        .command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    let lost = pdrain(&mut p);
+    assert_eq!(lost.len(), 1);
+    p.handle_timeout(at(29));
+    assert!(pdrain(&mut p).is_empty());
+    p.handle_timeout(at(30));
+    let again = pdrain(&mut p);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].message_id, lost[0].message_id);
+    let (Body::PeriodicStart(a), Body::PeriodicStart(b)) = (&lost[0].body, &again[0].body) else {
+        panic!()
+    };
+    assert_eq!((a.command_seq, b.command_seq), (seq, seq));
+    // Both copies arrive: the second is SUPERSEDED by the first, which the platform reads as
+    // "already applied".
+    for e in lost.into_iter().chain(again) {
+        let topic = topic_for(&gw(), e.message_type());
+        g.handle_inbound(at(30), Inbound::Opened { topic, envelope: e });
+    }
+    pump(&mut g, &mut p, at(30));
+    let done: Vec<_> = std::iter::from_fn(|| p.poll_event())
+        .filter_map(|e| match e {
+            PlatformEvent::CommandCompleted { code, .. } => Some(code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, vec![ResultCode::Ok]);
+    assert!(p.gateway(&gw()).unwrap().pending_commands.is_empty());
+}
+
+#[test]
+fn platform_requests_a_gap_after_the_grace_period() {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_ingest(at(1), &ds("ledger"), 1).unwrap();
+    g.handle_timeout(at(10));
+    let out: Vec<Transmit> = drain(&mut g)
+        .into_iter()
+        .filter(|t| matches!(t, Transmit::Data(_)))
+        .collect();
+    // Lose the billing message (seqs 1-2); deliver the ledger one (seq 3).
+    assert_eq!(out.len(), 2);
+    p.handle_inbound(at(10), up(&out[1]));
+    pump(&mut g, &mut p, at(10));
+    assert_eq!(p.gateway(&gw()).unwrap().gaps, vec![r(1, 2)]);
+    p.handle_timeout(at(29));
+    assert!(pdrain(&mut p).is_empty());
+    p.handle_timeout(at(30));
+    let req = pdrain(&mut p);
+    assert_eq!(req.len(), 1);
+    let Body::ResendRequest(rr) = &req[0].body else {
+        panic!()
+    };
+    assert_eq!(rr.seq, Some(r(1, 2)));
+    assert!(matches!(
+        p.gateway(&gw()).unwrap().pending_commands[0],
+        Command::Resend {
+            selector: ResendSelector::Seq(_),
+            ..
+        }
+    ));
+    let topic = topic_for(&gw(), MessageType::ResendRequest);
+    g.handle_inbound(
+        at(30),
+        Inbound::Opened {
+            topic,
+            envelope: req[0].clone(),
+        },
+    );
+    pump(&mut g, &mut p, at(30));
+    assert!(p.gateway(&gw()).unwrap().gaps.is_empty());
+    assert_eq!(g.unacked_records(), 0);
+}
+
+#[test]
+fn platform_queues_commands_for_an_offline_gateway_and_sends_them_at_connect() {
+    let mut p = pcore();
+    p.command_stop(t0(), &gw());
+    assert!(pdrain(&mut p).is_empty());
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    pump(&mut g, &mut p, t0());
+    assert_eq!(g.periodic().command_seq, 1);
+    assert!(p.gateway(&gw()).unwrap().pending_commands.is_empty());
+}
+
+#[test]
+fn platform_refuses_data_outside_a_session() {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 1).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    p.handle_link_lost(at(10), &gw());
+    p.handle_inbound(at(10), up(&out[0]));
+    assert_eq!(result_code(&pdrain(&mut p)[0]), ResultCode::Unauthorized);
+    assert!(p.gateway(&gw()).unwrap().received.is_empty());
+}
+
+#[test]
+fn platform_rejects_operator_commands_with_invalid_parameters() {
+    let mut p = pcore();
+    assert!(
+        p.command_start(t0(), &gw(), vec![], 0, ProfileFormat::Json)
+            .is_err()
+    );
+    assert!(
+        p.command_resend(
+            t0(),
+            &gw(),
+            None,
+            ResendSelector::Time {
+                from: at(5),
+                to: at(1)
+            }
+        )
+        .is_err()
+    );
+}

@@ -1,0 +1,1533 @@
+//! The gateway's side of every protocol v1 flow as one sans-IO state machine, [`GatewayCore`]
+//! (IF-CONN-1, IF-DISC-1, IF-PSTART-1..4, IF-PSEND-1..3, IF-PSTOP-1, IF-RESEND-1, ST-STORE-1,
+//! ST-PROVIDE-1, SC-START-1, SC-STOP-1, MON-1, SM-RESEND; DES-MSG-*).
+//!
+//! Like `quinn-proto`, the core does no I/O and reads no clock. The adapter
+//!
+//! - feeds inputs: [`GatewayCore::handle_connected`] / [`GatewayCore::handle_disconnected`]
+//!   (transport), [`GatewayCore::handle_inbound`] (an MQTT payload already opened and
+//!   verified by data security — [`Inbound::Opened`] — or one that failed —
+//!   [`Inbound::Refused`], never acted on, IF-PSTART-2), [`GatewayCore::handle_ingest`] (a
+//!   batch of masked CSV rows from system connection, SC-ACQ-1), [`GatewayCore::handle_timeout`]
+//!   and [`GatewayCore::handle_shutdown`];
+//! - drains outputs: [`GatewayCore::poll_transmit`] (what to seal and publish; a
+//!   [`Transmit::Data`] asks the adapter to read the records from storage, build and seal the
+//!   data profile and call [`DataRequest::into_envelope`]), [`GatewayCore::poll_event`] (local
+//!   effects: start/stop storing, records acknowledged, anomaly log lines) and
+//!   [`GatewayCore::poll_timeout`] (when to call `handle_timeout` next).
+//!
+//! # Rules the core enforces
+//!
+//! - Nothing but `connect` is sent, and no command is acted on, before an OK
+//!   `connect.result` answers the current `connect` (DES-MSG-CONN-1/2).
+//! - A command whose topic tenant or envelope `gatewayId` is not this gateway is answered
+//!   `UNAUTHORIZED` and reported as an anomaly, never acted on (DES-ENV-4, SM-ACL).
+//! - A repeated command message ID (still in the reply cache) is answered with the stored
+//!   reply, never applied twice (DES-MSG-DUP). A command whose timestamp is more than
+//!   [`STALE_WINDOW_SEC`] from `now` is answered `STALE` and reported (DES-ENV-2).
+//! - `periodic.start`/`periodic.stop` with `commandSeq` <= the last applied one is answered
+//!   `SUPERSEDED` with the current state, no change (DES-MSG-PS-4). The result body always
+//!   carries the gateway's periodic state, so a platform can tell "already applied" (state's
+//!   commandSeq equals its command's) from "overtaken" (greater).
+//! - Records are only ingested while periodic storing is started for their dataset
+//!   (SC-START-1, SC-STOP-1). Sequence numbers start at 1, increase strictly and are never
+//!   reused, also across [`GatewayCore::snapshot`]/[`GatewayCore::restore`] (DES-ID-4).
+//! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked
+//!   records not in flight go out, one dataset and one contiguous range of at most
+//!   [`GatewayConfig::max_records_per_message`] records per message; data not acknowledged
+//!   within `ackTimeoutSec` is sent again (IF-PSEND-3). Retransmission of periodic data also
+//!   pauses while stopped; the records stay stored and unacked (the platform gets them by a
+//!   resend request, or on the next start).
+//! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
+//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1).
+//! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
+//!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
+//!   `acknowledgedThrough` of `connect.result` does the same for `1..=n`.
+//! - `monitor.status` every `monitorIntervalSec` (MON-1); `anomaly` for every refused message
+//!   (IF-PSTART-2, DES-MSG-AN-1); `disconnect` on shutdown (IF-DISC-1).
+//!
+//! # Persistence
+//!
+//! The record index (batches of one dataset's contiguous range, ingest time, acked flag), the
+//! sequence counter, the boot count and the periodic state are the persisted state
+//! ([`GatewaySnapshot`], serde). Everything else (link, in-flight data, reply cache, timers)
+//! is volatile and rebuilt after [`GatewayCore::restore`], which increments the boot count.
+//! The store MUST persist the new sequence counter (with the rows) before the FTP upload that
+//! caused the ingest is acknowledged, and persist the snapshot taken right after `restore`
+//! (the boot count is part of every message ID this process makes).
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use super::flow::{RangeSet, STALE_WINDOW_SEC, Time, chunks, intersect, secs};
+use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
+use super::message::{
+    Anomaly, AnomalyKind, Body, CertExpiry, Connect, Data, DataKind, Disconnect, Envelope,
+    HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart,
+    PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult, ResultCode, Software,
+    StorageStatus,
+};
+use super::topic::{parse_topic, topic_for};
+
+pub use super::flow::InboundError;
+
+/// Static configuration of a gateway core (from the provisioning bundle, DES-PROV-*).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// This gateway's ID (DES-ID-1).
+    pub gateway_id: GatewayId,
+    /// Provisioned datasets; commands naming others are answered `UNKNOWN_DATASET`.
+    pub datasets: Vec<Dataset>,
+    /// Profile formats this gateway can produce.
+    pub formats: Vec<ProfileFormat>,
+    /// Protocol versions spoken, highest first (DES-VER-1).
+    pub versions: Vec<u32>,
+    /// Reported in `connect`.
+    pub software: Software,
+    /// Cap on records per `data` message (default 1000).
+    pub max_records_per_message: u64,
+    /// Seconds before an unanswered `connect` is sent again.
+    pub connect_retry_sec: i64,
+    /// Most command replies kept for answering duplicates.
+    pub reply_cache_len: usize,
+}
+
+impl GatewayConfig {
+    /// A configuration with the defaults of protocol v1.
+    pub fn new(gateway_id: GatewayId, datasets: Vec<Dataset>) -> Self {
+        Self {
+            gateway_id,
+            datasets,
+            formats: vec![ProfileFormat::Json, ProfileFormat::Xml],
+            versions: vec![PROTOCOL_VERSION],
+            software: Software {
+                vendor: "SGW project".into(),
+                product: "sgw".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            max_records_per_message: 1000,
+            connect_retry_sec: 30,
+            reply_cache_len: 256,
+        }
+    }
+}
+
+/// What the adapter hands in for one MQTT message received on the gateway's subscription.
+// Moved once per message; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// Opened by data security (decrypted, signature verified against the platform's
+    /// data-protection certificate) and decoded.
+    Opened {
+        /// The MQTT topic it arrived on.
+        topic: String,
+        /// The decoded envelope.
+        envelope: Envelope,
+    },
+    /// Could not be opened or decoded: reported as an anomaly, never acted on (IF-PSTART-2).
+    Refused {
+        /// The MQTT topic it arrived on.
+        topic: String,
+        /// Why.
+        error: InboundError,
+    },
+}
+
+/// A `data` message to send: the adapter reads records `range` of `dataset` from storage,
+/// builds the data profile in `format`, seals it (DES-PROF-*) and calls
+/// [`DataRequest::into_envelope`]. If the records cannot be read, the adapter drops the
+/// request and reports a storage anomaly; the records stay unacked and are sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DataRequest {
+    /// Topic to publish on.
+    pub topic: String,
+    /// The data message's ID (the `data.ack` names it).
+    pub message_id: MessageId,
+    /// This gateway.
+    pub gateway_id: GatewayId,
+    /// The envelope timestamp to use.
+    pub timestamp: Time,
+    /// The dataset of every record.
+    pub dataset: Dataset,
+    /// The records' sequence numbers.
+    pub range: SeqRange,
+    /// Periodic or resend.
+    pub kind: DataKind,
+    /// For a resend: the resend request's ID.
+    pub request: Option<MessageId>,
+    /// The profile format.
+    pub format: ProfileFormat,
+}
+
+impl DataRequest {
+    /// The `data` envelope carrying `profile` (the sealed data profile).
+    pub fn into_envelope(self, profile: String) -> Envelope {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            message_id: self.message_id,
+            gateway_id: self.gateway_id,
+            timestamp: self.timestamp,
+            in_reply_to: None,
+            result: None,
+            body: Body::Data(Data {
+                kind: self.kind,
+                request: self.request,
+                dataset: self.dataset,
+                range: self.range,
+                format: self.format,
+                profile,
+            }),
+        }
+    }
+}
+
+/// Something to publish (QoS 1, retain false).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transmit {
+    /// A complete envelope: seal and publish on `topic`.
+    Message {
+        /// Topic to publish on.
+        topic: String,
+        /// The envelope.
+        envelope: Envelope,
+    },
+    /// A `data` message whose profile the adapter must fill from storage.
+    Data(DataRequest),
+}
+
+impl Transmit {
+    /// The topic to publish on.
+    pub fn topic(&self) -> &str {
+        match self {
+            Transmit::Message { topic, .. } => topic,
+            Transmit::Data(d) => &d.topic,
+        }
+    }
+    /// The message ID.
+    pub fn message_id(&self) -> &MessageId {
+        match self {
+            Transmit::Message { envelope, .. } => &envelope.message_id,
+            Transmit::Data(d) => &d.message_id,
+        }
+    }
+    /// The message type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Transmit::Message { envelope, .. } => envelope.message_type(),
+            Transmit::Data(_) => MessageType::Data,
+        }
+    }
+}
+
+/// A local effect for the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GatewayEvent {
+    /// The session is open (IF-CONN-1).
+    Connected {
+        /// Negotiated protocol version.
+        version: u32,
+    },
+    /// The platform refused the connect (e.g. `UNSUPPORTED_VERSION`); no retry until the
+    /// transport reconnects.
+    ConnectRefused {
+        /// The platform's code.
+        code: ResultCode,
+        /// The platform's reason.
+        reason: Option<String>,
+    },
+    /// Start periodic storing (SC-START-1): system connection accepts these datasets now.
+    StartStoring {
+        /// Datasets (empty: all provisioned).
+        datasets: Vec<Dataset>,
+        /// Send interval.
+        interval_sec: u32,
+        /// Profile format.
+        format: ProfileFormat,
+        /// The applied command's `commandSeq` (persist it).
+        command_seq: u64,
+    },
+    /// Stop periodic storing (SC-STOP-1).
+    StopStoring {
+        /// The applied command's `commandSeq` (persist it).
+        command_seq: u64,
+    },
+    /// The platform acknowledged these records (IF-PSEND-3): storage may mark them.
+    RecordsAcked {
+        /// Their dataset.
+        dataset: Dataset,
+        /// Their sequence numbers.
+        range: SeqRange,
+    },
+    /// An anomaly to log (and, when connected, reported in an `anomaly` message).
+    Anomaly {
+        /// The class.
+        kind: AnomalyKind,
+        /// The rule it violated.
+        rule: &'static str,
+        /// What happened.
+        detail: String,
+    },
+    /// A message was not acted on for a benign reason (duplicate, unknown correlation, not
+    /// connected yet); a log line.
+    Ignored {
+        /// The rule that made it so.
+        rule: &'static str,
+        /// What was ignored.
+        detail: String,
+    },
+    /// The platform acknowledged one of our results with `ack` (IF-PSTART-4).
+    ResultAcknowledged {
+        /// The result's message ID.
+        in_reply_to: MessageId,
+    },
+    /// The platform answered our `disconnect` (IF-DISC-1); the adapter may close the transport.
+    Closed,
+}
+
+/// Why an ingest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// SC-START-1: periodic storing is not started, so nothing is stored.
+    #[error("SC-START-1: periodic storing is not started")]
+    NotStarted,
+    /// SC-START-1: periodic storing is started for other datasets only.
+    #[error("SC-START-1: periodic storing does not cover dataset {0}")]
+    NotCovered(Dataset),
+    /// DES-ID-3: the dataset is not provisioned on this gateway.
+    #[error("DES-ID-3: dataset {0} is not provisioned")]
+    UnknownDataset(Dataset),
+    /// SC-ACQ-1: a batch holds at least one record.
+    #[error("SC-ACQ-1: empty batch")]
+    Empty,
+    /// DES-ID-4: the sequence space is exhausted.
+    #[error("DES-ID-4: sequence numbers exhausted")]
+    Exhausted,
+}
+
+/// One ingested batch (or part of one): one dataset's contiguous records (ST-STORE-1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Batch {
+    /// The dataset.
+    pub dataset: Dataset,
+    /// The records' sequence numbers.
+    pub range: SeqRange,
+    /// When the batch was ingested (for resend by time range).
+    pub ingested_at: Time,
+    /// Whether the platform acknowledged every record of it.
+    pub acked: bool,
+}
+
+/// The periodic setting, persisted (mirror of [`PeriodicState`] that can be hashed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PeriodicSetting {
+    /// Whether periodic storing and sending runs.
+    pub running: bool,
+    /// Covered datasets (empty: every provisioned dataset).
+    pub datasets: Vec<Dataset>,
+    /// Interval in seconds (0 while stopped).
+    pub interval_sec: u32,
+    /// Profile format.
+    pub format: ProfileFormat,
+    /// Last applied `commandSeq` (0: none).
+    pub command_seq: u64,
+}
+
+impl Default for PeriodicSetting {
+    fn default() -> Self {
+        Self {
+            running: false,
+            datasets: Vec::new(),
+            interval_sec: 0,
+            format: ProfileFormat::Json,
+            command_seq: 0,
+        }
+    }
+}
+
+impl PeriodicSetting {
+    /// As the wire type.
+    pub fn to_state(&self) -> PeriodicState {
+        PeriodicState {
+            running: self.running,
+            datasets: self.datasets.clone(),
+            interval_sec: self.interval_sec,
+            format: self.format,
+            command_seq: self.command_seq,
+        }
+    }
+    /// Whether a running setting covers `dataset`.
+    pub fn covers(&self, dataset: &Dataset) -> bool {
+        self.running && (self.datasets.is_empty() || self.datasets.contains(dataset))
+    }
+}
+
+/// The persisted state of a gateway core (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewaySnapshot {
+    /// Starts of the process so far.
+    pub boot_count: u64,
+    /// The next sequence number to assign (1 + last assigned).
+    pub next_seq: Seq,
+    /// Periodic setting and last applied `commandSeq`.
+    pub periodic: PeriodicSetting,
+    /// The record index, ascending by sequence number.
+    pub batches: Vec<Batch>,
+}
+
+/// Figures the core cannot know, set by the adapter for `monitor.status` (MON-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalStatus {
+    /// Overall health.
+    pub health: HealthState,
+    /// Bytes used by primary storage.
+    pub storage_bytes: u64,
+    /// Records evacuated so far (ST-EVAC-1).
+    pub evacuated: u64,
+    /// CSV files accepted since start.
+    pub files_accepted: u64,
+    /// CSV files refused since start.
+    pub files_rejected: u64,
+    /// Certificates and their expiry.
+    pub certificates: Vec<CertExpiry>,
+    /// Last error, naming its rule ID.
+    pub last_error: Option<String>,
+}
+
+impl Default for ExternalStatus {
+    fn default() -> Self {
+        Self {
+            health: HealthState::Ok,
+            storage_bytes: 0,
+            evacuated: 0,
+            files_accepted: 0,
+            files_rejected: 0,
+            certificates: Vec::new(),
+            last_error: None,
+        }
+    }
+}
+
+/// The session with the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Link {
+    /// No transport.
+    Down,
+    /// `connect` sent, waiting for its result.
+    Connecting { id: MessageId, retry_at: Time },
+    /// Session open.
+    Up {
+        version: u32,
+        monitor_interval_sec: u32,
+        ack_timeout_sec: u32,
+    },
+    /// The platform refused the connect; waiting for a new transport.
+    Refused,
+    /// `disconnect` sent.
+    Closing { id: MessageId },
+    /// Shut down.
+    Closed,
+}
+
+/// A data message sent and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InFlight {
+    /// Every message ID this range was sent under (retransmissions get new IDs).
+    ids: Vec<MessageId>,
+    dataset: Dataset,
+    range: SeqRange,
+    kind: DataKind,
+    request: Option<MessageId>,
+    /// When to send again; `None` while periodic sending is stopped (waits for a late ack).
+    deadline: Option<Time>,
+}
+
+/// Replies already given to a command, for answering its duplicates.
+#[derive(Debug, Clone, PartialEq)]
+struct CachedReply {
+    request: MessageId,
+    received_at: Time,
+    replies: Vec<Envelope>,
+}
+
+/// The gateway's protocol state machine. See the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayCore {
+    cfg: GatewayConfig,
+    boot_count: u64,
+    next_seq: Seq,
+    next_msg: u64,
+    periodic: PeriodicSetting,
+    /// Ascending by `range.first`, disjoint.
+    batches: Vec<Batch>,
+    link: Link,
+    inflight: Vec<InFlight>,
+    replies: VecDeque<CachedReply>,
+    next_send_at: Option<Time>,
+    next_monitor_at: Option<Time>,
+    anomalies: u64,
+    started_at: Time,
+    external: ExternalStatus,
+    out: VecDeque<Transmit>,
+    events: VecDeque<GatewayEvent>,
+}
+
+/// Hashes every field that influences future behaviour, for explicit-state model checking.
+/// Envelopes (in the reply cache and the output queue) are hashed by their message ID and
+/// type: within one core, a message ID names one envelope. Observational fields (adapter
+/// status, anomaly count, queued events) are left out. Equal values hash equally.
+impl Hash for GatewayCore {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.boot_count.hash(h);
+        self.next_seq.hash(h);
+        self.next_msg.hash(h);
+        self.periodic.hash(h);
+        self.batches.hash(h);
+        self.link.hash(h);
+        self.inflight.hash(h);
+        for c in &self.replies {
+            c.request.hash(h);
+            c.received_at.hash(h);
+            for e in &c.replies {
+                e.message_id.hash(h);
+            }
+        }
+        self.next_send_at.hash(h);
+        self.next_monitor_at.hash(h);
+        for t in &self.out {
+            t.message_id().hash(h);
+        }
+    }
+}
+
+/// The ID of message number `n` of boot `boot` of gateway `gw` (DES-ID-2): `{gw}.{boot}.{n}`
+/// in hex, the gateway part cut to 28 characters so the ID stays within 64.
+fn make_message_id(gw: &GatewayId, boot: u64, n: u64) -> MessageId {
+    let g: String = gw.as_str().chars().take(28).collect();
+    // Invariant: at most 28 alphanumerics + 2 dots + 2 × 16 hex digits = 62 characters of the
+    // allowed alphabet, so the ID is always valid.
+    MessageId::new(format!("{g}.{boot:x}.{n:x}")).expect("message ID within DES-ID-2")
+}
+
+impl GatewayCore {
+    /// A gateway's first start ever: boot count 1, no records.
+    pub fn new(cfg: GatewayConfig, now: Time) -> Self {
+        Self::from_snapshot(
+            cfg,
+            GatewaySnapshot {
+                boot_count: 0,
+                next_seq: 1,
+                periodic: PeriodicSetting::default(),
+                batches: Vec::new(),
+            },
+            now,
+        )
+    }
+
+    /// A restart from persisted state: the boot count increments, sequence numbers continue
+    /// after `snapshot.next_seq - 1`, the periodic setting resumes, volatile state is empty.
+    pub fn restore(cfg: GatewayConfig, snapshot: GatewaySnapshot, now: Time) -> Self {
+        Self::from_snapshot(cfg, snapshot, now)
+    }
+
+    fn from_snapshot(cfg: GatewayConfig, s: GatewaySnapshot, now: Time) -> Self {
+        let mut batches = s.batches;
+        batches.sort_by_key(|b| b.range.first);
+        let last = batches.last().map_or(0, |b| b.range.last);
+        Self {
+            cfg,
+            boot_count: s.boot_count.saturating_add(1),
+            // Never below what the index proves was assigned.
+            next_seq: s.next_seq.max(last.saturating_add(1)).max(1),
+            next_msg: 1,
+            periodic: s.periodic,
+            batches,
+            link: Link::Down,
+            inflight: Vec::new(),
+            replies: VecDeque::new(),
+            next_send_at: None,
+            next_monitor_at: None,
+            anomalies: 0,
+            started_at: now,
+            external: ExternalStatus::default(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The persisted state (persist it after every input that changed it).
+    pub fn snapshot(&self) -> GatewaySnapshot {
+        GatewaySnapshot {
+            boot_count: self.boot_count,
+            next_seq: self.next_seq,
+            periodic: self.periodic.clone(),
+            batches: self.batches.clone(),
+        }
+    }
+
+    // ----- accessors -----
+
+    /// This gateway's ID.
+    pub fn gateway_id(&self) -> &GatewayId {
+        &self.cfg.gateway_id
+    }
+    /// The boot count of this process.
+    pub fn boot_count(&self) -> u64 {
+        self.boot_count
+    }
+    /// The last sequence number assigned (0: none).
+    pub fn last_seq(&self) -> Seq {
+        self.next_seq - 1
+    }
+    /// The periodic setting.
+    pub fn periodic(&self) -> &PeriodicSetting {
+        &self.periodic
+    }
+    /// Whether the session is open.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.link, Link::Up { .. })
+    }
+    /// The record index.
+    pub fn batches(&self) -> &[Batch] {
+        &self.batches
+    }
+    /// Records not yet acknowledged.
+    pub fn unacked_records(&self) -> u64 {
+        self.batches
+            .iter()
+            .filter(|b| !b.acked)
+            .map(|b| b.range.len())
+            .sum()
+    }
+    /// Anomalies detected since start.
+    pub fn anomaly_count(&self) -> u64 {
+        self.anomalies
+    }
+    /// Sets the figures of `monitor.status` the core cannot know.
+    pub fn set_external_status(&mut self, status: ExternalStatus) {
+        self.external = status;
+    }
+
+    // ----- outputs -----
+
+    /// The next message to publish.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// The next local effect.
+    pub fn poll_event(&mut self) -> Option<GatewayEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should be called next (`None`: no timer armed).
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let mut t: Option<Time> = None;
+        let mut consider = |d: Option<Time>| {
+            if let Some(d) = d {
+                t = Some(t.map_or(d, |t| t.min(d)));
+            }
+        };
+        match &self.link {
+            Link::Connecting { retry_at, .. } => consider(Some(*retry_at)),
+            Link::Up { .. } => {
+                consider(self.next_send_at);
+                consider(self.next_monitor_at);
+                for f in &self.inflight {
+                    consider(f.deadline);
+                }
+            }
+            _ => {}
+        }
+        t
+    }
+
+    // ----- inputs -----
+
+    /// The transport (MQTT over TLS) is up: send `connect` (IF-CONN-1).
+    pub fn handle_connected(&mut self, now: Time) {
+        if matches!(self.link, Link::Closing { .. } | Link::Closed) {
+            return;
+        }
+        self.send_connect(now);
+    }
+
+    /// The transport went down: the session ends; unsent output is dropped; data in flight
+    /// will be sent again after the next `connect.result`.
+    pub fn handle_disconnected(&mut self, _now: Time) {
+        self.link = match self.link {
+            Link::Closing { .. } | Link::Closed => Link::Closed,
+            _ => Link::Down,
+        };
+        self.out.clear();
+        self.inflight.clear();
+        self.next_send_at = None;
+        self.next_monitor_at = None;
+    }
+
+    /// Shut down: send `disconnect` if connected (IF-DISC-1); nothing is sent afterwards.
+    pub fn handle_shutdown(&mut self, now: Time) {
+        if self.is_connected() {
+            let id = self.next_id();
+            let env = self.envelope(
+                now,
+                id.clone(),
+                Body::Disconnect(Disconnect {
+                    reason: "shutdown".into(),
+                }),
+            );
+            self.push(env);
+            self.link = Link::Closing { id };
+        } else {
+            self.link = Link::Closed;
+        }
+        self.next_send_at = None;
+        self.next_monitor_at = None;
+        for f in &mut self.inflight {
+            f.deadline = None;
+        }
+    }
+
+    /// A batch of `rows` records of `dataset` was received from a legacy system and masked
+    /// (SC-ACQ-1): assign their sequence numbers (ST-STORE-1). Refused unless periodic storing
+    /// is started for the dataset (SC-START-1, SC-STOP-1). The adapter stores the rows under
+    /// the returned range and persists [`Self::snapshot`] before acknowledging the upload.
+    pub fn handle_ingest(
+        &mut self,
+        now: Time,
+        dataset: &Dataset,
+        rows: u64,
+    ) -> Result<SeqRange, IngestError> {
+        if !self.cfg.datasets.contains(dataset) {
+            return Err(IngestError::UnknownDataset(dataset.clone()));
+        }
+        if !self.periodic.running {
+            return Err(IngestError::NotStarted);
+        }
+        if !self.periodic.covers(dataset) {
+            return Err(IngestError::NotCovered(dataset.clone()));
+        }
+        if rows == 0 {
+            return Err(IngestError::Empty);
+        }
+        let first = self.next_seq;
+        let last = first
+            .checked_add(rows - 1)
+            .filter(|l| *l < Seq::MAX)
+            .ok_or(IngestError::Exhausted)?;
+        let range = SeqRange { first, last };
+        for piece in chunks(range, self.cfg.max_records_per_message) {
+            self.batches.push(Batch {
+                dataset: dataset.clone(),
+                range: piece,
+                ingested_at: now,
+                acked: false,
+            });
+        }
+        self.next_seq = last + 1;
+        Ok(range)
+    }
+
+    /// An MQTT message arrived on the gateway's subscription.
+    pub fn handle_inbound(&mut self, now: Time, inbound: Inbound) {
+        match inbound {
+            Inbound::Refused { topic, error } => {
+                self.anomaly(
+                    now,
+                    error.anomaly_kind(),
+                    error.rule(),
+                    format!("{} refused: {error}", error.result_code().as_str()),
+                    Some(topic),
+                );
+            }
+            Inbound::Opened { topic, envelope } => self.handle_opened(now, topic, envelope),
+        }
+    }
+
+    /// Timers: connect retry, periodic send, retransmission, monitoring status.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.expire_replies(now);
+        match self.link.clone() {
+            Link::Connecting { retry_at, .. } if retry_at <= now => self.send_connect(now),
+            Link::Up {
+                monitor_interval_sec,
+                ack_timeout_sec,
+                ..
+            } => {
+                self.retransmit_due(now, ack_timeout_sec);
+                if self.next_send_at.is_some_and(|t| t <= now) {
+                    if self.periodic.running {
+                        self.send_pending(now, ack_timeout_sec);
+                        self.next_send_at =
+                            Some(now + secs(i64::from(self.periodic.interval_sec.max(1))));
+                    } else {
+                        self.next_send_at = None;
+                    }
+                }
+                if self.next_monitor_at.is_some_and(|t| t <= now) {
+                    self.send_status(now);
+                    self.next_monitor_at = Some(now + secs(i64::from(monitor_interval_sec.max(1))));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- internals -----
+
+    fn next_id(&mut self) -> MessageId {
+        let id = make_message_id(&self.cfg.gateway_id, self.boot_count, self.next_msg);
+        self.next_msg += 1;
+        id
+    }
+
+    fn envelope(&self, now: Time, id: MessageId, body: Body) -> Envelope {
+        Envelope {
+            version: PROTOCOL_VERSION,
+            message_id: id,
+            gateway_id: self.cfg.gateway_id.clone(),
+            timestamp: now,
+            in_reply_to: None,
+            result: None,
+            body,
+        }
+    }
+
+    fn push(&mut self, envelope: Envelope) {
+        let topic = topic_for(&self.cfg.gateway_id, envelope.message_type());
+        self.out.push_back(Transmit::Message { topic, envelope });
+    }
+
+    fn reply(&mut self, now: Time, to: &Envelope, outcome: Outcome, body: Body) -> Envelope {
+        let id = self.next_id();
+        let mut env = self.envelope(now, id, body);
+        env.in_reply_to = Some(to.message_id.clone());
+        env.result = Some(outcome);
+        env
+    }
+
+    fn send_connect(&mut self, now: Time) {
+        let id = self.next_id();
+        let env = self.envelope(
+            now,
+            id.clone(),
+            Body::Connect(Connect {
+                versions: self.cfg.versions.clone(),
+                software: self.cfg.software.clone(),
+                formats: self.cfg.formats.clone(),
+                boot_count: self.boot_count,
+                last_seq: self.last_seq(),
+                periodic: self.periodic.to_state(),
+            }),
+        );
+        self.out.clear();
+        self.push(env);
+        self.link = Link::Connecting {
+            id,
+            retry_at: now + secs(self.cfg.connect_retry_sec.max(1)),
+        };
+    }
+
+    fn anomaly(
+        &mut self,
+        now: Time,
+        kind: AnomalyKind,
+        rule: &'static str,
+        detail: String,
+        topic: Option<String>,
+    ) {
+        self.anomalies += 1;
+        let mut detail = detail;
+        truncate_text(&mut detail);
+        self.events.push_back(GatewayEvent::Anomaly {
+            kind,
+            rule,
+            detail: detail.clone(),
+        });
+        if self.is_connected() {
+            let id = self.next_id();
+            let topic = topic.map(|mut t| {
+                truncate_text(&mut t);
+                t
+            });
+            let env = self.envelope(
+                now,
+                id,
+                Body::Anomaly(Anomaly {
+                    kind,
+                    rule: rule.into(),
+                    detail,
+                    topic,
+                }),
+            );
+            self.push(env);
+        }
+    }
+
+    fn ignored(&mut self, rule: &'static str, detail: String) {
+        self.events
+            .push_back(GatewayEvent::Ignored { rule, detail });
+    }
+
+    fn handle_opened(&mut self, now: Time, topic: String, env: Envelope) {
+        let ty = env.message_type();
+        let parsed = match parse_topic(&topic) {
+            Ok(p) => p,
+            Err(e) => {
+                self.anomaly(
+                    now,
+                    AnomalyKind::Malformed,
+                    "DES-MQTT-3",
+                    e.to_string(),
+                    None,
+                );
+                return;
+            }
+        };
+        if parsed.direction != ty.direction() || parsed.message_type != Some(ty) {
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
+                "DES-MQTT-4",
+                format!("{} arrived on the wrong topic", ty.as_str()),
+                Some(topic),
+            );
+            return;
+        }
+        let authorized =
+            parsed.gateway == self.cfg.gateway_id && env.gateway_id == self.cfg.gateway_id;
+        if !authorized {
+            self.anomaly(
+                now,
+                AnomalyKind::Unauthorized,
+                "DES-ENV-4",
+                format!(
+                    "{} for gateway {} (topic tenant {}) is not for {}",
+                    ty.as_str(),
+                    env.gateway_id,
+                    parsed.gateway,
+                    self.cfg.gateway_id
+                ),
+                Some(topic),
+            );
+            if self.is_connected()
+                && let Some(body) = self.command_reply_body(&env.body)
+            {
+                let r = self.reply(
+                    now,
+                    &env,
+                    Outcome::new(ResultCode::Unauthorized, "DES-ENV-4: not this gateway"),
+                    body,
+                );
+                self.push(r);
+            }
+            return;
+        }
+        match env.body {
+            Body::ConnectResult(_) => self.on_connect_result(now, &env),
+            Body::DataAck(_) => self.on_data_ack(&env),
+            Body::Ack(_) => {
+                if let Some(id) = env.in_reply_to.clone() {
+                    self.events
+                        .push_back(GatewayEvent::ResultAcknowledged { in_reply_to: id });
+                }
+            }
+            Body::DisconnectResult(_) => {
+                if matches!(&self.link, Link::Closing { id } if Some(id) == env.in_reply_to.as_ref())
+                {
+                    self.link = Link::Closed;
+                    self.events.push_back(GatewayEvent::Closed);
+                } else {
+                    self.ignored("DES-ENV-3", "disconnect.result for no disconnect".into());
+                }
+            }
+            Body::PeriodicStart(_) | Body::PeriodicStop(_) | Body::ResendRequest(_) => {
+                self.on_command(now, env);
+            }
+            // Up-direction bodies were refused by the topic check above.
+            _ => self.ignored(
+                "DES-MQTT-4",
+                format!("{} is not for a gateway", ty.as_str()),
+            ),
+        }
+    }
+
+    /// The body of the reply to a command (current state for start/stop, nothing for resend).
+    fn command_reply_body(&self, body: &Body) -> Option<Body> {
+        match body {
+            Body::PeriodicStart(_) => Some(Body::PeriodicStartResult(self.periodic.to_state())),
+            Body::PeriodicStop(_) => Some(Body::PeriodicStopResult(self.periodic.to_state())),
+            Body::ResendRequest(_) => Some(Body::ResendResult(ResendResult {
+                records: 0,
+                messages: 0,
+            })),
+            _ => None,
+        }
+    }
+
+    fn on_connect_result(&mut self, now: Time, env: &Envelope) {
+        let Link::Connecting { id, .. } = &self.link else {
+            self.ignored(
+                "DES-MSG-CONN-2",
+                "connect.result while not connecting".into(),
+            );
+            return;
+        };
+        if env.in_reply_to.as_ref() != Some(id) {
+            self.ignored(
+                "DES-MSG-CONN-2",
+                "connect.result for an earlier connect".into(),
+            );
+            return;
+        }
+        let (Body::ConnectResult(cr), Some(outcome)) = (&env.body, &env.result) else {
+            return;
+        };
+        if outcome.code != ResultCode::Ok || !self.cfg.versions.contains(&cr.version) {
+            let code = if outcome.code == ResultCode::Ok {
+                ResultCode::UnsupportedVersion
+            } else {
+                outcome.code
+            };
+            self.link = Link::Refused;
+            self.events.push_back(GatewayEvent::ConnectRefused {
+                code,
+                reason: outcome.reason.clone(),
+            });
+            return;
+        }
+        self.link = Link::Up {
+            version: cr.version,
+            monitor_interval_sec: cr.monitor_interval_sec.max(1),
+            ack_timeout_sec: cr.ack_timeout_sec.max(1),
+        };
+        self.events.push_back(GatewayEvent::Connected {
+            version: cr.version,
+        });
+        let through = cr.acked_through.min(self.last_seq());
+        if let Some(r) = SeqRange::new(1, through) {
+            self.mark_acked(r);
+        }
+        self.next_monitor_at = Some(now);
+        self.next_send_at = self.periodic.running.then_some(now);
+    }
+
+    fn on_data_ack(&mut self, env: &Envelope) {
+        let (Body::DataAck(ack), Some(outcome), Some(to)) =
+            (&env.body, &env.result, &env.in_reply_to)
+        else {
+            return;
+        };
+        let Some(pos) = self.inflight.iter().position(|f| f.ids.contains(to)) else {
+            self.ignored(
+                "DES-MSG-DATA-2",
+                format!("data.ack for unknown or settled message {to}"),
+            );
+            return;
+        };
+        if self.inflight[pos].range != ack.range {
+            self.ignored(
+                "DES-MSG-DATA-2",
+                format!("data.ack for {to} names another range"),
+            );
+            return;
+        }
+        if outcome.code != ResultCode::Ok {
+            // Sent again when the ack timeout fires (IF-PSEND-3).
+            self.ignored(
+                "DES-MSG-DATA-2",
+                format!("data {to} answered {}", outcome.code.as_str()),
+            );
+            return;
+        }
+        let f = self.inflight.remove(pos);
+        self.mark_acked(f.range);
+    }
+
+    /// Marks every stored record of `range` acknowledged, splitting batches at its edges.
+    fn mark_acked(&mut self, range: SeqRange) {
+        let mut out = Vec::with_capacity(self.batches.len() + 2);
+        for b in std::mem::take(&mut self.batches) {
+            let Some(mid) = intersect(b.range, range).filter(|_| !b.acked) else {
+                out.push(b);
+                continue;
+            };
+            if let Some(left) = SeqRange::new(b.range.first, mid.first - 1) {
+                out.push(Batch {
+                    range: left,
+                    ..b.clone()
+                });
+            }
+            self.events.push_back(GatewayEvent::RecordsAcked {
+                dataset: b.dataset.clone(),
+                range: mid,
+            });
+            out.push(Batch {
+                range: mid,
+                acked: true,
+                ..b.clone()
+            });
+            if let Some(right) = SeqRange::new(mid.last + 1, b.range.last) {
+                out.push(Batch { range: right, ..b });
+            }
+        }
+        self.batches = out;
+        self.merge_batches();
+        // Drop in-flight entries that are fully acknowledged now.
+        let acked = self.acked_set();
+        self.inflight.retain(|f| !acked.contains_range(f.range));
+    }
+
+    /// Merges neighbouring batches with equal dataset, ingest time and acked flag.
+    fn merge_batches(&mut self) {
+        let mut out: Vec<Batch> = Vec::with_capacity(self.batches.len());
+        for b in std::mem::take(&mut self.batches) {
+            if let Some(p) = out.last_mut()
+                && p.dataset == b.dataset
+                && p.ingested_at == b.ingested_at
+                && p.acked == b.acked
+                && p.range.last + 1 == b.range.first
+                && b.range.last - p.range.first < self.cfg.max_records_per_message
+            {
+                p.range.last = b.range.last;
+                continue;
+            }
+            out.push(b);
+        }
+        self.batches = out;
+    }
+
+    fn acked_set(&self) -> RangeSet {
+        let mut s = RangeSet::new();
+        for b in self.batches.iter().filter(|b| b.acked) {
+            s.insert(b.range);
+        }
+        s
+    }
+
+    fn on_command(&mut self, now: Time, env: Envelope) {
+        let ty = env.message_type();
+        if !self.is_connected() {
+            self.ignored(
+                "DES-MSG-CONN-2",
+                format!(
+                    "{} {} before the session is open",
+                    ty.as_str(),
+                    env.message_id
+                ),
+            );
+            return;
+        }
+        if let Some(c) = self.replies.iter().find(|c| c.request == env.message_id) {
+            let again = c.replies.clone();
+            self.ignored(
+                "DES-MSG-DUP",
+                format!(
+                    "duplicate {} {}: earlier reply sent again",
+                    ty.as_str(),
+                    env.message_id
+                ),
+            );
+            for e in again {
+                self.push(e);
+            }
+            return;
+        }
+        let skew = (now - env.timestamp).num_seconds().abs();
+        let (replies, data) = if skew > STALE_WINDOW_SEC {
+            self.anomaly(
+                now,
+                AnomalyKind::Stale,
+                "DES-ENV-2",
+                format!("{} {} is {skew} s off", ty.as_str(), env.message_id),
+                Some(topic_for(&self.cfg.gateway_id, ty)),
+            );
+            let o = Outcome::new(
+                ResultCode::Stale,
+                format!("DES-ENV-2: timestamp outside ±{STALE_WINDOW_SEC} s"),
+            );
+            let replies = match self.command_reply_body(&env.body) {
+                Some(b) => vec![self.reply(now, &env, o, b)],
+                None => Vec::new(),
+            };
+            (replies, Vec::new())
+        } else {
+            match &env.body {
+                Body::PeriodicStart(s) => (vec![self.on_start(now, &env, s)], Vec::new()),
+                Body::PeriodicStop(s) => (vec![self.on_stop(now, &env, s)], Vec::new()),
+                Body::ResendRequest(r) => {
+                    let (reply, data) = self.on_resend(now, &env, r);
+                    (vec![reply], data)
+                }
+                _ => (Vec::new(), Vec::new()),
+            }
+        };
+        for e in &replies {
+            self.push(e.clone());
+        }
+        self.out.extend(data);
+        let cached = replies;
+        self.replies.push_back(CachedReply {
+            request: env.message_id,
+            received_at: now,
+            replies: cached,
+        });
+        while self.replies.len() > self.cfg.reply_cache_len.max(1) {
+            self.replies.pop_front();
+        }
+    }
+
+    fn expire_replies(&mut self, now: Time) {
+        // A duplicate older than the window is STALE anyway (never applied twice).
+        let horizon = secs(2 * STALE_WINDOW_SEC);
+        self.replies.retain(|c| now - c.received_at <= horizon);
+    }
+
+    fn result_msg(&mut self, now: Time, to: &Envelope, outcome: Outcome, body: Body) -> Envelope {
+        self.reply(now, to, outcome, body)
+    }
+
+    fn on_start(&mut self, now: Time, env: &Envelope, s: &PeriodicStart) -> Envelope {
+        let state = |c: &Self| Body::PeriodicStartResult(c.periodic.to_state());
+        if s.command_seq <= self.periodic.command_seq {
+            let o = Outcome::new(
+                ResultCode::Superseded,
+                format!(
+                    "DES-MSG-PS-4: commandSeq {} <= applied {}",
+                    s.command_seq, self.periodic.command_seq
+                ),
+            );
+            let b = state(self);
+            return self.result_msg(now, env, o, b);
+        }
+        if let Some(d) = s.datasets.iter().find(|d| !self.cfg.datasets.contains(d)) {
+            let o = Outcome::new(
+                ResultCode::UnknownDataset,
+                format!("DES-ID-3: dataset {d} is not provisioned"),
+            );
+            let b = state(self);
+            return self.result_msg(now, env, o, b);
+        }
+        if !self.cfg.formats.contains(&s.format) {
+            let o = Outcome::new(
+                ResultCode::InvalidState,
+                "DES-MSG-PS-1: profile format not supported by this gateway",
+            );
+            let b = state(self);
+            return self.result_msg(now, env, o, b);
+        }
+        self.periodic = PeriodicSetting {
+            running: true,
+            datasets: s.datasets.clone(),
+            interval_sec: s.interval_sec,
+            format: s.format,
+            command_seq: s.command_seq,
+        };
+        self.events.push_back(GatewayEvent::StartStoring {
+            datasets: s.datasets.clone(),
+            interval_sec: s.interval_sec,
+            format: s.format,
+            command_seq: s.command_seq,
+        });
+        self.next_send_at = Some(now + secs(i64::from(s.interval_sec.max(1))));
+        // Paused retransmissions resume.
+        if let Link::Up {
+            ack_timeout_sec, ..
+        } = self.link
+        {
+            for f in &mut self.inflight {
+                if f.deadline.is_none() {
+                    f.deadline = Some(now + secs(i64::from(ack_timeout_sec)));
+                }
+            }
+        }
+        let b = state(self);
+        self.result_msg(now, env, Outcome::ok(), b)
+    }
+
+    fn on_stop(&mut self, now: Time, env: &Envelope, s: &PeriodicStop) -> Envelope {
+        let state = |c: &Self| Body::PeriodicStopResult(c.periodic.to_state());
+        if s.command_seq <= self.periodic.command_seq {
+            let o = Outcome::new(
+                ResultCode::Superseded,
+                format!(
+                    "DES-MSG-PS-4: commandSeq {} <= applied {}",
+                    s.command_seq, self.periodic.command_seq
+                ),
+            );
+            let b = state(self);
+            return self.result_msg(now, env, o, b);
+        }
+        self.periodic = PeriodicSetting {
+            running: false,
+            datasets: Vec::new(),
+            interval_sec: 0,
+            format: self.periodic.format,
+            command_seq: s.command_seq,
+        };
+        self.events.push_back(GatewayEvent::StopStoring {
+            command_seq: s.command_seq,
+        });
+        self.next_send_at = None;
+        let b = state(self);
+        self.result_msg(now, env, Outcome::ok(), b)
+    }
+
+    /// The stored records a resend request selects, as (dataset, range) pieces of at most the
+    /// message cap, ascending (ST-PROVIDE-1).
+    fn select(&self, r: &ResendRequest) -> Vec<(Dataset, SeqRange)> {
+        let mut parts: Vec<(Dataset, SeqRange)> = Vec::new();
+        for b in &self.batches {
+            if r.dataset.as_ref().is_some_and(|d| *d != b.dataset) {
+                continue;
+            }
+            let piece = match (&r.seq, &r.time) {
+                (Some(s), _) => intersect(b.range, *s),
+                (None, Some(t)) => {
+                    (t.from <= b.ingested_at && b.ingested_at <= t.to).then_some(b.range)
+                }
+                (None, None) => None,
+            };
+            let Some(piece) = piece else { continue };
+            match parts.last_mut() {
+                Some((d, p)) if *d == b.dataset && p.last + 1 == piece.first => p.last = piece.last,
+                _ => parts.push((b.dataset.clone(), piece)),
+            }
+        }
+        parts
+            .into_iter()
+            .flat_map(|(d, p)| {
+                chunks(p, self.cfg.max_records_per_message)
+                    .into_iter()
+                    .map(move |c| (d.clone(), c))
+            })
+            .collect()
+    }
+
+    fn on_resend(
+        &mut self,
+        now: Time,
+        env: &Envelope,
+        r: &ResendRequest,
+    ) -> (Envelope, Vec<Transmit>) {
+        if let Some(d) = r
+            .dataset
+            .as_ref()
+            .filter(|d| !self.cfg.datasets.contains(d))
+        {
+            let o = Outcome::new(
+                ResultCode::UnknownDataset,
+                format!("DES-ID-3: dataset {d} is not provisioned"),
+            );
+            let b = Body::ResendResult(ResendResult {
+                records: 0,
+                messages: 0,
+            });
+            return (self.result_msg(now, env, o, b), Vec::new());
+        }
+        let parts = self.select(r);
+        let records: u64 = parts.iter().map(|(_, p)| p.len()).sum();
+        let code = if records == 0 {
+            ResultCode::NotFound
+        } else if let Some(s) = r.seq {
+            let lowest = self.batches.first().map_or(1, |b| b.range.first);
+            let beyond = s.last > self.last_seq() || s.first < lowest;
+            let holes = r.dataset.is_none() && records < s.len();
+            if beyond || holes {
+                ResultCode::Partial
+            } else {
+                ResultCode::Ok
+            }
+        } else {
+            ResultCode::Ok
+        };
+        let outcome = match code {
+            ResultCode::Ok => Outcome::ok(),
+            c => Outcome::new(
+                c,
+                format!("DES-MSG-RS-2: {records} of the requested records are stored"),
+            ),
+        };
+        let messages = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+        let body = Body::ResendResult(ResendResult { records, messages });
+        let reply = self.result_msg(now, env, outcome, body);
+        let mut out = Vec::new();
+        let ack_timeout = self.ack_timeout();
+        for (dataset, range) in parts {
+            out.push(self.data(
+                now,
+                dataset,
+                range,
+                DataKind::Resend,
+                Some(env.message_id.clone()),
+                ack_timeout,
+            ));
+        }
+        (reply, out)
+    }
+
+    fn ack_timeout(&self) -> u32 {
+        match self.link {
+            Link::Up {
+                ack_timeout_sec, ..
+            } => ack_timeout_sec,
+            _ => 60,
+        }
+    }
+
+    /// A data request, registered as in flight.
+    fn data(
+        &mut self,
+        now: Time,
+        dataset: Dataset,
+        range: SeqRange,
+        kind: DataKind,
+        request: Option<MessageId>,
+        ack_timeout_sec: u32,
+    ) -> Transmit {
+        let id = self.next_id();
+        self.inflight.push(InFlight {
+            ids: vec![id.clone()],
+            dataset: dataset.clone(),
+            range,
+            kind,
+            request: request.clone(),
+            deadline: Some(now + secs(i64::from(ack_timeout_sec))),
+        });
+        Transmit::Data(DataRequest {
+            topic: topic_for(&self.cfg.gateway_id, MessageType::Data),
+            message_id: id,
+            gateway_id: self.cfg.gateway_id.clone(),
+            timestamp: now,
+            dataset,
+            range,
+            kind,
+            request,
+            format: self.periodic.format,
+        })
+    }
+
+    /// Periodic send (IF-PSEND-1..3): every unacked record of a covered dataset that is not
+    /// in flight, one dataset and contiguous range per message.
+    fn send_pending(&mut self, now: Time, ack_timeout_sec: u32) {
+        let mut busy = RangeSet::new();
+        for f in self.inflight.iter().filter(|f| f.deadline.is_some()) {
+            busy.insert(f.range);
+        }
+        let mut parts: Vec<(Dataset, SeqRange)> = Vec::new();
+        for b in self
+            .batches
+            .iter()
+            .filter(|b| !b.acked && self.periodic.covers(&b.dataset))
+        {
+            for free in busy.missing_in(b.range) {
+                match parts.last_mut() {
+                    Some((d, p)) if *d == b.dataset && p.last + 1 == free.first => {
+                        p.last = free.last;
+                    }
+                    _ => parts.push((b.dataset.clone(), free)),
+                }
+            }
+        }
+        for (dataset, p) in parts {
+            for c in chunks(p, self.cfg.max_records_per_message) {
+                let t = self.data(
+                    now,
+                    dataset.clone(),
+                    c,
+                    DataKind::Periodic,
+                    None,
+                    ack_timeout_sec,
+                );
+                self.out.push_back(t);
+            }
+        }
+    }
+
+    /// Sends again what was not acknowledged in time (IF-PSEND-3); periodic data only while
+    /// started (otherwise it waits, unacked, for a late ack, a resend request or a start).
+    fn retransmit_due(&mut self, now: Time, ack_timeout_sec: u32) {
+        let acked = self.acked_set();
+        let mut again = Vec::new();
+        for f in &mut self.inflight {
+            if f.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            if f.kind == DataKind::Periodic && !self.periodic.running {
+                f.deadline = None;
+                continue;
+            }
+            again.push((f.dataset.clone(), f.range, f.kind, f.request.clone()));
+            f.deadline = Some(now + secs(i64::from(ack_timeout_sec)));
+        }
+        self.inflight.retain(|f| !acked.contains_range(f.range));
+        for (dataset, range, kind, request) in again {
+            if acked.contains_range(range) {
+                continue;
+            }
+            let id = self.next_id();
+            if let Some(f) = self
+                .inflight
+                .iter_mut()
+                .find(|f| f.range == range && f.kind == kind && f.request == request)
+            {
+                f.ids.push(id.clone());
+            }
+            self.out.push_back(Transmit::Data(DataRequest {
+                topic: topic_for(&self.cfg.gateway_id, MessageType::Data),
+                message_id: id,
+                gateway_id: self.cfg.gateway_id.clone(),
+                timestamp: now,
+                dataset,
+                range,
+                kind,
+                request,
+                format: self.periodic.format,
+            }));
+        }
+    }
+
+    fn send_status(&mut self, now: Time) {
+        let records: u64 = self.batches.iter().map(|b| b.range.len()).sum();
+        let ext = self.external.clone();
+        let body = Body::MonitorStatus(MonitorStatus {
+            health: ext.health,
+            uptime_sec: u64::try_from((now - self.started_at).num_seconds()).unwrap_or(0),
+            periodic: self.periodic.to_state(),
+            last_seq: self.last_seq(),
+            storage: StorageStatus {
+                records,
+                unacked: self.unacked_records(),
+                bytes: ext.storage_bytes,
+                evacuated: ext.evacuated,
+            },
+            files_accepted: ext.files_accepted,
+            files_rejected: ext.files_rejected,
+            anomalies: self.anomalies,
+            certificates: ext.certificates,
+            last_error: ext.last_error,
+        });
+        let id = self.next_id();
+        let env = self.envelope(now, id, body);
+        self.push(env);
+    }
+}
+
+/// Cuts free text to the protocol's limit at a character boundary (DES-ENV-6).
+fn truncate_text(s: &mut String) {
+    let max = super::message::MAX_TEXT_BYTES;
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
