@@ -4,7 +4,8 @@
 //! `docs/protocol.md`, with fault injection.
 //!
 //! Foundations (this crate so far): [`ca`] (SM-MUTUAL, SEC-CERT-*), [`provision`] (DES-PROV),
-//! [`broker`] (SM-TLS, SM-ACL), [`https`] (IF-CERT-1).
+//! [`broker`] (SM-TLS, SM-ACL), [`https`] (IF-CERT-1); the platform runtime [`platform`]
+//! (every flow's platform side, SQLite store, faults) and its operator API [`ops`] (MON-2).
 //!
 //! How the pieces fit (what `platform-sim run` does):
 //!
@@ -33,6 +34,7 @@ pub mod broker;
 pub mod ca;
 pub mod https;
 pub mod ops;
+pub mod platform;
 pub mod provision;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (ignored if one is installed).
