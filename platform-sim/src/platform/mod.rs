@@ -443,11 +443,13 @@ impl State {
         };
         if !self.bad_signers.contains_key(name) {
             let c = self.ca.issue_faulty_platform_dp(which)?;
-            let ks = KeyStore::from_pem(
+            let mut ks = KeyStore::from_pem(
                 c.key_pem.as_bytes(),
                 c.cert_pem.as_bytes(),
                 self.ca.root_pem().as_bytes(),
             )?;
+            // The recipient (gateway) certificate is checked against a CRL when sealing.
+            ks.set_crl_pem(self.ca.crl_pem()?.as_bytes())?;
             self.bad_signers.insert(name, DataSecurity::new(ks));
             if which == FaultyCert::Revoked {
                 // The CA re-signed the CRL: take it into use here too.

@@ -97,6 +97,30 @@ impl Fixture {
 
 /// Provisions `id` with the shared CA and starts a platform runtime for it alone.
 pub fn fixture(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
+    fixture_with(id, cfg, faults, None)
+}
+
+/// As [`fixture`], with an HTTPS certificate endpoint the runtime publishes CRLs to.
+pub async fn fixture_https(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
+    let e = env();
+    let ca = Ca::open(&e.ca_dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = platform_sim::https::serve(
+        listener,
+        platform_sim::https::TlsMaterial::from_ca(&ca).unwrap(),
+        platform_sim::https::Published::from_ca(&ca).unwrap(),
+    )
+    .await
+    .unwrap();
+    fixture_with(id, cfg, faults, Some(server))
+}
+
+fn fixture_with(
+    id: &str,
+    cfg: PlatformConfig,
+    faults: FaultConfig,
+    https: Option<platform_sim::https::HttpsServer>,
+) -> Fixture {
     let e = env();
     let mut ca = Ca::open(&e.ca_dir).unwrap();
     let b = bundle(&mut ca, id, e.dir.path(), e.broker.addr().port());
@@ -107,7 +131,7 @@ pub fn fixture(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
     opts.faults = faults;
     opts.client_id = format!("platform-{id}");
     opts.subscription = format!("/tenants/{id}/sgw/v1/up/#");
-    let platform = Platform::start(ca, e.broker.clone(), None, opts).unwrap();
+    let platform = Platform::start(ca, e.broker.clone(), https, opts).unwrap();
     let handle = platform.handle();
     Fixture {
         platform,
