@@ -29,7 +29,7 @@ fn start_cmd() -> OperatorCommand {
 /// The first start is sealed with `faults`: the gateway refuses it (not applied), reports an
 /// anomaly that the platform stores, and the platform's retry (sealed properly) is applied.
 async fn faulty_command_is_refused_reported_and_retried(id: &str, faults: FaultConfig, name: &str) {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture(id, fast_config(), faults);
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
     assert!(g.run_until(T, |g| g.connected()).await, "no session");
@@ -114,7 +114,7 @@ async fn a_command_signed_with_a_revoked_certificate_is_refused_and_recorded() {
 
 #[tokio::test]
 async fn dropped_commands_never_arrive_and_the_platform_retries_once_the_fault_is_lifted() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture("DROP1", fast_config(), FaultConfig::default());
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
     assert!(g.run_until(T, |g| g.connected()).await);
@@ -141,7 +141,7 @@ async fn dropped_commands_never_arrive_and_the_platform_retries_once_the_fault_i
 
 #[tokio::test]
 async fn a_duplicated_command_is_applied_once_and_answered_with_the_same_reply() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture("DUP1", fast_config(), FaultConfig::default());
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
     assert!(g.run_until(T, |g| g.connected()).await);
@@ -182,7 +182,7 @@ async fn a_duplicated_command_is_applied_once_and_answered_with_the_same_reply()
 
 #[tokio::test]
 async fn delayed_messages_arrive_no_sooner_than_the_delay() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture("DLY1", fast_config(), FaultConfig::default());
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
     assert!(g.run_until(T, |g| g.connected()).await);
@@ -208,7 +208,7 @@ async fn delayed_messages_arrive_no_sooner_than_the_delay() {
 
 #[tokio::test]
 async fn reordered_commands_leave_the_gateway_in_the_newer_state() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture("ORD1", fast_config(), FaultConfig::default());
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
     assert!(g.run_until(T, |g| g.connected()).await);
@@ -266,7 +266,7 @@ async fn curl_crl(port: u16, b: &platform_sim::provision::Bundle) -> (bool, Stri
 
 #[tokio::test]
 async fn a_gateway_revoked_mid_session_is_kicked_and_its_further_messages_are_refused() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture_https("REVK1", fast_config(), FaultConfig::default()).await;
     let port = f.platform.https().unwrap().addr().port();
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
@@ -306,7 +306,7 @@ async fn a_gateway_revoked_mid_session_is_kicked_and_its_further_messages_are_re
 
 #[tokio::test]
 async fn the_stale_crl_fault_serves_the_crl_from_before_the_latest_revocation() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture_https("STALE1", fast_config(), FaultConfig::default()).await;
     let port = f.platform.https().unwrap().addr().port();
     // A second gateway's certificate to fetch with (the revoked one cannot, once enforced).

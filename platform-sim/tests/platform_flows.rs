@@ -38,7 +38,7 @@ fn assert_stored(f: &common::scripted::Fixture, g: &ScriptedGateway, first: u64,
 
 #[tokio::test]
 async fn connect_start_json_and_xml_data_and_stop_run_end_to_end_and_every_record_is_stored() {
-    let _s = serial();
+    let _s = serial().await;
     let f = fixture("FLOW1", fast_config(), FaultConfig::default());
     let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
     // connect → connect.result OK.
@@ -131,7 +131,7 @@ async fn connect_start_json_and_xml_data_and_stop_run_end_to_end_and_every_recor
 
 #[tokio::test]
 async fn a_lost_data_message_is_detected_as_a_gap_and_filled_by_a_resend_request() {
-    let _s = serial();
+    let _s = serial().await;
     let mut cfg = fast_config();
     // No retransmission by the gateway within the test: only the resend request can fill it.
     cfg.ack_timeout_sec = 120;
@@ -192,7 +192,7 @@ async fn a_lost_data_message_is_detected_as_a_gap_and_filled_by_a_resend_request
 
 #[tokio::test]
 async fn withheld_acknowledgements_make_the_gateway_resend_and_the_platform_stores_once() {
-    let _s = serial();
+    let _s = serial().await;
     let mut cfg = fast_config();
     cfg.ack_timeout_sec = 1;
     let f = fixture("WHA1", cfg, FaultConfig::default());

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -64,10 +64,11 @@ pub fn env() -> &'static Env {
     })
 }
 
-/// Tests of one binary share the broker and the CA directory: run them one at a time.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static M: Mutex<()> = Mutex::new(());
-    M.lock().unwrap_or_else(|p| p.into_inner())
+/// Tests of one binary share the broker and the CA directory: run them one at a time (an
+/// async mutex: the guard is held across awaits, and a failed test does not poison it).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static M: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    M.lock().await
 }
 
 /// Fast timers for tests.
