@@ -238,3 +238,77 @@ async fn withheld_acknowledgements_make_the_gateway_resend_and_the_platform_stor
     assert_eq!(f.store().records(&f.gw).unwrap().len(), 6);
     assert_eq!(f.handle.view(&f.gw).records.get("pipe_ledger"), Some(&6));
 }
+
+#[tokio::test]
+async fn uplinks_that_fail_to_open_are_recorded_as_anomalies_and_not_acted_on() {
+    let _s = serial().await;
+    let f = fixture("BADUP1", fast_config(), FaultConfig::default());
+    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
+    assert!(g.run_until(T, |g| g.connected()).await);
+    // A disconnect sealed properly but tampered, and one that is not a JWE at all: neither may
+    // close the session.
+    let env_json = br#"{"version":1,"messageId":"x.1","gatewayId":"BADUP1","type":"disconnect","timestamp":"2026-11-22T10:00:00+09:00","body":{"reason":"x"}}"#;
+    let sealed = g
+        .sec
+        .seal_message("platform", env_json, chrono::Utc::now())
+        .unwrap();
+    let tampered = platform_sim::platform::faults::tamper_token(&sealed);
+    g.publish_raw(MessageType::Disconnect, tampered.into_bytes())
+        .await;
+    g.publish_raw(MessageType::Disconnect, b"not a jwe".to_vec())
+        .await;
+    let store = f.store();
+    assert!(
+        g.run_until(T, |_| store
+            .anomalies(&f.gw)
+            .unwrap()
+            .iter()
+            .filter(|a| a.0 == "platform" && a.1 == "security" && a.2 == "IF-PSTART-2")
+            .count()
+            == 2)
+            .await,
+        "{:?}",
+        store.anomalies(&f.gw).unwrap()
+    );
+    g.run_for(Duration::from_millis(300)).await;
+    assert!(
+        f.handle.view(&f.gw).connected,
+        "a refused message was acted on"
+    );
+    assert!(g.received_of(MessageType::DisconnectResult).is_empty());
+}
+
+#[tokio::test]
+async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_stored() {
+    let _s = serial().await;
+    let f = fixture("MISM1", fast_config(), FaultConfig::default());
+    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
+    assert!(g.run_until(T, |g| g.connected()).await);
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Xml))
+        .unwrap();
+    assert!(g.run_until(T, |g| g.core.periodic().running).await);
+    g.mismatch_next_profile = 1;
+    let r = g.ingest(Ds::Billing, 4, 9);
+    let refused = |g: &ScriptedGateway| {
+        g.received_of(MessageType::DataAck)
+            .iter()
+            .any(|a| a.result.as_ref().unwrap().code == ResultCode::SecurityFailed)
+    };
+    assert!(
+        g.run_until(T, refused).await,
+        "mismatching profile accepted"
+    );
+    assert!(!f.store().has_record(&f.gw, r.first).unwrap());
+    assert!(
+        f.store()
+            .anomalies(&f.gw)
+            .unwrap()
+            .iter()
+            .any(|a| a.0 == "platform" && a.1 == "security"),
+        "no anomaly"
+    );
+    // The retransmission carries a proper profile and is stored.
+    assert!(g.run_until(T, |g| g.all_acked()).await);
+    assert_stored(&f, &g, r.first, r.last);
+}

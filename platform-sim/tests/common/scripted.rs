@@ -173,6 +173,8 @@ pub struct ScriptedGateway {
     pub sent: Vec<(MessageType, String, Option<SeqRange>)>,
     /// Test knob: the next N data messages are not published (the core thinks they were).
     pub drop_next_data: u32,
+    /// Test knob: the next N data messages carry a profile whose header names another range.
+    pub mismatch_next_profile: u32,
     pub mqtt_up: bool,
 }
 
@@ -245,6 +247,7 @@ impl ScriptedGateway {
             events: Vec::new(),
             sent: Vec::new(),
             drop_next_data: 0,
+            mismatch_next_profile: 0,
             mqtt_up: false,
         }
     }
@@ -322,12 +325,17 @@ impl ScriptedGateway {
     }
 
     /// Builds, protects and returns the profile of a data request.
-    fn profile(&self, dataset: &Dataset, range: SeqRange, format: ProfileFormat) -> String {
+    fn profile(&mut self, dataset: &Dataset, range: SeqRange, format: ProfileFormat) -> String {
+        let mut header_range = range;
+        if self.mismatch_next_profile > 0 && range.first < range.last {
+            self.mismatch_next_profile -= 1;
+            header_range.last -= 1;
+        }
         let ds = legacy_sim::dataset::Dataset::ALL
             .into_iter()
             .find(|d| d.name() == dataset.as_str())
             .unwrap();
-        let records = (range.first..=range.last)
+        let records = (header_range.first..=header_range.last)
             .map(|s| self.rows[&s].1.clone())
             .collect();
         let source = self
@@ -344,7 +352,7 @@ impl ScriptedGateway {
                 source_system: source,
                 dataset: dataset.clone(),
                 columns: Self::columns(ds, &self.bundle),
-                range,
+                range: header_range,
                 created_at: now(),
             },
             records,
@@ -480,6 +488,15 @@ impl ScriptedGateway {
     /// Disconnects MQTT (the event loop keeps trying to reconnect).
     pub async fn drop_mqtt(&mut self) {
         let _ = self.client.disconnect().await;
+    }
+
+    /// Publishes raw bytes on an uplink topic of this gateway (not through the core).
+    pub async fn publish_raw(&self, ty: MessageType, payload: Vec<u8>) {
+        let topic = gateway::protocol::topic::topic_for(&self.id, ty);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
     }
 
     pub fn port(&self) -> u16 {
