@@ -323,3 +323,54 @@ impl Store {
             .is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(s: &str) -> GatewayId {
+        GatewayId::new(s).unwrap()
+    }
+
+    #[test]
+    fn records_are_stored_once_per_seq_and_grouped_into_runs_per_dataset() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&d.path().join("p.sqlite")).unwrap();
+        let (a, b) = (
+            Dataset::new("billing").unwrap(),
+            Dataset::new("pipe_ledger").unwrap(),
+        );
+        let rows = |n: usize| (0..n).map(|i| vec![format!("v{i}")]).collect::<Vec<_>>();
+        assert_eq!(
+            s.insert_records(&gw("G1"), &a, 1, &rows(3), "t", "m1")
+                .unwrap(),
+            3
+        );
+        // Overlapping resend: only seq 4 is new; seqs 2..3 keep their first message ID.
+        assert_eq!(
+            s.insert_records(&gw("G1"), &a, 2, &rows(3), "t", "m2")
+                .unwrap(),
+            1
+        );
+        s.insert_records(&gw("G1"), &b, 5, &rows(2), "t", "m3")
+            .unwrap();
+        s.insert_records(&gw("G1"), &a, 9, &rows(1), "t", "m4")
+            .unwrap();
+        s.insert_records(&gw("G2"), &a, 1, &rows(1), "t", "m5")
+            .unwrap();
+        let r = |f, l| SeqRange { first: f, last: l };
+        assert_eq!(
+            s.runs(&gw("G1")).unwrap(),
+            vec![(a.clone(), r(1, 4)), (b, r(5, 6)), (a, r(9, 9))]
+        );
+        let recs = s.records(&gw("G1")).unwrap();
+        assert_eq!(recs.len(), 7);
+        assert_eq!(recs[1].message_id, "m1");
+        assert_eq!(recs[3].message_id, "m2");
+        assert_eq!(recs[3].fields, vec!["v2".to_owned()]);
+        // Reopening sees the same (durable).
+        drop(s);
+        let s = Store::open(&d.path().join("p.sqlite")).unwrap();
+        assert_eq!(s.records(&gw("G2")).unwrap().len(), 1);
+    }
+}
