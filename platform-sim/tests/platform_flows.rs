@@ -312,3 +312,57 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
     assert!(g.run_until(T, |g| g.all_acked()).await);
     assert_stored(&f, &g, r.first, r.last);
 }
+
+#[tokio::test]
+async fn an_undecodable_connect_is_answered_malformed_and_changes_nothing() {
+    let _s = serial().await;
+    let f = fixture("UNDEC1", fast_config(), FaultConfig::default());
+    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
+    assert!(g.run_until(T, |g| g.connected()).await);
+    let ts = chrono::Utc::now()
+        .fixed_offset()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    for (id, ty, body) in [
+        ("raw.1", "connect", r#"{"versions":"x"}"#),
+        ("raw.2", "disconnect", r#"{"reason":"x","extra":1}"#),
+    ] {
+        let json = format!(
+            r#"{{"version":1,"messageId":"{id}","gatewayId":"UNDEC1","type":"{ty}","timestamp":"{ts}","body":{body}}}"#
+        );
+        let sealed = g
+            .sec
+            .seal_message("platform", json.as_bytes(), chrono::Utc::now())
+            .unwrap();
+        let t = if ty == "connect" {
+            MessageType::Connect
+        } else {
+            MessageType::Disconnect
+        };
+        g.publish_raw(t, sealed.into_bytes()).await;
+    }
+    let answered = |g: &ScriptedGateway, id: &str| {
+        g.received.iter().any(|e| {
+            e.in_reply_to.as_ref().is_some_and(|r| r.as_str() == id)
+                && e.result.as_ref().unwrap().code == ResultCode::Malformed
+        })
+    };
+    assert!(
+        g.run_until(T, |g| answered(g, "raw.1") && answered(g, "raw.2"))
+            .await,
+        "{:?}",
+        g.received
+    );
+    assert!(
+        f.handle.view(&f.gw).connected,
+        "the malformed disconnect was acted on"
+    );
+    assert!(
+        f.store()
+            .anomalies(&f.gw)
+            .unwrap()
+            .iter()
+            .filter(|a| a.2 == "DES-ENV-1")
+            .count()
+            >= 2
+    );
+}

@@ -134,6 +134,10 @@ struct State {
     pre_revocation: Option<Published>,
     last_command_id: Option<MessageId>,
     failed: Option<String>,
+    monitor_interval_sec: u32,
+    ack_timeout_sec: u32,
+    epoch: u64,
+    undecodable_replies: u64,
 }
 
 struct Shared {
@@ -149,6 +153,7 @@ struct Shared {
 pub struct Platform {
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    drain: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -160,6 +165,7 @@ impl std::fmt::Debug for Platform {
 impl Drop for Platform {
     fn drop(&mut self) {
         self.task.abort();
+        self.drain.abort();
     }
 }
 
@@ -214,10 +220,13 @@ impl Platform {
         let store = Store::open(&opts.store_path)?;
         let mut cfg = opts.core.clone();
         cfg.epoch = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-        let mut core = PlatformCore::new(cfg);
+        let mut core = PlatformCore::new(cfg.clone());
         restore(&mut core, &store, now())?;
         let link = mqtt.platform_link_with(&opts.client_id, &opts.subscription)?;
-        let (tx, _rx) = mqtt.link(&format!("{}-tx", opts.client_id))?;
+        let (tx, mut rx) = mqtt.link(&format!("{}-tx", opts.client_id))?;
+        // The publishing link's notifications (acks) are drained so the router never finds
+        // its queue full or closed.
+        let drain = tokio::spawn(async move { while rx.next().await.is_ok() {} });
         let shared = Arc::new(Shared {
             st: Mutex::new(State {
                 core,
@@ -232,6 +241,10 @@ impl Platform {
                 pre_revocation: None,
                 last_command_id: None,
                 failed: None,
+                monitor_interval_sec: cfg.monitor_interval_sec,
+                ack_timeout_sec: cfg.ack_timeout_sec,
+                epoch: cfg.epoch,
+                undecodable_replies: 0,
             }),
             wake: tokio::sync::Notify::new(),
             tx: Mutex::new(tx),
@@ -240,7 +253,11 @@ impl Platform {
             rt: tokio::runtime::Handle::current(),
         });
         let task = tokio::spawn(run_loop(shared.clone(), link));
-        Ok(Platform { shared, task })
+        Ok(Platform {
+            shared,
+            task,
+            drain,
+        })
     }
 
     /// A handle (operator backend; store path for readers).
@@ -675,6 +692,57 @@ impl State {
         }
     }
 
+    /// DES-MSG-2: an up *request* that opened but failed to decode is answered with its reply
+    /// type and the error's code when its `type` and `messageId` can be read: `connect` →
+    /// `connect.result` with the platform's defaults and `ackedThrough` 0, `disconnect` →
+    /// `disconnect.result`. Other types have no reply that can be formed (only recorded).
+    fn answer_undecodable(
+        &mut self,
+        gw: &GatewayId,
+        bytes: &[u8],
+        e: &gateway::protocol::message::DecodeError,
+        t: Time,
+    ) -> Option<PlatformTransmit> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let ty = MessageType::from_wire(v.get("type")?.as_str()?)?;
+        let to = MessageId::new(v.get("messageId")?.as_str()?).ok()?;
+        let (reply_ty, body) = match ty {
+            MessageType::Connect => (
+                MessageType::ConnectResult,
+                Body::ConnectResult(gateway::protocol::message::ConnectResult {
+                    version: PROTOCOL_VERSION,
+                    monitor_interval_sec: self.monitor_interval_sec,
+                    ack_timeout_sec: self.ack_timeout_sec,
+                    acked_through: 0,
+                }),
+            ),
+            MessageType::Disconnect => (
+                MessageType::DisconnectResult,
+                Body::DisconnectResult(gateway::protocol::message::Empty {}),
+            ),
+            _ => return None,
+        };
+        self.undecodable_replies += 1;
+        let id =
+            MessageId::new(format!("pu{:x}.{:x}", self.epoch, self.undecodable_replies)).ok()?;
+        Some(PlatformTransmit {
+            gateway: gw.clone(),
+            topic: topic_for(gw, reply_ty),
+            envelope: Envelope {
+                version: PROTOCOL_VERSION,
+                message_id: id,
+                gateway_id: gw.clone(),
+                timestamp: t,
+                in_reply_to: Some(to),
+                result: Some(gateway::protocol::message::Outcome::new(
+                    e.result_code(),
+                    format!("DES-MSG-2: {e}"),
+                )),
+                body,
+            },
+        })
+    }
+
     /// Current CRL into our own key store and (unless the stale-CRL fault is on) the HTTPS
     /// endpoint.
     fn apply_crl(&mut self, https: Option<&HttpsServer>) -> Result<(), PlatformError> {
@@ -877,16 +945,22 @@ impl Shared {
             .and_then(|tok| st.open(&gw, tok));
         let mut profile = None;
         let mut from_gateway = false;
+        let mut extra = Vec::new();
         let inbound = match opened {
             None => PlatformInbound::Refused {
                 topic: m.topic.clone(),
                 error: InboundError::Security,
             },
             Some(bytes) => match Envelope::decode(&bytes) {
-                Err(e) => PlatformInbound::Refused {
-                    topic: m.topic.clone(),
-                    error: InboundError::Decode(e),
-                },
+                Err(e) => {
+                    if let Some(reply) = st.answer_undecodable(&gw, &bytes, &e, t) {
+                        extra.push(reply);
+                    }
+                    PlatformInbound::Refused {
+                        topic: m.topic.clone(),
+                        error: InboundError::Decode(e),
+                    }
+                }
                 Ok(env) => {
                     let mut verdict = None;
                     match &env.body {
@@ -936,11 +1010,15 @@ impl Shared {
             },
         };
         st.core.handle_inbound(t, inbound);
-        st.pump(
+        let mut out = st.pump(
             t,
             profile.as_ref().map(|(p, id)| (p, id.as_str())),
             from_gateway,
-        )
+        );
+        for env in extra {
+            st.transmit(t, env, &mut out);
+        }
+        out
     }
 
     fn reload_ca(self: &Arc<Self>) {
