@@ -366,3 +366,77 @@ async fn an_undecodable_connect_is_answered_malformed_and_changes_nothing() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_storing_twice() {
+    let _s = serial().await;
+    let f = fixture("RSND1", fast_config(), FaultConfig::default());
+    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
+    assert!(g.run_until(T, |g| g.connected()).await);
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
+    assert!(g.run_until(T, |g| g.core.periodic().running).await);
+    let r = g.ingest(Ds::MeterReading, 8, 10);
+    assert!(g.run_until(T, |g| g.all_acked()).await);
+    let before = f.store().records(&f.gw).unwrap();
+
+    let resend_data = |g: &ScriptedGateway| {
+        g.sent
+            .iter()
+            .filter(|(t, _, _)| *t == MessageType::Data)
+            .count()
+    };
+    let n0 = resend_data(&g);
+    let rc = f
+        .handle
+        .command(
+            &f.gw,
+            OperatorCommand::Resend {
+                dataset: None,
+                seq: Some(gateway::protocol::ids::SeqRange {
+                    first: r.first + 2,
+                    last: r.first + 4,
+                }),
+                time: None,
+            },
+        )
+        .unwrap();
+    assert!(rc.message_id.is_some());
+    assert!(
+        g.run_until(T, |g| resend_data(g) > n0 && g.all_acked())
+            .await,
+        "no resend data"
+    );
+    let rr = g.received_of(MessageType::ResendRequest);
+    assert_eq!(rr.len(), 1);
+    let Body::ResendRequest(b) = &rr[0].body else {
+        unreachable!()
+    };
+    assert_eq!(b.seq.unwrap().first, r.first + 2);
+
+    let from = chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(5);
+    let to = chrono::Utc::now().fixed_offset() + chrono::Duration::minutes(1);
+    let n1 = resend_data(&g);
+    f.handle
+        .command(
+            &f.gw,
+            OperatorCommand::Resend {
+                dataset: Some(gateway::protocol::ids::Dataset::new("meter_reading").unwrap()),
+                seq: None,
+                time: Some(gateway::protocol::message::TimeRange { from, to }),
+            },
+        )
+        .unwrap();
+    assert!(
+        g.run_until(T, |g| resend_data(g) > n1 && g.all_acked())
+            .await
+    );
+    g.run_for(Duration::from_millis(300)).await;
+    // Nothing stored twice, nothing changed.
+    assert_eq!(f.store().records(&f.gw).unwrap(), before);
+    assert_eq!(f.handle.view(&f.gw).records.get("meter_reading"), Some(&8));
+    // Both requests are recorded as commands.
+    let cmds = f.store().commands(&f.gw).unwrap();
+    assert_eq!(cmds.iter().filter(|c| c.1 == "resend.request").count(), 2);
+}
