@@ -906,16 +906,18 @@ impl Shared {
             Err(Refusal::Revoked(gw)) => {
                 let detail = format!("message on {} refused: gateway revoked", m.topic);
                 tracing::warn!(%gw, "{detail}");
-                st.refusals
-                    .entry(gw.clone())
-                    .or_default()
-                    .push(AnomalyView {
-                        at: ts(&t),
-                        source: "platform".into(),
-                        kind: gateway::protocol::message::AnomalyKind::Unauthorized,
-                        rule: "SEC-CERT-2".into(),
-                        detail: detail.clone(),
-                    });
+                let kept = st.refusals.entry(gw.clone()).or_default();
+                // Keep the operator view bounded (every refusal is also in the store).
+                if kept.len() >= 100 {
+                    kept.remove(0);
+                }
+                kept.push(AnomalyView {
+                    at: ts(&t),
+                    source: "platform".into(),
+                    kind: gateway::protocol::message::AnomalyKind::Unauthorized,
+                    rule: "SEC-CERT-2".into(),
+                    detail: detail.clone(),
+                });
                 st.anomaly(
                     Some(&gw),
                     t,
