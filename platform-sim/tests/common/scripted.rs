@@ -76,7 +76,7 @@ pub fn fast_config() -> PlatformConfig {
     PlatformConfig {
         monitor_interval_sec: 2,
         ack_timeout_sec: 2,
-        command_retry_sec: 3,
+        command_retry_sec: 2,
         gap_grace_sec: 1,
         ..PlatformConfig::default()
     }
