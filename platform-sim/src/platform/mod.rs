@@ -131,7 +131,10 @@ struct State {
     held: Option<Outgoing>,
     last_seen: BTreeMap<GatewayId, Time>,
     refusals: BTreeMap<GatewayId, Vec<AnomalyView>>,
+    /// What the HTTPS endpoint served before the latest CRL change (stale-CRL fault).
     pre_revocation: Option<Published>,
+    /// The latest public material (real CRL), to tell when the CRL changes.
+    published: Option<Published>,
     last_command_id: Option<MessageId>,
     failed: Option<String>,
     monitor_interval_sec: u32,
@@ -218,6 +221,7 @@ impl Platform {
         let mut sec = DataSecurity::new(keys);
         sec.update_crl(ca.crl_pem()?.as_bytes(), Utc::now())?;
         let store = Store::open(&opts.store_path)?;
+        let published = Published::from_ca(&ca).ok();
         let mut cfg = opts.core.clone();
         cfg.epoch = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
         let mut core = PlatformCore::new(cfg.clone());
@@ -239,6 +243,7 @@ impl Platform {
                 last_seen: BTreeMap::new(),
                 refusals: BTreeMap::new(),
                 pre_revocation: None,
+                published,
                 last_command_id: None,
                 failed: None,
                 monitor_interval_sec: cfg.monitor_interval_sec,
@@ -748,8 +753,18 @@ impl State {
     fn apply_crl(&mut self, https: Option<&HttpsServer>) -> Result<(), PlatformError> {
         self.sec
             .update_crl(self.ca.crl_pem()?.as_bytes(), Utc::now())?;
+        let current = Published::from_ca(&self.ca)?;
+        if self
+            .published
+            .as_ref()
+            .is_some_and(|p| p.crl_pem != current.crl_pem)
+        {
+            // The CRL changed (a revocation here or by `platform-sim revoke`): remember what
+            // was served before, for the stale-CRL fault.
+            self.pre_revocation = self.published.take();
+        }
+        self.published = Some(current.clone());
         if let Some(h) = https {
-            let current = Published::from_ca(&self.ca)?;
             let p = match (&self.pre_revocation, self.faults.stale_crl) {
                 (Some(old), true) => old.clone(),
                 _ => current,
@@ -1057,7 +1072,6 @@ impl Shared {
     }
 
     fn revoke(&self, st: &mut State, gw: &GatewayId) -> Result<CommandReceipt, PlatformError> {
-        st.pre_revocation = Some(Published::from_ca(&st.ca)?);
         let n = st.ca.revoke_gateway(gw)?;
         st.apply_crl(self.https.as_ref())?;
         self.mqtt.kick(gw)?;
