@@ -2,11 +2,13 @@
 //! (水道情報活用システム).
 //!
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
+//! - [`profile`]: the data profile type and its JSON/XML encodings (DES-PROF-*).
 //! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
 //!
 //! Storage, system connection (FTP), monitoring and the tokio runtime follow in later
 //! issues; see the README for what runs today.
 #![forbid(unsafe_code)]
 
+pub mod profile;
 pub mod protocol;
 pub mod security;

@@ -243,6 +243,18 @@ impl MqttBroker {
         Ok(PlatformLink { tx, rx })
     }
 
+    /// A platform link subscribed to `filter` instead (e.g. one gateway's
+    /// `/tenants/{gw}/sgw/v1/up/#`, so several platform runtimes can share one broker in tests).
+    pub fn platform_link_with(
+        &self,
+        client_id: &str,
+        filter: &str,
+    ) -> Result<PlatformLink, BrokerError> {
+        let (mut tx, rx) = self.link(client_id)?;
+        tx.subscribe(filter)?;
+        Ok(PlatformLink { tx, rx })
+    }
+
     /// Disconnects the gateway's MQTT session, if it is connected with client ID = gateway ID:
     /// an in-process link takes over the client ID `{gw}.{gw}` (rumqttd drops the previous
     /// connection of a duplicate client ID) and then disconnects itself. rumqttd has no CRL,

@@ -237,6 +237,15 @@ pub struct AppCertInfo {
     pub not_after: DateTime<Utc>,
 }
 
+/// A deliberately unacceptable platform data-protection certificate (fault injection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultyCert {
+    /// Validity period over.
+    Expired,
+    /// Listed in the CRL.
+    Revoked,
+}
+
 /// The CA: its issuer key, its directory and its index.
 pub struct Ca {
     dir: PathBuf,
@@ -481,6 +490,43 @@ impl Ca {
         let now = Utc::now();
         let not_before = now - Duration::minutes(CLOCK_SKEW_MINUTES);
         let not_after = now + Duration::days(LEAF_VALIDITY_DAYS);
+        self.issue_valid(kind, subject, not_before, not_after)
+    }
+
+    /// Issues a platform data-protection certificate that peers must refuse, for fault
+    /// injection (SEC-CERT-2, IF-PSTART-2): [`FaultyCert::Expired`] ended a day ago,
+    /// [`FaultyCert::Revoked`] is valid but revoked at once (the CRL is re-signed). Neither
+    /// replaces the real platform certificate; the index records them under the subjects
+    /// `platform-expired` / `platform-revoked`.
+    pub fn issue_faulty_platform_dp(&mut self, which: FaultyCert) -> Result<IssuedCert, CaError> {
+        let now = Utc::now();
+        match which {
+            FaultyCert::Expired => self.issue_valid(
+                CertKind::PlatformDataProtection,
+                "platform-expired",
+                now - Duration::days(2),
+                now - Duration::days(1),
+            ),
+            FaultyCert::Revoked => {
+                let c = self.issue_valid(
+                    CertKind::PlatformDataProtection,
+                    "platform-revoked",
+                    now - Duration::minutes(CLOCK_SKEW_MINUTES),
+                    now + Duration::days(LEAF_VALIDITY_DAYS),
+                )?;
+                self.revoke_subject(&[CertKind::PlatformDataProtection], "platform-revoked")?;
+                Ok(c)
+            }
+        }
+    }
+
+    fn issue_valid(
+        &mut self,
+        kind: CertKind,
+        subject: &str,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Result<IssuedCert, CaError> {
         let (key, key_pem) = rsa_key()?;
         let mut params = match kind {
             CertKind::PlatformTls => {

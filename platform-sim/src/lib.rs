@@ -4,7 +4,8 @@
 //! `docs/protocol.md`, with fault injection.
 //!
 //! Foundations (this crate so far): [`ca`] (SM-MUTUAL, SEC-CERT-*), [`provision`] (DES-PROV),
-//! [`broker`] (SM-TLS, SM-ACL), [`https`] (IF-CERT-1).
+//! [`broker`] (SM-TLS, SM-ACL), [`https`] (IF-CERT-1); the platform runtime [`platform`]
+//! (every flow's platform side, SQLite store, faults) and its operator API [`ops`] (MON-2).
 //!
 //! How the pieces fit (what `platform-sim run` does):
 //!
@@ -27,12 +28,33 @@
 //! mqtt.kick(&gw)?;                                 // and the MQTT session dropped
 //! # let _ = bundle; Ok(()) }
 //! ```
+//!
+//! The platform runtime ([`platform::Platform`]) does all of the above for every flow, with
+//! its SQLite store and faults, and serves the operator API ([`ops`]):
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use platform_sim::{broker, ca::Ca, ops, platform};
+//! platform_sim::install_crypto_provider();
+//! let ca = Ca::open_or_create(std::path::Path::new("/tmp/sim-state"))?;
+//! let mqtt = broker::start(&broker::BrokerSettings::from_ca(&ca, broker::free_loopback_port()?))?;
+//! let opts = platform::PlatformOptions::new("/tmp/sim-state/platform.sqlite".into());
+//! let p = platform::Platform::start(ca, mqtt, None, opts)?;
+//! let api = ops::OperatorServer::start(
+//!     "127.0.0.1:0".parse()?,
+//!     std::sync::Arc::new(p.handle()),
+//! )
+//! .await?;
+//! println!("operator API on http://{}/", api.addr());
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod broker;
 pub mod ca;
 pub mod https;
 pub mod ops;
+pub mod platform;
 pub mod provision;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (ignored if one is installed).

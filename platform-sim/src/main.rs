@@ -8,11 +8,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use gateway::protocol::ids::GatewayId;
+use gateway::protocol::platform_side::PlatformConfig;
 use platform_sim::broker::{self, BrokerSettings, free_loopback_port};
 use platform_sim::ca::{AppId, Ca};
 use platform_sim::https::{self, Published, TlsMaterial};
+use platform_sim::ops::{FaultConfig, OperatorServer};
+use platform_sim::platform::faults::parse_fault_spec;
+use platform_sim::platform::{Platform, PlatformOptions};
 use platform_sim::provision::{self, Endpoints, ProvisionOptions};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The simulated water platform for the SGW: a CA, an MQTT broker with mutual TLS and
 /// per-gateway topic isolation, and the HTTPS certificate endpoint.
@@ -25,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the platform: CA, MQTT broker (mTLS) and HTTPS certificate endpoint, until Ctrl-C.
+    /// Run the platform: CA, MQTT broker (mTLS), HTTPS certificate endpoint, the platform side
+    /// of every flow (SQLite store in the state directory) and the operator API, until Ctrl-C.
     ///
     /// With no options it needs no configuration: a fresh CA in a new temporary directory,
     /// free loopback ports, and the addresses and the state directory printed on stdout.
@@ -45,6 +51,40 @@ enum Command {
         /// Application data-protection certificates to issue at start-up (repeatable).
         #[arg(long = "app", default_value = "app1")]
         apps: Vec<String>,
+        /// Operator API and dashboard port on 127.0.0.1 (default: a free port).
+        #[arg(long)]
+        api_port: Option<u16>,
+        /// Faults from the start, e.g. `drop=20,dup=10,delay=200,reorder,withhold-acks,
+        /// tamper=1,unsigned,expired-cert,revoked-cert,stale-crl` (see `fault`).
+        #[arg(long)]
+        fault: Option<String>,
+        /// `ackTimeoutSec` told to gateways (DES-MSG-CONN-2).
+        #[arg(long, default_value_t = 30)]
+        ack_timeout_sec: u32,
+        /// `monitorIntervalSec` told to gateways (DES-MSG-MON-2).
+        #[arg(long, default_value_t = 60)]
+        monitor_interval_sec: u32,
+        /// Seconds a hole in the received seqs may persist before a resend request.
+        #[arg(long, default_value_t = 60)]
+        gap_grace_sec: i64,
+        /// Seconds before an unanswered command is sent again.
+        #[arg(long, default_value_t = 30)]
+        command_retry_sec: i64,
+    },
+    /// Set the faults of a running simulator through its operator API (PUT /api/faults).
+    ///
+    /// SPEC is a comma-separated list: `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`,
+    /// `withhold-acks`, `tamper[=N]`, `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`,
+    /// `stale-crl`, or `none`. The faults given replace those in force.
+    Fault {
+        /// State directory of the running simulator (its endpoints.json names the API).
+        #[arg(long, conflicts_with = "api", required_unless_present = "api")]
+        state_dir: Option<PathBuf>,
+        /// Operator API address, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        api: Option<SocketAddr>,
+        /// The faults.
+        spec: String,
     },
     /// Issue a gateway's certificates and write its provisioning bundle.
     ///
@@ -92,6 +132,8 @@ enum Command {
 struct EndpointsFile {
     mqtt: SocketAddr,
     https: SocketAddr,
+    #[serde(default)]
+    api: Option<SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -109,7 +151,59 @@ fn main() -> Result<()> {
             mqtt_port,
             https_port,
             apps,
-        } => run(state_dir, mqtt_port, https_port, apps),
+            api_port,
+            fault,
+            ack_timeout_sec,
+            monitor_interval_sec,
+            gap_grace_sec,
+            command_retry_sec,
+        } => {
+            let faults = match fault {
+                Some(f) => parse_fault_spec(&f)?,
+                None => FaultConfig::default(),
+            };
+            let core = PlatformConfig {
+                ack_timeout_sec,
+                monitor_interval_sec,
+                gap_grace_sec,
+                command_retry_sec,
+                ..PlatformConfig::default()
+            };
+            run(RunArgs {
+                state_dir,
+                mqtt_port,
+                https_port,
+                apps,
+                api_port,
+                faults,
+                core,
+            })
+        }
+        Command::Fault {
+            state_dir,
+            api,
+            spec,
+        } => {
+            let faults = parse_fault_spec(&spec)?;
+            let api = match (api, state_dir) {
+                (Some(a), _) => a,
+                (None, Some(d)) => {
+                    let text = std::fs::read_to_string(d.join("endpoints.json"))
+                        .context("endpoints.json of the running simulator")?;
+                    let e: EndpointsFile = serde_json::from_str(&text)?;
+                    e.api
+                        .context("the simulator did not record its API address")?
+                }
+                (None, None) => bail!("give --state-dir or --api"),
+            };
+            let body = serde_json::to_string(&faults)?;
+            let (status, answer) = http_request(api, "PUT", "/api/faults", &body)?;
+            if status != 200 {
+                bail!("operator API answered {status}: {answer}");
+            }
+            println!("{answer}");
+            Ok(())
+        }
         Command::Provision {
             gateway,
             out,
@@ -172,21 +266,26 @@ fn state_dir_or_temp(dir: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn run(
+struct RunArgs {
     state_dir: Option<PathBuf>,
     mqtt_port: Option<u16>,
     https_port: Option<u16>,
     apps: Vec<String>,
-) -> Result<()> {
-    let dir = state_dir_or_temp(state_dir)?;
+    api_port: Option<u16>,
+    faults: FaultConfig,
+    core: PlatformConfig,
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let dir = state_dir_or_temp(a.state_dir)?;
     let mut ca = Ca::open_or_create(&dir).with_context(|| format!("CA in {}", dir.display()))?;
-    for a in apps {
-        let id = AppId::new(a)?;
+    for app in a.apps {
+        let id = AppId::new(app)?;
         if ca.app_cert_pem(&id).is_none() {
             ca.issue_app(&id)?;
         }
     }
-    let mqtt_port = match mqtt_port {
+    let mqtt_port = match a.mqtt_port {
         Some(p) => p,
         None => free_loopback_port()?,
     };
@@ -195,10 +294,26 @@ fn run(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(ca, dir, mqtt, https_port.unwrap_or(0)))
+    rt.block_on(serve(
+        ca,
+        dir,
+        mqtt,
+        a.https_port.unwrap_or(0),
+        a.api_port.unwrap_or(0),
+        a.faults,
+        a.core,
+    ))
 }
 
-async fn serve(mut ca: Ca, dir: PathBuf, mqtt: broker::MqttBroker, https_port: u16) -> Result<()> {
+async fn serve(
+    ca: Ca,
+    dir: PathBuf,
+    mqtt: broker::MqttBroker,
+    https_port: u16,
+    api_port: u16,
+    faults: FaultConfig,
+    core: PlatformConfig,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, https_port)).await?;
     let https = https::serve(
         listener,
@@ -206,47 +321,61 @@ async fn serve(mut ca: Ca, dir: PathBuf, mqtt: broker::MqttBroker, https_port: u
         Published::from_ca(&ca)?,
     )
     .await?;
-    write_endpoints(&dir, mqtt.addr(), https.addr())?;
+    let https_addr = https.addr();
+    let root = ca.root_path();
+    let mqtt_addr = mqtt.addr();
+    let mut opts = PlatformOptions::new(dir.join("platform.sqlite"));
+    opts.core = core;
+    opts.faults = faults;
+    let platform = Platform::start(ca, mqtt, Some(https), opts)?;
+    let api = OperatorServer::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, api_port)),
+        Arc::new(platform.handle()),
+    )
+    .await?;
+    write_endpoints(&dir, mqtt_addr, https_addr, api.addr())?;
     say(format_args!("state dir:  {}", dir.display()));
     say(format_args!(
         "MQTT (TLS): mqtts://localhost:{}",
-        mqtt.addr().port()
+        mqtt_addr.port()
     ));
     say(format_args!(
         "HTTPS:      https://localhost:{}",
-        https.addr().port()
+        https_addr.port()
     ));
-    say(format_args!("root CA:    {}", ca.root_path().display()));
+    say(format_args!(
+        "operator:   http://127.0.0.1:{}/",
+        api.addr().port()
+    ));
+    say(format_args!("root CA:    {}", root.display()));
+    tokio::signal::ctrl_c().await?;
+    say(format_args!("stopping"));
+    drop(platform);
+    Ok(())
+}
 
-    let mut link = mqtt.platform_link("platform")?;
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                say(format_args!("stopping"));
-                return Ok(());
-            }
-            _ = tick.tick() => {
-                // Reload first: another process (revoke, provision) may have written the index.
-                let changed = ca.reload()?;
-                let refreshed = ca.refresh_crl_if_due(chrono::Duration::hours(1))?;
-                if changed || refreshed {
-                    https.publish(Published::from_ca(&ca)?)?;
-                    tracing::info!(crl_number = ca.index().crl_number, "CRL reloaded");
-                    kick_revoked(&ca, &mqtt);
-                }
-            }
-            msg = link.next_inbound() => {
-                let msg = msg?;
-                match msg.admit(None, |gw| ca.is_gateway_revoked(gw)) {
-                    Ok(gw) => {
-                        tracing::info!(%gw, topic = %msg.topic, bytes = msg.payload.len(), "uplink");
-                    }
-                    Err(refusal) => tracing::warn!(topic = %msg.topic, %refusal, "refused"),
-                }
-            }
-        }
-    }
+/// One HTTP/1.1 request to the operator API (loopback, plain HTTP); returns status and body.
+fn http_request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status")?;
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// Prints a line on stdout; a closed stdout (the reader went away) must not stop the simulator.
@@ -257,23 +386,12 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
-fn kick_revoked(ca: &Ca, mqtt: &broker::MqttBroker) {
-    let mut seen = std::collections::BTreeSet::new();
-    for r in &ca.index().certs {
-        if r.kind == platform_sim::ca::CertKind::GatewayClient && seen.insert(r.subject.clone()) {
-            if let Ok(gw) = GatewayId::new(r.subject.as_str()) {
-                if ca.is_gateway_revoked(&gw) {
-                    if let Err(e) = mqtt.kick(&gw) {
-                        tracing::warn!(%gw, error = %e, "kick failed");
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn write_endpoints(dir: &Path, mqtt: SocketAddr, https: SocketAddr) -> Result<()> {
-    let text = serde_json::to_string_pretty(&EndpointsFile { mqtt, https })?;
+fn write_endpoints(dir: &Path, mqtt: SocketAddr, https: SocketAddr, api: SocketAddr) -> Result<()> {
+    let text = serde_json::to_string_pretty(&EndpointsFile {
+        mqtt,
+        https,
+        api: Some(api),
+    })?;
     std::fs::write(dir.join("endpoints.json"), text)?;
     Ok(())
 }

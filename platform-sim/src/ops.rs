@@ -13,7 +13,7 @@
 //! | GET/PUT | `/api/faults` | the [`FaultConfig`] in force |
 //!
 //! The state and the effects live behind [`OperatorBackend`], implemented by the platform
-//! runtime; this module only speaks HTTP. Errors are JSON `{"error": …, "rule": …}` with a
+//! runtime ([`crate::platform::PlatformHandle`]); this module only speaks HTTP. Errors are JSON `{"error": …, "rule": …}` with a
 //! specific status code.
 
 use std::net::SocketAddr;
@@ -137,7 +137,8 @@ pub struct FaultConfig {
     pub duplicate_percent: u8,
     /// Hold back one message and send it after the next (reordering).
     pub reorder: bool,
-    /// Do not send `data.ack` (the gateway must keep and resend).
+    /// Do not send `data.ack` nor `ack` (the platform still stores what it receives; the
+    /// gateway must keep and resend).
     pub withhold_acks: bool,
     /// The next N commands are tampered after signing (one ciphertext byte flipped).
     pub tamper_commands: u32,

@@ -421,3 +421,35 @@ fn the_crl_is_re_signed_only_when_its_next_update_is_near() {
     ]);
     assert!(ok && text.contains("crlNumber=0x02"), "{text}");
 }
+
+#[test]
+fn the_faulty_platform_certificates_fail_validation_as_expired_and_as_revoked() {
+    use gateway::security::SecurityError;
+    use gateway::security::cert::validate_cert;
+    use platform_sim::ca::FaultyCert;
+    let (_d, mut ca) = new_ca();
+    let root = openssl::x509::X509::from_pem(ca.root_pem().as_bytes()).unwrap();
+    let expired = ca.issue_faulty_platform_dp(FaultyCert::Expired).unwrap();
+    let revoked = ca.issue_faulty_platform_dp(FaultyCert::Revoked).unwrap();
+    let crl = openssl::x509::X509Crl::from_pem(ca.crl_pem().unwrap().as_bytes()).unwrap();
+    let now = chrono::Utc::now();
+    let check = |pem: &str| {
+        validate_cert(
+            &openssl::x509::X509::from_pem(pem.as_bytes()).unwrap(),
+            &root,
+            Some(&crl),
+            now,
+        )
+    };
+    assert!(matches!(
+        check(&expired.cert_pem),
+        Err(SecurityError::CertExpired)
+    ));
+    assert!(matches!(
+        check(&revoked.cert_pem),
+        Err(SecurityError::CertRevoked)
+    ));
+    // The real platform certificate is untouched and still valid.
+    let (real, _) = ca.platform_dp_paths();
+    assert!(check(&std::fs::read_to_string(real).unwrap()).is_ok());
+}

@@ -1,61 +1,24 @@
 //! The operator dashboard in a real browser (MON-2): headless Debian Chromium driven over the
-//! W3C WebDriver protocol by chromedriver. The page must load, show a gateway from the
-//! operator API, and a command clicked on it must reach the platform backend.
+//! W3C WebDriver protocol by chromedriver, against the real platform runtime with a scripted
+//! gateway connected over mutual-TLS MQTT. The page must show the gateway connected, and a
+//! click on Start must reach the gateway as `periodic.start`, after which the page shows it
+//! running.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (installed by `.ci/run`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway::protocol::ids::GatewayId;
-use gateway::protocol::message::PeriodicState;
-use platform_sim::ops::{
-    CommandReceipt, FaultConfig, GatewayView, OperatorBackend, OperatorCommand, OperatorError,
-    OperatorServer,
-};
+use common::scripted::{ScriptedGateway, env, fast_config, fixture};
+use gateway::protocol::message::MessageType;
+use platform_sim::ops::{FaultConfig, OperatorServer};
 use serde_json::{Value, json};
-
-/// A backend holding one gateway whose periodic state a `start` command flips, so the page's
-/// click is observable both in the backend and back on the page.
-struct OneGateway {
-    view: Mutex<GatewayView>,
-    commands: Mutex<Vec<OperatorCommand>>,
-}
-
-impl OperatorBackend for OneGateway {
-    fn gateways(&self) -> Vec<GatewayView> {
-        vec![self.view.lock().unwrap().clone()]
-    }
-    fn command(
-        &self,
-        gw: &GatewayId,
-        cmd: OperatorCommand,
-    ) -> Result<CommandReceipt, OperatorError> {
-        let mut view = self.view.lock().unwrap();
-        if &view.gateway_id != gw {
-            return Err(OperatorError::UnknownGateway(gw.to_string()));
-        }
-        if let OperatorCommand::Start { interval_sec, .. } = &cmd {
-            view.periodic.running = true;
-            view.periodic.interval_sec = *interval_sec;
-        }
-        self.commands.lock().unwrap().push(cmd);
-        Ok(CommandReceipt {
-            message_id: Some("p-1".into()),
-            detail: "sent".into(),
-        })
-    }
-    fn faults(&self) -> FaultConfig {
-        FaultConfig::default()
-    }
-    fn set_faults(&self, _: FaultConfig) -> Result<(), OperatorError> {
-        Ok(())
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -219,30 +182,34 @@ impl Drop for Driver {
 }
 
 #[test]
-fn dashboard_shows_a_gateway_and_its_start_button_sends_a_start_command() {
+fn dashboard_shows_a_connected_gateway_and_its_start_button_starts_the_gateway() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let gw = GatewayId::new("GW0042").unwrap();
-    let backend = Arc::new(OneGateway {
-        view: Mutex::new(GatewayView {
-            gateway_id: gw.clone(),
-            connected: true,
-            revoked: false,
-            last_seen: None,
-            periodic: PeriodicState::default(),
-            pending_command: None,
-            records: Default::default(),
-            highest_seq: 0,
-            gaps: vec![],
-            anomalies: vec![],
-            last_status: None,
-            certificates: vec![],
-        }),
-        commands: Mutex::new(vec![]),
+    let _enter = rt.enter();
+    let f = fixture("DASH1", fast_config(), FaultConfig::default());
+    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
+    let (tx, rx) = std::sync::mpsc::channel::<(&str, bool)>();
+    rt.spawn(async move {
+        let ok = g
+            .run_until(Duration::from_secs(10), |g| g.connected())
+            .await;
+        let _ = tx.send(("connected", ok));
+        let ok = g
+            .run_until(Duration::from_secs(60), |g| {
+                g.core.periodic().running && !g.received_of(MessageType::PeriodicStart).is_empty()
+            })
+            .await;
+        let _ = tx.send(("started", ok));
+        // Keep answering (the start result's ack, monitoring) while the page refreshes.
+        g.run_for(Duration::from_secs(60)).await;
     });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(15)).unwrap(),
+        ("connected", true)
+    );
     let server = rt
         .block_on(OperatorServer::start(
             "127.0.0.1:0".parse().unwrap(),
-            backend.clone(),
+            Arc::new(f.handle.clone()),
         ))
         .unwrap();
     let url = format!("http://{}/", server.addr());
@@ -251,14 +218,14 @@ fn dashboard_shows_a_gateway_and_its_start_button_sends_a_start_command() {
     driver.cmd("POST", "/url", Some(json!({"url": url})));
     let row = driver
         .find(
-            "tr[data-gateway='GW0042'] td.session",
+            "tr[data-gateway='DASH1'] td.session",
             Duration::from_secs(20),
         )
         .expect("the page shows the gateway from the operator API");
     assert_eq!(driver.text(&row), "connected");
     let periodic = driver
         .find(
-            "tr[data-gateway='GW0042'] td.periodic",
+            "tr[data-gateway='DASH1'] td.periodic",
             Duration::from_secs(5),
         )
         .unwrap();
@@ -266,33 +233,23 @@ fn dashboard_shows_a_gateway_and_its_start_button_sends_a_start_command() {
 
     let button = driver
         .find(
-            "button[data-cmd='start'][data-gw='GW0042']",
+            "button[data-cmd='start'][data-gw='DASH1']",
             Duration::from_secs(5),
         )
         .unwrap();
     driver.cmd("POST", &format!("/element/{button}/click"), Some(json!({})));
-
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while backend.commands.lock().unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the click never reached the operator API"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(matches!(
-        backend.commands.lock().unwrap()[0],
-        OperatorCommand::Start {
-            interval_sec: 10,
-            ..
-        }
-    ));
-    // The page shows the effect on its next refresh.
+    // The click reached the gateway as periodic.start, which it applied.
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).unwrap(),
+        ("started", true),
+        "the click never started the gateway"
+    );
+    // The page shows the effect (the platform's view after the start result) on a refresh.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let cell = driver
             .find(
-                "tr[data-gateway='GW0042'] td.periodic",
+                "tr[data-gateway='DASH1'] td.periodic",
                 Duration::from_secs(2),
             )
             .unwrap();

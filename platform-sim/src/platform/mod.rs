@@ -1,0 +1,1228 @@
+//! The platform runtime: the platform's side of every protocol v1 flow, running for real on
+//! tokio (IF-CONN-1, IF-DISC-1, IF-PSTART-1..4, IF-PSEND-3, IF-PSTOP-1, IF-RESEND-1, MON-1,
+//! MON-2, SM-RESEND, SM-ACL, SEC-CERT-2; `docs/protocol.md` §5–§7).
+//!
+//! It drives the sans-IO [`PlatformCore`] with real time:
+//!
+//! - **Inbound**: the broker's [`PlatformLink`] → [`Inbound::admit`] (uplink topic, tenant not
+//!   revoked) → [`DataSecurity::open_message`] with the gateway's data-protection certificate
+//!   (issued by the CA, loaded as a peer named by the gateway ID, re-read once when opening
+//!   fails) → [`Envelope::decode`] → [`PlatformInbound`]. Opening or decoding failures become
+//!   [`PlatformInbound::Refused`]: an anomaly with its rule ID is recorded, nothing is acted on
+//!   (DES-SEAL-5). For `data`, the profile is opened (JSON: `open_json_profile`; XML:
+//!   `xml::open_profile` with the platform key and the gateway's certificate), decoded with
+//!   [`gateway::profile`] and its header compared with the message (gateway, dataset, range;
+//!   the record count equals the range length by the decoder) → [`ProfileVerdict`].
+//! - **Store before ack**: the core's `StoreRecords` events are written to SQLite
+//!   ([`store`]) before any transmit produced by the same input is published, so a `data.ack`
+//!   OK always follows a committed transaction (DES-MSG-DATA-2). A store failure stops the
+//!   runtime instead of acknowledging.
+//! - **Outbound**: [`PlatformTransmit`] → encode → `seal_message` to the gateway → faults
+//!   ([`FaultConfig`]: drop, delay, duplicate, reorder, withheld acks, tampered / unsigned /
+//!   expired-certificate / revoked-certificate commands) → publish on the down topic.
+//! - **Timers**: `poll_timeout`/`handle_timeout` (command retries, gap resend requests); every
+//!   2 s the CA index is re-read so revocations by another process are enforced.
+//! - **Operator**: [`PlatformHandle`] implements [`OperatorBackend`]; revoke = CA revoke + CRL
+//!   re-sign + HTTPS publish + broker kick + refusal of the gateway's further messages.
+//! - **Restart**: at start the core is replayed from the store (sessions and stored seq runs),
+//!   so `connect.result.ackedThrough` and gap detection survive a restart.
+
+pub mod faults;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use gateway::profile::DataProfile;
+use gateway::protocol::flow::{InboundError, Time};
+use gateway::protocol::ids::{GatewayId, MessageId, SeqRange};
+use gateway::protocol::message::{
+    Body, Connect, Data, DataKind, Envelope, MessageType, PROTOCOL_VERSION, PeriodicState,
+    ProfileFormat, Software,
+};
+use gateway::protocol::platform_side::{
+    Command as CoreCommand, PlatformConfig, PlatformCore, PlatformEvent, PlatformInbound,
+    PlatformTransmit, ProfileVerdict, ResendSelector,
+};
+use gateway::protocol::topic::{platform_subscription, topic_for};
+use gateway::security::jose::{KeyAlg, Profile};
+use gateway::security::{DataSecurity, KeyStore, SecurityError};
+use rumqttd::local::LinkTx;
+use serde::Serialize;
+
+use crate::broker::{BrokerError, Inbound, MqttBroker, PlatformLink, Refusal};
+use crate::ca::{Ca, CaError, CertKind, FaultyCert};
+use crate::https::{HttpsError, HttpsServer, Published};
+use crate::ops::{
+    AnomalyView, CommandReceipt, FaultConfig, GatewayView, OperatorBackend, OperatorCommand,
+    OperatorError,
+};
+use store::{SessionRow, Store, StoreError};
+
+/// Why the runtime could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlatformError {
+    /// DES-MSG-DATA-2: the SQLite store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// SEC-CERT-1: the platform's data-protection key material is unusable.
+    #[error("SEC-CERT-1: platform key material: {0}")]
+    Security(#[from] SecurityError),
+    /// SEC-CERT-2: the CA failed (revocation, CRL).
+    #[error("SEC-CERT-2: CA: {0}")]
+    Ca(#[from] CaError),
+    /// DES-MQTT-4: the broker link failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// IF-CERT-1: the HTTPS endpoint refused the new material.
+    #[error(transparent)]
+    Https(#[from] HttpsError),
+    /// SEC-CERT-1: a key or certificate file could not be read.
+    #[error("SEC-CERT-1: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options of the runtime.
+#[derive(Debug, Clone)]
+pub struct PlatformOptions {
+    /// The protocol core's configuration (intervals told to gateways, retry and gap timers).
+    pub core: PlatformConfig,
+    /// The SQLite database file.
+    pub store_path: PathBuf,
+    /// The MQTT subscription of the platform link (default: every gateway's uplinks).
+    pub subscription: String,
+    /// The in-process MQTT client ID (a second link `{id}-tx` publishes).
+    pub client_id: String,
+    /// Faults in force from the start.
+    pub faults: FaultConfig,
+}
+
+impl PlatformOptions {
+    /// Defaults of protocol v1 with the store at `store_path`.
+    pub fn new(store_path: PathBuf) -> Self {
+        PlatformOptions {
+            core: PlatformConfig::default(),
+            store_path,
+            subscription: platform_subscription(),
+            client_id: "platform".into(),
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Outgoing {
+    topic: String,
+    payload: Vec<u8>,
+    delay: Duration,
+}
+
+struct State {
+    core: PlatformCore,
+    sec: DataSecurity,
+    bad_signers: BTreeMap<&'static str, DataSecurity>,
+    ca: Ca,
+    store: Store,
+    faults: FaultConfig,
+    held: Option<Outgoing>,
+    last_seen: BTreeMap<GatewayId, Time>,
+    refusals: BTreeMap<GatewayId, Vec<AnomalyView>>,
+    /// What the HTTPS endpoint served before the latest CRL change (stale-CRL fault).
+    pre_revocation: Option<Published>,
+    /// The latest public material (real CRL), to tell when the CRL changes.
+    published: Option<Published>,
+    last_command_id: Option<MessageId>,
+    failed: Option<String>,
+    monitor_interval_sec: u32,
+    ack_timeout_sec: u32,
+    epoch: u64,
+    undecodable_replies: u64,
+}
+
+struct Shared {
+    st: Mutex<State>,
+    wake: tokio::sync::Notify,
+    tx: Mutex<LinkTx>,
+    mqtt: MqttBroker,
+    https: Option<HttpsServer>,
+    rt: tokio::runtime::Handle,
+}
+
+/// A running platform. Dropping it stops the runtime task (the broker lives on).
+pub struct Platform {
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+    drain: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.drain.abort();
+    }
+}
+
+/// A cheap handle on the runtime: the operator backend, and read access for tests.
+#[derive(Clone)]
+pub struct PlatformHandle(Arc<Shared>);
+
+impl std::fmt::Debug for PlatformHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformHandle").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> Time {
+    Utc::now().fixed_offset()
+}
+
+fn ts(t: &Time) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// The wire spelling of a serde enum (e.g. an anomaly kind).
+fn wire<T: Serialize>(t: &T) -> String {
+    match serde_json::to_value(t) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+impl Platform {
+    /// Starts the runtime on the current tokio runtime: loads the platform's data-protection
+    /// key and the CRL from `ca`, opens the store, replays it into the core and subscribes.
+    pub fn start(
+        ca: Ca,
+        mqtt: MqttBroker,
+        https: Option<HttpsServer>,
+        opts: PlatformOptions,
+    ) -> Result<Self, PlatformError> {
+        let (cert, key) = ca.platform_dp_paths();
+        let keys = KeyStore::from_pem(
+            &std::fs::read(&key)?,
+            &std::fs::read(&cert)?,
+            ca.root_pem().as_bytes(),
+        )?;
+        let mut sec = DataSecurity::new(keys);
+        sec.update_crl(ca.crl_pem()?.as_bytes(), Utc::now())?;
+        let store = Store::open(&opts.store_path)?;
+        let published = Published::from_ca(&ca).ok();
+        let mut cfg = opts.core.clone();
+        cfg.epoch = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let mut core = PlatformCore::new(cfg.clone());
+        restore(&mut core, &store, now())?;
+        let link = mqtt.platform_link_with(&opts.client_id, &opts.subscription)?;
+        let (tx, mut rx) = mqtt.link(&format!("{}-tx", opts.client_id))?;
+        // The publishing link's notifications (acks) are drained so the router never finds
+        // its queue full or closed.
+        let drain = tokio::spawn(async move { while rx.next().await.is_ok() {} });
+        let shared = Arc::new(Shared {
+            st: Mutex::new(State {
+                core,
+                sec,
+                bad_signers: BTreeMap::new(),
+                ca,
+                store,
+                faults: opts.faults,
+                held: None,
+                last_seen: BTreeMap::new(),
+                refusals: BTreeMap::new(),
+                pre_revocation: None,
+                published,
+                last_command_id: None,
+                failed: None,
+                monitor_interval_sec: cfg.monitor_interval_sec,
+                ack_timeout_sec: cfg.ack_timeout_sec,
+                epoch: cfg.epoch,
+                undecodable_replies: 0,
+            }),
+            wake: tokio::sync::Notify::new(),
+            tx: Mutex::new(tx),
+            mqtt,
+            https,
+            rt: tokio::runtime::Handle::current(),
+        });
+        let task = tokio::spawn(run_loop(shared.clone(), link));
+        Ok(Platform {
+            shared,
+            task,
+            drain,
+        })
+    }
+
+    /// A handle (operator backend; store path for readers).
+    pub fn handle(&self) -> PlatformHandle {
+        PlatformHandle(self.shared.clone())
+    }
+
+    /// The HTTPS endpoint, if one was given.
+    pub fn https(&self) -> Option<&HttpsServer> {
+        self.shared.https.as_ref()
+    }
+}
+
+/// Replays the store into a fresh core: a synthetic connect per known gateway (its last boot
+/// count, last seq and periodic state), the stored seq runs as verified data, then link lost.
+/// Everything the core emits meanwhile is discarded (it was all done before the restart).
+fn restore(core: &mut PlatformCore, store: &Store, now: Time) -> Result<(), PlatformError> {
+    for (i, s) in store.sessions()?.into_iter().enumerate() {
+        let periodic: PeriodicState =
+            serde_json::from_str(&s.periodic).unwrap_or_else(|_| PeriodicState {
+                running: false,
+                datasets: vec![],
+                interval_sec: 0,
+                format: ProfileFormat::Json,
+                command_seq: 0,
+            });
+        let runs = store.runs(&s.gateway)?;
+        let last = runs.last().map_or(0, |(_, r)| r.last).max(s.last_seq);
+        let env = |n: usize, body: Body| Envelope {
+            version: PROTOCOL_VERSION,
+            // Invariant: "restore.{i}.{n}" is within the DES-ID-2 alphabet and length.
+            message_id: MessageId::new(format!("restore.{i}.{n}"))
+                .expect("restore message ID within DES-ID-2"),
+            gateway_id: s.gateway.clone(),
+            timestamp: now,
+            in_reply_to: None,
+            result: None,
+            body,
+        };
+        core.handle_inbound(
+            now,
+            PlatformInbound::Opened {
+                topic: topic_for(&s.gateway, MessageType::Connect),
+                envelope: env(
+                    0,
+                    Body::Connect(Connect {
+                        versions: vec![PROTOCOL_VERSION],
+                        software: Software {
+                            vendor: "restore".into(),
+                            product: "restore".into(),
+                            version: "0".into(),
+                        },
+                        formats: vec![ProfileFormat::Json],
+                        boot_count: s.boot_count,
+                        last_seq: last,
+                        periodic,
+                    }),
+                ),
+                sender: s.gateway.clone(),
+                profile: None,
+            },
+        );
+        for (n, (dataset, range)) in runs.into_iter().enumerate() {
+            core.handle_inbound(
+                now,
+                PlatformInbound::Opened {
+                    topic: topic_for(&s.gateway, MessageType::Data),
+                    envelope: env(
+                        n + 1,
+                        Body::Data(Data {
+                            kind: DataKind::Periodic,
+                            request: None,
+                            dataset,
+                            range,
+                            format: ProfileFormat::Json,
+                            profile: String::new(),
+                        }),
+                    ),
+                    sender: s.gateway.clone(),
+                    profile: Some(ProfileVerdict::Verified),
+                },
+            );
+        }
+        core.handle_link_lost(now, &s.gateway);
+        while core.poll_transmit().is_some() {}
+        while core.poll_event().is_some() {}
+    }
+    Ok(())
+}
+
+async fn run_loop(shared: Arc<Shared>, mut link: PlatformLink) {
+    let mut ca_tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let sleep_for = {
+            let st = lock(&shared.st);
+            if let Some(f) = &st.failed {
+                tracing::error!(error = %f, "platform runtime stopped");
+                return;
+            }
+            st.core
+                .poll_timeout()
+                .map(|t| (t - now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1))
+        };
+        tokio::select! {
+            m = link.next_inbound() => match m {
+                Ok(m) => shared.inbound(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "platform link lost");
+                    return;
+                }
+            },
+            _ = tokio::time::sleep(sleep_for) => {}
+            _ = shared.wake.notified() => {}
+            _ = ca_tick.tick() => shared.reload_ca(),
+        }
+        shared.tick();
+    }
+}
+
+impl State {
+    fn anomaly(
+        &mut self,
+        gw: Option<&GatewayId>,
+        at: Time,
+        src: &str,
+        kind: &str,
+        rule: &str,
+        detail: &str,
+    ) {
+        if let Err(e) = self
+            .store
+            .insert_anomaly(gw, &ts(&at), src, kind, rule, detail)
+        {
+            self.failed = Some(e.to_string());
+        }
+    }
+
+    /// Loads the gateway's data-protection certificate from the CA as peer `gw` (`force`:
+    /// even if present, e.g. after re-provisioning).
+    fn load_peer(&mut self, gw: &GatewayId, force: bool) {
+        if !force && self.sec.keys().peer(gw.as_str()).is_ok() {
+            return;
+        }
+        if let Some(pem) = self.ca.gateway_dp_cert_pem(gw)
+            && let Err(e) = self
+                .sec
+                .update_peer(gw.as_str(), pem.as_bytes(), Utc::now())
+        {
+            tracing::warn!(%gw, error = %e, "gateway data-protection certificate refused");
+        }
+    }
+
+    fn open(&mut self, gw: &GatewayId, token: &str) -> Option<Vec<u8>> {
+        self.load_peer(gw, false);
+        match self.sec.open_message(gw.as_str(), token, Utc::now()) {
+            Ok(b) => Some(b),
+            Err(_) => {
+                self.load_peer(gw, true);
+                self.sec.open_message(gw.as_str(), token, Utc::now()).ok()
+            }
+        }
+    }
+
+    fn verify_profile(&self, gw: &GatewayId, env: &Envelope, d: &Data) -> Option<DataProfile> {
+        let t = Utc::now();
+        let p = match d.format {
+            ProfileFormat::Json => {
+                let b = self
+                    .sec
+                    .open_json_profile(gw.as_str(), &d.profile, t)
+                    .ok()?;
+                DataProfile::from_json(&b).ok()?
+            }
+            ProfileFormat::Xml => {
+                let peer = self.sec.validate_peer(gw.as_str(), t).ok()?;
+                let x = gateway::security::xml::open_profile(
+                    &d.profile,
+                    self.sec.keys().own_key(),
+                    &peer.cert,
+                )
+                .ok()?;
+                DataProfile::from_xml(&x).ok()?
+            }
+        };
+        let h = &p.header;
+        (h.gateway_id == env.gateway_id && h.dataset == d.dataset && h.range == d.range)
+            .then_some(p)
+    }
+
+    fn bad_signer(
+        &mut self,
+        which: FaultyCert,
+        gw: &GatewayId,
+    ) -> Result<&DataSecurity, PlatformError> {
+        let name = match which {
+            FaultyCert::Expired => "expired",
+            FaultyCert::Revoked => "revoked",
+        };
+        if !self.bad_signers.contains_key(name) {
+            let c = self.ca.issue_faulty_platform_dp(which)?;
+            let mut ks = KeyStore::from_pem(
+                c.key_pem.as_bytes(),
+                c.cert_pem.as_bytes(),
+                self.ca.root_pem().as_bytes(),
+            )?;
+            // The recipient (gateway) certificate is checked against a CRL when sealing.
+            ks.set_crl_pem(self.ca.crl_pem()?.as_bytes())?;
+            self.bad_signers.insert(name, DataSecurity::new(ks));
+            if which == FaultyCert::Revoked {
+                // The CA re-signed the CRL: take it into use here too.
+                let _ = self
+                    .sec
+                    .update_crl(self.ca.crl_pem()?.as_bytes(), Utc::now());
+            }
+        }
+        let pem = self.ca.gateway_dp_cert_pem(gw).unwrap_or_default();
+        let Some(s) = self.bad_signers.get_mut(name) else {
+            return Err(PlatformError::Security(SecurityError::UnknownKid));
+        };
+        if s.keys().peer(gw.as_str()).is_err() {
+            s.keys_mut().add_peer_pem(gw.as_str(), pem.as_bytes())?;
+        }
+        Ok(s)
+    }
+
+    /// Seals a command, applying a command fault if one is armed; returns the token and the
+    /// fault's name.
+    fn seal_command(
+        &mut self,
+        gw: &GatewayId,
+        bytes: &[u8],
+    ) -> (Result<String, PlatformError>, Option<&'static str>) {
+        let t = Utc::now();
+        let f = &mut self.faults;
+        if f.tamper_commands > 0 {
+            f.tamper_commands -= 1;
+            let r = self
+                .sec
+                .seal_message(gw.as_str(), bytes, t)
+                .map(|s| faults::tamper_token(&s));
+            return (r.map_err(Into::into), Some("tampered"));
+        }
+        if f.unsigned_commands > 0 {
+            f.unsigned_commands -= 1;
+            let r = self.sec.validate_peer(gw.as_str(), t).and_then(|p| {
+                let pk = p.cert.public_key()?;
+                gateway::security::jose::jwe_encrypt(
+                    &pk,
+                    KeyAlg::RsaOaep256,
+                    bytes,
+                    Some(Profile::Message.cty()),
+                    Some(&p.kid),
+                )
+            });
+            return (r.map_err(Into::into), Some("unsigned"));
+        }
+        for (which, name) in [
+            (FaultyCert::Expired, "expired-cert"),
+            (FaultyCert::Revoked, "revoked-cert"),
+        ] {
+            let armed = match which {
+                FaultyCert::Expired => &mut self.faults.expired_cert_commands,
+                FaultyCert::Revoked => &mut self.faults.revoked_cert_commands,
+            };
+            if *armed > 0 {
+                *armed -= 1;
+                let r = self
+                    .bad_signer(which, gw)
+                    .and_then(|s| Ok(s.seal_message(gw.as_str(), bytes, t)?));
+                return (r, Some(name));
+            }
+        }
+        (
+            self.sec
+                .seal_message(gw.as_str(), bytes, t)
+                .map_err(Into::into),
+            None,
+        )
+    }
+
+    /// Drains the core: events first (store before ack), then transmits through the faults.
+    fn pump(
+        &mut self,
+        now: Time,
+        profile: Option<(&DataProfile, &str)>,
+        from_gateway: bool,
+    ) -> Vec<Outgoing> {
+        while let Some(ev) = self.core.poll_event() {
+            match ev {
+                PlatformEvent::StoreRecords {
+                    gateway,
+                    dataset,
+                    range,
+                } => {
+                    let Some((p, mid)) = profile else {
+                        tracing::error!(%gateway, "records to store without a profile");
+                        continue;
+                    };
+                    let off = (range.first - p.header.range.first) as usize;
+                    let len = range.len() as usize;
+                    let Some(rows) = p.records.get(off..off + len) else {
+                        continue;
+                    };
+                    if let Err(e) = self.store.insert_records(
+                        &gateway,
+                        &dataset,
+                        range.first,
+                        rows,
+                        &ts(&now),
+                        mid,
+                    ) {
+                        // Never acknowledge what is not stored: stop instead.
+                        self.failed = Some(e.to_string());
+                        while self.core.poll_transmit().is_some() {}
+                        return Vec::new();
+                    }
+                }
+                PlatformEvent::Anomaly {
+                    gateway,
+                    kind,
+                    rule,
+                    detail,
+                } => {
+                    let src = if from_gateway { "gateway" } else { "platform" };
+                    self.anomaly(gateway.as_ref(), now, src, &wire(&kind), &rule, &detail);
+                }
+                PlatformEvent::GatewayConnected {
+                    gateway,
+                    boot_count,
+                    ..
+                } => {
+                    tracing::info!(%gateway, boot_count, "gateway connected");
+                }
+                PlatformEvent::GatewayDisconnected { gateway } => {
+                    tracing::info!(%gateway, "gateway disconnected");
+                }
+                PlatformEvent::CommandCompleted {
+                    gateway,
+                    command,
+                    code,
+                    ..
+                } => {
+                    tracing::info!(%gateway, ?command, code = code.as_str(), "command completed");
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(t) = self.core.poll_transmit() {
+            self.transmit(now, t, &mut out);
+        }
+        out
+    }
+
+    fn transmit(&mut self, now: Time, t: PlatformTransmit, out: &mut Vec<Outgoing>) {
+        let ty = t.envelope.message_type();
+        let gw = t.gateway.clone();
+        if self.faults.withhold_acks && matches!(ty, MessageType::DataAck | MessageType::Ack) {
+            tracing::info!(%gw, id = %t.envelope.message_id, "fault: acknowledgement withheld");
+            return;
+        }
+        if self.ca.is_gateway_revoked(&gw) {
+            return;
+        }
+        self.load_peer(&gw, false);
+        let bytes = t.envelope.encode();
+        let is_cmd = matches!(
+            ty,
+            MessageType::PeriodicStart | MessageType::PeriodicStop | MessageType::ResendRequest
+        );
+        let (token, fault) = if is_cmd {
+            self.seal_command(&gw, &bytes)
+        } else {
+            (
+                self.sec
+                    .seal_message(gw.as_str(), &bytes, Utc::now())
+                    .map_err(Into::into),
+                None,
+            )
+        };
+        if is_cmd {
+            self.last_command_id = Some(t.envelope.message_id.clone());
+            let json = String::from_utf8_lossy(&bytes).into_owned();
+            if let Err(e) = self.store.insert_command(
+                &gw,
+                t.envelope.message_id.as_str(),
+                ty.as_str(),
+                &ts(&now),
+                &json,
+                fault,
+            ) {
+                self.failed = Some(e.to_string());
+            }
+        }
+        let token = match token {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(%gw, error = %e, "cannot seal to the gateway");
+                return;
+            }
+        };
+        let f = &self.faults;
+        if f.drop_percent > 0 && rand::random_range(0..100u8) < f.drop_percent {
+            tracing::info!(%gw, id = %t.envelope.message_id, "fault: dropped");
+            return;
+        }
+        let o = Outgoing {
+            topic: t.topic,
+            payload: token.into_bytes(),
+            delay: Duration::from_millis(f.delay_ms),
+        };
+        let copies =
+            if f.duplicate_percent > 0 && rand::random_range(0..100u8) < f.duplicate_percent {
+                2
+            } else {
+                1
+            };
+        for _ in 0..copies {
+            if self.faults.reorder {
+                match self.held.take() {
+                    None => self.held = Some(o.clone()),
+                    Some(h) => {
+                        out.push(o.clone());
+                        out.push(h);
+                    }
+                }
+            } else {
+                out.push(o.clone());
+            }
+        }
+    }
+
+    /// DES-MSG-2: an up *request* that opened but failed to decode is answered with its reply
+    /// type and the error's code when its `type` and `messageId` can be read: `connect` →
+    /// `connect.result` with the platform's defaults and `ackedThrough` 0, `disconnect` →
+    /// `disconnect.result`. Other types have no reply that can be formed (only recorded).
+    fn answer_undecodable(
+        &mut self,
+        gw: &GatewayId,
+        bytes: &[u8],
+        e: &gateway::protocol::message::DecodeError,
+        t: Time,
+    ) -> Option<PlatformTransmit> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let ty = MessageType::from_wire(v.get("type")?.as_str()?)?;
+        let to = MessageId::new(v.get("messageId")?.as_str()?).ok()?;
+        let (reply_ty, body) = match ty {
+            MessageType::Connect => (
+                MessageType::ConnectResult,
+                Body::ConnectResult(gateway::protocol::message::ConnectResult {
+                    version: PROTOCOL_VERSION,
+                    monitor_interval_sec: self.monitor_interval_sec,
+                    ack_timeout_sec: self.ack_timeout_sec,
+                    acked_through: 0,
+                }),
+            ),
+            MessageType::Disconnect => (
+                MessageType::DisconnectResult,
+                Body::DisconnectResult(gateway::protocol::message::Empty {}),
+            ),
+            _ => return None,
+        };
+        self.undecodable_replies += 1;
+        let id =
+            MessageId::new(format!("pu{:x}.{:x}", self.epoch, self.undecodable_replies)).ok()?;
+        Some(PlatformTransmit {
+            gateway: gw.clone(),
+            topic: topic_for(gw, reply_ty),
+            envelope: Envelope {
+                version: PROTOCOL_VERSION,
+                message_id: id,
+                gateway_id: gw.clone(),
+                timestamp: t,
+                in_reply_to: Some(to),
+                result: Some(gateway::protocol::message::Outcome::new(
+                    e.result_code(),
+                    format!("DES-MSG-2: {e}"),
+                )),
+                body,
+            },
+        })
+    }
+
+    /// Current CRL into our own key store and (unless the stale-CRL fault is on) the HTTPS
+    /// endpoint.
+    fn apply_crl(&mut self, https: Option<&HttpsServer>) -> Result<(), PlatformError> {
+        self.sec
+            .update_crl(self.ca.crl_pem()?.as_bytes(), Utc::now())?;
+        let current = Published::from_ca(&self.ca)?;
+        if self
+            .published
+            .as_ref()
+            .is_some_and(|p| p.crl_pem != current.crl_pem)
+        {
+            // The CRL changed (a revocation here or by `platform-sim revoke`): remember what
+            // was served before, for the stale-CRL fault.
+            self.pre_revocation = self.published.take();
+        }
+        self.published = Some(current.clone());
+        if let Some(h) = https {
+            let p = match (&self.pre_revocation, self.faults.stale_crl) {
+                (Some(old), true) => old.clone(),
+                _ => current,
+            };
+            h.publish(p)?;
+        }
+        Ok(())
+    }
+
+    fn known_gateways(&self) -> BTreeSet<GatewayId> {
+        let mut s: BTreeSet<GatewayId> = self.core.gateways().cloned().collect();
+        for r in &self.ca.index().certs {
+            if r.kind == CertKind::GatewayClient
+                && let Ok(g) = GatewayId::new(r.subject.as_str())
+            {
+                s.insert(g);
+            }
+        }
+        s
+    }
+
+    fn view(&self, gw: &GatewayId) -> GatewayView {
+        let core = self.core.gateway(gw);
+        let mut anomalies: Vec<AnomalyView> = core
+            .as_ref()
+            .map(|v| {
+                v.anomalies
+                    .iter()
+                    .map(|a| AnomalyView {
+                        at: ts(&a.at),
+                        source: if a.from_gateway {
+                            "gateway"
+                        } else {
+                            "platform"
+                        }
+                        .into(),
+                        kind: a.kind,
+                        rule: a.rule.clone(),
+                        detail: a.detail.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        anomalies.extend(self.refusals.get(gw).cloned().unwrap_or_default());
+        anomalies.sort_by(|a, b| a.at.cmp(&b.at));
+        let mut certificates = Vec::new();
+        for (kind, name) in [
+            (CertKind::GatewayClient, "tls-client"),
+            (CertKind::GatewayDataProtection, "data-protection"),
+        ] {
+            if let Some(r) = self
+                .ca
+                .index()
+                .certs
+                .iter()
+                .rev()
+                .find(|r| r.kind == kind && r.subject == gw.as_str())
+            {
+                certificates.push(gateway::protocol::message::CertExpiry {
+                    name: name.into(),
+                    not_after: r.not_after.fixed_offset(),
+                });
+            }
+        }
+        let pending = core.as_ref().and_then(|v| {
+            v.pending_commands.iter().rev().find_map(|c| match c {
+                CoreCommand::Start { .. } => Some(format!("start#{}", v.last_command_seq)),
+                CoreCommand::Stop => Some(format!("stop#{}", v.last_command_seq)),
+                _ => None,
+            })
+        });
+        GatewayView {
+            gateway_id: gw.clone(),
+            connected: core.as_ref().is_some_and(|v| v.online),
+            revoked: self.ca.is_gateway_revoked(gw),
+            last_seen: self.last_seen.get(gw).map(ts),
+            periodic: core.as_ref().map_or(
+                PeriodicState {
+                    running: false,
+                    datasets: vec![],
+                    interval_sec: 0,
+                    format: ProfileFormat::Json,
+                    command_seq: 0,
+                },
+                |v| v.periodic.clone(),
+            ),
+            pending_command: pending,
+            records: core
+                .as_ref()
+                .map(|v| {
+                    v.received_per_dataset
+                        .iter()
+                        .map(|(k, n)| (k.to_string(), *n))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            highest_seq: core.as_ref().and_then(|v| v.received.max()).unwrap_or(0),
+            gaps: core.as_ref().map(|v| v.gaps.clone()).unwrap_or_default(),
+            anomalies,
+            last_status: core
+                .as_ref()
+                .and_then(|v| v.last_status.clone())
+                .map(|(_, s)| s),
+            certificates,
+        }
+    }
+}
+
+impl Shared {
+    fn send(self: &Arc<Self>, outs: Vec<Outgoing>) {
+        for o in outs {
+            if o.delay.is_zero() {
+                self.publish(o);
+            } else {
+                let me = self.clone();
+                self.rt.spawn(async move {
+                    tokio::time::sleep(o.delay).await;
+                    me.publish(o);
+                });
+            }
+        }
+    }
+
+    fn publish(&self, o: Outgoing) {
+        if let Err(e) = lock(&self.tx).publish(o.topic.clone(), o.payload) {
+            tracing::warn!(topic = %o.topic, error = %e, "publish failed");
+        }
+    }
+
+    fn tick(self: &Arc<Self>) {
+        let outs = {
+            let mut st = lock(&self.st);
+            let t = now();
+            if st.core.poll_timeout().is_some_and(|d| d <= t) {
+                st.core.handle_timeout(t);
+            }
+            st.pump(t, None, false)
+        };
+        self.send(outs);
+    }
+
+    fn inbound(self: &Arc<Self>, m: Inbound) {
+        let outs = {
+            let mut st = lock(&self.st);
+            self.inbound_locked(&mut st, m)
+        };
+        self.send(outs);
+    }
+
+    fn inbound_locked(&self, st: &mut State, m: Inbound) -> Vec<Outgoing> {
+        let t = now();
+        let gw = match m.admit(None, |g| st.ca.is_gateway_revoked(g)) {
+            Ok(gw) => gw,
+            Err(Refusal::Revoked(gw)) => {
+                let detail = format!("message on {} refused: gateway revoked", m.topic);
+                tracing::warn!(%gw, "{detail}");
+                let kept = st.refusals.entry(gw.clone()).or_default();
+                // Keep the operator view bounded (every refusal is also in the store).
+                if kept.len() >= 100 {
+                    kept.remove(0);
+                }
+                kept.push(AnomalyView {
+                    at: ts(&t),
+                    source: "platform".into(),
+                    kind: gateway::protocol::message::AnomalyKind::Unauthorized,
+                    rule: "SEC-CERT-2".into(),
+                    detail: detail.clone(),
+                });
+                st.anomaly(
+                    Some(&gw),
+                    t,
+                    "platform",
+                    "unauthorized",
+                    "SEC-CERT-2",
+                    &detail,
+                );
+                return Vec::new();
+            }
+            Err(r) => {
+                st.anomaly(
+                    m.gateway.as_ref(),
+                    t,
+                    "platform",
+                    "malformed",
+                    "DES-MQTT-3",
+                    &r.to_string(),
+                );
+                return Vec::new();
+            }
+        };
+        st.last_seen.insert(gw.clone(), t);
+        let opened = std::str::from_utf8(&m.payload)
+            .ok()
+            .filter(|_| m.payload.len() <= gateway::protocol::message::MAX_PAYLOAD_BYTES)
+            .and_then(|tok| st.open(&gw, tok));
+        let mut profile = None;
+        let mut from_gateway = false;
+        let mut extra = Vec::new();
+        let inbound = match opened {
+            None => PlatformInbound::Refused {
+                topic: m.topic.clone(),
+                error: InboundError::Security,
+            },
+            Some(bytes) => match Envelope::decode(&bytes) {
+                Err(e) => {
+                    if let Some(reply) = st.answer_undecodable(&gw, &bytes, &e, t) {
+                        extra.push(reply);
+                    }
+                    PlatformInbound::Refused {
+                        topic: m.topic.clone(),
+                        error: InboundError::Decode(e),
+                    }
+                }
+                Ok(env) => {
+                    let mut verdict = None;
+                    match &env.body {
+                        Body::Data(d) => {
+                            profile = st
+                                .verify_profile(&gw, &env, d)
+                                .map(|p| (p, env.message_id.to_string()));
+                            verdict = Some(if profile.is_some() {
+                                ProfileVerdict::Verified
+                            } else {
+                                ProfileVerdict::Failed
+                            });
+                        }
+                        Body::MonitorStatus(s) => {
+                            let json = serde_json::to_string(s).unwrap_or_default();
+                            if let Err(e) = st.store.insert_status(&gw, &ts(&t), &json) {
+                                st.failed = Some(e.to_string());
+                            }
+                        }
+                        Body::Connect(c) if env.gateway_id == gw => {
+                            let row = SessionRow {
+                                gateway: gw.clone(),
+                                boot_count: c.boot_count,
+                                last_seq: c.last_seq,
+                                periodic: serde_json::to_string(&c.periodic).unwrap_or_default(),
+                            };
+                            if let Err(e) = st.store.upsert_session(&row) {
+                                st.failed = Some(e.to_string());
+                            }
+                        }
+                        Body::PeriodicStartResult(s) | Body::PeriodicStopResult(s) => {
+                            let json = serde_json::to_string(s).unwrap_or_default();
+                            if let Err(e) = st.store.set_periodic(&gw, &json) {
+                                st.failed = Some(e.to_string());
+                            }
+                        }
+                        Body::Anomaly(_) => from_gateway = true,
+                        _ => {}
+                    }
+                    PlatformInbound::Opened {
+                        topic: m.topic.clone(),
+                        envelope: env,
+                        sender: gw.clone(),
+                        profile: verdict,
+                    }
+                }
+            },
+        };
+        st.core.handle_inbound(t, inbound);
+        let mut out = st.pump(
+            t,
+            profile.as_ref().map(|(p, id)| (p, id.as_str())),
+            from_gateway,
+        );
+        for env in extra {
+            st.transmit(t, env, &mut out);
+        }
+        out
+    }
+
+    fn reload_ca(self: &Arc<Self>) {
+        let mut st = lock(&self.st);
+        let changed = match st.ca.reload() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "CA reload");
+                return;
+            }
+        };
+        let refreshed = st
+            .ca
+            .refresh_crl_if_due(chrono::Duration::hours(1))
+            .unwrap_or(false);
+        if !(changed || refreshed) {
+            return;
+        }
+        if let Err(e) = st.apply_crl(self.https.as_ref()) {
+            tracing::warn!(error = %e, "CRL update");
+        }
+        let t = now();
+        let revoked: Vec<GatewayId> = st
+            .known_gateways()
+            .into_iter()
+            .filter(|g| st.ca.is_gateway_revoked(g))
+            .collect();
+        for g in revoked {
+            if st.core.gateway(&g).is_some_and(|v| v.online) {
+                let _ = self.mqtt.kick(&g);
+                st.core.handle_link_lost(t, &g);
+            }
+        }
+    }
+
+    fn revoke(&self, st: &mut State, gw: &GatewayId) -> Result<CommandReceipt, PlatformError> {
+        let n = st.ca.revoke_gateway(gw)?;
+        st.apply_crl(self.https.as_ref())?;
+        self.mqtt.kick(gw)?;
+        st.core.handle_link_lost(now(), gw);
+        Ok(CommandReceipt {
+            message_id: None,
+            detail: format!(
+                "revoked {n} certificate(s) of {gw}; CRL number {}; MQTT session closed",
+                st.ca.index().crl_number
+            ),
+        })
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> OperatorError {
+    OperatorError::Internal(e.to_string())
+}
+
+impl PlatformHandle {
+    /// The SQLite store's path is not kept here; tests open it themselves. This returns the
+    /// gateway views (same as the operator API).
+    pub fn views(&self) -> Vec<GatewayView> {
+        OperatorBackend::gateways(self)
+    }
+
+    /// One gateway's view.
+    pub fn view(&self, gw: &GatewayId) -> GatewayView {
+        lock(&self.0.st).view(gw)
+    }
+
+    /// Wakes the runtime loop (e.g. after a change made from outside).
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
+}
+
+impl OperatorBackend for PlatformHandle {
+    fn gateways(&self) -> Vec<GatewayView> {
+        let st = lock(&self.0.st);
+        st.known_gateways().iter().map(|g| st.view(g)).collect()
+    }
+
+    fn command(
+        &self,
+        gw: &GatewayId,
+        command: OperatorCommand,
+    ) -> Result<CommandReceipt, OperatorError> {
+        let t = now();
+        let (receipt, outs) = {
+            let mut st = lock(&self.0.st);
+            if !st.known_gateways().contains(gw) {
+                return Err(OperatorError::UnknownGateway(gw.to_string()));
+            }
+            if st.ca.is_gateway_revoked(gw) {
+                return Err(OperatorError::BadRequest(format!(
+                    "SEC-CERT-2: gateway {gw} is revoked"
+                )));
+            }
+            st.last_command_id = None;
+            let what = match command {
+                OperatorCommand::Start {
+                    datasets,
+                    interval_sec,
+                    format,
+                } => {
+                    let seq = st
+                        .core
+                        .command_start(t, gw, datasets, interval_sec, format)
+                        .map_err(|e| OperatorError::BadRequest(e.to_string()))?;
+                    format!("periodic.start commandSeq {seq}")
+                }
+                OperatorCommand::Stop => {
+                    let seq = st.core.command_stop(t, gw);
+                    format!("periodic.stop commandSeq {seq}")
+                }
+                OperatorCommand::Resend { dataset, seq, time } => {
+                    let selector = match (seq, time) {
+                        (Some(r), None) => ResendSelector::Seq(r),
+                        (None, Some(tr)) => ResendSelector::Time {
+                            from: tr.from,
+                            to: tr.to,
+                        },
+                        _ => {
+                            return Err(OperatorError::BadRequest(
+                                "DES-MSG-RS-1: exactly one of seq and time".into(),
+                            ));
+                        }
+                    };
+                    st.core
+                        .command_resend(t, gw, dataset, selector)
+                        .map_err(|e| OperatorError::BadRequest(e.to_string()))?;
+                    "resend.request".to_owned()
+                }
+                OperatorCommand::Revoke => {
+                    let r = self.0.revoke(&mut st, gw).map_err(internal)?;
+                    let outs = st.pump(t, None, false);
+                    drop(st);
+                    self.0.send(outs);
+                    return Ok(r);
+                }
+            };
+            let outs = st.pump(t, None, false);
+            let id = st.last_command_id.take();
+            let detail = match &id {
+                Some(_) => format!("{what} sent"),
+                None => format!("{what} queued until {gw} connects"),
+            };
+            (
+                CommandReceipt {
+                    message_id: id.map(|i| i.to_string()),
+                    detail,
+                },
+                outs,
+            )
+        };
+        self.0.send(outs);
+        self.0.wake.notify_one();
+        Ok(receipt)
+    }
+
+    fn faults(&self) -> FaultConfig {
+        lock(&self.0.st).faults.clone()
+    }
+
+    fn set_faults(&self, faults: FaultConfig) -> Result<(), OperatorError> {
+        faults.validate()?;
+        let outs = {
+            let mut st = lock(&self.0.st);
+            let stale_changed = st.faults.stale_crl != faults.stale_crl;
+            st.faults = faults;
+            let mut outs = Vec::new();
+            if !st.faults.reorder
+                && let Some(h) = st.held.take()
+            {
+                outs.push(h);
+            }
+            if stale_changed {
+                st.apply_crl(self.0.https.as_ref()).map_err(internal)?;
+            }
+            outs
+        };
+        self.0.send(outs);
+        Ok(())
+    }
+}
+
+/// Seq ranges helper for tests and views: the ranges held for `gw` by the store at `path`.
+pub fn stored_runs(path: &std::path::Path, gw: &GatewayId) -> Result<Vec<SeqRange>, StoreError> {
+    Ok(Store::open(path)?
+        .runs(gw)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}

@@ -1,0 +1,505 @@
+//! A scripted gateway for the platform runtime's tests (the real gateway runtime does not exist
+//! yet): a provisioned bundle, rumqttc over mutual TLS with the bundle's client certificate, a
+//! [`GatewayCore`] driven with real time, sealing/opening with [`DataSecurity`] loaded from the
+//! bundle, and JSON/XML data profiles built with `gateway::profile` from legacy-sim rows whose
+//! personal columns are masked. Test knobs: drop the next N data messages, ingest rows.
+//!
+//! Also the per-test platform fixture: one broker and CA per test binary, tests run one at a
+//! time ([`serial`]), each with its own [`Platform`] (own SQLite store, own faults) subscribed
+//! to its own gateway's uplinks.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use gateway::profile::{Column, ColumnType, DataProfile, ProfileHeader};
+use gateway::protocol::InboundError;
+use gateway::protocol::flow::Time;
+use gateway::protocol::gateway_side::{
+    GatewayConfig, GatewayCore, GatewayEvent, Inbound, Transmit,
+};
+use gateway::protocol::ids::{Dataset, GatewayId, SeqRange};
+use gateway::protocol::message::{Envelope, MessageType, ProfileFormat};
+use gateway::protocol::platform_side::PlatformConfig;
+use gateway::protocol::topic::gateway_subscription;
+use gateway::security::xml::{XmlCipher, protect_profile};
+use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
+use platform_sim::broker::{self, BrokerSettings, MqttBroker, free_loopback_port};
+use platform_sim::ca::Ca;
+use platform_sim::ops::FaultConfig;
+use platform_sim::platform::store::Store;
+use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions};
+use platform_sim::provision::Bundle;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use tokio::sync::mpsc;
+
+use super::{bundle, bundle_client_config, new_ca};
+
+pub fn now() -> Time {
+    Utc::now().fixed_offset()
+}
+
+// ---------------------------------------------------------------- fixture
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub ca_dir: PathBuf,
+    pub broker: MqttBroker,
+}
+
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let (dir, ca) = new_ca();
+        let broker =
+            broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port().unwrap())).unwrap();
+        Env {
+            ca_dir: dir.path().join("ca"),
+            dir,
+            broker,
+        }
+    })
+}
+
+/// Tests of one binary share the broker and the CA directory: run them one at a time (an
+/// async mutex: the guard is held across awaits, and a failed test does not poison it).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static M: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    M.lock().await
+}
+
+/// Fast timers for tests.
+pub fn fast_config() -> PlatformConfig {
+    PlatformConfig {
+        monitor_interval_sec: 2,
+        ack_timeout_sec: 2,
+        command_retry_sec: 2,
+        gap_grace_sec: 1,
+        ..PlatformConfig::default()
+    }
+}
+
+pub struct Fixture {
+    pub platform: Platform,
+    pub handle: PlatformHandle,
+    pub store_path: PathBuf,
+    pub bundle: Bundle,
+    pub gw: GatewayId,
+}
+
+impl Fixture {
+    pub fn store(&self) -> Store {
+        Store::open(&self.store_path).unwrap()
+    }
+}
+
+/// Provisions `id` with the shared CA and starts a platform runtime for it alone.
+pub fn fixture(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
+    fixture_with(id, cfg, faults, None)
+}
+
+/// As [`fixture`], with an HTTPS certificate endpoint the runtime publishes CRLs to.
+pub async fn fixture_https(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
+    let e = env();
+    let ca = Ca::open(&e.ca_dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = platform_sim::https::serve(
+        listener,
+        platform_sim::https::TlsMaterial::from_ca(&ca).unwrap(),
+        platform_sim::https::Published::from_ca(&ca).unwrap(),
+    )
+    .await
+    .unwrap();
+    fixture_with(id, cfg, faults, Some(server))
+}
+
+fn fixture_with(
+    id: &str,
+    cfg: PlatformConfig,
+    faults: FaultConfig,
+    https: Option<platform_sim::https::HttpsServer>,
+) -> Fixture {
+    let e = env();
+    let mut ca = Ca::open(&e.ca_dir).unwrap();
+    let b = bundle(&mut ca, id, e.dir.path(), e.broker.addr().port());
+    let ca = Ca::open(&e.ca_dir).unwrap();
+    let store_path = e.dir.path().join(format!("platform-{id}.sqlite"));
+    let mut opts = PlatformOptions::new(store_path.clone());
+    opts.core = cfg;
+    opts.faults = faults;
+    opts.client_id = format!("platform-{id}");
+    opts.subscription = format!("/tenants/{id}/sgw/v1/up/#");
+    let platform = Platform::start(ca, e.broker.clone(), https, opts).unwrap();
+    let handle = platform.handle();
+    Fixture {
+        platform,
+        handle,
+        store_path,
+        bundle: b,
+        gw: GatewayId::new(id).unwrap(),
+    }
+}
+
+// ---------------------------------------------------------------- scripted gateway
+
+#[derive(Debug)]
+enum Net {
+    ConnAck,
+    SubAck,
+    Publish { topic: String, payload: Vec<u8> },
+    Closed(String),
+}
+
+pub struct ScriptedGateway {
+    pub id: GatewayId,
+    pub core: GatewayCore,
+    pub sec: DataSecurity,
+    pub bundle: Bundle,
+    port: u16,
+    client: AsyncClient,
+    net: mpsc::UnboundedReceiver<Net>,
+    /// Stored (masked) rows by seq.
+    pub rows: BTreeMap<u64, (legacy_sim::dataset::Dataset, Vec<String>)>,
+    /// Down envelopes opened, in arrival order.
+    pub received: Vec<Envelope>,
+    /// Topics of down messages that failed to open or decode.
+    pub refused: Vec<String>,
+    /// Every event of the core.
+    pub events: Vec<GatewayEvent>,
+    /// Up messages published: (type, message ID, data range).
+    pub sent: Vec<(MessageType, String, Option<SeqRange>)>,
+    /// Test knob: the next N data messages are not published (the core thinks they were).
+    pub drop_next_data: u32,
+    /// Test knob: the next N data messages carry a profile whose header names another range.
+    pub mismatch_next_profile: u32,
+    pub mqtt_up: bool,
+}
+
+fn mqtt_client(port: u16, b: &Bundle, id: &str) -> (AsyncClient, mpsc::UnboundedReceiver<Net>) {
+    let mut opts = MqttOptions::new(id, "localhost", port);
+    opts.set_keep_alive(Duration::from_secs(60));
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(2 << 20, 2 << 20);
+    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        Arc::new(bundle_client_config(b)),
+    )));
+    let (client, mut el) = AsyncClient::new(opts, 100);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let ev = match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => Net::ConnAck,
+                Ok(Event::Incoming(Packet::SubAck(_))) => Net::SubAck,
+                Ok(Event::Incoming(Packet::Publish(p))) => Net::Publish {
+                    topic: p.topic.clone(),
+                    payload: p.payload.to_vec(),
+                },
+                Ok(_) => continue,
+                Err(e) => {
+                    let r = tx.send(Net::Closed(e.to_string()));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if r.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    (client, rx)
+}
+
+impl ScriptedGateway {
+    /// A gateway for a provisioned bundle; connects its MQTT client at once.
+    pub fn new(b: &Bundle, port: u16) -> Self {
+        let id = GatewayId::new(b.config.gateway.id.clone()).unwrap();
+        let keys = KeyStore::load_dir(&b.dir.join("data-protection"), "gateway").unwrap();
+        let masking =
+            MaskingKeys::load_dir(&b.dir.join("masking"), &b.config.masking.active_key_id).unwrap();
+        let sec = DataSecurity::new(keys).with_masking(masking);
+        let datasets = b
+            .config
+            .datasets
+            .iter()
+            .map(|d| Dataset::new(d.name.clone()).unwrap())
+            .collect();
+        let mut cfg = GatewayConfig::new(id.clone(), datasets);
+        cfg.connect_retry_sec = 2;
+        let core = GatewayCore::new(cfg, now());
+        let (client, net) = mqtt_client(port, b, id.as_str());
+        ScriptedGateway {
+            id,
+            core,
+            sec,
+            bundle: b.clone(),
+            port,
+            client,
+            net,
+            rows: BTreeMap::new(),
+            received: Vec::new(),
+            refused: Vec::new(),
+            events: Vec::new(),
+            sent: Vec::new(),
+            drop_next_data: 0,
+            mismatch_next_profile: 0,
+            mqtt_up: false,
+        }
+    }
+
+    /// Handles one network event.
+    async fn on_net(&mut self, ev: Net) {
+        match ev {
+            Net::ConnAck => {
+                self.client
+                    .subscribe(gateway_subscription(&self.id), QoS::AtLeastOnce)
+                    .await
+                    .unwrap();
+            }
+            Net::SubAck => {
+                self.mqtt_up = true;
+                self.core.handle_connected(now());
+            }
+            Net::Publish { topic, payload } => {
+                let opened = std::str::from_utf8(&payload)
+                    .ok()
+                    .and_then(|t| self.sec.open_message("platform", t, Utc::now()).ok());
+                let inbound = match opened {
+                    None => {
+                        self.refused.push(topic.clone());
+                        Inbound::Refused {
+                            topic,
+                            error: InboundError::Security,
+                        }
+                    }
+                    Some(b) => match Envelope::decode(&b) {
+                        Ok(env) => {
+                            self.received.push(env.clone());
+                            Inbound::Opened {
+                                topic,
+                                envelope: env,
+                            }
+                        }
+                        Err(e) => {
+                            self.refused.push(topic.clone());
+                            Inbound::Refused {
+                                topic,
+                                error: InboundError::Decode(e),
+                            }
+                        }
+                    },
+                };
+                self.core.handle_inbound(now(), inbound);
+            }
+            Net::Closed(_) => {
+                if self.mqtt_up {
+                    self.mqtt_up = false;
+                    self.core.handle_disconnected(now());
+                }
+            }
+        }
+    }
+
+    fn columns(ds: legacy_sim::dataset::Dataset, b: &Bundle) -> Vec<Column> {
+        let masked: Vec<String> = b
+            .config
+            .datasets
+            .iter()
+            .find(|d| d.name == ds.name())
+            .map(|d| d.masked_columns.clone())
+            .unwrap_or_default();
+        ds.columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name.to_owned(),
+                ty: ColumnType::from_wire(c.ty.as_str()).unwrap(),
+                unit: c.unit.map(str::to_owned),
+                masked: masked.iter().any(|m| m == c.name),
+            })
+            .collect()
+    }
+
+    /// Builds, protects and returns the profile of a data request.
+    fn profile(&mut self, dataset: &Dataset, range: SeqRange, format: ProfileFormat) -> String {
+        let mut header_range = range;
+        if self.mismatch_next_profile > 0 && range.first < range.last {
+            self.mismatch_next_profile -= 1;
+            header_range.last -= 1;
+        }
+        let ds = legacy_sim::dataset::Dataset::ALL
+            .into_iter()
+            .find(|d| d.name() == dataset.as_str())
+            .unwrap();
+        let records = (header_range.first..=header_range.last)
+            .map(|s| self.rows[&s].1.clone())
+            .collect();
+        let source = self
+            .bundle
+            .config
+            .datasets
+            .iter()
+            .find(|d| d.name == dataset.as_str())
+            .map(|d| d.source_system.clone())
+            .unwrap();
+        let p = DataProfile {
+            header: ProfileHeader {
+                gateway_id: self.id.clone(),
+                source_system: source,
+                dataset: dataset.clone(),
+                columns: Self::columns(ds, &self.bundle),
+                range: header_range,
+                created_at: now(),
+            },
+            records,
+        };
+        match format {
+            ProfileFormat::Json => self
+                .sec
+                .seal_json_profile("platform", &p.to_json(), Utc::now())
+                .unwrap(),
+            ProfileFormat::Xml => {
+                let keys = self.sec.keys();
+                let platform = &keys.peer("platform").unwrap().cert;
+                protect_profile(
+                    &p.to_xml(),
+                    keys.own_key(),
+                    &keys.own().cert,
+                    platform,
+                    XmlCipher::Aes128Cbc,
+                )
+                .unwrap()
+            }
+        }
+    }
+
+    /// Drains the core: events are kept, transmits sealed and published.
+    pub async fn pump(&mut self) {
+        while let Some(e) = self.core.poll_event() {
+            self.events.push(e);
+        }
+        while let Some(t) = self.core.poll_transmit() {
+            let (topic, env, range) = match t {
+                Transmit::Message { topic, envelope } => (topic, envelope, None),
+                Transmit::Data(req) => {
+                    if self.drop_next_data > 0 {
+                        self.drop_next_data -= 1;
+                        self.sent.push((
+                            MessageType::Data,
+                            format!("dropped:{}", req.message_id),
+                            Some(req.range),
+                        ));
+                        continue;
+                    }
+                    let profile = self.profile(&req.dataset, req.range, req.format);
+                    let range = req.range;
+                    (req.topic.clone(), req.into_envelope(profile), Some(range))
+                }
+            };
+            let token = self
+                .sec
+                .seal_message("platform", &env.encode(), Utc::now())
+                .unwrap();
+            self.sent
+                .push((env.message_type(), env.message_id.to_string(), range));
+            let _ = self
+                .client
+                .publish(topic, QoS::AtLeastOnce, false, token.into_bytes())
+                .await;
+        }
+    }
+
+    /// Drives the gateway (network, timers, outputs) until `cond` holds or `t` elapses.
+    pub async fn run_until(&mut self, t: Duration, mut cond: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            if self.core.poll_timeout().is_some_and(|d| d <= now()) {
+                self.core.handle_timeout(now());
+            }
+            self.pump().await;
+            if cond(self) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            let wait = self
+                .core
+                .poll_timeout()
+                .map(|d| (d - now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_millis(100))
+                .min(Duration::from_millis(100));
+            tokio::select! {
+                ev = self.net.recv() => if let Some(ev) = ev { self.on_net(ev).await },
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Drives the gateway for `t` regardless.
+    pub async fn run_for(&mut self, t: Duration) {
+        self.run_until(t, |_| false).await;
+    }
+
+    pub fn connected(&self) -> bool {
+        self.core.is_connected()
+    }
+
+    /// Ingests `n` generated rows of `ds` (personal columns masked); returns their range.
+    pub fn ingest(&mut self, ds: legacy_sim::dataset::Dataset, n: usize, seed: u64) -> SeqRange {
+        let table = legacy_sim::generate::Table::generate(ds, n, seed);
+        let cols = Self::columns(ds, &self.bundle);
+        let dataset = Dataset::new(ds.name()).unwrap();
+        let range = self.core.handle_ingest(now(), &dataset, n as u64).unwrap();
+        for (i, row) in table.rows.into_iter().enumerate() {
+            let masked: Vec<String> = row
+                .iter()
+                .zip(&cols)
+                .map(|(v, c)| {
+                    if c.masked {
+                        self.sec.mask(&c.name, v).unwrap()
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect();
+            self.rows.insert(range.first + i as u64, (ds, masked));
+        }
+        range
+    }
+
+    /// Down envelopes of a type received so far.
+    pub fn received_of(&self, ty: MessageType) -> Vec<&Envelope> {
+        self.received
+            .iter()
+            .filter(|e| e.message_type() == ty)
+            .collect()
+    }
+
+    /// Whether the core acknowledged every record (no unacked left).
+    pub fn all_acked(&self) -> bool {
+        self.core.unacked_records() == 0
+    }
+
+    /// Disconnects MQTT (the event loop keeps trying to reconnect).
+    pub async fn drop_mqtt(&mut self) {
+        let _ = self.client.disconnect().await;
+    }
+
+    /// Publishes raw bytes on an uplink topic of this gateway (not through the core).
+    pub async fn publish_raw(&self, ty: MessageType, payload: Vec<u8>) {
+        let topic = gateway::protocol::topic::topic_for(&self.id, ty);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
