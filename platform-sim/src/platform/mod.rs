@@ -10,7 +10,7 @@
 //!   fails) → [`Envelope::decode`] → [`PlatformInbound`]. Opening or decoding failures become
 //!   [`PlatformInbound::Refused`]: an anomaly with its rule ID is recorded, nothing is acted on
 //!   (DES-SEAL-5). For `data`, the profile is opened (JSON: `open_json_profile`; XML:
-//!   `xml::open_profile` with the platform key and the gateway's certificate), decoded with
+//!   `open_xml_profile`, both validating the gateway's certificate first), decoded with
 //!   [`gateway::profile`] and its header compared with the message (gateway, dataset, range;
 //!   the record count equals the range length by the decoder) → [`ProfileVerdict`].
 //! - **Store before ack**: the core's `StoreRecords` events are written to SQLite
@@ -439,13 +439,7 @@ impl State {
                 DataProfile::from_json(&b).ok()?
             }
             ProfileFormat::Xml => {
-                let peer = self.sec.validate_peer(gw.as_str(), t).ok()?;
-                let x = gateway::security::xml::open_profile(
-                    &d.profile,
-                    self.sec.keys().own_key(),
-                    &peer.cert,
-                )
-                .ok()?;
+                let x = self.sec.open_xml_profile(gw.as_str(), &d.profile, t).ok()?;
                 DataProfile::from_xml(&x).ok()?
             }
         };

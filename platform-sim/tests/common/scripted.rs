@@ -25,7 +25,7 @@ use gateway::protocol::ids::{Dataset, GatewayId, SeqRange};
 use gateway::protocol::message::{Envelope, MessageType, ProfileFormat};
 use gateway::protocol::platform_side::PlatformConfig;
 use gateway::protocol::topic::gateway_subscription;
-use gateway::security::xml::{XmlCipher, protect_profile};
+use gateway::security::xml::XmlCipher;
 use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
 use platform_sim::broker::{self, BrokerSettings, MqttBroker, free_loopback_port};
 use platform_sim::ca::Ca;
@@ -362,18 +362,10 @@ impl ScriptedGateway {
                 .sec
                 .seal_json_profile("platform", &p.to_json(), Utc::now())
                 .unwrap(),
-            ProfileFormat::Xml => {
-                let keys = self.sec.keys();
-                let platform = &keys.peer("platform").unwrap().cert;
-                protect_profile(
-                    &p.to_xml(),
-                    keys.own_key(),
-                    &keys.own().cert,
-                    platform,
-                    XmlCipher::Aes128Cbc,
-                )
-                .unwrap()
-            }
+            ProfileFormat::Xml => self
+                .sec
+                .seal_xml_profile("platform", &p.to_xml(), XmlCipher::Aes128Cbc, Utc::now())
+                .unwrap(),
         }
     }
 
