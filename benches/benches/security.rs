@@ -331,12 +331,121 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Floors measured in the same run and under the same load as the figures above: the RSA
+/// operations, digest, cipher and encodings every operation must do at least once, and
+/// DEFLATE / INFLATE of the `zip` crate (the signed ZIP's format choice). docs/PERFORMANCE.md
+/// builds each operation's lower bound from these and from `openssl speed`.
+fn floor(c: &mut Criterion) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use openssl::encrypt::{Decrypter, Encrypter};
+    use openssl::rsa::Padding;
+    use openssl::sign::{Signer, Verifier};
+    use openssl::symm::{Cipher, decrypt, encrypt};
+    use std::io::{Read as _, Write as _};
+
+    let p = parties();
+    let now = Utc::now();
+    let mut g = cfg(c, "floor");
+    let msg = [7u8; 64];
+    g.bench_function("rsa2048_sign", |b| {
+        b.iter(|| {
+            let mut s = Signer::new(MessageDigest::sha256(), &p.gw_key).unwrap();
+            s.update(&msg).unwrap();
+            s.sign_to_vec().unwrap()
+        })
+    });
+    let sig = {
+        let mut s = Signer::new(MessageDigest::sha256(), &p.gw_key).unwrap();
+        s.update(&msg).unwrap();
+        s.sign_to_vec().unwrap()
+    };
+    let gw_pub = p.gw_cert.public_key().unwrap();
+    g.bench_function("rsa2048_verify", |b| {
+        b.iter(|| {
+            let mut v = Verifier::new(MessageDigest::sha256(), &gw_pub).unwrap();
+            v.update(&msg).unwrap();
+            v.verify(&sig).unwrap()
+        })
+    });
+    let pf_pub = p.pf_cert.public_key().unwrap();
+    let wrap = || {
+        let mut e = Encrypter::new(&pf_pub).unwrap();
+        e.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+        e.set_rsa_oaep_md(MessageDigest::sha256()).unwrap();
+        e.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+        let mut out = vec![0u8; e.encrypt_len(&msg[..32]).unwrap()];
+        let n = e.encrypt(&msg[..32], &mut out).unwrap();
+        out.truncate(n);
+        out
+    };
+    g.bench_function("rsa2048_oaep256_wrap", |b| b.iter(wrap));
+    let wrapped = wrap();
+    g.bench_function("rsa2048_oaep256_unwrap", |b| {
+        b.iter(|| {
+            let mut d = Decrypter::new(&p.pf_key).unwrap();
+            d.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+            d.set_rsa_oaep_md(MessageDigest::sha256()).unwrap();
+            d.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+            let mut out = vec![0u8; d.decrypt_len(&wrapped).unwrap()];
+            let n = d.decrypt(&wrapped, &mut out).unwrap();
+            out.truncate(n);
+            out
+        })
+    });
+    g.bench_function("validate_peer_cert", |b| {
+        b.iter(|| p.gw.validate_peer("platform", now).unwrap().kid.len())
+    });
+    let &(n, label) = sizes().last().unwrap();
+    let data = billing_csv(n);
+    g.throughput(Throughput::Bytes(n as u64));
+    g.bench_with_input(BenchmarkId::new("sha256", label), &data, |b, d| {
+        b.iter(|| openssl::sha::sha256(d))
+    });
+    let (key, iv) = ([1u8; 16], [2u8; 16]);
+    g.bench_with_input(BenchmarkId::new("aes128cbc_enc", label), &data, |b, d| {
+        b.iter(|| encrypt(Cipher::aes_128_cbc(), &key, Some(&iv), d).unwrap())
+    });
+    let ct = encrypt(Cipher::aes_128_cbc(), &key, Some(&iv), &data).unwrap();
+    g.bench_with_input(BenchmarkId::new("aes128cbc_dec", label), &ct, |b, d| {
+        b.iter(|| decrypt(Cipher::aes_128_cbc(), &key, Some(&iv), d).unwrap())
+    });
+    g.bench_with_input(BenchmarkId::new("b64url_enc", label), &data, |b, d| {
+        b.iter(|| B64.encode(d))
+    });
+    let enc = B64.encode(&data);
+    g.bench_with_input(BenchmarkId::new("b64url_dec", label), &enc, |b, d| {
+        b.iter(|| B64.decode(d).unwrap())
+    });
+    let deflate = |d: &[u8]| {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("f.csv", o).unwrap();
+        z.write_all(d).unwrap();
+        z.finish().unwrap().into_inner()
+    };
+    g.bench_with_input(BenchmarkId::new("zip_deflate", label), &data, |b, d| {
+        b.iter(|| deflate(d))
+    });
+    let z = deflate(&data);
+    g.bench_with_input(BenchmarkId::new("zip_inflate", label), &z, |b, z| {
+        b.iter(|| {
+            let mut a = zip::ZipArchive::new(Cursor::new(z)).unwrap();
+            let mut out = Vec::with_capacity(n);
+            a.by_index(0).unwrap().read_to_end(&mut out).unwrap();
+            out
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench
+    targets = bench, floor
 }
 criterion_main!(benches);
