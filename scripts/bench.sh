@@ -4,11 +4,11 @@
 # xmlsec1) and the Markdown tables (scripts/perf/report.py). The load average is logged
 # before and after every step (target/perf/load.txt): the machine may be shared.
 #
-# usage: scripts/bench.sh [criterion filter, e.g. 'message|floor']     (~10-15 min)
+# usage: [PERF=dir] scripts/bench.sh [criterion filter, e.g. 'message|floor']   (~10-15 min)
 # Needs: openssl, xmlsec1, /usr/bin/time, python3 with scripts/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PERF=target/perf
+PERF=${PERF:-target/perf}   # one directory per run, e.g. PERF=target/perf/run2
 mkdir -p "$PERF"
 load() { echo "$(date -u +%H:%M:%S) $1: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$PERF/load.txt"; }
 : > "$PERF/load.txt"
@@ -34,6 +34,7 @@ tail -n 2 "$PERF"/openssl_*.txt
 
 load "cargo bench"
 cargo bench -p benches --bench security -- ${1:+"$1"} 2>&1 | tee "$PERF/criterion.txt"
+rm -rf "$PERF/criterion" && cp -r target/criterion "$PERF/criterion"
 
 load "peers"
 python3 scripts/perf/jwcrypto_seal.py "$PERF/envelope_1KiB.json" | tee "$PERF/peer_jwcrypto.txt"
@@ -45,4 +46,4 @@ openssl speed -seconds 2 rsa2048 > "$PERF/openssl_rsa2048_after.txt" 2>/dev/null
 tail -n 1 "$PERF/openssl_rsa2048_after.txt"
 load "done"
 
-python3 scripts/perf/report.py target/criterion "$PERF" | tee "$PERF/report.md"
+python3 scripts/perf/report.py "$PERF/criterion" "$PERF" | tee "$PERF/report.md"
