@@ -20,7 +20,7 @@ use gateway::security::xml::c14n::canonicalize;
 use gateway::security::xml::{
     XmlCipher, open_profile, protect_profile, sign_document, tree, verify_signature,
 };
-use gateway::security::{AesCbc, DataSecurity, KeyStore, MaskingKeys};
+use gateway::security::{AesCbc, DataSecurity, KeyAlg, KeyStore, MaskingKeys, jose};
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -395,6 +395,56 @@ fn floor(c: &mut Criterion) {
     });
     g.bench_function("validate_peer_cert", |b| {
         b.iter(|| p.gw.validate_peer("platform", now).unwrap().kid.len())
+    });
+    // Parts of seal / open that are not cryptography: jose::jws_sign re-encodes the private
+    // key to PKCS#8 DER and josekit parses it back on every call; jws_verify / jwe_encrypt do
+    // the same with the public key (SPKI).
+    g.bench_function("pkcs8_export_import", |b| {
+        b.iter(|| {
+            let der = p.gw_key.private_key_to_pkcs8().unwrap();
+            PKey::private_key_from_der(&der).unwrap()
+        })
+    });
+    g.bench_function("spki_export_import", |b| {
+        b.iter(|| {
+            let der = gw_pub.public_key_to_der().unwrap();
+            PKey::public_key_from_der(&der).unwrap()
+        })
+    });
+    // One masking call's primitives on a 30-byte field: HMAC-SHA-256 (nonce) and AES-256-GCM,
+    // each through a fresh OpenSSL context as mask.rs does.
+    let field = "東京都千代田区霞が関".as_bytes();
+    g.bench_function("hmac_sha256_field", |b| {
+        b.iter(|| {
+            let k = PKey::hmac(&[3u8; 32]).unwrap();
+            let mut s = Signer::new(MessageDigest::sha256(), &k).unwrap();
+            s.update(field).unwrap();
+            s.sign_to_vec().unwrap()
+        })
+    });
+    g.bench_function("aes256gcm_field", |b| {
+        b.iter(|| {
+            let mut tag = [0u8; 16];
+            openssl::symm::encrypt_aead(
+                Cipher::aes_256_gcm(),
+                &[4u8; 32],
+                Some(&[5u8; 12]),
+                b"address",
+                field,
+                &mut tag,
+            )
+            .unwrap()
+        })
+    });
+    let env = data_envelope(1024);
+    g.bench_function("jose_jws_sign_1KiB", |b| {
+        b.iter(|| jose::jws_sign(&p.gw_key, &env, Some("sgw-msg"), Some("kid"), None).unwrap())
+    });
+    let jws = jose::jws_sign(&p.gw_key, &env, Some("sgw-msg"), Some("kid"), None).unwrap();
+    g.bench_function("jose_jwe_encrypt_1KiB", |b| {
+        b.iter(|| {
+            jose::jwe_encrypt(&pf_pub, KeyAlg::RsaOaep256, jws.as_bytes(), None, None).unwrap()
+        })
     });
     let &(n, label) = sizes().last().unwrap();
     let data = billing_csv(n);
