@@ -24,7 +24,9 @@ Lower-bound model (seconds; n = input bytes; n1 = 4n/3 = base64 of n):
   mask_fields / unmask_fields: A(n) + H(n) + E(n) / Ad(n) + H(n) + D(n)  (GCM counted as CBC)
   xml_c14n, mask_field, floor: no bound (peers or floors themselves).
 
-usage: report.py [CRITERION_DIR] [PERF_DIR]
+usage: report.py [CRITERION_DIR] [PERF_DIR] [OTHER_RUN_PERF_DIR]
+(the optional third argument adds a column with the medians of another run, read from
+OTHER_RUN_PERF_DIR/criterion, to show run-to-run spread)
 """
 import glob
 import json
@@ -34,11 +36,12 @@ import sys
 
 CRIT = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
 PERF = sys.argv[2] if len(sys.argv) > 2 else "target/perf"
+OTHER = sys.argv[3] if len(sys.argv) > 3 else None
 
 
-def load_criterion():
+def load_criterion(crit=CRIT):
     out = {}
-    for bj in glob.glob(os.path.join(CRIT, "**", "new", "benchmark.json"), recursive=True):
+    for bj in glob.glob(os.path.join(crit, "**", "new", "benchmark.json"), recursive=True):
         b = json.load(open(bj))
         e = json.load(open(os.path.join(os.path.dirname(bj), "estimates.json")))
         key = (b["group_id"], b.get("function_id") or "", b.get("value_str") or "")
@@ -108,6 +111,7 @@ def fmt_t(s):
 
 def main():
     c = load_criterion()
+    other = load_criterion(os.path.join(OTHER, "criterion")) if OTHER else {}
     sp = openssl_speed()
     pe = peers()
     if not sp:
@@ -162,8 +166,9 @@ def main():
     size_order = {"1KiB": 0, "64KiB": 1, "1MiB": 2}
     keys = sorted(c, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1],
                                     size_order.get(k[2], -1), k[2]))
-    print("| operation | size | median (95% CI) | throughput | lower bound | ratio | peer | ratio to peer |")
-    print("|---|---|---|---|---|---|---|---|")
+    oh = " other run |" if other else ""
+    print(f"| operation | size | median (95% CI) |{oh} throughput | lower bound | ratio | peer | ratio to peer |")
+    print("|---|---|---|" + ("---|" if other else "") + "---|---|---|---|---|")
     for k in keys:
         v = c[k]
         g, f, s = k
@@ -175,8 +180,9 @@ def main():
         p = pe.get(k)
         ptxt, prat = (f"{p[0]}: {fmt_t(p[1])}", f"{v['median'] / p[1]:.2f}×") if p else ("", "")
         size = f"{s} ({n:,} B)" if n and s else (s or "—")
-        print(f"| {g}/{f} | {size} | {fmt_t(v['median'])} ({fmt_t(v['lo'])}–{fmt_t(v['hi'])}) "
-              f"| {tp} | {btxt} | {rtxt} | {ptxt} | {prat} |")
+        ot = f" {fmt_t(other[k]['median'])} |" if k in other else (" |" if other else "")
+        print(f"| {g}/{f} | {size} | {fmt_t(v['median'])} ({fmt_t(v['lo'])}–{fmt_t(v['hi'])}) |{ot}"
+              f" {tp} | {btxt} | {rtxt} | {ptxt} | {prat} |")
 
 
 if __name__ == "__main__":
