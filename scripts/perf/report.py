@@ -26,7 +26,8 @@ Lower-bound model (seconds; n = input bytes; n1 = 4n/3 = base64 of n):
 
 usage: report.py [CRITERION_DIR] [PERF_DIR] [OTHER_RUN_PERF_DIR]
 (the optional third argument adds a column with the medians of another run, read from
-OTHER_RUN_PERF_DIR/criterion, to show run-to-run spread)
+OTHER_RUN_PERF_DIR/criterion, to show run-to-run spread; ratios then use the faster of the two
+medians, the one less disturbed by other processes on a shared machine)
 """
 import glob
 import json
@@ -176,9 +177,12 @@ def main():
         tp = f"{n / v['median'] / 1e6:.1f} MB/s" if n else (
             f"{1 / v['median']:.0f} /s")
         b = bound(g, f, n)
-        btxt, rtxt = (fmt_t(b), f"{v['median'] / b:.1f}×") if b else ("—", "—")
+        # With another run, ratios use the faster of the two medians: on a shared machine the
+        # lower figure is the one less disturbed by other processes.
+        best = min(v["median"], other[k]["median"]) if k in other else v["median"]
+        btxt, rtxt = (fmt_t(b), f"{best / b:.1f}×") if b else ("—", "—")
         p = pe.get(k)
-        ptxt, prat = (f"{p[0]}: {fmt_t(p[1])}", f"{v['median'] / p[1]:.2f}×") if p else ("", "")
+        ptxt, prat = (f"{p[0]}: {fmt_t(p[1])}", f"{best / p[1]:.2f}×") if p else ("", "")
         size = f"{s} ({n:,} B)" if n and s else (s or "—")
         ot = f" {fmt_t(other[k]['median'])} |" if k in other else (" |" if other else "")
         print(f"| {g}/{f} | {size} | {fmt_t(v['median'])} ({fmt_t(v['lo'])}–{fmt_t(v['hi'])}) |{ot}"
