@@ -422,6 +422,15 @@ fn floor(c: &mut Criterion) {
             s.sign_to_vec().unwrap()
         })
     });
+    // What-if: the same HMAC with the key object built once (as a per-key cache would).
+    let hk = PKey::hmac(&[3u8; 32]).unwrap();
+    g.bench_function("hmac_sha256_field_key_reused", |b| {
+        b.iter(|| {
+            let mut s = Signer::new(MessageDigest::sha256(), &hk).unwrap();
+            s.update(field).unwrap();
+            s.sign_to_vec().unwrap()
+        })
+    });
     g.bench_function("aes256gcm_field", |b| {
         b.iter(|| {
             let mut tag = [0u8; 16];
@@ -439,6 +448,19 @@ fn floor(c: &mut Criterion) {
     let env = data_envelope(1024);
     g.bench_function("jose_jws_sign_1KiB", |b| {
         b.iter(|| jose::jws_sign(&p.gw_key, &env, Some("sgw-msg"), Some("kid"), None).unwrap())
+    });
+    // What-if: josekit's signer built once from our key (as a per-key cache would), then one
+    // JWS per call with the same header as jose::jws_sign.
+    let signer = josekit::jws::RS256
+        .signer_from_der(p.gw_key.private_key_to_pkcs8().unwrap())
+        .unwrap();
+    g.bench_function("josekit_jws_sign_1KiB_signer_reused", |b| {
+        b.iter(|| {
+            let mut h = josekit::jws::JwsHeader::new();
+            h.set_token_type("sgw-msg");
+            h.set_key_id("kid");
+            josekit::jws::serialize_compact(&env, &h, &signer).unwrap()
+        })
     });
     let jws = jose::jws_sign(&p.gw_key, &env, Some("sgw-msg"), Some("kid"), None).unwrap();
     g.bench_function("jose_jwe_encrypt_1KiB", |b| {
