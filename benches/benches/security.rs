@@ -396,9 +396,10 @@ fn floor(c: &mut Criterion) {
     g.bench_function("validate_peer_cert", |b| {
         b.iter(|| p.gw.validate_peer("platform", now).unwrap().kid.len())
     });
-    // Parts of seal / open that are not cryptography: jose::jws_sign re-encodes the private
-    // key to PKCS#8 DER and josekit parses it back on every call; jws_verify / jwe_encrypt do
-    // the same with the public key (SPKI).
+    // Parts of the free functions that are not cryptography: jose::jws_sign re-encodes the
+    // private key to PKCS#8 DER and josekit parses it back on every call; jws_verify /
+    // jwe_encrypt do the same with the public key (SPKI). The facade's seal / open no longer
+    // pay this: KeyStore / PeerCert keep the josekit objects (docs/PERFORMANCE.md).
     g.bench_function("pkcs8_export_import", |b| {
         b.iter(|| {
             let der = p.gw_key.private_key_to_pkcs8().unwrap();

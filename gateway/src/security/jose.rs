@@ -229,6 +229,59 @@ pub fn check_jws_header(token: &str, policy: &JwsPolicy<'_>) -> Result<Map<Strin
     Ok(h)
 }
 
+/// A JWS RS256 signer built once from a private key, so that signing does not re-encode and
+/// re-parse the key on every call (docs/PERFORMANCE.md). Cheap to clone (the key is shared).
+#[derive(Clone)]
+pub struct JwsSigner(josekit::jws::alg::rsassa::RsassaJwsSigner);
+
+impl JwsSigner {
+    /// Build from `key`, which must be RSA with at least 2048 bits.
+    pub fn new(key: &PKeyRef<Private>) -> Result<Self> {
+        check_rsa_public(key)?;
+        let der = key.private_key_to_pkcs8()?;
+        josekit::jws::RS256
+            .signer_from_der(&der)
+            .map(JwsSigner)
+            .map_err(|e| SecurityError::Crypto(e.to_string()))
+    }
+}
+
+/// A JWS RS256 verifier built once from a public key (see [`JwsSigner`]).
+#[derive(Clone)]
+pub struct JwsVerifier(josekit::jws::alg::rsassa::RsassaJwsVerifier);
+
+impl JwsVerifier {
+    /// Build from `key`, which must be RSA with at least 2048 bits.
+    pub fn new<T: HasPublic>(key: &PKeyRef<T>) -> Result<Self> {
+        check_rsa_public(key)?;
+        let spki = key.public_key_to_der()?;
+        josekit::jws::RS256
+            .verifier_from_der(&spki)
+            .map(JwsVerifier)
+            .map_err(|e| SecurityError::Crypto(e.to_string()))
+    }
+}
+
+/// A JWE key-transport encrypter for one recipient key and one [`KeyAlg`], built once (see
+/// [`JwsSigner`]).
+#[derive(Clone)]
+pub struct JweEncrypter(josekit::jwe::alg::rsaes::RsaesJweEncrypter);
+
+impl JweEncrypter {
+    /// Build from `key`, which must be RSA with at least 2048 bits, for key transport `alg`.
+    pub fn new<T: HasPublic>(key: &PKeyRef<T>, alg: KeyAlg) -> Result<Self> {
+        check_rsa_public(key)?;
+        let spki = key.public_key_to_der()?;
+        let ka = match alg {
+            KeyAlg::RsaOaep => josekit::jwe::RSA_OAEP,
+            KeyAlg::RsaOaep256 => josekit::jwe::RSA_OAEP_256,
+        };
+        ka.encrypter_from_der(&spki)
+            .map(JweEncrypter)
+            .map_err(|e| SecurityError::Crypto(e.to_string()))
+    }
+}
+
 /// Sign `payload` as JWS compact RS256 with `typ` and `kid` (and optional `x5t#S256`).
 pub fn jws_sign(
     key: &PKeyRef<Private>,
@@ -237,11 +290,17 @@ pub fn jws_sign(
     kid: Option<&str>,
     x5t_s256: Option<&[u8]>,
 ) -> Result<String> {
-    check_rsa_public(key)?;
-    let der = key.private_key_to_pkcs8()?;
-    let signer = josekit::jws::RS256
-        .signer_from_der(&der)
-        .map_err(|e| SecurityError::Crypto(e.to_string()))?;
+    jws_sign_with(&JwsSigner::new(key)?, payload, typ, kid, x5t_s256)
+}
+
+/// [`jws_sign`] with a signer built beforehand.
+pub fn jws_sign_with(
+    signer: &JwsSigner,
+    payload: &[u8],
+    typ: Option<&str>,
+    kid: Option<&str>,
+    x5t_s256: Option<&[u8]>,
+) -> Result<String> {
     let mut header = josekit::jws::JwsHeader::new();
     if let Some(t) = typ {
         header.set_token_type(t);
@@ -252,7 +311,7 @@ pub fn jws_sign(
     if let Some(x) = x5t_s256 {
         header.set_x509_certificate_sha256_thumbprint(x);
     }
-    josekit::jws::serialize_compact(payload, &header, &signer)
+    josekit::jws::serialize_compact(payload, &header, &signer.0)
         .map_err(|e| SecurityError::Crypto(e.to_string()))
 }
 
@@ -263,12 +322,23 @@ pub fn jws_verify<T: HasPublic>(
     policy: &JwsPolicy<'_>,
 ) -> Result<Vec<u8>> {
     check_jws_header(token, policy)?;
-    check_rsa_public(signer_key)?;
-    let spki = signer_key.public_key_to_der()?;
-    let verifier = josekit::jws::RS256
-        .verifier_from_der(&spki)
-        .map_err(|e| SecurityError::Crypto(e.to_string()))?;
-    match josekit::jws::deserialize_compact(token, &verifier) {
+    verify_checked(token, &JwsVerifier::new(signer_key)?)
+}
+
+/// [`jws_verify`] with a verifier built beforehand: the same header checks, then the same
+/// signature check.
+pub fn jws_verify_with(
+    token: &str,
+    verifier: &JwsVerifier,
+    policy: &JwsPolicy<'_>,
+) -> Result<Vec<u8>> {
+    check_jws_header(token, policy)?;
+    verify_checked(token, verifier)
+}
+
+/// The signature check of a token whose header has passed [`check_jws_header`].
+fn verify_checked(token: &str, verifier: &JwsVerifier) -> Result<Vec<u8>> {
+    match josekit::jws::deserialize_compact(token, &verifier.0) {
         Ok((payload, _)) => Ok(payload),
         Err(_) => Err(SecurityError::BadSignature),
     }
@@ -282,15 +352,16 @@ pub fn jwe_encrypt<T: HasPublic>(
     cty: Option<&str>,
     kid: Option<&str>,
 ) -> Result<String> {
-    check_rsa_public(recipient_key)?;
-    let spki = recipient_key.public_key_to_der()?;
-    let ka = match alg {
-        KeyAlg::RsaOaep => josekit::jwe::RSA_OAEP,
-        KeyAlg::RsaOaep256 => josekit::jwe::RSA_OAEP_256,
-    };
-    let encrypter = ka
-        .encrypter_from_der(&spki)
-        .map_err(|e| SecurityError::Crypto(e.to_string()))?;
+    jwe_encrypt_with(&JweEncrypter::new(recipient_key, alg)?, plaintext, cty, kid)
+}
+
+/// [`jwe_encrypt`] with an encrypter built beforehand (its [`KeyAlg`] is fixed at build).
+pub fn jwe_encrypt_with(
+    encrypter: &JweEncrypter,
+    plaintext: &[u8],
+    cty: Option<&str>,
+    kid: Option<&str>,
+) -> Result<String> {
     let mut header = josekit::jwe::JweHeader::new();
     header.set_content_encryption(ENC_A128CBC_HS256);
     if let Some(c) = cty {
@@ -299,7 +370,7 @@ pub fn jwe_encrypt<T: HasPublic>(
     if let Some(k) = kid {
         header.set_key_id(k);
     }
-    josekit::jwe::serialize_compact(plaintext, &header, &encrypter)
+    josekit::jwe::serialize_compact(plaintext, &header, &encrypter.0)
         .map_err(|e| SecurityError::Crypto(e.to_string()))
 }
 

@@ -8,26 +8,109 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{PKey, Private, Public};
 use openssl::x509::{X509, X509Crl};
 
-use super::cert::{check_rsa_public, kid_of};
+use super::cert::check_rsa_public;
 use super::error::{Result, SecurityError};
+use super::jose::{JweEncrypter, JwsSigner, JwsVerifier, KeyAlg};
 
 /// One certificate we know, with its kid.
+///
+/// It also holds, built on first use and then kept, the josekit objects of its public key (so
+/// sealing and opening do not re-encode and re-parse the key on every call) and its
+/// `x5t#S256`. These are derived from the certificate only; whether the certificate may be
+/// used is still decided on every call, at `now` (root, period, CRL: [`super::cert`]).
 #[derive(Clone)]
 pub struct PeerCert {
     /// The certificate.
     pub cert: X509,
     /// Lowercase hex SHA-256 of its DER.
     pub kid: String,
+    cache: Arc<PeerCache>,
+}
+
+/// What [`PeerCert`] derives from its certificate. Shared by clones; a replaced certificate
+/// gets a new one.
+struct PeerCache {
+    /// base64url SHA-256 of the DER (`x5t#S256`).
+    x5t_s256: String,
+    /// The same digest, raw.
+    sha256: [u8; 32],
+    verifier: OnceLock<JwsVerifier>,
+    encrypter_oaep: OnceLock<JweEncrypter>,
+    encrypter_oaep256: OnceLock<JweEncrypter>,
+}
+
+/// The value of `cell`, built by `build` the first time. A failed build is not kept (the
+/// next call tries again and fails the same way); two threads racing may both build, and one
+/// result is kept.
+fn get_or_build<T>(cell: &OnceLock<T>, build: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = build()?;
+    Ok(cell.get_or_init(|| v))
+}
+
+impl PeerCert {
+    fn new(cert: X509) -> Result<Self> {
+        let der = cert.to_der()?;
+        let sha256 = openssl::sha::sha256(&der);
+        Ok(PeerCert {
+            kid: hex::encode(sha256),
+            cache: Arc::new(PeerCache {
+                x5t_s256: super::jose::b64url_encode(&sha256),
+                sha256,
+                verifier: OnceLock::new(),
+                encrypter_oaep: OnceLock::new(),
+                encrypter_oaep256: OnceLock::new(),
+            }),
+            cert,
+        })
+    }
+
+    /// `x5t#S256` of the certificate: base64url of the SHA-256 of its DER.
+    pub fn x5t_s256(&self) -> &str {
+        &self.cache.x5t_s256
+    }
+
+    /// SHA-256 of the certificate's DER (the raw `x5t#S256`).
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.cache.sha256
+    }
+
+    /// A JWS RS256 verifier for the certificate's key, built on first use. Does not validate
+    /// the certificate: callers do that first, at `now`, on every use.
+    pub fn jws_verifier(&self) -> Result<&JwsVerifier> {
+        get_or_build(&self.cache.verifier, || {
+            let key: PKey<Public> = self.cert.public_key()?;
+            JwsVerifier::new(&key)
+        })
+    }
+
+    /// A JWE encrypter with key transport `alg` to the certificate's key, built on first use.
+    /// Does not validate the certificate (see [`Self::jws_verifier`]).
+    pub fn jwe_encrypter(&self, alg: KeyAlg) -> Result<&JweEncrypter> {
+        let cell = match alg {
+            KeyAlg::RsaOaep => &self.cache.encrypter_oaep,
+            KeyAlg::RsaOaep256 => &self.cache.encrypter_oaep256,
+        };
+        get_or_build(cell, || {
+            let key: PKey<Public> = self.cert.public_key()?;
+            JweEncrypter::new(&key, alg)
+        })
+    }
 }
 
 /// Keys and certificates of one party (a gateway, or a simulated platform/application).
 #[derive(Clone)]
 pub struct KeyStore {
     own_key: PKey<Private>,
+    /// JWS signer of `own_key`, built on first use (the own key never changes).
+    own_signer: Arc<OnceLock<JwsSigner>>,
     own: PeerCert,
     root: X509,
     crl: Option<std::sync::Arc<X509Crl>>,
@@ -79,13 +162,11 @@ impl KeyStore {
                 "private key does not match own certificate".into(),
             ));
         }
-        let kid = kid_of(&own_cert)?;
+        let own = PeerCert::new(own_cert)?;
         Ok(KeyStore {
             own_key,
-            own: PeerCert {
-                cert: own_cert,
-                kid,
-            },
+            own_signer: Arc::new(OnceLock::new()),
+            own,
             root,
             crl: None,
             peers: BTreeMap::new(),
@@ -147,8 +228,7 @@ impl KeyStore {
     /// Add or replace a peer certificate under `name` (`platform`, an application ID, a
     /// gateway ID on the platform side). Validity is checked at use, with `now`.
     pub fn add_peer(&mut self, name: &str, cert: X509) -> Result<()> {
-        let kid = kid_of(&cert)?;
-        self.peers.insert(name.to_string(), PeerCert { cert, kid });
+        self.peers.insert(name.to_string(), PeerCert::new(cert)?);
         Ok(())
     }
 
@@ -161,6 +241,11 @@ impl KeyStore {
     /// Own private key (never log it).
     pub fn own_key(&self) -> &PKey<Private> {
         &self.own_key
+    }
+
+    /// A JWS RS256 signer of the own key, built on first use and then kept.
+    pub fn own_signer(&self) -> Result<&JwsSigner> {
+        get_or_build(&self.own_signer, || JwsSigner::new(&self.own_key))
     }
 
     /// Own certificate and kid.
@@ -198,3 +283,11 @@ impl KeyStore {
         self.peers.keys().map(String::as_str)
     }
 }
+
+/// `KeyStore` is shared between threads and cloned per connection; the caches must not change
+/// that.
+const _: fn() = || {
+    fn assert_shareable<T: Clone + Send + Sync>() {}
+    assert_shareable::<KeyStore>();
+    assert_shareable::<PeerCert>();
+};

@@ -207,18 +207,17 @@ impl DataSecurity {
     ) -> Result<String> {
         let peer = self.validate_peer(recipient, now)?;
         let own = self.keys.own();
-        let x5t = openssl::sha::sha256(&own.cert.to_der()?);
-        let jws = jose::jws_sign(
-            self.keys.own_key(),
+        // The signer and the encrypter are built once per key and kept (docs/PERFORMANCE.md);
+        // the recipient's certificate was validated just above, as on every call.
+        let jws = jose::jws_sign_with(
+            self.keys.own_signer()?,
             payload,
             Some(profile.typ()),
             Some(&own.kid),
-            Some(&x5t),
+            Some(own.sha256()),
         )?;
-        let pk = peer.cert.public_key()?;
-        jose::jwe_encrypt(
-            &pk,
-            alg,
+        jose::jwe_encrypt_with(
+            peer.jwe_encrypter(alg)?,
             jws.as_bytes(),
             Some(profile.cty()),
             Some(&peer.kid),
@@ -264,15 +263,17 @@ impl DataSecurity {
             });
         }
         let expected = self.validate_peer(expected_sender, now)?;
-        let x5t = jose::x5t_s256(&expected.cert.to_der()?);
-        let signer_key = expected.cert.public_key()?;
-        jose::jws_verify(
+        // The verifier is built once per certificate and kept. It is fetched before the header
+        // check inside jws_verify_with, but cannot fail for a certificate that has just passed
+        // validate_peer (which already refuses a non-RSA or short key), so the refusals and
+        // their order are those of jose::jws_verify.
+        jose::jws_verify_with(
             inner,
-            &signer_key,
+            expected.jws_verifier()?,
             &JwsPolicy {
                 typ: Some(profile.typ()),
                 kid: Some(&expected.kid),
-                x5t_s256: Some(&x5t),
+                x5t_s256: Some(expected.x5t_s256()),
             },
         )
     }
