@@ -7,35 +7,9 @@ use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
-/// The type of a column, as named in a data profile's `columns[].type` (DES-PROF-1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    /// Free text.
-    String,
-    /// Decimal integer without separators, e.g. `1980`.
-    Integer,
-    /// Decimal number with a `.` separator, e.g. `123.45`.
-    Decimal,
-    /// ISO 8601 calendar date, `YYYY-MM-DD`.
-    Date,
-    /// ISO 8601 date-time with offset, e.g. `2026-10-01T09:00:00+09:00`.
-    Datetime,
-}
-
-impl ColumnType {
-    /// The profile spelling (`string`, `integer`, `decimal`, `date`, `datetime`).
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Integer => "integer",
-            Self::Decimal => "decimal",
-            Self::Date => "date",
-            Self::Datetime => "datetime",
-        }
-    }
-}
+/// The type of a column, as named in a data profile's `columns[].type` (DES-PROF-2): the
+/// gateway's own type, so the simulator and the gateway cannot disagree on the spelling.
+pub use gateway::profile::ColumnType;
 
 /// One column of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

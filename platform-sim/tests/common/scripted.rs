@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use gateway::profile::{Column, ColumnType, DataProfile, ProfileHeader};
+use gateway::profile::{Column, DataProfile, ProfileHeader};
 use gateway::protocol::InboundError;
 use gateway::protocol::flow::Time;
 use gateway::protocol::gateway_side::{
@@ -317,7 +317,7 @@ impl ScriptedGateway {
             .iter()
             .map(|c| Column {
                 name: c.name.to_owned(),
-                ty: ColumnType::from_wire(c.ty.as_str()).unwrap(),
+                ty: c.ty,
                 unit: c.unit.map(str::to_owned),
                 masked: masked.iter().any(|m| m == c.name),
             })
