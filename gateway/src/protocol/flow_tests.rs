@@ -10,7 +10,7 @@ use super::gateway_side::{
 };
 use super::ids::{Dataset, GatewayId, MessageId, SeqRange};
 use super::message::{
-    Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
+    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
     PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
     TimeRange,
 };
@@ -473,28 +473,98 @@ fn data_ack_with_a_different_range_or_a_failure_code_acknowledges_nothing() {
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Busy);
     ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::SecurityFailed);
     assert_eq!(g.unacked_records(), 2);
 }
 
 #[test]
-fn unacked_data_is_sent_again_after_ack_timeout() {
+fn a_data_ack_naming_another_range_is_reported_as_a_malformed_anomaly() {
     let mut g = started();
     g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
     g.handle_timeout(at(10));
-    let first = data_of(&drain(&mut g));
-    g.handle_timeout(at(39));
-    assert!(data_of(&drain(&mut g)).is_empty());
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
+    let out = drain(&mut g);
+    let anomalies: Vec<_> = envelopes(&out)
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            Body::Anomaly(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(anomalies.len(), 1);
+    assert_eq!(anomalies[0].kind, AnomalyKind::Malformed);
+    assert_eq!(anomalies[0].rule, "DES-MSG-DATA-2");
+    // Still in flight: sent again, same message, when the ack timeout fires.
     g.handle_timeout(at(40));
     let again = data_of(&drain(&mut g));
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].1, r(1, 2));
-    assert_ne!(
-        again[0].3, first[0].3,
-        "a retransmission has a new message ID"
+    assert_eq!(again[0].3, d[0].3);
+}
+
+#[test]
+fn data_refused_as_malformed_is_reported_and_sent_afresh_under_a_new_message_id() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Malformed);
+    let out = drain(&mut g);
+    assert!(envelopes(&out).iter().any(|e| matches!(
+        &e.body,
+        Body::Anomaly(a) if a.kind == AnomalyKind::Malformed && a.rule == "DES-MSG-DATA-2"
+    )));
+    assert_eq!(g.unacked_records(), 2);
+    // The next periodic send builds a new message for the same records.
+    g.handle_timeout(at(20));
+    let fresh: Vec<_> = std::iter::from_fn(|| g.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Data(d) => Some(d),
+            Transmit::Message { .. } => None,
+        })
+        .collect();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(fresh[0].range, r(1, 2));
+    assert_ne!(fresh[0].message_id, d[0].3);
+    assert!(!fresh[0].retransmission);
+}
+
+#[test]
+fn unacked_data_is_sent_again_as_the_same_message_with_the_timeout_doubling_up_to_eight_times() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let first: Vec<_> = std::iter::from_fn(|| g.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Data(d) => Some(d),
+            Transmit::Message { .. } => None,
+        })
+        .collect();
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].retransmission);
+    // ackTimeoutSec 30: sent again at +30, +60, +120, +240, then every +240 (8×).
+    let mut sent_at = vec![];
+    for t in 11..=1000 {
+        g.handle_timeout(at(t));
+        for x in std::iter::from_fn(|| g.poll_transmit()) {
+            if let Transmit::Data(d) = x {
+                assert!(d.retransmission, "no new message while one is in flight");
+                assert_eq!(d.message_id, first[0].message_id, "same message ID");
+                assert_eq!(d.timestamp, first[0].timestamp, "same envelope timestamp");
+                assert_eq!((d.range, d.format), (first[0].range, first[0].format));
+                sent_at.push(t);
+            }
+        }
+    }
+    assert_eq!(sent_at, vec![40, 100, 220, 460, 700, 940]);
+    ack(
+        &mut g,
+        at(1001),
+        &first[0].message_id,
+        r(1, 2),
+        ResultCode::Ok,
     );
-    // A late ack of the first transmission still counts.
-    ack(&mut g, at(41), &first[0].3, r(1, 2), ResultCode::Ok);
     assert_eq!(g.unacked_records(), 0);
 }
 
@@ -837,6 +907,53 @@ fn records_flow_from_ingest_to_acknowledged_end_to_end() {
     assert_eq!(v.received_per_dataset.get(&ds("billing")), Some(&4));
     assert!(v.gaps.is_empty());
     assert!(v.pending_commands.is_empty());
+}
+
+#[test]
+fn platform_answers_data_whose_profile_header_differs_from_the_message_malformed_and_does_not_store()
+ {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender,
+        ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    p.handle_inbound(
+        at(10),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender,
+            profile: Some(ProfileVerdict::Mismatch),
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(result_code(&replies[0]), ResultCode::Malformed);
+    assert!(
+        replies[0]
+            .result
+            .as_ref()
+            .and_then(|o| o.reason.as_deref())
+            .is_some_and(|r| r.starts_with("DES-MSG-DATA-1"))
+    );
+    let v = p.gateway(&gw()).unwrap();
+    assert!(v.received.is_empty());
+    assert_eq!(v.anomaly_count, 1);
+    assert!(
+        !std::iter::from_fn(|| p.poll_event())
+            .any(|e| matches!(e, PlatformEvent::StoreRecords { .. }))
+    );
 }
 
 #[test]

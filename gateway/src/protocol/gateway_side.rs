@@ -19,12 +19,12 @@
 //! # Rules the core enforces
 //!
 //! - Nothing but `connect` is sent, and no command is acted on, before an OK
-//!   `connect.result` answers the current `connect` (DES-MSG-CONN-1/2).
+//!   `connect.result` answers the current `connect` (DES-MSG-CONN-3).
 //! - A command whose topic tenant or envelope `gatewayId` is not this gateway is answered
 //!   `UNAUTHORIZED` and reported as an anomaly, never acted on (DES-ENV-4, SM-ACL).
 //! - A repeated command message ID (still in the reply cache) is answered with the stored
-//!   reply, never applied twice (DES-MSG-DUP). A command whose timestamp is more than
-//!   [`STALE_WINDOW_SEC`] from `now` is answered `STALE` and reported (DES-ENV-2).
+//!   reply, never applied twice (DES-ENV-8). A command whose timestamp is more than
+//!   [`STALE_WINDOW_SEC`] from `now` is answered `STALE` and reported (DES-ENV-7).
 //! - `periodic.start`/`periodic.stop` with `commandSeq` <= the last applied one is answered
 //!   `SUPERSEDED` with the current state, no change (DES-MSG-PS-4). The result body always
 //!   carries the gateway's periodic state, so a platform can tell "already applied" (state's
@@ -35,7 +35,8 @@
 //! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked
 //!   records not in flight go out, one dataset and one contiguous range of at most
 //!   [`GatewayConfig::max_records_per_message`] records per message; data not acknowledged
-//!   within `ackTimeoutSec` is sent again (IF-PSEND-3). Retransmission of periodic data also
+//!   within `ackTimeoutSec` is sent again under the same message ID, the timeout doubling
+//!   up to 8× (IF-PSEND-3, DES-MSG-DATA-3). Retransmission of periodic data also
 //!   pauses while stopped; the records stay stored and unacked (the platform gets them by a
 //!   resend request, or on the next start).
 //! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
@@ -150,6 +151,11 @@ pub struct DataRequest {
     pub gateway_id: GatewayId,
     /// The envelope timestamp to use.
     pub timestamp: Time,
+    /// Whether this is a retransmission (DES-MSG-DATA-3): the same message ID, timestamp,
+    /// range and format as the first transmission. The adapter SHOULD publish the sealed
+    /// payload it kept from the first transmission, so the bytes are identical; if it kept
+    /// none (e.g. evicted), it builds the profile again from the same records.
+    pub retransmission: bool,
     /// The dataset of every record.
     pub dataset: Dataset,
     /// The records' sequence numbers.
@@ -439,14 +445,34 @@ enum Link {
 /// A data message sent and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct InFlight {
-    /// Every message ID this range was sent under (retransmissions get new IDs).
-    ids: Vec<MessageId>,
+    /// The message ID; retransmissions reuse it (DES-MSG-DATA-3).
+    id: MessageId,
+    /// The envelope timestamp of the first transmission, reused by retransmissions.
+    sent_at: Time,
     dataset: Dataset,
     range: SeqRange,
     kind: DataKind,
     request: Option<MessageId>,
+    /// The profile format of the first transmission, reused by retransmissions.
+    format: ProfileFormat,
+    /// Retransmissions so far; the timeout is `ackTimeoutSec × 2^sent_again`, at most
+    /// [`MAX_BACKOFF`] × (DES-MSG-DATA-3).
+    sent_again: u32,
     /// When to send again; `None` while periodic sending is stopped (waits for a late ack).
     deadline: Option<Time>,
+}
+
+/// Largest multiple of `ackTimeoutSec` a retransmission waits (DES-MSG-DATA-3).
+const MAX_BACKOFF: i64 = 8;
+
+/// The retransmission timeout after `sent_again` retransmissions: `ack_timeout_sec` doubled
+/// per retransmission, capped at [`MAX_BACKOFF`] × `ack_timeout_sec` (DES-MSG-DATA-3).
+fn backoff(ack_timeout_sec: u32, sent_again: u32) -> chrono::Duration {
+    let factor = 1_i64
+        .checked_shl(sent_again.min(3))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF);
+    secs(i64::from(ack_timeout_sec).saturating_mul(factor))
 }
 
 /// Replies already given to a command, for answering its duplicates.
@@ -932,7 +958,7 @@ impl GatewayCore {
         }
         match env.body {
             Body::ConnectResult(_) => self.on_connect_result(now, &env),
-            Body::DataAck(_) => self.on_data_ack(&env),
+            Body::DataAck(_) => self.on_data_ack(now, &env),
             Body::Ack(_) => {
                 if let Some(id) = env.in_reply_to.clone() {
                     self.events
@@ -974,17 +1000,11 @@ impl GatewayCore {
 
     fn on_connect_result(&mut self, now: Time, env: &Envelope) {
         let Link::Connecting { id, .. } = &self.link else {
-            self.ignored(
-                "DES-MSG-CONN-2",
-                "connect.result while not connecting".into(),
-            );
+            self.ignored("DES-ENV-3", "connect.result while not connecting".into());
             return;
         };
         if env.in_reply_to.as_ref() != Some(id) {
-            self.ignored(
-                "DES-MSG-CONN-2",
-                "connect.result for an earlier connect".into(),
-            );
+            self.ignored("DES-ENV-3", "connect.result for an earlier connect".into());
             return;
         }
         let (Body::ConnectResult(cr), Some(outcome)) = (&env.body, &env.result) else {
@@ -1021,36 +1041,66 @@ impl GatewayCore {
         self.next_send_at = self.periodic.running.then_some(now);
     }
 
-    fn on_data_ack(&mut self, env: &Envelope) {
+    /// `data.ack` (DES-MSG-DATA-2): OK marks the range acknowledged. MALFORMED,
+    /// SECURITY_FAILED and UNKNOWN_DATASET are reported as an anomaly and the message is given
+    /// up (sending the same bytes again cannot help): its records stay unacknowledged and go
+    /// out in a new message with a newly built profile at the next periodic send (resend data:
+    /// when the platform asks again). Any other failure (BUSY, INTERNAL, …) leaves the message
+    /// in flight, sent again when its timeout fires (DES-MSG-DATA-3).
+    fn on_data_ack(&mut self, now: Time, env: &Envelope) {
         let (Body::DataAck(ack), Some(outcome), Some(to)) =
             (&env.body, &env.result, &env.in_reply_to)
         else {
             return;
         };
-        let Some(pos) = self.inflight.iter().position(|f| f.ids.contains(to)) else {
+        let Some(pos) = self.inflight.iter().position(|f| f.id == *to) else {
             self.ignored(
-                "DES-MSG-DATA-2",
+                "DES-ENV-3",
                 format!("data.ack for unknown or settled message {to}"),
             );
             return;
         };
         if self.inflight[pos].range != ack.range {
-            self.ignored(
+            // Treated as MALFORMED; the data stays unacknowledged and is sent again.
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
                 "DES-MSG-DATA-2",
-                format!("data.ack for {to} names another range"),
+                format!("data.ack for {to} names another range (MALFORMED)"),
+                Some(topic_for(&self.cfg.gateway_id, MessageType::DataAck)),
             );
             return;
         }
-        if outcome.code != ResultCode::Ok {
-            // Sent again when the ack timeout fires (IF-PSEND-3).
-            self.ignored(
-                "DES-MSG-DATA-2",
-                format!("data {to} answered {}", outcome.code.as_str()),
-            );
-            return;
+        match outcome.code {
+            ResultCode::Ok => {
+                let f = self.inflight.remove(pos);
+                self.mark_acked(f.range);
+            }
+            code @ (ResultCode::Malformed
+            | ResultCode::SecurityFailed
+            | ResultCode::UnknownDataset) => {
+                self.inflight.remove(pos);
+                let kind = if code == ResultCode::SecurityFailed {
+                    AnomalyKind::Security
+                } else {
+                    AnomalyKind::Malformed
+                };
+                self.anomaly(
+                    now,
+                    kind,
+                    "DES-MSG-DATA-2",
+                    format!("data {to} answered {}", code.as_str()),
+                    Some(topic_for(&self.cfg.gateway_id, MessageType::DataAck)),
+                );
+            }
+            code => {
+                // Sent again when the ack timeout fires (DES-MSG-DATA-3).
+                self.ignored(
+                    "DES-MSG-DATA-2",
+                    format!("data {to} answered {}", code.as_str()),
+                );
+            }
         }
-        let f = self.inflight.remove(pos);
-        self.mark_acked(f.range);
     }
 
     /// Marks every stored record of `range` acknowledged, splitting batches at its edges.
@@ -1118,7 +1168,7 @@ impl GatewayCore {
         let ty = env.message_type();
         if !self.is_connected() {
             self.ignored(
-                "DES-MSG-CONN-2",
+                "DES-MSG-CONN-3",
                 format!(
                     "{} {} before the session is open",
                     ty.as_str(),
@@ -1130,7 +1180,7 @@ impl GatewayCore {
         if let Some(c) = self.replies.iter().find(|c| c.request == env.message_id) {
             let again = c.replies.clone();
             self.ignored(
-                "DES-MSG-DUP",
+                "DES-ENV-8",
                 format!(
                     "duplicate {} {}: earlier reply sent again",
                     ty.as_str(),
@@ -1147,13 +1197,13 @@ impl GatewayCore {
             self.anomaly(
                 now,
                 AnomalyKind::Stale,
-                "DES-ENV-2",
+                "DES-ENV-7",
                 format!("{} {} is {skew} s off", ty.as_str(), env.message_id),
                 Some(topic_for(&self.cfg.gateway_id, ty)),
             );
             let o = Outcome::new(
                 ResultCode::Stale,
-                format!("DES-ENV-2: timestamp outside ±{STALE_WINDOW_SEC} s"),
+                format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
             );
             let replies = match self.command_reply_body(&env.body) {
                 Some(b) => vec![self.reply(now, &env, o, b)],
@@ -1246,7 +1296,7 @@ impl GatewayCore {
         {
             for f in &mut self.inflight {
                 if f.deadline.is_none() {
-                    f.deadline = Some(now + secs(i64::from(ack_timeout_sec)));
+                    f.deadline = Some(now + backoff(ack_timeout_sec, f.sent_again));
                 }
             }
         }
@@ -1395,24 +1445,29 @@ impl GatewayCore {
         ack_timeout_sec: u32,
     ) -> Transmit {
         let id = self.next_id();
+        let format = self.periodic.format;
         self.inflight.push(InFlight {
-            ids: vec![id.clone()],
+            id: id.clone(),
+            sent_at: now,
             dataset: dataset.clone(),
             range,
             kind,
             request: request.clone(),
-            deadline: Some(now + secs(i64::from(ack_timeout_sec))),
+            format,
+            sent_again: 0,
+            deadline: Some(now + backoff(ack_timeout_sec, 0)),
         });
         Transmit::Data(DataRequest {
             topic: topic_for(&self.cfg.gateway_id, MessageType::Data),
             message_id: id,
             gateway_id: self.cfg.gateway_id.clone(),
             timestamp: now,
+            retransmission: false,
             dataset,
             range,
             kind,
             request,
-            format: self.periodic.format,
+            format,
         })
     }
 
@@ -1453,10 +1508,13 @@ impl GatewayCore {
         }
     }
 
-    /// Sends again what was not acknowledged in time (IF-PSEND-3); periodic data only while
-    /// started (otherwise it waits, unacked, for a late ack, a resend request or a start).
+    /// Sends again what was not acknowledged in time (IF-PSEND-3): the same message (ID,
+    /// timestamp, range, format), the timeout doubling up to 8× (DES-MSG-DATA-3); periodic
+    /// data only while started (otherwise it waits, unacked, for a late ack, a resend request
+    /// or a start).
     fn retransmit_due(&mut self, now: Time, ack_timeout_sec: u32) {
         let acked = self.acked_set();
+        self.inflight.retain(|f| !acked.contains_range(f.range));
         let mut again = Vec::new();
         for f in &mut self.inflight {
             if f.deadline.is_none_or(|d| d > now) {
@@ -1466,34 +1524,22 @@ impl GatewayCore {
                 f.deadline = None;
                 continue;
             }
-            again.push((f.dataset.clone(), f.range, f.kind, f.request.clone()));
-            f.deadline = Some(now + secs(i64::from(ack_timeout_sec)));
-        }
-        self.inflight.retain(|f| !acked.contains_range(f.range));
-        for (dataset, range, kind, request) in again {
-            if acked.contains_range(range) {
-                continue;
-            }
-            let id = self.next_id();
-            if let Some(f) = self
-                .inflight
-                .iter_mut()
-                .find(|f| f.range == range && f.kind == kind && f.request == request)
-            {
-                f.ids.push(id.clone());
-            }
-            self.out.push_back(Transmit::Data(DataRequest {
+            f.sent_again = f.sent_again.saturating_add(1);
+            f.deadline = Some(now + backoff(ack_timeout_sec, f.sent_again));
+            again.push(Transmit::Data(DataRequest {
                 topic: topic_for(&self.cfg.gateway_id, MessageType::Data),
-                message_id: id,
+                message_id: f.id.clone(),
                 gateway_id: self.cfg.gateway_id.clone(),
-                timestamp: now,
-                dataset,
-                range,
-                kind,
-                request,
-                format: self.periodic.format,
+                timestamp: f.sent_at,
+                retransmission: true,
+                dataset: f.dataset.clone(),
+                range: f.range,
+                kind: f.kind,
+                request: f.request.clone(),
+                format: f.format,
             }));
         }
+        self.out.extend(again);
     }
 
     fn send_status(&mut self, now: Time) {
