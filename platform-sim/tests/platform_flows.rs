@@ -293,11 +293,11 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
     let refused = |g: &ScriptedGateway| {
         g.received_of(MessageType::DataAck)
             .iter()
-            .any(|a| a.result.as_ref().unwrap().code == ResultCode::SecurityFailed)
+            .any(|a| a.result.as_ref().unwrap().code == ResultCode::Malformed)
     };
     assert!(
         g.run_until(T, refused).await,
-        "mismatching profile accepted"
+        "mismatching profile not answered MALFORMED (DES-MSG-DATA-1)"
     );
     assert!(!f.store().has_record(&f.gw, r.first).unwrap());
     assert!(
@@ -305,7 +305,7 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
             .anomalies(&f.gw)
             .unwrap()
             .iter()
-            .any(|a| a.0 == "platform" && a.1 == "security"),
+            .any(|a| a.0 == "platform" && a.1 == "malformed"),
         "no anomaly"
     );
     // The retransmission carries a proper profile and is stored.

@@ -6,7 +6,8 @@ use chrono::DateTime;
 use super::flow::InboundError;
 use super::flow::{Time, secs};
 use super::gateway_side::{
-    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError, Transmit,
+    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
+    MAX_DATA_IN_FLIGHT, Transmit,
 };
 use super::ids::{Dataset, GatewayId, MessageId, SeqRange};
 use super::message::{
@@ -205,6 +206,34 @@ fn refused_connect_result_is_reported_and_not_retried() {
     )));
     g.handle_timeout(at(100));
     assert!(drain(&mut g).is_empty());
+}
+
+#[test]
+fn a_busy_connect_result_is_reported_and_connect_is_sent_again_after_the_retry_delay() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 0,
+    });
+    let o = Outcome::new(ResultCode::Busy, "x");
+    g.handle_inbound(t0(), down(t0(), "p.c", cr, Some((out[0].message_id(), o))));
+    assert!(!g.is_connected());
+    assert!(events(&mut g).iter().any(|e| matches!(
+        e,
+        GatewayEvent::ConnectRefused {
+            code: ResultCode::Busy,
+            ..
+        }
+    )));
+    g.handle_timeout(at(100));
+    let again = drain(&mut g);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message_type(), MessageType::Connect);
+    assert_ne!(again[0].message_id(), out[0].message_id());
 }
 
 // ---------------------------------------------------------------- gateway: start / stop
@@ -531,6 +560,21 @@ fn data_refused_as_malformed_is_reported_and_sent_afresh_under_a_new_message_id(
 }
 
 #[test]
+fn no_new_periodic_data_message_starts_while_eight_are_unacknowledged() {
+    let mut g = started();
+    // 30 records, 3 per message: 10 messages' worth.
+    g.handle_ingest(t0(), &ds("billing"), 30).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    assert_eq!(d.len(), MAX_DATA_IN_FLIGHT);
+    ack(&mut g, at(11), &d[0].3, d[0].1, ResultCode::Ok);
+    g.handle_timeout(at(20));
+    let more = data_of(&drain(&mut g));
+    assert_eq!(more.len(), 1, "one slot free");
+    assert_eq!(more[0].1, r(25, 27));
+}
+
+#[test]
 fn unacked_data_is_sent_again_as_the_same_message_with_the_timeout_doubling_up_to_eight_times() {
     let mut g = started();
     g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
@@ -746,8 +790,24 @@ fn connect_result_acked_through_marks_records_acknowledged() {
 }
 
 #[test]
-fn monitor_status_is_sent_every_monitor_interval() {
-    let mut g = connected();
+fn monitor_status_is_sent_right_after_the_session_opens_and_then_every_monitor_interval() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let connect = envelopes(&out)[0].message_id.clone();
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 0,
+    });
+    g.handle_inbound(
+        t0(),
+        down(t0(), "p.c1", cr, Some((&connect, Outcome::ok()))),
+    );
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message_type(), MessageType::MonitorStatus);
     g.handle_timeout(at(59));
     assert!(drain(&mut g).is_empty());
     g.handle_timeout(at(60));
@@ -765,6 +825,16 @@ fn shutdown_sends_disconnect_and_nothing_after() {
     let out = drain(&mut g);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].message_type(), MessageType::Disconnect);
+    // A command arriving while disconnecting is answered INVALID_STATE, not applied.
+    let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
+    g.handle_inbound(at(1), down(at(1), "p.t2", stop, None));
+    let answered = drain(&mut g);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(
+        result_code(envelopes(&answered)[0]),
+        ResultCode::InvalidState
+    );
+    assert!(g.periodic().running);
     g.handle_inbound(
         at(2),
         down(
@@ -1146,6 +1216,7 @@ fn huge_timer_and_sequence_values_never_panic() {
         down(t0(), "p.c", cr, Some((out[0].message_id(), Outcome::ok()))),
     );
     assert!(g.is_connected());
+    drain(&mut g);
     let req = ResendRequest {
         dataset: None,
         seq: Some(r(1, u64::MAX)),

@@ -44,7 +44,8 @@
 //! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
 //!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
 //!   `acknowledgedThrough` of `connect.result` does the same for `1..=n`.
-//! - `monitor.status` every `monitorIntervalSec` (MON-1); `anomaly` for every refused message
+//! - `monitor.status` right after an OK `connect.result` and then every `monitorIntervalSec`
+//!   (MON-1, DES-MSG-MON-2); `anomaly` for every refused message
 //!   (IF-PSTART-2, DES-MSG-AN-1); `disconnect` on shutdown (IF-DISC-1).
 //!
 //! # Persistence
@@ -237,8 +238,9 @@ pub enum GatewayEvent {
         /// Negotiated protocol version.
         version: u32,
     },
-    /// The platform refused the connect (e.g. `UNSUPPORTED_VERSION`); no retry until the
-    /// transport reconnects.
+    /// The platform refused the connect. `UNAUTHORIZED`, `UNSUPPORTED_VERSION` and other
+    /// lasting refusals: no retry until the transport reconnects. `BUSY`, `INTERNAL`, `STALE`:
+    /// `connect` is sent again after `connect_retry_sec` (§6.1 failure codes).
     ConnectRefused {
         /// The platform's code.
         code: ResultCode,
@@ -461,6 +463,10 @@ struct InFlight {
     /// When to send again; `None` while periodic sending is stopped (waits for a late ack).
     deadline: Option<Time>,
 }
+
+/// In-flight window: no new periodic `data` message is started while this many data messages
+/// are unacknowledged (DES-MSG-DATA-3).
+pub const MAX_DATA_IN_FLIGHT: usize = 8;
 
 /// Largest multiple of `ackTimeoutSec` a retransmission waits (DES-MSG-DATA-3).
 const MAX_BACKOFF: i64 = 8;
@@ -1016,7 +1022,13 @@ impl GatewayCore {
             } else {
                 outcome.code
             };
-            self.link = Link::Refused;
+            // Transient refusals keep `Link::Connecting`: its retry timer sends a new connect.
+            if !matches!(
+                code,
+                ResultCode::Busy | ResultCode::Internal | ResultCode::Stale
+            ) {
+                self.link = Link::Refused;
+            }
             self.events.push_back(GatewayEvent::ConnectRefused {
                 code,
                 reason: outcome.reason.clone(),
@@ -1035,8 +1047,8 @@ impl GatewayCore {
         if let Some(r) = SeqRange::new(1, through) {
             self.mark_acked(r);
         }
-        // `connect` already told the platform the state; the first status follows one interval
-        // later.
+        // The first status right after the OK result, then every interval (DES-MSG-MON-2).
+        self.send_status(now);
         self.next_monitor_at = Some(now + secs(i64::from(cr.monitor_interval_sec.max(1))));
         self.next_send_at = self.periodic.running.then_some(now);
     }
@@ -1166,6 +1178,18 @@ impl GatewayCore {
 
     fn on_command(&mut self, now: Time, env: Envelope) {
         let ty = env.message_type();
+        if matches!(self.link, Link::Closing { .. }) {
+            // After `disconnect`: answered, never acted on (DES-MSG-DISC-1).
+            if let Some(body) = self.command_reply_body(&env.body) {
+                let o = Outcome::new(
+                    ResultCode::InvalidState,
+                    "DES-MSG-DISC-1: the gateway is disconnecting",
+                );
+                let r = self.reply(now, &env, o, body);
+                self.push(r);
+            }
+            return;
+        }
         if !self.is_connected() {
             self.ignored(
                 "DES-MSG-CONN-3",
@@ -1269,8 +1293,8 @@ impl GatewayCore {
         }
         if !self.cfg.formats.contains(&s.format) {
             let o = Outcome::new(
-                ResultCode::InvalidState,
-                "DES-MSG-PS-1: profile format not supported by this gateway",
+                ResultCode::Malformed,
+                "DES-MSG-PS-1: profile format not among this gateway's connect.formats",
             );
             let b = state(self);
             return self.result_msg(now, env, o, b);
@@ -1472,7 +1496,8 @@ impl GatewayCore {
     }
 
     /// Periodic send (IF-PSEND-1..3): every unacked record of a covered dataset that is not
-    /// in flight, one dataset and contiguous range per message.
+    /// in flight, one dataset and contiguous range per message, while fewer than
+    /// [`MAX_DATA_IN_FLIGHT`] messages are unacknowledged (the rest waits for the next send).
     fn send_pending(&mut self, now: Time, ack_timeout_sec: u32) {
         let mut busy = RangeSet::new();
         for f in self.inflight.iter().filter(|f| f.deadline.is_some()) {
@@ -1495,6 +1520,9 @@ impl GatewayCore {
         }
         for (dataset, p) in parts {
             for c in chunks(p, self.cfg.max_records_per_message) {
+                if self.inflight.len() >= MAX_DATA_IN_FLIGHT {
+                    return;
+                }
                 let t = self.data(
                     now,
                     dataset.clone(),
