@@ -980,6 +980,34 @@ fn records_flow_from_ingest_to_acknowledged_end_to_end() {
 }
 
 #[test]
+fn platform_answers_a_connect_older_than_the_freshness_window_stale_and_opens_no_session() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    let mut p = pcore();
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    p.handle_inbound(at(301), up(&out[0]));
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(result_code(&replies[0]), ResultCode::Stale);
+    assert!(p.gateway(&gw()).is_none_or(|v| !v.online));
+    // The gateway keeps trying: a fresh connect after the retry delay is accepted.
+    let topic = topic_for(&gw(), MessageType::ConnectResult);
+    g.handle_inbound(
+        at(301),
+        Inbound::Opened {
+            topic,
+            envelope: replies[0].clone(),
+        },
+    );
+    assert!(!g.is_connected());
+    g.handle_timeout(at(400));
+    let again = drain(&mut g);
+    assert_eq!(again[0].message_type(), MessageType::Connect);
+    p.handle_inbound(at(400), up(&again[0]));
+    assert_eq!(result_code(&pdrain(&mut p)[0]), ResultCode::Ok);
+}
+
+#[test]
 fn platform_answers_data_whose_profile_header_differs_from_the_message_malformed_and_does_not_store()
  {
     let (mut g, mut p) = connect_both();

@@ -14,7 +14,7 @@
 //!
 //! Rules:
 //! - `connect` is accepted only if envelope `gatewayId` == topic tenant == authenticated
-//!   sender (DES-ENV-4); the session version is the highest common one, none →
+//!   sender (DES-ENV-4) and its timestamp is within ±300 s of `now` (else `STALE`, DES-ENV-7); the session version is the highest common one, none →
 //!   `UNSUPPORTED_VERSION` (DES-VER-4). `connect.result` carries `acknowledgedThrough`, the
 //!   highest seq received contiguously from 1.
 //! - Commands are numbered with `commandSeq`, strictly increasing per gateway and never below
@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use super::flow::{InboundError, RangeSet, Time, secs};
+use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
 use super::gateway_side::PeriodicSetting;
 use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
 use super::message::{
@@ -847,6 +847,30 @@ impl PlatformCore {
         env: &Envelope,
         c: &super::message::Connect,
     ) {
+        let skew = (now - env.timestamp).num_seconds().abs();
+        if skew > STALE_WINDOW_SEC {
+            // Refused, not acted on (DES-ENV-7); the gateway retries with a fresh connect.
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Stale,
+                "DES-ENV-7".into(),
+                format!("connect {} is {skew} s off", env.message_id),
+                false,
+            );
+            let body = self.connect_result_body(gw, self.max_version());
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::Stale,
+                    format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
+                ),
+                body,
+            );
+            return;
+        }
         let common = c
             .versions
             .iter()
