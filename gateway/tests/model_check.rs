@@ -243,6 +243,9 @@ struct Ghost {
     restarted: bool,
     /// Every resend request the platform sent: its ID and seq range.
     resend_requests: Vec<(MessageId, SeqRange)>,
+    /// First transmissions of periodic data (ID, first, last seq): a retransmission must
+    /// repeat one.
+    periodic_sent: BTreeSet<(MessageId, u64, u64)>,
 }
 
 impl State {
@@ -360,8 +363,19 @@ impl Sys {
                     if self.mutation == Mutation::WrongDataset {
                         d.dataset = ds(0);
                     }
-                    if d.kind == DataKind::Periodic && !s.ghost.running {
-                        s.ghost.violations.insert(P_PERIODIC);
+                    // New periodic messages only while started; retransmissions of
+                    // messages sent while started continue after a stop (§6.5).
+                    if d.kind == DataKind::Periodic {
+                        let key = (d.message_id.clone(), d.range.first, d.range.last);
+                        if d.retransmission {
+                            if !s.ghost.periodic_sent.contains(&key) {
+                                s.ghost.violations.insert(P_PERIODIC);
+                            }
+                        } else if s.ghost.running {
+                            s.ghost.periodic_sent.insert(key);
+                        } else {
+                            s.ghost.violations.insert(P_PERIODIC);
+                        }
                     }
                     let stored = s
                         .ghost

@@ -344,8 +344,10 @@ impl Sut {
                         ));
                     }
                     match d.kind {
-                        DataKind::Periodic if !m.running => {
-                            return Err("periodic data while stopped".into());
+                        // A stop ends new periodic messages; retransmissions of earlier
+                        // ones continue (§6.5).
+                        DataKind::Periodic if !m.running && !d.retransmission => {
+                            return Err("new periodic data while stopped".into());
                         }
                         DataKind::Resend => {
                             let Some((req, _)) = &resend else {

@@ -613,17 +613,25 @@ fn unacked_data_is_sent_again_as_the_same_message_with_the_timeout_doubling_up_t
 }
 
 #[test]
-fn periodic_retransmission_pauses_while_stopped() {
+fn a_stop_ends_new_periodic_messages_but_data_already_sent_is_still_retransmitted() {
     let mut g = started();
     g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
     g.handle_timeout(at(10));
-    drain(&mut g);
+    let first = data_of(&drain(&mut g));
     let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
     g.handle_inbound(at(11), down(at(11), "p.t2", stop, None));
     drain(&mut g);
-    g.handle_timeout(at(100));
-    assert!(data_of(&drain(&mut g)).is_empty());
-    assert_eq!(g.unacked_records(), 2, "still stored");
+    g.handle_timeout(at(40));
+    let again = data_of(&drain(&mut g));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].3, first[0].3, "the same message, sent again");
+    ack(&mut g, at(41), &first[0].3, r(1, 2), ResultCode::Ok);
+    assert_eq!(g.unacked_records(), 0);
+    g.handle_timeout(at(1000));
+    assert!(
+        data_of(&drain(&mut g)).is_empty(),
+        "nothing new while stopped"
+    );
 }
 
 // ---------------------------------------------------------------- gateway: resend

@@ -36,9 +36,9 @@
 //!   records not in flight go out, one dataset and one contiguous range of at most
 //!   [`GatewayConfig::max_records_per_message`] records per message; data not acknowledged
 //!   within `ackTimeoutSec` is sent again under the same message ID, the timeout doubling
-//!   up to 8× (IF-PSEND-3, DES-MSG-DATA-3). Retransmission of periodic data also
-//!   pauses while stopped; the records stay stored and unacked (the platform gets them by a
-//!   resend request, or on the next start).
+//!   up to 8× (IF-PSEND-3, DES-MSG-DATA-3). A stop ends new periodic messages, not the
+//!   retransmission of those already sent (§6.5); after a reconnect while stopped, unacked
+//!   records wait for the next start or a resend request.
 //! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
 //!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1).
 //! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
@@ -460,7 +460,7 @@ struct InFlight {
     /// Retransmissions so far; the timeout is `ackTimeoutSec × 2^sent_again`, at most
     /// [`MAX_BACKOFF`] × (DES-MSG-DATA-3).
     sent_again: u32,
-    /// When to send again; `None` while periodic sending is stopped (waits for a late ack).
+    /// When to send again; `None` after shutdown (waits for a late ack only).
     deadline: Option<Time>,
 }
 
@@ -1313,17 +1313,6 @@ impl GatewayCore {
             command_seq: s.command_seq,
         });
         self.next_send_at = Some(now + secs(i64::from(s.interval_sec.max(1))));
-        // Paused retransmissions resume.
-        if let Link::Up {
-            ack_timeout_sec, ..
-        } = self.link
-        {
-            for f in &mut self.inflight {
-                if f.deadline.is_none() {
-                    f.deadline = Some(now + backoff(ack_timeout_sec, f.sent_again));
-                }
-            }
-        }
         let b = state(self);
         self.result_msg(now, env, Outcome::ok(), b)
     }
@@ -1537,19 +1526,15 @@ impl GatewayCore {
     }
 
     /// Sends again what was not acknowledged in time (IF-PSEND-3): the same message (ID,
-    /// timestamp, range, format), the timeout doubling up to 8× (DES-MSG-DATA-3); periodic
-    /// data only while started (otherwise it waits, unacked, for a late ack, a resend request
-    /// or a start).
+    /// timestamp, range, format), the timeout doubling up to 8× (DES-MSG-DATA-3). Also while
+    /// stopped: a stop ends new periodic messages, not the delivery of those already sent
+    /// (§6.5).
     fn retransmit_due(&mut self, now: Time, ack_timeout_sec: u32) {
         let acked = self.acked_set();
         self.inflight.retain(|f| !acked.contains_range(f.range));
         let mut again = Vec::new();
         for f in &mut self.inflight {
             if f.deadline.is_none_or(|d| d > now) {
-                continue;
-            }
-            if f.kind == DataKind::Periodic && !self.periodic.running {
-                f.deadline = None;
                 continue;
             }
             f.sent_again = f.sent_again.saturating_add(1);
