@@ -988,6 +988,37 @@ fn records_flow_from_ingest_to_acknowledged_end_to_end() {
 }
 
 #[test]
+fn platform_answers_data_signed_by_another_gateway_unauthorized_and_does_not_store() {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic, envelope, ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    p.handle_inbound(
+        at(10),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender: GatewayId::new("GW0002").unwrap(),
+            profile: Some(ProfileVerdict::Verified),
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].message_type(), MessageType::DataAck);
+    assert_eq!(result_code(&replies[0]), ResultCode::Unauthorized);
+    assert!(p.gateway(&gw()).unwrap().received.is_empty());
+}
+
+#[test]
 fn platform_answers_a_connect_older_than_the_freshness_window_stale_and_opens_no_session() {
     let mut g = GatewayCore::new(cfg(), t0());
     let mut p = pcore();

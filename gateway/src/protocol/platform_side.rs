@@ -757,8 +757,14 @@ impl PlatformCore {
                 ),
                 false,
             );
-            if ty == MessageType::Connect {
-                let body = self.connect_result_body(&sender, self.max_version());
+            // Answered UNAUTHORIZED where the request has a reply type (DES-ENV-4).
+            let body = match &env.body {
+                Body::Connect(_) => Some(self.connect_result_body(&sender, self.max_version())),
+                Body::Disconnect(_) => Some(Body::DisconnectResult(Empty {})),
+                Body::Data(d) => Some(Body::DataAck(DataAck { range: d.range })),
+                _ => None,
+            };
+            if let Some(body) = body {
                 self.reply(
                     now,
                     &sender,
