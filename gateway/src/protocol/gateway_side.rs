@@ -43,7 +43,7 @@
 //!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1).
 //! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
 //!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
-//!   `acknowledgedThrough` of `connect.result` does the same for `1..=n`.
+//!   `ackedThrough` of `connect.result` does the same for `1..=n`.
 //! - `monitor.status` right after an OK `connect.result` and then every `monitorIntervalSec`
 //!   (MON-1, DES-MSG-MON-2); `anomaly` for every refused message
 //!   (IF-PSTART-2, DES-MSG-AN-1); `disconnect` on shutdown (IF-DISC-1).

@@ -15,7 +15,7 @@
 //! Rules:
 //! - `connect` is accepted only if envelope `gatewayId` == topic tenant == authenticated
 //!   sender (DES-ENV-4) and its timestamp is within ±300 s of `now` (else `STALE`, DES-ENV-7); the session version is the highest common one, none →
-//!   `UNSUPPORTED_VERSION` (DES-VER-4). `connect.result` carries `acknowledgedThrough`, the
+//!   `UNSUPPORTED_VERSION` (DES-VER-4). `connect.result` carries `ackedThrough`, the
 //!   highest seq received contiguously from 1.
 //! - Commands are numbered with `commandSeq`, strictly increasing per gateway and never below
 //!   what the gateway reports as applied (DES-MSG-PS-4). A command not answered within
