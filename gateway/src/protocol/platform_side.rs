@@ -39,9 +39,9 @@ use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
 use super::gateway_side::PeriodicSetting;
 use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
 use super::message::{
-    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType,
-    MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop,
-    ProfileFormat, ResendRequest, ResultCode, TimeRange,
+    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MonitorStatus, Outcome,
+    PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop, ProfileFormat, ResendRequest,
+    ResultCode, TimeRange,
 };
 use super::topic::{parse_topic, topic_for};
 
