@@ -634,6 +634,57 @@ fn a_stop_ends_new_periodic_messages_but_data_already_sent_is_still_retransmitte
     );
 }
 
+#[test]
+fn a_periodic_result_without_ack_is_sent_again_five_times_then_reported() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 100), None));
+    let out = drain(&mut g);
+    let result = envelopes(&out)[0].clone();
+    assert_eq!(result.message_type(), MessageType::PeriodicStartResult);
+    let mut again = vec![];
+    for t in 1..=200 {
+        g.handle_timeout(at(t));
+        for e in envelopes(&drain(&mut g)) {
+            match &e.body {
+                Body::PeriodicStartResult(_) => {
+                    assert_eq!(e, &result, "the same result message");
+                    again.push(t);
+                }
+                Body::Anomaly(a) => {
+                    assert_eq!(a.rule, "DES-MSG-PS-5");
+                    again.push(-t);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(again, vec![30, 60, 90, 120, 150, -180]);
+    assert!(g.periodic().running, "the state is kept");
+}
+
+#[test]
+fn an_acknowledged_periodic_result_is_not_sent_again() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 100), None));
+    let out = drain(&mut g);
+    let result = envelopes(&out)[0].message_id.clone();
+    g.handle_inbound(
+        at(1),
+        down(
+            at(1),
+            "p.k1",
+            Body::Ack(Empty {}),
+            Some((&result, Outcome::ok())),
+        ),
+    );
+    g.handle_timeout(at(31));
+    assert!(
+        !envelopes(&drain(&mut g))
+            .iter()
+            .any(|e| e.message_type() == MessageType::PeriodicStartResult)
+    );
+}
+
 // ---------------------------------------------------------------- gateway: resend
 
 fn resend(g: &mut GatewayCore, now: Time, id: &str, req: ResendRequest) -> Vec<Transmit> {

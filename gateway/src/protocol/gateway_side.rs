@@ -44,6 +44,9 @@
 //! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
 //!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
 //!   `ackedThrough` of `connect.result` does the same for `1..=n`.
+//! - Every `periodic.start.result` / `periodic.stop.result` is sent again (same message) each
+//!   `ackTimeoutSec` until the platform's `ack` arrives, at most [`MAX_RESULT_RESENDS`] times,
+//!   then reported as an anomaly (DES-MSG-PS-5).
 //! - `monitor.status` right after an OK `connect.result` and then every `monitorIntervalSec`
 //!   (MON-1, DES-MSG-MON-2); `anomaly` for every refused message
 //!   (IF-PSTART-2, DES-MSG-AN-1); `disconnect` on shutdown (IF-DISC-1).
@@ -481,6 +484,20 @@ fn backoff(ack_timeout_sec: u32, sent_again: u32) -> chrono::Duration {
     secs(i64::from(ack_timeout_sec).saturating_mul(factor))
 }
 
+/// A `periodic.start.result` / `periodic.stop.result` not yet answered by `ack`
+/// (DES-MSG-PS-5).
+#[derive(Debug, Clone, PartialEq)]
+struct UnackedResult {
+    envelope: Envelope,
+    /// Times sent again so far (at most [`MAX_RESULT_RESENDS`]).
+    resent: u32,
+    deadline: Time,
+}
+
+/// How often a periodic result without `ack` is sent again before it is reported
+/// (DES-MSG-PS-5).
+pub const MAX_RESULT_RESENDS: u32 = 5;
+
 /// Replies already given to a command, for answering its duplicates.
 #[derive(Debug, Clone, PartialEq)]
 struct CachedReply {
@@ -501,6 +518,8 @@ pub struct GatewayCore {
     batches: Vec<Batch>,
     link: Link,
     inflight: Vec<InFlight>,
+    /// Periodic results waiting for `ack` (DES-MSG-PS-5).
+    results: Vec<UnackedResult>,
     replies: VecDeque<CachedReply>,
     next_send_at: Option<Time>,
     next_monitor_at: Option<Time>,
@@ -524,6 +543,11 @@ impl Hash for GatewayCore {
         self.batches.hash(h);
         self.link.hash(h);
         self.inflight.hash(h);
+        for r in &self.results {
+            r.envelope.message_id.hash(h);
+            r.resent.hash(h);
+            r.deadline.hash(h);
+        }
         for c in &self.replies {
             c.request.hash(h);
             c.received_at.hash(h);
@@ -583,6 +607,7 @@ impl GatewayCore {
             batches,
             link: Link::Down,
             inflight: Vec::new(),
+            results: Vec::new(),
             replies: VecDeque::new(),
             next_send_at: None,
             next_monitor_at: None,
@@ -675,6 +700,9 @@ impl GatewayCore {
                 for f in &self.inflight {
                     consider(f.deadline);
                 }
+                for r in &self.results {
+                    consider(Some(r.deadline));
+                }
             }
             _ => {}
         }
@@ -700,6 +728,7 @@ impl GatewayCore {
         };
         self.out.clear();
         self.inflight.clear();
+        self.results.clear();
         self.next_send_at = None;
         self.next_monitor_at = None;
     }
@@ -722,6 +751,7 @@ impl GatewayCore {
         }
         self.next_send_at = None;
         self.next_monitor_at = None;
+        self.results.clear();
         for f in &mut self.inflight {
             f.deadline = None;
         }
@@ -794,6 +824,7 @@ impl GatewayCore {
                 ..
             } => {
                 self.retransmit_due(now, ack_timeout_sec);
+                self.resend_results_due(now, ack_timeout_sec);
                 if self.next_send_at.is_some_and(|t| t <= now) {
                     if self.periodic.running {
                         self.send_pending(now, ack_timeout_sec);
@@ -967,6 +998,7 @@ impl GatewayCore {
             Body::DataAck(_) => self.on_data_ack(now, &env),
             Body::Ack(_) => {
                 if let Some(id) = env.in_reply_to.clone() {
+                    self.results.retain(|r| r.envelope.message_id != id);
                     self.events
                         .push_back(GatewayEvent::ResultAcknowledged { in_reply_to: id });
                 }
@@ -1245,8 +1277,19 @@ impl GatewayCore {
                 _ => (Vec::new(), Vec::new()),
             }
         };
+        let ack_timeout = self.ack_timeout();
         for e in &replies {
             self.push(e.clone());
+            if matches!(
+                e.body,
+                Body::PeriodicStartResult(_) | Body::PeriodicStopResult(_)
+            ) {
+                self.results.push(UnackedResult {
+                    envelope: e.clone(),
+                    resent: 0,
+                    deadline: now + secs(i64::from(ack_timeout)),
+                });
+            }
         }
         self.out.extend(data);
         let cached = replies;
@@ -1553,6 +1596,38 @@ impl GatewayCore {
             }));
         }
         self.out.extend(again);
+    }
+
+    /// Sends a periodic result again (same message) when its `ack` is overdue, up to
+    /// [`MAX_RESULT_RESENDS`] times, then reports an anomaly and keeps the state (DES-MSG-PS-5).
+    fn resend_results_due(&mut self, now: Time, ack_timeout_sec: u32) {
+        let mut given_up = Vec::new();
+        let mut again = Vec::new();
+        self.results.retain_mut(|r| {
+            if r.deadline > now {
+                return true;
+            }
+            if r.resent >= MAX_RESULT_RESENDS {
+                given_up.push(r.envelope.message_id.clone());
+                return false;
+            }
+            r.resent += 1;
+            r.deadline = now + secs(i64::from(ack_timeout_sec));
+            again.push(r.envelope.clone());
+            true
+        });
+        for e in again {
+            self.push(e);
+        }
+        for id in given_up {
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
+                "DES-MSG-PS-5",
+                format!("no ack for result {id}"),
+                None,
+            );
+        }
     }
 
     fn send_status(&mut self, now: Time) {
