@@ -53,6 +53,7 @@ use gateway::protocol::gateway_side::{
 };
 use gateway::protocol::message::{
     Body, DataKind, Envelope, MessageType, PROTOCOL_VERSION, PeriodicStop, ProfileFormat,
+    ResultCode,
 };
 use gateway::protocol::platform_side::{
     PlatformConfig, PlatformCore, PlatformInbound, ProfileVerdict, ResendSelector,
@@ -348,7 +349,11 @@ impl Sys {
                         s.ghost
                             .resend_results_seen
                             .insert(envelope.message_id.clone());
-                        resend_results.push((to.clone(), rr.records, rr.messages));
+                        let busy = envelope
+                            .result
+                            .as_ref()
+                            .is_some_and(|o| o.code == ResultCode::Busy);
+                        resend_results.push((to.clone(), rr.records, rr.messages, busy));
                     }
                     s.push(Pkt {
                         up: true,
@@ -414,11 +419,18 @@ impl Sys {
             }
         }
         // Exactly the requested records, each once, in as many messages as announced.
-        for (req, records, messages) in resend_results {
+        for (req, records, messages, busy) in resend_results {
             let Some(asked) = s.ghost.requested(&req) else {
                 s.ghost.violations.insert(P_RESEND);
                 continue;
             };
+            if busy {
+                // BUSY (one resend at a time, DES-MSG-RS-2): nothing announced, nothing sent.
+                if records != 0 || messages != 0 || resend_data.iter().any(|(q, _)| *q == req) {
+                    s.ghost.violations.insert(P_RESEND);
+                }
+                continue;
+            }
             let mut expected = RangeSet::new();
             for (_, r) in &s.ghost.ingested {
                 if let Some(x) = SeqRange::new(r.first.max(asked.first), r.last.min(asked.last)) {

@@ -746,7 +746,11 @@ fn resend_beyond_last_seq_is_partial_and_of_nothing_is_not_found() {
         },
     );
     assert_eq!(result_code(envelopes(&out)[0]), ResultCode::Partial);
-    assert_eq!(data_of(&out).len(), 1);
+    let d = data_of(&out);
+    assert_eq!(d.len(), 1);
+    // One resend at a time (DES-MSG-RS-2): finish this one first.
+    ack(&mut g, at(1), &d[0].3, d[0].1, ResultCode::Ok);
+    drain(&mut g);
     let out = resend(
         &mut g,
         at(1),
@@ -907,6 +911,28 @@ fn shutdown_sends_disconnect_and_nothing_after() {
     g.handle_timeout(at(100));
     assert!(drain(&mut g).is_empty());
     assert_eq!(g.poll_timeout(), None);
+}
+
+#[test]
+fn a_resend_request_while_earlier_resend_data_is_unacknowledged_is_answered_busy() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    let req = ResendRequest {
+        dataset: None,
+        seq: Some(r(1, 2)),
+        time: None,
+    };
+    let first = resend(&mut g, at(1), "p.r1", req.clone());
+    assert_eq!(result_code(envelopes(&first)[0]), ResultCode::Ok);
+    let d = data_of(&first);
+    assert_eq!(d.len(), 1);
+    let busy = resend(&mut g, at(2), "p.r2", req.clone());
+    assert_eq!(result_code(envelopes(&busy)[0]), ResultCode::Busy);
+    assert!(data_of(&busy).is_empty());
+    ack(&mut g, at(3), &d[0].3, r(1, 2), ResultCode::Ok);
+    drain(&mut g);
+    let later = resend(&mut g, at(4), "p.r3", req);
+    assert_eq!(result_code(envelopes(&later)[0]), ResultCode::Ok);
 }
 
 // ---------------------------------------------------------------- platform

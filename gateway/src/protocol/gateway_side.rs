@@ -40,7 +40,8 @@
 //!   retransmission of those already sent (§6.5); after a reconnect while stopped, unacked
 //!   records wait for the next start or a resend request.
 //! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
-//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1).
+//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1);
+//!   `BUSY` (nothing sent) while data of an earlier resend is unacknowledged (DES-MSG-RS-2).
 //! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
 //!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
 //!   `ackedThrough` of `connect.result` does the same for `1..=n`.
@@ -1433,6 +1434,18 @@ impl GatewayCore {
             let o = Outcome::new(
                 ResultCode::UnknownDataset,
                 format!("DES-ID-3: dataset {d} is not provisioned"),
+            );
+            let b = Body::ResendResult(ResendResult {
+                records: 0,
+                messages: 0,
+            });
+            return (self.result_msg(now, env, o, b), Vec::new());
+        }
+        if self.inflight.iter().any(|f| f.kind == DataKind::Resend) {
+            // One resend at a time: the previous one's data is not all acknowledged yet.
+            let o = Outcome::new(
+                ResultCode::Busy,
+                "DES-MSG-RS-2: another resend is still running",
             );
             let b = Body::ResendResult(ResendResult {
                 records: 0,
