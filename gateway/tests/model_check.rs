@@ -53,6 +53,7 @@ use gateway::protocol::gateway_side::{
 };
 use gateway::protocol::message::{
     Body, DataKind, Envelope, MessageType, PROTOCOL_VERSION, PeriodicStop, ProfileFormat,
+    ResultCode,
 };
 use gateway::protocol::platform_side::{
     PlatformConfig, PlatformCore, PlatformInbound, ProfileVerdict, ResendSelector,
@@ -243,6 +244,9 @@ struct Ghost {
     restarted: bool,
     /// Every resend request the platform sent: its ID and seq range.
     resend_requests: Vec<(MessageId, SeqRange)>,
+    /// First transmissions of periodic data (ID, first, last seq): a retransmission must
+    /// repeat one.
+    periodic_sent: BTreeSet<(MessageId, u64, u64)>,
 }
 
 impl State {
@@ -345,7 +349,11 @@ impl Sys {
                         s.ghost
                             .resend_results_seen
                             .insert(envelope.message_id.clone());
-                        resend_results.push((to.clone(), rr.records, rr.messages));
+                        let busy = envelope
+                            .result
+                            .as_ref()
+                            .is_some_and(|o| o.code == ResultCode::Busy);
+                        resend_results.push((to.clone(), rr.records, rr.messages, busy));
                     }
                     s.push(Pkt {
                         up: true,
@@ -360,8 +368,19 @@ impl Sys {
                     if self.mutation == Mutation::WrongDataset {
                         d.dataset = ds(0);
                     }
-                    if d.kind == DataKind::Periodic && !s.ghost.running {
-                        s.ghost.violations.insert(P_PERIODIC);
+                    // New periodic messages only while started; retransmissions of
+                    // messages sent while started continue after a stop (§6.5).
+                    if d.kind == DataKind::Periodic {
+                        let key = (d.message_id.clone(), d.range.first, d.range.last);
+                        if d.retransmission {
+                            if !s.ghost.periodic_sent.contains(&key) {
+                                s.ghost.violations.insert(P_PERIODIC);
+                            }
+                        } else if s.ghost.running {
+                            s.ghost.periodic_sent.insert(key);
+                        } else {
+                            s.ghost.violations.insert(P_PERIODIC);
+                        }
                     }
                     let stored = s
                         .ghost
@@ -400,11 +419,18 @@ impl Sys {
             }
         }
         // Exactly the requested records, each once, in as many messages as announced.
-        for (req, records, messages) in resend_results {
+        for (req, records, messages, busy) in resend_results {
             let Some(asked) = s.ghost.requested(&req) else {
                 s.ghost.violations.insert(P_RESEND);
                 continue;
             };
+            if busy {
+                // BUSY (one resend at a time, DES-MSG-RS-2): nothing announced, nothing sent.
+                if records != 0 || messages != 0 || resend_data.iter().any(|(q, _)| *q == req) {
+                    s.ghost.violations.insert(P_RESEND);
+                }
+                continue;
+            }
             let mut expected = RangeSet::new();
             for (_, r) in &s.ghost.ingested {
                 if let Some(x) = SeqRange::new(r.first.max(asked.first), r.last.min(asked.last)) {

@@ -260,6 +260,8 @@ struct Sut {
     outstanding: Vec<(MessageId, SeqRange)>,
     /// What the harness acknowledged.
     acked: RangeSet,
+    /// IDs of data messages of kind resend ever sent (a BUSY answer needs one outstanding).
+    resend_ids: Vec<MessageId>,
     last_command: Option<Inbound>,
     boot_snapshot: GatewaySnapshot,
     n: u64,
@@ -275,6 +277,7 @@ impl Sut {
             connect_id: None,
             outstanding: Vec::new(),
             acked: RangeSet::new(),
+            resend_ids: Vec::new(),
             last_command: None,
             boot_snapshot,
             n: 0,
@@ -344,15 +347,20 @@ impl Sut {
                         ));
                     }
                     match d.kind {
-                        DataKind::Periodic if !m.running => {
-                            return Err("periodic data while stopped".into());
+                        // A stop ends new periodic messages; retransmissions of earlier
+                        // ones continue (§6.5).
+                        DataKind::Periodic if !m.running && !d.retransmission => {
+                            return Err("new periodic data while stopped".into());
                         }
                         DataKind::Resend => {
                             let Some((req, _)) = &resend else {
-                                // A retransmission of earlier resend data.
-                                self.outstanding.push((d.message_id.clone(), d.range));
+                                // A retransmission of earlier resend data (same message ID).
+                                if !self.outstanding.iter().any(|(id, _)| *id == d.message_id) {
+                                    self.outstanding.push((d.message_id.clone(), d.range));
+                                }
                                 continue;
                             };
+                            self.resend_ids.push(d.message_id.clone());
                             if d.request.as_ref() != Some(req) {
                                 return Err("resend data names another request".into());
                             }
@@ -361,7 +369,10 @@ impl Sut {
                         }
                         DataKind::Periodic => {}
                     }
-                    self.outstanding.push((d.message_id.clone(), d.range));
+                    // Retransmissions reuse the message ID (DES-MSG-DATA-3).
+                    if !self.outstanding.iter().any(|(id, _)| *id == d.message_id) {
+                        self.outstanding.push((d.message_id.clone(), d.range));
+                    }
                 }
             }
         }
@@ -371,7 +382,20 @@ impl Sut {
         {
             let (rr, outcome) = resend_result.ok_or("no resend.result")?;
             let code = outcome.map(|o| o.code);
-            if want.is_empty() {
+            let resend_running = self
+                .outstanding
+                .iter()
+                .any(|(id, _)| self.resend_ids.contains(id));
+            if code == Some(ResultCode::Busy) {
+                // One resend at a time (DES-MSG-RS-2): only while earlier resend data is
+                // unacknowledged, and then nothing is announced or sent.
+                if !resend_running || rr.records != 0 || resend_sum != 0 {
+                    return Err(format!(
+                        "BUSY answered with {} records, resend running: {resend_running}",
+                        rr.records
+                    ));
+                }
+            } else if want.is_empty() {
                 if code != Some(ResultCode::NotFound) || rr.records != 0 {
                     return Err(format!("empty selection answered {code:?}"));
                 }

@@ -651,18 +651,41 @@ fn the_des_id_scanner_expands_ranges_and_alternatives() {
     assert_eq!(ids, expected);
 }
 
-#[test]
-fn every_des_id_cited_in_the_gateway_sources_is_defined_in_the_protocol_document() {
-    let defined = defined_des_ids();
-    assert!(defined.len() >= 60, "{} rules defined", defined.len());
+/// Names that start with `DES-` but end in something other than a number (`DES-MSG-DUP`,
+/// `DES-PROF-*` → `DES-PROF`): each must be a family of defined rules (`DES-PROF` is, as
+/// `DES-PROF-1` exists); anything else names a rule the document does not have.
+fn des_words(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("DES-") {
+        let start = i + pos;
+        let mut end = start + 4;
+        while end < b.len()
+            && (b[end].is_ascii_uppercase() || b[end].is_ascii_digit() || b[end] == b'-')
+        {
+            end += 1;
+        }
+        i = end;
+        let id = text[start..end].trim_end_matches('-');
+        let last = id.rsplit('-').next().unwrap_or("");
+        if id.len() > 4 && last.parse::<u32>().is_err() {
+            out.insert(id.to_string());
+        }
+    }
+    out
+}
+
+/// Asserts every DES ID cited in the `.rs` files under `dir` is defined in docs/protocol.md
+/// (and every other `DES-…` name is a family of defined rules); returns the IDs cited.
+fn assert_cited_des_ids_are_defined(dir: &Path, defined: &BTreeSet<String>) -> BTreeSet<String> {
     let mut files = vec![];
-    rs_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    rs_files(dir, &mut files);
+    assert!(!files.is_empty(), "no sources under {}", dir.display());
     let mut cited = BTreeSet::new();
     for f in &files {
-        for id in des_ids(&std::fs::read_to_string(f).unwrap()) {
+        let text = std::fs::read_to_string(f).unwrap();
+        for id in des_ids(&text) {
             assert!(
                 defined.contains(&id),
                 "{id} cited in {} is not defined",
@@ -670,7 +693,36 @@ fn every_des_id_cited_in_the_gateway_sources_is_defined_in_the_protocol_document
             );
             cited.insert(id);
         }
+        for word in des_words(&text) {
+            let family = format!("{word}-");
+            assert!(
+                defined.iter().any(|d| d.starts_with(&family)),
+                "{word} cited in {} is neither a defined rule nor a family of rules",
+                f.display()
+            );
+        }
     }
+    cited
+}
+
+#[test]
+fn the_des_name_scanner_finds_families_and_unnumbered_names() {
+    let words = des_words("DES-PROF-* and DES-MSG-DUP, DES-ENV-3, DES-MQTT: x");
+    let expected: BTreeSet<String> = ["DES-PROF", "DES-MSG-DUP", "DES-MQTT"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(words, expected);
+}
+
+#[test]
+fn every_des_id_cited_in_the_gateway_sources_is_defined_in_the_protocol_document() {
+    let defined = defined_des_ids();
+    assert!(defined.len() >= 60, "{} rules defined", defined.len());
+    let cited = assert_cited_des_ids_are_defined(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &defined,
+    );
     // The rules the brief lists as cited by the code today.
     for id in [
         "DES-ID-4",
@@ -679,8 +731,22 @@ fn every_des_id_cited_in_the_gateway_sources_is_defined_in_the_protocol_document
         "DES-MSG-RS-2",
         "DES-MQTT-7",
         "DES-SEAL-1",
+        "DES-ENV-7",
+        "DES-ENV-8",
+        "DES-MSG-CONN-3",
+        "DES-MSG-DATA-1",
+        "DES-MSG-DATA-3",
     ] {
         assert!(cited.contains(id), "{id} is no longer cited in gateway/src");
+    }
+}
+
+#[test]
+fn every_des_id_cited_in_the_simulator_sources_is_defined_in_the_protocol_document() {
+    let defined = defined_des_ids();
+    for sim in ["platform-sim/src", "legacy-sim/src"] {
+        let cited = assert_cited_des_ids_are_defined(&workspace_root().join(sim), &defined);
+        assert!(!cited.is_empty(), "{sim} cites no DES ID");
     }
 }
 

@@ -14,14 +14,14 @@ pub use gateway::profile::ColumnType;
 /// One column of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Column {
-    /// Machine name (ASCII snake case), used in data profiles and masking rules (DES-PROF-1).
+    /// Machine name (ASCII snake case), used in data profiles and masking rules (DES-PROF-2).
     pub name: &'static str,
     /// Header label as the legacy system writes it in the CSV header row (Japanese).
     pub label: &'static str,
-    /// Value type (DES-PROF-1).
+    /// Value type (DES-PROF-2).
     #[serde(rename = "type")]
     pub ty: ColumnType,
-    /// Unit of a numeric value (`mm`, `m`, `m3`, `JPY`), if any (DES-PROF-1).
+    /// Unit of a numeric value (`mm`, `m`, `m3`, `JPY`), if any (DES-PROF-2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<&'static str>,
     /// Whether the column holds personal data that must be masked (SEC-MASK-1).
@@ -144,7 +144,7 @@ impl Dataset {
     }
 }
 
-/// A serializable description of a dataset, for provisioning files and reports (DES-PROF-1).
+/// A serializable description of a dataset, for provisioning files and reports (DES-PROF-2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DatasetInfo {

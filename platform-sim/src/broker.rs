@@ -36,7 +36,7 @@
 //!   the CRL at the handshake ([`crate::https`]); the platform refuses messages of revoked
 //!   gateways ([`Inbound::admit`] with [`crate::ca::Ca::is_gateway_revoked`])
 //!   and can kick a connected gateway ([`MqttBroker::kick`], by taking over its client ID
-//!   `{gw}.{gw}`; works for gateways that use their gateway ID as MQTT client ID, DES-MQTT).
+//!   `{gw}.{gw}`; works for gateways that use their gateway ID as MQTT client ID, DES-MQTT-2).
 //! - **First CA only**: only the first certificate of the CA file is trusted (our root).
 //! - **Tenant from subject O only**: the CN is not checked by rumqttd, and the tenant is not
 //!   tied to the MQTT client ID. The platform side checks envelope gateway ID == topic
@@ -62,7 +62,7 @@ use rumqttd::{ConnectionSettings, Notification, RouterConfig, ServerSettings, Tl
 
 use crate::ca::Ca;
 
-/// Largest MQTT payload the broker accepts (DES-MQTT: 1 MiB) plus room for the topic/header.
+/// Largest MQTT payload the broker accepts (DES-MQTT-7: 1 MiB) plus room for the topic/header.
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024 + 4096;
 
 /// Why the broker could not start or a link failed.

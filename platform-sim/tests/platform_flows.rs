@@ -293,11 +293,11 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
     let refused = |g: &ScriptedGateway| {
         g.received_of(MessageType::DataAck)
             .iter()
-            .any(|a| a.result.as_ref().unwrap().code == ResultCode::SecurityFailed)
+            .any(|a| a.result.as_ref().unwrap().code == ResultCode::Malformed)
     };
     assert!(
         g.run_until(T, refused).await,
-        "mismatching profile accepted"
+        "mismatching profile not answered MALFORMED (DES-MSG-DATA-1)"
     );
     assert!(!f.store().has_record(&f.gw, r.first).unwrap());
     assert!(
@@ -305,7 +305,7 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
             .anomalies(&f.gw)
             .unwrap()
             .iter()
-            .any(|a| a.0 == "platform" && a.1 == "security"),
+            .any(|a| a.0 == "platform" && a.1 == "malformed"),
         "no anomaly"
     );
     // The retransmission carries a proper profile and is stored.
@@ -387,6 +387,10 @@ async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_
             .filter(|(t, _, _)| *t == MessageType::Data)
             .count()
     };
+    // Every data message answered: the resend is over (one resend at a time, DES-MSG-RS-2).
+    let settled = |g: &ScriptedGateway| {
+        g.received_of(MessageType::DataAck).len() >= resend_data(g) && g.all_acked()
+    };
     let n0 = resend_data(&g);
     let rc = f
         .handle
@@ -404,8 +408,7 @@ async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_
         .unwrap();
     assert!(rc.message_id.is_some());
     assert!(
-        g.run_until(T, |g| resend_data(g) > n0 && g.all_acked())
-            .await,
+        g.run_until(T, |g| resend_data(g) > n0 && settled(g)).await,
         "no resend data"
     );
     let rr = g.received_of(MessageType::ResendRequest);
@@ -428,10 +431,7 @@ async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_
             },
         )
         .unwrap();
-    assert!(
-        g.run_until(T, |g| resend_data(g) > n1 && g.all_acked())
-            .await
-    );
+    assert!(g.run_until(T, |g| resend_data(g) > n1 && settled(g)).await);
     g.run_for(Duration::from_millis(300)).await;
     // Nothing stored twice, nothing changed.
     assert_eq!(f.store().records(&f.gw).unwrap(), before);

@@ -24,7 +24,7 @@ use super::topic::TopicError;
 /// The time every input of the cores carries (see the module doc for why wall-clock).
 pub type Time = DateTime<FixedOffset>;
 
-/// Acceptance window for command timestamps, seconds either side of `now` (DES-ENV-2, STALE).
+/// Acceptance window for command timestamps, seconds either side of `now` (DES-ENV-7, STALE).
 pub const STALE_WINDOW_SEC: i64 = 300;
 
 /// Longest timer the cores arm (ten years): larger configured or received values are cut, so

@@ -6,11 +6,12 @@ use chrono::DateTime;
 use super::flow::InboundError;
 use super::flow::{Time, secs};
 use super::gateway_side::{
-    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError, Transmit,
+    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
+    MAX_DATA_IN_FLIGHT, Transmit,
 };
 use super::ids::{Dataset, GatewayId, MessageId, SeqRange};
 use super::message::{
-    Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
+    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
     PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
     TimeRange,
 };
@@ -205,6 +206,34 @@ fn refused_connect_result_is_reported_and_not_retried() {
     )));
     g.handle_timeout(at(100));
     assert!(drain(&mut g).is_empty());
+}
+
+#[test]
+fn a_busy_connect_result_is_reported_and_connect_is_sent_again_after_the_retry_delay() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 0,
+    });
+    let o = Outcome::new(ResultCode::Busy, "x");
+    g.handle_inbound(t0(), down(t0(), "p.c", cr, Some((out[0].message_id(), o))));
+    assert!(!g.is_connected());
+    assert!(events(&mut g).iter().any(|e| matches!(
+        e,
+        GatewayEvent::ConnectRefused {
+            code: ResultCode::Busy,
+            ..
+        }
+    )));
+    g.handle_timeout(at(100));
+    let again = drain(&mut g);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message_type(), MessageType::Connect);
+    assert_ne!(again[0].message_id(), out[0].message_id());
 }
 
 // ---------------------------------------------------------------- gateway: start / stop
@@ -473,43 +502,187 @@ fn data_ack_with_a_different_range_or_a_failure_code_acknowledges_nothing() {
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Busy);
     ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::SecurityFailed);
     assert_eq!(g.unacked_records(), 2);
 }
 
 #[test]
-fn unacked_data_is_sent_again_after_ack_timeout() {
+fn a_data_ack_naming_another_range_is_reported_as_a_malformed_anomaly() {
     let mut g = started();
     g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
     g.handle_timeout(at(10));
-    let first = data_of(&drain(&mut g));
-    g.handle_timeout(at(39));
-    assert!(data_of(&drain(&mut g)).is_empty());
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
+    let out = drain(&mut g);
+    let anomalies: Vec<_> = envelopes(&out)
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            Body::Anomaly(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(anomalies.len(), 1);
+    assert_eq!(anomalies[0].kind, AnomalyKind::Malformed);
+    assert_eq!(anomalies[0].rule, "DES-MSG-DATA-2");
+    // Still in flight: sent again, same message, when the ack timeout fires.
     g.handle_timeout(at(40));
     let again = data_of(&drain(&mut g));
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].1, r(1, 2));
-    assert_ne!(
-        again[0].3, first[0].3,
-        "a retransmission has a new message ID"
+    assert_eq!(again[0].3, d[0].3);
+}
+
+#[test]
+fn data_refused_as_malformed_is_reported_and_sent_afresh_under_a_new_message_id() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Malformed);
+    let out = drain(&mut g);
+    assert!(envelopes(&out).iter().any(|e| matches!(
+        &e.body,
+        Body::Anomaly(a) if a.kind == AnomalyKind::Malformed && a.rule == "DES-MSG-DATA-2"
+    )));
+    assert_eq!(g.unacked_records(), 2);
+    // The next periodic send builds a new message for the same records.
+    g.handle_timeout(at(20));
+    let fresh: Vec<_> = std::iter::from_fn(|| g.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Data(d) => Some(d),
+            Transmit::Message { .. } => None,
+        })
+        .collect();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(fresh[0].range, r(1, 2));
+    assert_ne!(fresh[0].message_id, d[0].3);
+    assert!(!fresh[0].retransmission);
+}
+
+#[test]
+fn no_new_periodic_data_message_starts_while_eight_are_unacknowledged() {
+    let mut g = started();
+    // 30 records, 3 per message: 10 messages' worth.
+    g.handle_ingest(t0(), &ds("billing"), 30).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    assert_eq!(d.len(), MAX_DATA_IN_FLIGHT);
+    ack(&mut g, at(11), &d[0].3, d[0].1, ResultCode::Ok);
+    g.handle_timeout(at(20));
+    let more = data_of(&drain(&mut g));
+    assert_eq!(more.len(), 1, "one slot free");
+    assert_eq!(more[0].1, r(25, 27));
+}
+
+#[test]
+fn unacked_data_is_sent_again_as_the_same_message_with_the_timeout_doubling_up_to_eight_times() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let first: Vec<_> = std::iter::from_fn(|| g.poll_transmit())
+        .filter_map(|t| match t {
+            Transmit::Data(d) => Some(d),
+            Transmit::Message { .. } => None,
+        })
+        .collect();
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].retransmission);
+    // ackTimeoutSec 30: sent again at +30, +60, +120, +240, then every +240 (8×).
+    let mut sent_at = vec![];
+    for t in 11..=1000 {
+        g.handle_timeout(at(t));
+        for x in std::iter::from_fn(|| g.poll_transmit()) {
+            if let Transmit::Data(d) = x {
+                assert!(d.retransmission, "no new message while one is in flight");
+                assert_eq!(d.message_id, first[0].message_id, "same message ID");
+                assert_eq!(d.timestamp, first[0].timestamp, "same envelope timestamp");
+                assert_eq!((d.range, d.format), (first[0].range, first[0].format));
+                sent_at.push(t);
+            }
+        }
+    }
+    assert_eq!(sent_at, vec![40, 100, 220, 460, 700, 940]);
+    ack(
+        &mut g,
+        at(1001),
+        &first[0].message_id,
+        r(1, 2),
+        ResultCode::Ok,
     );
-    // A late ack of the first transmission still counts.
-    ack(&mut g, at(41), &first[0].3, r(1, 2), ResultCode::Ok);
     assert_eq!(g.unacked_records(), 0);
 }
 
 #[test]
-fn periodic_retransmission_pauses_while_stopped() {
+fn a_stop_ends_new_periodic_messages_but_data_already_sent_is_still_retransmitted() {
     let mut g = started();
     g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
     g.handle_timeout(at(10));
-    drain(&mut g);
+    let first = data_of(&drain(&mut g));
     let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
     g.handle_inbound(at(11), down(at(11), "p.t2", stop, None));
     drain(&mut g);
-    g.handle_timeout(at(100));
-    assert!(data_of(&drain(&mut g)).is_empty());
-    assert_eq!(g.unacked_records(), 2, "still stored");
+    g.handle_timeout(at(40));
+    let again = data_of(&drain(&mut g));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].3, first[0].3, "the same message, sent again");
+    ack(&mut g, at(41), &first[0].3, r(1, 2), ResultCode::Ok);
+    assert_eq!(g.unacked_records(), 0);
+    g.handle_timeout(at(1000));
+    assert!(
+        data_of(&drain(&mut g)).is_empty(),
+        "nothing new while stopped"
+    );
+}
+
+#[test]
+fn a_periodic_result_without_ack_is_sent_again_five_times_then_reported() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 100), None));
+    let out = drain(&mut g);
+    let result = envelopes(&out)[0].clone();
+    assert_eq!(result.message_type(), MessageType::PeriodicStartResult);
+    let mut again = vec![];
+    for t in 1..=200 {
+        g.handle_timeout(at(t));
+        for e in envelopes(&drain(&mut g)) {
+            match &e.body {
+                Body::PeriodicStartResult(_) => {
+                    assert_eq!(e, &result, "the same result message");
+                    again.push(t);
+                }
+                Body::Anomaly(a) => {
+                    assert_eq!(a.rule, "DES-MSG-PS-5");
+                    again.push(-t);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(again, vec![30, 60, 90, 120, 150, -180]);
+    assert!(g.periodic().running, "the state is kept");
+}
+
+#[test]
+fn an_acknowledged_periodic_result_is_not_sent_again() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 100), None));
+    let out = drain(&mut g);
+    let result = envelopes(&out)[0].message_id.clone();
+    g.handle_inbound(
+        at(1),
+        down(
+            at(1),
+            "p.k1",
+            Body::Ack(Empty {}),
+            Some((&result, Outcome::ok())),
+        ),
+    );
+    g.handle_timeout(at(31));
+    assert!(
+        !envelopes(&drain(&mut g))
+            .iter()
+            .any(|e| e.message_type() == MessageType::PeriodicStartResult)
+    );
 }
 
 // ---------------------------------------------------------------- gateway: resend
@@ -573,7 +746,11 @@ fn resend_beyond_last_seq_is_partial_and_of_nothing_is_not_found() {
         },
     );
     assert_eq!(result_code(envelopes(&out)[0]), ResultCode::Partial);
-    assert_eq!(data_of(&out).len(), 1);
+    let d = data_of(&out);
+    assert_eq!(d.len(), 1);
+    // One resend at a time (DES-MSG-RS-2): finish this one first.
+    ack(&mut g, at(1), &d[0].3, d[0].1, ResultCode::Ok);
+    drain(&mut g);
     let out = resend(
         &mut g,
         at(1),
@@ -676,8 +853,24 @@ fn connect_result_acked_through_marks_records_acknowledged() {
 }
 
 #[test]
-fn monitor_status_is_sent_every_monitor_interval() {
-    let mut g = connected();
+fn monitor_status_is_sent_right_after_the_session_opens_and_then_every_monitor_interval() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    let connect = envelopes(&out)[0].message_id.clone();
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: 60,
+        ack_timeout_sec: 30,
+        acked_through: 0,
+    });
+    g.handle_inbound(
+        t0(),
+        down(t0(), "p.c1", cr, Some((&connect, Outcome::ok()))),
+    );
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message_type(), MessageType::MonitorStatus);
     g.handle_timeout(at(59));
     assert!(drain(&mut g).is_empty());
     g.handle_timeout(at(60));
@@ -695,6 +888,16 @@ fn shutdown_sends_disconnect_and_nothing_after() {
     let out = drain(&mut g);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].message_type(), MessageType::Disconnect);
+    // A command arriving while disconnecting is answered INVALID_STATE, not applied.
+    let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
+    g.handle_inbound(at(1), down(at(1), "p.t2", stop, None));
+    let answered = drain(&mut g);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(
+        result_code(envelopes(&answered)[0]),
+        ResultCode::InvalidState
+    );
+    assert!(g.periodic().running);
     g.handle_inbound(
         at(2),
         down(
@@ -708,6 +911,28 @@ fn shutdown_sends_disconnect_and_nothing_after() {
     g.handle_timeout(at(100));
     assert!(drain(&mut g).is_empty());
     assert_eq!(g.poll_timeout(), None);
+}
+
+#[test]
+fn a_resend_request_while_earlier_resend_data_is_unacknowledged_is_answered_busy() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    let req = ResendRequest {
+        dataset: None,
+        seq: Some(r(1, 2)),
+        time: None,
+    };
+    let first = resend(&mut g, at(1), "p.r1", req.clone());
+    assert_eq!(result_code(envelopes(&first)[0]), ResultCode::Ok);
+    let d = data_of(&first);
+    assert_eq!(d.len(), 1);
+    let busy = resend(&mut g, at(2), "p.r2", req.clone());
+    assert_eq!(result_code(envelopes(&busy)[0]), ResultCode::Busy);
+    assert!(data_of(&busy).is_empty());
+    ack(&mut g, at(3), &d[0].3, r(1, 2), ResultCode::Ok);
+    drain(&mut g);
+    let later = resend(&mut g, at(4), "p.r3", req);
+    assert_eq!(result_code(envelopes(&later)[0]), ResultCode::Ok);
 }
 
 // ---------------------------------------------------------------- platform
@@ -837,6 +1062,112 @@ fn records_flow_from_ingest_to_acknowledged_end_to_end() {
     assert_eq!(v.received_per_dataset.get(&ds("billing")), Some(&4));
     assert!(v.gaps.is_empty());
     assert!(v.pending_commands.is_empty());
+}
+
+#[test]
+fn platform_answers_data_signed_by_another_gateway_unauthorized_and_does_not_store() {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic, envelope, ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    p.handle_inbound(
+        at(10),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender: GatewayId::new("GW0002").unwrap(),
+            profile: Some(ProfileVerdict::Verified),
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].message_type(), MessageType::DataAck);
+    assert_eq!(result_code(&replies[0]), ResultCode::Unauthorized);
+    assert!(p.gateway(&gw()).unwrap().received.is_empty());
+}
+
+#[test]
+fn platform_answers_a_connect_older_than_the_freshness_window_stale_and_opens_no_session() {
+    let mut g = GatewayCore::new(cfg(), t0());
+    let mut p = pcore();
+    g.handle_connected(t0());
+    let out = drain(&mut g);
+    p.handle_inbound(at(301), up(&out[0]));
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(result_code(&replies[0]), ResultCode::Stale);
+    assert!(p.gateway(&gw()).is_none_or(|v| !v.online));
+    // The gateway keeps trying: a fresh connect after the retry delay is accepted.
+    let topic = topic_for(&gw(), MessageType::ConnectResult);
+    g.handle_inbound(
+        at(301),
+        Inbound::Opened {
+            topic,
+            envelope: replies[0].clone(),
+        },
+    );
+    assert!(!g.is_connected());
+    g.handle_timeout(at(400));
+    let again = drain(&mut g);
+    assert_eq!(again[0].message_type(), MessageType::Connect);
+    p.handle_inbound(at(400), up(&again[0]));
+    assert_eq!(result_code(&pdrain(&mut p)[0]), ResultCode::Ok);
+}
+
+#[test]
+fn platform_answers_data_whose_profile_header_differs_from_the_message_malformed_and_does_not_store()
+ {
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender,
+        ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    p.handle_inbound(
+        at(10),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender,
+            profile: Some(ProfileVerdict::Mismatch),
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(result_code(&replies[0]), ResultCode::Malformed);
+    assert!(
+        replies[0]
+            .result
+            .as_ref()
+            .and_then(|o| o.reason.as_deref())
+            .is_some_and(|r| r.starts_with("DES-MSG-DATA-1"))
+    );
+    let v = p.gateway(&gw()).unwrap();
+    assert!(v.received.is_empty());
+    assert_eq!(v.anomaly_count, 1);
+    assert!(
+        !std::iter::from_fn(|| p.poll_event())
+            .any(|e| matches!(e, PlatformEvent::StoreRecords { .. }))
+    );
 }
 
 #[test]
@@ -1029,6 +1360,7 @@ fn huge_timer_and_sequence_values_never_panic() {
         down(t0(), "p.c", cr, Some((out[0].message_id(), Outcome::ok()))),
     );
     assert!(g.is_connected());
+    drain(&mut g);
     let req = ResendRequest {
         dataset: None,
         seq: Some(r(1, u64::MAX)),

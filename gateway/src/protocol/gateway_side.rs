@@ -19,12 +19,12 @@
 //! # Rules the core enforces
 //!
 //! - Nothing but `connect` is sent, and no command is acted on, before an OK
-//!   `connect.result` answers the current `connect` (DES-MSG-CONN-1/2).
+//!   `connect.result` answers the current `connect` (DES-MSG-CONN-3).
 //! - A command whose topic tenant or envelope `gatewayId` is not this gateway is answered
 //!   `UNAUTHORIZED` and reported as an anomaly, never acted on (DES-ENV-4, SM-ACL).
 //! - A repeated command message ID (still in the reply cache) is answered with the stored
-//!   reply, never applied twice (DES-MSG-DUP). A command whose timestamp is more than
-//!   [`STALE_WINDOW_SEC`] from `now` is answered `STALE` and reported (DES-ENV-2).
+//!   reply, never applied twice (DES-ENV-8). A command whose timestamp is more than
+//!   [`STALE_WINDOW_SEC`] from `now` is answered `STALE` and reported (DES-ENV-7).
 //! - `periodic.start`/`periodic.stop` with `commandSeq` <= the last applied one is answered
 //!   `SUPERSEDED` with the current state, no change (DES-MSG-PS-4). The result body always
 //!   carries the gateway's periodic state, so a platform can tell "already applied" (state's
@@ -35,15 +35,21 @@
 //! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked
 //!   records not in flight go out, one dataset and one contiguous range of at most
 //!   [`GatewayConfig::max_records_per_message`] records per message; data not acknowledged
-//!   within `ackTimeoutSec` is sent again (IF-PSEND-3). Retransmission of periodic data also
-//!   pauses while stopped; the records stay stored and unacked (the platform gets them by a
-//!   resend request, or on the next start).
+//!   within `ackTimeoutSec` is sent again under the same message ID, the timeout doubling
+//!   up to 8× (IF-PSEND-3, DES-MSG-DATA-3). A stop ends new periodic messages, not the
+//!   retransmission of those already sent (§6.5); after a reconnect while stopped, unacked
+//!   records wait for the next start or a resend request.
 //! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
-//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1).
+//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1);
+//!   `BUSY` (nothing sent) while data of an earlier resend is unacknowledged (DES-MSG-RS-2).
 //! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
 //!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
-//!   `acknowledgedThrough` of `connect.result` does the same for `1..=n`.
-//! - `monitor.status` every `monitorIntervalSec` (MON-1); `anomaly` for every refused message
+//!   `ackedThrough` of `connect.result` does the same for `1..=n`.
+//! - Every `periodic.start.result` / `periodic.stop.result` is sent again (same message) each
+//!   `ackTimeoutSec` until the platform's `ack` arrives, at most [`MAX_RESULT_RESENDS`] times,
+//!   then reported as an anomaly (DES-MSG-PS-5).
+//! - `monitor.status` right after an OK `connect.result` and then every `monitorIntervalSec`
+//!   (MON-1, DES-MSG-MON-2); `anomaly` for every refused message
 //!   (IF-PSTART-2, DES-MSG-AN-1); `disconnect` on shutdown (IF-DISC-1).
 //!
 //! # Persistence
@@ -150,6 +156,11 @@ pub struct DataRequest {
     pub gateway_id: GatewayId,
     /// The envelope timestamp to use.
     pub timestamp: Time,
+    /// Whether this is a retransmission (DES-MSG-DATA-3): the same message ID, timestamp,
+    /// range and format as the first transmission. The adapter SHOULD publish the sealed
+    /// payload it kept from the first transmission, so the bytes are identical; if it kept
+    /// none (e.g. evicted), it builds the profile again from the same records.
+    pub retransmission: bool,
     /// The dataset of every record.
     pub dataset: Dataset,
     /// The records' sequence numbers.
@@ -231,8 +242,9 @@ pub enum GatewayEvent {
         /// Negotiated protocol version.
         version: u32,
     },
-    /// The platform refused the connect (e.g. `UNSUPPORTED_VERSION`); no retry until the
-    /// transport reconnects.
+    /// The platform refused the connect. `UNAUTHORIZED`, `UNSUPPORTED_VERSION` and other
+    /// lasting refusals: no retry until the transport reconnects. `BUSY`, `INTERNAL`, `STALE`:
+    /// `connect` is sent again after `connect_retry_sec` (§6.1 failure codes).
     ConnectRefused {
         /// The platform's code.
         code: ResultCode,
@@ -439,15 +451,53 @@ enum Link {
 /// A data message sent and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct InFlight {
-    /// Every message ID this range was sent under (retransmissions get new IDs).
-    ids: Vec<MessageId>,
+    /// The message ID; retransmissions reuse it (DES-MSG-DATA-3).
+    id: MessageId,
+    /// The envelope timestamp of the first transmission, reused by retransmissions.
+    sent_at: Time,
     dataset: Dataset,
     range: SeqRange,
     kind: DataKind,
     request: Option<MessageId>,
-    /// When to send again; `None` while periodic sending is stopped (waits for a late ack).
+    /// The profile format of the first transmission, reused by retransmissions.
+    format: ProfileFormat,
+    /// Retransmissions so far; the timeout is `ackTimeoutSec × 2^sent_again`, at most
+    /// [`MAX_BACKOFF`] × (DES-MSG-DATA-3).
+    sent_again: u32,
+    /// When to send again; `None` after shutdown (waits for a late ack only).
     deadline: Option<Time>,
 }
+
+/// In-flight window: no new periodic `data` message is started while this many data messages
+/// are unacknowledged (DES-MSG-DATA-3).
+pub const MAX_DATA_IN_FLIGHT: usize = 8;
+
+/// Largest multiple of `ackTimeoutSec` a retransmission waits (DES-MSG-DATA-3).
+const MAX_BACKOFF: i64 = 8;
+
+/// The retransmission timeout after `sent_again` retransmissions: `ack_timeout_sec` doubled
+/// per retransmission, capped at [`MAX_BACKOFF`] × `ack_timeout_sec` (DES-MSG-DATA-3).
+fn backoff(ack_timeout_sec: u32, sent_again: u32) -> chrono::Duration {
+    let factor = 1_i64
+        .checked_shl(sent_again.min(3))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF);
+    secs(i64::from(ack_timeout_sec).saturating_mul(factor))
+}
+
+/// A `periodic.start.result` / `periodic.stop.result` not yet answered by `ack`
+/// (DES-MSG-PS-5).
+#[derive(Debug, Clone, PartialEq)]
+struct UnackedResult {
+    envelope: Envelope,
+    /// Times sent again so far (at most [`MAX_RESULT_RESENDS`]).
+    resent: u32,
+    deadline: Time,
+}
+
+/// How often a periodic result without `ack` is sent again before it is reported
+/// (DES-MSG-PS-5).
+pub const MAX_RESULT_RESENDS: u32 = 5;
 
 /// Replies already given to a command, for answering its duplicates.
 #[derive(Debug, Clone, PartialEq)]
@@ -469,6 +519,8 @@ pub struct GatewayCore {
     batches: Vec<Batch>,
     link: Link,
     inflight: Vec<InFlight>,
+    /// Periodic results waiting for `ack` (DES-MSG-PS-5).
+    results: Vec<UnackedResult>,
     replies: VecDeque<CachedReply>,
     next_send_at: Option<Time>,
     next_monitor_at: Option<Time>,
@@ -492,6 +544,11 @@ impl Hash for GatewayCore {
         self.batches.hash(h);
         self.link.hash(h);
         self.inflight.hash(h);
+        for r in &self.results {
+            r.envelope.message_id.hash(h);
+            r.resent.hash(h);
+            r.deadline.hash(h);
+        }
         for c in &self.replies {
             c.request.hash(h);
             c.received_at.hash(h);
@@ -551,6 +608,7 @@ impl GatewayCore {
             batches,
             link: Link::Down,
             inflight: Vec::new(),
+            results: Vec::new(),
             replies: VecDeque::new(),
             next_send_at: None,
             next_monitor_at: None,
@@ -643,6 +701,9 @@ impl GatewayCore {
                 for f in &self.inflight {
                     consider(f.deadline);
                 }
+                for r in &self.results {
+                    consider(Some(r.deadline));
+                }
             }
             _ => {}
         }
@@ -668,6 +729,7 @@ impl GatewayCore {
         };
         self.out.clear();
         self.inflight.clear();
+        self.results.clear();
         self.next_send_at = None;
         self.next_monitor_at = None;
     }
@@ -690,6 +752,7 @@ impl GatewayCore {
         }
         self.next_send_at = None;
         self.next_monitor_at = None;
+        self.results.clear();
         for f in &mut self.inflight {
             f.deadline = None;
         }
@@ -762,6 +825,7 @@ impl GatewayCore {
                 ..
             } => {
                 self.retransmit_due(now, ack_timeout_sec);
+                self.resend_results_due(now, ack_timeout_sec);
                 if self.next_send_at.is_some_and(|t| t <= now) {
                     if self.periodic.running {
                         self.send_pending(now, ack_timeout_sec);
@@ -932,9 +996,10 @@ impl GatewayCore {
         }
         match env.body {
             Body::ConnectResult(_) => self.on_connect_result(now, &env),
-            Body::DataAck(_) => self.on_data_ack(&env),
+            Body::DataAck(_) => self.on_data_ack(now, &env),
             Body::Ack(_) => {
                 if let Some(id) = env.in_reply_to.clone() {
+                    self.results.retain(|r| r.envelope.message_id != id);
                     self.events
                         .push_back(GatewayEvent::ResultAcknowledged { in_reply_to: id });
                 }
@@ -974,17 +1039,11 @@ impl GatewayCore {
 
     fn on_connect_result(&mut self, now: Time, env: &Envelope) {
         let Link::Connecting { id, .. } = &self.link else {
-            self.ignored(
-                "DES-MSG-CONN-2",
-                "connect.result while not connecting".into(),
-            );
+            self.ignored("DES-ENV-3", "connect.result while not connecting".into());
             return;
         };
         if env.in_reply_to.as_ref() != Some(id) {
-            self.ignored(
-                "DES-MSG-CONN-2",
-                "connect.result for an earlier connect".into(),
-            );
+            self.ignored("DES-ENV-3", "connect.result for an earlier connect".into());
             return;
         }
         let (Body::ConnectResult(cr), Some(outcome)) = (&env.body, &env.result) else {
@@ -996,7 +1055,13 @@ impl GatewayCore {
             } else {
                 outcome.code
             };
-            self.link = Link::Refused;
+            // Transient refusals keep `Link::Connecting`: its retry timer sends a new connect.
+            if !matches!(
+                code,
+                ResultCode::Busy | ResultCode::Internal | ResultCode::Stale
+            ) {
+                self.link = Link::Refused;
+            }
             self.events.push_back(GatewayEvent::ConnectRefused {
                 code,
                 reason: outcome.reason.clone(),
@@ -1015,42 +1080,72 @@ impl GatewayCore {
         if let Some(r) = SeqRange::new(1, through) {
             self.mark_acked(r);
         }
-        // `connect` already told the platform the state; the first status follows one interval
-        // later.
+        // The first status right after the OK result, then every interval (DES-MSG-MON-2).
+        self.send_status(now);
         self.next_monitor_at = Some(now + secs(i64::from(cr.monitor_interval_sec.max(1))));
         self.next_send_at = self.periodic.running.then_some(now);
     }
 
-    fn on_data_ack(&mut self, env: &Envelope) {
+    /// `data.ack` (DES-MSG-DATA-2): OK marks the range acknowledged. MALFORMED,
+    /// SECURITY_FAILED and UNKNOWN_DATASET are reported as an anomaly and the message is given
+    /// up (sending the same bytes again cannot help): its records stay unacknowledged and go
+    /// out in a new message with a newly built profile at the next periodic send (resend data:
+    /// when the platform asks again). Any other failure (BUSY, INTERNAL, …) leaves the message
+    /// in flight, sent again when its timeout fires (DES-MSG-DATA-3).
+    fn on_data_ack(&mut self, now: Time, env: &Envelope) {
         let (Body::DataAck(ack), Some(outcome), Some(to)) =
             (&env.body, &env.result, &env.in_reply_to)
         else {
             return;
         };
-        let Some(pos) = self.inflight.iter().position(|f| f.ids.contains(to)) else {
+        let Some(pos) = self.inflight.iter().position(|f| f.id == *to) else {
             self.ignored(
-                "DES-MSG-DATA-2",
+                "DES-ENV-3",
                 format!("data.ack for unknown or settled message {to}"),
             );
             return;
         };
         if self.inflight[pos].range != ack.range {
-            self.ignored(
+            // Treated as MALFORMED; the data stays unacknowledged and is sent again.
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
                 "DES-MSG-DATA-2",
-                format!("data.ack for {to} names another range"),
+                format!("data.ack for {to} names another range (MALFORMED)"),
+                Some(topic_for(&self.cfg.gateway_id, MessageType::DataAck)),
             );
             return;
         }
-        if outcome.code != ResultCode::Ok {
-            // Sent again when the ack timeout fires (IF-PSEND-3).
-            self.ignored(
-                "DES-MSG-DATA-2",
-                format!("data {to} answered {}", outcome.code.as_str()),
-            );
-            return;
+        match outcome.code {
+            ResultCode::Ok => {
+                let f = self.inflight.remove(pos);
+                self.mark_acked(f.range);
+            }
+            code @ (ResultCode::Malformed
+            | ResultCode::SecurityFailed
+            | ResultCode::UnknownDataset) => {
+                self.inflight.remove(pos);
+                let kind = if code == ResultCode::SecurityFailed {
+                    AnomalyKind::Security
+                } else {
+                    AnomalyKind::Malformed
+                };
+                self.anomaly(
+                    now,
+                    kind,
+                    "DES-MSG-DATA-2",
+                    format!("data {to} answered {}", code.as_str()),
+                    Some(topic_for(&self.cfg.gateway_id, MessageType::DataAck)),
+                );
+            }
+            code => {
+                // Sent again when the ack timeout fires (DES-MSG-DATA-3).
+                self.ignored(
+                    "DES-MSG-DATA-2",
+                    format!("data {to} answered {}", code.as_str()),
+                );
+            }
         }
-        let f = self.inflight.remove(pos);
-        self.mark_acked(f.range);
     }
 
     /// Marks every stored record of `range` acknowledged, splitting batches at its edges.
@@ -1116,9 +1211,21 @@ impl GatewayCore {
 
     fn on_command(&mut self, now: Time, env: Envelope) {
         let ty = env.message_type();
+        if matches!(self.link, Link::Closing { .. }) {
+            // After `disconnect`: answered, never acted on (DES-MSG-DISC-1).
+            if let Some(body) = self.command_reply_body(&env.body) {
+                let o = Outcome::new(
+                    ResultCode::InvalidState,
+                    "DES-MSG-DISC-1: the gateway is disconnecting",
+                );
+                let r = self.reply(now, &env, o, body);
+                self.push(r);
+            }
+            return;
+        }
         if !self.is_connected() {
             self.ignored(
-                "DES-MSG-CONN-2",
+                "DES-MSG-CONN-3",
                 format!(
                     "{} {} before the session is open",
                     ty.as_str(),
@@ -1130,7 +1237,7 @@ impl GatewayCore {
         if let Some(c) = self.replies.iter().find(|c| c.request == env.message_id) {
             let again = c.replies.clone();
             self.ignored(
-                "DES-MSG-DUP",
+                "DES-ENV-8",
                 format!(
                     "duplicate {} {}: earlier reply sent again",
                     ty.as_str(),
@@ -1147,13 +1254,13 @@ impl GatewayCore {
             self.anomaly(
                 now,
                 AnomalyKind::Stale,
-                "DES-ENV-2",
+                "DES-ENV-7",
                 format!("{} {} is {skew} s off", ty.as_str(), env.message_id),
                 Some(topic_for(&self.cfg.gateway_id, ty)),
             );
             let o = Outcome::new(
                 ResultCode::Stale,
-                format!("DES-ENV-2: timestamp outside ±{STALE_WINDOW_SEC} s"),
+                format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
             );
             let replies = match self.command_reply_body(&env.body) {
                 Some(b) => vec![self.reply(now, &env, o, b)],
@@ -1171,8 +1278,19 @@ impl GatewayCore {
                 _ => (Vec::new(), Vec::new()),
             }
         };
+        let ack_timeout = self.ack_timeout();
         for e in &replies {
             self.push(e.clone());
+            if matches!(
+                e.body,
+                Body::PeriodicStartResult(_) | Body::PeriodicStopResult(_)
+            ) {
+                self.results.push(UnackedResult {
+                    envelope: e.clone(),
+                    resent: 0,
+                    deadline: now + secs(i64::from(ack_timeout)),
+                });
+            }
         }
         self.out.extend(data);
         let cached = replies;
@@ -1219,8 +1337,8 @@ impl GatewayCore {
         }
         if !self.cfg.formats.contains(&s.format) {
             let o = Outcome::new(
-                ResultCode::InvalidState,
-                "DES-MSG-PS-1: profile format not supported by this gateway",
+                ResultCode::Malformed,
+                "DES-MSG-PS-1: profile format not among this gateway's connect.formats",
             );
             let b = state(self);
             return self.result_msg(now, env, o, b);
@@ -1239,17 +1357,6 @@ impl GatewayCore {
             command_seq: s.command_seq,
         });
         self.next_send_at = Some(now + secs(i64::from(s.interval_sec.max(1))));
-        // Paused retransmissions resume.
-        if let Link::Up {
-            ack_timeout_sec, ..
-        } = self.link
-        {
-            for f in &mut self.inflight {
-                if f.deadline.is_none() {
-                    f.deadline = Some(now + secs(i64::from(ack_timeout_sec)));
-                }
-            }
-        }
         let b = state(self);
         self.result_msg(now, env, Outcome::ok(), b)
     }
@@ -1334,6 +1441,18 @@ impl GatewayCore {
             });
             return (self.result_msg(now, env, o, b), Vec::new());
         }
+        if self.inflight.iter().any(|f| f.kind == DataKind::Resend) {
+            // One resend at a time: the previous one's data is not all acknowledged yet.
+            let o = Outcome::new(
+                ResultCode::Busy,
+                "DES-MSG-RS-2: another resend is still running",
+            );
+            let b = Body::ResendResult(ResendResult {
+                records: 0,
+                messages: 0,
+            });
+            return (self.result_msg(now, env, o, b), Vec::new());
+        }
         let parts = self.select(r);
         let records: u64 = parts.iter().map(|(_, p)| p.len()).sum();
         let code = if records == 0 {
@@ -1395,29 +1514,35 @@ impl GatewayCore {
         ack_timeout_sec: u32,
     ) -> Transmit {
         let id = self.next_id();
+        let format = self.periodic.format;
         self.inflight.push(InFlight {
-            ids: vec![id.clone()],
+            id: id.clone(),
+            sent_at: now,
             dataset: dataset.clone(),
             range,
             kind,
             request: request.clone(),
-            deadline: Some(now + secs(i64::from(ack_timeout_sec))),
+            format,
+            sent_again: 0,
+            deadline: Some(now + backoff(ack_timeout_sec, 0)),
         });
         Transmit::Data(DataRequest {
             topic: topic_for(&self.cfg.gateway_id, MessageType::Data),
             message_id: id,
             gateway_id: self.cfg.gateway_id.clone(),
             timestamp: now,
+            retransmission: false,
             dataset,
             range,
             kind,
             request,
-            format: self.periodic.format,
+            format,
         })
     }
 
     /// Periodic send (IF-PSEND-1..3): every unacked record of a covered dataset that is not
-    /// in flight, one dataset and contiguous range per message.
+    /// in flight, one dataset and contiguous range per message, while fewer than
+    /// [`MAX_DATA_IN_FLIGHT`] messages are unacknowledged (the rest waits for the next send).
     fn send_pending(&mut self, now: Time, ack_timeout_sec: u32) {
         let mut busy = RangeSet::new();
         for f in self.inflight.iter().filter(|f| f.deadline.is_some()) {
@@ -1440,6 +1565,9 @@ impl GatewayCore {
         }
         for (dataset, p) in parts {
             for c in chunks(p, self.cfg.max_records_per_message) {
+                if self.inflight.len() >= MAX_DATA_IN_FLIGHT {
+                    return;
+                }
                 let t = self.data(
                     now,
                     dataset.clone(),
@@ -1453,46 +1581,65 @@ impl GatewayCore {
         }
     }
 
-    /// Sends again what was not acknowledged in time (IF-PSEND-3); periodic data only while
-    /// started (otherwise it waits, unacked, for a late ack, a resend request or a start).
+    /// Sends again what was not acknowledged in time (IF-PSEND-3): the same message (ID,
+    /// timestamp, range, format), the timeout doubling up to 8× (DES-MSG-DATA-3). Also while
+    /// stopped: a stop ends new periodic messages, not the delivery of those already sent
+    /// (§6.5).
     fn retransmit_due(&mut self, now: Time, ack_timeout_sec: u32) {
         let acked = self.acked_set();
+        self.inflight.retain(|f| !acked.contains_range(f.range));
         let mut again = Vec::new();
         for f in &mut self.inflight {
             if f.deadline.is_none_or(|d| d > now) {
                 continue;
             }
-            if f.kind == DataKind::Periodic && !self.periodic.running {
-                f.deadline = None;
-                continue;
-            }
-            again.push((f.dataset.clone(), f.range, f.kind, f.request.clone()));
-            f.deadline = Some(now + secs(i64::from(ack_timeout_sec)));
-        }
-        self.inflight.retain(|f| !acked.contains_range(f.range));
-        for (dataset, range, kind, request) in again {
-            if acked.contains_range(range) {
-                continue;
-            }
-            let id = self.next_id();
-            if let Some(f) = self
-                .inflight
-                .iter_mut()
-                .find(|f| f.range == range && f.kind == kind && f.request == request)
-            {
-                f.ids.push(id.clone());
-            }
-            self.out.push_back(Transmit::Data(DataRequest {
+            f.sent_again = f.sent_again.saturating_add(1);
+            f.deadline = Some(now + backoff(ack_timeout_sec, f.sent_again));
+            again.push(Transmit::Data(DataRequest {
                 topic: topic_for(&self.cfg.gateway_id, MessageType::Data),
-                message_id: id,
+                message_id: f.id.clone(),
                 gateway_id: self.cfg.gateway_id.clone(),
-                timestamp: now,
-                dataset,
-                range,
-                kind,
-                request,
-                format: self.periodic.format,
+                timestamp: f.sent_at,
+                retransmission: true,
+                dataset: f.dataset.clone(),
+                range: f.range,
+                kind: f.kind,
+                request: f.request.clone(),
+                format: f.format,
             }));
+        }
+        self.out.extend(again);
+    }
+
+    /// Sends a periodic result again (same message) when its `ack` is overdue, up to
+    /// [`MAX_RESULT_RESENDS`] times, then reports an anomaly and keeps the state (DES-MSG-PS-5).
+    fn resend_results_due(&mut self, now: Time, ack_timeout_sec: u32) {
+        let mut given_up = Vec::new();
+        let mut again = Vec::new();
+        self.results.retain_mut(|r| {
+            if r.deadline > now {
+                return true;
+            }
+            if r.resent >= MAX_RESULT_RESENDS {
+                given_up.push(r.envelope.message_id.clone());
+                return false;
+            }
+            r.resent += 1;
+            r.deadline = now + secs(i64::from(ack_timeout_sec));
+            again.push(r.envelope.clone());
+            true
+        });
+        for e in again {
+            self.push(e);
+        }
+        for id in given_up {
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
+                "DES-MSG-PS-5",
+                format!("no ack for result {id}"),
+                None,
+            );
         }
     }
 

@@ -14,8 +14,8 @@
 //!
 //! Rules:
 //! - `connect` is accepted only if envelope `gatewayId` == topic tenant == authenticated
-//!   sender (DES-ENV-4); the session version is the highest common one, none →
-//!   `UNSUPPORTED_VERSION` (DES-VER-2). `connect.result` carries `acknowledgedThrough`, the
+//!   sender (DES-ENV-4) and its timestamp is within ±300 s of `now` (else `STALE`, DES-ENV-7); the session version is the highest common one, none →
+//!   `UNSUPPORTED_VERSION` (DES-VER-4). `connect.result` carries `ackedThrough`, the
 //!   highest seq received contiguously from 1.
 //! - Commands are numbered with `commandSeq`, strictly increasing per gateway and never below
 //!   what the gateway reports as applied (DES-MSG-PS-4). A command not answered within
@@ -23,9 +23,11 @@
 //!   sent again under a new message ID with the same `commandSeq`; a `SUPERSEDED` answer whose
 //!   state carries the command's own `commandSeq` means it was already applied.
 //! - Start/stop results are answered with `ack` (IF-PSTART-4). `data` is answered with
-//!   `data.ack` for the same range: `OK` once stored (duplicates too), `SECURITY_FAILED` if the
-//!   profile failed verification (not stored, anomaly recorded), `UNAUTHORIZED` outside a
-//!   session.
+//!   `data.ack` for the same range: `OK` once stored (duplicates too, whether sent again under
+//!   the same or a new message ID: records are kept by seq, DES-MSG-DATA-3), `SECURITY_FAILED`
+//!   if the profile failed to open (DES-PROF-4/7), `MALFORMED` if its header does not match
+//!   the message (DES-MSG-DATA-1) — neither stored, anomaly recorded — and `UNAUTHORIZED`
+//!   outside a session (DES-MSG-CONN-3).
 //! - Received seqs are tracked per gateway; a hole below the highest known seq (received or
 //!   reported in `connect`/`monitor.status`) that persists for [`PlatformConfig::gap_grace_sec`]
 //!   is requested with `resend.request` by seq range; a `NOT_FOUND` answer marks it lost.
@@ -33,13 +35,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use super::flow::{InboundError, RangeSet, Time, secs};
+use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
 use super::gateway_side::PeriodicSetting;
 use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
 use super::message::{
-    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType,
-    MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop,
-    ProfileFormat, ResendRequest, ResultCode, TimeRange,
+    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MonitorStatus, Outcome,
+    PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop, ProfileFormat, ResendRequest,
+    ResultCode, TimeRange,
 };
 use super::topic::{parse_topic, topic_for};
 
@@ -82,7 +84,11 @@ pub enum ProfileVerdict {
     /// Signature verified, decrypted, and its header matches the envelope (gateway, dataset,
     /// range).
     Verified,
-    /// Any failure (one verdict, no oracle).
+    /// Opened and verified, but its header's `gatewayId`, `dataset` or `range` differs from
+    /// the envelope's and the body's: `data.ack` MALFORMED (DES-MSG-DATA-1).
+    Mismatch,
+    /// It failed to open or decode (one verdict, no oracle): `data.ack` SECURITY_FAILED
+    /// (DES-PROF-4, DES-PROF-7).
     Failed,
 }
 
@@ -751,8 +757,14 @@ impl PlatformCore {
                 ),
                 false,
             );
-            if ty == MessageType::Connect {
-                let body = self.connect_result_body(&sender, self.max_version());
+            // Answered UNAUTHORIZED where the request has a reply type (DES-ENV-4).
+            let body = match &env.body {
+                Body::Connect(_) => Some(self.connect_result_body(&sender, self.max_version())),
+                Body::Disconnect(_) => Some(Body::DisconnectResult(Empty {})),
+                Body::Data(d) => Some(Body::DataAck(DataAck { range: d.range })),
+                _ => None,
+            };
+            if let Some(body) = body {
                 self.reply(
                     now,
                     &sender,
@@ -841,6 +853,30 @@ impl PlatformCore {
         env: &Envelope,
         c: &super::message::Connect,
     ) {
+        let skew = (now - env.timestamp).num_seconds().abs();
+        if skew > STALE_WINDOW_SEC {
+            // Refused, not acted on (DES-ENV-7); the gateway retries with a fresh connect.
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Stale,
+                "DES-ENV-7".into(),
+                format!("connect {} is {skew} s off", env.message_id),
+                false,
+            );
+            let body = self.connect_result_body(gw, self.max_version());
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::Stale,
+                    format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
+                ),
+                body,
+            );
+            return;
+        }
         let common = c
             .versions
             .iter()
@@ -855,7 +891,7 @@ impl PlatformCore {
                 &env.message_id,
                 Outcome::new(
                     ResultCode::UnsupportedVersion,
-                    "DES-VER-2: no common protocol version",
+                    "DES-VER-4: no common protocol version",
                 ),
                 body,
             );
@@ -976,30 +1012,40 @@ impl PlatformCore {
                 now,
                 gw,
                 &env.message_id,
-                Outcome::new(ResultCode::Unauthorized, "DES-MSG-CONN-2: no open session"),
+                Outcome::new(ResultCode::Unauthorized, "DES-MSG-CONN-3: no open session"),
                 ack,
             );
             return;
         }
-        if profile != Some(ProfileVerdict::Verified) {
+        let refused = match profile {
+            Some(ProfileVerdict::Verified) => None,
+            Some(ProfileVerdict::Mismatch) => Some((
+                AnomalyKind::Malformed,
+                "DES-MSG-DATA-1",
+                ResultCode::Malformed,
+                "profile header does not match the message",
+            )),
+            Some(ProfileVerdict::Failed) | None => Some((
+                AnomalyKind::Security,
+                "SEC-JSON-SIG-2",
+                ResultCode::SecurityFailed,
+                "profile failed to open",
+            )),
+        };
+        if let Some((kind, rule, code, why)) = refused {
             self.record_anomaly(
                 now,
                 Some(gw.clone()),
-                AnomalyKind::Security,
-                "SEC-JSON-SIG-2".into(),
-                format!("data {} profile failed verification", env.message_id),
+                kind,
+                rule.into(),
+                format!("data {} {why}", env.message_id),
                 false,
             );
-            self.reply(
-                now,
-                gw,
-                &env.message_id,
-                Outcome::new(
-                    ResultCode::SecurityFailed,
-                    "DES-PROF-2: profile not verified",
-                ),
-                ack,
-            );
+            let reason = match code {
+                ResultCode::Malformed => format!("DES-MSG-DATA-1: {why}"),
+                _ => format!("DES-PROF-4/7: {why}"),
+            };
+            self.reply(now, gw, &env.message_id, Outcome::new(code, reason), ack);
             return;
         }
         if let Some(s) = self.sessions.get_mut(gw) {

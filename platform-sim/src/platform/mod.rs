@@ -12,7 +12,9 @@
 //!   (DES-SEAL-5). For `data`, the profile is opened (JSON: `open_json_profile`; XML:
 //!   `open_xml_profile`, both validating the gateway's certificate first), decoded with
 //!   [`gateway::profile`] and its header compared with the message (gateway, dataset, range;
-//!   the record count equals the range length by the decoder) → [`ProfileVerdict`].
+//!   the record count equals the range length by the decoder) → [`ProfileVerdict`]: failing
+//!   to open → `Failed` (SECURITY_FAILED), a header that differs → `Mismatch` (MALFORMED,
+//!   DES-MSG-DATA-1).
 //! - **Store before ack**: the core's `StoreRecords` events are written to SQLite
 //!   ([`store`]) before any transmit produced by the same input is published, so a `data.ack`
 //!   OK always follows a committed transaction (DES-MSG-DATA-2). A store failure stops the
@@ -428,24 +430,39 @@ impl State {
         }
     }
 
-    fn verify_profile(&self, gw: &GatewayId, env: &Envelope, d: &Data) -> Option<DataProfile> {
+    /// Opens and decodes a `data` message's profile and compares its header with the message:
+    /// the profile, or the verdict that refuses it — [`ProfileVerdict::Failed`] if it does not
+    /// open or decode (SECURITY_FAILED, DES-PROF-4/7), [`ProfileVerdict::Mismatch`] if its
+    /// `gatewayId`, `dataset` or `range` differs from the message's (MALFORMED, DES-MSG-DATA-1).
+    fn verify_profile(
+        &self,
+        gw: &GatewayId,
+        env: &Envelope,
+        d: &Data,
+    ) -> Result<DataProfile, ProfileVerdict> {
         let t = Utc::now();
         let p = match d.format {
             ProfileFormat::Json => {
                 let b = self
                     .sec
                     .open_json_profile(gw.as_str(), &d.profile, t)
-                    .ok()?;
-                DataProfile::from_json(&b).ok()?
+                    .map_err(|_| ProfileVerdict::Failed)?;
+                DataProfile::from_json(&b).map_err(|_| ProfileVerdict::Failed)?
             }
             ProfileFormat::Xml => {
-                let x = self.sec.open_xml_profile(gw.as_str(), &d.profile, t).ok()?;
-                DataProfile::from_xml(&x).ok()?
+                let x = self
+                    .sec
+                    .open_xml_profile(gw.as_str(), &d.profile, t)
+                    .map_err(|_| ProfileVerdict::Failed)?;
+                DataProfile::from_xml(&x).map_err(|_| ProfileVerdict::Failed)?
             }
         };
         let h = &p.header;
-        (h.gateway_id == env.gateway_id && h.dataset == d.dataset && h.range == d.range)
-            .then_some(p)
+        if h.gateway_id == env.gateway_id && h.dataset == d.dataset && h.range == d.range {
+            Ok(p)
+        } else {
+            Err(ProfileVerdict::Mismatch)
+        }
     }
 
     fn bad_signer(
@@ -976,13 +993,12 @@ impl Shared {
                     let mut verdict = None;
                     match &env.body {
                         Body::Data(d) => {
-                            profile = st
-                                .verify_profile(&gw, &env, d)
-                                .map(|p| (p, env.message_id.to_string()));
-                            verdict = Some(if profile.is_some() {
-                                ProfileVerdict::Verified
-                            } else {
-                                ProfileVerdict::Failed
+                            verdict = Some(match st.verify_profile(&gw, &env, d) {
+                                Ok(p) => {
+                                    profile = Some((p, env.message_id.to_string()));
+                                    ProfileVerdict::Verified
+                                }
+                                Err(v) => v,
                             });
                         }
                         Body::MonitorStatus(s) => {
