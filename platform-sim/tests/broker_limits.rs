@@ -5,33 +5,12 @@
 
 mod common;
 
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use platform_sim::broker::{self, BrokerSettings, MqttBroker, PlatformLink, free_loopback_port};
-use platform_sim::ca::Ca;
+use platform_sim::broker::PlatformLink;
+
 use rumqttc::{Packet, QoS};
-
-struct Env {
-    dir: tempfile::TempDir,
-    ca: Mutex<Ca>,
-    broker: MqttBroker,
-}
-
-fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let (dir, ca) = new_ca();
-        let broker =
-            broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port().unwrap())).unwrap();
-        Env {
-            dir,
-            ca: Mutex::new(ca),
-            broker,
-        }
-    })
-}
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

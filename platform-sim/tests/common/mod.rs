@@ -167,3 +167,31 @@ impl Mqtt {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_platform-sim"))
 }
+
+/// One CA and one broker per test binary (rumqttd cannot be shut down, so tests of a binary
+/// share them and use distinct gateway IDs).
+pub struct Env {
+    /// The CA's state directory.
+    pub dir: tempfile::TempDir,
+    /// The CA.
+    pub ca: std::sync::Mutex<Ca>,
+    /// The broker.
+    pub broker: platform_sim::broker::MqttBroker,
+}
+
+/// The binary's shared [`Env`], started on first use.
+pub fn env() -> &'static Env {
+    static ENV: std::sync::OnceLock<Env> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let (dir, ca) = new_ca();
+        let port = platform_sim::broker::free_loopback_port().unwrap();
+        let broker =
+            platform_sim::broker::start(&platform_sim::broker::BrokerSettings::from_ca(&ca, port))
+                .unwrap();
+        Env {
+            dir,
+            ca: std::sync::Mutex::new(ca),
+            broker,
+        }
+    })
+}
