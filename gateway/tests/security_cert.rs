@@ -171,17 +171,8 @@ fn a_certificate_with_a_key_under_2048_bits_is_refused() {
 
 #[test]
 fn sealing_to_or_opening_from_a_revoked_peer_is_refused() {
-    let p = pki();
     let sealed = gateway_ds().seal_message("platform", b"{}", now()).unwrap();
-    let mut ks = KeyStore::new(
-        p.platform.key.clone(),
-        p.platform.cert.clone(),
-        p.root.clone(),
-    )
-    .unwrap();
-    ks.add_peer("GW0001", p.gateway.cert.clone()).unwrap();
-    ks.set_crl(make_crl(&p.root_key, &p.root, &[10], -3600, Some(DAY)));
-    let platform = DataSecurity::new(ks);
+    let platform = platform_ds_revoking(&[10]);
     assert!(matches!(
         platform.open_message("GW0001", &sealed, now()),
         Err(SecurityError::CertRevoked)

@@ -6,8 +6,8 @@
 
 mod security_common;
 
+use gateway::security::SecurityError;
 use gateway::security::xml::{XmlCipher, XmlError};
-use gateway::security::{DataSecurity, KeyStore, SecurityError};
 use security_common::*;
 
 const PROFILE: &str = concat!(
@@ -58,20 +58,11 @@ fn an_xml_profile_from_another_signer_is_refused_as_a_security_failure() {
 
 #[test]
 fn an_xml_profile_from_a_revoked_gateway_is_refused_before_it_is_verified() {
-    let p = pki();
     let sealed = gateway_ds()
         .seal_xml_profile("platform", PROFILE, XmlCipher::Aes128Cbc, now())
         .unwrap();
-    let mut ks = KeyStore::new(
-        p.platform.key.clone(),
-        p.platform.cert.clone(),
-        p.root.clone(),
-    )
-    .unwrap();
-    ks.add_peer("GW0001", p.gateway.cert.clone()).unwrap();
     // Serial 10 is the gateway's certificate.
-    ks.set_crl(make_crl(&p.root_key, &p.root, &[10], -3600, Some(DAY)));
-    let platform = DataSecurity::new(ks);
+    let platform = platform_ds_revoking(&[10]);
     assert!(matches!(
         platform.open_xml_profile("GW0001", &sealed, now()),
         Err(SecurityError::CertRevoked)

@@ -200,6 +200,21 @@ pub fn platform_ds() -> DataSecurity {
     ))
 }
 
+/// The platform's facade with peer `GW0001` under a current CRL revoking `serials`
+/// (the gateway's certificate has serial 10).
+pub fn platform_ds_revoking(serials: &[u32]) -> DataSecurity {
+    let p = pki();
+    let mut ks = KeyStore::new(
+        p.platform.key.clone(),
+        p.platform.cert.clone(),
+        p.root.clone(),
+    )
+    .unwrap();
+    ks.add_peer("GW0001", p.gateway.cert.clone()).unwrap();
+    ks.set_crl(make_crl(&p.root_key, &p.root, serials, -3600, Some(DAY)));
+    DataSecurity::new(ks)
+}
+
 /// The application's facade: peers `GW0001` and `platform`.
 pub fn app_ds() -> DataSecurity {
     let p = pki();
