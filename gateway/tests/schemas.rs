@@ -772,19 +772,10 @@ fn requirement_rows(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_traceability_table_covers_exactly_the_requirements_of_the_catalogue() {
-    // CI: shared/ beside the clone (../shared); a git worktree sits one level deeper.
-    let req_path = workspace_root()
-        .ancestors()
-        .skip(1)
-        .map(|d| d.join("shared/spec/requirements.md"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| workspace_root().join("../shared/spec/requirements.md"));
-    let catalogue = std::fs::read_to_string(&req_path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (CI places shared/ beside the clone)",
-            req_path.display()
-        )
-    });
+    // The catalogue lives in the repository (docs/requirements.md): nothing outside it is read.
+    let req_path = workspace_root().join("docs/requirements.md");
+    let catalogue = std::fs::read_to_string(&req_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", req_path.display()));
     let catalogue_ids = requirement_rows(&catalogue);
     assert!(catalogue_ids.len() >= 50, "{catalogue_ids:?}");
     let doc = protocol_md();

@@ -9,21 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Find `shared/spec/requirements.md` beside the checkout (or any ancestor), or via
-/// `SGW_REQUIREMENTS`.
+/// The requirement catalogue of the repository (`docs/requirements.md`).
 fn requirements_path() -> PathBuf {
-    if let Ok(p) = std::env::var("SGW_REQUIREMENTS") {
-        return PathBuf::from(p);
-    }
-    let mut dir: Option<&Path> = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
-    while let Some(d) = dir {
-        let cand = d.join("shared/spec/requirements.md");
-        if cand.exists() {
-            return cand;
-        }
-        dir = d.parent();
-    }
-    panic!("shared/spec/requirements.md not found beside the checkout; set SGW_REQUIREMENTS");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/requirements.md")
 }
 
 fn requirement_ids() -> BTreeSet<String> {
