@@ -780,7 +780,7 @@ fn the_traceability_table_covers_exactly_the_requirements_of_the_catalogue() {
     assert!(catalogue_ids.len() >= 50, "{catalogue_ids:?}");
     let doc = protocol_md();
     let table = &doc[doc
-        .find("## 14. Traceability")
+        .find("## 17. Traceability")
         .expect("traceability section")..];
     let traced = requirement_rows(table);
     let unknown: Vec<_> = traced.difference(&catalogue_ids).collect();
