@@ -667,13 +667,7 @@ fn des_ids(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// Rules of protocol revision 1.1 (issue 7) that the code already cites while their text in
-/// docs/protocol.md is being written in parallel. Counted as defined by [`defined_des_ids`]
-/// unless the document defines them; delete each entry once docs/protocol.md has it.
-const PENDING_REVISION_1_1: &[&str] = &["DES-ID-5", "DES-MSG-CONN-4", "DES-MSG-DATA-5"];
-
-/// DES IDs defined (in bold) by docs/protocol.md, each exactly once, and the pending rules of
-/// [`PENDING_REVISION_1_1`].
+/// DES IDs defined (in bold) by docs/protocol.md, each exactly once.
 fn defined_des_ids() -> BTreeSet<String> {
     let doc = protocol_md();
     let mut defined = BTreeSet::new();
@@ -682,7 +676,6 @@ fn defined_des_ids() -> BTreeSet<String> {
             assert!(defined.insert(part.to_string()), "{part} is defined twice");
         }
     }
-    defined.extend(PENDING_REVISION_1_1.iter().map(|s| s.to_string()));
     defined
 }
 
