@@ -635,8 +635,8 @@ fn security_refusal() -> Inbound {
     }
 }
 
-fn stale_start(g: &GatewayCore, now: Time, n: u64) -> Inbound {
-    let _ = g;
+/// A start whose timestamp is 400 s old: a `stale` anomaly (in session).
+fn stale_start(now: Time, n: u64) -> Inbound {
     down(
         now - secs(400),
         &format!("p.stale{n}"),
@@ -676,8 +676,7 @@ fn at_most_ten_anomalies_of_a_kind_are_sent_per_60_s_window_and_the_rest_are_cou
     }
     // Another kind has its own window.
     for n in 1..=3 {
-        let m = stale_start(&g, at(2), n);
-        g.handle_inbound(at(2), m);
+        g.handle_inbound(at(2), stale_start(at(2), n));
     }
     let out = drain(&mut g);
     let kinds = anomaly_kinds(&out);
