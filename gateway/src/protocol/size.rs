@@ -97,11 +97,12 @@ pub fn record_wire_bytes<S: AsRef<str>>(fields: &[S]) -> u32 {
     u32::try_from(w).unwrap_or(u32::MAX)
 }
 
-/// The size of a dataset's profile header (DES-MSG-DATA-6): the larger of the JSON and the XML
-/// profile without records (everything but the records: header, columns and the profile's
-/// frame), with the widest range (20-digit bounds) and the longest `createdAt` (nanoseconds and
-/// a numeric offset); `header.range` and `header.created_at` are ignored. A data profile's size
-/// is at most this plus the wire sizes of its records plus one separator byte per record.
+/// The size of a dataset's profile header (DES-MSG-DATA-6): the largest of its JSON encoding
+/// (the `header` object of the JSON profile), its XML encoding (the `sgw:Header` element of the
+/// XML profile) and that XML element escaped as a JSON string (quotes included), each with the
+/// widest range (20-digit bounds) and the longest `createdAt` (35 characters: nanoseconds and a
+/// numeric offset); `header.range` and `header.created_at` are ignored. At most
+/// [`MAX_PROFILE_HEADER_BYTES`] for a dataset to be configured.
 pub fn profile_header_bytes(header: &ProfileHeader) -> u64 {
     let widest = SeqRange {
         first: u64::MAX,
@@ -119,8 +120,22 @@ pub fn profile_header_bytes(header: &ProfileHeader) -> u64 {
         },
         records: Vec::new(),
     };
-    (p.to_json().len() as u64).max(p.to_xml().len() as u64)
+    // `{"header":` + the header object + `,"records":[]}`.
+    let json = p.to_json().len() - JSON_FRAME.len();
+    let xml = p.to_xml();
+    let start = xml.find(XML_HEADER_OPEN).unwrap_or(0);
+    let end = xml
+        .find(XML_HEADER_CLOSE)
+        .map_or(xml.len(), |e| e + XML_HEADER_CLOSE.len());
+    let xml_header = &xml[start..end];
+    let as_json = json_string_bytes(xml_header);
+    (json as u64).max(xml_header.len() as u64).max(as_json)
 }
+
+/// What the JSON profile adds around the header object when it holds no records.
+const JSON_FRAME: &str = "{\"header\":,\"records\":[]}";
+const XML_HEADER_OPEN: &str = "<sgw:Header ";
+const XML_HEADER_CLOSE: &str = "</sgw:Header>";
 
 #[cfg(test)]
 mod tests {
@@ -226,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_is_at_most_its_header_plus_its_records_plus_a_separator_each() {
+    fn a_profile_is_at_most_its_frame_header_and_records_plus_a_separator_each() {
         for (name, fields) in cases() {
             for n in [1u64, 2, 7] {
                 let h = header(fields.len(), 1_000_000_000_000_000_000, n);
@@ -235,8 +250,13 @@ mod tests {
                     header: h.clone(),
                     records,
                 };
-                let bound =
-                    profile_header_bytes(&h) + n * (u64::from(record_wire_bytes(&fields)) + 1);
+                // The frame around header and records: JSON `{"header":` `,"records":[` `]}`
+                // (24 bytes); XML the root element's tags with the namespace declaration and
+                // the `sgw:Body` tags (97 bytes).
+                let frame = 97;
+                let bound = frame
+                    + profile_header_bytes(&h)
+                    + n * (u64::from(record_wire_bytes(&fields)) + 1);
                 assert!(p.to_json().len() as u64 <= bound, "{name} json n={n}");
                 assert!(p.to_xml().len() as u64 <= bound, "{name} xml n={n}");
             }
@@ -244,15 +264,24 @@ mod tests {
     }
 
     #[test]
-    fn the_header_size_is_the_wider_empty_profile_with_the_widest_range_and_time() {
+    fn the_header_size_is_the_largest_of_its_three_encodings_with_the_widest_range_and_time() {
         let h = header(3, 1, 1);
         let empty = DataProfile {
             header: h.clone(),
             records: vec![],
         };
-        let base = (empty.to_json().len() as u64).max(empty.to_xml().len() as u64);
-        // Range bounds 1 → 20 digits (two in each format), createdAt +10 (".123456789").
-        assert_eq!(profile_header_bytes(&h), base + 2 * 19 + 10);
+        let json = String::from_utf8(empty.to_json()).unwrap();
+        let json_header: serde_json::Value =
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()["header"].clone();
+        let json_len = serde_json::to_string(&json_header).unwrap().len() as u64;
+        let xml = empty.to_xml();
+        let xml_header = &xml[xml.find("<sgw:Header ").unwrap()
+            ..xml.find("</sgw:Header>").unwrap() + "</sgw:Header>".len()];
+        let escaped = serde_json::to_string(xml_header).unwrap().len() as u64;
+        // These column names (`"`, `<`, `&`) make the escaped XML the largest.
+        assert!(escaped > xml_header.len() as u64 && escaped > json_len);
+        // Range bounds 1 → 20 digits (twice), createdAt +10 (".123456789").
+        assert_eq!(profile_header_bytes(&h), escaped + 2 * 19 + 10);
         // More columns, larger header.
         assert!(profile_header_bytes(&header(4, 1, 1)) > profile_header_bytes(&h));
     }
