@@ -516,6 +516,9 @@ fn periodic_messages_in_flight_count_towards_the_window_of_resend_data() {
     let out = resend(&mut g, at(11), "p.r1", seq_req(None, 1, 3));
     assert_eq!(resend_result(&out), (ResultCode::Ok, 3, 1));
     assert!(data_of(&out).is_empty(), "the window is full");
+    // Running although nothing of it is sent yet: another request is BUSY.
+    let busy = resend(&mut g, at(11), "p.r2", seq_req(None, 4, 6));
+    assert_eq!(resend_result(&busy), (ResultCode::Busy, 0, 0));
     ack(
         &mut g,
         at(12),
@@ -647,7 +650,7 @@ fn evacuation_marks_acknowledged_records_archived_and_refuses_unacknowledged_or_
 
 #[test]
 fn resend_of_archived_records_asks_the_adapter_to_read_the_archive() {
-    let mut g = started();
+    let mut g = started_with(cfg_cap(1000));
     g.handle_ingest(t0(), &ds("billing"), &[100; 3]).unwrap();
     g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
