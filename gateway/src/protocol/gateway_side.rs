@@ -32,19 +32,33 @@
 //! - Records are only ingested while periodic storing is started for their dataset
 //!   (SC-START-1, SC-STOP-1). Sequence numbers start at 1, increase strictly and are never
 //!   reused, also across [`GatewayCore::snapshot`]/[`GatewayCore::restore`] (DES-ID-4).
-//! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked
-//!   records not in flight go out, one dataset and one contiguous range of at most
-//!   [`GatewayConfig::max_records_per_message`] records per message; data not acknowledged
-//!   within `ackTimeoutSec` is sent again under the same message ID, the timeout doubling
-//!   up to 8× (IF-PSEND-3, DES-MSG-DATA-3). A stop ends new periodic messages, not the
-//!   retransmission of those already sent (§6.5); after a reconnect while stopped, unacked
-//!   records wait for the next start or a resend request.
+//! - Records are ingested with their wire sizes; a record over `MAX_RECORD_BYTES` refuses its
+//!   batch, and the index keeps batches that are message units: at most
+//!   [`GatewayConfig::max_records_per_message`] records whose sizes sum to at most
+//!   `MAX_MESSAGE_RECORD_BYTES` (DES-MSG-DATA-6, [`super::size`]). No data message is planned
+//!   over either bound.
+//! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked,
+//!   not held records not in flight go out, one dataset and one contiguous range per message;
+//!   data not acknowledged within `ackTimeoutSec` is sent again under the same message ID, the
+//!   timeout doubling up to 8× (IF-PSEND-3, DES-MSG-DATA-3). A stop ends new periodic
+//!   messages, not the retransmission of those already sent (§6.5); after a reconnect while
+//!   stopped, unacked records wait for the next start or a resend request. At most
+//!   [`MAX_DATA_IN_FLIGHT`] data messages, periodic and resend, are unacknowledged at a time.
+//! - A data message is given up after [`MAX_DATA_TRANSMISSIONS`] transmissions, on a
+//!   `data.ack` MALFORMED / SECURITY_FAILED / UNKNOWN_DATASET / INVALID_STATE / TOO_LARGE, or
+//!   when the adapter cannot build it ([`GatewayCore::handle_data_failed`]): anomaly, and its
+//!   records are marked held in the persisted index — never sent periodically again, only on
+//!   a resend request (DES-MSG-DATA-5).
 //! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
-//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1);
-//!   `BUSY` (nothing sent) while data of an earlier resend is unacknowledged (DES-MSG-RS-2).
-//! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
-//!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
-//!   `ackedThrough` of `connect.result` does the same for `1..=n`.
+//!   `data` of kind `resend` carrying exactly the stored or archived records it selects
+//!   (ST-PROVIDE-1, DES-MSG-RS-2), queued and released as the in-flight window frees; `BUSY`
+//!   (nothing sent) while an earlier resend still has data queued or unacknowledged
+//!   (DES-MSG-RS-3). A reconnect abandons a running resend.
+//! - `data.ack` with `OK` for the exact range of a data message this process sent (also one
+//!   given up meanwhile) marks those records acknowledged and no longer held
+//!   ([`GatewayEvent::RecordsAcked`]: storage may mark them); the `ackedThrough` of
+//!   `connect.result` does the same for `1..=n`. [`GatewayCore::handle_evacuated`] marks
+//!   acknowledged records archived (ST-EVAC-1); they stay in the index.
 //! - Every `periodic.start.result` / `periodic.stop.result` is sent again (same message) each
 //!   `ackTimeoutSec` until the platform's `ack` arrives, at most [`MAX_RESULT_RESENDS`] times,
 //!   then reported as an anomaly (DES-MSG-PS-5).
@@ -54,7 +68,8 @@
 //!
 //! # Persistence
 //!
-//! The record index (batches of one dataset's contiguous range, ingest time, acked flag), the
+//! The record index (batches of one dataset's contiguous range, ingest time, wire bytes,
+//! acked, held and archived flags), the
 //! sequence counter, the boot count and the periodic state are the persisted state
 //! ([`GatewaySnapshot`], serde). Everything else (link, in-flight data, reply cache, timers)
 //! is volatile and rebuilt after [`GatewayCore::restore`], which increments the boot count.
