@@ -21,7 +21,7 @@ use gateway::protocol::size::{
     record_wire_bytes,
 };
 use gateway::protocol::topic::topic_for;
-use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange};
+use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use gateway::security::xml::XmlCipher;
 use security_common::{gateway_ds, platform_ds};
 
@@ -86,7 +86,11 @@ fn planned(
     format: ProfileFormat,
     records: &[Vec<String>],
 ) -> Vec<gateway::protocol::gateway_side::DataRequest> {
-    let mut g = GatewayCore::new(GatewayConfig::new(gw(), vec![billing()]), t0());
+    let mut g = GatewayCore::new(
+        GatewayConfig::new(gw(), vec![billing()]),
+        StoreEpoch::from_bytes([7; 16]),
+        t0(),
+    );
     g.handle_connected(t0());
     let connect = match g.poll_transmit() {
         Some(Transmit::Message { envelope, .. }) => envelope.message_id,

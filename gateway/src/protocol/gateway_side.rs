@@ -83,10 +83,10 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::flow::{RangeSet, STALE_WINDOW_SEC, Time, chunks, intersect, secs};
-use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
+use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange, StoreEpoch};
 use super::message::{
     Anomaly, AnomalyKind, Body, CertExpiry, Connect, Data, DataKind, Disconnect, Envelope,
-    HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart,
+    HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, Peek, PeriodicStart,
     PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult, ResultCode, Software,
     StorageStatus,
 };
@@ -155,6 +155,9 @@ pub enum Inbound {
         topic: String,
         /// Why.
         error: InboundError,
+        /// What [`super::message::peek`] read from the opened bytes (`None` if it could not
+        /// be opened or peeked), for the DES-MSG-2 reply.
+        peek: Option<Peek>,
     },
 }
 
@@ -180,6 +183,8 @@ pub struct DataRequest {
     pub retransmission: bool,
     /// The dataset of every record.
     pub dataset: Dataset,
+    /// The storage epoch the records were numbered in (DES-ID-5).
+    pub epoch: StoreEpoch,
     /// The records' sequence numbers.
     pub range: SeqRange,
     /// Periodic or resend.
@@ -207,6 +212,7 @@ impl DataRequest {
                 kind: self.kind,
                 request: self.request,
                 dataset: self.dataset,
+                epoch: self.epoch,
                 range: self.range,
                 format: self.format,
                 profile,
@@ -434,6 +440,8 @@ impl PeriodicSetting {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewaySnapshot {
+    /// The storage epoch (DES-ID-5); sequence numbers and boot counts count within it.
+    pub epoch: StoreEpoch,
     /// Starts of the process so far.
     pub boot_count: u64,
     /// The next sequence number to assign (1 + last assigned).
@@ -643,6 +651,7 @@ struct CachedReply {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayCore {
     cfg: GatewayConfig,
+    epoch: StoreEpoch,
     boot_count: u64,
     next_seq: Seq,
     next_msg: u64,
@@ -673,6 +682,7 @@ pub struct GatewayCore {
 /// status, anomaly count, queued events) are left out. Equal values hash equally.
 impl Hash for GatewayCore {
     fn hash<H: Hasher>(&self, h: &mut H) {
+        self.epoch.hash(h);
         self.boot_count.hash(h);
         self.next_seq.hash(h);
         self.next_msg.hash(h);
@@ -712,11 +722,13 @@ fn make_message_id(gw: &GatewayId, boot: u64, n: u64) -> MessageId {
 }
 
 impl GatewayCore {
-    /// A gateway's first start ever: boot count 1, no records.
-    pub fn new(cfg: GatewayConfig, now: Time) -> Self {
+    /// A gateway's first start with a new store of storage epoch `epoch` (DES-ID-5, drawn
+    /// at random by the caller): boot count 1, no records.
+    pub fn new(cfg: GatewayConfig, epoch: StoreEpoch, now: Time) -> Self {
         Self::from_snapshot(
             cfg,
             GatewaySnapshot {
+                epoch,
                 boot_count: 0,
                 next_seq: 1,
                 periodic: PeriodicSetting::default(),
@@ -738,6 +750,7 @@ impl GatewayCore {
         let last = batches.last().map_or(0, |b| b.range.last);
         Self {
             cfg,
+            epoch: s.epoch,
             boot_count: s.boot_count.saturating_add(1),
             // Never below what the index proves was assigned.
             next_seq: s.next_seq.max(last.saturating_add(1)).max(1),
@@ -763,6 +776,7 @@ impl GatewayCore {
     /// The persisted state (persist it after every input that changed it).
     pub fn snapshot(&self) -> GatewaySnapshot {
         GatewaySnapshot {
+            epoch: self.epoch.clone(),
             boot_count: self.boot_count,
             next_seq: self.next_seq,
             periodic: self.periodic.clone(),
@@ -775,6 +789,10 @@ impl GatewayCore {
     /// This gateway's ID.
     pub fn gateway_id(&self) -> &GatewayId {
         &self.cfg.gateway_id
+    }
+    /// The storage epoch (DES-ID-5).
+    pub fn epoch(&self) -> &StoreEpoch {
+        &self.epoch
     }
     /// The boot count of this process.
     pub fn boot_count(&self) -> u64 {
@@ -1039,7 +1057,7 @@ impl GatewayCore {
     /// An MQTT message arrived on the gateway's subscription.
     pub fn handle_inbound(&mut self, now: Time, inbound: Inbound) {
         match inbound {
-            Inbound::Refused { topic, error } => {
+            Inbound::Refused { topic, error, .. } => {
                 self.anomaly(
                     now,
                     error.anomaly_kind(),
@@ -1124,6 +1142,7 @@ impl GatewayCore {
                 versions: self.cfg.versions.clone(),
                 software: self.cfg.software.clone(),
                 formats: self.cfg.formats.clone(),
+                epoch: self.epoch.clone(),
                 boot_count: self.boot_count,
                 last_seq: self.last_seq(),
                 periodic: self.periodic.to_state(),
@@ -1270,6 +1289,7 @@ impl GatewayCore {
             Body::ResendRequest(_) => Some(Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
+                archived: 0,
             })),
             _ => None,
         }
@@ -1768,6 +1788,7 @@ impl GatewayCore {
             let b = Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
+                archived: 0,
             });
             return (self.result_msg(now, env, o, b), Vec::new());
         }
@@ -1780,6 +1801,7 @@ impl GatewayCore {
             let b = Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
+                archived: 0,
             });
             return (self.result_msg(now, env, o, b), Vec::new());
         }
@@ -1806,7 +1828,11 @@ impl GatewayCore {
             ),
         };
         let messages = u32::try_from(parts.len()).unwrap_or(u32::MAX);
-        let body = Body::ResendResult(ResendResult { records, messages });
+        let body = Body::ResendResult(ResendResult {
+            records,
+            messages,
+            archived,
+        });
         let reply = self.result_msg(now, env, outcome, body);
         for p in parts {
             self.resend_queue.push_back(QueuedResend {
@@ -1894,6 +1920,7 @@ impl GatewayCore {
             timestamp: now,
             retransmission: false,
             dataset,
+            epoch: self.epoch.clone(),
             range,
             kind,
             request,
@@ -1965,6 +1992,7 @@ impl GatewayCore {
                 timestamp: f.sent_at,
                 retransmission: true,
                 dataset: f.dataset.clone(),
+                epoch: self.epoch.clone(),
                 range: f.range,
                 kind: f.kind,
                 request: f.request.clone(),
@@ -2016,7 +2044,9 @@ impl GatewayCore {
 
     fn send_status(&mut self, now: Time) {
         let records = self.stored_records();
-        let ext = self.external.clone();
+        let mut ext = self.external.clone();
+        // The wire allows at most MAX_CERTIFICATES entries (DES-MSG-MON-1).
+        ext.certificates.truncate(super::message::MAX_CERTIFICATES);
         let body = Body::MonitorStatus(MonitorStatus {
             health: ext.health,
             uptime_sec: u64::try_from((now - self.started_at).num_seconds()).unwrap_or(0),
@@ -2027,10 +2057,12 @@ impl GatewayCore {
                 unacked: self.unacked_records(),
                 bytes: ext.storage_bytes,
                 evacuated: ext.evacuated,
+                held: self.held_records(),
             },
             files_accepted: ext.files_accepted,
             files_rejected: ext.files_rejected,
             anomalies: self.anomalies,
+            anomalies_dropped: 0,
             certificates: ext.certificates,
             last_error: ext.last_error,
         });

@@ -19,7 +19,7 @@ fn cfg_cap(cap: u64) -> GatewayConfig {
 
 /// Connected with `cfg`, periodic sending started every 10 s (ack timeout 30 s).
 fn started_with(cfg: GatewayConfig) -> GatewayCore {
-    let mut g = GatewayCore::new(cfg, t0());
+    let mut g = GatewayCore::new(cfg, epoch(), t0());
     g.handle_connected(t0());
     let out = drain(&mut g);
     let connect = envelopes(&out)[0].message_id.clone();
@@ -305,6 +305,16 @@ fn data_without_ack_is_sent_nine_times_then_given_up_and_its_records_held() {
     assert_eq!(g.held_records(), 2);
     assert_eq!(g.unacked_records(), 2);
     assert_eq!(g.data_in_flight(), 0);
+    // Counted in monitor.status.storage.held (monitor interval 60 s).
+    g.handle_timeout(at(5040));
+    let status = envelopes(&drain(&mut g))
+        .into_iter()
+        .find_map(|e| match &e.body {
+            Body::MonitorStatus(m) => Some(m.storage.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((status.held, status.unacked), (2, 2));
 }
 
 #[test]
@@ -660,6 +670,11 @@ fn resend_of_archived_records_asks_the_adapter_to_read_the_archive() {
     g.handle_evacuated(r(1, 3)).unwrap();
     let out = resend(&mut g, at(12), "p.r1", seq_req(None, 2, 5));
     assert_eq!(resend_result(&out), (ResultCode::Ok, 4, 2));
+    let archived = envelopes(&out).iter().find_map(|e| match &e.body {
+        Body::ResendResult(rr) => Some(rr.archived),
+        _ => None,
+    });
+    assert_eq!(archived, Some(2), "resend.result.archived");
     let got: Vec<_> = requests(&out)
         .iter()
         .map(|d| (d.range, d.archived))
