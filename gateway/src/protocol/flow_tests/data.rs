@@ -780,3 +780,32 @@ fn a_late_ok_ack_for_a_given_up_message_still_acknowledges_its_records() {
     ack(&mut g, at(12), &d[0].3, r(1, 2), ResultCode::Ok);
     assert_eq!((g.held_records(), g.unacked_records()), (0, 0));
 }
+
+#[test]
+fn the_platform_requests_held_records_it_learns_of_from_monitor_status() {
+    // Records held after a give-up are never sent periodically again: the platform learns
+    // of them only through lastSeq and must arm its gap timer on the status itself.
+    let (mut g, mut p) = connect_both();
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Malformed);
+    assert_eq!(g.held_records(), 2);
+    pump(&mut g, &mut p, at(11));
+    // The next monitor.status (every 60 s) reports lastSeq 2.
+    g.handle_timeout(at(60));
+    pump(&mut g, &mut p, at(60));
+    assert_eq!(p.gateway(&gw()).unwrap().gaps, vec![r(1, 2)]);
+    assert_eq!(
+        p.poll_timeout(),
+        Some(at(80)),
+        "gap timer armed (grace 20 s)"
+    );
+    p.handle_timeout(at(80));
+    pump(&mut g, &mut p, at(80));
+    assert_eq!((g.held_records(), g.unacked_records()), (0, 0));
+    assert!(p.gateway(&gw()).unwrap().gaps.is_empty());
+}
