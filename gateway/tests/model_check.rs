@@ -600,7 +600,10 @@ impl Sys {
             Action::Ingest(i) => {
                 let d = ds(i);
                 let covered = s.ghost.running;
-                match s.gw.handle_ingest(now, &d, DATASETS[i].1) {
+                match s
+                    .gw
+                    .handle_ingest(now, &d, &vec![100; DATASETS[i].1 as usize])
+                {
                     Ok(r) => {
                         s.left.ingests -= 1;
                         if !covered {

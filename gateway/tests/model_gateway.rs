@@ -254,6 +254,17 @@ enum Mutation {
     RestoreBootSnapshot,
 }
 
+/// A resend whose announced data messages have not all arrived yet: the core releases them as
+/// its in-flight window frees (DES-MSG-RS-3), possibly over several steps.
+struct PendingResend {
+    req: MessageId,
+    want: RangeSet,
+    messages: u32,
+    got: RangeSet,
+    sum: u64,
+    n: u32,
+}
+
 /// The system under test: the core plus the harness playing the platform.
 struct Sut {
     core: GatewayCore,
@@ -265,6 +276,8 @@ struct Sut {
     acked: RangeSet,
     /// IDs of data messages of kind resend ever sent (a BUSY answer needs one outstanding).
     resend_ids: Vec<MessageId>,
+    /// The running resend, until all its announced messages arrived.
+    pending_resend: Option<PendingResend>,
     last_command: Option<Inbound>,
     boot_snapshot: GatewaySnapshot,
     n: u64,
@@ -281,6 +294,7 @@ impl Sut {
             outstanding: Vec::new(),
             acked: RangeSet::new(),
             resend_ids: Vec::new(),
+            pending_resend: None,
             last_command: None,
             boot_snapshot,
             n: 0,
@@ -318,9 +332,14 @@ impl Sut {
 
     /// Drains what the core sends and checks it against the model (after the step).
     fn drain(&mut self, m: &Model, resend: Option<(MessageId, RangeSet)>) -> Result<(), String> {
-        let mut resend_got = RangeSet::new();
-        let mut resend_sum = 0;
         let mut resend_result = None;
+        // One resend at a time (DES-MSG-RS-2): running while announced data is still queued
+        // or sent and unacknowledged.
+        let was_running = self.pending_resend.is_some()
+            || self
+                .outstanding
+                .iter()
+                .any(|(id, _)| self.resend_ids.contains(id));
         while let Some(t) = self.core.poll_transmit() {
             if !m.connected && t.message_type() != MessageType::Connect {
                 return Err(format!(
@@ -331,7 +350,25 @@ impl Sut {
             match t {
                 Transmit::Message { envelope, .. } => match &envelope.body {
                     Body::Connect(_) => self.connect_id = Some(envelope.message_id.clone()),
-                    Body::ResendResult(rr) => resend_result = Some((rr.clone(), envelope.result)),
+                    Body::ResendResult(rr) => {
+                        let code = envelope.result.as_ref().map(|o| o.code);
+                        if let Some((req, want)) = &resend
+                            && code != Some(ResultCode::Busy)
+                        {
+                            if self.pending_resend.is_some() {
+                                return Err("a second resend while one is queued".into());
+                            }
+                            self.pending_resend = Some(PendingResend {
+                                req: req.clone(),
+                                want: want.clone(),
+                                messages: rr.messages,
+                                got: RangeSet::new(),
+                                sum: 0,
+                                n: 0,
+                            });
+                        }
+                        resend_result = Some((rr.clone(), envelope.result));
+                    }
                     _ => {}
                 },
                 Transmit::Data(d) => {
@@ -355,20 +392,25 @@ impl Sut {
                         DataKind::Periodic if !m.running && !d.retransmission => {
                             return Err("new periodic data while stopped".into());
                         }
+                        DataKind::Resend if d.retransmission => {
+                            // A retransmission of earlier resend data (same message ID).
+                            if !self.outstanding.iter().any(|(id, _)| *id == d.message_id) {
+                                self.outstanding.push((d.message_id.clone(), d.range));
+                            }
+                            continue;
+                        }
                         DataKind::Resend => {
-                            let Some((req, _)) = &resend else {
-                                // A retransmission of earlier resend data (same message ID).
-                                if !self.outstanding.iter().any(|(id, _)| *id == d.message_id) {
-                                    self.outstanding.push((d.message_id.clone(), d.range));
-                                }
-                                continue;
-                            };
+                            let p = self
+                                .pending_resend
+                                .as_mut()
+                                .ok_or("resend data without a running resend")?;
                             self.resend_ids.push(d.message_id.clone());
-                            if d.request.as_ref() != Some(req) {
+                            if d.request.as_ref() != Some(&p.req) {
                                 return Err("resend data names another request".into());
                             }
-                            resend_got.insert(d.range);
-                            resend_sum += d.range.len();
+                            p.got.insert(d.range);
+                            p.sum += d.range.len();
+                            p.n += 1;
                         }
                         DataKind::Periodic => {}
                     }
@@ -385,16 +427,12 @@ impl Sut {
         {
             let (rr, outcome) = resend_result.ok_or("no resend.result")?;
             let code = outcome.map(|o| o.code);
-            let resend_running = self
-                .outstanding
-                .iter()
-                .any(|(id, _)| self.resend_ids.contains(id));
             if code == Some(ResultCode::Busy) {
                 // One resend at a time (DES-MSG-RS-2): only while earlier resend data is
-                // unacknowledged, and then nothing is announced or sent.
-                if !resend_running || rr.records != 0 || resend_sum != 0 {
+                // queued or unacknowledged, and then nothing is announced or sent.
+                if !was_running || rr.records != 0 || rr.messages != 0 {
                     return Err(format!(
-                        "BUSY answered with {} records, resend running: {resend_running}",
+                        "BUSY answered with {} records, resend running: {was_running}",
                         rr.records
                     ));
                 }
@@ -402,12 +440,25 @@ impl Sut {
                 if code != Some(ResultCode::NotFound) || rr.records != 0 {
                     return Err(format!("empty selection answered {code:?}"));
                 }
-            } else if resend_got != want || resend_sum != want.count() || rr.records != want.count()
-            {
+            } else if rr.records != want.count() {
                 return Err(format!(
-                    "resend returned {resend_got:?} ({resend_sum} records), wanted {want:?}"
+                    "resend announced {} records, wanted {want:?}",
+                    rr.records
                 ));
             }
+        }
+        // Exactly the requested records, each once, in as many messages as announced, once
+        // every announced message arrived.
+        if let Some(p) = &self.pending_resend
+            && p.n >= p.messages
+        {
+            if p.n != p.messages || p.got != p.want || p.sum != p.want.count() {
+                return Err(format!(
+                    "resend returned {:?} ({} records in {} messages), wanted {:?} in {}",
+                    p.got, p.sum, p.n, p.want, p.messages
+                ));
+            }
+            self.pending_resend = None;
         }
         Ok(())
     }
@@ -436,11 +487,14 @@ impl Sut {
                     let env = self.down(now, body, Some((to, Outcome::ok())));
                     self.deliver(now, env);
                     self.outstanding.clear();
+                    self.pending_resend = None;
                 }
             }
             Step::Disconnect => {
                 self.core.handle_disconnected(now);
                 self.outstanding.clear();
+                // A reconnect abandons a running resend (DES-MSG-RS-3).
+                self.pending_resend = None;
             }
             Step::Restart => {
                 let snap = match self.mutation {
@@ -450,6 +504,7 @@ impl Sut {
                 self.core = GatewayCore::restore(cfg(), snap, now);
                 self.boot_snapshot = self.core.snapshot();
                 self.outstanding.clear();
+                self.pending_resend = None;
             }
             Step::Command {
                 start, delivery, ..
@@ -509,7 +564,9 @@ impl Sut {
                 }
             }
             Step::Ingest { dataset, rows } => {
-                let r = self.core.handle_ingest(now, &ds(dataset), rows);
+                let r = self
+                    .core
+                    .handle_ingest(now, &ds(dataset), &vec![100; rows as usize]);
                 match (r, m.records.last()) {
                     (Ok(got), Some((d, want, _))) if *d == dataset && got == *want => {}
                     (Err(_), _) if !m.running => {}

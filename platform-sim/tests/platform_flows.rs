@@ -308,8 +308,10 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
             .any(|a| a.0 == "platform" && a.1 == "malformed"),
         "no anomaly"
     );
-    // The retransmission carries a proper profile and is stored.
+    // Given up, its records are held (DES-MSG-DATA-5): the platform sees the gap through
+    // monitor.status lastSeq and asks for them; the resend data is stored.
     assert!(g.run_until(T, |g| g.all_acked()).await);
+    assert!(!g.received_of(MessageType::ResendRequest).is_empty());
     assert_stored(&f, &g, r.first, r.last);
 }
 

@@ -809,7 +809,7 @@ fn stop_with_higher_command_seq_stops_storing() {
     assert_eq!(result_code(envelopes(&out)[0]), ResultCode::Ok);
     assert!(!g.periodic().running);
     assert_eq!(
-        g.handle_ingest(t0(), &ds("billing"), 1),
+        g.handle_ingest(t0(), &ds("billing"), &[100; 1]),
         Err(IngestError::NotStarted)
     );
 }
@@ -928,7 +928,7 @@ fn refused_message_is_reported_as_an_anomaly_and_not_acted_on() {
 fn ingest_is_refused_unless_periodic_storing_is_started_for_the_dataset() {
     let mut g = connected();
     assert_eq!(
-        g.handle_ingest(t0(), &ds("billing"), 2),
+        g.handle_ingest(t0(), &ds("billing"), &[100; 2]),
         Err(IngestError::NotStarted)
     );
     let body = Body::PeriodicStart(PeriodicStart {
@@ -939,25 +939,28 @@ fn ingest_is_refused_unless_periodic_storing_is_started_for_the_dataset() {
     });
     g.handle_inbound(t0(), down(t0(), "p.s1", body, None));
     assert_eq!(
-        g.handle_ingest(t0(), &ds("billing"), 2),
+        g.handle_ingest(t0(), &ds("billing"), &[100; 2]),
         Err(IngestError::NotCovered(ds("billing")))
     );
     assert_eq!(
-        g.handle_ingest(t0(), &ds("water"), 2),
+        g.handle_ingest(t0(), &ds("water"), &[100; 2]),
         Err(IngestError::UnknownDataset(ds("water")))
     );
     assert_eq!(
-        g.handle_ingest(t0(), &ds("ledger"), 0),
+        g.handle_ingest(t0(), &ds("ledger"), &[100; 0]),
         Err(IngestError::Empty)
     );
-    assert_eq!(g.handle_ingest(t0(), &ds("ledger"), 2), Ok(r(1, 2)));
+    assert_eq!(g.handle_ingest(t0(), &ds("ledger"), &[100; 2]), Ok(r(1, 2)));
 }
 
 #[test]
 fn periodic_data_is_sent_every_interval_in_capped_single_dataset_ranges() {
     let mut g = started();
-    assert_eq!(g.handle_ingest(t0(), &ds("billing"), 4), Ok(r(1, 4)));
-    assert_eq!(g.handle_ingest(t0(), &ds("ledger"), 1), Ok(r(5, 5)));
+    assert_eq!(
+        g.handle_ingest(t0(), &ds("billing"), &[100; 4]),
+        Ok(r(1, 4))
+    );
+    assert_eq!(g.handle_ingest(t0(), &ds("ledger"), &[100; 1]), Ok(r(5, 5)));
     g.handle_timeout(at(9));
     assert!(
         data_of(&drain(&mut g)).is_empty(),
@@ -997,7 +1000,7 @@ fn ack(g: &mut GatewayCore, now: Time, to: &MessageId, range: SeqRange, code: Re
 #[test]
 fn data_ack_marks_records_acknowledged_and_stops_retransmission() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     events(&mut g);
@@ -1014,7 +1017,7 @@ fn data_ack_marks_records_acknowledged_and_stops_retransmission() {
 #[test]
 fn data_ack_with_a_different_range_or_a_failure_code_acknowledges_nothing() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
@@ -1026,7 +1029,7 @@ fn data_ack_with_a_different_range_or_a_failure_code_acknowledges_nothing() {
 #[test]
 fn a_data_ack_naming_another_range_is_reported_as_a_malformed_anomaly() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     ack(&mut g, at(11), &d[0].3, r(1, 1), ResultCode::Ok);
@@ -1049,37 +1052,36 @@ fn a_data_ack_naming_another_range_is_reported_as_a_malformed_anomaly() {
 }
 
 #[test]
-fn data_refused_as_malformed_is_reported_and_sent_afresh_under_a_new_message_id() {
+fn data_refused_as_malformed_is_given_up_and_its_records_held_not_rebuilt() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Malformed);
     let out = drain(&mut g);
     assert!(envelopes(&out).iter().any(|e| matches!(
         &e.body,
-        Body::Anomaly(a) if a.kind == AnomalyKind::Malformed && a.rule == "DES-MSG-DATA-2"
+        Body::Anomaly(a) if a.kind == AnomalyKind::Malformed && a.rule == "DES-MSG-DATA-5"
+            && a.detail.contains("MALFORMED") && a.detail.contains("1..=2")
     )));
-    assert_eq!(g.unacked_records(), 2);
-    // The next periodic send builds a new message for the same records.
-    g.handle_timeout(at(20));
-    let fresh: Vec<_> = std::iter::from_fn(|| g.poll_transmit())
-        .filter_map(|t| match t {
-            Transmit::Data(d) => Some(d),
-            Transmit::Message { .. } => None,
-        })
-        .collect();
-    assert_eq!(fresh.len(), 1);
-    assert_eq!(fresh[0].range, r(1, 2));
-    assert_ne!(fresh[0].message_id, d[0].3);
-    assert!(!fresh[0].retransmission);
+    assert_eq!(g.unacked_records(), 2, "still stored and unacknowledged");
+    assert_eq!(g.held_records(), 2);
+    assert!(g.snapshot().batches.iter().all(|b| b.held), "persisted");
+    // No endless rebuild: periodic sending never picks held records again.
+    for t in (20..=600).step_by(10) {
+        g.handle_timeout(at(t));
+        assert!(
+            data_of(&drain(&mut g)).is_empty(),
+            "held records sent at {t}"
+        );
+    }
 }
 
 #[test]
 fn no_new_periodic_data_message_starts_while_eight_are_unacknowledged() {
     let mut g = started();
     // 30 records, 3 per message: 10 messages' worth.
-    g.handle_ingest(t0(), &ds("billing"), 30).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 30]).unwrap();
     g.handle_timeout(at(10));
     let d = data_of(&drain(&mut g));
     assert_eq!(d.len(), MAX_DATA_IN_FLIGHT);
@@ -1093,7 +1095,7 @@ fn no_new_periodic_data_message_starts_while_eight_are_unacknowledged() {
 #[test]
 fn unacked_data_is_sent_again_as_the_same_message_with_the_timeout_doubling_up_to_eight_times() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let first: Vec<_> = std::iter::from_fn(|| g.poll_transmit())
         .filter_map(|t| match t {
@@ -1131,7 +1133,7 @@ fn unacked_data_is_sent_again_as_the_same_message_with_the_timeout_doubling_up_t
 #[test]
 fn a_stop_ends_new_periodic_messages_but_data_already_sent_is_still_retransmitted() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let first = data_of(&drain(&mut g));
     let stop = Body::PeriodicStop(PeriodicStop { command_seq: 2 });
@@ -1211,8 +1213,8 @@ fn resend(g: &mut GatewayCore, now: Time, id: &str, req: ResendRequest) -> Vec<T
 #[test]
 fn resend_by_seq_range_returns_exactly_the_requested_records() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 5).unwrap(); // 1..=5
-    g.handle_ingest(t0(), &ds("ledger"), 2).unwrap(); // 6..=7
+    g.handle_ingest(t0(), &ds("billing"), &[100; 5]).unwrap(); // 1..=5
+    g.handle_ingest(t0(), &ds("ledger"), &[100; 2]).unwrap(); // 6..=7
     let out = resend(
         &mut g,
         at(1),
@@ -1233,11 +1235,12 @@ fn resend_by_seq_range_returns_exactly_the_requested_records() {
     assert_eq!(rr.records, 5);
     assert_eq!(rr.messages as usize, d.len());
     let got: Vec<_> = d.iter().map(|(ds, r, k, _)| (ds.clone(), *r, *k)).collect();
+    // Batches are message units (cap 3: billing 1..=3, 4..=5): cut at their edges.
     assert_eq!(
         got,
         vec![
-            (ds("billing"), r(2, 4), DataKind::Resend),
-            (ds("billing"), r(5, 5), DataKind::Resend),
+            (ds("billing"), r(2, 3), DataKind::Resend),
+            (ds("billing"), r(4, 5), DataKind::Resend),
             (ds("ledger"), r(6, 6), DataKind::Resend),
         ]
     );
@@ -1250,7 +1253,7 @@ fn resend_by_seq_range_returns_exactly_the_requested_records() {
 #[test]
 fn resend_beyond_last_seq_is_partial_and_of_nothing_is_not_found() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     let out = resend(
         &mut g,
         at(1),
@@ -1295,9 +1298,9 @@ fn resend_beyond_last_seq_is_partial_and_of_nothing_is_not_found() {
 #[test]
 fn resend_by_time_range_selects_by_ingest_time() {
     let mut g = started();
-    g.handle_ingest(at(0), &ds("billing"), 1).unwrap();
-    g.handle_ingest(at(5), &ds("billing"), 1).unwrap();
-    g.handle_ingest(at(9), &ds("billing"), 1).unwrap();
+    g.handle_ingest(at(0), &ds("billing"), &[100; 1]).unwrap();
+    g.handle_ingest(at(5), &ds("billing"), &[100; 1]).unwrap();
+    g.handle_ingest(at(9), &ds("billing"), &[100; 1]).unwrap();
     let out = resend(
         &mut g,
         at(9),
@@ -1320,24 +1323,30 @@ fn resend_by_time_range_selects_by_ingest_time() {
 #[test]
 fn restart_continues_sequence_numbers_and_increments_boot_count() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 3).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 3]).unwrap();
     let snap = g.snapshot();
     let mut g2 = GatewayCore::restore(cfg(), snap, at(50));
     assert_eq!(g2.boot_count(), g.boot_count() + 1);
     assert!(g2.periodic().running, "periodic state resumes");
-    assert_eq!(g2.handle_ingest(at(50), &ds("billing"), 1), Ok(r(4, 4)));
+    assert_eq!(
+        g2.handle_ingest(at(50), &ds("billing"), &[100; 1]),
+        Ok(r(4, 4))
+    );
     assert_eq!(g2.unacked_records(), 4);
     // A snapshot whose counter lags its index never makes the core reuse numbers.
     let mut lagging = g2.snapshot();
     lagging.next_seq = 2;
     let mut g3 = GatewayCore::restore(cfg(), lagging, at(60));
-    assert_eq!(g3.handle_ingest(at(60), &ds("billing"), 1), Ok(r(5, 5)));
+    assert_eq!(
+        g3.handle_ingest(at(60), &ds("billing"), &[100; 1]),
+        Ok(r(5, 5))
+    );
 }
 
 #[test]
 fn snapshot_round_trips_through_json() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 4).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 4]).unwrap();
     let snap = g.snapshot();
     let json = serde_json::to_string(&snap).unwrap();
     let back: GatewaySnapshot = serde_json::from_str(&json).unwrap();
@@ -1347,7 +1356,7 @@ fn snapshot_round_trips_through_json() {
 #[test]
 fn connect_result_acked_through_marks_records_acknowledged() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 4).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 4]).unwrap();
     let mut g = GatewayCore::restore(cfg(), g.snapshot(), at(1));
     g.handle_connected(at(1));
     let out = drain(&mut g);
@@ -1399,7 +1408,7 @@ fn monitor_status_is_sent_right_after_the_session_opens_and_then_every_monitor_i
 #[test]
 fn shutdown_sends_disconnect_and_nothing_after() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 1).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 1]).unwrap();
     g.handle_shutdown(at(1));
     let out = drain(&mut g);
     assert_eq!(out.len(), 1);
@@ -1432,7 +1441,7 @@ fn shutdown_sends_disconnect_and_nothing_after() {
 #[test]
 fn a_resend_request_while_earlier_resend_data_is_unacknowledged_is_answered_busy() {
     let mut g = started();
-    g.handle_ingest(t0(), &ds("billing"), 2).unwrap();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();
     let req = ResendRequest {
         dataset: None,
         seq: Some(r(1, 2)),
@@ -1571,7 +1580,7 @@ fn records_flow_from_ingest_to_acknowledged_end_to_end() {
     pump(&mut g, &mut p, t0());
     assert!(g.periodic().running);
     assert!(p.gateway(&gw()).unwrap().periodic.running);
-    g.handle_ingest(at(1), &ds("billing"), 4).unwrap();
+    g.handle_ingest(at(1), &ds("billing"), &[100; 4]).unwrap();
     g.handle_timeout(at(10));
     pump(&mut g, &mut p, at(10));
     assert_eq!(g.unacked_records(), 0);
@@ -1587,7 +1596,7 @@ fn platform_answers_data_signed_by_another_gateway_unauthorized_and_does_not_sto
     p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
         .unwrap();
     pump(&mut g, &mut p, t0());
-    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let out = drain(&mut g);
     let PlatformInbound::Opened {
@@ -1647,7 +1656,7 @@ fn platform_answers_data_whose_profile_header_differs_from_the_message_malformed
     p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
         .unwrap();
     pump(&mut g, &mut p, t0());
-    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let out = drain(&mut g);
     let PlatformInbound::Opened {
@@ -1693,7 +1702,7 @@ fn platform_answers_data_whose_profile_failed_verification_security_failed_and_d
     p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
         .unwrap();
     pump(&mut g, &mut p, t0());
-    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
     g.handle_timeout(at(10));
     let out = drain(&mut g);
     let PlatformInbound::Opened {
@@ -1766,8 +1775,8 @@ fn platform_requests_a_gap_after_the_grace_period() {
     p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
         .unwrap();
     pump(&mut g, &mut p, t0());
-    g.handle_ingest(at(1), &ds("billing"), 2).unwrap();
-    g.handle_ingest(at(1), &ds("ledger"), 1).unwrap();
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
+    g.handle_ingest(at(1), &ds("ledger"), &[100; 1]).unwrap();
     g.handle_timeout(at(10));
     let out: Vec<Transmit> = drain(&mut g)
         .into_iter()
@@ -1825,7 +1834,7 @@ fn platform_refuses_data_outside_a_session() {
     p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
         .unwrap();
     pump(&mut g, &mut p, t0());
-    g.handle_ingest(at(1), &ds("billing"), 1).unwrap();
+    g.handle_ingest(at(1), &ds("billing"), &[100; 1]).unwrap();
     g.handle_timeout(at(10));
     let out = drain(&mut g);
     p.handle_link_lost(at(10), &gw());
@@ -1888,3 +1897,5 @@ fn huge_timer_and_sequence_values_never_panic() {
     assert_eq!(result_code(envelopes(&out)[0]), ResultCode::NotFound);
     g.handle_timeout(at(1_000_000_000));
 }
+
+mod data;

@@ -47,19 +47,33 @@
 //! - Records are only ingested while periodic storing is started for their dataset
 //!   (SC-START-1, SC-STOP-1). Sequence numbers start at 1, increase strictly and are never
 //!   reused, also across [`GatewayCore::snapshot`]/[`GatewayCore::restore`] (DES-ID-4).
-//! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked
-//!   records not in flight go out, one dataset and one contiguous range of at most
-//!   [`GatewayConfig::max_records_per_message`] records per message; data not acknowledged
-//!   within `ackTimeoutSec` is sent again under the same message ID, the timeout doubling
-//!   up to 8× (IF-PSEND-3, DES-MSG-DATA-3). A stop ends new periodic messages, not the
-//!   retransmission of those already sent (§6.5); after a reconnect while stopped, unacked
-//!   records wait for the next start or a resend request.
+//! - Records are ingested with their wire sizes; a record over `MAX_RECORD_BYTES` refuses its
+//!   batch, and the index keeps batches that are message units: at most
+//!   [`GatewayConfig::max_records_per_message`] records whose sizes sum to at most
+//!   `MAX_MESSAGE_RECORD_BYTES` (DES-MSG-DATA-6, [`super::size`]). No data message is planned
+//!   over either bound.
+//! - `data` of kind `periodic` is only sent while started: every `intervalSec` the unacked,
+//!   not held records not in flight go out, one dataset and one contiguous range per message;
+//!   data not acknowledged within `ackTimeoutSec` is sent again under the same message ID, the
+//!   timeout doubling up to 8× (IF-PSEND-3, DES-MSG-DATA-3). A stop ends new periodic
+//!   messages, not the retransmission of those already sent (§6.5); after a reconnect while
+//!   stopped, unacked records wait for the next start or a resend request. At most
+//!   [`MAX_DATA_IN_FLIGHT`] data messages, periodic and resend, are unacknowledged at a time.
+//! - A data message is given up after [`MAX_DATA_TRANSMISSIONS`] transmissions, on a
+//!   `data.ack` MALFORMED / SECURITY_FAILED / UNKNOWN_DATASET / INVALID_STATE / TOO_LARGE, or
+//!   when the adapter cannot build it ([`GatewayCore::handle_data_failed`]): anomaly, and its
+//!   records are marked held in the persisted index — never sent periodically again, only on
+//!   a resend request (DES-MSG-DATA-5).
 //! - `resend.request` is answered by `resend.result` (`OK`, `PARTIAL` or `NOT_FOUND`) and then
-//!   `data` of kind `resend` carrying exactly the stored records it selects (ST-PROVIDE-1);
-//!   `BUSY` (nothing sent) while data of an earlier resend is unacknowledged (DES-MSG-RS-2).
-//! - `data.ack` with `OK` for the exact range of a data message this process sent marks those
-//!   records acknowledged ([`GatewayEvent::RecordsAcked`]: storage may mark them); the
-//!   `ackedThrough` of `connect.result` does the same for `1..=n`.
+//!   `data` of kind `resend` carrying exactly the stored or archived records it selects
+//!   (ST-PROVIDE-1, DES-MSG-RS-2), queued and released as the in-flight window frees; `BUSY`
+//!   (nothing sent) while an earlier resend still has data queued or unacknowledged
+//!   (DES-MSG-RS-3). A reconnect abandons a running resend.
+//! - `data.ack` with `OK` for the exact range of a data message this process sent (also one
+//!   given up meanwhile) marks those records acknowledged and no longer held
+//!   ([`GatewayEvent::RecordsAcked`]: storage may mark them); the `ackedThrough` of
+//!   `connect.result` does the same for `1..=n`. [`GatewayCore::handle_evacuated`] marks
+//!   acknowledged records archived (ST-EVAC-1); they stay in the index.
 //! - Every `periodic.start.result` / `periodic.stop.result` is sent again (same message) each
 //!   `ackTimeoutSec` until the platform's `ack` arrives, at most [`MAX_RESULT_RESENDS`] times,
 //!   then reported as an anomaly (DES-MSG-PS-5).
@@ -94,11 +108,11 @@
 //! # Persistence
 //!
 //! The storage epoch, the record index (batches of one dataset's contiguous range, ingest
-//! time, acked flag), the sequence counter, the boot count, the periodic state and the reply
-//! memory of DES-ENV-8 (entries younger than [`REPLY_MEMORY_SEC`]) are the persisted state
-//! ([`GatewaySnapshot`], serde). Everything else (link, in-flight data, back-off, anomaly
-//! queue and rate windows, timers) is volatile and rebuilt after [`GatewayCore::restore`],
-//! which increments the boot count.
+//! time, wire bytes, acked, held and archived flags), the sequence counter, the boot count,
+//! the periodic state and the reply memory of DES-ENV-8 (entries younger than
+//! [`REPLY_MEMORY_SEC`]) are the persisted state ([`GatewaySnapshot`], serde). Everything else
+//! (link, in-flight data, resend queue, back-off, anomaly queue and rate windows, timers) is
+//! volatile and rebuilt after [`GatewayCore::restore`], which increments the boot count.
 //! The store MUST persist the new sequence counter (with the rows) before the FTP upload that
 //! caused the ingest is acknowledged, and persist the snapshot taken right after `restore`
 //! (the boot count is part of every message ID this process makes).
@@ -116,6 +130,7 @@ use super::message::{
     PeriodicStart, PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult,
     ResultCode, Software, StorageStatus,
 };
+use super::size::{MAX_MESSAGE_RECORD_BYTES, MAX_RECORD_BYTES};
 use super::topic::{parse_topic, topic_for};
 
 pub use super::flow::InboundError;
@@ -190,8 +205,9 @@ pub enum Inbound {
 
 /// A `data` message to send: the adapter reads records `range` of `dataset` from storage,
 /// builds the data profile in `format`, seals it (DES-PROF-*) and calls
-/// [`DataRequest::into_envelope`]. If the records cannot be read, the adapter drops the
-/// request and reports a storage anomaly; the records stay unacked and are sent again.
+/// [`DataRequest::into_envelope`]. If it cannot (records unreadable, the sealed envelope over
+/// `MAX_ENVELOPE_BYTES`), it calls [`GatewayCore::handle_data_failed`]: the message is given
+/// up and its records held (DES-MSG-DATA-5).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataRequest {
     /// Topic to publish on.
@@ -219,6 +235,9 @@ pub struct DataRequest {
     pub request: Option<MessageId>,
     /// The profile format.
     pub format: ProfileFormat,
+    /// The records were evacuated (ST-EVAC-1): read them from the archive, not the live store.
+    /// Only ever set for resend data.
+    pub archived: bool,
 }
 
 impl DataRequest {
@@ -377,6 +396,27 @@ pub enum IngestError {
     /// DES-ID-4: the sequence space is exhausted.
     #[error("DES-ID-4: sequence numbers exhausted")]
     Exhausted,
+    /// DES-MSG-DATA-6: a record's wire size is over [`MAX_RECORD_BYTES`]; the whole batch is
+    /// refused (FTP 552).
+    #[error("DES-MSG-DATA-6: record {index} has a wire size of {bytes} bytes, more than 65536")]
+    RecordTooLarge {
+        /// Index of the record in the batch (0-based).
+        index: usize,
+        /// Its wire size.
+        bytes: u32,
+    },
+}
+
+/// Why [`GatewayCore::handle_evacuated`] refused to mark a range archived (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvacuateError {
+    /// ST-EVAC-1: records not yet acknowledged by the platform are never evacuated.
+    #[error("ST-EVAC-1: records {}..={} are not acknowledged", .0.first, .0.last)]
+    Unacknowledged(SeqRange),
+    /// DES-MSG-DATA-5: held records wait for a resend request and are never evacuated.
+    #[error("DES-MSG-DATA-5: records {}..={} are held", .0.first, .0.last)]
+    Held(SeqRange),
 }
 
 /// One ingested batch (or part of one): one dataset's contiguous records (ST-STORE-1).
@@ -391,6 +431,15 @@ pub struct Batch {
     pub ingested_at: Time,
     /// Whether the platform acknowledged every record of it.
     pub acked: bool,
+    /// Sum of the records' wire sizes (DES-MSG-DATA-6), at most
+    /// [`MAX_MESSAGE_RECORD_BYTES`]. A piece of a cut batch keeps its batch's figure, an upper
+    /// bound.
+    pub bytes: u64,
+    /// Its data message was given up (DES-MSG-DATA-5): unacknowledged, never sent periodically
+    /// again, only in answer to a resend request.
+    pub held: bool,
+    /// Evacuated to an archive (ST-EVAC-1): acknowledged, read from the archive for a resend.
+    pub archived: bool,
 }
 
 /// The periodic setting, persisted (mirror of [`PeriodicState`] that can be hashed).
@@ -541,6 +590,8 @@ struct InFlight {
     request: Option<MessageId>,
     /// The profile format of the first transmission, reused by retransmissions.
     format: ProfileFormat,
+    /// Read from the archive (ST-EVAC-1).
+    archived: bool,
     /// Retransmissions so far; the timeout is `ackTimeoutSec × 2^sent_again`, at most
     /// [`MAX_BACKOFF`] × (DES-MSG-DATA-3).
     sent_again: u32,
@@ -554,6 +605,86 @@ pub const MAX_DATA_IN_FLIGHT: usize = 8;
 
 /// Largest multiple of `ackTimeoutSec` a retransmission waits (DES-MSG-DATA-3).
 const MAX_BACKOFF: i64 = 8;
+
+/// Most transmissions of one data message, the first included (DES-MSG-DATA-5): after the
+/// 8th retransmission's timeout the message is given up and its records held.
+pub const MAX_DATA_TRANSMISSIONS: u32 = 9;
+
+/// The rule of giving up a data message and holding its records.
+const RULE_GIVE_UP: &str = "DES-MSG-DATA-5";
+
+/// Given-up data messages remembered (volatile) so that a late OK `data.ack` for one of them
+/// still acknowledges its records (the platform stored another copy of it).
+const GIVEN_UP_KEPT: usize = 64;
+
+/// A resend data message announced in `resend.result` and not yet sent: released as the
+/// in-flight window frees (DES-MSG-RS-3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct QueuedResend {
+    request: MessageId,
+    dataset: Dataset,
+    range: SeqRange,
+    archived: bool,
+}
+
+/// Records of one dataset planned into one data message: contiguous, at most the count cap,
+/// `bytes` (an upper bound of their wire sizes) at most [`MAX_MESSAGE_RECORD_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Piece {
+    dataset: Dataset,
+    range: SeqRange,
+    bytes: u64,
+    archived: bool,
+}
+
+/// Cuts `range`, a part of a batch of `bytes`, into pieces within the count cap and the byte
+/// budget. A well-formed batch is one piece; a batch from an index written under a larger
+/// cap is cut by count (each piece keeps the bound), and one whose figure is over the budget
+/// into single records (each at most [`MAX_RECORD_BYTES`], DES-MSG-DATA-6).
+fn pieces_of(
+    dataset: &Dataset,
+    range: SeqRange,
+    bytes: u64,
+    archived: bool,
+    cap: u64,
+) -> Vec<Piece> {
+    let (cap, bytes) = if bytes <= MAX_MESSAGE_RECORD_BYTES {
+        (cap, bytes)
+    } else {
+        (1, bytes.min(u64::from(MAX_RECORD_BYTES)))
+    };
+    chunks(range, cap)
+        .into_iter()
+        .map(|range| Piece {
+            dataset: dataset.clone(),
+            range,
+            bytes,
+            archived,
+        })
+        .collect()
+}
+
+/// Joins consecutive pieces into data messages: same dataset and archive flag, contiguous,
+/// at most `cap` records and [`MAX_MESSAGE_RECORD_BYTES`] (DES-MSG-DATA-6).
+fn plan_messages(pieces: impl IntoIterator<Item = Piece>, cap: u64) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::new();
+    for p in pieces {
+        match out.last_mut() {
+            Some(m)
+                if m.dataset == p.dataset
+                    && m.archived == p.archived
+                    && m.range.last.checked_add(1) == Some(p.range.first)
+                    && m.range.len() + p.range.len() <= cap
+                    && m.bytes + p.bytes <= MAX_MESSAGE_RECORD_BYTES =>
+            {
+                m.range.last = p.range.last;
+                m.bytes += p.bytes;
+            }
+            _ => out.push(p),
+        }
+    }
+    out
+}
 
 /// The retransmission timeout after `sent_again` retransmissions: `ack_timeout_sec` doubled
 /// per retransmission, capped at [`MAX_BACKOFF`] × `ack_timeout_sec` (DES-MSG-DATA-3).
@@ -620,6 +751,10 @@ pub struct GatewayCore {
     replies: Vec<RememberedReply>,
     /// `connect` retries (DES-MQTT-8).
     backoff: Backoff,
+    /// Resend data announced and not yet sent (DES-MSG-RS-3).
+    resend_queue: VecDeque<QueuedResend>,
+    /// The last [`GIVEN_UP_KEPT`] given-up data messages: (ID, range).
+    given_up: VecDeque<(MessageId, SeqRange)>,
     next_send_at: Option<Time>,
     next_monitor_at: Option<Time>,
     anomalies: u64,
@@ -657,6 +792,8 @@ impl Hash for GatewayCore {
         }
         self.replies.hash(h);
         self.backoff.hash(h);
+        self.resend_queue.hash(h);
+        self.given_up.hash(h);
         self.next_send_at.hash(h);
         self.next_monitor_at.hash(h);
         for t in &self.out {
@@ -721,6 +858,8 @@ impl GatewayCore {
             results: Vec::new(),
             replies,
             backoff,
+            resend_queue: VecDeque::new(),
+            given_up: VecDeque::new(),
             next_send_at: None,
             next_monitor_at: None,
             anomalies: 0,
@@ -783,6 +922,33 @@ impl GatewayCore {
             .filter(|b| !b.acked)
             .map(|b| b.range.len())
             .sum()
+    }
+    /// Records whose data message was given up (DES-MSG-DATA-5), sent only on a resend
+    /// request (`monitor.status.storage.held`).
+    pub fn held_records(&self) -> u64 {
+        self.batches
+            .iter()
+            .filter(|b| b.held)
+            .map(|b| b.range.len())
+            .sum()
+    }
+    /// Records in primary storage, i.e. not evacuated (`monitor.status.storage.records`).
+    pub fn stored_records(&self) -> u64 {
+        self.batches
+            .iter()
+            .filter(|b| !b.archived)
+            .map(|b| b.range.len())
+            .sum()
+    }
+    /// Whether a resend is running: some of its data is queued or unacknowledged
+    /// (DES-MSG-RS-2: another request is answered BUSY).
+    pub fn resend_running(&self) -> bool {
+        !self.resend_queue.is_empty() || self.inflight.iter().any(|f| f.kind == DataKind::Resend)
+    }
+    /// Data messages sent and not yet acknowledged or given up (at most
+    /// [`MAX_DATA_IN_FLIGHT`]).
+    pub fn data_in_flight(&self) -> usize {
+        self.inflight.len()
     }
     /// Anomalies detected since start.
     pub fn anomaly_count(&self) -> u64 {
@@ -863,6 +1029,8 @@ impl GatewayCore {
         };
         self.out.clear();
         self.inflight.clear();
+        // A reconnect abandons a running resend (DES-MSG-RS-3).
+        self.resend_queue.clear();
         self.results.clear();
         self.next_send_at = None;
         self.next_monitor_at = None;
@@ -887,20 +1055,25 @@ impl GatewayCore {
         self.next_send_at = None;
         self.next_monitor_at = None;
         self.results.clear();
+        self.resend_queue.clear();
         for f in &mut self.inflight {
             f.deadline = None;
         }
     }
 
-    /// A batch of `rows` records of `dataset` was received from a legacy system and masked
-    /// (SC-ACQ-1): assign their sequence numbers (ST-STORE-1). Refused unless periodic storing
-    /// is started for the dataset (SC-START-1, SC-STOP-1). The adapter stores the rows under
-    /// the returned range and persists [`Self::snapshot`] before acknowledging the upload.
+    /// A batch of records of `dataset` was received from a legacy system and masked
+    /// (SC-ACQ-1), `record_bytes[i]` the wire size of record `i`
+    /// ([`super::size::record_wire_bytes`]): assign their sequence numbers (ST-STORE-1).
+    /// Refused unless periodic storing is started for the dataset (SC-START-1, SC-STOP-1), and
+    /// whole if any record is over [`MAX_RECORD_BYTES`] (DES-MSG-DATA-6). The records are
+    /// indexed in batches that are message units: at most `max_records_per_message` records
+    /// whose sizes sum to at most [`MAX_MESSAGE_RECORD_BYTES`]. The adapter stores the rows
+    /// under the returned range and persists [`Self::snapshot`] before acknowledging the upload.
     pub fn handle_ingest(
         &mut self,
         now: Time,
         dataset: &Dataset,
-        rows: u64,
+        record_bytes: &[u32],
     ) -> Result<SeqRange, IngestError> {
         if !self.cfg.datasets.contains(dataset) {
             return Err(IngestError::UnknownDataset(dataset.clone()));
@@ -911,25 +1084,89 @@ impl GatewayCore {
         if !self.periodic.covers(dataset) {
             return Err(IngestError::NotCovered(dataset.clone()));
         }
-        if rows == 0 {
+        if record_bytes.is_empty() {
             return Err(IngestError::Empty);
         }
+        if let Some((index, &bytes)) = record_bytes
+            .iter()
+            .enumerate()
+            .find(|(_, b)| **b > MAX_RECORD_BYTES)
+        {
+            return Err(IngestError::RecordTooLarge { index, bytes });
+        }
+        let rows = record_bytes.len() as u64;
         let first = self.next_seq;
         let last = first
             .checked_add(rows - 1)
             .filter(|l| *l < Seq::MAX)
             .ok_or(IngestError::Exhausted)?;
-        let range = SeqRange { first, last };
-        for piece in chunks(range, self.cfg.max_records_per_message) {
-            self.batches.push(Batch {
-                dataset: dataset.clone(),
-                range: piece,
-                ingested_at: now,
-                acked: false,
-            });
+        let cap = self.cfg.max_records_per_message.max(1);
+        let mut start = first;
+        let mut count = 0u64;
+        let mut bytes = 0u64;
+        let batch = |start: Seq, count: u64, bytes: u64| Batch {
+            dataset: dataset.clone(),
+            range: SeqRange {
+                first: start,
+                last: start + (count - 1),
+            },
+            ingested_at: now,
+            acked: false,
+            bytes,
+            held: false,
+            archived: false,
+        };
+        let mut new = Vec::new();
+        for w in record_bytes.iter().map(|w| u64::from(*w)) {
+            if count > 0 && (count == cap || bytes + w > MAX_MESSAGE_RECORD_BYTES) {
+                new.push(batch(start, count, bytes));
+                start += count;
+                count = 0;
+                bytes = 0;
+            }
+            count += 1;
+            bytes += w;
         }
+        new.push(batch(start, count, bytes));
+        self.batches.extend(new);
         self.next_seq = last + 1;
-        Ok(range)
+        Ok(SeqRange { first, last })
+    }
+
+    /// The adapter could not build or publish the data message `message_id` (records
+    /// unreadable, sealed envelope over `MAX_ENVELOPE_BYTES`, …): the message is given up like
+    /// one refused by the platform (DES-MSG-DATA-5): out of flight, an anomaly naming `reason`,
+    /// its records held until a resend request asks for them.
+    pub fn handle_data_failed(&mut self, now: Time, message_id: &MessageId, reason: &str) {
+        let Some(pos) = self.inflight.iter().position(|f| f.id == *message_id) else {
+            self.ignored(
+                RULE_GIVE_UP,
+                format!("data {message_id} failed but is not in flight: {reason}"),
+            );
+            return;
+        };
+        self.give_up(now, pos, AnomalyKind::Malformed, reason, None);
+        self.release_resend(now);
+    }
+
+    /// Records `range` were evacuated to an archive (ST-EVAC-1): their batches are marked
+    /// archived and stay in the index (last seq, time ranges, resend from the archive). Refused,
+    /// nothing changed, if any record of `range` is unacknowledged or held. Returns how many
+    /// records were newly marked.
+    pub fn handle_evacuated(&mut self, range: SeqRange) -> Result<u64, EvacuateError> {
+        for b in &self.batches {
+            let Some(x) = intersect(b.range, range) else {
+                continue;
+            };
+            if b.held {
+                return Err(EvacuateError::Held(x));
+            }
+            if !b.acked {
+                return Err(EvacuateError::Unacknowledged(x));
+            }
+        }
+        let changed = self.update_range(range, |b| !b.archived, |b| b.archived = true);
+        Ok(changed.iter().map(|(_, r)| r.len()).sum())
     }
 
     /// An MQTT message arrived on the gateway's subscription.
@@ -1373,12 +1610,11 @@ impl GatewayCore {
         self.next_send_at = self.periodic.running.then_some(now);
     }
 
-    /// `data.ack` (DES-MSG-DATA-2): OK marks the range acknowledged. MALFORMED,
-    /// SECURITY_FAILED and UNKNOWN_DATASET are reported as an anomaly and the message is given
-    /// up (sending the same bytes again cannot help): its records stay unacknowledged and go
-    /// out in a new message with a newly built profile at the next periodic send (resend data:
-    /// when the platform asks again). Any other failure (BUSY, INTERNAL, …) leaves the message
-    /// in flight, sent again when its timeout fires (DES-MSG-DATA-3).
+    /// `data.ack` (DES-MSG-DATA-2): OK marks the range acknowledged (held records too).
+    /// MALFORMED, SECURITY_FAILED, UNKNOWN_DATASET, INVALID_STATE and TOO_LARGE give the message
+    /// up (sending the same bytes again cannot help, DES-MSG-DATA-5): its records are held,
+    /// sent again only in answer to a resend request. Any other failure (BUSY, INTERNAL, …)
+    /// leaves the message in flight, sent again when its timeout fires (DES-MSG-DATA-3).
     fn on_data_ack(&mut self, now: Time, env: &Envelope) {
         let (Body::DataAck(ack), Some(outcome), Some(to)) =
             (&env.body, &env.result, &env.in_reply_to)
@@ -1386,10 +1622,22 @@ impl GatewayCore {
             return;
         };
         let Some(pos) = self.inflight.iter().position(|f| f.id == *to) else {
-            self.ignored(
-                "DES-ENV-3",
-                format!("data.ack for unknown or settled message {to}"),
-            );
+            let late = self
+                .given_up
+                .iter()
+                .position(|(id, range)| id == to && *range == ack.range);
+            match late {
+                // A late OK for a given-up message: the platform stored another copy of it
+                // (DES-MSG-DATA-2: OK for the exact range of a message this process sent).
+                Some(i) if outcome.code == ResultCode::Ok => {
+                    self.given_up.remove(i);
+                    self.mark_acked(ack.range);
+                }
+                _ => self.ignored(
+                    "DES-ENV-3",
+                    format!("data.ack for unknown or settled message {to}"),
+                ),
+            }
             return;
         };
         if self.inflight[pos].range != ack.range {
@@ -1410,18 +1658,20 @@ impl GatewayCore {
             }
             code @ (ResultCode::Malformed
             | ResultCode::SecurityFailed
-            | ResultCode::UnknownDataset) => {
-                self.inflight.remove(pos);
+            | ResultCode::UnknownDataset
+            | ResultCode::InvalidState
+            | ResultCode::TooLarge) => {
                 let kind = if code == ResultCode::SecurityFailed {
                     AnomalyKind::Security
                 } else {
                     AnomalyKind::Malformed
                 };
-                self.anomaly(
+                let why = format!("answered {}", code.as_str());
+                self.give_up(
                     now,
+                    pos,
                     kind,
-                    "DES-MSG-DATA-2",
-                    format!("data {to} answered {}", code.as_str()),
+                    &why,
                     Some(topic_for(&self.cfg.gateway_id, MessageType::DataAck)),
                 );
             }
@@ -1433,13 +1683,78 @@ impl GatewayCore {
                 );
             }
         }
+        self.release_resend(now);
     }
 
-    /// Marks every stored record of `range` acknowledged, splitting batches at its edges.
+    /// Gives up in-flight message `pos` (DES-MSG-DATA-5): out of flight, its unacknowledged
+    /// records held (persisted; periodic sending skips them), an anomaly naming `why`.
+    fn give_up(
+        &mut self,
+        now: Time,
+        pos: usize,
+        kind: AnomalyKind,
+        why: &str,
+        topic: Option<String>,
+    ) {
+        let f = self.inflight.remove(pos);
+        self.update_range(f.range, |b| !b.acked && !b.held, |b| b.held = true);
+        self.given_up.push_back((f.id.clone(), f.range));
+        while self.given_up.len() > GIVEN_UP_KEPT {
+            self.given_up.pop_front();
+        }
+        let topic = topic.unwrap_or_else(|| topic_for(&self.cfg.gateway_id, MessageType::Data));
+        self.anomaly(
+            now,
+            kind,
+            RULE_GIVE_UP,
+            format!(
+                "data {} ({} {}..={}) given up: {why}; its records are held until a resend request",
+                f.id, f.dataset, f.range.first, f.range.last
+            ),
+            Some(topic),
+        );
+    }
+
+    /// Marks every stored record of `range` acknowledged (no longer held), splitting batches
+    /// at its edges.
     fn mark_acked(&mut self, range: SeqRange) {
+        let changed = self.update_range(
+            range,
+            |b| !b.acked,
+            |b| {
+                b.acked = true;
+                b.held = false;
+            },
+        );
+        for (dataset, range) in changed {
+            self.events
+                .push_back(GatewayEvent::RecordsAcked { dataset, range });
+        }
+        self.drop_settled_periodic();
+    }
+
+    /// Drops periodic in-flight messages whose records are all acknowledged by now (through
+    /// another message or `ackedThrough`). Resend messages stay until their own ack or give-up:
+    /// the platform asked for those records, acknowledged or not (DES-MSG-RS-3).
+    fn drop_settled_periodic(&mut self) {
+        let acked = self.acked_set();
+        self.inflight
+            .retain(|f| f.kind == DataKind::Resend || !acked.contains_range(f.range));
+    }
+
+    /// Applies `change` to the records of `range` in every batch for which `applies` holds,
+    /// cutting batches at the range's edges (each piece keeps its batch's `bytes`, an upper
+    /// bound), then merges neighbours. Returns the changed pieces.
+    fn update_range(
+        &mut self,
+        range: SeqRange,
+        applies: impl Fn(&Batch) -> bool,
+        change: impl Fn(&mut Batch),
+    ) -> Vec<(Dataset, SeqRange)> {
+        let mut changed = Vec::new();
         let mut out = Vec::with_capacity(self.batches.len() + 2);
         for b in std::mem::take(&mut self.batches) {
-            let Some(mid) = intersect(b.range, range).filter(|_| !b.acked) else {
+            let Some(mid) = intersect(b.range, range).filter(|_| applies(&b)) else {
                 out.push(b);
                 continue;
             };
@@ -1449,38 +1764,37 @@ impl GatewayCore {
                     ..b.clone()
                 });
             }
-            self.events.push_back(GatewayEvent::RecordsAcked {
-                dataset: b.dataset.clone(),
+            changed.push((b.dataset.clone(), mid));
+            let mut m = Batch {
                 range: mid,
-            });
-            out.push(Batch {
-                range: mid,
-                acked: true,
                 ..b.clone()
-            });
+            };
+            change(&mut m);
+            out.push(m);
             if let Some(right) = SeqRange::new(mid.last + 1, b.range.last) {
                 out.push(Batch { range: right, ..b });
             }
         }
         self.batches = out;
         self.merge_batches();
-        // Drop in-flight entries that are fully acknowledged now.
-        let acked = self.acked_set();
-        self.inflight.retain(|f| !acked.contains_range(f.range));
+        changed
     }
 
-    /// Merges neighbouring batches with equal dataset, ingest time and acked flag.
+    /// Merges neighbouring batches with equal dataset, ingest time and flags while the result
+    /// stays a message unit (count cap, [`MAX_MESSAGE_RECORD_BYTES`]).
     fn merge_batches(&mut self) {
         let mut out: Vec<Batch> = Vec::with_capacity(self.batches.len());
         for b in std::mem::take(&mut self.batches) {
             if let Some(p) = out.last_mut()
                 && p.dataset == b.dataset
                 && p.ingested_at == b.ingested_at
-                && p.acked == b.acked
+                && (p.acked, p.held, p.archived) == (b.acked, b.held, b.archived)
                 && p.range.last + 1 == b.range.first
                 && b.range.last - p.range.first < self.cfg.max_records_per_message
+                && p.bytes + b.bytes <= MAX_MESSAGE_RECORD_BYTES
             {
                 p.range.last = b.range.last;
+                p.bytes += b.bytes;
                 continue;
             }
             out.push(b);
@@ -1701,10 +2015,11 @@ impl GatewayCore {
         self.result_msg(now, env, Outcome::ok(), b)
     }
 
-    /// The stored records a resend request selects, as (dataset, range) pieces of at most the
-    /// message cap, ascending (ST-PROVIDE-1).
-    fn select(&self, r: &ResendRequest) -> Vec<(Dataset, SeqRange)> {
-        let mut parts: Vec<(Dataset, SeqRange)> = Vec::new();
+    /// The stored records a resend request selects (ST-PROVIDE-1), held and archived ones
+    /// included, planned into data messages (DES-MSG-DATA-6), ascending.
+    fn select(&self, r: &ResendRequest) -> Vec<Piece> {
+        let cap = self.cfg.max_records_per_message;
+        let mut pieces = Vec::new();
         for b in &self.batches {
             if r.dataset.as_ref().is_some_and(|d| *d != b.dataset) {
                 continue;
@@ -1716,20 +2031,34 @@ impl GatewayCore {
                 }
                 (None, None) => None,
             };
-            let Some(piece) = piece else { continue };
-            match parts.last_mut() {
-                Some((d, p)) if *d == b.dataset && p.last + 1 == piece.first => p.last = piece.last,
-                _ => parts.push((b.dataset.clone(), piece)),
+            if let Some(piece) = piece {
+                pieces.extend(pieces_of(&b.dataset, piece, b.bytes, b.archived, cap));
             }
         }
-        parts
-            .into_iter()
-            .flat_map(|(d, p)| {
-                chunks(p, self.cfg.max_records_per_message)
-                    .into_iter()
-                    .map(move |c| (d.clone(), c))
-            })
-            .collect()
+        plan_messages(pieces, cap)
+    }
+
+    /// The result code of a resend by seq range that selected `records` (DES-MSG-RS-2): OK
+    /// when every seq of the range clipped to `1..=lastSeq` that belongs to the selected
+    /// dataset(s) is provided; seqs of other datasets never count as missing; PARTIAL when
+    /// part of the range is beyond lastSeq or a seq of it is in no batch of the index (its
+    /// record is gone, and with it the knowledge of its dataset); NOT_FOUND when none.
+    fn seq_resend_code(&self, s: SeqRange, records: u64) -> ResultCode {
+        let last = self.last_seq();
+        let Some(clipped) = SeqRange::new(s.first, s.last.min(last)).filter(|_| records > 0) else {
+            return ResultCode::NotFound;
+        };
+        let indexed: u64 = self
+            .batches
+            .iter()
+            .filter_map(|b| intersect(b.range, clipped))
+            .map(|x| x.len())
+            .sum();
+        if s.last > last || indexed < clipped.len() {
+            ResultCode::Partial
+        } else {
+            ResultCode::Ok
+        }
     }
 
     fn on_resend(
@@ -1754,8 +2083,8 @@ impl GatewayCore {
             });
             return (self.result_msg(now, env, o, b), Vec::new());
         }
-        if self.inflight.iter().any(|f| f.kind == DataKind::Resend) {
-            // One resend at a time: the previous one's data is not all acknowledged yet.
+        if self.resend_running() {
+            // One resend at a time: the previous one's data is queued or not all acknowledged.
             let o = Outcome::new(
                 ResultCode::Busy,
                 "DES-MSG-RS-2: another resend is still running",
@@ -1768,48 +2097,76 @@ impl GatewayCore {
             return (self.result_msg(now, env, o, b), Vec::new());
         }
         let parts = self.select(r);
-        let records: u64 = parts.iter().map(|(_, p)| p.len()).sum();
-        let code = if records == 0 {
-            ResultCode::NotFound
-        } else if let Some(s) = r.seq {
-            let lowest = self.batches.first().map_or(1, |b| b.range.first);
-            let beyond = s.last > self.last_seq() || s.first < lowest;
-            let holes = r.dataset.is_none() && records < s.len();
-            if beyond || holes {
-                ResultCode::Partial
-            } else {
-                ResultCode::Ok
-            }
-        } else {
-            ResultCode::Ok
+        let records: u64 = parts.iter().map(|p| p.range.len()).sum();
+        let archived: u64 = parts
+            .iter()
+            .filter(|p| p.archived)
+            .map(|p| p.range.len())
+            .sum();
+        let code = match r.seq {
+            Some(s) => self.seq_resend_code(s, records),
+            // Time ranges: OK if any record, else NOT_FOUND.
+            None if records == 0 => ResultCode::NotFound,
+            None => ResultCode::Ok,
         };
         let outcome = match code {
             ResultCode::Ok => Outcome::ok(),
             c => Outcome::new(
                 c,
-                format!("DES-MSG-RS-2: {records} of the requested records are stored"),
+                format!(
+                    "DES-MSG-RS-2: {records} of the requested records are stored ({archived} archived)"
+                ),
             ),
         };
         let messages = u32::try_from(parts.len()).unwrap_or(u32::MAX);
         let body = Body::ResendResult(ResendResult {
             records,
             messages,
-            archived: 0,
+            archived,
         });
         let reply = self.result_msg(now, env, outcome, body);
+        for p in parts {
+            self.resend_queue.push_back(QueuedResend {
+                request: env.message_id.clone(),
+                dataset: p.dataset,
+                range: p.range,
+                archived: p.archived,
+            });
+        }
+        // What fits the window goes out right after the result; the rest as acks free it.
+        let data = self.take_released(now);
+        (reply, data)
+    }
+
+    /// Registers queued resend messages as in flight while the window has room
+    /// (DES-MSG-RS-3, [`MAX_DATA_IN_FLIGHT`]) and returns them.
+    fn take_released(&mut self, now: Time) -> Vec<Transmit> {
         let mut out = Vec::new();
+        if !self.is_connected() {
+            return out;
+        }
         let ack_timeout = self.ack_timeout();
-        for (dataset, range) in parts {
+        while self.inflight.len() < MAX_DATA_IN_FLIGHT {
+            let Some(q) = self.resend_queue.pop_front() else {
+                break;
+            };
             out.push(self.data(
                 now,
-                dataset,
-                range,
+                q.dataset,
+                q.range,
                 DataKind::Resend,
-                Some(env.message_id.clone()),
+                Some(q.request),
                 ack_timeout,
+                q.archived,
             ));
         }
-        (reply, out)
+        out
+    }
+
+    /// Sends queued resend messages the window has room for.
+    fn release_resend(&mut self, now: Time) {
+        let data = self.take_released(now);
+        self.out.extend(data);
     }
 
     fn ack_timeout(&self) -> u32 {
@@ -1822,6 +2179,7 @@ impl GatewayCore {
     }
 
     /// A data request, registered as in flight.
+    #[allow(clippy::too_many_arguments)]
     fn data(
         &mut self,
         now: Time,
@@ -1830,6 +2188,7 @@ impl GatewayCore {
         kind: DataKind,
         request: Option<MessageId>,
         ack_timeout_sec: u32,
+        archived: bool,
     ) -> Transmit {
         let id = self.next_id();
         let format = self.periodic.format;
@@ -1841,6 +2200,7 @@ impl GatewayCore {
             kind,
             request: request.clone(),
             format,
+            archived,
             sent_again: 0,
             deadline: Some(now + backoff(ack_timeout_sec, 0)),
         });
@@ -1856,60 +2216,62 @@ impl GatewayCore {
             kind,
             request,
             format,
+            archived,
         })
     }
 
-    /// Periodic send (IF-PSEND-1..3): every unacked record of a covered dataset that is not
-    /// in flight, one dataset and contiguous range per message, while fewer than
-    /// [`MAX_DATA_IN_FLIGHT`] messages are unacknowledged (the rest waits for the next send).
+    /// Periodic send (IF-PSEND-1..3): every unacked, not held record of a covered dataset that
+    /// is not in flight, planned into messages of one dataset's contiguous range within the
+    /// count cap and the byte budget (DES-MSG-DATA-6), while fewer than [`MAX_DATA_IN_FLIGHT`]
+    /// messages are unacknowledged (the rest waits for the next send).
     fn send_pending(&mut self, now: Time, ack_timeout_sec: u32) {
+        let cap = self.cfg.max_records_per_message;
         let mut busy = RangeSet::new();
         for f in self.inflight.iter().filter(|f| f.deadline.is_some()) {
             busy.insert(f.range);
         }
-        let mut parts: Vec<(Dataset, SeqRange)> = Vec::new();
+        let mut pieces = Vec::new();
         for b in self
             .batches
             .iter()
-            .filter(|b| !b.acked && self.periodic.covers(&b.dataset))
+            .filter(|b| !b.acked && !b.held && self.periodic.covers(&b.dataset))
         {
             for free in busy.missing_in(b.range) {
-                match parts.last_mut() {
-                    Some((d, p)) if *d == b.dataset && p.last + 1 == free.first => {
-                        p.last = free.last;
-                    }
-                    _ => parts.push((b.dataset.clone(), free)),
-                }
+                pieces.extend(pieces_of(&b.dataset, free, b.bytes, false, cap));
             }
         }
-        for (dataset, p) in parts {
-            for c in chunks(p, self.cfg.max_records_per_message) {
-                if self.inflight.len() >= MAX_DATA_IN_FLIGHT {
-                    return;
-                }
-                let t = self.data(
-                    now,
-                    dataset.clone(),
-                    c,
-                    DataKind::Periodic,
-                    None,
-                    ack_timeout_sec,
-                );
-                self.out.push_back(t);
+        for p in plan_messages(pieces, cap) {
+            if self.inflight.len() >= MAX_DATA_IN_FLIGHT {
+                return;
             }
+            let t = self.data(
+                now,
+                p.dataset,
+                p.range,
+                DataKind::Periodic,
+                None,
+                ack_timeout_sec,
+                false,
+            );
+            self.out.push_back(t);
         }
     }
 
     /// Sends again what was not acknowledged in time (IF-PSEND-3): the same message (ID,
     /// timestamp, range, format), the timeout doubling up to 8× (DES-MSG-DATA-3). Also while
     /// stopped: a stop ends new periodic messages, not the delivery of those already sent
-    /// (§6.5).
+    /// (§6.5). A message sent [`MAX_DATA_TRANSMISSIONS`] times is given up instead when its
+    /// last timeout fires (DES-MSG-DATA-5), which frees its window slot for queued resend data.
     fn retransmit_due(&mut self, now: Time, ack_timeout_sec: u32) {
-        let acked = self.acked_set();
-        self.inflight.retain(|f| !acked.contains_range(f.range));
+        self.drop_settled_periodic();
         let mut again = Vec::new();
+        let mut exhausted = Vec::new();
         for f in &mut self.inflight {
             if f.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            if f.sent_again.saturating_add(1) >= MAX_DATA_TRANSMISSIONS {
+                exhausted.push(f.id.clone());
                 continue;
             }
             f.sent_again = f.sent_again.saturating_add(1);
@@ -1926,9 +2288,17 @@ impl GatewayCore {
                 kind: f.kind,
                 request: f.request.clone(),
                 format: f.format,
+                archived: f.archived,
             }));
         }
         self.out.extend(again);
+        for id in exhausted {
+            if let Some(pos) = self.inflight.iter().position(|f| f.id == id) {
+                let why = format!("no data.ack after {MAX_DATA_TRANSMISSIONS} transmissions");
+                self.give_up(now, pos, AnomalyKind::Malformed, &why, None);
+            }
+        }
+        self.release_resend(now);
     }
 
     /// Sends a periodic result again (same message) when its `ack` is overdue, up to
@@ -1964,7 +2334,7 @@ impl GatewayCore {
     }
 
     fn send_status(&mut self, now: Time) {
-        let records: u64 = self.batches.iter().map(|b| b.range.len()).sum();
+        let records = self.stored_records();
         let mut ext = self.external.clone();
         // The wire allows at most MAX_CERTIFICATES entries (DES-MSG-MON-1).
         ext.certificates.truncate(super::message::MAX_CERTIFICATES);
@@ -1978,7 +2348,7 @@ impl GatewayCore {
                 unacked: self.unacked_records(),
                 bytes: ext.storage_bytes,
                 evacuated: ext.evacuated,
-                held: 0,
+                held: self.held_records(),
             },
             files_accepted: ext.files_accepted,
             files_rejected: ext.files_rejected,

@@ -12,6 +12,7 @@ pub mod gateway_side;
 pub mod ids;
 pub mod message;
 pub mod platform_side;
+pub mod size;
 pub mod topic;
 
 pub use flow::{InboundError, RangeSet, Time};

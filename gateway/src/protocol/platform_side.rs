@@ -811,6 +811,9 @@ impl PlatformCore {
                     s.reported_last = s.reported_last.max(m.last_seq);
                     s.last_status = Some((now, m.clone()));
                 }
+                // A higher lastSeq may open a trailing gap (e.g. records held after a
+                // given-up message, DES-MSG-DATA-5): track it now so its timer is armed.
+                self.check_gaps(now, &gw);
             }
             Body::Anomaly(a) if self.sessions.contains_key(&gw) => {
                 self.record_anomaly(

@@ -24,6 +24,7 @@ use gateway::protocol::gateway_side::{
 use gateway::protocol::ids::{Dataset, GatewayId, SeqRange, StoreEpoch};
 use gateway::protocol::message::{Envelope, MessageType, ProfileFormat};
 use gateway::protocol::platform_side::PlatformConfig;
+use gateway::protocol::size::record_wire_bytes;
 use gateway::protocol::topic::gateway_subscription;
 use gateway::security::xml::XmlCipher;
 use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
@@ -454,20 +455,27 @@ impl ScriptedGateway {
         let table = legacy_sim::generate::Table::generate(ds, n, seed);
         let cols = Self::columns(ds, &self.bundle);
         let dataset = Dataset::new(ds.name()).unwrap();
-        let range = self.core.handle_ingest(now(), &dataset, n as u64).unwrap();
-        for (i, row) in table.rows.into_iter().enumerate() {
-            let masked: Vec<String> = row
-                .iter()
-                .zip(&cols)
-                .map(|(v, c)| {
-                    if c.masked {
-                        self.sec.mask(&c.name, v).unwrap()
-                    } else {
-                        v.clone()
-                    }
-                })
-                .collect();
-            self.rows.insert(range.first + i as u64, (ds, masked));
+        let masked: Vec<Vec<String>> = table
+            .rows
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&cols)
+                    .map(|(v, c)| {
+                        if c.masked {
+                            self.sec.mask(&c.name, v).unwrap()
+                        } else {
+                            v.clone()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let sizes: Vec<u32> = masked.iter().map(|r| record_wire_bytes(r)).collect();
+        assert_eq!(sizes.len(), n);
+        let range = self.core.handle_ingest(now(), &dataset, &sizes).unwrap();
+        for (i, row) in masked.into_iter().enumerate() {
+            self.rows.insert(range.first + i as u64, (ds, row));
         }
         range
     }
