@@ -598,6 +598,27 @@ fn an_applied_command_retransmitted_after_the_freshness_window_gets_its_ok_again
 }
 
 #[test]
+fn a_message_id_reused_with_another_type_or_timestamp_is_processed_as_new() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.x", start_body(1, 10), None));
+    drain(&mut g);
+    // Same ID, another timestamp: not a retransmission (DES-ENV-8), applied.
+    g.handle_inbound(at(5), down(at(5), "p.x", start_body(2, 20), None));
+    let out = drain(&mut g);
+    assert_eq!(result_code(envelopes(&out)[0]), ResultCode::Ok);
+    assert_eq!(g.periodic().command_seq, 2);
+    // Same ID, another type: applied too.
+    let stop = Body::PeriodicStop(PeriodicStop { command_seq: 3 });
+    g.handle_inbound(at(6), down(at(5), "p.x", stop.clone(), None));
+    let stopped = drain(&mut g);
+    assert_eq!(result_code(envelopes(&stopped)[0]), ResultCode::Ok);
+    assert!(!g.periodic().running);
+    // And that one's retransmission is a duplicate again.
+    g.handle_inbound(at(7), down(at(5), "p.x", stop, None));
+    assert_eq!(drain(&mut g), stopped);
+}
+
+#[test]
 fn the_reply_memory_survives_a_restart_and_answers_a_duplicate_with_the_original_reply() {
     let mut g = connected();
     g.handle_inbound(at(10), down(at(10), "p.s1", start_body(1, 10), None));

@@ -36,9 +36,10 @@
 //!   a failed opening); (9) envelope type ≠ topic level → anomaly; (10) envelope `gatewayId`
 //!   not this gateway → `UNAUTHORIZED` (in session) and an `unauthorized` anomaly (DES-ENV-4,
 //!   SM-ACL); (11) not in session → logged only; after `disconnect` → `INVALID_STATE`;
-//!   (12) a command message ID in the reply memory → the stored replies re-sent unchanged
-//!   (DES-ENV-8; before the freshness check, so a late retransmission of an applied command
-//!   gets its OK again); (13) timestamp more than [`STALE_WINDOW_SEC`] from `now` → `STALE`
+//!   (12) a command message ID in the reply memory (with the same type and timestamp; a
+//!   reused ID with another type or timestamp is processed as new) → the stored replies
+//!   re-sent unchanged (DES-ENV-8; before the freshness check, so a late retransmission of an
+//!   applied command gets its OK again); (13) timestamp more than [`STALE_WINDOW_SEC`] from `now` → `STALE`
 //!   and a `stale` anomaly (DES-ENV-7); (14) the type's rules below.
 //! - `periodic.start`/`periodic.stop` with `commandSeq` <= the last applied one is answered
 //!   `SUPERSEDED` with the current state, no change (DES-MSG-PS-4). The result body always
@@ -512,6 +513,11 @@ pub struct GatewaySnapshot {
 pub struct RememberedReply {
     /// The command's `messageId`.
     pub request: MessageId,
+    /// The command's `type` (wire name).
+    pub request_type: String,
+    /// The command's `timestamp`; absent when it was answered from a peek (DES-MSG-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timestamp: Option<Time>,
     /// When it was answered; forgotten [`REPLY_MEMORY_SEC`] later.
     pub answered_at: Time,
     /// The replies, each as its DES-ENV-1 JSON text (before sealing).
@@ -731,6 +737,26 @@ pub const ANOMALY_WINDOW_SEC: i64 = 60;
 
 /// Most anomalies queued while not connected (DES-MSG-AN-2); the oldest is dropped beyond.
 pub const ANOMALY_QUEUE_LEN: usize = 100;
+
+/// What identifies a command for the reply memory (DES-ENV-8).
+struct RequestKey {
+    id: MessageId,
+    ty: MessageType,
+    /// `None` when only peeked (DES-MSG-2).
+    timestamp: Option<Time>,
+}
+
+impl RequestKey {
+    /// Whether a remembered entry with this key's ID is this request again (a duplicate):
+    /// same type and, where both are known, same timestamp.
+    fn same_request(&self, r: &RememberedReply) -> bool {
+        r.request_type == self.ty.as_str()
+            && match (self.timestamp, r.request_timestamp) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
 
 /// The gateway's protocol state machine. See the module documentation.
 #[derive(Debug, Clone, PartialEq)]
@@ -1404,7 +1430,12 @@ impl GatewayCore {
         let mut reply = self.envelope(now, id, body);
         reply.in_reply_to = Some(peek.message_id.clone());
         reply.result = Some(Outcome::new(code, reason));
-        self.send_command_replies(now, peek.message_id, vec![reply], Vec::new());
+        let request = RequestKey {
+            id: peek.message_id,
+            ty: peek.message_type,
+            timestamp: None,
+        };
+        self.send_command_replies(now, request, vec![reply], Vec::new());
     }
 
     fn ignored(&mut self, rule: &'static str, detail: String) {
@@ -1840,6 +1871,26 @@ impl GatewayCore {
         // Step 12: a duplicate gets the stored replies, unchanged (DES-ENV-8); before the
         // freshness check, so an applied command retransmitted late gets its OK again.
         self.expire_replies(now);
+        let request = RequestKey {
+            id: env.message_id.clone(),
+            ty,
+            timestamp: Some(env.timestamp),
+        };
+        if let Some(pos) = self.replies.iter().position(|c| c.request == request.id)
+            && !request.same_request(&self.replies[pos])
+        {
+            // Same ID, another type or timestamp: a reused ID, not a retransmission
+            // (DES-ENV-8 MAY): processed as new, its reply replaces the remembered one.
+            self.replies.remove(pos);
+            self.ignored(
+                "DES-ENV-8",
+                format!(
+                    "message ID {} reused by another {} message: processed as new",
+                    env.message_id,
+                    ty.as_str()
+                ),
+            );
+        }
         if let Some(c) = self.replies.iter().find(|c| c.request == env.message_id) {
             let again: Vec<Envelope> = c
                 .replies
@@ -1889,7 +1940,7 @@ impl GatewayCore {
                 _ => (Vec::new(), Vec::new()),
             }
         };
-        self.send_command_replies(now, env.message_id, replies, data);
+        self.send_command_replies(now, request, replies, data);
     }
 
     /// Sends the replies to command `request` (start/stop results then wait for `ack`,
@@ -1897,7 +1948,7 @@ impl GatewayCore {
     fn send_command_replies(
         &mut self,
         now: Time,
-        request: MessageId,
+        request: RequestKey,
         replies: Vec<Envelope>,
         data: Vec<Transmit>,
     ) {
@@ -1920,7 +1971,9 @@ impl GatewayCore {
         }
         self.out.extend(data);
         self.replies.push(RememberedReply {
-            request,
+            request: request.id,
+            request_type: request.ty.as_str().to_owned(),
+            request_timestamp: request.timestamp,
             answered_at: now,
             replies: replies
                 .iter()
