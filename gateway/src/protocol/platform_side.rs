@@ -39,9 +39,9 @@ use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
 use super::gateway_side::PeriodicSetting;
 use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
 use super::message::{
-    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MonitorStatus, Outcome,
-    PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop, ProfileFormat, ResendRequest,
-    ResultCode, TimeRange,
+    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType,
+    MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop,
+    ProfileFormat, ResendRequest, ResultCode, TimeRange,
 };
 use super::topic::{parse_topic, topic_for};
 
@@ -62,6 +62,11 @@ pub struct PlatformConfig {
     pub epoch: u64,
     /// Anomalies kept per gateway for the operator view.
     pub anomalies_kept: usize,
+    /// Most requests per gateway whose replies are remembered (DES-ENV-8); beyond it the
+    /// oldest are forgotten early (a forgotten duplicate is processed again, which every
+    /// platform request tolerates: records are kept by seq, connect and disconnect are
+    /// idempotent).
+    pub reply_memory_max: usize,
 }
 
 impl Default for PlatformConfig {
@@ -74,6 +79,7 @@ impl Default for PlatformConfig {
             gap_grace_sec: 60,
             epoch: 0,
             anomalies_kept: 100,
+            reply_memory_max: 10_000,
         }
     }
 }
@@ -202,6 +208,17 @@ pub enum PlatformEvent {
         command_seq: Option<u64>,
         /// The outcome (`OK` also for "already applied").
         code: ResultCode,
+    },
+    /// Noted, not an anomaly: a duplicate answered from the reply memory (DES-ENV-8), a
+    /// message other than `connect` outside the freshness window (DES-ENV-7, still acted on),
+    /// a message without a reply type outside a session (DES-MSG-CONN-3, not acted on).
+    Logged {
+        /// The gateway concerned.
+        gateway: GatewayId,
+        /// Rule.
+        rule: String,
+        /// Detail.
+        detail: String,
     },
     /// An anomaly, detected here or reported by the gateway.
     Anomaly {
@@ -364,12 +381,33 @@ impl Session {
     }
 }
 
+/// How long the platform remembers the replies to a gateway's request, for answering a
+/// duplicate of it (DES-ENV-8): twice the freshness window.
+pub const REPLY_MEMORY_SEC: i64 = 2 * STALE_WINDOW_SEC;
+
+/// The replies to one request, kept for duplicates (DES-ENV-8).
+#[derive(Debug, Clone, PartialEq)]
+struct Remembered {
+    /// When the request was processed.
+    at: Time,
+    /// The request's type and timestamp: a duplicate (sent again, by the network or the
+    /// gateway) has both unchanged; a message ID reused with others is not a duplicate.
+    ty: MessageType,
+    timestamp: Time,
+    /// The reply envelopes, re-sent unchanged.
+    replies: Vec<Envelope>,
+}
+
+/// Per gateway: request message ID → its replies, oldest first by processing time.
+type ReplyMemory = BTreeMap<MessageId, Remembered>;
+
 /// The platform's protocol state machine. See the module documentation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlatformCore {
     cfg: PlatformConfig,
     next_msg: u64,
     sessions: BTreeMap<GatewayId, Session>,
+    memory: BTreeMap<GatewayId, ReplyMemory>,
     out: VecDeque<PlatformTransmit>,
     events: VecDeque<PlatformEvent>,
 }
@@ -379,6 +417,13 @@ impl Hash for PlatformCore {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.next_msg.hash(h);
         self.sessions.hash(h);
+        for (gw, m) in &self.memory {
+            gw.hash(h);
+            for (id, r) in m {
+                id.hash(h);
+                r.at.hash(h);
+            }
+        }
         for t in &self.out {
             t.envelope.message_id.hash(h);
         }
@@ -392,6 +437,7 @@ impl PlatformCore {
             cfg,
             next_msg: 1,
             sessions: BTreeMap::new(),
+            memory: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -609,6 +655,10 @@ impl PlatformCore {
             self.flush_pending(now, &gw);
             self.check_gaps(now, &gw);
         }
+        let remembered: Vec<GatewayId> = self.memory.keys().cloned().collect();
+        for gw in remembered {
+            self.expire_memory(now, &gw);
+        }
     }
 
     /// A message arrived on the platform's subscription.
@@ -776,52 +826,241 @@ impl PlatformCore {
             return;
         }
         let gw = sender;
+        // DES-ENV-8: a duplicate is answered from the memory before the freshness window, so
+        // a request that was processed gets its reply again, not STALE.
+        if self.answer_duplicate(now, &gw, &env) {
+            return;
+        }
+        let before = self.out.len();
+        self.dispatch(now, &gw, &env, profile);
+        if remembers_replies(ty) {
+            self.remember(now, &gw, &env, before);
+        }
+    }
+
+    /// Precedence steps 12–14 for a message that passed the checks before them.
+    fn dispatch(
+        &mut self,
+        now: Time,
+        gw: &GatewayId,
+        env: &Envelope,
+        profile: Option<ProfileVerdict>,
+    ) {
+        let ty = env.message_type();
+        let skew = (now - env.timestamp).num_seconds().abs();
+        if skew > STALE_WINDOW_SEC {
+            if let Body::Connect(_) = env.body {
+                // Refused, not acted on (DES-ENV-7); the gateway retries with a fresh connect.
+                self.record_anomaly(
+                    now,
+                    Some(gw.clone()),
+                    AnomalyKind::Stale,
+                    "DES-ENV-7".into(),
+                    format!("connect {} is {skew} s off", env.message_id),
+                    false,
+                );
+                let body = self.connect_result_body(gw, self.max_version());
+                self.reply(
+                    now,
+                    gw,
+                    &env.message_id,
+                    Outcome::new(
+                        ResultCode::Stale,
+                        format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
+                    ),
+                    body,
+                );
+                return;
+            }
+            // Other up messages keep their first timestamp when sent again (DES-MSG-DATA-3):
+            // noted, still acted on.
+            self.log(
+                gw,
+                "DES-ENV-7",
+                format!("{} {} is {skew} s off", ty.as_str(), env.message_id),
+            );
+        }
+        let online = self.sessions.get(gw).is_some_and(|s| s.online);
         match &env.body {
-            Body::Connect(c) => self.on_connect(now, &gw, &env, c),
+            Body::Connect(c) => self.on_connect(now, gw, env, c),
             Body::Disconnect(_) => {
-                if let Some(s) = self.sessions.get_mut(&gw) {
+                // Outside a session too: OK, idempotent (DES-MSG-CONN-3).
+                if let Some(s) = self.sessions.get_mut(gw)
+                    && s.online
+                {
                     s.online = false;
                     for p in &mut s.pending {
                         p.send_at = None;
                     }
+                    self.events.push_back(PlatformEvent::GatewayDisconnected {
+                        gateway: gw.clone(),
+                    });
                 }
-                self.events.push_back(PlatformEvent::GatewayDisconnected {
-                    gateway: gw.clone(),
-                });
                 self.reply(
                     now,
-                    &gw,
+                    gw,
                     &env.message_id,
                     Outcome::ok(),
                     Body::DisconnectResult(Empty {}),
                 );
             }
             Body::PeriodicStartResult(state) | Body::PeriodicStopResult(state) => {
-                self.on_periodic_result(now, &gw, &env, state);
+                self.on_periodic_result(now, gw, env, state);
             }
-            Body::ResendResult(_) => self.on_resend_result(now, &gw, &env),
+            Body::ResendResult(_) => self.on_resend_result(now, gw, env),
+            Body::Data(_) if !online => {
+                let Body::Data(d) = &env.body else { return };
+                self.reply(
+                    now,
+                    gw,
+                    &env.message_id,
+                    Outcome::new(ResultCode::Unauthorized, "DES-MSG-CONN-3: no open session"),
+                    Body::DataAck(DataAck { range: d.range }),
+                );
+            }
+            Body::MonitorStatus(_) | Body::Anomaly(_) if !online => {
+                self.log(
+                    gw,
+                    "DES-MSG-CONN-3",
+                    format!(
+                        "{} {} outside a session: not acted on",
+                        ty.as_str(),
+                        env.message_id
+                    ),
+                );
+            }
             Body::Data(d) => {
-                self.on_data(now, &gw, &env, d.dataset.clone(), d.range, d.kind, profile)
+                self.on_data(now, gw, env, d.dataset.clone(), d.range, d.kind, profile)
             }
             Body::MonitorStatus(m) => {
-                if let Some(s) = self.sessions.get_mut(&gw) {
+                if let Some(s) = self.sessions.get_mut(gw) {
                     s.reported_last = s.reported_last.max(m.last_seq);
                     s.last_status = Some((now, m.clone()));
                 }
             }
-            Body::Anomaly(a) if self.sessions.contains_key(&gw) => {
+            Body::Anomaly(a) => {
                 self.record_anomaly(
                     now,
-                    Some(gw),
+                    Some(gw.clone()),
                     a.kind,
                     a.rule.clone(),
                     a.detail.clone(),
                     true,
                 );
             }
-            // Down-direction bodies were refused by the topic check above.
+            // Down-direction bodies were refused by the topic check.
             _ => {}
         }
+    }
+
+    /// DES-ENV-8: if `env` repeats a request whose replies are remembered (same message ID,
+    /// type and timestamp, processed less than [`REPLY_MEMORY_SEC`] ago), re-sends them
+    /// unchanged and returns true. The same message ID with another type or timestamp is no
+    /// duplicate but a reused ID (DES-ID-2): recorded as an anomaly and processed as new.
+    fn answer_duplicate(&mut self, now: Time, gw: &GatewayId, env: &Envelope) -> bool {
+        self.expire_memory(now, gw);
+        let Some(m) = self
+            .memory
+            .get(gw)
+            .and_then(|m| m.get(&env.message_id))
+            .cloned()
+        else {
+            return false;
+        };
+        let ty = env.message_type();
+        if m.ty != ty || m.timestamp != env.timestamp {
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Malformed,
+                "DES-ENV-8".into(),
+                format!(
+                    "message ID {} reused by {} with another type or timestamp: processed as new",
+                    env.message_id,
+                    ty.as_str()
+                ),
+                false,
+            );
+            if let Some(mem) = self.memory.get_mut(gw) {
+                mem.remove(&env.message_id);
+            }
+            return false;
+        }
+        self.log(
+            gw,
+            "DES-ENV-8",
+            format!(
+                "duplicate {} {}: {} remembered repl{} sent again",
+                ty.as_str(),
+                env.message_id,
+                m.replies.len(),
+                if m.replies.len() == 1 { "y" } else { "ies" }
+            ),
+        );
+        for e in m.replies {
+            self.out.push_back(PlatformTransmit {
+                gateway: gw.clone(),
+                topic: topic_for(gw, e.message_type()),
+                envelope: e,
+            });
+        }
+        true
+    }
+
+    /// Remembers the replies to `env` queued since `before` (DES-ENV-8).
+    fn remember(&mut self, now: Time, gw: &GatewayId, env: &Envelope, before: usize) {
+        let replies: Vec<Envelope> = self
+            .out
+            .iter()
+            .skip(before)
+            .filter(|t| {
+                t.gateway == *gw && t.envelope.in_reply_to.as_ref() == Some(&env.message_id)
+            })
+            .map(|t| t.envelope.clone())
+            .collect();
+        if replies.is_empty() {
+            return;
+        }
+        let max = self.cfg.reply_memory_max.max(1);
+        let mem = self.memory.entry(gw.clone()).or_default();
+        mem.insert(
+            env.message_id.clone(),
+            Remembered {
+                at: now,
+                ty: env.message_type(),
+                timestamp: env.timestamp,
+                replies,
+            },
+        );
+        while mem.len() > max {
+            let Some(oldest) = mem
+                .iter()
+                .min_by_key(|(_, r)| r.at)
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            mem.remove(&oldest);
+        }
+    }
+
+    /// Forgets replies older than [`REPLY_MEMORY_SEC`].
+    fn expire_memory(&mut self, now: Time, gw: &GatewayId) {
+        let horizon = secs(REPLY_MEMORY_SEC);
+        if let Some(mem) = self.memory.get_mut(gw) {
+            mem.retain(|_, r| now - r.at < horizon);
+            if mem.is_empty() {
+                self.memory.remove(gw);
+            }
+        }
+    }
+
+    fn log(&mut self, gw: &GatewayId, rule: &str, detail: String) {
+        self.events.push_back(PlatformEvent::Logged {
+            gateway: gw.clone(),
+            rule: rule.into(),
+            detail,
+        });
     }
 
     fn max_version(&self) -> u32 {
@@ -853,30 +1092,6 @@ impl PlatformCore {
         env: &Envelope,
         c: &super::message::Connect,
     ) {
-        let skew = (now - env.timestamp).num_seconds().abs();
-        if skew > STALE_WINDOW_SEC {
-            // Refused, not acted on (DES-ENV-7); the gateway retries with a fresh connect.
-            self.record_anomaly(
-                now,
-                Some(gw.clone()),
-                AnomalyKind::Stale,
-                "DES-ENV-7".into(),
-                format!("connect {} is {skew} s off", env.message_id),
-                false,
-            );
-            let body = self.connect_result_body(gw, self.max_version());
-            self.reply(
-                now,
-                gw,
-                &env.message_id,
-                Outcome::new(
-                    ResultCode::Stale,
-                    format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
-                ),
-                body,
-            );
-            return;
-        }
         let common = c
             .versions
             .iter()
@@ -1005,18 +1220,7 @@ impl PlatformCore {
         _kind: DataKind,
         profile: Option<ProfileVerdict>,
     ) {
-        let online = self.sessions.get(gw).is_some_and(|s| s.online);
         let ack = Body::DataAck(DataAck { range });
-        if !online {
-            self.reply(
-                now,
-                gw,
-                &env.message_id,
-                Outcome::new(ResultCode::Unauthorized, "DES-MSG-CONN-3: no open session"),
-                ack,
-            );
-            return;
-        }
         let refused = match profile {
             Some(ProfileVerdict::Verified) => None,
             Some(ProfileVerdict::Mismatch) => Some((
@@ -1105,6 +1309,19 @@ impl PlatformCore {
             );
         }
     }
+}
+
+/// Whether replies to this up message type are remembered for duplicates (DES-ENV-8): the
+/// requests answered with a reply, and the start/stop results answered with `ack`.
+fn remembers_replies(ty: MessageType) -> bool {
+    matches!(
+        ty,
+        MessageType::Connect
+            | MessageType::Disconnect
+            | MessageType::Data
+            | MessageType::PeriodicStartResult
+            | MessageType::PeriodicStopResult
+    )
 }
 
 fn gap_requested(s: &Session, g: SeqRange) -> bool {

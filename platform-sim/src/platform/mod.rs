@@ -609,6 +609,13 @@ impl State {
                 } => {
                     tracing::info!(%gateway, boot_count, "gateway connected");
                 }
+                PlatformEvent::Logged {
+                    gateway,
+                    rule,
+                    detail,
+                } => {
+                    tracing::info!(%gateway, rule, "{detail}");
+                }
                 PlatformEvent::GatewayDisconnected { gateway } => {
                     tracing::info!(%gateway, "gateway disconnected");
                 }
