@@ -291,7 +291,7 @@ fn restore(core: &mut PlatformCore, store: &Store, now: Time) -> Result<(), Plat
                 format: ProfileFormat::Json,
                 command_seq: 0,
             });
-        let runs = store.runs(&s.gateway)?;
+        let runs = store.runs(&s.gateway, &s.epoch)?;
         let last = runs.last().map_or(0, |(_, r)| r.last).max(s.last_seq);
         let env = |n: usize, body: Body| Envelope {
             version: PROTOCOL_VERSION,
@@ -581,6 +581,7 @@ impl State {
                     };
                     if let Err(e) = self.store.insert_records(
                         &gateway,
+                        "",
                         &dataset,
                         range.first,
                         rows,
@@ -1017,6 +1018,7 @@ impl Shared {
                         Body::Connect(c) if env.gateway_id == gw => {
                             let row = SessionRow {
                                 gateway: gw.clone(),
+                                epoch: String::new(),
                                 boot_count: c.boot_count,
                                 last_seq: c.last_seq,
                                 periodic: serde_json::to_string(&c.periodic).unwrap_or_default(),
@@ -1238,7 +1240,7 @@ impl OperatorBackend for PlatformHandle {
 /// Seq ranges helper for tests and views: the ranges held for `gw` by the store at `path`.
 pub fn stored_runs(path: &std::path::Path, gw: &GatewayId) -> Result<Vec<SeqRange>, StoreError> {
     Ok(Store::open(path)?
-        .runs(gw)?
+        .runs(gw, "")?
         .into_iter()
         .map(|(_, r)| r)
         .collect())
