@@ -13,9 +13,9 @@ use gateway::protocol::message::{
     Anomaly, AnomalyKind, Body, CertExpiry, Connect, ConnectResult, Data, DataAck, DataKind,
     Disconnect, Empty, Envelope, HealthState, MessageType, MonitorStatus, Outcome, PeriodicStart,
     PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult, ResultCode, Software,
-    StorageStatus, TimeRange,
+    StorageStatus, TimeRange, peek,
 };
-use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange};
+use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::Union;
@@ -34,6 +34,10 @@ fn message_id() -> impl Strategy<Value = MessageId> {
 
 fn dataset() -> impl Strategy<Value = Dataset> {
     "[a-z][a-z0-9_-]{0,31}".prop_map(|s| Dataset::new(s).unwrap())
+}
+
+fn epoch() -> impl Strategy<Value = StoreEpoch> {
+    any::<[u8; 16]>().prop_map(StoreEpoch::from_bytes)
 }
 
 fn datasets() -> impl Strategy<Value = Vec<Dataset>> {
@@ -129,12 +133,19 @@ fn connect() -> impl Strategy<Value = Body> {
         prop::collection::vec(any::<u32>(), 1..4),
         (text(), text(), text()),
         prop::collection::vec(format(), 1..3),
-        u64_mixed(),
+        (epoch(), u64_mixed()),
         u64_mixed(),
         periodic_state(),
     )
         .prop_map(
-            |(versions, (vendor, product, version), formats, boot_count, last_seq, periodic)| {
+            |(
+                versions,
+                (vendor, product, version),
+                formats,
+                (epoch, boot_count),
+                last_seq,
+                periodic,
+            )| {
                 Body::Connect(Connect {
                     versions,
                     software: Software {
@@ -143,6 +154,7 @@ fn connect() -> impl Strategy<Value = Body> {
                         version,
                     },
                     formats,
+                    epoch,
                     boot_count,
                     last_seq,
                     periodic,
@@ -184,12 +196,12 @@ fn periodic_stop() -> impl Strategy<Value = Body> {
 fn data() -> impl Strategy<Value = Body> {
     (
         prop::option::of(message_id()),
-        dataset(),
+        (dataset(), epoch()),
         seq_range(),
         format(),
         prop_oneof!["[A-Za-z0-9_.-]{0,200}", ".{0,100}"],
     )
-        .prop_map(|(request, dataset, range, format, profile)| {
+        .prop_map(|(request, (dataset, epoch), range, format, profile)| {
             Body::Data(Data {
                 kind: if request.is_some() {
                     DataKind::Resend
@@ -198,6 +210,7 @@ fn data() -> impl Strategy<Value = Body> {
                 },
                 request,
                 dataset,
+                epoch,
                 range,
                 format,
                 profile,
@@ -230,8 +243,18 @@ fn resend_request() -> impl Strategy<Value = Body> {
 }
 
 fn resend_result() -> impl Strategy<Value = Body> {
-    (u64_mixed(), any::<u32>())
-        .prop_map(|(records, messages)| Body::ResendResult(ResendResult { records, messages }))
+    (u64_mixed(), any::<u32>(), any::<Index>()).prop_map(|(records, messages, part)| {
+        // archived <= records (DES-MSG-RS-2), both ends included.
+        let archived = match records {
+            u64::MAX => part.index(usize::MAX) as u64,
+            r => part.index(usize::try_from(r + 1).unwrap_or(usize::MAX)) as u64,
+        };
+        Body::ResendResult(ResendResult {
+            records,
+            messages,
+            archived,
+        })
+    })
 }
 
 fn monitor_status() -> impl Strategy<Value = Body> {
@@ -242,20 +265,28 @@ fn monitor_status() -> impl Strategy<Value = Body> {
             HealthState::Failed,
         ]),
         (u64_mixed(), periodic_state(), u64_mixed()),
-        (u64_mixed(), u64_mixed(), u64_mixed(), u64_mixed()),
-        (u64_mixed(), u64_mixed(), u64_mixed()),
-        prop::collection::vec(
-            (text(), timestamp()).prop_map(|(name, not_after)| CertExpiry { name, not_after }),
-            0..4,
+        (
+            u64_mixed(),
+            u64_mixed(),
+            u64_mixed(),
+            u64_mixed(),
+            u64_mixed(),
         ),
+        (u64_mixed(), u64_mixed(), u64_mixed(), u64_mixed()),
+        prop_oneof![0usize..4, 0usize..=16].prop_flat_map(|n| {
+            prop::collection::vec(
+                (text(), timestamp()).prop_map(|(name, not_after)| CertExpiry { name, not_after }),
+                n,
+            )
+        }),
         prop::option::of(text()),
     )
         .prop_map(
             |(
                 health,
                 (uptime_sec, periodic, last_seq),
-                (r, u, b, e),
-                (fa, fr, an),
+                (r, u, b, e, h),
+                (fa, fr, an, ad),
                 certificates,
                 last_error,
             )| {
@@ -269,10 +300,12 @@ fn monitor_status() -> impl Strategy<Value = Body> {
                         unacked: u,
                         bytes: b,
                         evacuated: e,
+                        held: h,
                     },
                     files_accepted: fa,
                     files_rejected: fr,
                     anomalies: an,
+                    anomalies_dropped: ad,
                     certificates,
                     last_error,
                 })
@@ -628,9 +661,70 @@ proptest! {
     }
 
     #[test]
+    fn an_epoch_that_is_not_32_lower_case_hex_digits_is_malformed(
+        env in prop_oneof![envelope_of(MessageType::Connect), envelope_of(MessageType::Data)],
+        bad in prop_oneof![
+            "[0-9a-f]{0,31}",
+            "[0-9a-f]{33,40}",
+            "[0-9a-f]{0,15}[A-FG-Zg-z:. _-][0-9a-f]{16}",
+        ],
+    ) {
+        let mut value = to_value(&env);
+        value["body"]["epoch"] = json!(bad);
+        let err = Envelope::decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        prop_assert_eq!(err.result_code(), ResultCode::Malformed);
+        prop_assert!(!schema().is_valid(&value));
+    }
+
+    #[test]
+    fn archived_beyond_records_is_malformed(
+        env in envelope_of(MessageType::ResendResult), over in 1u64..1000,
+    ) {
+        let mut value = to_value(&env);
+        let records = value["body"]["records"].as_u64().unwrap();
+        prop_assume!(records < u64::MAX);
+        value["body"]["archived"] = json!(records.saturating_add(over));
+        let err = Envelope::decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        prop_assert_eq!(err.result_code(), ResultCode::Malformed);
+    }
+
+    #[test]
+    fn more_than_16_certificates_are_malformed(
+        env in envelope_of(MessageType::MonitorStatus), n in 17usize..40,
+    ) {
+        let mut value = to_value(&env);
+        let cert = json!({"name": "tls-client", "notAfter": "2027-03-31T23:59:59+09:00"});
+        value["body"]["certificates"] = json!(vec![cert; n]);
+        let err = Envelope::decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        prop_assert_eq!(err.result_code(), ResultCode::Malformed);
+        prop_assert!(!schema().is_valid(&value));
+    }
+
+    #[test]
+    fn peek_reads_type_id_and_data_range_of_valid_and_undecodable_envelopes(
+        env in any_envelope(), version in 2u64..1000, mutation in 0usize..3,
+    ) {
+        let mut value = to_value(&env);
+        match mutation {
+            0 => {}
+            1 => value["version"] = json!(version),
+            _ => value["body"]["unknownMember"] = json!(1),
+        }
+        let p = peek(&serde_json::to_vec(&value).unwrap()).unwrap();
+        prop_assert_eq!(p.message_type, env.message_type());
+        prop_assert_eq!(&p.message_id, &env.message_id);
+        let range = match &env.body {
+            Body::Data(d) => Some(d.range),
+            _ => None,
+        };
+        prop_assert_eq!(p.range, range);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(env) = Envelope::decode(&bytes) {
             assert_still_valid(&env)?;
         }
+        let _ = peek(&bytes);
     }
 }

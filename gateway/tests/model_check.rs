@@ -59,12 +59,15 @@ use gateway::protocol::platform_side::{
     PlatformConfig, PlatformCore, PlatformInbound, ProfileVerdict, ResendSelector,
 };
 use gateway::protocol::topic::topic_for;
-use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange};
+use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use stateright::{Checker, HasDiscoveries, Model, Property};
 
 const GW: &str = "GW0001";
 const DATASETS: [(&str, u64); 2] = [("billing", 2), ("ledger", 1)];
 
+fn epoch() -> StoreEpoch {
+    StoreEpoch::from_bytes([0x5a; 16])
+}
 fn t0() -> Time {
     DateTime::parse_from_rfc3339("2026-11-22T09:00:00+09:00").unwrap()
 }
@@ -314,7 +317,7 @@ struct Sys {
 
 impl Sys {
     fn init(&self) -> State {
-        let mut gwc = GatewayCore::new(gcfg(), t0());
+        let mut gwc = GatewayCore::new(gcfg(), epoch(), t0());
         let mut pf = PlatformCore::new(pcfg());
         pf.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
             .unwrap();
@@ -482,6 +485,7 @@ impl Sys {
                 PlatformInbound::Refused {
                     topic: p.topic,
                     error: InboundError::Security,
+                    peek: None,
                 }
             } else {
                 PlatformInbound::Opened {
@@ -524,6 +528,7 @@ impl Sys {
                 Inbound::Refused {
                     topic: p.topic,
                     error: InboundError::Security,
+                    peek: None,
                 }
             };
             s.gw.handle_inbound(now, inbound);

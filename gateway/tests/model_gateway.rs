@@ -44,7 +44,7 @@ use gateway::protocol::message::{
     PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
 };
 use gateway::protocol::topic::topic_for;
-use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange};
+use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
@@ -52,6 +52,9 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state
 const CAP: u64 = 3;
 const DATASETS: [&str; 2] = ["billing", "ledger"];
 
+fn epoch() -> StoreEpoch {
+    StoreEpoch::from_bytes([0x5a; 16])
+}
 fn t0() -> Time {
     DateTime::parse_from_rfc3339("2026-11-22T09:00:00+09:00").unwrap()
 }
@@ -269,7 +272,7 @@ struct Sut {
 
 impl Sut {
     fn new(mutation: Mutation) -> Self {
-        let core = GatewayCore::new(cfg(), t0());
+        let core = GatewayCore::new(cfg(), epoch(), t0());
         let boot_snapshot = core.snapshot();
         Self {
             core,
@@ -477,11 +480,13 @@ impl Sut {
                         Inbound::Refused {
                             topic,
                             error: InboundError::Security,
+                            peek: None,
                         }
                     }
                     Delivery::Malformed => Inbound::Refused {
                         topic,
                         error: InboundError::Decode(DecodeError::Envelope("truncated".into())),
+                        peek: None,
                     },
                     _ => Inbound::Opened {
                         topic,

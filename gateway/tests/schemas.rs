@@ -346,6 +346,29 @@ fn malformed_identifiers_are_refused_by_schema_and_decoder() {
         (1, &["result", "code"], json!("NOT_A_CODE")),
         (16, &["body", "kind"], json!("Security")),
         (14, &["body", "health"], json!("fine")),
+        // DES-ID-5: exactly 32 lower-case hex digits.
+        (
+            0,
+            &["body", "epoch"],
+            json!("3F2A9C0E5B7D41E6A8C2F0B19D4E6A73"),
+        ),
+        (
+            0,
+            &["body", "epoch"],
+            json!("3f2a9c0e5b7d41e6a8c2f0b19d4e6a7"),
+        ),
+        (
+            0,
+            &["body", "epoch"],
+            json!("3f2a9c0e5b7d41e6a8c2f0b19d4e6a730"),
+        ),
+        (
+            0,
+            &["body", "epoch"],
+            json!("3f2a9c0e5b7d41e6a8c2f0b19d4e6a7g"),
+        ),
+        (8, &["body", "epoch"], json!("")),
+        (9, &["body", "epoch"], json!(42)),
     ];
     for (i, path, bad) in cases {
         let mut value = to_value(&samples[i]);
@@ -482,6 +505,39 @@ fn text_limits_count_bytes_in_the_decoder_and_characters_in_the_schema() {
         parent_mut(&mut value, &path).insert(path.last().unwrap().clone(), json!("x".repeat(1025)));
         assert!(assert_agree(&v, &value, &format!("{path:?}")));
     }
+}
+
+#[test]
+fn resend_results_archive_at_most_their_records_in_the_decoder() {
+    let v = envelope_validator();
+    let samples = samples();
+    let mut value = to_value(&samples[13]);
+    // archived == records is fine.
+    value["body"]["archived"] = value["body"]["records"].clone();
+    assert!(!assert_agree(&v, &value, "archived = records"));
+    // archived > records: the schema cannot compare two members, the decoder refuses.
+    value["body"]["archived"] = json!(351);
+    assert!(v.is_valid(&value));
+    assert_eq!(
+        decode_value(&value).unwrap_err().result_code(),
+        ResultCode::Malformed
+    );
+}
+
+#[test]
+fn monitor_status_lists_at_most_16_certificates_in_schema_and_decoder() {
+    let v = envelope_validator();
+    let samples = samples();
+    let mut value = to_value(&samples[14]);
+    let cert = value["body"]["certificates"][0].clone();
+    value["body"]["certificates"] = json!(vec![cert.clone(); 16]);
+    assert!(!assert_agree(&v, &value, "16 certificates"));
+    value["body"]["certificates"] = json!(vec![cert; 17]);
+    assert!(assert_agree(&v, &value, "17 certificates"));
+    assert_eq!(
+        decode_value(&value).unwrap_err().result_code(),
+        ResultCode::Malformed
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

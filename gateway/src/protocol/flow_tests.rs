@@ -9,7 +9,7 @@ use super::gateway_side::{
     GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
     MAX_DATA_IN_FLIGHT, Transmit,
 };
-use super::ids::{Dataset, GatewayId, MessageId, SeqRange};
+use super::ids::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use super::message::{
     AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
     PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
@@ -35,6 +35,9 @@ fn ds(s: &str) -> Dataset {
 }
 fn mid(s: &str) -> MessageId {
     MessageId::new(s).unwrap()
+}
+fn epoch() -> StoreEpoch {
+    StoreEpoch::from_bytes([0x5a; 16])
 }
 fn r(first: u64, last: u64) -> SeqRange {
     SeqRange::new(first, last).unwrap()
@@ -98,7 +101,7 @@ fn start_body(seq: u64, interval: u32) -> Body {
 
 /// A gateway whose session is open (monitor every 60 s, ack timeout 30 s).
 fn connected() -> GatewayCore {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     let out = drain(&mut g);
     let connect = envelopes(&out)[0].message_id.clone();
@@ -138,7 +141,7 @@ fn result_code(e: &Envelope) -> ResultCode {
 
 #[test]
 fn nothing_but_connect_is_sent_before_connect_result() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     let out = drain(&mut g);
     assert_eq!(out.len(), 1);
@@ -157,7 +160,7 @@ fn nothing_but_connect_is_sent_before_connect_result() {
 
 #[test]
 fn command_before_session_is_open_is_ignored() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     drain(&mut g);
     g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
@@ -167,7 +170,7 @@ fn command_before_session_is_open_is_ignored() {
 
 #[test]
 fn connect_result_for_an_earlier_connect_does_not_open_the_session() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     drain(&mut g);
     let cr = Body::ConnectResult(ConnectResult {
@@ -185,7 +188,7 @@ fn connect_result_for_an_earlier_connect_does_not_open_the_session() {
 
 #[test]
 fn refused_connect_result_is_reported_and_not_retried() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     let out = drain(&mut g);
     let cr = Body::ConnectResult(ConnectResult {
@@ -210,7 +213,7 @@ fn refused_connect_result_is_reported_and_not_retried() {
 
 #[test]
 fn a_busy_connect_result_is_reported_and_connect_is_sent_again_after_the_retry_delay() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     let out = drain(&mut g);
     let cr = Body::ConnectResult(ConnectResult {
@@ -394,6 +397,7 @@ fn refused_message_is_reported_as_an_anomaly_and_not_acted_on() {
         Inbound::Refused {
             topic,
             error: InboundError::Security,
+            peek: None,
         },
     );
     let out = drain(&mut g);
@@ -854,7 +858,7 @@ fn connect_result_acked_through_marks_records_acknowledged() {
 
 #[test]
 fn monitor_status_is_sent_right_after_the_session_opens_and_then_every_monitor_interval() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     let out = drain(&mut g);
     let connect = envelopes(&out)[0].message_id.clone();
@@ -983,7 +987,7 @@ fn pump(g: &mut GatewayCore, p: &mut PlatformCore, now: Time) {
 }
 
 fn connect_both() -> (GatewayCore, PlatformCore) {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     let mut p = pcore();
     g.handle_connected(t0());
     pump(&mut g, &mut p, t0());
@@ -994,7 +998,7 @@ fn connect_both() -> (GatewayCore, PlatformCore) {
 
 #[test]
 fn platform_refuses_connect_whose_gateway_id_differs_from_the_sender() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     let mut p = pcore();
     g.handle_connected(t0());
     let out = drain(&mut g);
@@ -1031,6 +1035,7 @@ fn platform_refuses_connect_without_a_common_version() {
             versions: vec![7],
             ..cfg()
         },
+        epoch(),
         t0(),
     );
     let mut p = pcore();
@@ -1097,7 +1102,7 @@ fn platform_answers_data_signed_by_another_gateway_unauthorized_and_does_not_sto
 
 #[test]
 fn platform_answers_a_connect_older_than_the_freshness_window_stale_and_opens_no_session() {
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     let mut p = pcore();
     g.handle_connected(t0());
     let out = drain(&mut g);
@@ -1295,7 +1300,7 @@ fn platform_queues_commands_for_an_offline_gateway_and_sends_them_at_connect() {
     let mut p = pcore();
     p.command_stop(t0(), &gw());
     assert!(pdrain(&mut p).is_empty());
-    let mut g = GatewayCore::new(cfg(), t0());
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     pump(&mut g, &mut p, t0());
     assert_eq!(g.periodic().command_seq, 1);
@@ -1345,6 +1350,7 @@ fn huge_timer_and_sequence_values_never_panic() {
             connect_retry_sec: i64::MAX,
             ..cfg()
         },
+        epoch(),
         t0(),
     );
     g.handle_connected(t0());

@@ -68,10 +68,10 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::flow::{RangeSet, STALE_WINDOW_SEC, Time, chunks, intersect, secs};
-use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
+use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange, StoreEpoch};
 use super::message::{
     Anomaly, AnomalyKind, Body, CertExpiry, Connect, Data, DataKind, Disconnect, Envelope,
-    HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart,
+    HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, Peek, PeriodicStart,
     PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult, ResultCode, Software,
     StorageStatus,
 };
@@ -139,6 +139,9 @@ pub enum Inbound {
         topic: String,
         /// Why.
         error: InboundError,
+        /// What [`super::message::peek`] read from the opened bytes (`None` if it could not
+        /// be opened or peeked), for the DES-MSG-2 reply.
+        peek: Option<Peek>,
     },
 }
 
@@ -163,6 +166,8 @@ pub struct DataRequest {
     pub retransmission: bool,
     /// The dataset of every record.
     pub dataset: Dataset,
+    /// The storage epoch the records were numbered in (DES-ID-5).
+    pub epoch: StoreEpoch,
     /// The records' sequence numbers.
     pub range: SeqRange,
     /// Periodic or resend.
@@ -187,6 +192,7 @@ impl DataRequest {
                 kind: self.kind,
                 request: self.request,
                 dataset: self.dataset,
+                epoch: self.epoch,
                 range: self.range,
                 format: self.format,
                 profile,
@@ -384,6 +390,8 @@ impl PeriodicSetting {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GatewaySnapshot {
+    /// The storage epoch (DES-ID-5); sequence numbers and boot counts count within it.
+    pub epoch: StoreEpoch,
     /// Starts of the process so far.
     pub boot_count: u64,
     /// The next sequence number to assign (1 + last assigned).
@@ -511,6 +519,7 @@ struct CachedReply {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayCore {
     cfg: GatewayConfig,
+    epoch: StoreEpoch,
     boot_count: u64,
     next_seq: Seq,
     next_msg: u64,
@@ -537,6 +546,7 @@ pub struct GatewayCore {
 /// status, anomaly count, queued events) are left out. Equal values hash equally.
 impl Hash for GatewayCore {
     fn hash<H: Hasher>(&self, h: &mut H) {
+        self.epoch.hash(h);
         self.boot_count.hash(h);
         self.next_seq.hash(h);
         self.next_msg.hash(h);
@@ -574,11 +584,13 @@ fn make_message_id(gw: &GatewayId, boot: u64, n: u64) -> MessageId {
 }
 
 impl GatewayCore {
-    /// A gateway's first start ever: boot count 1, no records.
-    pub fn new(cfg: GatewayConfig, now: Time) -> Self {
+    /// A gateway's first start with a new store of storage epoch `epoch` (DES-ID-5, drawn
+    /// at random by the caller): boot count 1, no records.
+    pub fn new(cfg: GatewayConfig, epoch: StoreEpoch, now: Time) -> Self {
         Self::from_snapshot(
             cfg,
             GatewaySnapshot {
+                epoch,
                 boot_count: 0,
                 next_seq: 1,
                 periodic: PeriodicSetting::default(),
@@ -600,6 +612,7 @@ impl GatewayCore {
         let last = batches.last().map_or(0, |b| b.range.last);
         Self {
             cfg,
+            epoch: s.epoch,
             boot_count: s.boot_count.saturating_add(1),
             // Never below what the index proves was assigned.
             next_seq: s.next_seq.max(last.saturating_add(1)).max(1),
@@ -623,6 +636,7 @@ impl GatewayCore {
     /// The persisted state (persist it after every input that changed it).
     pub fn snapshot(&self) -> GatewaySnapshot {
         GatewaySnapshot {
+            epoch: self.epoch.clone(),
             boot_count: self.boot_count,
             next_seq: self.next_seq,
             periodic: self.periodic.clone(),
@@ -635,6 +649,10 @@ impl GatewayCore {
     /// This gateway's ID.
     pub fn gateway_id(&self) -> &GatewayId {
         &self.cfg.gateway_id
+    }
+    /// The storage epoch (DES-ID-5).
+    pub fn epoch(&self) -> &StoreEpoch {
+        &self.epoch
     }
     /// The boot count of this process.
     pub fn boot_count(&self) -> u64 {
@@ -801,7 +819,7 @@ impl GatewayCore {
     /// An MQTT message arrived on the gateway's subscription.
     pub fn handle_inbound(&mut self, now: Time, inbound: Inbound) {
         match inbound {
-            Inbound::Refused { topic, error } => {
+            Inbound::Refused { topic, error, .. } => {
                 self.anomaly(
                     now,
                     error.anomaly_kind(),
@@ -886,6 +904,7 @@ impl GatewayCore {
                 versions: self.cfg.versions.clone(),
                 software: self.cfg.software.clone(),
                 formats: self.cfg.formats.clone(),
+                epoch: self.epoch.clone(),
                 boot_count: self.boot_count,
                 last_seq: self.last_seq(),
                 periodic: self.periodic.to_state(),
@@ -1032,6 +1051,7 @@ impl GatewayCore {
             Body::ResendRequest(_) => Some(Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
+                archived: 0,
             })),
             _ => None,
         }
@@ -1438,6 +1458,7 @@ impl GatewayCore {
             let b = Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
+                archived: 0,
             });
             return (self.result_msg(now, env, o, b), Vec::new());
         }
@@ -1450,6 +1471,7 @@ impl GatewayCore {
             let b = Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
+                archived: 0,
             });
             return (self.result_msg(now, env, o, b), Vec::new());
         }
@@ -1477,7 +1499,11 @@ impl GatewayCore {
             ),
         };
         let messages = u32::try_from(parts.len()).unwrap_or(u32::MAX);
-        let body = Body::ResendResult(ResendResult { records, messages });
+        let body = Body::ResendResult(ResendResult {
+            records,
+            messages,
+            archived: 0,
+        });
         let reply = self.result_msg(now, env, outcome, body);
         let mut out = Vec::new();
         let ack_timeout = self.ack_timeout();
@@ -1533,6 +1559,7 @@ impl GatewayCore {
             timestamp: now,
             retransmission: false,
             dataset,
+            epoch: self.epoch.clone(),
             range,
             kind,
             request,
@@ -1602,6 +1629,7 @@ impl GatewayCore {
                 timestamp: f.sent_at,
                 retransmission: true,
                 dataset: f.dataset.clone(),
+                epoch: self.epoch.clone(),
                 range: f.range,
                 kind: f.kind,
                 request: f.request.clone(),
@@ -1645,7 +1673,9 @@ impl GatewayCore {
 
     fn send_status(&mut self, now: Time) {
         let records: u64 = self.batches.iter().map(|b| b.range.len()).sum();
-        let ext = self.external.clone();
+        let mut ext = self.external.clone();
+        // The wire allows at most MAX_CERTIFICATES entries (DES-MSG-MON-1).
+        ext.certificates.truncate(super::message::MAX_CERTIFICATES);
         let body = Body::MonitorStatus(MonitorStatus {
             health: ext.health,
             uptime_sec: u64::try_from((now - self.started_at).num_seconds()).unwrap_or(0),
@@ -1656,10 +1686,12 @@ impl GatewayCore {
                 unacked: self.unacked_records(),
                 bytes: ext.storage_bytes,
                 evacuated: ext.evacuated,
+                held: 0,
             },
             files_accepted: ext.files_accepted,
             files_rejected: ext.files_rejected,
             anomalies: self.anomalies,
+            anomalies_dropped: 0,
             certificates: ext.certificates,
             last_error: ext.last_error,
         });

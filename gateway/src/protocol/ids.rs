@@ -1,5 +1,5 @@
-//! Identifiers on the wire: gateway IDs, message IDs, dataset names and record sequence
-//! numbers (DES-ID-1..4; realises SM-ID).
+//! Identifiers on the wire: gateway IDs, message IDs, dataset names, record sequence
+//! numbers and storage epochs (DES-ID-1..5; realises SM-ID).
 //!
 //! Every identifier is validated when it is constructed, so a value of one of these types is
 //! always well formed; decoding a message with a malformed identifier fails with a specific
@@ -23,6 +23,9 @@ pub enum IdError {
     /// starting with a letter.
     #[error("DES-ID-3: dataset name {0:?} must match [a-z][a-z0-9_-]{{0,31}}")]
     Dataset(String),
+    /// DES-ID-5: a storage epoch is exactly 32 lower-case hexadecimal digits.
+    #[error("DES-ID-5: storage epoch {0:?} must be exactly 32 lower-case hex digits")]
+    Epoch(String),
 }
 
 fn is_gateway_id(s: &str) -> bool {
@@ -42,6 +45,13 @@ fn is_dataset(s: &str) -> bool {
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'))
 }
+
+fn is_epoch(s: &str) -> bool {
+    s.len() == EPOCH_HEX_DIGITS && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Hex digits of a storage epoch (DES-ID-5): 128 bits.
+pub const EPOCH_HEX_DIGITS: usize = 32;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $check:ident, $err:ident) => {
@@ -109,6 +119,24 @@ string_id!(
     Dataset
 );
 
+string_id!(
+    /// The storage epoch of a gateway (DES-ID-5): 128 random bits written as exactly 32
+    /// lower-case hex digits. Made when the gateway's store is created (first start,
+    /// reinstall) and by the operator command `sgw new-epoch` after a restore from backup;
+    /// persisted. Sequence numbers (DES-ID-4) are numbered within an epoch; `connect` and
+    /// `data` carry it (DES-MSG-CONN-4).
+    StoreEpoch,
+    is_epoch,
+    Epoch
+);
+
+impl StoreEpoch {
+    /// The epoch whose 128 bits are `bytes` (the caller draws them from a CSPRNG).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(hex::encode(bytes))
+    }
+}
+
 /// A record sequence number (DES-ID-4): assigned by the gateway at ingest, starting at 1,
 /// strictly increasing per gateway across all datasets and never reused, also across restarts.
 pub type Seq = u64;
@@ -169,6 +197,40 @@ mod tests {
         assert!(Dataset::new("pipe_ledger-2").is_ok());
         assert!(Dataset::new("1billing").is_err());
         assert!(Dataset::new("Billing").is_err());
+    }
+
+    #[test]
+    fn epochs_are_exactly_32_lower_case_hex_digits() {
+        let ok = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            StoreEpoch::new(ok).map(|e| e.to_string()),
+            Ok(ok.to_string())
+        );
+        assert_eq!(
+            StoreEpoch::from_bytes([0xab; 16]).as_str(),
+            "abababababababababababababababab"
+        );
+        for bad in [
+            "",
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789abcdef0123456789abcdeg",
+            " 123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(
+                StoreEpoch::new(bad),
+                Err(IdError::Epoch(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            serde_json::from_str::<StoreEpoch>("\"0123456789ABCDEF0123456789abcdef\"").is_err()
+        );
+        assert_eq!(
+            serde_json::to_string(&StoreEpoch::from_bytes([0; 16])).ok(),
+            Some(format!("\"{}\"", "0".repeat(32)))
+        );
     }
 
     #[test]

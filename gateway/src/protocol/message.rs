@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
+use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange, StoreEpoch};
 
 /// The protocol version this implementation speaks (DES-VER-1).
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -25,6 +25,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// Largest `reason`, `detail` or other free-text field, in bytes (DES-ENV-6).
 pub const MAX_TEXT_BYTES: usize = 1024;
+
+/// Most entries of `monitor.status` `certificates` (DES-MSG-MON-1); more is MALFORMED.
+pub const MAX_CERTIFICATES: usize = 16;
 
 /// Deserializes a present optional field: `null` is refused, absence (via `#[serde(default)]`)
 /// is the only way to leave an optional field out (DES-ENV-1).
@@ -373,6 +376,9 @@ pub struct Connect {
     pub software: Software,
     /// Profile formats the gateway can produce.
     pub formats: Vec<ProfileFormat>,
+    /// The gateway's storage epoch (DES-ID-5, DES-MSG-CONN-4): `lastSeq` and `bootCount`
+    /// count within it.
+    pub epoch: StoreEpoch,
     /// How many times the gateway has started (persisted; increases on every start).
     pub boot_count: u64,
     /// The highest sequence number assigned so far (0: none).
@@ -451,6 +457,9 @@ pub struct Data {
     pub request: Option<MessageId>,
     /// The dataset of every record in the message.
     pub dataset: Dataset,
+    /// The storage epoch the records of `range` were numbered in (DES-ID-5; the gateway's
+    /// current epoch).
+    pub epoch: StoreEpoch,
     /// The records' sequence numbers: every number in the range, all of `dataset`.
     pub range: SeqRange,
     /// The profile's format.
@@ -515,6 +524,9 @@ pub struct ResendResult {
     pub records: u64,
     /// Number of `data` messages that will follow.
     pub messages: u32,
+    /// How many of `records` are read from evacuation archives (ST-EVAC-1) rather than the
+    /// live store; at most `records`.
+    pub archived: u64,
 }
 
 /// Storage figures in a monitoring status (MON-1, DES-MSG-MON-1).
@@ -529,6 +541,9 @@ pub struct StorageStatus {
     pub bytes: u64,
     /// Records evacuated to archive files so far (ST-EVAC-1).
     pub evacuated: u64,
+    /// Records whose data message was given up (DES-MSG-DATA-5): still stored and
+    /// unacknowledged, sent only in answer to a resend request.
+    pub held: u64,
 }
 
 /// A certificate's expiry in a monitoring status (MON-1, SM-CERTEXP).
@@ -572,9 +587,12 @@ pub struct MonitorStatus {
     pub files_accepted: u64,
     /// CSV files refused since start.
     pub files_rejected: u64,
-    /// Anomalies detected since start.
+    /// Anomalies detected since start (sent or not).
     pub anomalies: u64,
-    /// Certificates and their expiry.
+    /// Of those, not sent as `anomaly` messages (rate limit or offline-queue overflow,
+    /// DES-MSG-AN-2).
+    pub anomalies_dropped: u64,
+    /// Certificates and their expiry, at most [`MAX_CERTIFICATES`].
     pub certificates: Vec<CertExpiry>,
     /// Last error, if any, naming its rule ID.
     #[serde(
@@ -930,6 +948,46 @@ impl Envelope {
     }
 }
 
+/// What [`peek`] can read from a message that failed to decode (DES-MSG-2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Peek {
+    /// The envelope's `type`, a known message type.
+    pub message_type: MessageType,
+    /// The envelope's `messageId`, a valid DES-ID-2 identifier.
+    pub message_id: MessageId,
+    /// For `data`: `body.range`, if it is a valid sequence range (DES-ID-4).
+    pub range: Option<SeqRange>,
+}
+
+/// Reads `type`, `messageId` and (for `data`) `body.range` from raw JSON that failed the
+/// strict decode, so that a request can still be answered with its reply type and the
+/// decode error's code (DES-MSG-2). `None` unless `bytes` (at most [`MAX_PAYLOAD_BYTES`]) is
+/// a JSON object whose `type` is a known [`MessageType`] and whose `messageId` is a valid
+/// [`MessageId`]. Nothing else of the message is trusted or checked.
+pub fn peek(bytes: &[u8]) -> Option<Peek> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let obj = value.as_object()?;
+    let message_type = MessageType::from_wire(obj.get("type")?.as_str()?)?;
+    let message_id = MessageId::new(obj.get("messageId")?.as_str()?).ok()?;
+    let range = (message_type == MessageType::Data)
+        .then(|| {
+            let r = obj.get("body")?.get("range")?.as_object()?;
+            if r.len() != 2 {
+                return None;
+            }
+            SeqRange::new(r.get("first")?.as_u64()?, r.get("last")?.as_u64()?)
+        })
+        .flatten();
+    Some(Peek {
+        message_type,
+        message_id,
+        range,
+    })
+}
+
 /// Whether `input` has the JSON structure of `canonical`: the same member names, array
 /// lengths and JSON types all the way down (string and number values may differ, e.g. a
 /// timestamp written with `Z` instead of `+00:00`). The top-level `ext` member is skipped.
@@ -1008,6 +1066,14 @@ fn validate_body(body: &Body) -> Result<(), DecodeError> {
         {
             return rule("DES-ENV-6: monitoring text too long".into());
         }
+        Body::MonitorStatus(m) if m.certificates.len() > MAX_CERTIFICATES => {
+            return rule(format!(
+                "DES-MSG-MON-1: at most {MAX_CERTIFICATES} certificates"
+            ));
+        }
+        Body::ResendResult(r) if r.archived > r.records => {
+            return rule("DES-MSG-RS-2: archived must not exceed records".into());
+        }
         _ => {}
     }
     if let Body::Data(d) = body
@@ -1079,6 +1145,48 @@ mod tests {
             &canonical,
             true
         ));
+    }
+
+    #[test]
+    fn peek_reads_type_id_and_data_range_only_when_valid() {
+        let p = peek(br#"{"type":"periodic.start","messageId":"p1.2","version":9,"body":7}"#);
+        assert_eq!(
+            p,
+            Some(Peek {
+                message_type: MessageType::PeriodicStart,
+                message_id: MessageId::new("p1.2").unwrap_or_else(|e| panic!("{e}")),
+                range: None,
+            })
+        );
+        let d =
+            peek(br#"{"type":"data","messageId":"g.1.2","body":{"range":{"first":3,"last":5}}}"#);
+        assert_eq!(d.and_then(|p| p.range), SeqRange::new(3, 5));
+        for no_range in [
+            br#"{"type":"data","messageId":"g.1.2","body":{"range":{"first":0,"last":5}}}"#
+                .as_slice(),
+            br#"{"type":"data","messageId":"g.1.2","body":{"range":{"first":6,"last":5}}}"#,
+            br#"{"type":"data","messageId":"g.1.2","body":{"range":{"first":1,"last":5,"x":1}}}"#,
+            br#"{"type":"data","messageId":"g.1.2","body":{"range":[1,5]}}"#,
+            br#"{"type":"data","messageId":"g.1.2"}"#,
+        ] {
+            let p = peek(no_range);
+            assert!(p.is_some() && p.and_then(|p| p.range).is_none());
+        }
+        // Not an object, unknown type, bad or missing ID, not JSON, too large: nothing.
+        for none in [
+            br#"["type","data"]"#.as_slice(),
+            br#"{"type":"data.nack","messageId":"a"}"#,
+            br#"{"type":"data","messageId":"a b"}"#,
+            br#"{"type":"data"}"#,
+            br#"{"type":"data","messageId":"a""#,
+            br#"{"type":1,"messageId":"a"}"#,
+        ] {
+            assert_eq!(peek(none), None, "{}", String::from_utf8_lossy(none));
+        }
+        let mut big = br#"{"type":"data","messageId":"a","pad":""#.to_vec();
+        big.resize(MAX_PAYLOAD_BYTES, b'x');
+        big.extend_from_slice(b"\"}");
+        assert_eq!(peek(&big), None);
     }
 
     #[test]

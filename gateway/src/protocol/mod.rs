@@ -16,8 +16,8 @@ pub mod topic;
 
 pub use flow::{InboundError, RangeSet, Time};
 pub use gateway_side::{GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Transmit};
-pub use ids::{Dataset, GatewayId, IdError, MessageId, Seq, SeqRange};
-pub use message::{Body, DecodeError, Envelope, MessageType, Outcome, ResultCode};
+pub use ids::{Dataset, GatewayId, IdError, MessageId, Seq, SeqRange, StoreEpoch};
+pub use message::{Body, DecodeError, Envelope, MessageType, Outcome, Peek, ResultCode, peek};
 pub use platform_side::{PlatformConfig, PlatformCore, PlatformEvent};
 
 #[cfg(test)]

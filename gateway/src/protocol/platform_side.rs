@@ -120,6 +120,9 @@ pub enum PlatformInbound {
         topic: String,
         /// Why.
         error: InboundError,
+        /// What [`super::message::peek`] read from the opened bytes (`None` if it could not
+        /// be opened or peeked), for the DES-MSG-2 reply.
+        peek: Option<super::message::Peek>,
     },
 }
 
@@ -664,7 +667,7 @@ impl PlatformCore {
     /// A message arrived on the platform's subscription.
     pub fn handle_inbound(&mut self, now: Time, inbound: PlatformInbound) {
         match inbound {
-            PlatformInbound::Refused { topic, error } => {
+            PlatformInbound::Refused { topic, error, .. } => {
                 let gw = parse_topic(&topic).ok().map(|p| p.gateway);
                 self.record_anomaly(
                     now,

@@ -11,7 +11,7 @@ use gateway::protocol::message::{
     PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult, ResultCode, Software,
     StorageStatus, TimeRange,
 };
-use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange};
+use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use serde_json::Value;
 
 /// The workspace root (the directory holding `docs/`).
@@ -67,6 +67,10 @@ pub fn ds(s: &str) -> Dataset {
     Dataset::new(s).unwrap()
 }
 
+pub fn epoch() -> StoreEpoch {
+    StoreEpoch::new("3f2a9c0e5b7d41e6a8c2f0b19d4e6a73").unwrap()
+}
+
 pub fn range(a: u64, b: u64) -> SeqRange {
     SeqRange::new(a, b).unwrap()
 }
@@ -111,10 +115,12 @@ pub fn samples() -> Vec<Envelope> {
             unacked: 10,
             bytes: 1 << 20,
             evacuated: 0,
+            held: 3,
         },
         files_accepted: 12,
         files_rejected: 1,
         anomalies: 2,
+        anomalies_dropped: 1,
         certificates: vec![CertExpiry {
             name: "data-protection".into(),
             not_after: ts("2027-03-31T23:59:59+09:00"),
@@ -131,6 +137,7 @@ pub fn samples() -> Vec<Envelope> {
                     version: "0.1.0".into(),
                 },
                 formats: vec![ProfileFormat::Json, ProfileFormat::Xml],
+                epoch: epoch(),
                 boot_count: 3,
                 last_seq: 1400,
                 periodic: state(true),
@@ -173,6 +180,7 @@ pub fn samples() -> Vec<Envelope> {
                 kind: DataKind::Periodic,
                 request: None,
                 dataset: ds("billing"),
+                epoch: epoch(),
                 range: range(1201, 1400),
                 format: ProfileFormat::Json,
                 profile: "eyJhbGciOiJSU0EtT0FFUC0yNTYifQ.a.b.c.d".into(),
@@ -184,6 +192,7 @@ pub fn samples() -> Vec<Envelope> {
                 kind: DataKind::Resend,
                 request: Some(mid("p:77")),
                 dataset: ds("pipe_ledger"),
+                epoch: epoch(),
                 range: range(5, 5),
                 format: ProfileFormat::Xml,
                 profile: "<sgw:DataProfile xmlns:sgw=\"urn:sgw:profile:v1\"/>".into(),
@@ -219,6 +228,7 @@ pub fn samples() -> Vec<Envelope> {
             Body::ResendResult(ResendResult {
                 records: 350,
                 messages: 2,
+                archived: 120,
             }),
             Some(Outcome::new(
                 ResultCode::Partial,

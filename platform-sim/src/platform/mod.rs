@@ -40,7 +40,7 @@ use std::time::Duration;
 use chrono::Utc;
 use gateway::profile::DataProfile;
 use gateway::protocol::flow::{InboundError, Time};
-use gateway::protocol::ids::{GatewayId, MessageId, SeqRange};
+use gateway::protocol::ids::{GatewayId, MessageId, SeqRange, StoreEpoch};
 use gateway::protocol::message::{
     Body, Connect, Data, DataKind, Envelope, MessageType, PROTOCOL_VERSION, PeriodicState,
     ProfileFormat, Software,
@@ -318,6 +318,9 @@ fn restore(core: &mut PlatformCore, store: &Store, now: Time) -> Result<(), Plat
                             version: "0".into(),
                         },
                         formats: vec![ProfileFormat::Json],
+                        // The platform does not persist a gateway's epoch yet; the core
+                        // ignores it on replay.
+                        epoch: StoreEpoch::from_bytes([0; 16]),
                         boot_count: s.boot_count,
                         last_seq: last,
                         periodic,
@@ -338,6 +341,7 @@ fn restore(core: &mut PlatformCore, store: &Store, now: Time) -> Result<(), Plat
                             kind: DataKind::Periodic,
                             request: None,
                             dataset,
+                            epoch: StoreEpoch::from_bytes([0; 16]),
                             range,
                             format: ProfileFormat::Json,
                             profile: String::new(),
@@ -986,6 +990,7 @@ impl Shared {
             None => PlatformInbound::Refused {
                 topic: m.topic.clone(),
                 error: InboundError::Security,
+                peek: None,
             },
             Some(bytes) => match Envelope::decode(&bytes) {
                 Err(e) => {
@@ -995,6 +1000,7 @@ impl Shared {
                     PlatformInbound::Refused {
                         topic: m.topic.clone(),
                         error: InboundError::Decode(e),
+                        peek: gateway::protocol::message::peek(&bytes),
                     }
                 }
                 Ok(env) => {

@@ -21,7 +21,7 @@ use gateway::protocol::flow::Time;
 use gateway::protocol::gateway_side::{
     GatewayConfig, GatewayCore, GatewayEvent, Inbound, Transmit,
 };
-use gateway::protocol::ids::{Dataset, GatewayId, SeqRange};
+use gateway::protocol::ids::{Dataset, GatewayId, SeqRange, StoreEpoch};
 use gateway::protocol::message::{Envelope, MessageType, ProfileFormat};
 use gateway::protocol::platform_side::PlatformConfig;
 use gateway::protocol::topic::gateway_subscription;
@@ -231,7 +231,13 @@ impl ScriptedGateway {
             .collect();
         let mut cfg = GatewayConfig::new(id.clone(), datasets);
         cfg.connect_retry_sec = 2;
-        let core = GatewayCore::new(cfg, now());
+        // Every scripted gateway is a new store: a new storage epoch (DES-ID-5), distinct per
+        // instance and repeatable across runs.
+        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut epoch = [0x5c; 16];
+        epoch[..8].copy_from_slice(&n.to_be_bytes());
+        let core = GatewayCore::new(cfg, StoreEpoch::from_bytes(epoch), now());
         let (client, net) = mqtt_client(port, b, id.as_str());
         ScriptedGateway {
             id,
@@ -275,6 +281,7 @@ impl ScriptedGateway {
                         Inbound::Refused {
                             topic,
                             error: InboundError::Security,
+                            peek: None,
                         }
                     }
                     Some(b) => match Envelope::decode(&b) {
@@ -290,6 +297,7 @@ impl ScriptedGateway {
                             Inbound::Refused {
                                 topic,
                                 error: InboundError::Decode(e),
+                                peek: gateway::protocol::message::peek(&b),
                             }
                         }
                     },
