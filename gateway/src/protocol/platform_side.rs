@@ -12,36 +12,62 @@
 //! [`PlatformCore::poll_transmit`], [`PlatformCore::poll_event`], [`PlatformCore::poll_timeout`],
 //! and the operator view [`PlatformCore::gateway`] (MON-2).
 //!
-//! Rules:
-//! - `connect` is accepted only if envelope `gatewayId` == topic tenant == authenticated
-//!   sender (DES-ENV-4) and its timestamp is within ±300 s of `now` (else `STALE`, DES-ENV-7); the session version is the highest common one, none →
-//!   `UNSUPPORTED_VERSION` (DES-VER-4). `connect.result` carries `ackedThrough`, the
-//!   highest seq received contiguously from 1.
+//! Rules (protocol revision 1.1; the order of checks for every up message is that of
+//! DES-MSG-3, first failure wins; the adapter does steps 1–4 — payload size, topic ACL,
+//! unknown or revoked gateway, opening):
+//! - 5–8, decoding (DES-MSG-2): a payload that opened but failed to decode is recorded as an
+//!   anomaly; if [`super::message::peek`] read its `type` (the topic's) and `messageId`,
+//!   `connect` is answered `connect.result`, `disconnect` `disconnect.result` and `data`
+//!   (only with a readable `body.range`) `data.ack`, with the decode error's code (TOO_LARGE,
+//!   MALFORMED, UNSUPPORTED_VERSION); nothing else is answered.
+//! - 9–10: `type` ≠ the topic's → recorded, no reply (DES-MQTT-4); envelope `gatewayId` ≠
+//!   topic tenant ≠ authenticated sender → `UNAUTHORIZED` (DES-ENV-4).
+//! - 11, duplicates (DES-ENV-8): for [`REPLY_MEMORY_SEC`] per gateway, the replies to every
+//!   `connect`, `disconnect`, `data` and start/stop result (answered by `ack`) are
+//!   remembered by request message ID; the same message again (same ID, type and
+//!   timestamp) is answered with them unchanged (same message IDs) and not processed. This
+//!   comes before the freshness window, so a retransmission gets its first answer, not STALE.
+//! - 12, freshness (DES-ENV-7): a `connect` outside ±300 s of `now` → `STALE`; other
+//!   messages outside it are noted ([`PlatformEvent::Logged`]) and processed (data sent
+//!   again keeps its first timestamp).
+//! - 13, session (DES-MSG-CONN-3): `data` outside a session → `UNAUTHORIZED`;
+//!   `monitor.status`/`anomaly` outside a session → noted, not acted on; `disconnect`
+//!   outside a session → `OK` (idempotent).
+//! - 14, `connect`: no common version → `UNSUPPORTED_VERSION` (DES-VER-4); storage epochs
+//!   (DES-MSG-CONN-4): per gateway the platform keeps its current epoch, the highest
+//!   `bootCount` accepted in it and the seqs held in it. An epoch other than the current
+//!   one (or the first) is accepted and begins a new, empty sequence space (records of
+//!   older epochs stay stored under theirs; `ackedThrough` is the new epoch's, 0). In the
+//!   current epoch, `bootCount` below the highest accepted or `lastSeq` below the highest
+//!   seq held → `INVALID_STATE` (reason names DES-MSG-CONN-4), nothing changes; an equal
+//!   `bootCount` is accepted. `connect.result` OK carries `ackedThrough`, the highest seq of
+//!   the epoch received contiguously from 1; every refused `connect.result` carries 0.
+//! - 14, `data`: `data.epoch` ≠ the session's epoch → `INVALID_STATE`, not stored
+//!   (DES-MSG-CONN-4); profile failed to open → `SECURITY_FAILED` (DES-PROF-4/7); profile
+//!   header differs from the message → `MALFORMED` (DES-MSG-DATA-1) — neither stored,
+//!   anomaly recorded; else stored by (epoch, seq) and `OK` (duplicates too, whether sent
+//!   again under the same or a new message ID, DES-MSG-DATA-3).
 //! - Commands are numbered with `commandSeq`, strictly increasing per gateway and never below
 //!   what the gateway reports as applied (DES-MSG-PS-4). A command not answered within
 //!   [`PlatformConfig::command_retry_sec`] — or outstanding when the gateway reconnects — is
 //!   sent again under a new message ID with the same `commandSeq`; a `SUPERSEDED` answer whose
-//!   state carries the command's own `commandSeq` means it was already applied.
-//! - Start/stop results are answered with `ack` (IF-PSTART-4). `data` is answered with
-//!   `data.ack` for the same range: `OK` once stored (duplicates too, whether sent again under
-//!   the same or a new message ID: records are kept by seq, DES-MSG-DATA-3), `SECURITY_FAILED`
-//!   if the profile failed to open (DES-PROF-4/7), `MALFORMED` if its header does not match
-//!   the message (DES-MSG-DATA-1) — neither stored, anomaly recorded — and `UNAUTHORIZED`
-//!   outside a session (DES-MSG-CONN-3).
-//! - Received seqs are tracked per gateway; a hole below the highest known seq (received or
-//!   reported in `connect`/`monitor.status`) that persists for [`PlatformConfig::gap_grace_sec`]
-//!   is requested with `resend.request` by seq range; a `NOT_FOUND` answer marks it lost.
+//!   state carries the command's own `commandSeq` means it was already applied. Start/stop
+//!   results are answered with `ack` (IF-PSTART-4).
+//! - Received seqs are tracked per gateway and epoch; a hole below the highest known seq
+//!   (received or reported in `connect`/`monitor.status`) that persists for
+//!   [`PlatformConfig::gap_grace_sec`] is requested with `resend.request` by seq range; a
+//!   `NOT_FOUND` answer marks it lost. A new epoch drops the requests for holes of the old.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
 use super::gateway_side::PeriodicSetting;
-use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
+use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange, StoreEpoch};
 use super::message::{
-    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType,
-    MonitorStatus, Outcome, PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop,
-    ProfileFormat, ResendRequest, ResultCode, TimeRange,
+    AnomalyKind, Body, Connect, ConnectResult, Data, DataAck, DecodeError, Empty, Envelope,
+    MAX_TEXT_BYTES, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, Peek, PeriodicStart,
+    PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResultCode, TimeRange,
 };
 use super::topic::{parse_topic, topic_for};
 
@@ -62,11 +88,6 @@ pub struct PlatformConfig {
     pub epoch: u64,
     /// Anomalies kept per gateway for the operator view.
     pub anomalies_kept: usize,
-    /// Most requests per gateway whose replies are remembered (DES-ENV-8); beyond it the
-    /// oldest are forgotten early (a forgotten duplicate is processed again, which every
-    /// platform request tolerates: records are kept by seq, connect and disconnect are
-    /// idempotent).
-    pub reply_memory_max: usize,
 }
 
 impl Default for PlatformConfig {
@@ -79,7 +100,6 @@ impl Default for PlatformConfig {
             gap_grace_sec: 60,
             epoch: 0,
             anomalies_kept: 100,
-            reply_memory_max: 10_000,
         }
     }
 }
@@ -182,6 +202,11 @@ pub enum PlatformEvent {
     GatewayConnected {
         /// Which.
         gateway: GatewayId,
+        /// Its storage epoch (DES-ID-5).
+        epoch: StoreEpoch,
+        /// Whether that epoch is new to the platform: a new sequence space began
+        /// (DES-MSG-CONN-4).
+        new_epoch: bool,
         /// Its boot count.
         boot_count: u64,
         /// Negotiated version.
@@ -192,10 +217,13 @@ pub enum PlatformEvent {
         /// Which.
         gateway: GatewayId,
     },
-    /// Newly received records: the adapter stores the opened profile's records of `range`.
+    /// Newly received records: the adapter stores the opened profile's records of `range`
+    /// under (`epoch`, seq) (DES-MSG-CONN-4).
     StoreRecords {
         /// From.
         gateway: GatewayId,
+        /// The storage epoch their seqs belong to.
+        epoch: StoreEpoch,
         /// Dataset.
         dataset: Dataset,
         /// Seqs received for the first time.
@@ -236,6 +264,22 @@ pub enum PlatformEvent {
     },
 }
 
+/// What the platform's store holds about one gateway, to rebuild the core after a restart
+/// ([`PlatformCore::restore_gateway`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGateway {
+    /// Its current storage epoch (`None`: none known).
+    pub epoch: Option<StoreEpoch>,
+    /// The highest boot count accepted in that epoch.
+    pub boot_count: u64,
+    /// The highest seq it reported in that epoch.
+    pub last_seq: Seq,
+    /// Its periodic state as last reported.
+    pub periodic: PeriodicState,
+    /// The seq runs held in that epoch, each of one dataset.
+    pub runs: Vec<(Dataset, SeqRange)>,
+}
+
 /// Why an operator command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -270,7 +314,9 @@ pub struct GatewayView {
     pub online: bool,
     /// Negotiated version (0: never connected).
     pub version: u32,
-    /// Boot count reported at the last connect.
+    /// The gateway's current storage epoch (DES-ID-5; `None`: never connected).
+    pub epoch: Option<StoreEpoch>,
+    /// The highest boot count accepted in that epoch (DES-MSG-CONN-4).
     pub boot_count: u64,
     /// Periodic state as last reported by the gateway.
     pub periodic: PeriodicState,
@@ -278,9 +324,9 @@ pub struct GatewayView {
     pub last_command_seq: u64,
     /// Commands sent and not answered yet.
     pub pending_commands: Vec<Command>,
-    /// Every seq received.
+    /// Every seq received in the current epoch.
     pub received: RangeSet,
-    /// Records received per dataset.
+    /// Records received per dataset in the current epoch.
     pub received_per_dataset: BTreeMap<Dataset, u64>,
     /// Highest seq known to exist (received or reported).
     pub known_last_seq: Seq,
@@ -317,6 +363,10 @@ struct Pending {
 struct Session {
     online: bool,
     version: u32,
+    /// The current storage epoch; `received`, `reported_last`, `gaps`, `lost` and
+    /// `per_dataset` are of its sequence space (DES-MSG-CONN-4).
+    epoch: Option<StoreEpoch>,
+    /// The highest boot count accepted in `epoch`.
     boot_count: u64,
     periodic: PeriodicSetting,
     last_command_seq: u64,
@@ -330,12 +380,15 @@ struct Session {
     anomalies: VecDeque<AnomalyRecord>,
     anomaly_count: u64,
     last_status: Option<(Time, MonitorStatus)>,
+    /// The `timestamp` of the `monitor.status` kept in `last_status`.
+    last_status_at: Option<Time>,
 }
 
 impl Hash for Session {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.online.hash(h);
         self.version.hash(h);
+        self.epoch.hash(h);
         self.boot_count.hash(h);
         self.periodic.hash(h);
         self.last_command_seq.hash(h);
@@ -353,6 +406,7 @@ impl Session {
         Self {
             online: false,
             version: 0,
+            epoch: None,
             boot_count: 0,
             periodic: PeriodicSetting::default(),
             last_command_seq: 0,
@@ -365,7 +419,21 @@ impl Session {
             anomalies: VecDeque::new(),
             anomaly_count: 0,
             last_status: None,
+            last_status_at: None,
         }
+    }
+
+    /// Begins the sequence space of a new storage epoch (DES-MSG-CONN-4): nothing of it is
+    /// received yet; holes requested for the previous epoch are no longer asked for.
+    fn begin_epoch(&mut self, epoch: StoreEpoch) {
+        self.epoch = Some(epoch);
+        self.boot_count = 0;
+        self.received = RangeSet::new();
+        self.per_dataset.clear();
+        self.reported_last = 0;
+        self.gaps.clear();
+        self.lost = RangeSet::new();
+        self.pending.retain(|p| p.origin == Origin::Operator);
     }
 
     fn known_last(&self) -> Seq {
@@ -467,6 +535,7 @@ impl PlatformCore {
         Some(GatewayView {
             online: s.online,
             version: s.version,
+            epoch: s.epoch.clone(),
             boot_count: s.boot_count,
             periodic: s.periodic.to_state(),
             last_command_seq: s.last_command_seq,
@@ -667,16 +736,19 @@ impl PlatformCore {
     /// A message arrived on the platform's subscription.
     pub fn handle_inbound(&mut self, now: Time, inbound: PlatformInbound) {
         match inbound {
-            PlatformInbound::Refused { topic, error, .. } => {
-                let gw = parse_topic(&topic).ok().map(|p| p.gateway);
+            PlatformInbound::Refused { topic, error, peek } => {
+                let parsed = parse_topic(&topic).ok();
                 self.record_anomaly(
                     now,
-                    gw,
+                    parsed.as_ref().map(|p| p.gateway.clone()),
                     error.anomaly_kind(),
                     error.rule().into(),
                     format!("{} refused: {error}", error.result_code().as_str()),
                     false,
                 );
+                if let (InboundError::Decode(e), Some(peek), Some(t)) = (&error, peek, parsed) {
+                    self.answer_undecodable(now, &t.gateway, t.message_type, &peek, e);
+                }
             }
             PlatformInbound::Opened {
                 topic,
@@ -685,6 +757,64 @@ impl PlatformCore {
                 profile,
             } => self.handle_opened(now, &topic, envelope, sender, profile),
         }
+    }
+
+    /// DES-MSG-2: an up request that opened but failed to decode (TOO_LARGE, MALFORMED,
+    /// UNSUPPORTED_VERSION) is answered with its reply type and the decode error's code when
+    /// [`super::message::peek`] read its `type` — the topic's type — and `messageId`: `connect`
+    /// → `connect.result` with the platform's defaults and `ackedThrough` 0, `disconnect` →
+    /// `disconnect.result`, `data` → `data.ack` if the range could be read too. Other types
+    /// have no reply (the anomaly is recorded). Not remembered for duplicates (DES-ENV-8 comes
+    /// later in the order of checks).
+    fn answer_undecodable(
+        &mut self,
+        now: Time,
+        gw: &GatewayId,
+        topic_type: Option<MessageType>,
+        peek: &Peek,
+        e: &DecodeError,
+    ) {
+        let code = e.result_code();
+        if topic_type != Some(peek.message_type) || code == ResultCode::UnknownType {
+            return;
+        }
+        let body = match (peek.message_type, peek.range) {
+            (MessageType::Connect, _) => self.refused_connect_body(),
+            (MessageType::Disconnect, _) => Body::DisconnectResult(Empty {}),
+            (MessageType::Data, Some(range)) => Body::DataAck(DataAck { range }),
+            _ => return,
+        };
+        self.reply(
+            now,
+            gw,
+            &peek.message_id,
+            Outcome::new(code, clip_text(format!("DES-MSG-2: {e}"))),
+            body,
+        );
+    }
+
+    /// Rebuilds a gateway's state from the platform's store after a restart (offline):
+    /// its current epoch, the highest boot count accepted and the highest seq reported in
+    /// it, its periodic state and the seq runs held in that epoch (DES-MSG-CONN-4,
+    /// DES-MSG-DATA-2). Holes among them count as seen from `now`.
+    pub fn restore_gateway(&mut self, now: Time, gw: &GatewayId, stored: StoredGateway) {
+        let s = self.sessions.entry(gw.clone()).or_insert_with(Session::new);
+        s.online = false;
+        s.epoch = stored.epoch;
+        s.boot_count = stored.boot_count;
+        s.reported_last = stored.last_seq;
+        s.last_command_seq = s.last_command_seq.max(stored.periodic.command_seq);
+        s.periodic = setting_of(&stored.periodic);
+        for (dataset, range) in stored.runs {
+            for r in s.received.missing_in(range) {
+                *s.per_dataset.entry(dataset.clone()).or_insert(0) += r.len();
+            }
+            s.received.insert(range);
+        }
+        for p in &mut s.pending {
+            p.send_at = None;
+        }
+        self.check_gaps(now, gw);
     }
 
     // ----- internals -----
@@ -812,7 +942,7 @@ impl PlatformCore {
             );
             // Answered UNAUTHORIZED where the request has a reply type (DES-ENV-4).
             let body = match &env.body {
-                Body::Connect(_) => Some(self.connect_result_body(&sender, self.max_version())),
+                Body::Connect(_) => Some(self.refused_connect_body()),
                 Body::Disconnect(_) => Some(Body::DisconnectResult(Empty {})),
                 Body::Data(d) => Some(Body::DataAck(DataAck { range: d.range })),
                 _ => None,
@@ -862,7 +992,7 @@ impl PlatformCore {
                     format!("connect {} is {skew} s off", env.message_id),
                     false,
                 );
-                let body = self.connect_result_body(gw, self.max_version());
+                let body = self.refused_connect_body();
                 self.reply(
                     now,
                     gw,
@@ -907,10 +1037,6 @@ impl PlatformCore {
                     Body::DisconnectResult(Empty {}),
                 );
             }
-            Body::PeriodicStartResult(state) | Body::PeriodicStopResult(state) => {
-                self.on_periodic_result(now, gw, env, state);
-            }
-            Body::ResendResult(_) => self.on_resend_result(now, gw, env),
             Body::Data(_) if !online => {
                 let Body::Data(d) = &env.body else { return };
                 self.reply(
@@ -921,7 +1047,13 @@ impl PlatformCore {
                     Body::DataAck(DataAck { range: d.range }),
                 );
             }
-            Body::MonitorStatus(_) | Body::Anomaly(_) if !online => {
+            Body::MonitorStatus(_)
+            | Body::Anomaly(_)
+            | Body::PeriodicStartResult(_)
+            | Body::PeriodicStopResult(_)
+            | Body::ResendResult(_)
+                if !online =>
+            {
                 self.log(
                     gw,
                     "DES-MSG-CONN-3",
@@ -932,13 +1064,19 @@ impl PlatformCore {
                     ),
                 );
             }
-            Body::Data(d) => {
-                self.on_data(now, gw, env, d.dataset.clone(), d.range, d.kind, profile)
+            Body::PeriodicStartResult(state) | Body::PeriodicStopResult(state) => {
+                self.on_periodic_result(now, gw, env, state);
             }
+            Body::ResendResult(_) => self.on_resend_result(now, gw, env),
+            Body::Data(d) => self.on_data(now, gw, env, d, profile),
             Body::MonitorStatus(m) => {
                 if let Some(s) = self.sessions.get_mut(gw) {
                     s.reported_last = s.reported_last.max(m.last_seq);
-                    s.last_status = Some((now, m.clone()));
+                    // Kept if it is the latest by its timestamp (DES-MSG-MON-2).
+                    if s.last_status_at.is_none_or(|t| t <= env.timestamp) {
+                        s.last_status_at = Some(env.timestamp);
+                        s.last_status = Some((now, m.clone()));
+                    }
                 }
             }
             Body::Anomaly(a) => {
@@ -1021,12 +1159,15 @@ impl PlatformCore {
             })
             .map(|t| t.envelope.clone())
             .collect();
-        if replies.is_empty() {
+        // A request answered with no reply is not remembered, except an `anomaly` recorded
+        // (de-duplicated by message ID).
+        let recorded_anomaly =
+            matches!(env.body, Body::Anomaly(_)) && self.sessions.get(gw).is_some_and(|s| s.online);
+        if replies.is_empty() && !recorded_anomaly {
             return;
         }
-        let max = self.cfg.reply_memory_max.max(1);
-        let mem = self.memory.entry(gw.clone()).or_default();
-        mem.insert(
+        // Exact: no entry younger than REPLY_MEMORY_SEC is evicted (DES-ENV-8).
+        self.memory.entry(gw.clone()).or_default().insert(
             env.message_id.clone(),
             Remembered {
                 at: now,
@@ -1035,16 +1176,6 @@ impl PlatformCore {
                 replies,
             },
         );
-        while mem.len() > max {
-            let Some(oldest) = mem
-                .iter()
-                .min_by_key(|(_, r)| r.at)
-                .map(|(id, _)| id.clone())
-            else {
-                break;
-            };
-            mem.remove(&oldest);
-        }
     }
 
     /// Forgets replies older than [`REPLY_MEMORY_SEC`].
@@ -1088,13 +1219,18 @@ impl PlatformCore {
         })
     }
 
-    fn on_connect(
-        &mut self,
-        now: Time,
-        gw: &GatewayId,
-        env: &Envelope,
-        c: &super::message::Connect,
-    ) {
+    /// The body of a `connect.result` that opens no session: the platform's defaults and
+    /// `ackedThrough` 0, which acknowledges nothing (DES-MSG-CONN-2, DES-MSG-2).
+    fn refused_connect_body(&self) -> Body {
+        Body::ConnectResult(ConnectResult {
+            version: self.max_version(),
+            monitor_interval_sec: self.cfg.monitor_interval_sec,
+            ack_timeout_sec: self.cfg.ack_timeout_sec,
+            acked_through: 0,
+        })
+    }
+
+    fn on_connect(&mut self, now: Time, gw: &GatewayId, env: &Envelope, c: &Connect) {
         let common = c
             .versions
             .iter()
@@ -1102,7 +1238,7 @@ impl PlatformCore {
             .filter(|v| self.cfg.versions.contains(v))
             .max();
         let Some(version) = common else {
-            let body = self.connect_result_body(gw, self.max_version());
+            let body = self.refused_connect_body();
             self.reply(
                 now,
                 gw,
@@ -1116,11 +1252,38 @@ impl PlatformCore {
             return;
         };
         let s = self.sessions.entry(gw.clone()).or_insert_with(Session::new);
-        if c.boot_count < s.boot_count {
-            // A delayed connect of an earlier process: answer, change nothing.
-            let body = self.connect_result_body(gw, version);
-            self.reply(now, gw, &env.message_id, Outcome::ok(), body);
+        let new_epoch = s.epoch.as_ref() != Some(&c.epoch);
+        if !new_epoch && let Some(why) = epoch_refusal(s, c) {
+            // DES-MSG-CONN-4: the same epoch going backwards is a store restored from a
+            // backup; its message IDs and seqs would repeat earlier ones. Nothing changes.
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Storage,
+                DES_MSG_CONN_4.into(),
+                format!(
+                    "connect {} refused: {why}; operator remedy: `sgw new-epoch`",
+                    env.message_id
+                ),
+                false,
+            );
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::InvalidState,
+                    format!("{DES_MSG_CONN_4}: {}: restored from a backup?", why.short()),
+                ),
+                self.refused_connect_body(),
+            );
             return;
+        }
+        let Some(s) = self.sessions.get_mut(gw) else {
+            return;
+        };
+        if new_epoch {
+            s.begin_epoch(c.epoch.clone());
         }
         s.online = true;
         s.version = version;
@@ -1135,6 +1298,8 @@ impl PlatformCore {
         }
         self.events.push_back(PlatformEvent::GatewayConnected {
             gateway: gw.clone(),
+            epoch: c.epoch.clone(),
+            new_epoch,
             boot_count: c.boot_count,
             version,
         });
@@ -1212,18 +1377,47 @@ impl PlatformCore {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_data(
         &mut self,
         now: Time,
         gw: &GatewayId,
         env: &Envelope,
-        dataset: Dataset,
-        range: SeqRange,
-        _kind: DataKind,
+        d: &Data,
         profile: Option<ProfileVerdict>,
     ) {
+        let (dataset, range) = (d.dataset.clone(), d.range);
         let ack = Body::DataAck(DataAck { range });
+        let Some(epoch) = self.sessions.get(gw).and_then(|s| s.epoch.clone()) else {
+            return;
+        };
+        if d.epoch != epoch {
+            // DES-MSG-CONN-4: its seqs are of another sequence space; not stored.
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Storage,
+                DES_MSG_CONN_4.into(),
+                format!(
+                    "data {} of epoch {} refused: the session's epoch is {epoch}",
+                    env.message_id, d.epoch
+                ),
+                false,
+            );
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::InvalidState,
+                    format!(
+                        "{DES_MSG_CONN_4}: data of epoch {}, the session's is {epoch}",
+                        d.epoch
+                    ),
+                ),
+                ack,
+            );
+            return;
+        }
         let refused = match profile {
             Some(ProfileVerdict::Verified) => None,
             Some(ProfileVerdict::Mismatch) => Some((
@@ -1262,6 +1456,7 @@ impl PlatformCore {
                 *s.per_dataset.entry(dataset.clone()).or_insert(0) += r.len();
                 self.events.push_back(PlatformEvent::StoreRecords {
                     gateway: gw.clone(),
+                    epoch: epoch.clone(),
                     dataset: dataset.clone(),
                     range: r,
                 });
@@ -1314,8 +1509,74 @@ impl PlatformCore {
     }
 }
 
-/// Whether replies to this up message type are remembered for duplicates (DES-ENV-8): the
-/// requests answered with a reply, and the start/stop results answered with `ack`.
+/// `text` cut to at most [`MAX_TEXT_BYTES`] on a character boundary (DES-ENV-6).
+fn clip_text(mut text: String) -> String {
+    if text.len() > MAX_TEXT_BYTES {
+        let mut end = MAX_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The rule of storage epochs (DES-ID-5): named in refusals and anomalies.
+const DES_MSG_CONN_4: &str = "DES-MSG-CONN-4";
+
+/// Why a `connect` in the gateway's current epoch is refused (DES-MSG-CONN-4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EpochRefusal {
+    /// DES-MSG-CONN-4: `bootCount` below the highest accepted in the epoch.
+    #[error("bootCount went backwards ({boot} after {highest}) in epoch {epoch}")]
+    BootCount {
+        boot: u64,
+        highest: u64,
+        epoch: StoreEpoch,
+    },
+    /// DES-MSG-CONN-4: `lastSeq` below the highest seq held in the epoch.
+    #[error("lastSeq went backwards ({last} below seq {held} held) in epoch {epoch}")]
+    LastSeq {
+        last: Seq,
+        held: Seq,
+        epoch: StoreEpoch,
+    },
+}
+
+impl EpochRefusal {
+    /// The words of the `connect.result` reason (protocol.md DES-MSG-CONN-4).
+    fn short(&self) -> &'static str {
+        match self {
+            EpochRefusal::BootCount { .. } => "bootCount went backwards",
+            EpochRefusal::LastSeq { .. } => "lastSeq went backwards",
+        }
+    }
+}
+
+/// Whether a `connect` in the gateway's current epoch is refused (DES-MSG-CONN-4): its
+/// `bootCount` is below the highest accepted in the epoch, or its `lastSeq` below the highest
+/// seq held in it. An equal `bootCount` is a connect of the same process, accepted.
+fn epoch_refusal(s: &Session, c: &Connect) -> Option<EpochRefusal> {
+    if c.boot_count < s.boot_count {
+        return Some(EpochRefusal::BootCount {
+            boot: c.boot_count,
+            highest: s.boot_count,
+            epoch: c.epoch.clone(),
+        });
+    }
+    match s.received.max() {
+        Some(held) if c.last_seq < held => Some(EpochRefusal::LastSeq {
+            last: c.last_seq,
+            held,
+            epoch: c.epoch.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether this up message type goes into the reply memory (DES-ENV-8): the requests
+/// answered with a reply, the start/stop results answered with `ack`, and `anomaly` (no
+/// reply; remembered so that a duplicate is not recorded twice).
 fn remembers_replies(ty: MessageType) -> bool {
     matches!(
         ty,
@@ -1324,6 +1585,7 @@ fn remembers_replies(ty: MessageType) -> bool {
             | MessageType::Data
             | MessageType::PeriodicStartResult
             | MessageType::PeriodicStopResult
+            | MessageType::Anomaly
     )
 }
 
