@@ -271,12 +271,15 @@ fn a_message_id_reused_with_another_timestamp_is_no_duplicate_but_processed_and_
 
 #[test]
 fn a_disconnect_outside_a_session_is_answered_ok() {
-    let mut p = pcore();
+    // Known, but its session ended with the link.
+    let mut p = connected();
+    p.handle_link_lost(t0(), &gw());
+    events(&mut p);
     p.handle_inbound(
         t0(),
         up(
             t0(),
-            "GW0001.1.1",
+            "GW0001.1.2",
             Body::Disconnect(Disconnect {
                 reason: "shutdown".into(),
             }),
