@@ -900,15 +900,22 @@ fn the_json_examples_in_the_protocol_document_are_valid() {
         .skip(1)
         .map(|b| &b[..b.find("```").unwrap()])
         .collect();
-    assert!(blocks.len() >= 2);
-    // DES-ENV-1 example: an envelope the codec decodes and the schema accepts.
-    let env: Value = serde_json::from_str(blocks[0]).unwrap();
-    assert!(envelope_validator().is_valid(&env));
-    decode_value(&env).unwrap();
-    // DES-PROF-3 example: a profile.
-    let profile: Value = serde_json::from_str(blocks[1]).unwrap();
-    let v = profile_validator();
-    assert!(v.is_valid(&profile), "{:#?}", schema_errors(&v, &profile));
+    // Every example is an envelope the codec decodes and the schema accepts (DES-ENV-1 and the
+    // flows of §6), or a profile (DES-PROF-3, the one with a `header`).
+    let (mut envelopes, mut profiles) = (0, 0);
+    let (ev, pv) = (envelope_validator(), profile_validator());
+    for block in blocks {
+        let value: Value = serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}: {block}"));
+        if value.get("header").is_some() {
+            assert!(pv.is_valid(&value), "{:#?}", schema_errors(&pv, &value));
+            profiles += 1;
+        } else {
+            assert!(ev.is_valid(&value), "{:#?}", schema_errors(&ev, &value));
+            decode_value(&value).unwrap_or_else(|e| panic!("{e}: {block}"));
+            envelopes += 1;
+        }
+    }
+    assert!(envelopes >= 2 && profiles == 1, "{envelopes} {profiles}");
 }
 
 // ---------------------------------------------------------------------------------------------
