@@ -24,9 +24,14 @@
 //!   topic tenant ≠ authenticated sender → `UNAUTHORIZED` (DES-ENV-4).
 //! - 11, duplicates (DES-ENV-8): for [`REPLY_MEMORY_SEC`] per gateway, the replies to every
 //!   `connect`, `disconnect`, `data` and start/stop result (answered by `ack`) are
-//!   remembered by request message ID; the same message again (same ID, type and
-//!   timestamp) is answered with them unchanged (same message IDs) and not processed. This
-//!   comes before the freshness window, so a retransmission gets its first answer, not STALE.
+//!   remembered by request message ID (an `anomaly` too, without replies, so that it is
+//!   recorded once); the same message again (same ID, type and timestamp) is answered with
+//!   them unchanged (same message IDs) and not processed. This comes before the freshness
+//!   window, so a retransmission gets its first answer, not STALE. The same ID with another
+//!   type or timestamp is a reused ID: recorded as an anomaly and processed as new. The
+//!   memory is exact (not bounded).
+//! - 13 for results: a start/stop result or `resend.result` outside a session is noted, not
+//!   applied and not acknowledged.
 //! - 12, freshness (DES-ENV-7): a `connect` outside ±300 s of `now` → `STALE`; other
 //!   messages outside it are noted ([`PlatformEvent::Logged`]) and processed (data sent
 //!   again keeps its first timestamp).
@@ -37,7 +42,8 @@
 //!   (DES-MSG-CONN-4): per gateway the platform keeps its current epoch, the highest
 //!   `bootCount` accepted in it and the seqs held in it. An epoch other than the current
 //!   one (or the first) is accepted and begins a new, empty sequence space (records of
-//!   older epochs stay stored under theirs; `ackedThrough` is the new epoch's, 0). In the
+//!   older epochs stay stored under theirs; `ackedThrough` is the new epoch's, 0) and clears
+//!   the gateway's reply memory (its message IDs may repeat those of the old epoch). In the
 //!   current epoch, `bootCount` below the highest accepted or `lastSeq` below the highest
 //!   seq held → `INVALID_STATE` (reason names DES-MSG-CONN-4), nothing changes; an equal
 //!   `bootCount` is accepted. `connect.result` OK carries `ackedThrough`, the highest seq of
@@ -1284,6 +1290,8 @@ impl PlatformCore {
         };
         if new_epoch {
             s.begin_epoch(c.epoch.clone());
+            // Message IDs of the old epoch may repeat in the new one (DES-MSG-CONN-4).
+            self.memory.remove(gw);
         }
         s.online = true;
         s.version = version;

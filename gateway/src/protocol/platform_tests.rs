@@ -713,3 +713,21 @@ fn a_connect_reusing_a_remembered_message_id_after_a_restore_is_not_answered_fro
     assert_eq!(o.len(), 1);
     assert_eq!(code(&o[0]), ResultCode::InvalidState);
 }
+
+#[test]
+fn a_new_epoch_clears_the_reply_memory_of_the_gateway() {
+    let mut p = held_five();
+    // The restored store repeats a message ID, type and timestamp of the old epoch.
+    p.handle_inbound(at(100), up(at(100), "GW0001.6.1", connect_in(ep(2), 6, 0)));
+    assert_eq!(code(&out(&mut p)[0]), ResultCode::Ok);
+    events(&mut p);
+    p.handle_inbound(at(101), up(at(1), "GW0001.5.2", data_in(ep(2), r(1, 5))));
+    let o = out(&mut p);
+    assert_eq!(code(&o[0]), ResultCode::Ok);
+    assert!(
+        events(&mut p).iter().any(
+            |e| matches!(e, PlatformEvent::StoreRecords { epoch, range, .. } if *epoch == ep(2) && *range == r(1, 5))
+        ),
+        "processed in the new epoch, not answered from the old one's memory"
+    );
+}
