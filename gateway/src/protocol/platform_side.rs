@@ -20,8 +20,8 @@
 //!   `connect` is answered `connect.result`, `disconnect` `disconnect.result` and `data`
 //!   (only with a readable `body.range`) `data.ack`, with the decode error's code (TOO_LARGE,
 //!   MALFORMED, UNSUPPORTED_VERSION); nothing else is answered.
-//! - 9–10: `type` ≠ the topic's → recorded, no reply (DES-MQTT-4); envelope `gatewayId` ≠
-//!   topic tenant ≠ authenticated sender → `UNAUTHORIZED` (DES-ENV-4).
+//! - 9–10: `type` ≠ the topic's → recorded, no reply (DES-MQTT-4); envelope `gatewayId`
+//!   other than the topic tenant and the authenticated sender → `UNAUTHORIZED` (DES-ENV-4).
 //! - 11, duplicates (DES-ENV-8): for [`REPLY_MEMORY_SEC`] per gateway, the replies to every
 //!   `connect`, `disconnect`, `data` and start/stop result (answered by `ack`) are
 //!   remembered by request message ID (an `anomaly` too, without replies, so that it is
@@ -30,14 +30,13 @@
 //!   window, so a retransmission gets its first answer, not STALE. The same ID with another
 //!   type or timestamp is a reused ID: recorded as an anomaly and processed as new. The
 //!   memory is exact (not bounded).
-//! - 13 for results: a start/stop result or `resend.result` outside a session is noted, not
-//!   applied and not acknowledged.
 //! - 12, freshness (DES-ENV-7): a `connect` outside ±300 s of `now` → `STALE`; other
 //!   messages outside it are noted ([`PlatformEvent::Logged`]) and processed (data sent
 //!   again keeps its first timestamp).
 //! - 13, session (DES-MSG-CONN-3): `data` outside a session → `UNAUTHORIZED`;
-//!   `monitor.status`/`anomaly` outside a session → noted, not acted on; `disconnect`
-//!   outside a session → `OK` (idempotent).
+//!   `monitor.status`, `anomaly`, start/stop results and `resend.result` outside a session →
+//!   noted, not acted on, not acknowledged; `disconnect` outside a session → `OK`
+//!   (idempotent).
 //! - 14, `connect`: no common version → `UNSUPPORTED_VERSION` (DES-VER-4); storage epochs
 //!   (DES-MSG-CONN-4): per gateway the platform keeps its current epoch, the highest
 //!   `bootCount` accepted in it and the seqs held in it. An epoch other than the current
@@ -475,7 +474,7 @@ struct Remembered {
     replies: Vec<Envelope>,
 }
 
-/// Per gateway: request message ID → its replies, oldest first by processing time.
+/// Per gateway: request message ID → its replies.
 type ReplyMemory = BTreeMap<MessageId, Remembered>;
 
 /// The platform's protocol state machine. See the module documentation.

@@ -379,15 +379,6 @@ impl Store {
         Ok(())
     }
 
-    /// Raises the last seq reported in the gateway's current epoch (from `monitor.status`).
-    pub fn raise_last_seq(&self, gateway: &GatewayId, last_seq: Seq) -> Result<(), StoreError> {
-        self.db.execute(
-            "UPDATE sessions SET last_seq = MAX(last_seq, ?2) WHERE gateway = ?1",
-            params![gateway.as_str(), seq_i64(last_seq)?],
-        )?;
-        Ok(())
-    }
-
     /// Updates only the periodic state of a known gateway.
     pub fn set_periodic(&self, gateway: &GatewayId, periodic: &str) -> Result<(), StoreError> {
         self.db.execute(
@@ -535,7 +526,6 @@ mod tests {
             vec![row("e1", 5, 9)],
             "last seq only rises"
         );
-        s.raise_last_seq(&gw("G1"), 12).unwrap();
         s.upsert_session(&row("e2", 6, 2)).unwrap();
         assert_eq!(
             s.sessions().unwrap(),
