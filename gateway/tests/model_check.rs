@@ -543,7 +543,8 @@ impl Sys {
         let Some(next) = next else {
             return false;
         };
-        let secs = (next - t0()).num_seconds();
+        // Whole seconds, rounded up: the DES-MQTT-8 back-off has millisecond deadlines.
+        let secs = ((next - t0()).num_milliseconds() + 999).div_euclid(1000);
         s.now = s.now.max(secs);
         let now = at(s.now);
         s.gw.handle_timeout(now);

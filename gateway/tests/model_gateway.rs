@@ -41,7 +41,7 @@ use gateway::protocol::gateway_side::{
 };
 use gateway::protocol::message::{
     Body, ConnectResult, DataAck, DataKind, DecodeError, Envelope, MessageType, Outcome,
-    PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
+    PROTOCOL_VERSION, Peek, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
 };
 use gateway::protocol::topic::topic_for;
 use gateway::protocol::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
@@ -483,10 +483,16 @@ impl Sut {
                             peek: None,
                         }
                     }
+                    // Undecodable but peekable: answered with the neutral body, never acted
+                    // on (DES-MSG-2).
                     Delivery::Malformed => Inbound::Refused {
                         topic,
                         error: InboundError::Decode(DecodeError::Envelope("truncated".into())),
-                        peek: None,
+                        peek: Some(Peek {
+                            message_type: env.message_type(),
+                            message_id: env.message_id.clone(),
+                            range: None,
+                        }),
                     },
                     _ => Inbound::Opened {
                         topic,

@@ -1,6 +1,8 @@
 //! Pieces shared by the two flow state machines ([`super::gateway_side`] and
 //! [`super::platform_side`]): the time type, what an adapter hands in after data security
-//! opened (or failed to open) an MQTT payload, and a small set of sequence ranges.
+//! opened (or failed to open) an MQTT payload, a small set of sequence ranges, and the
+//! DES-MQTT-8 back-off ([`backoff_delay`], [`Backoff`]) that serves both the gateway core's
+//! `connect` retries and the runtime's transport reconnects.
 //!
 //! # Time
 //!
@@ -26,6 +28,88 @@ pub type Time = DateTime<FixedOffset>;
 
 /// Acceptance window for command timestamps, seconds either side of `now` (DES-ENV-7, STALE).
 pub const STALE_WINDOW_SEC: i64 = 300;
+
+/// Longest back-off delay, seconds (DES-MQTT-8): d_n = min(300, 2^(n-1)) s × f.
+pub const BACKOFF_CAP_SEC: u64 = 300;
+
+/// A session (OK `connect.result`) that lasted this long resets the back-off counts
+/// (DES-MQTT-8).
+pub const BACKOFF_RESET_AFTER_SEC: i64 = 60;
+
+/// splitmix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so the jitter of
+/// DES-MQTT-8 is an input of the cores and tests are repeatable. Not for secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// The delay before retry `n` (n = 1, 2, …) of DES-MQTT-8:
+/// d_n = min(300, 2^(n-1)) s × f with f = 0.5 + 0.5 × `draw` / 2^64, i.e. f uniform in
+/// [0.5, 1.0) for a uniform `draw`, in whole milliseconds. `n` = 0 is treated as 1. Pure: the
+/// randomness is the argument.
+pub fn backoff_delay(n: u32, draw: u64) -> chrono::Duration {
+    let exp = n.saturating_sub(1).min(16);
+    let base_ms = (1u64 << exp).min(BACKOFF_CAP_SEC) * 1000;
+    let half = base_ms / 2;
+    // (draw / 2^64) × half, exactly, in u128.
+    let jitter = u64::try_from((u128::from(draw) * u128::from(half)) >> 64).unwrap_or(half);
+    chrono::Duration::milliseconds(i64::try_from(half + jitter).unwrap_or(i64::MAX))
+}
+
+/// A DES-MQTT-8 retry counter with its generator: [`Backoff::failed`] counts a failed attempt
+/// and returns the delay before the next one; [`Backoff::session_ended`] resets the count after
+/// a session that lasted [`BACKOFF_RESET_AFTER_SEC`]. Used by the gateway core for `connect`
+/// retries (b) and meant for the runtime's transport reconnects (a), one instance each.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Backoff {
+    rng: SplitMix64,
+    failures: u32,
+}
+
+impl Backoff {
+    /// No failures yet; jitter drawn from a generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: SplitMix64::new(seed),
+            failures: 0,
+        }
+    }
+
+    /// Failed attempts since the last reset.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Counts a failed attempt n and returns d_n, the delay before the next attempt.
+    pub fn failed(&mut self) -> chrono::Duration {
+        self.failures = self.failures.saturating_add(1);
+        backoff_delay(self.failures, self.rng.next_u64())
+    }
+
+    /// A session that lasted `lasted` ended: the count resets to 0 if it lasted at least
+    /// [`BACKOFF_RESET_AFTER_SEC`].
+    pub fn session_ended(&mut self, lasted: chrono::Duration) {
+        if lasted >= secs(BACKOFF_RESET_AFTER_SEC) {
+            self.failures = 0;
+        }
+    }
+}
 
 /// Longest timer the cores arm (ten years): larger configured or received values are cut, so
 /// `now + secs(x)` can never overflow the date range.
@@ -241,6 +325,49 @@ mod tests {
         assert_eq!(s.missing_in(r(1, 8)), vec![r(1, 1), r(4, 5), r(7, 8)]);
         assert_eq!(s.missing_in(r(2, 3)), vec![]);
         assert_eq!(s.contiguous_from_one(), 0);
+    }
+
+    #[test]
+    fn backoff_delays_double_from_half_a_second_to_at_most_300_s() {
+        let ms = |d: chrono::Duration| d.num_milliseconds();
+        // f = 0.5 (draw 0) and f -> 1.0 (draw max).
+        assert_eq!(ms(backoff_delay(1, 0)), 500);
+        assert_eq!(ms(backoff_delay(1, u64::MAX)), 999);
+        assert_eq!(ms(backoff_delay(0, 0)), 500);
+        assert_eq!(ms(backoff_delay(2, 0)), 1000);
+        assert_eq!(ms(backoff_delay(3, u64::MAX)), 3999);
+        assert_eq!(ms(backoff_delay(9, 0)), 128_000);
+        assert_eq!(ms(backoff_delay(10, 0)), 150_000);
+        assert_eq!(ms(backoff_delay(10, u64::MAX)), 299_999);
+        assert_eq!(ms(backoff_delay(u32::MAX, u64::MAX)), 299_999);
+        assert_eq!(ms(backoff_delay(5, 1 << 63)), 12_000);
+    }
+
+    #[test]
+    fn splitmix64_is_the_reference_sequence() {
+        // First outputs for seed 0 (reference implementation by S. Vigna).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn backoff_counts_failures_and_resets_only_after_a_60_s_session() {
+        let mut b = Backoff::new(7);
+        let d: Vec<i64> = (0..10).map(|_| b.failed().num_milliseconds()).collect();
+        for (i, d) in d.iter().enumerate() {
+            let base = (1i64 << i).min(300) * 1000;
+            assert!(base / 2 <= *d && *d < base, "retry {}: {d} ms", i + 1);
+        }
+        assert_eq!(b.failures(), 10);
+        b.session_ended(secs(59));
+        assert_eq!(b.failures(), 10);
+        b.session_ended(secs(60));
+        assert_eq!(b.failures(), 0);
+        // The same seed gives the same delays.
+        let mut again = Backoff::new(7);
+        let d2: Vec<i64> = (0..10).map(|_| again.failed().num_milliseconds()).collect();
+        assert_eq!(d, d2);
     }
 
     #[test]

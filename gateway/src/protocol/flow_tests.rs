@@ -11,9 +11,9 @@ use super::gateway_side::{
 };
 use super::ids::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use super::message::{
-    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MessageType, Outcome,
-    PROTOCOL_VERSION, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest, ResultCode,
-    TimeRange,
+    AnomalyKind, Body, ConnectResult, DataAck, DataKind, DecodeError, Empty, Envelope, MessageType,
+    Outcome, PROTOCOL_VERSION, Peek, PeriodicStart, PeriodicStop, ProfileFormat, ResendRequest,
+    ResultCode, TimeRange,
 };
 use super::platform_side::{
     Command, PlatformConfig, PlatformCore, PlatformEvent, PlatformInbound, ProfileVerdict,
@@ -139,6 +139,69 @@ fn result_code(e: &Envelope) -> ResultCode {
 
 // ---------------------------------------------------------------- gateway: session
 
+/// The `connect` among `out`, if any.
+fn connect_id(out: &[Transmit]) -> Option<MessageId> {
+    out.iter()
+        .find(|t| t.message_type() == MessageType::Connect)
+        .map(|t| t.message_id().clone())
+}
+
+/// Answers `connect` with `code` and the given intervals.
+fn answer_connect(
+    g: &mut GatewayCore,
+    now: Time,
+    connect: &MessageId,
+    code: ResultCode,
+    monitor: u32,
+    ack: u32,
+) {
+    let cr = Body::ConnectResult(ConnectResult {
+        version: 1,
+        monitor_interval_sec: monitor,
+        ack_timeout_sec: ack,
+        acked_through: 0,
+    });
+    let o = if code == ResultCode::Ok {
+        Outcome::ok()
+    } else {
+        Outcome::new(code, "refused")
+    };
+    g.handle_inbound(now, down(now, "p.c", cr, Some((connect, o))));
+}
+
+fn refusal(g: &mut GatewayCore) -> Option<(ResultCode, bool, &'static str, Time)> {
+    events(g).into_iter().find_map(|e| match e {
+        GatewayEvent::ConnectRefused {
+            code,
+            lasting,
+            rule,
+            retry_at,
+            ..
+        } => Some((code, lasting, rule, retry_at)),
+        _ => None,
+    })
+}
+
+/// Lets `connect` attempts time out `n` times; returns the delays d_1..d_n (ms) between each
+/// timeout and the next `connect`.
+fn fail_connects_by_timeout(g: &mut GatewayCore, n: usize) -> Vec<i64> {
+    let mut delays = Vec::new();
+    for _ in 0..n {
+        let timeout = g.poll_timeout().unwrap();
+        g.handle_timeout(timeout);
+        assert!(drain(g).is_empty(), "nothing at the timeout itself");
+        let retry = g.poll_timeout().unwrap();
+        delays.push((retry - timeout).num_milliseconds());
+        g.handle_timeout(retry - chrono::Duration::milliseconds(1));
+        assert!(drain(g).is_empty(), "nothing before the back-off ends");
+        g.handle_timeout(retry);
+        let out = drain(g);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].message_type(), MessageType::Connect);
+    }
+    delays
+}
+
 #[test]
 fn nothing_but_connect_is_sent_before_connect_result() {
     let mut g = GatewayCore::new(cfg(), epoch(), t0());
@@ -151,11 +214,68 @@ fn nothing_but_connect_is_sent_before_connect_result() {
         drain(&mut g).is_empty(),
         "no status or data before the session"
     );
-    g.handle_timeout(at(30));
-    let again = drain(&mut g);
-    assert_eq!(again.len(), 1, "connect is retried");
-    assert_eq!(again[0].message_type(), MessageType::Connect);
-    assert_ne!(again[0].message_id(), out[0].message_id());
+    assert_eq!(g.poll_timeout(), Some(at(30)), "connect_timeout_sec");
+}
+
+#[test]
+fn an_unanswered_connect_is_sent_again_after_the_timeout_plus_a_doubling_jittered_back_off() {
+    // DES-MQTT-8: connect n waits 30 s, then d_n = min(300, 2^(n-1)) s × [0.5, 1.0).
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
+    g.handle_connected(t0());
+    let first = connect_id(&drain(&mut g)).unwrap();
+    let delays = fail_connects_by_timeout(&mut g, 11);
+    for (i, d) in delays.iter().enumerate() {
+        let base = (1i64 << i).min(300) * 1000;
+        assert!(base / 2 <= *d && *d < base, "d_{} = {d} ms", i + 1);
+    }
+    // Every retry is a new connect (new messageId); the jitter is seeded, so repeatable ...
+    let mut same = GatewayCore::new(cfg(), epoch(), t0());
+    same.handle_connected(t0());
+    assert_eq!(connect_id(&drain(&mut same)), Some(first));
+    assert_eq!(fail_connects_by_timeout(&mut same, 11), delays);
+    // ... and another seed gives other delays.
+    let mut other = GatewayCore::new(
+        GatewayConfig {
+            backoff_seed: 99,
+            ..cfg()
+        },
+        epoch(),
+        t0(),
+    );
+    other.handle_connected(t0());
+    drain(&mut other);
+    assert_ne!(fail_connects_by_timeout(&mut other, 11), delays);
+}
+
+#[test]
+fn the_connect_back_off_resets_only_after_a_session_of_60_s() {
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
+    g.handle_connected(t0());
+    drain(&mut g);
+    fail_connects_by_timeout(&mut g, 5);
+    // A session of 59 s keeps the count: the next failure waits d_6 (16..32 s).
+    // (the transport drops and comes back, so the next connect goes out at once)
+    let now = g.poll_timeout().unwrap() - secs(1);
+    g.handle_disconnected(now);
+    g.handle_connected(now);
+    let c = connect_id(&drain(&mut g)).unwrap();
+    answer_connect(&mut g, now, &c, ResultCode::Ok, 60, 30);
+    assert!(g.is_connected());
+    g.handle_disconnected(now + secs(59));
+    g.handle_connected(now + secs(60));
+    drain(&mut g);
+    let d = fail_connects_by_timeout(&mut g, 1)[0];
+    assert!((16_000..32_000).contains(&d), "d_6 expected, got {d} ms");
+    // A session of 60 s resets it: the next failure waits d_1 (0.5..1 s).
+    let now = g.poll_timeout().unwrap() - secs(1);
+    g.handle_connected(now);
+    let c = connect_id(&drain(&mut g)).unwrap();
+    answer_connect(&mut g, now, &c, ResultCode::Ok, 60, 30);
+    g.handle_disconnected(now + secs(60));
+    g.handle_connected(now + secs(61));
+    drain(&mut g);
+    let d = fail_connects_by_timeout(&mut g, 1)[0];
+    assert!((500..1000).contains(&d), "d_1 expected, got {d} ms");
 }
 
 #[test]
@@ -173,70 +293,462 @@ fn connect_result_for_an_earlier_connect_does_not_open_the_session() {
     let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
     drain(&mut g);
+    answer_connect(&mut g, t0(), &mid("GW0001.0.99"), ResultCode::Ok, 60, 30);
+    assert!(!g.is_connected());
+}
+
+#[test]
+fn lasting_connect_refusals_are_retried_every_300_s_on_the_same_transport() {
+    // DES-MSG-CONN-3: UNAUTHORIZED, UNSUPPORTED_VERSION, INVALID_STATE, MALFORMED, TOO_LARGE
+    // (and any other non-retryable code) are lasting.
+    for code in [
+        ResultCode::Unauthorized,
+        ResultCode::UnsupportedVersion,
+        ResultCode::InvalidState,
+        ResultCode::Malformed,
+        ResultCode::TooLarge,
+        ResultCode::UnknownType,
+    ] {
+        let mut g = GatewayCore::new(cfg(), epoch(), t0());
+        g.handle_connected(t0());
+        let c = connect_id(&drain(&mut g)).unwrap();
+        answer_connect(&mut g, at(1), &c, code, 60, 30);
+        assert!(!g.is_connected());
+        let rule = if code == ResultCode::InvalidState {
+            "DES-MSG-CONN-4"
+        } else {
+            "DES-MSG-CONN-3"
+        };
+        assert_eq!(
+            refusal(&mut g),
+            Some((code, true, rule, at(301))),
+            "{code:?}"
+        );
+        assert_eq!(g.poll_timeout(), Some(at(301)));
+        g.handle_timeout(at(300));
+        assert!(drain(&mut g).is_empty(), "{code:?}: not before 300 s");
+        g.handle_timeout(at(301));
+        let again = connect_id(&drain(&mut g)).unwrap();
+        assert_ne!(again, c, "a new connect");
+        // and again 300 s after the next lasting refusal, without jitter
+        answer_connect(&mut g, at(302), &again, code, 60, 30);
+        assert_eq!(g.poll_timeout(), Some(at(602)));
+    }
+}
+
+#[test]
+fn an_ok_connect_result_naming_a_version_the_gateway_does_not_speak_is_a_lasting_refusal() {
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
+    g.handle_connected(t0());
+    let c = connect_id(&drain(&mut g)).unwrap();
     let cr = Body::ConnectResult(ConnectResult {
-        version: 1,
+        version: 7,
         monitor_interval_sec: 60,
         ack_timeout_sec: 30,
         acked_through: 0,
     });
-    g.handle_inbound(
-        t0(),
-        down(t0(), "p.c", cr, Some((&mid("GW0001.0.99"), Outcome::ok()))),
+    g.handle_inbound(t0(), down(t0(), "p.c", cr, Some((&c, Outcome::ok()))));
+    assert!(!g.is_connected());
+    assert_eq!(
+        refusal(&mut g),
+        Some((
+            ResultCode::UnsupportedVersion,
+            true,
+            "DES-MSG-CONN-3",
+            at(300)
+        ))
     );
-    assert!(!g.is_connected());
 }
 
 #[test]
-fn refused_connect_result_is_reported_and_not_retried() {
-    let mut g = GatewayCore::new(cfg(), epoch(), t0());
-    g.handle_connected(t0());
-    let out = drain(&mut g);
-    let cr = Body::ConnectResult(ConnectResult {
-        version: 1,
-        monitor_interval_sec: 60,
-        ack_timeout_sec: 30,
-        acked_through: 0,
-    });
-    let o = Outcome::new(ResultCode::UnsupportedVersion, "x");
-    g.handle_inbound(t0(), down(t0(), "p.c", cr, Some((out[0].message_id(), o))));
-    assert!(!g.is_connected());
-    assert!(events(&mut g).iter().any(|e| matches!(
-        e,
-        GatewayEvent::ConnectRefused {
-            code: ResultCode::UnsupportedVersion,
-            ..
-        }
-    )));
-    g.handle_timeout(at(100));
-    assert!(drain(&mut g).is_empty());
+fn retryable_connect_refusals_are_sent_again_after_the_back_off() {
+    for code in [ResultCode::Busy, ResultCode::Internal, ResultCode::Stale] {
+        let mut g = GatewayCore::new(cfg(), epoch(), t0());
+        g.handle_connected(t0());
+        let c = connect_id(&drain(&mut g)).unwrap();
+        answer_connect(&mut g, at(1), &c, code, 60, 30);
+        assert!(!g.is_connected());
+        let (got, lasting, _, retry_at) = refusal(&mut g).unwrap();
+        assert_eq!((got, lasting), (code, false));
+        // d_1: 0.5 to 1 s after the refusal arrived.
+        let d = (retry_at - at(1)).num_milliseconds();
+        assert!((500..1000).contains(&d), "{code:?}: {d} ms");
+        assert_eq!(g.poll_timeout(), Some(retry_at));
+        g.handle_timeout(retry_at);
+        let again = connect_id(&drain(&mut g)).unwrap();
+        assert_ne!(again, c);
+        // A second refusal waits d_2 (1 to 2 s).
+        answer_connect(&mut g, at(10), &again, code, 60, 30);
+        let (_, _, _, retry_at) = refusal(&mut g).unwrap();
+        let d = (retry_at - at(10)).num_milliseconds();
+        assert!((1000..2000).contains(&d), "{code:?}: {d} ms");
+    }
 }
 
 #[test]
-fn a_busy_connect_result_is_reported_and_connect_is_sent_again_after_the_retry_delay() {
+fn zero_intervals_in_connect_result_mean_60_s_monitoring_and_a_30_s_ack_timeout() {
     let mut g = GatewayCore::new(cfg(), epoch(), t0());
     g.handle_connected(t0());
-    let out = drain(&mut g);
-    let cr = Body::ConnectResult(ConnectResult {
-        version: 1,
-        monitor_interval_sec: 60,
-        ack_timeout_sec: 30,
-        acked_through: 0,
-    });
-    let o = Outcome::new(ResultCode::Busy, "x");
-    g.handle_inbound(t0(), down(t0(), "p.c", cr, Some((out[0].message_id(), o))));
-    assert!(!g.is_connected());
-    assert!(events(&mut g).iter().any(|e| matches!(
-        e,
-        GatewayEvent::ConnectRefused {
-            code: ResultCode::Busy,
-            ..
-        }
-    )));
-    g.handle_timeout(at(100));
+    let c = connect_id(&drain(&mut g)).unwrap();
+    answer_connect(&mut g, t0(), &c, ResultCode::Ok, 0, 0);
+    assert!(g.is_connected());
+    drain(&mut g);
+    // DES-MSG-PS-5 waits ackTimeoutSec for the result's ack: 30 s.
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 100), None));
+    let result = drain(&mut g);
+    assert_eq!(result.len(), 1);
+    g.handle_timeout(at(29));
+    assert!(
+        drain(&mut g).is_empty(),
+        "no status, no result re-send before 30 s"
+    );
+    g.handle_timeout(at(30));
     let again = drain(&mut g);
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].message_type(), MessageType::Connect);
-    assert_ne!(again[0].message_id(), out[0].message_id());
+    assert_eq!(
+        again[0].message_id(),
+        result[0].message_id(),
+        "result re-sent at 30 s"
+    );
+    g.handle_timeout(at(59));
+    assert!(drain(&mut g).is_empty());
+    g.handle_timeout(at(60));
+    let out = drain(&mut g);
+    assert!(
+        out.iter()
+            .any(|t| t.message_type() == MessageType::MonitorStatus),
+        "status at 60 s"
+    );
+}
+
+// ---------------------------------------------------------------- gateway: order of checks
+
+/// A refused down message whose peek read `ty` and `id` (DES-MSG-2).
+fn undecodable(ty: MessageType, id: &str, error: DecodeError) -> Inbound {
+    Inbound::Refused {
+        topic: topic_for(&gw(), ty),
+        error: InboundError::Decode(error),
+        peek: Some(Peek {
+            message_type: ty,
+            message_id: mid(id),
+            range: None,
+        }),
+    }
+}
+
+#[test]
+fn an_undecodable_command_that_can_be_peeked_is_answered_with_its_reply_type_and_code() {
+    let mut g = started();
+    let cases = [
+        (
+            MessageType::PeriodicStart,
+            DecodeError::UnsupportedVersion(2),
+            ResultCode::UnsupportedVersion,
+        ),
+        (
+            MessageType::PeriodicStop,
+            DecodeError::TooLarge(300_000),
+            ResultCode::TooLarge,
+        ),
+        (
+            MessageType::ResendRequest,
+            DecodeError::Envelope("x".into()),
+            ResultCode::Malformed,
+        ),
+    ];
+    for (i, (ty, error, code)) in cases.into_iter().enumerate() {
+        let id = format!("p.bad{i}");
+        g.handle_inbound(at(1), undecodable(ty, &id, error));
+        let out = drain(&mut g);
+        let e = envelopes(&out);
+        assert_eq!(e.len(), 2, "{ty:?}: an anomaly and the reply");
+        assert!(e.iter().any(|e| e.message_type() == MessageType::Anomaly));
+        let reply = e
+            .iter()
+            .find(|e| e.message_type() != MessageType::Anomaly)
+            .unwrap();
+        assert_eq!(reply.in_reply_to, Some(mid(&id)));
+        assert_eq!(result_code(reply), code);
+        // The neutral body: the unchanged state, or {0,0,0}.
+        match &reply.body {
+            Body::PeriodicStartResult(st) | Body::PeriodicStopResult(st) => {
+                assert_eq!(*st, g.periodic().to_state());
+                assert!(st.running, "nothing acted on");
+            }
+            Body::ResendResult(r) => {
+                assert_eq!((r.records, r.messages, r.archived), (0, 0, 0));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_undecodable_message_is_not_answered_unless_peekable_in_session_and_a_command() {
+    let bad = || DecodeError::Envelope("x".into());
+    let mut g = connected();
+    // Not peekable.
+    g.handle_inbound(
+        t0(),
+        Inbound::Refused {
+            topic: topic_for(&gw(), MessageType::PeriodicStart),
+            error: InboundError::Decode(bad()),
+            peek: None,
+        },
+    );
+    // UNKNOWN_TYPE is never a reply code.
+    g.handle_inbound(
+        t0(),
+        undecodable(
+            MessageType::PeriodicStart,
+            "p.u",
+            DecodeError::UnknownType("x".into()),
+        ),
+    );
+    // A failed opening is never answered, whatever the peek says.
+    g.handle_inbound(
+        t0(),
+        Inbound::Refused {
+            topic: topic_for(&gw(), MessageType::PeriodicStart),
+            error: InboundError::Security,
+            peek: Some(Peek {
+                message_type: MessageType::PeriodicStart,
+                message_id: mid("p.s"),
+                range: None,
+            }),
+        },
+    );
+    // Replies are never answered.
+    g.handle_inbound(t0(), undecodable(MessageType::DataAck, "p.a", bad()));
+    // Another tenant's topic (step 3).
+    g.handle_inbound(
+        t0(),
+        Inbound::Refused {
+            topic: topic_for(
+                &GatewayId::new("GW0002").unwrap(),
+                MessageType::PeriodicStart,
+            ),
+            error: InboundError::Decode(bad()),
+            peek: Some(Peek {
+                message_type: MessageType::PeriodicStart,
+                message_id: mid("p.t"),
+                range: None,
+            }),
+        },
+    );
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|t| t.message_type() == MessageType::Anomaly));
+    // Not in session: nothing is sent (the anomaly is queued).
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
+    g.handle_connected(t0());
+    drain(&mut g);
+    g.handle_inbound(t0(), undecodable(MessageType::PeriodicStart, "p.n", bad()));
+    assert!(drain(&mut g).is_empty());
+    assert_eq!(g.anomaly_count(), 1);
+}
+
+#[test]
+fn a_command_on_another_tenants_topic_is_a_malformed_anomaly_without_a_reply() {
+    let mut g = connected();
+    let Inbound::Opened { envelope, .. } = down(t0(), "p.s1", start_body(1, 10), None) else {
+        unreachable!()
+    };
+    let topic = topic_for(
+        &GatewayId::new("GW0002").unwrap(),
+        MessageType::PeriodicStart,
+    );
+    g.handle_inbound(t0(), Inbound::Opened { topic, envelope });
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1, "no UNAUTHORIZED reply (DES-MSG-3 step 3)");
+    let Body::Anomaly(a) = &envelopes(&out)[0].body else {
+        panic!()
+    };
+    assert_eq!(
+        (a.kind, a.rule.as_str()),
+        (AnomalyKind::Malformed, "DES-MQTT-3")
+    );
+}
+
+#[test]
+fn an_applied_command_retransmitted_after_the_freshness_window_gets_its_ok_again_not_stale() {
+    let mut g = connected();
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
+    let first = drain(&mut g);
+    assert_eq!(result_code(envelopes(&first)[0]), ResultCode::Ok);
+    events(&mut g);
+    // The same message 400 s later: in the reply memory, so not STALE (DES-MSG-3 step 12
+    // before 13), and no anomaly.
+    g.handle_inbound(at(400), down(t0(), "p.s1", start_body(1, 10), None));
+    assert_eq!(drain(&mut g), first);
+    assert_eq!(g.anomaly_count(), 0);
+    // After 600 s it is forgotten, and refused STALE (never applied twice).
+    g.handle_inbound(at(601), down(t0(), "p.s1", start_body(1, 10), None));
+    let late = drain(&mut g);
+    let res = envelopes(&late)
+        .into_iter()
+        .find(|e| e.message_type() == MessageType::PeriodicStartResult)
+        .unwrap();
+    assert_eq!(result_code(res), ResultCode::Stale);
+    assert!(
+        !events(&mut g)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::StartStoring { .. }))
+    );
+}
+
+#[test]
+fn the_reply_memory_survives_a_restart_and_answers_a_duplicate_with_the_original_reply() {
+    let mut g = connected();
+    g.handle_inbound(at(10), down(at(10), "p.s1", start_body(1, 10), None));
+    let first = drain(&mut g);
+    let json = serde_json::to_string(&g.snapshot()).unwrap();
+    let snap: GatewaySnapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(snap.reply_memory.len(), 1);
+    let mut g = GatewayCore::restore(cfg(), snap.clone(), at(100));
+    g.handle_connected(at(100));
+    let c = connect_id(&drain(&mut g)).unwrap();
+    answer_connect(&mut g, at(100), &c, ResultCode::Ok, 60, 30);
+    drain(&mut g);
+    events(&mut g);
+    // The platform retransmits the start (it never saw the result).
+    g.handle_inbound(at(101), down(at(10), "p.s1", start_body(1, 10), None));
+    let again = drain(&mut g);
+    assert_eq!(again, first, "the stored reply, original messageId, OK");
+    assert!(
+        !events(&mut g)
+            .iter()
+            .any(|e| matches!(e, GatewayEvent::StartStoring { .. }))
+    );
+    // Entries older than 600 s are not restored.
+    let g = GatewayCore::restore(cfg(), snap, at(611));
+    assert!(g.snapshot().reply_memory.is_empty());
+}
+
+// ---------------------------------------------------------------- gateway: anomalies
+
+fn security_refusal() -> Inbound {
+    Inbound::Refused {
+        topic: topic_for(&gw(), MessageType::PeriodicStart),
+        error: InboundError::Security,
+        peek: None,
+    }
+}
+
+/// A start whose timestamp is 400 s old: a `stale` anomaly (in session).
+fn stale_start(now: Time, n: u64) -> Inbound {
+    down(
+        now - secs(400),
+        &format!("p.stale{n}"),
+        start_body(n, 10),
+        None,
+    )
+}
+
+/// A start for another gateway ID: an `unauthorized` anomaly, also before the session.
+fn foreign_start(n: u64) -> Inbound {
+    let Inbound::Opened {
+        topic,
+        mut envelope,
+    } = down(t0(), &format!("p.f{n}"), start_body(n, 10), None)
+    else {
+        unreachable!()
+    };
+    envelope.gateway_id = GatewayId::new("GW0002").unwrap();
+    Inbound::Opened { topic, envelope }
+}
+
+fn anomaly_kinds(out: &[Transmit]) -> Vec<AnomalyKind> {
+    envelopes(out)
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            Body::Anomaly(a) => Some(a.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn at_most_ten_anomalies_of_a_kind_are_sent_per_60_s_window_and_the_rest_are_counted() {
+    let mut g = connected();
+    for _ in 0..15 {
+        g.handle_inbound(at(1), security_refusal());
+    }
+    // Another kind has its own window.
+    for n in 1..=3 {
+        g.handle_inbound(at(2), stale_start(at(2), n));
+    }
+    let out = drain(&mut g);
+    let kinds = anomaly_kinds(&out);
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == AnomalyKind::Security)
+            .count(),
+        10
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == AnomalyKind::Stale).count(),
+        3
+    );
+    assert_eq!((g.anomaly_count(), g.anomalies_dropped()), (18, 5));
+    // Every anomaly is still an event (audit log).
+    let logged = events(&mut g)
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::Anomaly { .. }))
+        .count();
+    assert_eq!(logged, 18);
+    // Still the window that began at 1 s: dropped.
+    g.handle_inbound(at(60), security_refusal());
+    assert!(anomaly_kinds(&drain(&mut g)).is_empty());
+    // A new window begins with the first anomaly after it ended.
+    g.handle_inbound(at(61), security_refusal());
+    assert_eq!(anomaly_kinds(&drain(&mut g)), vec![AnomalyKind::Security]);
+    assert_eq!(g.anomalies_dropped(), 6);
+    // monitor.status reports both counters.
+    g.handle_timeout(at(61));
+    let out = drain(&mut g);
+    let m = envelopes(&out)
+        .into_iter()
+        .find_map(|e| match &e.body {
+            Body::MonitorStatus(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((m.anomalies, m.anomalies_dropped), (20, 6));
+}
+
+#[test]
+fn anomalies_while_offline_are_queued_up_to_100_and_sent_after_the_first_status() {
+    let mut g = GatewayCore::new(cfg(), epoch(), t0());
+    // 100 + 3 while offline: the 3 oldest are dropped. Kinds alternate so the rate limit
+    // (10 per kind) decides what is sent after the connect.
+    for i in 0..103 {
+        if i % 2 == 0 {
+            g.handle_inbound(t0(), security_refusal());
+        } else {
+            g.handle_inbound(t0(), foreign_start(i));
+        }
+    }
+    assert_eq!(g.anomalies_dropped(), 3);
+    g.handle_connected(at(1));
+    let out = drain(&mut g);
+    assert_eq!(out.len(), 1, "nothing but connect before the session");
+    let c = connect_id(&out).unwrap();
+    answer_connect(&mut g, at(2), &c, ResultCode::Ok, 60, 30);
+    let out = drain(&mut g);
+    assert_eq!(
+        out[0].message_type(),
+        MessageType::MonitorStatus,
+        "status first"
+    );
+    let kinds = anomaly_kinds(&out);
+    assert_eq!(kinds.len(), 20, "10 per kind");
+    assert_eq!(out.len(), 21);
+    // The oldest queued were dropped: the first sent is the 4th detected (index 3).
+    assert_eq!(kinds[0], AnomalyKind::Unauthorized);
+    assert_eq!(g.anomalies_dropped(), 3 + 80);
+    assert_eq!(g.anomaly_count(), 103);
 }
 
 // ---------------------------------------------------------------- gateway: start / stop
@@ -1347,7 +1859,7 @@ fn platform_rejects_operator_commands_with_invalid_parameters() {
 fn huge_timer_and_sequence_values_never_panic() {
     let mut g = GatewayCore::new(
         GatewayConfig {
-            connect_retry_sec: i64::MAX,
+            connect_timeout_sec: i64::MAX,
             ..cfg()
         },
         epoch(),

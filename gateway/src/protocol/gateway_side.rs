@@ -19,12 +19,27 @@
 //! # Rules the core enforces
 //!
 //! - Nothing but `connect` is sent, and no command is acted on, before an OK
-//!   `connect.result` answers the current `connect` (DES-MSG-CONN-3).
-//! - A command whose topic tenant or envelope `gatewayId` is not this gateway is answered
-//!   `UNAUTHORIZED` and reported as an anomaly, never acted on (DES-ENV-4, SM-ACL).
-//! - A repeated command message ID (still in the reply cache) is answered with the stored
-//!   reply, never applied twice (DES-ENV-8). A command whose timestamp is more than
-//!   [`STALE_WINDOW_SEC`] from `now` is answered `STALE` and reported (DES-ENV-7).
+//!   `connect.result` answers the current `connect` (DES-MSG-CONN-3). The epoch (DES-ID-5)
+//!   goes in `connect` and every `data`. A `connect` unanswered for
+//!   [`GatewayConfig::connect_timeout_sec`], or refused BUSY/INTERNAL/STALE, is followed by a
+//!   new one after the DES-MQTT-8 back-off ([`super::flow::Backoff`], seeded by
+//!   [`GatewayConfig::backoff_seed`]; the count resets after a session of 60 s). Any other
+//!   refusal is lasting ([`GatewayEvent::ConnectRefused`] `lasting`: health `failed`): a new
+//!   `connect` every [`LASTING_REFUSAL_RETRY_SEC`] on the same transport. `monitorIntervalSec`
+//!   / `ackTimeoutSec` 0 mean [`DEFAULT_MONITOR_INTERVAL_SEC`] / [`DEFAULT_ACK_TIMEOUT_SEC`]
+//!   (DES-MSG-CONN-2).
+//! - Every down message goes through the gateway's order of checks of DES-MSG-3, first
+//!   failure wins: (3) topic outside this gateway's down tree → `malformed` anomaly, dropped;
+//!   (5–8, [`Inbound::Refused`]) undecodable → `malformed` anomaly, and if [`Inbound::Refused`]
+//!   carries a [`Peek`] of a command type and the gateway is in session, the command's reply
+//!   type with the decode code and the neutral body (DES-MSG-2; never UNKNOWN_TYPE, never for
+//!   a failed opening); (9) envelope type ≠ topic level → anomaly; (10) envelope `gatewayId`
+//!   not this gateway → `UNAUTHORIZED` (in session) and an `unauthorized` anomaly (DES-ENV-4,
+//!   SM-ACL); (11) not in session → logged only; after `disconnect` → `INVALID_STATE`;
+//!   (12) a command message ID in the reply memory → the stored replies re-sent unchanged
+//!   (DES-ENV-8; before the freshness check, so a late retransmission of an applied command
+//!   gets its OK again); (13) timestamp more than [`STALE_WINDOW_SEC`] from `now` → `STALE`
+//!   and a `stale` anomaly (DES-ENV-7); (14) the type's rules below.
 //! - `periodic.start`/`periodic.stop` with `commandSeq` <= the last applied one is answered
 //!   `SUPERSEDED` with the current state, no change (DES-MSG-PS-4). The result body always
 //!   carries the gateway's periodic state, so a platform can tell "already applied" (state's
@@ -49,15 +64,41 @@
 //!   `ackTimeoutSec` until the platform's `ack` arrives, at most [`MAX_RESULT_RESENDS`] times,
 //!   then reported as an anomaly (DES-MSG-PS-5).
 //! - `monitor.status` right after an OK `connect.result` and then every `monitorIntervalSec`
-//!   (MON-1, DES-MSG-MON-2); `anomaly` for every refused message
-//!   (IF-PSTART-2, DES-MSG-AN-1); `disconnect` on shutdown (IF-DISC-1).
+//!   (MON-1, DES-MSG-MON-2); `anomaly` for every refused message (IF-PSTART-2,
+//!   DES-MSG-AN-1), at most [`ANOMALY_RATE_LIMIT`] per kind per [`ANOMALY_WINDOW_SEC`],
+//!   queued while not connected (at most [`ANOMALY_QUEUE_LEN`], oldest dropped) and sent after
+//!   the first `monitor.status` of the next session; every one not sent is counted in
+//!   `anomaliesDropped`, every one detected is a [`GatewayEvent::Anomaly`] (DES-MSG-AN-2);
+//!   `disconnect` on shutdown (IF-DISC-1).
+//!
+//! # Timers and poll order
+//!
+//! [`GatewayCore::poll_timeout`] is the earliest armed deadline; [`GatewayCore::handle_timeout`]
+//! first forgets replies older than [`REPLY_MEMORY_SEC`], then handles what is due, in this
+//! order:
+//!
+//! | link state | timer | armed at | fires → |
+//! |---|---|---|---|
+//! | connecting | connect timeout | `connect` sent + `connect_timeout_sec` | attempt n failed: back off d_n (DES-MQTT-8) |
+//! | backing off | connect retry | timeout or retryable refusal + d_n | new `connect` (new message ID) |
+//! | refused (lasting) | connect retry | refusal + [`LASTING_REFUSAL_RETRY_SEC`] | new `connect` |
+//! | up | data retransmission | each in-flight message: sent + `ackTimeoutSec` × 2^k (≤ 8×) | same message again (DES-MSG-DATA-3) |
+//! | up | result re-send | each unacked start/stop result: sent + `ackTimeoutSec` | same result again, at most [`MAX_RESULT_RESENDS`] (DES-MSG-PS-5) |
+//! | up | periodic send | start applied / last send + `intervalSec` | new periodic `data` (IF-PSEND-1) |
+//! | up | monitoring | session open / last status + `monitorIntervalSec` | `monitor.status` (DES-MSG-MON-2) |
+//!
+//! Nothing is armed while the transport is down, closing or closed. Within one call outputs
+//! are queued in that order; the adapter drains [`GatewayCore::poll_transmit`] and
+//! [`GatewayCore::poll_event`] after every input.
 //!
 //! # Persistence
 //!
-//! The record index (batches of one dataset's contiguous range, ingest time, acked flag), the
-//! sequence counter, the boot count and the periodic state are the persisted state
-//! ([`GatewaySnapshot`], serde). Everything else (link, in-flight data, reply cache, timers)
-//! is volatile and rebuilt after [`GatewayCore::restore`], which increments the boot count.
+//! The storage epoch, the record index (batches of one dataset's contiguous range, ingest
+//! time, acked flag), the sequence counter, the boot count, the periodic state and the reply
+//! memory of DES-ENV-8 (entries younger than [`REPLY_MEMORY_SEC`]) are the persisted state
+//! ([`GatewaySnapshot`], serde). Everything else (link, in-flight data, back-off, anomaly
+//! queue and rate windows, timers) is volatile and rebuilt after [`GatewayCore::restore`],
+//! which increments the boot count.
 //! The store MUST persist the new sequence counter (with the rows) before the FTP upload that
 //! caused the ingest is acknowledged, and persist the snapshot taken right after `restore`
 //! (the boot count is part of every message ID this process makes).
@@ -67,13 +108,13 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-use super::flow::{RangeSet, STALE_WINDOW_SEC, Time, chunks, intersect, secs};
+use super::flow::{Backoff, RangeSet, STALE_WINDOW_SEC, Time, chunks, intersect, secs};
 use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange, StoreEpoch};
 use super::message::{
-    Anomaly, AnomalyKind, Body, CertExpiry, Connect, Data, DataKind, Disconnect, Envelope,
-    HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, Peek, PeriodicStart,
-    PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult, ResultCode, Software,
-    StorageStatus,
+    Anomaly, AnomalyKind, Body, CertExpiry, Connect, Data, DataKind, Direction, Disconnect,
+    Envelope, HealthState, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, Peek,
+    PeriodicStart, PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResendResult,
+    ResultCode, Software, StorageStatus,
 };
 use super::topic::{parse_topic, topic_for};
 
@@ -94,10 +135,12 @@ pub struct GatewayConfig {
     pub software: Software,
     /// Cap on records per `data` message (default 1000).
     pub max_records_per_message: u64,
-    /// Seconds before an unanswered `connect` is sent again.
-    pub connect_retry_sec: i64,
-    /// Most command replies kept for answering duplicates.
-    pub reply_cache_len: usize,
+    /// Seconds a `connect` waits for its result before it counts as failed and the DES-MQTT-8
+    /// back-off starts (`connect_timeout_sec`, default 30).
+    pub connect_timeout_sec: i64,
+    /// Seed of the generator of the DES-MQTT-8 jitter. The adapter draws it from a CSPRNG at
+    /// start; tests fix it so runs are repeatable.
+    pub backoff_seed: u64,
 }
 
 impl GatewayConfig {
@@ -114,8 +157,8 @@ impl GatewayConfig {
                 version: env!("CARGO_PKG_VERSION").into(),
             },
             max_records_per_message: 1000,
-            connect_retry_sec: 30,
-            reply_cache_len: 256,
+            connect_timeout_sec: 30,
+            backoff_seed: 0,
         }
     }
 }
@@ -248,14 +291,23 @@ pub enum GatewayEvent {
         /// Negotiated protocol version.
         version: u32,
     },
-    /// The platform refused the connect. `UNAUTHORIZED`, `UNSUPPORTED_VERSION` and other
-    /// lasting refusals: no retry until the transport reconnects. `BUSY`, `INTERNAL`, `STALE`:
-    /// `connect` is sent again after `connect_retry_sec` (§6.1 failure codes).
+    /// The platform refused the connect (DES-MSG-CONN-3). `BUSY`, `INTERNAL`, `STALE` are
+    /// retryable: a new `connect` after the DES-MQTT-8 back-off. Every other code is lasting:
+    /// no session, a new `connect` every [`LASTING_REFUSAL_RETRY_SEC`] on the same transport;
+    /// the adapter sets health `failed` with `lastError` naming `code` and `rule` until a
+    /// session opens.
     ConnectRefused {
         /// The platform's code.
         code: ResultCode,
         /// The platform's reason.
         reason: Option<String>,
+        /// Whether the refusal is lasting (health `failed`).
+        lasting: bool,
+        /// The rule to name in `lastError`: `DES-MSG-CONN-4` for INVALID_STATE, else
+        /// `DES-MSG-CONN-3`.
+        rule: &'static str,
+        /// When the next `connect` goes out.
+        retry_at: Time,
     },
     /// Start periodic storing (SC-START-1): system connection accepts these datasets now.
     StartStoring {
@@ -400,6 +452,21 @@ pub struct GatewaySnapshot {
     pub periodic: PeriodicSetting,
     /// The record index, ascending by sequence number.
     pub batches: Vec<Batch>,
+    /// The reply memory of DES-ENV-8: commands answered in the last [`REPLY_MEMORY_SEC`].
+    pub reply_memory: Vec<RememberedReply>,
+}
+
+/// One entry of the reply memory (DES-ENV-8): a command's message ID and the reply envelopes
+/// sent for it, re-sent unchanged (same message IDs) when the command arrives again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RememberedReply {
+    /// The command's `messageId`.
+    pub request: MessageId,
+    /// When it was answered; forgotten [`REPLY_MEMORY_SEC`] later.
+    pub answered_at: Time,
+    /// The replies, each as its DES-ENV-1 JSON text (before sealing).
+    pub replies: Vec<String>,
 }
 
 /// Figures the core cannot know, set by the adapter for `monitor.status` (MON-1).
@@ -440,16 +507,21 @@ impl Default for ExternalStatus {
 enum Link {
     /// No transport.
     Down,
-    /// `connect` sent, waiting for its result.
-    Connecting { id: MessageId, retry_at: Time },
-    /// Session open.
+    /// `connect` sent, waiting for its result until `timeout_at`.
+    Connecting { id: MessageId, timeout_at: Time },
+    /// The last `connect` failed (no result in time, or a retryable refusal); the next one goes
+    /// out at `retry_at` (DES-MQTT-8).
+    BackingOff { retry_at: Time },
+    /// Session open since `since`.
     Up {
         version: u32,
         monitor_interval_sec: u32,
         ack_timeout_sec: u32,
+        since: Time,
     },
-    /// The platform refused the connect; waiting for a new transport.
-    Refused,
+    /// The platform refused the connect lastingly; the next `connect` goes out at `retry_at`
+    /// (DES-MSG-CONN-3).
+    Refused { retry_at: Time },
     /// `disconnect` sent.
     Closing { id: MessageId },
     /// Shut down.
@@ -507,13 +579,27 @@ struct UnackedResult {
 /// (DES-MSG-PS-5).
 pub const MAX_RESULT_RESENDS: u32 = 5;
 
-/// Replies already given to a command, for answering its duplicates.
-#[derive(Debug, Clone, PartialEq)]
-struct CachedReply {
-    request: MessageId,
-    received_at: Time,
-    replies: Vec<Envelope>,
-}
+/// `monitorIntervalSec` 0 in `connect.result` means this (DES-MSG-CONN-2).
+pub const DEFAULT_MONITOR_INTERVAL_SEC: u32 = 60;
+
+/// `ackTimeoutSec` 0 in `connect.result` means this (DES-MSG-CONN-2).
+pub const DEFAULT_ACK_TIMEOUT_SEC: u32 = 30;
+
+/// Seconds between `connect` attempts after a lasting refusal (DES-MSG-CONN-3), no jitter.
+pub const LASTING_REFUSAL_RETRY_SEC: i64 = 300;
+
+/// How long a command's replies are remembered (DES-ENV-8): twice the freshness window, so a
+/// duplicate is either answered from memory or refused STALE, never applied twice.
+pub const REPLY_MEMORY_SEC: i64 = 2 * STALE_WINDOW_SEC;
+
+/// Most `anomaly` messages sent per kind per [`ANOMALY_WINDOW_SEC`] (DES-MSG-AN-2).
+pub const ANOMALY_RATE_LIMIT: u32 = 10;
+
+/// The rate-limit window of DES-MSG-AN-2, seconds.
+pub const ANOMALY_WINDOW_SEC: i64 = 60;
+
+/// Most anomalies queued while not connected (DES-MSG-AN-2); the oldest is dropped beyond.
+pub const ANOMALY_QUEUE_LEN: usize = 100;
 
 /// The gateway's protocol state machine. See the module documentation.
 #[derive(Debug, Clone, PartialEq)]
@@ -530,10 +616,19 @@ pub struct GatewayCore {
     inflight: Vec<InFlight>,
     /// Periodic results waiting for `ack` (DES-MSG-PS-5).
     results: Vec<UnackedResult>,
-    replies: VecDeque<CachedReply>,
+    /// The reply memory (DES-ENV-8), persisted; oldest first.
+    replies: Vec<RememberedReply>,
+    /// `connect` retries (DES-MQTT-8).
+    backoff: Backoff,
     next_send_at: Option<Time>,
     next_monitor_at: Option<Time>,
     anomalies: u64,
+    /// Anomalies not sent: rate limit or queue overflow (DES-MSG-AN-2).
+    anomalies_dropped: u64,
+    /// `anomaly` messages made while not connected, sent after the next OK `connect.result`.
+    anomaly_queue: VecDeque<Envelope>,
+    /// Per kind: start of the current rate-limit window and anomalies sent in it.
+    anomaly_windows: Vec<(AnomalyKind, Time, u32)>,
     started_at: Time,
     external: ExternalStatus,
     out: VecDeque<Transmit>,
@@ -541,9 +636,10 @@ pub struct GatewayCore {
 }
 
 /// Hashes every field that influences future behaviour, for explicit-state model checking.
-/// Envelopes (in the reply cache and the output queue) are hashed by their message ID and
-/// type: within one core, a message ID names one envelope. Observational fields (adapter
-/// status, anomaly count, queued events) are left out. Equal values hash equally.
+/// Envelopes in the output queue are hashed by their message ID: within one core, a message
+/// ID names one envelope. Observational fields (adapter status, anomaly counts, the anomaly
+/// queue and rate windows — they decide only which `anomaly` messages go out —, queued events)
+/// are left out. Equal values hash equally.
 impl Hash for GatewayCore {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.epoch.hash(h);
@@ -559,13 +655,8 @@ impl Hash for GatewayCore {
             r.resent.hash(h);
             r.deadline.hash(h);
         }
-        for c in &self.replies {
-            c.request.hash(h);
-            c.received_at.hash(h);
-            for e in &c.replies {
-                e.message_id.hash(h);
-            }
-        }
+        self.replies.hash(h);
+        self.backoff.hash(h);
         self.next_send_at.hash(h);
         self.next_monitor_at.hash(h);
         for t in &self.out {
@@ -595,13 +686,15 @@ impl GatewayCore {
                 next_seq: 1,
                 periodic: PeriodicSetting::default(),
                 batches: Vec::new(),
+                reply_memory: Vec::new(),
             },
             now,
         )
     }
 
     /// A restart from persisted state: the boot count increments, sequence numbers continue
-    /// after `snapshot.next_seq - 1`, the periodic setting resumes, volatile state is empty.
+    /// after `snapshot.next_seq - 1`, the periodic setting and the reply memory (DES-ENV-8)
+    /// resume, volatile state is empty.
     pub fn restore(cfg: GatewayConfig, snapshot: GatewaySnapshot, now: Time) -> Self {
         Self::from_snapshot(cfg, snapshot, now)
     }
@@ -610,6 +703,10 @@ impl GatewayCore {
         let mut batches = s.batches;
         batches.sort_by_key(|b| b.range.first);
         let last = batches.last().map_or(0, |b| b.range.last);
+        let backoff = Backoff::new(cfg.backoff_seed);
+        let mut replies = s.reply_memory;
+        replies.sort_by_key(|r| r.answered_at);
+        replies.retain(|r| now - r.answered_at <= secs(REPLY_MEMORY_SEC));
         Self {
             cfg,
             epoch: s.epoch,
@@ -622,10 +719,14 @@ impl GatewayCore {
             link: Link::Down,
             inflight: Vec::new(),
             results: Vec::new(),
-            replies: VecDeque::new(),
+            replies,
+            backoff,
             next_send_at: None,
             next_monitor_at: None,
             anomalies: 0,
+            anomalies_dropped: 0,
+            anomaly_queue: VecDeque::new(),
+            anomaly_windows: Vec::new(),
             started_at: now,
             external: ExternalStatus::default(),
             out: VecDeque::new(),
@@ -641,6 +742,7 @@ impl GatewayCore {
             next_seq: self.next_seq,
             periodic: self.periodic.clone(),
             batches: self.batches.clone(),
+            reply_memory: self.replies.clone(),
         }
     }
 
@@ -686,6 +788,15 @@ impl GatewayCore {
     pub fn anomaly_count(&self) -> u64 {
         self.anomalies
     }
+    /// Of those, not sent (DES-MSG-AN-2).
+    pub fn anomalies_dropped(&self) -> u64 {
+        self.anomalies_dropped
+    }
+    /// Whether the gateway is in session (DES-MSG-3): an OK `connect.result` arrived on the
+    /// current transport, also after `disconnect` was sent.
+    pub fn in_session(&self) -> bool {
+        matches!(self.link, Link::Up { .. } | Link::Closing { .. })
+    }
     /// Sets the figures of `monitor.status` the core cannot know.
     pub fn set_external_status(&mut self, status: ExternalStatus) {
         self.external = status;
@@ -712,7 +823,8 @@ impl GatewayCore {
             }
         };
         match &self.link {
-            Link::Connecting { retry_at, .. } => consider(Some(*retry_at)),
+            Link::Connecting { timeout_at, .. } => consider(Some(*timeout_at)),
+            Link::BackingOff { retry_at } | Link::Refused { retry_at } => consider(Some(*retry_at)),
             Link::Up { .. } => {
                 consider(self.next_send_at);
                 consider(self.next_monitor_at);
@@ -739,8 +851,12 @@ impl GatewayCore {
     }
 
     /// The transport went down: the session ends; unsent output is dropped; data in flight
-    /// will be sent again after the next `connect.result`.
-    pub fn handle_disconnected(&mut self, _now: Time) {
+    /// will be sent again after the next `connect.result`. A session that lasted
+    /// [`super::flow::BACKOFF_RESET_AFTER_SEC`] resets the `connect` back-off (DES-MQTT-8).
+    pub fn handle_disconnected(&mut self, now: Time) {
+        if let Link::Up { since, .. } = self.link {
+            self.backoff.session_ended(now - since);
+        }
         self.link = match self.link {
             Link::Closing { .. } | Link::Closed => Link::Closed,
             _ => Link::Down,
@@ -819,24 +935,43 @@ impl GatewayCore {
     /// An MQTT message arrived on the gateway's subscription.
     pub fn handle_inbound(&mut self, now: Time, inbound: Inbound) {
         match inbound {
-            Inbound::Refused { topic, error, .. } => {
+            Inbound::Refused { topic, error, peek } => {
                 self.anomaly(
                     now,
                     error.anomaly_kind(),
                     error.rule(),
                     format!("{} refused: {error}", error.result_code().as_str()),
-                    Some(topic),
+                    Some(topic.clone()),
                 );
+                self.answer_undecodable(now, &topic, &error, peek);
             }
             Inbound::Opened { topic, envelope } => self.handle_opened(now, topic, envelope),
         }
     }
 
-    /// Timers: connect retry, periodic send, retransmission, monitoring status.
+    /// Timers (see the module doc's table): connect timeout and retry, periodic send,
+    /// retransmission, result re-sends, monitoring status.
     pub fn handle_timeout(&mut self, now: Time) {
         self.expire_replies(now);
         match self.link.clone() {
-            Link::Connecting { retry_at, .. } if retry_at <= now => self.send_connect(now),
+            Link::Connecting { timeout_at, .. } if timeout_at <= now => {
+                let delay = self.backoff.failed();
+                self.ignored(
+                    "DES-MQTT-8",
+                    format!(
+                        "no connect.result within {} s; connect attempt {} failed, next in {} ms",
+                        self.cfg.connect_timeout_sec.max(1),
+                        self.backoff.failures(),
+                        delay.num_milliseconds()
+                    ),
+                );
+                self.link = Link::BackingOff {
+                    retry_at: timeout_at + delay,
+                };
+            }
+            Link::BackingOff { retry_at } | Link::Refused { retry_at } if retry_at <= now => {
+                self.send_connect(now);
+            }
             Link::Up {
                 monitor_interval_sec,
                 ack_timeout_sec,
@@ -914,7 +1049,7 @@ impl GatewayCore {
         self.push(env);
         self.link = Link::Connecting {
             id,
-            retry_at: now + secs(self.cfg.connect_retry_sec.max(1)),
+            timeout_at: now + secs(self.cfg.connect_timeout_sec.max(1)),
         };
     }
 
@@ -934,24 +1069,105 @@ impl GatewayCore {
             rule,
             detail: detail.clone(),
         });
-        if self.is_connected() {
-            let id = self.next_id();
-            let topic = topic.map(|mut t| {
-                truncate_text(&mut t);
-                t
-            });
-            let env = self.envelope(
-                now,
-                id,
-                Body::Anomaly(Anomaly {
-                    kind,
-                    rule: rule.into(),
-                    detail,
-                    topic,
-                }),
-            );
-            self.push(env);
+        let connected = self.is_connected();
+        if connected && !self.anomaly_allowed(now, kind) {
+            self.anomalies_dropped += 1;
+            return;
         }
+        let id = self.next_id();
+        let topic = topic.map(|mut t| {
+            truncate_text(&mut t);
+            t
+        });
+        let env = self.envelope(
+            now,
+            id,
+            Body::Anomaly(Anomaly {
+                kind,
+                rule: rule.into(),
+                detail,
+                topic,
+            }),
+        );
+        if connected {
+            self.push(env);
+        } else {
+            // Offline queue (DES-MSG-AN-2): the oldest goes when a 101st arrives.
+            self.anomaly_queue.push_back(env);
+            while self.anomaly_queue.len() > ANOMALY_QUEUE_LEN {
+                self.anomaly_queue.pop_front();
+                self.anomalies_dropped += 1;
+            }
+        }
+    }
+
+    /// The rate limit of DES-MSG-AN-2: whether one more `anomaly` of `kind` may be sent at
+    /// `now` (and counts it). A window starts at the first anomaly of its kind after the
+    /// previous window ended and lasts [`ANOMALY_WINDOW_SEC`].
+    fn anomaly_allowed(&mut self, now: Time, kind: AnomalyKind) -> bool {
+        let window = secs(ANOMALY_WINDOW_SEC);
+        match self.anomaly_windows.iter_mut().find(|w| w.0 == kind) {
+            Some(w) if now - w.1 < window => {
+                if w.2 >= ANOMALY_RATE_LIMIT {
+                    return false;
+                }
+                w.2 += 1;
+            }
+            Some(w) => *w = (kind, now, 1),
+            None => self.anomaly_windows.push((kind, now, 1)),
+        }
+        true
+    }
+
+    /// Sends the anomalies queued while not connected, oldest first, subject to the rate limit
+    /// (DES-MSG-AN-2).
+    fn flush_anomaly_queue(&mut self, now: Time) {
+        while let Some(env) = self.anomaly_queue.pop_front() {
+            let Body::Anomaly(a) = &env.body else {
+                continue;
+            };
+            if self.anomaly_allowed(now, a.kind) {
+                self.push(env);
+            } else {
+                self.anomalies_dropped += 1;
+            }
+        }
+    }
+
+    /// DES-MSG-2 (steps 5–8 of DES-MSG-3): a down command that failed to decode is answered
+    /// with its reply type, the decode error's code and the neutral body, if `peek` read a
+    /// command type and message ID, the topic is this gateway's down tree and the gateway is
+    /// in session. UNKNOWN_TYPE is never a reply; a message that failed to open is never
+    /// answered.
+    fn answer_undecodable(
+        &mut self,
+        now: Time,
+        topic: &str,
+        error: &InboundError,
+        peek: Option<Peek>,
+    ) {
+        let (InboundError::Decode(e), Some(peek)) = (error, peek) else {
+            return;
+        };
+        let code = e.result_code();
+        if code == ResultCode::UnknownType || !self.in_session() {
+            return;
+        }
+        let Some(body) = self.neutral_reply_body(peek.message_type) else {
+            return;
+        };
+        let own_down_topic = parse_topic(topic)
+            .is_ok_and(|t| t.gateway == self.cfg.gateway_id && t.direction == Direction::Down);
+        if !own_down_topic {
+            return;
+        }
+        let mut reason = e.to_string();
+        truncate_text(&mut reason);
+        let id = self.next_id();
+        let mut reply = self.envelope(now, id, body);
+        reply.in_reply_to = Some(peek.message_id.clone());
+        reply.result = Some(Outcome::new(code, reason));
+        self.send_command_replies(now, peek.message_id, vec![reply], Vec::new());
     }
 
     fn ignored(&mut self, rule: &'static str, detail: String) {
@@ -959,8 +1175,10 @@ impl GatewayCore {
             .push_back(GatewayEvent::Ignored { rule, detail });
     }
 
+    /// Steps 3, 9 and 10 of DES-MSG-3 for an opened down message, then its type's rules.
     fn handle_opened(&mut self, now: Time, topic: String, env: Envelope) {
         let ty = env.message_type();
+        // Step 3: the topic is in this gateway's down tree (DES-MQTT-3/4).
         let parsed = match parse_topic(&topic) {
             Ok(p) => p,
             Err(e) => {
@@ -974,7 +1192,28 @@ impl GatewayCore {
                 return;
             }
         };
-        if parsed.direction != ty.direction() || parsed.message_type != Some(ty) {
+        if parsed.gateway != self.cfg.gateway_id {
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
+                "DES-MQTT-3",
+                format!("{} arrived on another tenant's topic", ty.as_str()),
+                Some(topic),
+            );
+            return;
+        }
+        if parsed.direction != Direction::Down || ty.direction() != Direction::Down {
+            self.anomaly(
+                now,
+                AnomalyKind::Malformed,
+                "DES-MQTT-4",
+                format!("{} arrived on a topic not for the gateway", ty.as_str()),
+                Some(topic),
+            );
+            return;
+        }
+        // Step 9: the envelope type is the topic's last level (DES-MQTT-4).
+        if parsed.message_type != Some(ty) {
             self.anomaly(
                 now,
                 AnomalyKind::Malformed,
@@ -984,24 +1223,22 @@ impl GatewayCore {
             );
             return;
         }
-        let authorized =
-            parsed.gateway == self.cfg.gateway_id && env.gateway_id == self.cfg.gateway_id;
-        if !authorized {
+        // Step 10: the envelope names this gateway (DES-ENV-4).
+        if env.gateway_id != self.cfg.gateway_id {
             self.anomaly(
                 now,
                 AnomalyKind::Unauthorized,
                 "DES-ENV-4",
                 format!(
-                    "{} for gateway {} (topic tenant {}) is not for {}",
+                    "{} for gateway {} is not for {}",
                     ty.as_str(),
                     env.gateway_id,
-                    parsed.gateway,
                     self.cfg.gateway_id
                 ),
                 Some(topic),
             );
-            if self.is_connected()
-                && let Some(body) = self.command_reply_body(&env.body)
+            if self.in_session()
+                && let Some(body) = self.neutral_reply_body(ty)
             {
                 let r = self.reply(
                     now,
@@ -1043,12 +1280,13 @@ impl GatewayCore {
         }
     }
 
-    /// The body of the reply to a command (current state for start/stop, nothing for resend).
-    fn command_reply_body(&self, body: &Body) -> Option<Body> {
-        match body {
-            Body::PeriodicStart(_) => Some(Body::PeriodicStartResult(self.periodic.to_state())),
-            Body::PeriodicStop(_) => Some(Body::PeriodicStopResult(self.periodic.to_state())),
-            Body::ResendRequest(_) => Some(Body::ResendResult(ResendResult {
+    /// The neutral body of the reply to a down command of type `ty` (DES-MSG-2): the current
+    /// periodic state for start/stop, `{0,0,0}` for resend; `None` for other types.
+    fn neutral_reply_body(&self, ty: MessageType) -> Option<Body> {
+        match ty {
+            MessageType::PeriodicStart => Some(Body::PeriodicStartResult(self.periodic.to_state())),
+            MessageType::PeriodicStop => Some(Body::PeriodicStopResult(self.periodic.to_state())),
+            MessageType::ResendRequest => Some(Body::ResendResult(ResendResult {
                 records: 0,
                 messages: 0,
                 archived: 0,
@@ -1075,23 +1313,50 @@ impl GatewayCore {
             } else {
                 outcome.code
             };
-            // Transient refusals keep `Link::Connecting`: its retry timer sends a new connect.
-            if !matches!(
+            // DES-MSG-CONN-3: BUSY, INTERNAL and STALE are retried with the DES-MQTT-8
+            // back-off; every other code is lasting, retried every 300 s.
+            let lasting = !matches!(
                 code,
                 ResultCode::Busy | ResultCode::Internal | ResultCode::Stale
-            ) {
-                self.link = Link::Refused;
-            }
+            );
+            let retry_at = if lasting {
+                now + secs(LASTING_REFUSAL_RETRY_SEC)
+            } else {
+                now + self.backoff.failed()
+            };
+            self.link = if lasting {
+                Link::Refused { retry_at }
+            } else {
+                Link::BackingOff { retry_at }
+            };
+            let rule = if code == ResultCode::InvalidState {
+                "DES-MSG-CONN-4"
+            } else {
+                "DES-MSG-CONN-3"
+            };
             self.events.push_back(GatewayEvent::ConnectRefused {
                 code,
                 reason: outcome.reason.clone(),
+                lasting,
+                rule,
+                retry_at,
             });
             return;
         }
+        // DES-MSG-CONN-2: 0 means the default.
+        let monitor_interval_sec = match cr.monitor_interval_sec {
+            0 => DEFAULT_MONITOR_INTERVAL_SEC,
+            n => n,
+        };
+        let ack_timeout_sec = match cr.ack_timeout_sec {
+            0 => DEFAULT_ACK_TIMEOUT_SEC,
+            n => n,
+        };
         self.link = Link::Up {
             version: cr.version,
-            monitor_interval_sec: cr.monitor_interval_sec.max(1),
-            ack_timeout_sec: cr.ack_timeout_sec.max(1),
+            monitor_interval_sec,
+            ack_timeout_sec,
+            since: now,
         };
         self.events.push_back(GatewayEvent::Connected {
             version: cr.version,
@@ -1100,9 +1365,11 @@ impl GatewayCore {
         if let Some(r) = SeqRange::new(1, through) {
             self.mark_acked(r);
         }
-        // The first status right after the OK result, then every interval (DES-MSG-MON-2).
+        // The first status right after the OK result, then every interval (DES-MSG-MON-2),
+        // then the anomalies queued while offline (DES-MSG-CONN-3, DES-MSG-AN-2).
         self.send_status(now);
-        self.next_monitor_at = Some(now + secs(i64::from(cr.monitor_interval_sec.max(1))));
+        self.next_monitor_at = Some(now + secs(i64::from(monitor_interval_sec)));
+        self.flush_anomaly_queue(now);
         self.next_send_at = self.periodic.running.then_some(now);
     }
 
@@ -1229,21 +1496,11 @@ impl GatewayCore {
         s
     }
 
+    /// Steps 11–14 of DES-MSG-3 for a down command (gateway ID already checked).
     fn on_command(&mut self, now: Time, env: Envelope) {
         let ty = env.message_type();
-        if matches!(self.link, Link::Closing { .. }) {
-            // After `disconnect`: answered, never acted on (DES-MSG-DISC-1).
-            if let Some(body) = self.command_reply_body(&env.body) {
-                let o = Outcome::new(
-                    ResultCode::InvalidState,
-                    "DES-MSG-DISC-1: the gateway is disconnecting",
-                );
-                let r = self.reply(now, &env, o, body);
-                self.push(r);
-            }
-            return;
-        }
-        if !self.is_connected() {
+        // Step 11a: not in session — logged, not answered (DES-MSG-CONN-3).
+        if !self.in_session() {
             self.ignored(
                 "DES-MSG-CONN-3",
                 format!(
@@ -1254,8 +1511,27 @@ impl GatewayCore {
             );
             return;
         }
+        // Step 11b: after `disconnect`: answered, never acted on (DES-MSG-DISC-1).
+        if matches!(self.link, Link::Closing { .. }) {
+            if let Some(body) = self.neutral_reply_body(ty) {
+                let o = Outcome::new(
+                    ResultCode::InvalidState,
+                    "DES-MSG-DISC-1: the gateway is disconnecting",
+                );
+                let r = self.reply(now, &env, o, body);
+                self.push(r);
+            }
+            return;
+        }
+        // Step 12: a duplicate gets the stored replies, unchanged (DES-ENV-8); before the
+        // freshness check, so an applied command retransmitted late gets its OK again.
+        self.expire_replies(now);
         if let Some(c) = self.replies.iter().find(|c| c.request == env.message_id) {
-            let again = c.replies.clone();
+            let again: Vec<Envelope> = c
+                .replies
+                .iter()
+                .filter_map(|r| Envelope::decode(r.as_bytes()).ok())
+                .collect();
             self.ignored(
                 "DES-ENV-8",
                 format!(
@@ -1269,6 +1545,7 @@ impl GatewayCore {
             }
             return;
         }
+        // Step 13: freshness (DES-ENV-7); step 14: the type's rules.
         let skew = (now - env.timestamp).num_seconds().abs();
         let (replies, data) = if skew > STALE_WINDOW_SEC {
             self.anomaly(
@@ -1282,7 +1559,7 @@ impl GatewayCore {
                 ResultCode::Stale,
                 format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
             );
-            let replies = match self.command_reply_body(&env.body) {
+            let replies = match self.neutral_reply_body(ty) {
                 Some(b) => vec![self.reply(now, &env, o, b)],
                 None => Vec::new(),
             };
@@ -1298,13 +1575,28 @@ impl GatewayCore {
                 _ => (Vec::new(), Vec::new()),
             }
         };
+        self.send_command_replies(now, env.message_id, replies, data);
+    }
+
+    /// Sends the replies to command `request` (start/stop results then wait for `ack`,
+    /// DES-MSG-PS-5), then `data`, and remembers the replies for duplicates (DES-ENV-8).
+    fn send_command_replies(
+        &mut self,
+        now: Time,
+        request: MessageId,
+        replies: Vec<Envelope>,
+        data: Vec<Transmit>,
+    ) {
         let ack_timeout = self.ack_timeout();
+        let connected = self.is_connected();
         for e in &replies {
             self.push(e.clone());
-            if matches!(
-                e.body,
-                Body::PeriodicStartResult(_) | Body::PeriodicStopResult(_)
-            ) {
+            if connected
+                && matches!(
+                    e.body,
+                    Body::PeriodicStartResult(_) | Body::PeriodicStopResult(_)
+                )
+            {
                 self.results.push(UnackedResult {
                     envelope: e.clone(),
                     resent: 0,
@@ -1313,21 +1605,21 @@ impl GatewayCore {
             }
         }
         self.out.extend(data);
-        let cached = replies;
-        self.replies.push_back(CachedReply {
-            request: env.message_id,
-            received_at: now,
-            replies: cached,
+        self.replies.push(RememberedReply {
+            request,
+            answered_at: now,
+            replies: replies
+                .iter()
+                .map(|e| String::from_utf8(e.encode()).unwrap_or_default())
+                .collect(),
         });
-        while self.replies.len() > self.cfg.reply_cache_len.max(1) {
-            self.replies.pop_front();
-        }
     }
 
+    /// Forgets replies older than [`REPLY_MEMORY_SEC`] (DES-ENV-8): a duplicate that old is
+    /// refused STALE instead (never applied twice). Exact: nothing younger is evicted.
     fn expire_replies(&mut self, now: Time) {
-        // A duplicate older than the window is STALE anyway (never applied twice).
-        let horizon = secs(2 * STALE_WINDOW_SEC);
-        self.replies.retain(|c| now - c.received_at <= horizon);
+        let horizon = secs(REPLY_MEMORY_SEC);
+        self.replies.retain(|c| now - c.answered_at <= horizon);
     }
 
     fn result_msg(&mut self, now: Time, to: &Envelope, outcome: Outcome, body: Body) -> Envelope {
@@ -1525,7 +1817,7 @@ impl GatewayCore {
             Link::Up {
                 ack_timeout_sec, ..
             } => ack_timeout_sec,
-            _ => 60,
+            _ => DEFAULT_ACK_TIMEOUT_SEC,
         }
     }
 
@@ -1691,7 +1983,7 @@ impl GatewayCore {
             files_accepted: ext.files_accepted,
             files_rejected: ext.files_rejected,
             anomalies: self.anomalies,
-            anomalies_dropped: 0,
+            anomalies_dropped: self.anomalies_dropped,
             certificates: ext.certificates,
             last_error: ext.last_error,
         });

@@ -249,7 +249,7 @@ impl ScriptedGateway {
             .map(|d| Dataset::new(d.name.clone()).unwrap())
             .collect();
         let mut cfg = GatewayConfig::new(id.clone(), datasets);
-        cfg.connect_retry_sec = 2;
+        cfg.connect_timeout_sec = 2;
         // Every scripted gateway is a new store: a new storage epoch (DES-ID-5), distinct per
         // instance and repeatable across runs.
         static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
