@@ -65,6 +65,9 @@ pub struct GatewayView {
     pub pending_command: Option<String>,
     /// Records received and stored, per dataset.
     pub records: std::collections::BTreeMap<String, u64>,
+    /// The gateway's current storage epoch (DES-ID-5, DES-MSG-CONN-4); `null` before its first
+    /// connect. `records`, `highestSeq` and `gaps` are of this epoch's sequence space.
+    pub epoch: Option<gateway::protocol::ids::StoreEpoch>,
     /// Highest sequence number received.
     pub highest_seq: u64,
     /// Sequence numbers missing below the highest received.

@@ -23,3 +23,5 @@ pub use platform_side::{PlatformConfig, PlatformCore, PlatformEvent};
 
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod platform_tests;

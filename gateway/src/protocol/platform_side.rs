@@ -12,36 +12,67 @@
 //! [`PlatformCore::poll_transmit`], [`PlatformCore::poll_event`], [`PlatformCore::poll_timeout`],
 //! and the operator view [`PlatformCore::gateway`] (MON-2).
 //!
-//! Rules:
-//! - `connect` is accepted only if envelope `gatewayId` == topic tenant == authenticated
-//!   sender (DES-ENV-4) and its timestamp is within ±300 s of `now` (else `STALE`, DES-ENV-7); the session version is the highest common one, none →
-//!   `UNSUPPORTED_VERSION` (DES-VER-4). `connect.result` carries `ackedThrough`, the
-//!   highest seq received contiguously from 1.
+//! Rules (protocol revision 1.1; the order of checks for every up message is that of
+//! DES-MSG-3, first failure wins; the adapter does steps 1–4 — payload size, topic ACL,
+//! unknown or revoked gateway, opening):
+//! - 5–8, decoding (DES-MSG-2): a payload that opened but failed to decode is recorded as an
+//!   anomaly; if [`super::message::peek`] read its `type` (the topic's) and `messageId`,
+//!   `connect` is answered `connect.result`, `disconnect` `disconnect.result` and `data`
+//!   (only with a readable `body.range`) `data.ack`, with the decode error's code (TOO_LARGE,
+//!   MALFORMED, UNSUPPORTED_VERSION); nothing else is answered.
+//! - 9–10: `type` ≠ the topic's → recorded, no reply (DES-MQTT-4); envelope `gatewayId`
+//!   other than the topic tenant and the authenticated sender → `UNAUTHORIZED` (DES-ENV-4).
+//! - 11, duplicates (DES-ENV-8): for [`REPLY_MEMORY_SEC`] per gateway, the replies to every
+//!   `connect`, `disconnect`, `data` and start/stop result (answered by `ack`) are
+//!   remembered by request message ID (an `anomaly` too, without replies, so that it is
+//!   recorded once); the same message again (same ID, type and timestamp) is answered with
+//!   them unchanged (same message IDs) and not processed. This comes before the freshness
+//!   window, so a retransmission gets its first answer, not STALE. The same ID with another
+//!   type or timestamp is a reused ID: recorded as an anomaly and processed as new. The
+//!   memory is exact (not bounded).
+//! - 12, freshness (DES-ENV-7): a `connect` outside ±300 s of `now` → `STALE`; other
+//!   messages outside it are noted ([`PlatformEvent::Logged`]) and processed (data sent
+//!   again keeps its first timestamp).
+//! - 13, session (DES-MSG-CONN-3): `data` outside a session → `UNAUTHORIZED`;
+//!   `monitor.status`, `anomaly`, start/stop results and `resend.result` outside a session →
+//!   noted, not acted on, not acknowledged; `disconnect` outside a session → `OK`
+//!   (idempotent).
+//! - 14, `connect`: no common version → `UNSUPPORTED_VERSION` (DES-VER-4); storage epochs
+//!   (DES-MSG-CONN-4): per gateway the platform keeps its current epoch, the highest
+//!   `bootCount` accepted in it and the seqs held in it. An epoch other than the current
+//!   one (or the first) is accepted and begins a new, empty sequence space (records of
+//!   older epochs stay stored under theirs; `ackedThrough` is the new epoch's, 0) and clears
+//!   the gateway's reply memory (its message IDs may repeat those of the old epoch). In the
+//!   current epoch, `bootCount` below the highest accepted or `lastSeq` below the highest
+//!   seq held → `INVALID_STATE` (reason names DES-MSG-CONN-4), nothing changes; an equal
+//!   `bootCount` is accepted. `connect.result` OK carries `ackedThrough`, the highest seq of
+//!   the epoch received contiguously from 1; every refused `connect.result` carries 0.
+//! - 14, `data`: `data.epoch` ≠ the session's epoch → `INVALID_STATE`, not stored
+//!   (DES-MSG-CONN-4); profile failed to open → `SECURITY_FAILED` (DES-PROF-4/7); profile
+//!   header differs from the message → `MALFORMED` (DES-MSG-DATA-1) — neither stored,
+//!   anomaly recorded; else stored by (epoch, seq) and `OK` (duplicates too, whether sent
+//!   again under the same or a new message ID, DES-MSG-DATA-3).
 //! - Commands are numbered with `commandSeq`, strictly increasing per gateway and never below
 //!   what the gateway reports as applied (DES-MSG-PS-4). A command not answered within
 //!   [`PlatformConfig::command_retry_sec`] — or outstanding when the gateway reconnects — is
 //!   sent again under a new message ID with the same `commandSeq`; a `SUPERSEDED` answer whose
-//!   state carries the command's own `commandSeq` means it was already applied.
-//! - Start/stop results are answered with `ack` (IF-PSTART-4). `data` is answered with
-//!   `data.ack` for the same range: `OK` once stored (duplicates too, whether sent again under
-//!   the same or a new message ID: records are kept by seq, DES-MSG-DATA-3), `SECURITY_FAILED`
-//!   if the profile failed to open (DES-PROF-4/7), `MALFORMED` if its header does not match
-//!   the message (DES-MSG-DATA-1) — neither stored, anomaly recorded — and `UNAUTHORIZED`
-//!   outside a session (DES-MSG-CONN-3).
-//! - Received seqs are tracked per gateway; a hole below the highest known seq (received or
-//!   reported in `connect`/`monitor.status`) that persists for [`PlatformConfig::gap_grace_sec`]
-//!   is requested with `resend.request` by seq range; a `NOT_FOUND` answer marks it lost.
+//!   state carries the command's own `commandSeq` means it was already applied. Start/stop
+//!   results are answered with `ack` (IF-PSTART-4).
+//! - Received seqs are tracked per gateway and epoch; a hole below the highest known seq
+//!   (received or reported in `connect`/`monitor.status`) that persists for
+//!   [`PlatformConfig::gap_grace_sec`] is requested with `resend.request` by seq range; a
+//!   `NOT_FOUND` answer marks it lost. A new epoch drops the requests for holes of the old.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
 use super::gateway_side::PeriodicSetting;
-use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange};
+use super::ids::{Dataset, GatewayId, MessageId, Seq, SeqRange, StoreEpoch};
 use super::message::{
-    AnomalyKind, Body, ConnectResult, DataAck, DataKind, Empty, Envelope, MonitorStatus, Outcome,
-    PROTOCOL_VERSION, PeriodicStart, PeriodicState, PeriodicStop, ProfileFormat, ResendRequest,
-    ResultCode, TimeRange,
+    AnomalyKind, Body, Connect, ConnectResult, Data, DataAck, DecodeError, Empty, Envelope,
+    MAX_TEXT_BYTES, MessageType, MonitorStatus, Outcome, PROTOCOL_VERSION, Peek, PeriodicStart,
+    PeriodicState, PeriodicStop, ProfileFormat, ResendRequest, ResultCode, TimeRange,
 };
 use super::topic::{parse_topic, topic_for};
 
@@ -176,6 +207,11 @@ pub enum PlatformEvent {
     GatewayConnected {
         /// Which.
         gateway: GatewayId,
+        /// Its storage epoch (DES-ID-5).
+        epoch: StoreEpoch,
+        /// Whether that epoch is new to the platform: a new sequence space began
+        /// (DES-MSG-CONN-4).
+        new_epoch: bool,
         /// Its boot count.
         boot_count: u64,
         /// Negotiated version.
@@ -186,10 +222,13 @@ pub enum PlatformEvent {
         /// Which.
         gateway: GatewayId,
     },
-    /// Newly received records: the adapter stores the opened profile's records of `range`.
+    /// Newly received records: the adapter stores the opened profile's records of `range`
+    /// under (`epoch`, seq) (DES-MSG-CONN-4).
     StoreRecords {
         /// From.
         gateway: GatewayId,
+        /// The storage epoch their seqs belong to.
+        epoch: StoreEpoch,
         /// Dataset.
         dataset: Dataset,
         /// Seqs received for the first time.
@@ -206,6 +245,17 @@ pub enum PlatformEvent {
         /// The outcome (`OK` also for "already applied").
         code: ResultCode,
     },
+    /// Noted, not an anomaly: a duplicate answered from the reply memory (DES-ENV-8), a
+    /// message other than `connect` outside the freshness window (DES-ENV-7, still acted on),
+    /// a message without a reply type outside a session (DES-MSG-CONN-3, not acted on).
+    Logged {
+        /// The gateway concerned.
+        gateway: GatewayId,
+        /// Rule.
+        rule: String,
+        /// Detail.
+        detail: String,
+    },
     /// An anomaly, detected here or reported by the gateway.
     Anomaly {
         /// The gateway concerned, if known.
@@ -217,6 +267,22 @@ pub enum PlatformEvent {
         /// Detail.
         detail: String,
     },
+}
+
+/// What the platform's store holds about one gateway, to rebuild the core after a restart
+/// ([`PlatformCore::restore_gateway`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGateway {
+    /// Its current storage epoch (`None`: none known).
+    pub epoch: Option<StoreEpoch>,
+    /// The highest boot count accepted in that epoch.
+    pub boot_count: u64,
+    /// The highest seq it reported in that epoch.
+    pub last_seq: Seq,
+    /// Its periodic state as last reported.
+    pub periodic: PeriodicState,
+    /// The seq runs held in that epoch, each of one dataset.
+    pub runs: Vec<(Dataset, SeqRange)>,
 }
 
 /// Why an operator command was refused.
@@ -253,7 +319,9 @@ pub struct GatewayView {
     pub online: bool,
     /// Negotiated version (0: never connected).
     pub version: u32,
-    /// Boot count reported at the last connect.
+    /// The gateway's current storage epoch (DES-ID-5; `None`: never connected).
+    pub epoch: Option<StoreEpoch>,
+    /// The highest boot count accepted in that epoch (DES-MSG-CONN-4).
     pub boot_count: u64,
     /// Periodic state as last reported by the gateway.
     pub periodic: PeriodicState,
@@ -261,9 +329,9 @@ pub struct GatewayView {
     pub last_command_seq: u64,
     /// Commands sent and not answered yet.
     pub pending_commands: Vec<Command>,
-    /// Every seq received.
+    /// Every seq received in the current epoch.
     pub received: RangeSet,
-    /// Records received per dataset.
+    /// Records received per dataset in the current epoch.
     pub received_per_dataset: BTreeMap<Dataset, u64>,
     /// Highest seq known to exist (received or reported).
     pub known_last_seq: Seq,
@@ -300,6 +368,10 @@ struct Pending {
 struct Session {
     online: bool,
     version: u32,
+    /// The current storage epoch; `received`, `reported_last`, `gaps`, `lost` and
+    /// `per_dataset` are of its sequence space (DES-MSG-CONN-4).
+    epoch: Option<StoreEpoch>,
+    /// The highest boot count accepted in `epoch`.
     boot_count: u64,
     periodic: PeriodicSetting,
     last_command_seq: u64,
@@ -313,12 +385,15 @@ struct Session {
     anomalies: VecDeque<AnomalyRecord>,
     anomaly_count: u64,
     last_status: Option<(Time, MonitorStatus)>,
+    /// The `timestamp` of the `monitor.status` kept in `last_status`.
+    last_status_at: Option<Time>,
 }
 
 impl Hash for Session {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.online.hash(h);
         self.version.hash(h);
+        self.epoch.hash(h);
         self.boot_count.hash(h);
         self.periodic.hash(h);
         self.last_command_seq.hash(h);
@@ -336,6 +411,7 @@ impl Session {
         Self {
             online: false,
             version: 0,
+            epoch: None,
             boot_count: 0,
             periodic: PeriodicSetting::default(),
             last_command_seq: 0,
@@ -348,7 +424,21 @@ impl Session {
             anomalies: VecDeque::new(),
             anomaly_count: 0,
             last_status: None,
+            last_status_at: None,
         }
+    }
+
+    /// Begins the sequence space of a new storage epoch (DES-MSG-CONN-4): nothing of it is
+    /// received yet; holes requested for the previous epoch are no longer asked for.
+    fn begin_epoch(&mut self, epoch: StoreEpoch) {
+        self.epoch = Some(epoch);
+        self.boot_count = 0;
+        self.received = RangeSet::new();
+        self.per_dataset.clear();
+        self.reported_last = 0;
+        self.gaps.clear();
+        self.lost = RangeSet::new();
+        self.pending.retain(|p| p.origin == Origin::Operator);
     }
 
     fn known_last(&self) -> Seq {
@@ -367,12 +457,33 @@ impl Session {
     }
 }
 
+/// How long the platform remembers the replies to a gateway's request, for answering a
+/// duplicate of it (DES-ENV-8): twice the freshness window.
+pub const REPLY_MEMORY_SEC: i64 = 2 * STALE_WINDOW_SEC;
+
+/// The replies to one request, kept for duplicates (DES-ENV-8).
+#[derive(Debug, Clone, PartialEq)]
+struct Remembered {
+    /// When the request was processed.
+    at: Time,
+    /// The request's type and timestamp: a duplicate (sent again, by the network or the
+    /// gateway) has both unchanged; a message ID reused with others is not a duplicate.
+    ty: MessageType,
+    timestamp: Time,
+    /// The reply envelopes, re-sent unchanged.
+    replies: Vec<Envelope>,
+}
+
+/// Per gateway: request message ID → its replies.
+type ReplyMemory = BTreeMap<MessageId, Remembered>;
+
 /// The platform's protocol state machine. See the module documentation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlatformCore {
     cfg: PlatformConfig,
     next_msg: u64,
     sessions: BTreeMap<GatewayId, Session>,
+    memory: BTreeMap<GatewayId, ReplyMemory>,
     out: VecDeque<PlatformTransmit>,
     events: VecDeque<PlatformEvent>,
 }
@@ -382,6 +493,13 @@ impl Hash for PlatformCore {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.next_msg.hash(h);
         self.sessions.hash(h);
+        for (gw, m) in &self.memory {
+            gw.hash(h);
+            for (id, r) in m {
+                id.hash(h);
+                r.at.hash(h);
+            }
+        }
         for t in &self.out {
             t.envelope.message_id.hash(h);
         }
@@ -395,6 +513,7 @@ impl PlatformCore {
             cfg,
             next_msg: 1,
             sessions: BTreeMap::new(),
+            memory: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -421,6 +540,7 @@ impl PlatformCore {
         Some(GatewayView {
             online: s.online,
             version: s.version,
+            epoch: s.epoch.clone(),
             boot_count: s.boot_count,
             periodic: s.periodic.to_state(),
             last_command_seq: s.last_command_seq,
@@ -612,21 +732,28 @@ impl PlatformCore {
             self.flush_pending(now, &gw);
             self.check_gaps(now, &gw);
         }
+        let remembered: Vec<GatewayId> = self.memory.keys().cloned().collect();
+        for gw in remembered {
+            self.expire_memory(now, &gw);
+        }
     }
 
     /// A message arrived on the platform's subscription.
     pub fn handle_inbound(&mut self, now: Time, inbound: PlatformInbound) {
         match inbound {
-            PlatformInbound::Refused { topic, error, .. } => {
-                let gw = parse_topic(&topic).ok().map(|p| p.gateway);
+            PlatformInbound::Refused { topic, error, peek } => {
+                let parsed = parse_topic(&topic).ok();
                 self.record_anomaly(
                     now,
-                    gw,
+                    parsed.as_ref().map(|p| p.gateway.clone()),
                     error.anomaly_kind(),
                     error.rule().into(),
                     format!("{} refused: {error}", error.result_code().as_str()),
                     false,
                 );
+                if let (InboundError::Decode(e), Some(peek), Some(t)) = (&error, peek, parsed) {
+                    self.answer_undecodable(now, &t.gateway, t.message_type, &peek, e);
+                }
             }
             PlatformInbound::Opened {
                 topic,
@@ -635,6 +762,64 @@ impl PlatformCore {
                 profile,
             } => self.handle_opened(now, &topic, envelope, sender, profile),
         }
+    }
+
+    /// DES-MSG-2: an up request that opened but failed to decode (TOO_LARGE, MALFORMED,
+    /// UNSUPPORTED_VERSION) is answered with its reply type and the decode error's code when
+    /// [`super::message::peek`] read its `type` — the topic's type — and `messageId`: `connect`
+    /// → `connect.result` with the platform's defaults and `ackedThrough` 0, `disconnect` →
+    /// `disconnect.result`, `data` → `data.ack` if the range could be read too. Other types
+    /// have no reply (the anomaly is recorded). Not remembered for duplicates (DES-ENV-8 comes
+    /// later in the order of checks).
+    fn answer_undecodable(
+        &mut self,
+        now: Time,
+        gw: &GatewayId,
+        topic_type: Option<MessageType>,
+        peek: &Peek,
+        e: &DecodeError,
+    ) {
+        let code = e.result_code();
+        if topic_type != Some(peek.message_type) || code == ResultCode::UnknownType {
+            return;
+        }
+        let body = match (peek.message_type, peek.range) {
+            (MessageType::Connect, _) => self.refused_connect_body(),
+            (MessageType::Disconnect, _) => Body::DisconnectResult(Empty {}),
+            (MessageType::Data, Some(range)) => Body::DataAck(DataAck { range }),
+            _ => return,
+        };
+        self.reply(
+            now,
+            gw,
+            &peek.message_id,
+            Outcome::new(code, clip_text(format!("DES-MSG-2: {e}"))),
+            body,
+        );
+    }
+
+    /// Rebuilds a gateway's state from the platform's store after a restart (offline):
+    /// its current epoch, the highest boot count accepted and the highest seq reported in
+    /// it, its periodic state and the seq runs held in that epoch (DES-MSG-CONN-4,
+    /// DES-MSG-DATA-2). Holes among them count as seen from `now`.
+    pub fn restore_gateway(&mut self, now: Time, gw: &GatewayId, stored: StoredGateway) {
+        let s = self.sessions.entry(gw.clone()).or_insert_with(Session::new);
+        s.online = false;
+        s.epoch = stored.epoch;
+        s.boot_count = stored.boot_count;
+        s.reported_last = stored.last_seq;
+        s.last_command_seq = s.last_command_seq.max(stored.periodic.command_seq);
+        s.periodic = setting_of(&stored.periodic);
+        for (dataset, range) in stored.runs {
+            for r in s.received.missing_in(range) {
+                *s.per_dataset.entry(dataset.clone()).or_insert(0) += r.len();
+            }
+            s.received.insert(range);
+        }
+        for p in &mut s.pending {
+            p.send_at = None;
+        }
+        self.check_gaps(now, gw);
     }
 
     // ----- internals -----
@@ -762,7 +947,7 @@ impl PlatformCore {
             );
             // Answered UNAUTHORIZED where the request has a reply type (DES-ENV-4).
             let body = match &env.body {
-                Body::Connect(_) => Some(self.connect_result_body(&sender, self.max_version())),
+                Body::Connect(_) => Some(self.refused_connect_body()),
                 Body::Disconnect(_) => Some(Body::DisconnectResult(Empty {})),
                 Body::Data(d) => Some(Body::DataAck(DataAck { range: d.range })),
                 _ => None,
@@ -779,55 +964,245 @@ impl PlatformCore {
             return;
         }
         let gw = sender;
+        // DES-ENV-8: a duplicate is answered from the memory before the freshness window, so
+        // a request that was processed gets its reply again, not STALE.
+        if self.answer_duplicate(now, &gw, &env) {
+            return;
+        }
+        let before = self.out.len();
+        self.dispatch(now, &gw, &env, profile);
+        if remembers_replies(ty) {
+            self.remember(now, &gw, &env, before);
+        }
+    }
+
+    /// Precedence steps 12–14 for a message that passed the checks before them.
+    fn dispatch(
+        &mut self,
+        now: Time,
+        gw: &GatewayId,
+        env: &Envelope,
+        profile: Option<ProfileVerdict>,
+    ) {
+        let ty = env.message_type();
+        let skew = (now - env.timestamp).num_seconds().abs();
+        if skew > STALE_WINDOW_SEC {
+            if let Body::Connect(_) = env.body {
+                // Refused, not acted on (DES-ENV-7); the gateway retries with a fresh connect.
+                self.record_anomaly(
+                    now,
+                    Some(gw.clone()),
+                    AnomalyKind::Stale,
+                    "DES-ENV-7".into(),
+                    format!("connect {} is {skew} s off", env.message_id),
+                    false,
+                );
+                let body = self.refused_connect_body();
+                self.reply(
+                    now,
+                    gw,
+                    &env.message_id,
+                    Outcome::new(
+                        ResultCode::Stale,
+                        format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
+                    ),
+                    body,
+                );
+                return;
+            }
+            // Other up messages keep their first timestamp when sent again (DES-MSG-DATA-3):
+            // noted, still acted on.
+            self.log(
+                gw,
+                "DES-ENV-7",
+                format!("{} {} is {skew} s off", ty.as_str(), env.message_id),
+            );
+        }
+        let online = self.sessions.get(gw).is_some_and(|s| s.online);
         match &env.body {
-            Body::Connect(c) => self.on_connect(now, &gw, &env, c),
+            Body::Connect(c) => self.on_connect(now, gw, env, c),
             Body::Disconnect(_) => {
-                if let Some(s) = self.sessions.get_mut(&gw) {
+                // Outside a session too: OK, idempotent (DES-MSG-CONN-3).
+                if let Some(s) = self.sessions.get_mut(gw)
+                    && s.online
+                {
                     s.online = false;
                     for p in &mut s.pending {
                         p.send_at = None;
                     }
+                    self.events.push_back(PlatformEvent::GatewayDisconnected {
+                        gateway: gw.clone(),
+                    });
                 }
-                self.events.push_back(PlatformEvent::GatewayDisconnected {
-                    gateway: gw.clone(),
-                });
                 self.reply(
                     now,
-                    &gw,
+                    gw,
                     &env.message_id,
                     Outcome::ok(),
                     Body::DisconnectResult(Empty {}),
                 );
             }
+            Body::Data(_) if !online => {
+                let Body::Data(d) = &env.body else { return };
+                self.reply(
+                    now,
+                    gw,
+                    &env.message_id,
+                    Outcome::new(ResultCode::Unauthorized, "DES-MSG-CONN-3: no open session"),
+                    Body::DataAck(DataAck { range: d.range }),
+                );
+            }
+            Body::MonitorStatus(_)
+            | Body::Anomaly(_)
+            | Body::PeriodicStartResult(_)
+            | Body::PeriodicStopResult(_)
+            | Body::ResendResult(_)
+                if !online =>
+            {
+                self.log(
+                    gw,
+                    "DES-MSG-CONN-3",
+                    format!(
+                        "{} {} outside a session: not acted on",
+                        ty.as_str(),
+                        env.message_id
+                    ),
+                );
+            }
             Body::PeriodicStartResult(state) | Body::PeriodicStopResult(state) => {
-                self.on_periodic_result(now, &gw, &env, state);
+                self.on_periodic_result(now, gw, env, state);
             }
-            Body::ResendResult(_) => self.on_resend_result(now, &gw, &env),
-            Body::Data(d) => {
-                self.on_data(now, &gw, &env, d.dataset.clone(), d.range, d.kind, profile)
-            }
+            Body::ResendResult(_) => self.on_resend_result(now, gw, env),
+            Body::Data(d) => self.on_data(now, gw, env, d, profile),
             Body::MonitorStatus(m) => {
-                if let Some(s) = self.sessions.get_mut(&gw) {
+                if let Some(s) = self.sessions.get_mut(gw) {
                     s.reported_last = s.reported_last.max(m.last_seq);
-                    s.last_status = Some((now, m.clone()));
+                    // Kept if it is the latest by its timestamp (DES-MSG-MON-2).
+                    if s.last_status_at.is_none_or(|t| t <= env.timestamp) {
+                        s.last_status_at = Some(env.timestamp);
+                        s.last_status = Some((now, m.clone()));
+                    }
                 }
                 // A higher lastSeq may open a trailing gap (e.g. records held after a
                 // given-up message, DES-MSG-DATA-5): track it now so its timer is armed.
                 self.check_gaps(now, &gw);
             }
-            Body::Anomaly(a) if self.sessions.contains_key(&gw) => {
+            Body::Anomaly(a) => {
                 self.record_anomaly(
                     now,
-                    Some(gw),
+                    Some(gw.clone()),
                     a.kind,
                     a.rule.clone(),
                     a.detail.clone(),
                     true,
                 );
             }
-            // Down-direction bodies were refused by the topic check above.
+            // Down-direction bodies were refused by the topic check.
             _ => {}
         }
+    }
+
+    /// DES-ENV-8: if `env` repeats a request whose replies are remembered (same message ID,
+    /// type and timestamp, processed less than [`REPLY_MEMORY_SEC`] ago), re-sends them
+    /// unchanged and returns true. The same message ID with another type or timestamp is no
+    /// duplicate but a reused ID (DES-ID-2): recorded as an anomaly and processed as new.
+    fn answer_duplicate(&mut self, now: Time, gw: &GatewayId, env: &Envelope) -> bool {
+        self.expire_memory(now, gw);
+        let Some(m) = self
+            .memory
+            .get(gw)
+            .and_then(|m| m.get(&env.message_id))
+            .cloned()
+        else {
+            return false;
+        };
+        let ty = env.message_type();
+        if m.ty != ty || m.timestamp != env.timestamp {
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Malformed,
+                "DES-ENV-8".into(),
+                format!(
+                    "message ID {} reused by {} with another type or timestamp: processed as new",
+                    env.message_id,
+                    ty.as_str()
+                ),
+                false,
+            );
+            if let Some(mem) = self.memory.get_mut(gw) {
+                mem.remove(&env.message_id);
+            }
+            return false;
+        }
+        self.log(
+            gw,
+            "DES-ENV-8",
+            format!(
+                "duplicate {} {}: {} remembered repl{} sent again",
+                ty.as_str(),
+                env.message_id,
+                m.replies.len(),
+                if m.replies.len() == 1 { "y" } else { "ies" }
+            ),
+        );
+        for e in m.replies {
+            self.out.push_back(PlatformTransmit {
+                gateway: gw.clone(),
+                topic: topic_for(gw, e.message_type()),
+                envelope: e,
+            });
+        }
+        true
+    }
+
+    /// Remembers the replies to `env` queued since `before` (DES-ENV-8).
+    fn remember(&mut self, now: Time, gw: &GatewayId, env: &Envelope, before: usize) {
+        let replies: Vec<Envelope> = self
+            .out
+            .iter()
+            .skip(before)
+            .filter(|t| {
+                t.gateway == *gw && t.envelope.in_reply_to.as_ref() == Some(&env.message_id)
+            })
+            .map(|t| t.envelope.clone())
+            .collect();
+        // A request answered with no reply is not remembered, except an `anomaly` recorded
+        // (de-duplicated by message ID).
+        let recorded_anomaly =
+            matches!(env.body, Body::Anomaly(_)) && self.sessions.get(gw).is_some_and(|s| s.online);
+        if replies.is_empty() && !recorded_anomaly {
+            return;
+        }
+        // Exact: no entry younger than REPLY_MEMORY_SEC is evicted (DES-ENV-8).
+        self.memory.entry(gw.clone()).or_default().insert(
+            env.message_id.clone(),
+            Remembered {
+                at: now,
+                ty: env.message_type(),
+                timestamp: env.timestamp,
+                replies,
+            },
+        );
+    }
+
+    /// Forgets replies older than [`REPLY_MEMORY_SEC`].
+    fn expire_memory(&mut self, now: Time, gw: &GatewayId) {
+        let horizon = secs(REPLY_MEMORY_SEC);
+        if let Some(mem) = self.memory.get_mut(gw) {
+            mem.retain(|_, r| now - r.at < horizon);
+            if mem.is_empty() {
+                self.memory.remove(gw);
+            }
+        }
+    }
+
+    fn log(&mut self, gw: &GatewayId, rule: &str, detail: String) {
+        self.events.push_back(PlatformEvent::Logged {
+            gateway: gw.clone(),
+            rule: rule.into(),
+            detail,
+        });
     }
 
     fn max_version(&self) -> u32 {
@@ -852,37 +1227,18 @@ impl PlatformCore {
         })
     }
 
-    fn on_connect(
-        &mut self,
-        now: Time,
-        gw: &GatewayId,
-        env: &Envelope,
-        c: &super::message::Connect,
-    ) {
-        let skew = (now - env.timestamp).num_seconds().abs();
-        if skew > STALE_WINDOW_SEC {
-            // Refused, not acted on (DES-ENV-7); the gateway retries with a fresh connect.
-            self.record_anomaly(
-                now,
-                Some(gw.clone()),
-                AnomalyKind::Stale,
-                "DES-ENV-7".into(),
-                format!("connect {} is {skew} s off", env.message_id),
-                false,
-            );
-            let body = self.connect_result_body(gw, self.max_version());
-            self.reply(
-                now,
-                gw,
-                &env.message_id,
-                Outcome::new(
-                    ResultCode::Stale,
-                    format!("DES-ENV-7: timestamp outside ±{STALE_WINDOW_SEC} s"),
-                ),
-                body,
-            );
-            return;
-        }
+    /// The body of a `connect.result` that opens no session: the platform's defaults and
+    /// `ackedThrough` 0, which acknowledges nothing (DES-MSG-CONN-2, DES-MSG-2).
+    fn refused_connect_body(&self) -> Body {
+        Body::ConnectResult(ConnectResult {
+            version: self.max_version(),
+            monitor_interval_sec: self.cfg.monitor_interval_sec,
+            ack_timeout_sec: self.cfg.ack_timeout_sec,
+            acked_through: 0,
+        })
+    }
+
+    fn on_connect(&mut self, now: Time, gw: &GatewayId, env: &Envelope, c: &Connect) {
         let common = c
             .versions
             .iter()
@@ -890,7 +1246,7 @@ impl PlatformCore {
             .filter(|v| self.cfg.versions.contains(v))
             .max();
         let Some(version) = common else {
-            let body = self.connect_result_body(gw, self.max_version());
+            let body = self.refused_connect_body();
             self.reply(
                 now,
                 gw,
@@ -904,11 +1260,40 @@ impl PlatformCore {
             return;
         };
         let s = self.sessions.entry(gw.clone()).or_insert_with(Session::new);
-        if c.boot_count < s.boot_count {
-            // A delayed connect of an earlier process: answer, change nothing.
-            let body = self.connect_result_body(gw, version);
-            self.reply(now, gw, &env.message_id, Outcome::ok(), body);
+        let new_epoch = s.epoch.as_ref() != Some(&c.epoch);
+        if !new_epoch && let Some(why) = epoch_refusal(s, c) {
+            // DES-MSG-CONN-4: the same epoch going backwards is a store restored from a
+            // backup; its message IDs and seqs would repeat earlier ones. Nothing changes.
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Storage,
+                DES_MSG_CONN_4.into(),
+                format!(
+                    "connect {} refused: {why}; operator remedy: `sgw new-epoch`",
+                    env.message_id
+                ),
+                false,
+            );
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::InvalidState,
+                    format!("{DES_MSG_CONN_4}: {}: restored from a backup?", why.short()),
+                ),
+                self.refused_connect_body(),
+            );
             return;
+        }
+        let Some(s) = self.sessions.get_mut(gw) else {
+            return;
+        };
+        if new_epoch {
+            s.begin_epoch(c.epoch.clone());
+            // Message IDs of the old epoch may repeat in the new one (DES-MSG-CONN-4).
+            self.memory.remove(gw);
         }
         s.online = true;
         s.version = version;
@@ -923,6 +1308,8 @@ impl PlatformCore {
         }
         self.events.push_back(PlatformEvent::GatewayConnected {
             gateway: gw.clone(),
+            epoch: c.epoch.clone(),
+            new_epoch,
             boot_count: c.boot_count,
             version,
         });
@@ -1000,25 +1387,43 @@ impl PlatformCore {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_data(
         &mut self,
         now: Time,
         gw: &GatewayId,
         env: &Envelope,
-        dataset: Dataset,
-        range: SeqRange,
-        _kind: DataKind,
+        d: &Data,
         profile: Option<ProfileVerdict>,
     ) {
-        let online = self.sessions.get(gw).is_some_and(|s| s.online);
+        let (dataset, range) = (d.dataset.clone(), d.range);
         let ack = Body::DataAck(DataAck { range });
-        if !online {
+        let Some(epoch) = self.sessions.get(gw).and_then(|s| s.epoch.clone()) else {
+            return;
+        };
+        if d.epoch != epoch {
+            // DES-MSG-CONN-4: its seqs are of another sequence space; not stored.
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Storage,
+                DES_MSG_CONN_4.into(),
+                format!(
+                    "data {} of epoch {} refused: the session's epoch is {epoch}",
+                    env.message_id, d.epoch
+                ),
+                false,
+            );
             self.reply(
                 now,
                 gw,
                 &env.message_id,
-                Outcome::new(ResultCode::Unauthorized, "DES-MSG-CONN-3: no open session"),
+                Outcome::new(
+                    ResultCode::InvalidState,
+                    format!(
+                        "{DES_MSG_CONN_4}: data of epoch {}, the session's is {epoch}",
+                        d.epoch
+                    ),
+                ),
                 ack,
             );
             return;
@@ -1061,6 +1466,7 @@ impl PlatformCore {
                 *s.per_dataset.entry(dataset.clone()).or_insert(0) += r.len();
                 self.events.push_back(PlatformEvent::StoreRecords {
                     gateway: gw.clone(),
+                    epoch: epoch.clone(),
                     dataset: dataset.clone(),
                     range: r,
                 });
@@ -1111,6 +1517,86 @@ impl PlatformCore {
             );
         }
     }
+}
+
+/// `text` cut to at most [`MAX_TEXT_BYTES`] on a character boundary (DES-ENV-6).
+fn clip_text(mut text: String) -> String {
+    if text.len() > MAX_TEXT_BYTES {
+        let mut end = MAX_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The rule of storage epochs (DES-ID-5): named in refusals and anomalies.
+const DES_MSG_CONN_4: &str = "DES-MSG-CONN-4";
+
+/// Why a `connect` in the gateway's current epoch is refused (DES-MSG-CONN-4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EpochRefusal {
+    /// DES-MSG-CONN-4: `bootCount` below the highest accepted in the epoch.
+    #[error("bootCount went backwards ({boot} after {highest}) in epoch {epoch}")]
+    BootCount {
+        boot: u64,
+        highest: u64,
+        epoch: StoreEpoch,
+    },
+    /// DES-MSG-CONN-4: `lastSeq` below the highest seq held in the epoch.
+    #[error("lastSeq went backwards ({last} below seq {held} held) in epoch {epoch}")]
+    LastSeq {
+        last: Seq,
+        held: Seq,
+        epoch: StoreEpoch,
+    },
+}
+
+impl EpochRefusal {
+    /// The words of the `connect.result` reason (protocol.md DES-MSG-CONN-4).
+    fn short(&self) -> &'static str {
+        match self {
+            EpochRefusal::BootCount { .. } => "bootCount went backwards",
+            EpochRefusal::LastSeq { .. } => "lastSeq went backwards",
+        }
+    }
+}
+
+/// Whether a `connect` in the gateway's current epoch is refused (DES-MSG-CONN-4): its
+/// `bootCount` is below the highest accepted in the epoch, or its `lastSeq` below the highest
+/// seq held in it. An equal `bootCount` is a connect of the same process, accepted.
+fn epoch_refusal(s: &Session, c: &Connect) -> Option<EpochRefusal> {
+    if c.boot_count < s.boot_count {
+        return Some(EpochRefusal::BootCount {
+            boot: c.boot_count,
+            highest: s.boot_count,
+            epoch: c.epoch.clone(),
+        });
+    }
+    match s.received.max() {
+        Some(held) if c.last_seq < held => Some(EpochRefusal::LastSeq {
+            last: c.last_seq,
+            held,
+            epoch: c.epoch.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether this up message type goes into the reply memory (DES-ENV-8): the requests
+/// answered with a reply, the start/stop results answered with `ack`, and `anomaly` (no
+/// reply; remembered so that a duplicate is not recorded twice).
+fn remembers_replies(ty: MessageType) -> bool {
+    matches!(
+        ty,
+        MessageType::Connect
+            | MessageType::Disconnect
+            | MessageType::Data
+            | MessageType::PeriodicStartResult
+            | MessageType::PeriodicStopResult
+            | MessageType::Anomaly
+    )
 }
 
 fn gap_requested(s: &Session, g: SeqRange) -> bool {

@@ -9,7 +9,8 @@
 //!   (issued by the CA, loaded as a peer named by the gateway ID, re-read once when opening
 //!   fails) → [`Envelope::decode`] → [`PlatformInbound`]. Opening or decoding failures become
 //!   [`PlatformInbound::Refused`]: an anomaly with its rule ID is recorded, nothing is acted on
-//!   (DES-SEAL-5). For `data`, the profile is opened (JSON: `open_json_profile`; XML:
+//!   (DES-SEAL-5); for a payload that opened but did not decode the runtime passes what
+//!   [`gateway::protocol::message::peek`] reads, and the core answers it if DES-MSG-2 allows. For `data`, the profile is opened (JSON: `open_json_profile`; XML:
 //!   `open_xml_profile`, both validating the gateway's certificate first), decoded with
 //!   [`gateway::profile`] and its header compared with the message (gateway, dataset, range;
 //!   the record count equals the range length by the decoder) → [`ProfileVerdict`]: failing
@@ -26,8 +27,11 @@
 //!   2 s the CA index is re-read so revocations by another process are enforced.
 //! - **Operator**: [`PlatformHandle`] implements [`OperatorBackend`]; revoke = CA revoke + CRL
 //!   re-sign + HTTPS publish + broker kick + refusal of the gateway's further messages.
-//! - **Restart**: at start the core is replayed from the store (sessions and stored seq runs),
-//!   so `connect.result.ackedThrough` and gap detection survive a restart.
+//! - **Restart**: at start the core is rebuilt from the store (per gateway its storage epoch,
+//!   highest boot count and last seq in it, periodic state, and the seq runs held in that
+//!   epoch), so `connect.result.ackedThrough`, gap detection and the DES-MSG-CONN-4 epoch
+//!   rules survive a restart. The session row is written when the core accepts a `connect`
+//!   (never for a refused one), records are stored by (epoch, seq).
 
 pub mod faults;
 pub mod store;
@@ -41,15 +45,12 @@ use chrono::Utc;
 use gateway::profile::DataProfile;
 use gateway::protocol::flow::{InboundError, Time};
 use gateway::protocol::ids::{GatewayId, MessageId, SeqRange, StoreEpoch};
-use gateway::protocol::message::{
-    Body, Connect, Data, DataKind, Envelope, MessageType, PROTOCOL_VERSION, PeriodicState,
-    ProfileFormat, Software,
-};
+use gateway::protocol::message::{Body, Data, Envelope, MessageType, PeriodicState, ProfileFormat};
 use gateway::protocol::platform_side::{
     Command as CoreCommand, PlatformConfig, PlatformCore, PlatformEvent, PlatformInbound,
-    PlatformTransmit, ProfileVerdict, ResendSelector,
+    PlatformTransmit, ProfileVerdict, ResendSelector, StoredGateway,
 };
-use gateway::protocol::topic::{platform_subscription, topic_for};
+use gateway::protocol::topic::platform_subscription;
 use gateway::security::jose::{KeyAlg, Profile};
 use gateway::security::{DataSecurity, KeyStore, SecurityError};
 use rumqttd::local::LinkTx;
@@ -139,10 +140,6 @@ struct State {
     published: Option<Published>,
     last_command_id: Option<MessageId>,
     failed: Option<String>,
-    monitor_interval_sec: u32,
-    ack_timeout_sec: u32,
-    epoch: u64,
-    undecodable_replies: u64,
 }
 
 struct Shared {
@@ -248,10 +245,6 @@ impl Platform {
                 published,
                 last_command_id: None,
                 failed: None,
-                monitor_interval_sec: cfg.monitor_interval_sec,
-                ack_timeout_sec: cfg.ack_timeout_sec,
-                epoch: cfg.epoch,
-                undecodable_replies: 0,
             }),
             wake: tokio::sync::Notify::new(),
             tx: Mutex::new(tx),
@@ -278,84 +271,30 @@ impl Platform {
     }
 }
 
-/// Replays the store into a fresh core: a synthetic connect per known gateway (its last boot
-/// count, last seq and periodic state), the stored seq runs as verified data, then link lost.
-/// Everything the core emits meanwhile is discarded (it was all done before the restart).
+/// Rebuilds the core from the store (DES-MSG-CONN-4, DES-MSG-DATA-2): per known gateway its
+/// current epoch, the highest boot count accepted and the highest seq reported in it, its
+/// periodic state and the seq runs held in that epoch, all offline.
 fn restore(core: &mut PlatformCore, store: &Store, now: Time) -> Result<(), PlatformError> {
-    for (i, s) in store.sessions()?.into_iter().enumerate() {
-        let periodic: PeriodicState =
-            serde_json::from_str(&s.periodic).unwrap_or_else(|_| PeriodicState {
-                running: false,
-                datasets: vec![],
-                interval_sec: 0,
-                format: ProfileFormat::Json,
-                command_seq: 0,
-            });
-        let runs = store.runs(&s.gateway)?;
-        let last = runs.last().map_or(0, |(_, r)| r.last).max(s.last_seq);
-        let env = |n: usize, body: Body| Envelope {
-            version: PROTOCOL_VERSION,
-            // Invariant: "restore.{i}.{n}" is within the DES-ID-2 alphabet and length.
-            message_id: MessageId::new(format!("restore.{i}.{n}"))
-                .expect("restore message ID within DES-ID-2"),
-            gateway_id: s.gateway.clone(),
-            timestamp: now,
-            in_reply_to: None,
-            result: None,
-            body,
-        };
-        core.handle_inbound(
+    for s in store.sessions()? {
+        let periodic: PeriodicState = serde_json::from_str(&s.periodic).unwrap_or_default();
+        // A 1.0 database has the empty epoch: no epoch known, the next connect begins one.
+        let epoch = StoreEpoch::new(s.epoch.as_str()).ok();
+        let runs = store.runs(&s.gateway, &s.epoch)?;
+        let last_seq = runs.last().map_or(0, |(_, r)| r.last).max(s.last_seq);
+        core.restore_gateway(
             now,
-            PlatformInbound::Opened {
-                topic: topic_for(&s.gateway, MessageType::Connect),
-                envelope: env(
-                    0,
-                    Body::Connect(Connect {
-                        versions: vec![PROTOCOL_VERSION],
-                        software: Software {
-                            vendor: "restore".into(),
-                            product: "restore".into(),
-                            version: "0".into(),
-                        },
-                        formats: vec![ProfileFormat::Json],
-                        // The platform does not persist a gateway's epoch yet; the core
-                        // ignores it on replay.
-                        epoch: StoreEpoch::from_bytes([0; 16]),
-                        boot_count: s.boot_count,
-                        last_seq: last,
-                        periodic,
-                    }),
-                ),
-                sender: s.gateway.clone(),
-                profile: None,
+            &s.gateway,
+            StoredGateway {
+                epoch,
+                boot_count: s.boot_count,
+                last_seq,
+                periodic,
+                runs,
             },
         );
-        for (n, (dataset, range)) in runs.into_iter().enumerate() {
-            core.handle_inbound(
-                now,
-                PlatformInbound::Opened {
-                    topic: topic_for(&s.gateway, MessageType::Data),
-                    envelope: env(
-                        n + 1,
-                        Body::Data(Data {
-                            kind: DataKind::Periodic,
-                            request: None,
-                            dataset,
-                            epoch: StoreEpoch::from_bytes([0; 16]),
-                            range,
-                            format: ProfileFormat::Json,
-                            profile: String::new(),
-                        }),
-                    ),
-                    sender: s.gateway.clone(),
-                    profile: Some(ProfileVerdict::Verified),
-                },
-            );
-        }
-        core.handle_link_lost(now, &s.gateway);
-        while core.poll_transmit().is_some() {}
-        while core.poll_event().is_some() {}
     }
+    while core.poll_transmit().is_some() {}
+    while core.poll_event().is_some() {}
     Ok(())
 }
 
@@ -571,6 +510,7 @@ impl State {
             match ev {
                 PlatformEvent::StoreRecords {
                     gateway,
+                    epoch,
                     dataset,
                     range,
                 } => {
@@ -585,6 +525,7 @@ impl State {
                     };
                     if let Err(e) = self.store.insert_records(
                         &gateway,
+                        epoch.as_str(),
                         &dataset,
                         range.first,
                         rows,
@@ -608,10 +549,36 @@ impl State {
                 }
                 PlatformEvent::GatewayConnected {
                     gateway,
+                    epoch,
+                    new_epoch,
                     boot_count,
                     ..
                 } => {
-                    tracing::info!(%gateway, boot_count, "gateway connected");
+                    tracing::info!(%gateway, %epoch, new_epoch, boot_count, "gateway connected");
+                    // Persisted only once accepted: a refused connect (DES-MSG-CONN-4) must
+                    // not lower what the next start restores.
+                    if let Some(v) = self.core.gateway(&gateway) {
+                        let row = SessionRow {
+                            gateway: gateway.clone(),
+                            epoch: epoch.to_string(),
+                            boot_count: v.boot_count,
+                            last_seq: v.known_last_seq,
+                            periodic: serde_json::to_string(&v.periodic).unwrap_or_default(),
+                        };
+                        if let Err(e) = self.store.upsert_session(&row) {
+                            // Never answer a connect whose epoch state is not stored.
+                            self.failed = Some(e.to_string());
+                            while self.core.poll_transmit().is_some() {}
+                            return Vec::new();
+                        }
+                    }
+                }
+                PlatformEvent::Logged {
+                    gateway,
+                    rule,
+                    detail,
+                } => {
+                    tracing::info!(%gateway, rule, "{detail}");
                 }
                 PlatformEvent::GatewayDisconnected { gateway } => {
                     tracing::info!(%gateway, "gateway disconnected");
@@ -710,57 +677,6 @@ impl State {
                 out.push(o.clone());
             }
         }
-    }
-
-    /// DES-MSG-2: an up *request* that opened but failed to decode is answered with its reply
-    /// type and the error's code when its `type` and `messageId` can be read: `connect` →
-    /// `connect.result` with the platform's defaults and `ackedThrough` 0, `disconnect` →
-    /// `disconnect.result`. Other types have no reply that can be formed (only recorded).
-    fn answer_undecodable(
-        &mut self,
-        gw: &GatewayId,
-        bytes: &[u8],
-        e: &gateway::protocol::message::DecodeError,
-        t: Time,
-    ) -> Option<PlatformTransmit> {
-        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-        let ty = MessageType::from_wire(v.get("type")?.as_str()?)?;
-        let to = MessageId::new(v.get("messageId")?.as_str()?).ok()?;
-        let (reply_ty, body) = match ty {
-            MessageType::Connect => (
-                MessageType::ConnectResult,
-                Body::ConnectResult(gateway::protocol::message::ConnectResult {
-                    version: PROTOCOL_VERSION,
-                    monitor_interval_sec: self.monitor_interval_sec,
-                    ack_timeout_sec: self.ack_timeout_sec,
-                    acked_through: 0,
-                }),
-            ),
-            MessageType::Disconnect => (
-                MessageType::DisconnectResult,
-                Body::DisconnectResult(gateway::protocol::message::Empty {}),
-            ),
-            _ => return None,
-        };
-        self.undecodable_replies += 1;
-        let id =
-            MessageId::new(format!("pu{:x}.{:x}", self.epoch, self.undecodable_replies)).ok()?;
-        Some(PlatformTransmit {
-            gateway: gw.clone(),
-            topic: topic_for(gw, reply_ty),
-            envelope: Envelope {
-                version: PROTOCOL_VERSION,
-                message_id: id,
-                gateway_id: gw.clone(),
-                timestamp: t,
-                in_reply_to: Some(to),
-                result: Some(gateway::protocol::message::Outcome::new(
-                    e.result_code(),
-                    format!("DES-MSG-2: {e}"),
-                )),
-                body,
-            },
-        })
     }
 
     /// Current CRL into our own key store and (unless the stale-CRL fault is on) the HTTPS
@@ -876,6 +792,7 @@ impl State {
                         .collect()
                 })
                 .unwrap_or_default(),
+            epoch: core.as_ref().and_then(|v| v.epoch.clone()),
             highest_seq: core.as_ref().and_then(|v| v.received.max()).unwrap_or(0),
             gaps: core.as_ref().map(|v| v.gaps.clone()).unwrap_or_default(),
             anomalies,
@@ -977,7 +894,6 @@ impl Shared {
             .and_then(|tok| st.open(&gw, tok));
         let mut profile = None;
         let mut from_gateway = false;
-        let mut extra = Vec::new();
         let inbound = match opened {
             None => PlatformInbound::Refused {
                 topic: m.topic.clone(),
@@ -985,16 +901,11 @@ impl Shared {
                 peek: None,
             },
             Some(bytes) => match Envelope::decode(&bytes) {
-                Err(e) => {
-                    if let Some(reply) = st.answer_undecodable(&gw, &bytes, &e, t) {
-                        extra.push(reply);
-                    }
-                    PlatformInbound::Refused {
-                        topic: m.topic.clone(),
-                        error: InboundError::Decode(e),
-                        peek: gateway::protocol::message::peek(&bytes),
-                    }
-                }
+                Err(e) => PlatformInbound::Refused {
+                    topic: m.topic.clone(),
+                    error: InboundError::Decode(e),
+                    peek: gateway::protocol::message::peek(&bytes),
+                },
                 Ok(env) => {
                     let mut verdict = None;
                     match &env.body {
@@ -1010,17 +921,6 @@ impl Shared {
                         Body::MonitorStatus(s) => {
                             let json = serde_json::to_string(s).unwrap_or_default();
                             if let Err(e) = st.store.insert_status(&gw, &ts(&t), &json) {
-                                st.failed = Some(e.to_string());
-                            }
-                        }
-                        Body::Connect(c) if env.gateway_id == gw => {
-                            let row = SessionRow {
-                                gateway: gw.clone(),
-                                boot_count: c.boot_count,
-                                last_seq: c.last_seq,
-                                periodic: serde_json::to_string(&c.periodic).unwrap_or_default(),
-                            };
-                            if let Err(e) = st.store.upsert_session(&row) {
                                 st.failed = Some(e.to_string());
                             }
                         }
@@ -1043,15 +943,11 @@ impl Shared {
             },
         };
         st.core.handle_inbound(t, inbound);
-        let mut out = st.pump(
+        st.pump(
             t,
             profile.as_ref().map(|(p, id)| (p, id.as_str())),
             from_gateway,
-        );
-        for env in extra {
-            st.transmit(t, env, &mut out);
-        }
-        out
+        )
     }
 
     fn reload_ca(self: &Arc<Self>) {
@@ -1234,10 +1130,18 @@ impl OperatorBackend for PlatformHandle {
     }
 }
 
-/// Seq ranges helper for tests and views: the ranges held for `gw` by the store at `path`.
+/// Seq ranges helper for tests and views: the ranges held for `gw`, in its current epoch, by
+/// the store at `path`.
 pub fn stored_runs(path: &std::path::Path, gw: &GatewayId) -> Result<Vec<SeqRange>, StoreError> {
-    Ok(Store::open(path)?
-        .runs(gw)?
+    let store = Store::open(path)?;
+    let epoch = store
+        .sessions()?
+        .into_iter()
+        .find(|s| s.gateway == *gw)
+        .map(|s| s.epoch)
+        .unwrap_or_default();
+    Ok(store
+        .runs(gw, &epoch)?
         .into_iter()
         .map(|(_, r)| r)
         .collect())

@@ -19,7 +19,7 @@ use gateway::profile::{Column, DataProfile, ProfileHeader};
 use gateway::protocol::InboundError;
 use gateway::protocol::flow::Time;
 use gateway::protocol::gateway_side::{
-    GatewayConfig, GatewayCore, GatewayEvent, Inbound, Transmit,
+    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, Transmit,
 };
 use gateway::protocol::ids::{Dataset, GatewayId, SeqRange, StoreEpoch};
 use gateway::protocol::message::{Envelope, MessageType, ProfileFormat};
@@ -94,6 +94,23 @@ pub struct Fixture {
 impl Fixture {
     pub fn store(&self) -> Store {
         Store::open(&self.store_path).unwrap()
+    }
+
+    /// Stops the platform runtime and starts a new one on the same SQLite store (the broker
+    /// and the gateway's MQTT link stay up): what survives is what the store restores.
+    pub fn restart_platform(&mut self, cfg: PlatformConfig) {
+        static RESTARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = RESTARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let e = env();
+        let mut opts = PlatformOptions::new(self.store_path.clone());
+        opts.core = cfg;
+        opts.client_id = format!("platform-{}-r{n}", self.gw);
+        opts.subscription = format!("/tenants/{}/sgw/v1/up/#", self.gw);
+        let ca = Ca::open(&e.ca_dir).unwrap();
+        let platform = Platform::start(ca, e.broker.clone(), None, opts).unwrap();
+        self.handle = platform.handle();
+        // The old runtime stops when dropped.
+        self.platform = platform;
     }
 }
 
@@ -177,6 +194,8 @@ pub struct ScriptedGateway {
     /// Test knob: the next N data messages carry a profile whose header names another range.
     pub mismatch_next_profile: u32,
     pub mqtt_up: bool,
+    /// The core's configuration (for restarts).
+    pub cfg: GatewayConfig,
 }
 
 fn mqtt_client(port: u16, b: &Bundle, id: &str) -> (AsyncClient, mpsc::UnboundedReceiver<Net>) {
@@ -238,7 +257,7 @@ impl ScriptedGateway {
         let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut epoch = [0x5c; 16];
         epoch[..8].copy_from_slice(&n.to_be_bytes());
-        let core = GatewayCore::new(cfg, StoreEpoch::from_bytes(epoch), now());
+        let core = GatewayCore::new(cfg.clone(), StoreEpoch::from_bytes(epoch), now());
         let (client, net) = mqtt_client(port, b, id.as_str());
         ScriptedGateway {
             id,
@@ -256,6 +275,17 @@ impl ScriptedGateway {
             drop_next_data: 0,
             mismatch_next_profile: 0,
             mqtt_up: false,
+            cfg,
+        }
+    }
+
+    /// Restarts the gateway process from `snapshot` (its boot count increments; a snapshot
+    /// taken earlier stands for a store restored from a backup); connects again at once if
+    /// the MQTT link is up. The link itself stays.
+    pub fn restart_from(&mut self, snapshot: GatewaySnapshot) {
+        self.core = GatewayCore::restore(self.cfg.clone(), snapshot, now());
+        if self.mqtt_up {
+            self.core.handle_connected(now());
         }
     }
 
