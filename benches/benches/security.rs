@@ -20,13 +20,17 @@ use gateway::security::xml::c14n::canonicalize;
 use gateway::security::xml::{
     XmlCipher, open_profile, protect_profile, sign_document, tree, verify_signature,
 };
-use gateway::security::{AesCbc, DataSecurity, KeyAlg, KeyStore, MaskingKeys, jose};
+use gateway::security::{
+    AesCbc, DataSecurity, Identity, KeyAlg, KeyStore, MaskingKeys, Role, jose,
+};
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
-use openssl::x509::extension::{AuthorityKeyIdentifier, BasicConstraints, SubjectKeyIdentifier};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, SubjectKeyIdentifier,
+};
 use openssl::x509::{CrlNumber, X509, X509Builder, X509Crl, X509CrlBuilder, X509NameBuilder};
 
 fn key() -> PKey<Private> {
@@ -61,6 +65,20 @@ fn cert(
             .build(&b.x509v3_context(None, None))
             .unwrap();
         b.append_extension(ski).unwrap();
+    } else {
+        // DES-CERT-4 step 3: the data-protection role as extended key usage.
+        let role = if cn == "platform" {
+            Role::Platform
+        } else {
+            Role::Gateway
+        };
+        b.append_extension(
+            ExtendedKeyUsage::new()
+                .other(role.eku_oid())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
     }
     b.sign(issuer.map(|i| i.1).unwrap_or(key), MessageDigest::sha256())
         .unwrap();
@@ -108,10 +126,10 @@ fn parties() -> Parties {
     let gw = cert("GW0001", &gk, Some((&root, &rk)), 2);
     let pf = cert("platform", &pk, Some((&root, &rk)), 3);
     let mut g = KeyStore::new(gk.clone(), gw.clone(), root.clone()).unwrap();
-    g.add_peer("platform", pf.clone()).unwrap();
+    g.add_peer(Identity::platform(), pf.clone()).unwrap();
     g.set_crl(crl(&root, &rk));
     let mut p = KeyStore::new(pk.clone(), pf.clone(), root.clone()).unwrap();
-    p.add_peer("GW0001", gw.clone()).unwrap();
+    p.add_peer(Identity::gateway("GW0001"), gw.clone()).unwrap();
     p.set_crl(crl(&root, &rk));
     Parties {
         gw: DataSecurity::new(g).with_masking(MaskingKeys::new("k1", &[9u8; 32]).unwrap()),

@@ -6,7 +6,7 @@ mod security_common;
 
 use chrono::Duration;
 use gateway::security::cert::{validate_cert, validate_crl, validate_root};
-use gateway::security::{DataSecurity, KeyStore, SecurityError};
+use gateway::security::{DataSecurity, Identity, KeyStore, SecurityError};
 use security_common::*;
 
 fn check(
@@ -14,7 +14,7 @@ fn check(
     crl: Option<&openssl::x509::X509Crl>,
 ) -> Result<(), SecurityError> {
     let p = pki();
-    validate_cert(cert, &p.root, crl, now())
+    validate_cert(cert, &identity_of(&cn_of(cert)), &p.root, crl, now())
 }
 
 #[test]
@@ -94,10 +94,11 @@ fn a_certificate_not_yet_valid_is_refused() {
 fn the_validity_period_is_judged_at_the_now_passed_in() {
     let p = pki();
     let crl = make_crl(&p.root_key, &p.root, &[], -3600, Some(800 * DAY));
-    validate_cert(&p.platform.cert, &p.root, Some(&crl), now()).unwrap();
+    let platform = Identity::platform();
+    validate_cert(&p.platform.cert, &platform, &p.root, Some(&crl), now()).unwrap();
     let later = now() + Duration::days(400);
     assert!(matches!(
-        validate_cert(&p.platform.cert, &p.root, Some(&crl), later),
+        validate_cert(&p.platform.cert, &platform, &p.root, Some(&crl), later),
         Err(SecurityError::CertExpired)
     ));
 }
@@ -264,7 +265,11 @@ fn a_peer_certificate_is_only_added_when_it_validates() {
         -DAY,
     );
     assert!(matches!(
-        ds.update_peer("APP02", &expired.to_pem().unwrap(), now()),
+        ds.update_peer(
+            Identity::application("APP02"),
+            &expired.to_pem().unwrap(),
+            now()
+        ),
         Err(SecurityError::CertExpired)
     ));
     assert!(matches!(
@@ -272,8 +277,12 @@ fn a_peer_certificate_is_only_added_when_it_validates() {
         Err(SecurityError::UnknownPeer(_))
     ));
     let good = issue(&p.root_key, &p.root, "APP02", &p.spare_key, 61, -DAY, DAY);
-    ds.update_peer("APP02", &good.to_pem().unwrap(), now())
-        .unwrap();
+    ds.update_peer(
+        Identity::application("APP02"),
+        &good.to_pem().unwrap(),
+        now(),
+    )
+    .unwrap();
     let kid = ds.keys().peer("APP02").unwrap().kid.clone();
     assert_eq!(ds.keys().peer_by_kid(&kid).unwrap().0, "APP02");
 }

@@ -61,8 +61,12 @@ fn a_replaced_peer_certificate_is_used_from_the_next_seal_on() {
     let to_old = gw.seal_message("APP01", b"{}", now()).unwrap();
     jose::jwe_decrypt(&to_old, &p.app.key, &JwePolicy::default()).unwrap();
     let new_cert = issue(&p.root_key, &p.root, "APP01", &p.spare_key, 70, -DAY, DAY);
-    gw.update_peer("APP01", &new_cert.to_pem().unwrap(), now())
-        .unwrap();
+    gw.update_peer(
+        gateway::security::Identity::application("APP01"),
+        &new_cert.to_pem().unwrap(),
+        now(),
+    )
+    .unwrap();
     let to_new = gw.seal_message("APP01", b"{}", now()).unwrap();
     jose::jwe_decrypt(&to_new, &p.spare_key, &JwePolicy::default()).unwrap();
     assert!(matches!(

@@ -9,7 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use gateway::security::jose::{self, JwePolicy, JwsPolicy};
-use gateway::security::{DataSecurity, KeyStore, MaskingKeys, Profile, SecurityError};
+use gateway::security::{
+    DataSecurity, Identity, KeyStore, MaskingKeys, Profile, Role, SecurityError,
+};
 use openssl::pkey::PKey;
 use openssl::x509::{X509, X509Crl};
 use vectors::{Expected, TestCase, TestGroup};
@@ -54,25 +56,32 @@ fn run(kind: &str, g: &TestGroup, t: &TestCase) -> Result<Vec<u8>, SecurityError
                 g,
                 "recipientKeyPem",
                 "recipientCertPem",
-                &[("sender", "senderCertPem"), ("other", "otherCertPem")],
+                &[
+                    ("senderCertPem", Role::Gateway),
+                    ("otherCertPem", Role::Application),
+                ],
             );
             let profile = match p(g, "profile") {
                 "message" => Profile::Message,
                 "jsonProfile" => Profile::JsonProfile,
                 other => panic!("profile {other}"),
             };
-            ds.open(profile, "sender", i(t, "token"), now(g))
+            ds.open(profile, &cn(p(g, "senderCertPem")), i(t, "token"), now(g))
         }
         "FileVerify" => {
             let ds = facade(
                 g,
                 "ownKeyPem",
                 "ownCertPem",
-                &[("sender", "signerCertPem"), ("other", "otherCertPem")],
+                &[
+                    ("signerCertPem", Role::Gateway),
+                    ("otherCertPem", Role::Application),
+                ],
             );
             let zip = STANDARD.decode(i(t, "zipB64")).unwrap();
             let mut out = Vec::new();
-            ds.verify_file("sender", Cursor::new(zip), &mut out, now(g))
+            let signer = cn(p(g, "signerCertPem"));
+            ds.verify_file(&signer, Cursor::new(zip), &mut out, now(g))
                 .map(|_| out)
         }
         "FileDecrypt" => {
@@ -103,14 +112,36 @@ fn run(kind: &str, g: &TestGroup, t: &TestCase) -> Result<Vec<u8>, SecurityError
             let crl = t
                 .input("crlPem")
                 .map(|c| X509Crl::from_pem(c.as_bytes()).unwrap());
-            gateway::security::cert::validate_cert(&cert, &root, crl.as_ref(), now(g))
+            let name = i(t, "expectName");
+            let who = match i(t, "expectRole") {
+                "platform" if name == "platform" => Identity::platform(),
+                "gateway" => Identity::gateway(name),
+                "application" => Identity::application(name),
+                other => panic!("tcId {} expectRole {other} / {name}", t.tc_id),
+            };
+            gateway::security::cert::validate_cert(&cert, &who, &root, crl.as_ref(), now(g))
                 .map(|_| Vec::new())
         }
         other => panic!("unknown group type {other}"),
     }
 }
 
-fn facade(g: &TestGroup, key: &str, cert: &str, peers: &[(&str, &str)]) -> DataSecurity {
+/// The subject CN of a certificate PEM: the key store name of that peer (DES-CERT-4).
+fn cn(pem: &str) -> String {
+    X509::from_pem(pem.as_bytes())
+        .unwrap()
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .unwrap()
+        .data()
+        .to_string()
+        .unwrap()
+}
+
+/// A facade with own key/cert, root and CRL of the group, and each present peer certificate
+/// under its CN with the role given.
+fn facade(g: &TestGroup, key: &str, cert: &str, peers: &[(&str, Role)]) -> DataSecurity {
     let mut ks = KeyStore::from_pem(
         p(g, key).as_bytes(),
         p(g, cert).as_bytes(),
@@ -118,9 +149,15 @@ fn facade(g: &TestGroup, key: &str, cert: &str, peers: &[(&str, &str)]) -> DataS
     )
     .unwrap();
     ks.set_crl_pem(p(g, "crlPem").as_bytes()).unwrap();
-    for (name, param) in peers {
+    for (param, role) in peers {
         if let Some(pem) = g.param(param) {
-            ks.add_peer_pem(name, pem.as_bytes()).unwrap();
+            let name = cn(pem);
+            let who = match role {
+                Role::Platform => Identity::platform(),
+                Role::Gateway => Identity::gateway(&name),
+                Role::Application => Identity::application(&name),
+            };
+            ks.add_peer_pem(who, pem.as_bytes()).unwrap();
         }
     }
     DataSecurity::new(ks)
@@ -150,6 +187,7 @@ fn allowed_errors(flag: &str) -> Option<&'static [&'static str]> {
         "Truncated" => &["Malformed", "BadSignature"],
         "WrongKey" => &["BadSignature", "DecryptionFailed", "MaskAuthFailed"],
         "WeakKey" => &["WeakKey"],
+        "WrongRole" => &["CertWrongRole"],
         "DuplicateHeader" => &["Malformed"],
         "UnexpectedType" | "WrongProfile" => &["UnexpectedType"],
         "WrongKid" | "UnknownSigner" | "WrongRecipient" => &["UnknownKid"],
@@ -220,7 +258,7 @@ fn every_data_security_vector_gives_its_expected_result() {
             }
         }
     }
-    assert!(counted >= 151, "{counted}");
+    assert!(counted >= 160, "{counted}");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

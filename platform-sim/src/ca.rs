@@ -7,10 +7,15 @@
 //! | kind | subject | use |
 //! |---|---|---|
 //! | platform TLS server | CN=localhost, SAN `localhost`, `127.0.0.1` | MQTT broker and HTTPS endpoint |
-//! | platform data protection | CN=platform | JOSE/XML sealing to and by the platform |
-//! | application data protection | CN=`{appId}`, OU=application | data profiles for one application |
+//! | platform data protection | CN=platform, EKU platform role | JOSE/XML sealing to and by the platform |
+//! | application data protection | CN=`{appId}`, OU=application, EKU application role | data profiles for one application |
 //! | gateway client | O=CN=`{gatewayId}` | MQTT/HTTPS mutual TLS; O is rumqttd's tenant |
-//! | gateway data protection | O=CN=`{gatewayId}`, OU=data-protection | the gateway's signing/decryption key |
+//! | gateway data protection | O=CN=`{gatewayId}`, OU=data-protection, EKU gateway role | the gateway's signing/decryption key |
+//!
+//! Every data-protection certificate carries exactly one role as its extended key usage
+//! ([`gateway::security::Role::eku_oid`], DES-CERT-4 step 3), so a peer can tell the platform's
+//! certificate from a gateway's or an application's of the same root. CRLs carry an increasing
+//! CRL number (DES-CERT-3 rollback rule) and are valid [`CRL_VALIDITY_DAYS`] days.
 //!
 //! Keys are generated with OpenSSL (`Rsa::generate(2048)`, rcgen's own backend cannot make RSA
 //! keys) and imported into rcgen as PKCS#8 PEM. The CA state lives in a directory so the CLI can
@@ -42,10 +47,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use gateway::protocol::ids::GatewayId;
+use gateway::security::Role;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, RevokedCertParams, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -54,8 +60,20 @@ use sha2::{Digest, Sha256};
 pub const ROOT_VALIDITY_DAYS: i64 = 3650;
 /// Validity of every leaf certificate.
 pub const LEAF_VALIDITY_DAYS: i64 = 365;
-/// Time between a CRL's thisUpdate and nextUpdate.
-pub const CRL_VALIDITY_HOURS: i64 = 24;
+/// Time between a CRL's thisUpdate and nextUpdate, days (DES-CERT-3: the gateway refreshes
+/// every `crl_refresh_sec` and before nextUpdate, so an endpoint outage shorter than this
+/// changes nothing).
+pub const CRL_VALIDITY_DAYS: i64 = 7;
+/// Age after which a running simulator re-signs the CRL (with the next CRL number), so that a
+/// CRL a gateway holds has at least `CRL_VALIDITY_DAYS - CRL_REISSUE_AFTER_DAYS` days left
+/// when it was fetched: an endpoint outage shorter than that changes nothing (DES-CERT-3).
+pub const CRL_REISSUE_AFTER_DAYS: i64 = 1;
+
+/// The margin to pass to [`Ca::refresh_crl_if_due`] so that the CRL is re-signed once it is
+/// [`CRL_REISSUE_AFTER_DAYS`] old.
+pub fn crl_refresh_margin() -> Duration {
+    Duration::days(CRL_VALIDITY_DAYS - CRL_REISSUE_AFTER_DAYS)
+}
 /// Back-dating of notBefore / thisUpdate against small clock differences between peers.
 const CLOCK_SKEW_MINUTES: i64 = 5;
 
@@ -77,8 +95,11 @@ pub enum CaError {
     /// SEC-CERT-2: the CA index is unreadable or inconsistent.
     #[error("SEC-CERT-2: CA index: {0}")]
     Index(String),
-    /// SM-ID: an application ID is not 1..=64 characters of `[A-Za-z0-9._-]`.
-    #[error("SM-ID: application ID {0:?} must be 1..=64 characters of [A-Za-z0-9._-]")]
+    /// SM-ID: an application ID is not 1..=64 characters of `[A-Za-z0-9._-]`, or is the
+    /// reserved `platform` (the platform's key store name, DES-CERT-4).
+    #[error(
+        "SM-ID: application ID {0:?} must be 1..=64 characters of [A-Za-z0-9._-] and not `platform`"
+    )]
     AppId(String),
     /// SEC-CERT-2: the subject to revoke has no certificate issued by this CA.
     #[error("SEC-CERT-2: no certificate was issued to {0:?}")]
@@ -106,11 +127,14 @@ impl From<openssl::error::ErrorStack> for CaError {
 pub struct AppId(String);
 
 impl AppId {
-    /// Validates `s`: 1..=64 characters of `[A-Za-z0-9._-]`, not starting with `.`.
+    /// Validates `s`: 1..=64 characters of `[A-Za-z0-9._-]`, not starting with `.`, and not
+    /// `platform` (reserved: peers hold the platform's certificate under that name, so no
+    /// application may be issued one with that CN).
     pub fn new(s: impl Into<String>) -> Result<Self, CaError> {
         let s = s.into();
         let ok = (1..=64).contains(&s.len())
             && !s.starts_with('.')
+            && s != gateway::security::cert::PLATFORM_CN
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
@@ -321,6 +345,22 @@ fn random_serial() -> Vec<u8> {
 /// SHA-256 thumbprint of a certificate's DER, lower-case hex.
 pub fn thumbprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
+}
+
+/// The extended key usage extension (`id-ce-extKeyUsage`, 2.5.29.37, not critical) listing
+/// only `role`'s OID (DES-CERT-4 step 3). rcgen's own `ExtendedKeyUsagePurpose::Other` takes
+/// arcs as `u64`, too small for the UUID arc, so the OID's DER content comes from OpenSSL
+/// (`OBJ_txt2obj`) and is wrapped as `SEQUENCE { OBJECT IDENTIFIER }`.
+fn role_eku(role: Role) -> Result<CustomExtension, CaError> {
+    let oid = openssl::asn1::Asn1Object::from_str(role.eku_oid())?;
+    let content = oid.as_slice();
+    let len = u8::try_from(content.len())
+        .ok()
+        .filter(|l| *l < 0x80 - 2)
+        .ok_or_else(|| CaError::Generate("role OID too long".into()))?;
+    let mut der = vec![0x30, len + 2, 0x06, len];
+    der.extend_from_slice(content);
+    Ok(CustomExtension::from_oid_content(&[2, 5, 29, 37], der))
 }
 
 fn dn(cn: &str, o: Option<&str>, ou: Option<&str>) -> DistinguishedName {
@@ -559,10 +599,12 @@ impl Ca {
                     Some("data-protection"),
                 );
                 params.key_usages = dp_usages;
+                params.custom_extensions = vec![role_eku(Role::Platform)?];
             }
             CertKind::AppDataProtection => {
                 params.distinguished_name = dn(subject, None, Some("application"));
                 params.key_usages = dp_usages;
+                params.custom_extensions = vec![role_eku(Role::Application)?];
             }
             CertKind::GatewayClient => {
                 // rumqttd takes the tenant from the subject O (alphanumeric): O = CN = gateway ID.
@@ -576,6 +618,7 @@ impl Ca {
             CertKind::GatewayDataProtection => {
                 params.distinguished_name = dn(subject, Some(subject), Some("data-protection"));
                 params.key_usages = dp_usages;
+                params.custom_extensions = vec![role_eku(Role::Gateway)?];
             }
         }
         let serial = random_serial();
@@ -748,11 +791,11 @@ impl Ca {
     }
 
     /// Signs a new CRL (next CRL number, thisUpdate = now, nextUpdate = now +
-    /// [`CRL_VALIDITY_HOURS`]) listing every revoked certificate, and stores it.
+    /// [`CRL_VALIDITY_DAYS`]) listing every revoked certificate, and stores it.
     pub fn sign_crl(&mut self) -> Result<(), CaError> {
         let now = Utc::now();
         let this_update = now - Duration::minutes(CLOCK_SKEW_MINUTES);
-        let next_update = now + Duration::hours(CRL_VALIDITY_HOURS);
+        let next_update = now + Duration::days(CRL_VALIDITY_DAYS);
         let mut revoked = Vec::new();
         for r in &self.index.certs {
             if let Some(at) = r.revoked_at {

@@ -162,6 +162,163 @@ fn each_crl_has_the_next_number_and_next_update_after_this_update() {
             .unwrap();
     assert!(next > last);
     assert!(next.and_utc() > chrono::Utc::now());
+    // DES-CERT-3: valid 7 days (thisUpdate is back-dated by the 5 minutes of clock skew).
+    let days = chrono::Duration::days(platform_sim::ca::CRL_VALIDITY_DAYS);
+    assert_eq!(platform_sim::ca::CRL_VALIDITY_DAYS, 7);
+    assert!(
+        next - last >= days && next - last <= days + chrono::Duration::minutes(6),
+        "{last} .. {next}"
+    );
+}
+
+/// The role OIDs in a certificate's extended key usage as printed by the OpenSSL command line
+/// (the independent reader).
+fn eku_text(cert: &Path) -> String {
+    let (ok, text) = openssl(&["x509", "-noout", "-ext", "extendedKeyUsage", "-in", s(cert)]);
+    assert!(ok, "{text}");
+    text
+}
+
+#[test]
+fn every_data_protection_certificate_carries_exactly_its_role() {
+    use gateway::security::Role;
+    let (d, mut ca) = new_ca();
+    let b = bundle(&mut ca, "ROLE1", d.path(), 1883);
+    ca.issue_app(&AppId::new("app1").unwrap()).unwrap();
+    let (pdp, _) = ca.platform_dp_paths();
+    for (cert, role) in [
+        (pdp, Role::Platform),
+        (b.path("data-protection/gateway.pem"), Role::Gateway),
+        (ca.dir().join("apps/app1.pem"), Role::Application),
+    ] {
+        let text = eku_text(&cert);
+        for r in Role::ALL {
+            assert_eq!(
+                text.contains(r.eku_oid()),
+                r == role,
+                "{}: {text}",
+                cert.display()
+            );
+        }
+    }
+    // TLS certificates carry no data-protection role.
+    let text = eku_text(&b.path("tls/client.pem"));
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(!text.contains("2.25."), "{text}");
+}
+
+#[test]
+fn the_cas_certificates_pass_only_as_their_own_peer() {
+    use gateway::security::cert::validate_cert;
+    use gateway::security::{Identity, SecurityError};
+    let (d, mut ca) = new_ca();
+    let b1 = bundle(&mut ca, "ROLE1", d.path(), 1883);
+    let b2 = bundle(&mut ca, "ROLE2", d.path(), 1883);
+    let app = ca.issue_app(&AppId::new("app1").unwrap()).unwrap();
+    let root = openssl::x509::X509::from_pem(ca.root_pem().as_bytes()).unwrap();
+    let crl = openssl::x509::X509Crl::from_pem(ca.crl_pem().unwrap().as_bytes()).unwrap();
+    let x = |p: &Path| openssl::x509::X509::from_pem(&std::fs::read(p).unwrap()).unwrap();
+    let platform = x(&ca.platform_dp_paths().0);
+    let gw1 = x(&b1.path("data-protection/gateway.pem"));
+    let gw2 = x(&b2.path("data-protection/gateway.pem"));
+    let client1 = x(&b1.path("tls/client.pem"));
+    let app1 = openssl::x509::X509::from_pem(app.cert_pem.as_bytes()).unwrap();
+    let now = chrono::Utc::now();
+    let v = |c: &openssl::x509::X509, who: Identity| validate_cert(c, &who, &root, Some(&crl), now);
+    v(&platform, Identity::platform()).unwrap();
+    v(&gw1, Identity::gateway("ROLE1")).unwrap();
+    v(&gw2, Identity::gateway("ROLE2")).unwrap();
+    v(&app1, Identity::application("app1")).unwrap();
+    for (c, who) in [
+        (&gw2, Identity::platform()),
+        (&app1, Identity::platform()),
+        (&gw2, Identity::gateway("ROLE1")),
+        (&platform, Identity::gateway("ROLE1")),
+        (&client1, Identity::gateway("ROLE1")),
+        (&gw1, Identity::application("ROLE1")),
+    ] {
+        assert!(
+            matches!(v(c, who.clone()), Err(SecurityError::CertWrongRole)),
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn another_gateways_certificate_as_platform_pem_is_refused_by_the_key_store() {
+    use gateway::security::{KeyStore, SecurityError};
+    let (d, mut ca) = new_ca();
+    let b1 = bundle(&mut ca, "ROLE1", d.path(), 1883);
+    let b2 = bundle(&mut ca, "ROLE2", d.path(), 1883);
+    let dp = b1.path("data-protection");
+    // As provisioned: loads.
+    KeyStore::load_dir(&dp, "gateway").unwrap();
+    // ROLE2's data-protection certificate (same root, valid, not revoked) as platform.pem.
+    std::fs::copy(
+        b2.path("data-protection/gateway.pem"),
+        dp.join("platform.pem"),
+    )
+    .unwrap();
+    assert!(matches!(
+        KeyStore::load_dir(&dp, "gateway"),
+        Err(SecurityError::CertWrongRole)
+    ));
+    // The real platform certificate followed by the root: not exactly one certificate.
+    let mut chain = std::fs::read(ca.platform_dp_paths().0).unwrap();
+    chain.extend_from_slice(ca.root_pem().as_bytes());
+    std::fs::write(dp.join("platform.pem"), chain).unwrap();
+    assert!(matches!(
+        KeyStore::load_dir(&dp, "gateway"),
+        Err(SecurityError::NotOneCertificate(2))
+    ));
+}
+
+#[test]
+fn an_older_crl_of_the_ca_cannot_undo_a_revocation() {
+    use gateway::security::{DataSecurity, Identity, KeyStore, SecurityError};
+    let (d, mut ca) = new_ca();
+    let b = bundle(&mut ca, "ROLL1", d.path(), 1883);
+    let (cert, key) = ca.platform_dp_paths();
+    let keys = KeyStore::from_pem(
+        &std::fs::read(key).unwrap(),
+        &std::fs::read(cert).unwrap(),
+        ca.root_pem().as_bytes(),
+    )
+    .unwrap();
+    let mut ds = DataSecurity::new(keys);
+    let now = chrono::Utc::now();
+    let before = ca.crl_pem().unwrap();
+    ds.update_crl(before.as_bytes(), now).unwrap();
+    ds.update_peer(
+        Identity::gateway("ROLL1"),
+        &std::fs::read(b.path("data-protection/gateway.pem")).unwrap(),
+        now,
+    )
+    .unwrap();
+    ca.revoke_gateway(&gw("ROLL1")).unwrap();
+    ds.update_crl(ca.crl_der().unwrap().as_slice(), now)
+        .unwrap();
+    assert!(matches!(
+        ds.validate_peer("ROLL1", now),
+        Err(SecurityError::CertRevoked)
+    ));
+    // The CRL before the revocation is still current (7 days) but has a smaller number.
+    assert!(matches!(
+        ds.update_crl(before.as_bytes(), now),
+        Err(SecurityError::CrlRollback)
+    ));
+    assert!(matches!(
+        ds.validate_peer("ROLL1", now),
+        Err(SecurityError::CertRevoked)
+    ));
+    // The same CRL fetched again is fine; a re-signed (newer) one is taken.
+    ds.update_crl(ca.crl_pem().unwrap().as_bytes(), now)
+        .unwrap();
+    let n = ca.index().crl_number;
+    ca.sign_crl().unwrap();
+    assert_eq!(ca.index().crl_number, n + 1);
+    ds.update_crl(ca.crl_pem().unwrap().as_bytes(), now)
+        .unwrap();
 }
 
 #[test]
@@ -189,9 +346,10 @@ fn revoking_an_unknown_subject_and_bad_app_ids_are_errors() {
         ca.revoke_gateway(&gw("NOSUCH")),
         Err(CaError::UnknownSubject(_))
     ));
-    for bad in ["", "../x", "a/b", ".hidden", &"x".repeat(65)] {
+    for bad in ["", "../x", "a/b", ".hidden", &"x".repeat(65), "platform"] {
         assert!(AppId::new(bad).is_err(), "{bad:?}");
     }
+    AppId::new("platform2").unwrap();
     assert!(matches!(Ca::create(ca.dir()), Err(CaError::Exists(_))));
 }
 
@@ -409,9 +567,22 @@ fn the_crl_is_re_signed_only_when_its_next_update_is_near() {
     assert!(!ca.refresh_crl_if_due(chrono::Duration::hours(1)).unwrap());
     assert_eq!(ca.index().crl_number, n);
     // A margin longer than the CRL's validity makes it due.
-    let margin = chrono::Duration::hours(platform_sim::ca::CRL_VALIDITY_HOURS + 1);
+    let margin =
+        chrono::Duration::days(platform_sim::ca::CRL_VALIDITY_DAYS) + chrono::Duration::hours(1);
     assert!(ca.refresh_crl_if_due(margin).unwrap());
     assert_eq!(ca.index().crl_number, n + 1);
+    // The running simulator's margin (6 days): a fresh CRL is not due; a margin a day longer
+    // makes it due, i.e. the CRL is re-signed once it is a day old.
+    assert!(
+        !ca.refresh_crl_if_due(platform_sim::ca::crl_refresh_margin())
+            .unwrap()
+    );
+    assert!(
+        ca.refresh_crl_if_due(
+            platform_sim::ca::crl_refresh_margin() + chrono::Duration::minutes(24 * 60 + 1)
+        )
+        .unwrap()
+    );
     let (ok, text) = openssl(&[
         "crl",
         "-noout",
@@ -419,7 +590,7 @@ fn the_crl_is_re_signed_only_when_its_next_update_is_near() {
         "-in",
         s(&ca.dir().join("crl.pem")),
     ]);
-    assert!(ok && text.contains("crlNumber=0x02"), "{text}");
+    assert!(ok && text.contains("crlNumber=0x03"), "{text}");
 }
 
 #[test]
@@ -436,6 +607,7 @@ fn the_faulty_platform_certificates_fail_validation_as_expired_and_as_revoked() 
     let check = |pem: &str| {
         validate_cert(
             &openssl::x509::X509::from_pem(pem.as_bytes()).unwrap(),
+            &gateway::security::Identity::platform(),
             &root,
             Some(&crl),
             now,

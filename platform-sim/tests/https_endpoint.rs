@@ -261,7 +261,53 @@ async fn an_application_certificate_without_a_gateway_identity_is_forbidden() {
     let s = setup().await;
     let c = s.ca.dir().join("apps/app1.pem");
     let k = s.ca.dir().join("apps/app1.key");
+    // The application's data-protection certificate has only the application role as extended
+    // key usage (DES-CERT-4), not clientAuth: refused at the TLS handshake.
     let r = curl(&s, "/sgw/v1/certs/root.pem", Some((&c, &k))).await;
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("unsupported certificate"), "{}", r.stderr);
+    // A TLS client certificate of the same root for the application (clientAuth, no gateway
+    // O/CN), made here with the OpenSSL command line: the handshake passes, the request is
+    // forbidden.
+    let dir = s.dir.path();
+    let csr = dir.join("app1.csr");
+    let ext = dir.join("client.ext");
+    let client = dir.join("app1-client.pem");
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let p = |p: &Path| p.to_str().unwrap().to_owned();
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        &p(&k),
+        "-subj",
+        "/OU=application/CN=app1",
+        "-out",
+        &p(&csr),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&s.ca.root_path()),
+        "-CAkey",
+        &p(&s.ca.dir().join("root.key")),
+        "-set_serial",
+        "4242",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&client),
+    ]);
+    let r = curl(&s, "/sgw/v1/certs/root.pem", Some((&client, &k))).await;
     assert_eq!(r.status, 403, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["error"], "FORBIDDEN");

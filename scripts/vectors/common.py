@@ -8,12 +8,19 @@ import os
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "vectors", "data")
 UTC = dt.timezone.utc
 NOW = "2026-12-01T00:00:00Z"
 NOW_DT = dt.datetime(2026, 12, 1, tzinfo=UTC)
+
+
+# DES-CERT-4 step 3: the extended key usage of each data-protection role, under the UUID arc
+# 2.25.<a7ad70d7-5c49-4b24-b382-d7b58589c577 as an integer> (X.667).
+ROLE_ARC = "2.25.222881631345099252851491374019625207159"
+ROLE_OIDS = {"platform": ROLE_ARC + ".1", "gateway": ROLE_ARC + ".2", "application": ROLE_ARC + ".3"}
+assert int(ROLE_ARC.split(".")[2]) == 0xa7ad70d75c494b24b382d7b58589c577
 
 
 def b64u(b):
@@ -67,12 +74,29 @@ def make_root(key, cn="SGW Vector Root", nb=d(2026, 1, 1), na=d(2036, 1, 1)):
     return b.sign(key, hashes.SHA256())
 
 
-def issue(issuer_key, issuer_cert, cn, key, serial, nb=d(2026, 1, 1), na=d(2031, 1, 1), issuer_name=None):
+def issue(issuer_key, issuer_cert, cn, key, serial, nb=d(2026, 1, 1), na=d(2031, 1, 1), issuer_name=None,
+          roles=(), other_ekus=()):
+    """A leaf certificate; `roles` (names of ROLE_OIDS) and `other_ekus` (OIDs) go into its
+    extended key usage, which is left out when both are empty."""
     b = (x509.CertificateBuilder().subject_name(name(cn))
          .issuer_name(issuer_name or issuer_cert.subject)
          .public_key(key.public_key()).serial_number(serial).not_valid_before(nb).not_valid_after(na)
          .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
-    return b.sign(issuer_key, hashes.SHA256())
+    ekus = [ObjectIdentifier(ROLE_OIDS[r]) for r in roles] + [ObjectIdentifier(o) for o in other_ekus]
+    if ekus:
+        b = b.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    c = b.sign(issuer_key, hashes.SHA256())
+    assert roles_of(c) == [ROLE_OIDS[r] for r in roles]
+    return c
+
+
+def roles_of(c):
+    """The role OIDs in `c`'s extended key usage, as re-read by `cryptography`."""
+    try:
+        eku = c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return []
+    return [o.dotted_string for o in eku if o.dotted_string in ROLE_OIDS.values()]
 
 
 def make_crl(issuer_key, issuer_cert, serials, this=d(2026, 6, 1), nxt=d(2035, 1, 1)):

@@ -91,9 +91,9 @@ def main():
     root_k = rsa_key()
     root = make_root(root_k)
     own_k, sig_k, oth_k = rsa_key(), rsa_key(), rsa_key()
-    own = issue(root_k, root, "platform", own_k, 200)
-    sig = issue(root_k, root, "GW0001", sig_k, 201)
-    oth = issue(root_k, root, "APP01", oth_k, 202)
+    own = issue(root_k, root, "platform", own_k, 200, roles=["platform"])
+    sig = issue(root_k, root, "GW0001", sig_k, 201, roles=["gateway"])
+    oth = issue(root_k, root, "APP01", oth_k, 202, roles=["application"])
     crl = make_crl(root_k, root, [])
     data = "seq,meter,value\n".encode() + b"".join(f"{i},M-{i % 97:03},{i * 1.5}\n".encode() for i in range(60)) \
         + "1,配水池,12.5\n".encode()
@@ -102,8 +102,9 @@ def main():
 
     vf = VectorFile("file_sign.json", "SGW-FILE-SIG-ZIP", GEN,
                     ["Signed ZIP sgw-file-sig-v1 (payload/<name>, META-INF/manifest.json, META-INF/signature.sig).",
-                     "Harness: facade with own key/cert, root, CRL, peers `sender` = signerCertPem, `other` = "
-                     "otherCertPem; verify_file(expected `sender`, zipB64, now); valid => output equals payloadB64."],
+                     "Harness: facade with own key/cert, root, CRL, peers gateway `GW0001` = signerCertPem, "
+                     "application `APP01` = otherCertPem, each under its role and CN (DES-CERT-4); "
+                     "verify_file(expected `GW0001`, zipB64, now); valid => output equals payloadB64."],
                     NOTES)
     g = vf.group("FileVerify", ["SEC-FILE-SIG-1", "SEC-FILE-SIG-2"], **params)
     base = signed_entries(sig_k, sig, "readings.csv", data)

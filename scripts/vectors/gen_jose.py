@@ -344,15 +344,16 @@ def gen_seal():
     vf = VectorFile("seal.json", "SGW-SEAL-NESTED-JWS-IN-JWE", GEN,
                     ["Nested sign-then-encrypt (DES-SEAL message sealing, DES-PROF JSON profile).",
                      "Harness: KeyStore(own = recipientKeyPem/recipientCertPem, root = rootPem, CRL = crlPem, "
-                     "peers `sender` = senderCertPem, `other` = otherCertPem); open(profile, expected sender "
-                     "`sender`, token, now); valid => payload equals `payloadB64`."], NOTES_SEAL)
+                     "peers gateway `GW0001` = senderCertPem, application `APP01` = otherCertPem, each under "
+                     "its role and CN, DES-CERT-4); open(profile, expected sender `GW0001`, token, now); "
+                     "valid => payload equals `payloadB64`."], NOTES_SEAL)
     root_k = rsa_key()
     root = make_root(root_k)
     rk, sk, ok_, uk = rsa_key(), rsa_key(), rsa_key(), rsa_key()
-    rcert = issue(root_k, root, "platform", rk, 100)
-    scert = issue(root_k, root, "GW0001", sk, 101)
-    ocert = issue(root_k, root, "APP01", ok_, 102)
-    ucert = issue(uk, make_root(uk, "Unknown Root"), "stranger", uk, 103)
+    rcert = issue(root_k, root, "platform", rk, 100, roles=["platform"])
+    scert = issue(root_k, root, "GW0001", sk, 101, roles=["gateway"])
+    ocert = issue(root_k, root, "APP01", ok_, 102, roles=["application"])
+    ucert = issue(uk, make_root(uk, "Unknown Root"), "stranger", uk, 103, roles=["gateway"])
     crl = make_crl(root_k, root, [999])
     payload = '{"version":"1","type":"periodic.start","commandSeq":7,"note":"定周期"}'.encode()
     for profile, typ, cty in [("message", "sgw-msg", "sgw-msg+jws"), ("jsonProfile", "sgw-profile", "sgw-profile+jws")]:

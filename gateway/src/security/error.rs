@@ -53,6 +53,16 @@ pub enum SecurityError {
     /// SEC-CERT-2: the certificate's serial is on the current CRL.
     #[error("certificate revoked")]
     CertRevoked,
+    /// DES-CERT-4 step 3: the certificate lacks the extended key usage of the peer's role (or
+    /// lists another role's), or its subject CN is not the peer's name.
+    #[error("certificate is not one of the expected peer role and name")]
+    CertWrongRole,
+    /// DES-CERT-3: the CRL is not newer than the one held (CRL number, then thisUpdate).
+    #[error("CRL is not newer than the one held")]
+    CrlRollback,
+    /// DES-CERT-2: a peer certificate PEM must hold exactly one certificate (no chain).
+    #[error("peer certificate PEM holds {0} certificates, not exactly one")]
+    NotOneCertificate(usize),
     /// SEC-CERT-2: the CRL is not signed by the trusted root (or its issuer differs).
     #[error("CRL signature invalid")]
     CrlBadSignature,

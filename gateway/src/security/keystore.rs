@@ -2,6 +2,12 @@
 //! and certificate, the trusted root, the current CRL, and peer certificates by name and by
 //! `kid` (lowercase hex SHA-256 of the certificate DER, DES-SEAL).
 //!
+//! Every peer is held under an [`Identity`] (role and subject CN, DES-CERT-4 step 3); its key
+//! store name is the CN (`platform`, a gateway ID, an application ID). A certificate is added
+//! only if it has that role and CN ([`SecurityError::CertWrongRole`]), a name keeps the role
+//! it was first added with, and a peer PEM must hold exactly one certificate
+//! ([`SecurityError::NotOneCertificate`], DES-CERT-2).
+//!
 //! Loaded from the provisioning bundle (DES-PROV, `DIR/data-protection/`: `gateway.key`,
 //! `gateway.pem`, `root.pem`, `crl.pem`, `platform.pem`) or built in memory. Private keys are
 //! never printed: [`KeyStore`]'s `Debug` shows only kids and names.
@@ -13,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use openssl::pkey::{PKey, Private, Public};
 use openssl::x509::{X509, X509Crl};
 
-use super::cert::check_rsa_public;
+use super::cert::{Identity, check_role, check_rsa_public};
 use super::error::{Result, SecurityError};
 use super::jose::{JweEncrypter, JwsSigner, JwsVerifier, KeyAlg};
 
@@ -29,6 +35,7 @@ pub struct PeerCert {
     pub cert: X509,
     /// Lowercase hex SHA-256 of its DER.
     pub kid: String,
+    identity: Option<Identity>,
     cache: Arc<PeerCache>,
 }
 
@@ -56,11 +63,12 @@ fn get_or_build<T>(cell: &OnceLock<T>, build: impl FnOnce() -> Result<T>) -> Res
 }
 
 impl PeerCert {
-    fn new(cert: X509) -> Result<Self> {
+    fn new(cert: X509, identity: Option<Identity>) -> Result<Self> {
         let der = cert.to_der()?;
         let sha256 = openssl::sha::sha256(&der);
         Ok(PeerCert {
             kid: hex::encode(sha256),
+            identity,
             cache: Arc::new(PeerCache {
                 x5t_s256: super::jose::b64url_encode(&sha256),
                 sha256,
@@ -70,6 +78,12 @@ impl PeerCert {
             }),
             cert,
         })
+    }
+
+    /// Whose certificate this is (role and subject CN), checked on every use (DES-CERT-4);
+    /// `None` for the own certificate, which is not pinned.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// `x5t#S256` of the certificate: base64url of the SHA-256 of its DER.
@@ -162,7 +176,7 @@ impl KeyStore {
                 "private key does not match own certificate".into(),
             ));
         }
-        let own = PeerCert::new(own_cert)?;
+        let own = PeerCert::new(own_cert, None)?;
         Ok(KeyStore {
             own_key,
             own_signer: Arc::new(OnceLock::new()),
@@ -196,7 +210,7 @@ impl KeyStore {
             &read("root.pem")?,
         )?;
         if dir.join("platform.pem").exists() {
-            ks.add_peer_pem("platform", &read("platform.pem")?)?;
+            ks.add_peer_pem(Identity::platform(), &read("platform.pem")?)?;
         }
         if dir.join("crl.pem").exists() {
             ks.set_crl_pem(&read("crl.pem")?)?;
@@ -225,17 +239,26 @@ impl KeyStore {
         self.crl = Some(std::sync::Arc::new(crl));
     }
 
-    /// Add or replace a peer certificate under `name` (`platform`, an application ID, a
-    /// gateway ID on the platform side). Validity is checked at use, with `now`.
-    pub fn add_peer(&mut self, name: &str, cert: X509) -> Result<()> {
-        self.peers.insert(name.to_string(), PeerCert::new(cert)?);
+    /// Add or replace the certificate of peer `who` under the name `who.cn()` (`platform`, an
+    /// application ID, a gateway ID on the platform side). Refused, with nothing changed, if
+    /// the certificate does not have `who`'s role and CN, or if the name is already held with
+    /// another role ([`SecurityError::CertWrongRole`], DES-CERT-4 step 3). The time-dependent
+    /// checks (period, CRL) are made at use, with `now`.
+    pub fn add_peer(&mut self, who: Identity, cert: X509) -> Result<()> {
+        check_role(&cert, &who)?;
+        if let Some(held) = self.peers.get(who.cn())
+            && held.identity.as_ref().map(Identity::role) != Some(who.role())
+        {
+            return Err(SecurityError::CertWrongRole);
+        }
+        let name = who.cn().to_owned();
+        self.peers.insert(name, PeerCert::new(cert, Some(who))?);
         Ok(())
     }
 
-    /// [`Self::add_peer`] from PEM.
-    pub fn add_peer_pem(&mut self, name: &str, pem: &[u8]) -> Result<()> {
-        let cert = X509::from_pem(pem).map_err(km("peer certificate"))?;
-        self.add_peer(name, cert)
+    /// [`Self::add_peer`] from a PEM that holds exactly one certificate.
+    pub fn add_peer_pem(&mut self, who: Identity, pem: &[u8]) -> Result<()> {
+        self.add_peer(who, single_cert_pem(pem)?)
     }
 
     /// Own private key (never log it).
@@ -281,6 +304,16 @@ impl KeyStore {
     /// Names of all peers.
     pub fn peer_names(&self) -> impl Iterator<Item = &str> {
         self.peers.keys().map(String::as_str)
+    }
+}
+
+/// The one certificate of a peer PEM (DES-CERT-2: `platform.pem` and every peer certificate is
+/// exactly one certificate, no chain): [`SecurityError::NotOneCertificate`] for none or more.
+pub fn single_cert_pem(pem: &[u8]) -> Result<X509> {
+    let mut certs = X509::stack_from_pem(pem).map_err(km("peer certificate"))?;
+    match certs.len() {
+        1 => Ok(certs.remove(0)),
+        n => Err(SecurityError::NotOneCertificate(n)),
     }
 }
 

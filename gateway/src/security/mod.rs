@@ -7,14 +7,15 @@
 //!   SEC-JSON-ENC-1/2.
 //! - [`file`]: signed and encrypted ZIP layouts, streaming — SEC-FILE-SIG-1/2, SEC-FILE-ENC-1/2.
 //! - [`mask`]: deterministic AES-256-GCM field masking with key rotation — SEC-MASK-1/2.
-//! - [`cert`]: chain, validity period, CRL — SEC-CERT-2, SM-CERTEXP.
+//! - [`cert`]: chain, role (extended key usage and CN), validity period, CRL, CRL rollback —
+//!   SEC-CERT-2, SM-CERTEXP, DES-CERT-3/4.
 //! - [`keystore`]: own key, root, CRL, peer certificates — SEC-CERT-1, SEC-CERT-3.
 //! - [`xml`]: exclusive c14n, XML Signature, XML Encryption and the XML data profile
 //!   (encrypt-then-sign) — SEC-XML-SIG-1/2, SEC-XML-ENC-1/2.
 //! - [`error`]: [`SecurityError`], one variant per refusal, all mapped to `SECURITY_FAILED`.
 //!
-//! Every operation that uses a peer certificate validates it first (root, period, CRL) at the
-//! `now` passed in.
+//! Every operation that uses a peer certificate validates it first (root, role, period, CRL) at
+//! the `now` passed in.
 
 pub mod cert;
 pub mod error;
@@ -28,6 +29,7 @@ use std::io::{Read, Seek, Write};
 
 use chrono::{DateTime, Utc};
 
+pub use cert::{Identity, Role};
 pub use error::{Result, SecurityError};
 pub use file::{AesCbc, OpenedFile, ZipLimits};
 pub use jose::{KeyAlg, Profile};
@@ -81,31 +83,42 @@ impl DataSecurity {
         self.masking.as_mut()
     }
 
-    /// Look up `peer` and check its certificate at `now` (SEC-CERT-2, SM-CERTEXP).
+    /// Look up `peer` and check its certificate at `now` as the certificate of the identity
+    /// (role and CN) it is held under (DES-CERT-4; SEC-CERT-2, SM-CERTEXP).
     pub fn validate_peer(&self, peer: &str, now: DateTime<Utc>) -> Result<&PeerCert> {
         let p = self.keys.peer(peer)?;
-        cert::validate_cert(&p.cert, self.keys.root(), self.keys.crl(), now)?;
+        let who = p.identity().ok_or(SecurityError::CertWrongRole)?;
+        cert::validate_cert(&p.cert, who, self.keys.root(), self.keys.crl(), now)?;
         Ok(p)
     }
 
     /// Replace the CRL with `pem` (or DER) after checking it is signed by the root and current
-    /// at `now` (SEC-CERT-1, SEC-CERT-2); on error the previous CRL stays.
+    /// at `now` (SEC-CERT-1, SEC-CERT-2) and newer than the held one (DES-CERT-3: greater CRL
+    /// number, or with equal or missing numbers a later thisUpdate; else
+    /// [`SecurityError::CrlRollback`]). The very CRL already held (same DER) is accepted and
+    /// changes nothing. On error the previous CRL stays.
     pub fn update_crl(&mut self, crl: &[u8], now: DateTime<Utc>) -> Result<()> {
         let parsed = openssl::x509::X509Crl::from_pem(crl)
             .or_else(|_| openssl::x509::X509Crl::from_der(crl))
             .map_err(|e| SecurityError::KeyMaterial(format!("CRL: {e}")))?;
         cert::validate_crl(&parsed, self.keys.root(), now)?;
+        if let Some(held) = self.keys.crl() {
+            if held.to_der()? == parsed.to_der()? {
+                return Ok(());
+            }
+            cert::check_crl_newer(&parsed, held)?;
+        }
         self.keys.set_crl(parsed);
         Ok(())
     }
 
-    /// Add or replace the peer certificate `name` from PEM after checking it at `now` against
-    /// the root and the current CRL (IF-CERT-1, SEC-CERT-2); on error nothing changes.
-    pub fn update_peer(&mut self, name: &str, pem: &[u8], now: DateTime<Utc>) -> Result<()> {
-        let parsed = openssl::x509::X509::from_pem(pem)
-            .map_err(|e| SecurityError::KeyMaterial(format!("certificate: {e}")))?;
-        cert::validate_cert(&parsed, self.keys.root(), self.keys.crl(), now)?;
-        self.keys.add_peer(name, parsed)
+    /// Add or replace the certificate of peer `who` (key store name `who.cn()`) from a PEM of
+    /// exactly one certificate, after checking it at `now` as `who`'s against the root and the
+    /// current CRL (IF-CERT-1, SEC-CERT-2, DES-CERT-4); on error nothing changes.
+    pub fn update_peer(&mut self, who: Identity, pem: &[u8], now: DateTime<Utc>) -> Result<()> {
+        let parsed = keystore::single_cert_pem(pem)?;
+        cert::validate_cert(&parsed, &who, self.keys.root(), self.keys.crl(), now)?;
+        self.keys.add_peer(who, parsed)
     }
 
     /// Seal an MQTT payload (envelope JSON) to `recipient` (DES-SEAL): JWE RSA-OAEP-256 over

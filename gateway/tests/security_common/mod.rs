@@ -6,14 +6,14 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
+use gateway::security::{DataSecurity, Identity, KeyStore, MaskingKeys, Role};
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
 };
 use openssl::x509::{
     X509, X509Builder, X509Crl, X509CrlBuilder, X509NameBuilder, X509RevokedBuilder,
@@ -79,7 +79,29 @@ pub fn make_root(key: &PKey<Private>, cn: &str) -> X509 {
     b.build()
 }
 
-/// Issue a leaf certificate for `key` named `cn`, signed by `issuer_key` with issuer `issuer`.
+/// The role the fixtures give a certificate named `cn`, as the platform's CA does
+/// (DES-CERT-4 step 3): `platform` → platform, `GW…` → gateway, anything else → application.
+pub fn role_of(cn: &str) -> Role {
+    if cn == "platform" {
+        Role::Platform
+    } else if cn.starts_with("GW") {
+        Role::Gateway
+    } else {
+        Role::Application
+    }
+}
+
+/// The key store identity of a fixture certificate named `cn` (role by [`role_of`]).
+pub fn identity_of(cn: &str) -> Identity {
+    match role_of(cn) {
+        Role::Platform => Identity::platform(),
+        Role::Gateway => Identity::gateway(cn),
+        Role::Application => Identity::application(cn),
+    }
+}
+
+/// Issue a leaf certificate for `key` named `cn`, signed by `issuer_key` with issuer `issuer`,
+/// with the extended key usage of its role ([`role_of`]).
 pub fn issue(
     issuer_key: &PKey<Private>,
     issuer: &X509,
@@ -88,6 +110,31 @@ pub fn issue(
     serial: u32,
     not_before: i64,
     not_after: i64,
+) -> X509 {
+    let eku = [role_of(cn).eku_oid()];
+    issue_with_eku(
+        issuer_key,
+        issuer,
+        cn,
+        key,
+        serial,
+        not_before,
+        not_after,
+        Some(&eku),
+    )
+}
+
+/// [`issue`] with the given extended key usage OIDs (`None`: no extension at all).
+#[allow(clippy::too_many_arguments)]
+pub fn issue_with_eku(
+    issuer_key: &PKey<Private>,
+    issuer: &X509,
+    cn: &str,
+    key: &PKey<Private>,
+    serial: u32,
+    not_before: i64,
+    not_after: i64,
+    eku: Option<&[&str]>,
 ) -> X509 {
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
@@ -100,17 +147,58 @@ pub fn issue(
     b.set_not_after(&t(not_after)).unwrap();
     b.append_extension(BasicConstraints::new().build().unwrap())
         .unwrap();
+    if let Some(oids) = eku {
+        let mut e = ExtendedKeyUsage::new();
+        for o in oids {
+            e.other(o);
+        }
+        b.append_extension(e.build().unwrap()).unwrap();
+    }
     b.sign(issuer_key, MessageDigest::sha256()).unwrap();
     b.build()
 }
 
+/// The subject CN of `cert`.
+pub fn cn_of(cert: &X509) -> String {
+    cert.subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .unwrap()
+        .data()
+        .to_string()
+        .unwrap()
+}
+
 /// A CRL by `issuer_key`/`issuer` revoking `serials`, thisUpdate/nextUpdate as offsets from now.
+/// Its CRL number is one more than that of the CRL made before it in this test binary (as a CA
+/// numbers its CRLs), so a CRL made later replaces one made earlier (DES-CERT-3).
 pub fn make_crl(
     issuer_key: &PKey<Private>,
     issuer: &X509,
     serials: &[u32],
     this_update: i64,
     next_update: Option<i64>,
+) -> X509Crl {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    make_crl_numbered(
+        issuer_key,
+        issuer,
+        serials,
+        this_update,
+        next_update,
+        number,
+    )
+}
+
+/// [`make_crl`] with CRL number `number` (the openssl crate cannot build a CRL without one).
+pub fn make_crl_numbered(
+    issuer_key: &PKey<Private>,
+    issuer: &X509,
+    serials: &[u32],
+    this_update: i64,
+    next_update: Option<i64>,
+    number: u32,
 ) -> X509Crl {
     let mut b = X509CrlBuilder::new().unwrap();
     b.set_issuer_name(issuer.subject_name()).unwrap();
@@ -121,7 +209,7 @@ pub fn make_crl(
         .unwrap();
     b.append_extension(aki).unwrap();
     b.append_extension(
-        openssl::x509::CrlNumber::new(BigNum::from_u32(1).unwrap())
+        openssl::x509::CrlNumber::new(BigNum::from_u32(number).unwrap())
             .unwrap()
             .build()
             .unwrap(),
@@ -175,7 +263,7 @@ fn store(own: &Party, peers: &[(&str, &X509)]) -> KeyStore {
     let p = pki();
     let mut ks = KeyStore::new(own.key.clone(), own.cert.clone(), p.root.clone()).unwrap();
     for (n, c) in peers {
-        ks.add_peer(n, (*c).clone()).unwrap();
+        ks.add_peer(identity_of(n), (*c).clone()).unwrap();
     }
     ks.set_crl(fresh_crl(p));
     ks
@@ -210,7 +298,8 @@ pub fn platform_ds_revoking(serials: &[u32]) -> DataSecurity {
         p.root.clone(),
     )
     .unwrap();
-    ks.add_peer("GW0001", p.gateway.cert.clone()).unwrap();
+    ks.add_peer(Identity::gateway("GW0001"), p.gateway.cert.clone())
+        .unwrap();
     ks.set_crl(make_crl(&p.root_key, &p.root, serials, -3600, Some(DAY)));
     DataSecurity::new(ks)
 }

@@ -52,7 +52,7 @@ use gateway::protocol::platform_side::{
 };
 use gateway::protocol::topic::platform_subscription;
 use gateway::security::jose::{KeyAlg, Profile};
-use gateway::security::{DataSecurity, KeyStore, SecurityError};
+use gateway::security::{DataSecurity, Identity, KeyStore, SecurityError};
 use rumqttd::local::LinkTx;
 use serde::Serialize;
 
@@ -354,9 +354,9 @@ impl State {
             return;
         }
         if let Some(pem) = self.ca.gateway_dp_cert_pem(gw)
-            && let Err(e) = self
-                .sec
-                .update_peer(gw.as_str(), pem.as_bytes(), Utc::now())
+            && let Err(e) =
+                self.sec
+                    .update_peer(Identity::gateway(gw.as_str()), pem.as_bytes(), Utc::now())
         {
             tracing::warn!(%gw, error = %e, "gateway data-protection certificate refused");
         }
@@ -439,7 +439,8 @@ impl State {
             return Err(PlatformError::Security(SecurityError::UnknownKid));
         };
         if s.keys().peer(gw.as_str()).is_err() {
-            s.keys_mut().add_peer_pem(gw.as_str(), pem.as_bytes())?;
+            s.keys_mut()
+                .add_peer_pem(Identity::gateway(gw.as_str()), pem.as_bytes())?;
         }
         Ok(s)
     }
@@ -961,7 +962,7 @@ impl Shared {
         };
         let refreshed = st
             .ca
-            .refresh_crl_if_due(chrono::Duration::hours(1))
+            .refresh_crl_if_due(crate::ca::crl_refresh_margin())
             .unwrap_or(false);
         if !(changed || refreshed) {
             return;
