@@ -623,6 +623,22 @@ const RULE_GIVE_UP: &str = "DES-MSG-DATA-5";
 /// still acknowledges its records (the platform stored another copy of it).
 const GIVEN_UP_KEPT: usize = 64;
 
+/// A deliberate defect of the core, for the mutation tests of `gateway/tests/model_check.rs`
+/// and `gateway/tests/model_gateway.rs` only: it shows that their properties catch a core that
+/// breaks DES-MSG-DATA-5 or DES-MSG-RS-3, which no broken adapter or store can do from the
+/// outside. Set by [`GatewayCore::set_defect`]; never set elsewhere.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Defect {
+    /// The core as specified.
+    #[default]
+    None,
+    /// Data messages are retransmitted without the [`MAX_DATA_TRANSMISSIONS`] cap.
+    NoTransmissionCap,
+    /// Queued resend data is released whatever the in-flight window.
+    ResendIgnoresWindow,
+}
+
 /// A resend data message announced in `resend.result` and not yet sent: released as the
 /// in-flight window frees (DES-MSG-RS-3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -794,6 +810,8 @@ pub struct GatewayCore {
     external: ExternalStatus,
     out: VecDeque<Transmit>,
     events: VecDeque<GatewayEvent>,
+    /// Mutation tests only ([`Defect`]).
+    defect: Defect,
 }
 
 /// Hashes every field that influences future behaviour, for explicit-state model checking.
@@ -825,6 +843,7 @@ impl Hash for GatewayCore {
         for t in &self.out {
             t.message_id().hash(h);
         }
+        self.defect.hash(h);
     }
 }
 
@@ -896,6 +915,7 @@ impl GatewayCore {
             external: ExternalStatus::default(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+            defect: Defect::None,
         }
     }
 
@@ -992,6 +1012,12 @@ impl GatewayCore {
     /// Sets the figures of `monitor.status` the core cannot know.
     pub fn set_external_status(&mut self, status: ExternalStatus) {
         self.external = status;
+    }
+    /// Mutation tests only: makes this core deliberately defective ([`Defect`]). Not
+    /// persisted: [`Self::restore`] makes a core without defect.
+    #[doc(hidden)]
+    pub fn set_defect(&mut self, defect: Defect) {
+        self.defect = defect;
     }
 
     // ----- outputs -----
@@ -2199,7 +2225,8 @@ impl GatewayCore {
             return out;
         }
         let ack_timeout = self.ack_timeout();
-        while self.inflight.len() < MAX_DATA_IN_FLIGHT {
+        while self.inflight.len() < MAX_DATA_IN_FLIGHT || self.defect == Defect::ResendIgnoresWindow
+        {
             let Some(q) = self.resend_queue.pop_front() else {
                 break;
             };
@@ -2319,11 +2346,12 @@ impl GatewayCore {
         self.drop_settled_periodic();
         let mut again = Vec::new();
         let mut exhausted = Vec::new();
+        let capped = self.defect != Defect::NoTransmissionCap;
         for f in &mut self.inflight {
             if f.deadline.is_none_or(|d| d > now) {
                 continue;
             }
-            if f.sent_again.saturating_add(1) >= MAX_DATA_TRANSMISSIONS {
+            if capped && f.sent_again.saturating_add(1) >= MAX_DATA_TRANSMISSIONS {
                 exhausted.push(f.id.clone());
                 continue;
             }
