@@ -6,6 +6,7 @@
 //! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
 //! - [`outbound`]: the synchronous edge between the core and data security (opening received
 //!   payloads, building and sealing data profiles and envelopes).
+//! - [`south`]: the FTP-library-independent rules of the south interface (names, lockout).
 //! - [`runtime`]: the tokio adapters (MQTT link, the driver task that owns the core).
 //!
 //! Storage, system connection (FTP) and monitoring are being built (issue "The gateway runs");
@@ -17,3 +18,4 @@ pub mod profile;
 pub mod protocol;
 pub mod runtime;
 pub mod security;
+pub mod south;
