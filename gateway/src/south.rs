@@ -186,7 +186,12 @@ mod tests {
 
     #[test]
     fn names_are_plain_csv_file_names_of_at_most_128_characters_before_the_extension() {
-        for ok in ["a.csv", "/billing_2026-12-04.csv", "x.y.csv", &format!("{}.csv", "a".repeat(128))] {
+        for ok in [
+            "a.csv",
+            "/billing_2026-12-04.csv",
+            "x.y.csv",
+            &format!("{}.csv", "a".repeat(128)),
+        ] {
             assert!(upload_name_allowed(ok), "{ok}");
         }
         for bad in [
@@ -233,7 +238,9 @@ mod tests {
             l.failed("u", IP, at(0));
         }
         // During the lock: refused unchecked, and the lock does not grow.
-        assert!(matches!(l.failed("u", IP, at(10)), FailureOutcome::LockedUntil(t) if t == at(300)));
+        assert!(
+            matches!(l.failed("u", IP, at(10)), FailureOutcome::LockedUntil(t) if t == at(300))
+        );
         l.succeeded("u", IP);
         for i in 1..5 {
             assert_eq!(l.failed("u", IP, at(400)), FailureOutcome::Counted(i));

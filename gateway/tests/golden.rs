@@ -413,13 +413,33 @@ fn a_changed_transcript_line_is_detected_by_the_replay() {
 }
 
 #[test]
-fn a_damaged_envelope_archive_or_masked_csv_is_refused_by_us_and_by_the_python_checker() {
+fn a_damaged_envelope_profile_archive_or_masked_csv_is_refused_by_us_and_by_the_python_checker() {
     let (_tmp, dir) = copy_golden();
     // An envelope with a member renamed: our decoder and the schema refuse it.
     let p = dir.join("envelopes/connect.result.json");
     let s = std::fs::read_to_string(&p).unwrap();
     std::fs::write(&p, s.replace("ackedThrough", "ackedThru")).unwrap();
     assert!(Envelope::decode(&std::fs::read(&p).unwrap()).is_err());
+    // A UTC time written with `Z`: a decoder accepts it, but encoders write `+00:00`
+    // (DES-ENV-2), so it is not what an encoder produces.
+    let p = dir.join("envelopes/monitor.status.json");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let z = s.replacen(
+        r#""notAfter":"2036-01-01T00:00:00+09:00""#,
+        r#""notAfter":"2035-12-31T15:00:00Z""#,
+        1,
+    );
+    assert_ne!(z, s);
+    std::fs::write(&p, &z).unwrap();
+    let env = Envelope::decode(z.as_bytes()).unwrap();
+    assert_ne!(env.encode(), z.as_bytes(), "our encoder does not write Z");
+    // A plain profile with a field missing from a record (DES-PROF-3).
+    let p = dir.join("sealed/profile.json");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let short = s.replacen(r#","3410"]"#, "]", 1);
+    assert_ne!(short, s);
+    std::fs::write(&p, &short).unwrap();
+    assert!(DataProfile::from_json(short.as_bytes()).is_err());
     // The archive: one byte of the encrypted payload.
     let index: Value =
         serde_json::from_str(std::str::from_utf8(&read(&dir, "archive/index.jsonl")).unwrap())
@@ -436,9 +456,15 @@ fn a_damaged_envelope_archive_or_masked_csv_is_refused_by_us_and_by_the_python_c
     let keys = masking_keys(&dir);
     let bad = masked_rows(&dir)[0][0].clone();
     assert!(keys.unmask("需要家番号", &bad).is_err());
-    let (ok, out) = python_check(&dir, &["envelopes", "archive", "masking"]);
+    let (ok, out) = python_check(&dir, &["envelopes", "archive", "masking", "sealed"]);
     assert!(!ok, "{out}");
-    for f in ["connect.result.json", name.as_str(), "billing.masked.csv"] {
+    for f in [
+        "connect.result.json",
+        "monitor.status.json",
+        "profile.json",
+        name.as_str(),
+        "billing.masked.csv",
+    ] {
         assert!(out.contains(f), "the checker names {f}: {out}");
     }
 }
@@ -622,7 +648,7 @@ fn regenerate_golden_files() {
         "file": "revoked-up-connect.jwe", "kind": "message", "direction": "up",
         "recipient": "platform", "signer": "GW0002", "plaintext": "sealed/revoked-up-connect.json",
         "expect": "refuse",
-        "why": "the signer's certificate (GW0002, serial 4) is on the CRL: DES-CERT-4 step 6 (CertRevoked), SECURITY_FAILED; the platform drops it unanswered (§6.10 platform step 3/4)",
+        "why": "the signer's certificate (GW0002, serial 4) is on the CRL: DES-CERT-4 step 7 (CertRevoked), SECURITY_FAILED; the platform drops it unanswered (§6.10 platform step 3/4)",
         "rules": ["DES-CERT-4", "DES-CERT-5", "DES-SEAL-5", "DES-SEAL-6"],
     }));
     let doc = json!({

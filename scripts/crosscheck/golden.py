@@ -118,8 +118,8 @@ class Checker:
 
     # ---------------------------------------------------------------- PKI (DES-CERT-3/4)
     def cert_problem(self, cert, expect_name, at):
-        """DES-CERT-4 steps 1-7 for `cert` used as `expect_name`'s certificate at `at`; None if
-        valid, else the name of the first failing step."""
+        """DES-CERT-4 steps 1-7, in their order, for `cert` used as `expect_name`'s certificate
+        at `at`; None if valid, else the name of the first failing step."""
         root = self.cert("root")
         crl = x509.load_pem_x509_crl(self.read("pki/crl.pem"))
         if cert.issuer != root.subject:
@@ -128,6 +128,16 @@ class Checker:
             cert.verify_directly_issued_by(root)
         except Exception:  # noqa: BLE001
             return "CertUntrusted"
+        # (3) role: the role's EKU OID and no other role OID; exactly one CN, the expected name.
+        role = "platform" if expect_name == "platform" else "gateway"
+        try:
+            eku = [o.dotted_string for o in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
+        except x509.ExtensionNotFound:
+            eku = []
+        roles = sorted({o for o in eku if o in ROLE_OID.values()})
+        cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+        if roles != [ROLE_OID[role]] or [a.value for a in cn] != [expect_name]:
+            return "CertWrongRole"
         pk = cert.public_key()
         if not isinstance(pk, rsa.RSAPublicKey) or pk.key_size < 2048:
             return "WeakKey"
@@ -143,15 +153,6 @@ class Checker:
             return "CrlStale"
         if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
             return "CertRevoked"
-        role = "platform" if expect_name == "platform" else "gateway"
-        try:
-            eku = [o.dotted_string for o in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
-        except x509.ExtensionNotFound:
-            eku = []
-        roles = [o for o in eku if o in ROLE_OID.values()]
-        cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
-        if roles != [ROLE_OID[role]] or [a.value for a in cn] != [expect_name]:
-            return "CertWrongRole"
         return None
 
     def check_pki(self, at):
@@ -351,6 +352,7 @@ class Checker:
                 for e in list(self.prof_schema.iter_errors(p))[:3]:
                     self.fail(where, f"profile schema: {e.message[:200]}")
                 header, records = p["header"], p["records"]
+                self.check_profile_counts(p, where)
             elif isinstance(got, tuple):
                 self.fail(where, f"profile signer refused: {got[1]}")
         else:
@@ -367,6 +369,13 @@ class Checker:
             self.ok(len(records) == r["last"] - r["first"] + 1, where, "record count differs from the range (DES-PROF-3)")
         self.profiles[key] = records
         return records
+
+    def check_profile_counts(self, p, where):
+        """DES-PROF-3 counts no schema states: range length records of columns fields each."""
+        r, n = p["header"]["range"], len(p["header"]["columns"])
+        self.ok(len(p["records"]) == r["last"] - r["first"] + 1, where, "record count differs from the range (DES-PROF-3)")
+        for i, rec in enumerate(p["records"]):
+            self.ok(len(rec) == n, where, f"record {i} has {len(rec)} fields for {n} columns (DES-PROF-3)")
 
     def check_sealed(self):
         idx = self.strict_json(self.read("sealed/index.json"))
@@ -399,6 +408,7 @@ class Checker:
         p = self.strict_json(self.read("sealed/profile.json"))
         for e in list(self.prof_schema.iter_errors(p))[:3]:
             self.fail("sealed/profile.json", f"profile schema: {e.message[:200]}")
+        self.check_profile_counts(p, "sealed/profile.json")
         h, recs = self.xml_profile(self.read("sealed/profile.xml"))
         self.ok(recs == p["records"] and h["range"] == p["header"]["range"], "sealed/profile.xml",
                 "the XML profile does not carry the JSON profile's data")

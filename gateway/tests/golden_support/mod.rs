@@ -264,6 +264,8 @@ impl Emitted {
 }
 
 /// What a message step carries.
+// Made once per step; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Content {
     Envelope(Envelope),
@@ -740,6 +742,7 @@ impl Recorder {
         s
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn message_line(
         &mut self,
         at: Time,

@@ -544,7 +544,7 @@ pub fn undecodable(dir: &Path) -> String {
         "a resend.request of 262 145 bytes, one more than 256 KiB (DES-ENV-5); padTo: the pad member's value is filled with x up to that size",
     );
     r.advance_to(r.t(13.0));
-    let topic = format!("/tenants/GW0001/sgw/v1/down/periodic.pause");
+    let topic = "/tenants/GW0001/sgw/v1/down/periodic.pause".to_owned();
     r.inject(
         "down",
         &topic,
