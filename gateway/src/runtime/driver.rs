@@ -32,6 +32,7 @@ use crate::protocol::gateway_side::{
     DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
+use crate::protocol::message::AnomalyKind;
 use crate::security::DataSecurity;
 
 /// The gateway's storage as the driver needs it. Called on blocking threads, never on the
@@ -66,6 +67,11 @@ enum Command {
     },
     Inspect {
         reply: oneshot::Sender<CoreView>,
+    },
+    Anomaly {
+        kind: AnomalyKind,
+        rule: &'static str,
+        detail: String,
     },
 }
 
@@ -116,6 +122,12 @@ impl DriverHandle {
         if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Reports an anomaly detected outside the protocol (a refused upload, a login lock,
+    /// DES-FTP-3/6), through the core's rate limit and offline queue (DES-MSG-AN-2).
+    pub async fn anomaly(&self, kind: AnomalyKind, rule: &'static str, detail: String) {
+        let _ = self.tx.send(Command::Anomaly { kind, rule, detail }).await;
     }
 
     /// A view of the core's state.
@@ -198,6 +210,9 @@ impl<S: RecordStore> Driver<S> {
                     Some(Command::Ingest { dataset, sizes, reply }) => {
                         let r = self.core.handle_ingest(now(), &dataset, &sizes);
                         let _ = reply.send(r);
+                    }
+                    Some(Command::Anomaly { kind, rule, detail }) => {
+                        self.core.handle_anomaly(now(), kind, rule, detail);
                     }
                     Some(Command::Inspect { reply }) => {
                         let _ = reply.send(self.view());

@@ -7,6 +7,7 @@
 //! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, SM-TLS, SM-MUTUAL.
 
 pub mod driver;
+pub mod ftp;
 pub mod mqtt;
 
 /// Installs rustls' process-wide crypto provider (aws-lc-rs) once; rumqttc and the HTTPS
