@@ -20,6 +20,7 @@ use gateway::protocol::ids::{Dataset, GatewayId, SeqRange, StoreEpoch};
 use gateway::protocol::message::ProfileFormat;
 use gateway::protocol::size::record_wire_bytes;
 use gateway::runtime::driver::{Driver, DriverHandle, RecordStore};
+use gateway::runtime::monitor::Metrics;
 use gateway::runtime::mqtt::{Link, LinkSettings, TlsFiles};
 use gateway::security::xml::XmlCipher;
 use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
@@ -91,6 +92,7 @@ struct Gw {
     store: Arc<MemStore>,
     sec: Arc<DataSecurity>,
     bundle: Bundle,
+    metrics: Arc<Metrics>,
 }
 
 fn security(b: &Bundle) -> DataSecurity {
@@ -143,14 +145,16 @@ fn start_gateway(b: &Bundle, store: Arc<MemStore>, snapshot: Option<GatewaySnaps
         }
     }
     let sec = Arc::new(security(b));
+    let metrics = Arc::new(Metrics::new().unwrap());
     let (driver, handle) = Driver::new(core, sec.clone(), store.clone(), link, profiles);
-    let task = tokio::spawn(driver.run());
+    let task = tokio::spawn(driver.with_metrics(metrics.clone()).run());
     Gw {
         handle,
         task,
         store,
         sec,
         bundle: b.clone(),
+        metrics,
     }
 }
 
@@ -269,6 +273,11 @@ async fn the_real_runtime_connects_sends_json_and_xml_data_that_the_platform_sto
     let b = g.ingest(Ds::PipeLedger, 12, 12).await;
     g.wait("xml data acknowledged", |v| v.unacked == 0).await;
     assert_stored(&f, &g.store, b.first, b.last);
+    // The local metrics tell the same facts (MON-1).
+    let text = g.metrics.render();
+    assert!(text.contains("sgw_connected 1"), "{text}");
+    assert!(text.contains(&format!("sgw_last_seq {}", b.last)), "{text}");
+    assert!(text.contains("sgw_unacked_records 0"), "{text}");
     assert_eq!(
         *g.store.acked.lock().unwrap().last().unwrap(),
         b,

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
+use super::monitor::Metrics;
 use super::mqtt::{Link, LinkEvent};
 use crate::outbound::{self, DatasetProfile};
 use crate::protocol::flow::Time;
@@ -32,7 +33,7 @@ use crate::protocol::gateway_side::{
     DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
-use crate::protocol::message::AnomalyKind;
+use crate::protocol::message::{AnomalyKind, HealthState};
 use crate::security::DataSecurity;
 
 /// The gateway's storage as the driver needs it. Called on blocking threads, never on the
@@ -153,6 +154,7 @@ pub struct Driver<S: RecordStore> {
     saved_hash: Option<u64>,
     sealed: HashMap<MessageId, String>,
     sealed_order: VecDeque<MessageId>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn now() -> Time {
@@ -188,9 +190,39 @@ impl<S: RecordStore> Driver<S> {
                 saved_hash: None,
                 sealed: HashMap::new(),
                 sealed_order: VecDeque::new(),
+                metrics: None,
             },
             DriverHandle { tx },
         )
+    }
+
+    /// Keeps `metrics` true to the core's state after every turn (MON-1).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn update_metrics(&self, events: &[GatewayEvent]) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.connected.set(i64::from(self.core.is_connected()));
+        m.periodic_running
+            .set(i64::from(self.core.periodic().running));
+        m.last_seq.set(as_i64(self.core.last_seq()));
+        m.unacked_records.set(as_i64(self.core.unacked_records()));
+        m.held_records.set(as_i64(self.core.held_records()));
+        for e in events {
+            match e {
+                GatewayEvent::Anomaly { .. } => m.anomalies.inc(),
+                GatewayEvent::ConnectRefused { lasting: true, .. } => {
+                    m.set_health(HealthState::Failed);
+                }
+                GatewayEvent::Connected { .. } => m.set_health(HealthState::Ok),
+                _ => {}
+            }
+        }
     }
 
     /// Runs until shut down through the handle (or every handle dropped).
@@ -321,6 +353,7 @@ impl<S: RecordStore> Driver<S> {
             for e in &events {
                 log_event(e);
             }
+            self.update_metrics(&events);
             if !events.is_empty() {
                 let store = self.store.clone();
                 let r = tokio::task::spawn_blocking(move || {

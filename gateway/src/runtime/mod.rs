@@ -8,6 +8,7 @@
 
 pub mod driver;
 pub mod ftp;
+pub mod monitor;
 pub mod mqtt;
 
 /// Installs rustls' process-wide crypto provider (aws-lc-rs) once; rumqttc and the HTTPS
