@@ -225,6 +225,27 @@ fn cp932_nec_and_ibm_extension_characters_decode_to_their_unicode_characters() {
 }
 
 #[test]
+fn an_empty_chunk_between_a_lead_byte_and_its_trail_byte_changes_nothing() {
+    // い is 82 A2 in CP932; A2 alone is the half-width ｢. encoding_rs 0.8.35 forgets a pending
+    // lead byte when called with empty input before the end, which would store ｢ for い.
+    let spec = text_spec(&["a"], TextEncoding::Cp932, false);
+    let k = keys();
+    let mut dec = Decoder::new(&spec, &k);
+    dec.feed(b"a\r\n\x82").unwrap();
+    dec.feed(b"").unwrap();
+    dec.feed(b"\xA2\r\n").unwrap();
+    assert_eq!(dec.poll_record().unwrap().fields, ["い"]);
+    // And a lead byte left at the end of the file is refused, not dropped.
+    let mut dec = Decoder::new(&spec, &k);
+    dec.feed(b"a\r\nx\x82").unwrap();
+    dec.feed(b"").unwrap();
+    assert_eq!(
+        dec.finish().unwrap_err().reply().text,
+        "551 DES-CSV-2: line 2, column 1: not valid cp932"
+    );
+}
+
+#[test]
 fn cp932_bytes_that_do_not_decode_refuse_the_file_and_no_replacement_character_is_stored() {
     let spec = text_spec(&["a", "b"], TextEncoding::Cp932, false);
     // 0xA0 is unassigned; 0x85 0x40 is an unassigned double-byte code; a lone lead byte at the

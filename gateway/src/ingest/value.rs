@@ -34,7 +34,8 @@ pub(crate) fn check(ty: ColumnType, text: &mut String) -> Result<(), ValueFault>
 /// are all refused) and without U+FFFE, U+FFFF. Rust strings hold no surrogates.
 fn is_character_data(s: &str) -> bool {
     s.chars().all(|c| {
-        !(c.is_control() && !matches!(c, '\t' | '\r' | '\n')) && c != '\u{FFFE}' && c != '\u{FFFF}'
+        let allowed_control = matches!(c, '\t' | '\r' | '\n');
+        (allowed_control || !c.is_control()) && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
     })
 }
 
