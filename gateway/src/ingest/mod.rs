@@ -2,13 +2,13 @@
 //! turns the bytes of one uploaded file into validated, canonical, masked records, or refuses
 //! the file whole with the one reply DES-FTP-6 gives for the reason.
 //!
-//! Implements DES-CSV-1 (dialect, [`csv`]), DES-CSV-2 (UTF-8 with BOM skipped, or CP932 =
-//! WHATWG `Shift_JIS` with the NEC and IBM extensions, decoded incrementally by
-//! `encoding_rs`, never with a replacement character), DES-CSV-3 (header row), DES-CSV-4
-//! (field count, types, canonical integers, [`value`]), DES-MASK-4 (masked columns masked with
-//! [`MaskingKeys`], empty fields stay empty), DES-MSG-DATA-6 (each record's wire size after
-//! masking, [`record_wire_bytes`], at most [`MAX_RECORD_BYTES`]) and the reply codes of
-//! DES-FTP-6 ([`IngestError::reply`], [`IngestError::anomaly`]), in the order of DES-CSV-5:
+//! Implements DES-CSV-1 (dialect: the strict parser of `csv.rs`), DES-CSV-2 (UTF-8 with BOM
+//! skipped, or CP932 = WHATWG `Shift_JIS` with the NEC and IBM extensions, decoded
+//! incrementally by `encoding_rs`, never with a replacement character), DES-CSV-3 (header row),
+//! DES-CSV-4 (field count, types, canonical integers: `value.rs`), DES-MASK-4 (masked columns
+//! masked with [`MaskingKeys`], empty fields stay empty), DES-MSG-DATA-6 (each record's wire
+//! size after masking, [`record_wire_bytes`], at most [`MAX_RECORD_BYTES`]) and the reply codes
+//! of DES-FTP-6 ([`IngestError::reply`], [`IngestError::anomaly`]), in the order of DES-CSV-5:
 //! the first failure in file order wins.
 //!
 //! # Use
