@@ -649,6 +649,8 @@ fn each_refusal_maps_to_its_reply_code_and_anomaly_rule() {
         let reply = err.reply();
         assert_eq!(reply.code, code, "{err:?}");
         assert!(reply.text.starts_with(&format!("{code} ")), "{reply}");
+        assert_eq!(format!("{code} {}", reply.reason()), reply.text);
+        assert!(reply.reason().starts_with("DES-"), "{reply}");
         assert_eq!(reply.is_transient(), code < 500);
         let a = err.anomaly();
         assert_eq!(a.kind, AnomalyKind::Ingest);

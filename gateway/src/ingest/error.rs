@@ -185,6 +185,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The reason text without the code (`DES-CSV-4: line 12, column 3: not a date`), for an
+    /// FTP library that writes its own reply texts: it goes into the anomaly `detail` and the
+    /// audit log (DES-FTP-6).
+    pub fn reason(&self) -> &str {
+        self.text.get(4..).unwrap_or("")
+    }
+
     /// Whether the same file may succeed later (4xx): not quarantined (DES-FTP-7).
     pub fn is_transient(&self) -> bool {
         (400..500).contains(&self.code)
@@ -278,17 +285,22 @@ impl IngestError {
         }
     }
 
+    /// The anomaly's rule (DES-FTP-6): `SC-FTP-1` for the file size and local faults,
+    /// `SC-ACQ-1` for content (DES-CSV-1..4 and a record over 65 536 bytes).
+    pub fn anomaly_rule(&self) -> &'static str {
+        match self {
+            Self::FileTooLarge { .. } | Self::Masking { .. } => "SC-FTP-1",
+            _ => "SC-ACQ-1",
+        }
+    }
+
     /// The `anomaly` the refusal raises (DES-FTP-6): kind `ingest`, rule `SC-ACQ-1` for content
     /// (DES-CSV-1..4 and a record over 65 536 bytes) or `SC-FTP-1` for size and local faults,
     /// with the reply line as `detail`.
     pub fn anomaly(&self) -> Anomaly {
-        let rule = match self {
-            Self::FileTooLarge { .. } | Self::Masking { .. } => "SC-FTP-1",
-            _ => "SC-ACQ-1",
-        };
         Anomaly {
             kind: AnomalyKind::Ingest,
-            rule: rule.into(),
+            rule: self.anomaly_rule().into(),
             detail: self.reply().text,
             topic: None,
         }
