@@ -126,6 +126,13 @@ fn unmasked(spec: &DatasetSpec, records: &[Record]) -> Vec<Vec<String>> {
         .collect()
 }
 
+#[test]
+fn a_decoder_can_be_held_across_awaits_of_a_multi_threaded_runtime() {
+    fn send<T: Send>() {}
+    send::<Decoder<'static>>();
+    send::<IngestError>();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Accepted files
 
