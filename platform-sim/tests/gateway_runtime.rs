@@ -146,7 +146,8 @@ fn start_gateway(b: &Bundle, store: Arc<MemStore>, snapshot: Option<GatewaySnaps
     }
     let sec = Arc::new(security(b));
     let metrics = Arc::new(Metrics::new().unwrap());
-    let (driver, handle) = Driver::new(core, sec.clone(), store.clone(), link, profiles);
+    let cell = Arc::new(arc_swap::ArcSwap::new(sec.clone()));
+    let (driver, handle) = Driver::new(core, cell, store.clone(), link, profiles);
     let task = tokio::spawn(driver.with_metrics(metrics.clone()).run());
     Gw {
         handle,
@@ -327,4 +328,74 @@ async fn a_restarted_runtime_resumes_from_its_snapshot_without_reusing_a_sequenc
         .await;
     assert_stored(&f, &store, a.first, b.last);
     g2.handle.shutdown().await;
+}
+
+/// The CRL number of the CRL `sec` holds.
+fn held_crl_number(sec: &DataSecurity) -> String {
+    let crl = sec.keys().crl().expect("a CRL is held");
+    gateway::security::cert::crl_number(crl)
+        .unwrap()
+        .unwrap()
+        .to_dec_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_certificate_refresh_installs_a_newer_crl_refuses_a_rollback_and_a_revoked_gateway_is_refused_at_the_handshake()
+ {
+    use gateway::runtime::certfetch::CertFetcher;
+    use platform_sim::ca::Ca;
+    use platform_sim::https::Published;
+    let _s = serial().await;
+    let f = common::scripted::fixture_https("RTGW3", fast_config(), FaultConfig::default()).await;
+    let https = f.platform.https().unwrap();
+    let b = &f.bundle;
+    let tls = TlsFiles {
+        ca: b.path(&b.config.tls.ca),
+        cert: b.path(&b.config.tls.cert),
+        key: b.path(&b.config.tls.key),
+    };
+    let fetcher =
+        CertFetcher::new(&format!("https://localhost:{}", https.addr().port()), tls).unwrap();
+    let cell = arc_swap::ArcSwap::from_pointee(security(b));
+    let now = chrono::Utc::now;
+
+    // First round: the platform certificate passes DES-CERT-4 with its role; nothing refused.
+    let r = fetcher.refresh(&cell, now()).await;
+    assert!(r.platform_installed, "{r:?}");
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    let before = held_crl_number(&cell.load());
+
+    // The CA signs a newer CRL: installed.
+    let old_published = Published::from_ca(&Ca::open(&env().ca_dir).unwrap()).unwrap();
+    let mut ca = Ca::open(&env().ca_dir).unwrap();
+    ca.sign_crl().unwrap();
+    https.publish(Published::from_ca(&ca).unwrap()).unwrap();
+    let r = fetcher.refresh(&cell, now()).await;
+    assert!(r.crl_installed, "{r:?}");
+    let after = held_crl_number(&cell.load());
+    assert_ne!(before, after, "the held CRL is the newer one");
+
+    // The endpoint serves the older CRL again (a stale cache, an attacker): refused, kept.
+    https.publish(old_published).unwrap();
+    let r = fetcher.refresh(&cell, now()).await;
+    assert!(!r.crl_installed);
+    assert!(
+        r.findings
+            .iter()
+            .any(|x| x.what == "crl" && x.rule == "DES-CERT-3"),
+        "rollback not refused: {:?}",
+        r.findings
+    );
+    assert_eq!(held_crl_number(&cell.load()), after);
+
+    // The gateway is revoked: the endpoint refuses it at the TLS handshake (DES-CERT-5).
+    let mut ca = Ca::open(&env().ca_dir).unwrap();
+    ca.revoke_gateway(&f.gw).unwrap();
+    https.publish(Published::from_ca(&ca).unwrap()).unwrap();
+    match fetcher.get("/sgw/v1/certs/platform.pem", None).await {
+        Err(gateway::runtime::certfetch::FetchError::Connect(_)) => {}
+        other => panic!("a revoked gateway fetched: {other:?}"),
+    }
 }

@@ -22,6 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -145,7 +146,7 @@ const SEALED_KEPT: usize = 64;
 /// The driver's state; [`Driver::run`] consumes it.
 pub struct Driver<S: RecordStore> {
     core: GatewayCore,
-    sec: Arc<DataSecurity>,
+    sec: Arc<ArcSwap<DataSecurity>>,
     store: Arc<S>,
     link: Link,
     datasets: Arc<HashMap<Dataset, DatasetProfile>>,
@@ -169,10 +170,11 @@ fn core_hash(core: &GatewayCore) -> u64 {
 
 impl<S: RecordStore> Driver<S> {
     /// A driver for `core` over `link`; `datasets` tells the outbound builder each dataset's
-    /// profile header.
+    /// profile header. `sec` is swapped by the certificate refresh (DES-CERT-3); every
+    /// operation uses the state current when it starts.
     pub fn new(
         core: GatewayCore,
-        sec: Arc<DataSecurity>,
+        sec: Arc<ArcSwap<DataSecurity>>,
         store: Arc<S>,
         link: Link,
         datasets: HashMap<Dataset, DatasetProfile>,
@@ -295,7 +297,7 @@ impl<S: RecordStore> Driver<S> {
                 payload,
                 retain,
             } => {
-                let sec = self.sec.clone();
+                let sec = self.sec.load_full();
                 let inbound = tokio::task::spawn_blocking(move || {
                     outbound::open_inbound(&sec, topic, &payload, retain, Utc::now())
                 })
@@ -385,7 +387,7 @@ impl<S: RecordStore> Driver<S> {
     async fn transmit(&mut self, t: Transmit) {
         match t {
             Transmit::Message { topic, envelope } => {
-                let sec = self.sec.clone();
+                let sec = self.sec.load_full();
                 let sealed = tokio::task::spawn_blocking(move || {
                     outbound::seal_envelope(&sec, &envelope, Utc::now())
                 })
@@ -421,7 +423,7 @@ impl<S: RecordStore> Driver<S> {
     }
 
     async fn build_data(&self, req: DataRequest) -> Result<String, String> {
-        let sec = self.sec.clone();
+        let sec = self.sec.load_full();
         let store = self.store.clone();
         let datasets = self.datasets.clone();
         let gw = self.core.gateway_id().clone();
