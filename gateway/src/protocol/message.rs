@@ -87,6 +87,15 @@ fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
     }
 }
 
+/// Writes a timestamp the DES-ENV-2 way: `±hh:mm` offset (`+00:00` for UTC, never `Z`) and 0,
+/// 3, 6 or 9 fraction digits. chrono's own serde impl writes `Z` for a zero offset.
+pub(crate) fn write_time<S: serde::Serializer>(
+    t: &DateTime<FixedOffset>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+}
+
 /// Deserializes a body timestamp with the DES-ENV-2 shape.
 fn strict_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
     let s = String::deserialize(d)?;
@@ -482,10 +491,10 @@ pub struct DataAck {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TimeRange {
     /// Start (inclusive), ISO 8601 with offset.
-    #[serde(deserialize_with = "strict_time")]
+    #[serde(deserialize_with = "strict_time", serialize_with = "write_time")]
     pub from: DateTime<FixedOffset>,
     /// End (inclusive), ISO 8601 with offset.
-    #[serde(deserialize_with = "strict_time")]
+    #[serde(deserialize_with = "strict_time", serialize_with = "write_time")]
     pub to: DateTime<FixedOffset>,
 }
 
@@ -553,7 +562,7 @@ pub struct CertExpiry {
     /// Which certificate (`tls-client`, `data-protection`, `platform`, `root`, …).
     pub name: String,
     /// Its notAfter.
-    #[serde(deserialize_with = "strict_time")]
+    #[serde(deserialize_with = "strict_time", serialize_with = "write_time")]
     pub not_after: DateTime<FixedOffset>,
 }
 
@@ -1115,6 +1124,25 @@ mod tests {
         // the right shape, but not a date
         assert!(is_timestamp_shape("2026-02-30T10:15:00Z"));
         assert!(parse_timestamp("2026-02-30T10:15:00Z").is_none());
+    }
+
+    #[test]
+    fn body_timestamps_in_utc_are_written_with_plus_00_00_not_z() {
+        // DES-ENV-2: encoders write `±hh:mm`; chrono's serde default would write `Z`.
+        let utc = parse_timestamp("2026-12-01T00:00:00Z").unwrap();
+        let cert = CertExpiry {
+            name: "root".into(),
+            not_after: utc,
+        };
+        let range = TimeRange { from: utc, to: utc };
+        assert_eq!(
+            serde_json::to_string(&cert).unwrap(),
+            r#"{"name":"root","notAfter":"2026-12-01T00:00:00+00:00"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&range).unwrap(),
+            r#"{"from":"2026-12-01T00:00:00+00:00","to":"2026-12-01T00:00:00+00:00"}"#
+        );
     }
 
     #[test]

@@ -1085,7 +1085,7 @@ impl PlatformCore {
                 }
                 // A higher lastSeq may open a trailing gap (e.g. records held after a
                 // given-up message, DES-MSG-DATA-5): track it now so its timer is armed.
-                self.check_gaps(now, &gw);
+                self.check_gaps(now, gw);
             }
             Body::Anomaly(a) => {
                 self.record_anomaly(
