@@ -46,7 +46,7 @@
 //! proptest in `model_gateway.rs` checks it.)
 //!
 //! Bounds: nine scenarios ([`Bounds::scenarios`]), each explored exhaustively; the default run
-//! (~700 000 states) takes about 75 s in a debug build; `SGW_MODEL_BIG=1` raises bounds by one
+//! (~700 000 states) takes about 100 s in a debug build on a shared 2-core machine; `SGW_MODEL_BIG=1` raises bounds by one
 //! step. Each direction of the network is a FIFO queue whose oldest message can be delivered,
 //! lost, duplicated (the copy arrives last) or tampered with; any other message can overtake it
 //! only by spending the reordering budget, so reordering is bounded rather than free — the
@@ -605,7 +605,11 @@ impl Sys {
     fn observe_gateway_events(s: &mut State) {
         while let Some(e) = s.gw.poll_event() {
             match e {
-                GatewayEvent::Anomaly { rule, detail, .. } if rule == "DES-MSG-DATA-5" => {
+                GatewayEvent::Anomaly {
+                    rule: "DES-MSG-DATA-5",
+                    detail,
+                    ..
+                } => {
                     s.ghost.given_up_seen = true;
                     let id = detail
                         .strip_prefix("data ")

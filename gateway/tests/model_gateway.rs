@@ -405,7 +405,11 @@ impl Sut {
     fn observe_events(&mut self) -> Result<(), String> {
         while let Some(e) = self.core.poll_event() {
             match e {
-                GatewayEvent::Anomaly { rule, detail, .. } if rule == "DES-MSG-DATA-5" => {
+                GatewayEvent::Anomaly {
+                    rule: "DES-MSG-DATA-5",
+                    detail,
+                    ..
+                } => {
                     let id = detail
                         .strip_prefix("data ")
                         .and_then(|d| d.split_whitespace().next())
@@ -436,7 +440,8 @@ impl Sut {
         self.outstanding
             .iter()
             .filter(|o| {
-                !o.given_up && !(o.kind == DataKind::Periodic && self.acked.contains_range(o.range))
+                let settled = o.kind == DataKind::Periodic && self.acked.contains_range(o.range);
+                !o.given_up && !settled
             })
             .count()
     }
