@@ -45,12 +45,13 @@
 //! (P10, the in-flight window of 8, needs more messages than this model can hold; the
 //! proptest in `model_gateway.rs` checks it.)
 //!
-//! Bounds: nine scenarios ([`Bounds::scenarios`]), each explored exhaustively; the default run
-//! (~700 000 states) takes about 100 s in a debug build on a shared 2-core machine; `SGW_MODEL_BIG=1` raises bounds by one
-//! step. Each direction of the network is a FIFO queue whose oldest message can be delivered,
-//! lost, duplicated (the copy arrives last) or tampered with; any other message can overtake it
-//! only by spending the reordering budget, so reordering is bounded rather than free — the
-//! classic reduction that keeps the space finite and small. State counts are in
+//! Bounds: ten scenarios ([`Bounds::scenarios`]), each explored exhaustively; the default run
+//! (~700 000 states) takes about 100 s in a debug build on a shared 2-core machine;
+//! `SGW_MODEL_BIG=1` raises bounds by one step. Each direction of the network is a FIFO queue
+//! whose oldest message can be delivered, lost, duplicated (the copy arrives last) or tampered
+//! with; any other message can overtake it only by spending the reordering budget, so
+//! reordering is bounded rather than free — the classic reduction that keeps the space finite
+//! and small. State counts are in
 //! `docs/model-checking.md`. `SGW_MODEL_ONLY=<name part>`, `SGW_MODEL_TICKS=n` and
 //! `SGW_MODEL_LIMIT=n` help when exploring.
 //!
@@ -700,15 +701,16 @@ impl Sys {
                     if d.range.len() < CAP && d.dataset == ds(0) {
                         s.ghost.byte_split_seen = true;
                     }
-                    // P11: archived records come from the archive, in messages of their own
-                    // (a retransmission repeats its first transmission, whatever was evacuated
-                    // since).
+                    // P11: archived records come from the archive, in messages of their own. A
+                    // retransmission repeats its first transmission, whatever was evacuated
+                    // since: this model evacuates every acknowledged record, also one that a
+                    // message in flight still carries (docs/model-checking.md, Findings 2).
                     let archived = (d.range.first..=d.range.last)
                         .filter(|q| s.ghost.archived.contains(*q))
                         .count() as u64;
                     let from_archive = match d.kind {
+                        _ if d.retransmission => true,
                         DataKind::Periodic => archived == 0 && !d.archived,
-                        DataKind::Resend if d.retransmission => true,
                         DataKind::Resend if archived == 0 => !d.archived,
                         DataKind::Resend => archived == d.range.len() && d.archived,
                     };
