@@ -253,6 +253,19 @@ impl Store {
         Ok(set)
     }
 
+    /// The archives whose records left primary storage (DES-EVAC-4 step 3 done):
+    /// `(file, dataset, range)`, ascending by seq.
+    pub fn archives(&self) -> Result<Vec<(String, Dataset, SeqRange)>, StoreError> {
+        self.archive_rows()?
+            .into_iter()
+            .map(|a| {
+                Dataset::new(a.dataset)
+                    .map(|d| (a.file, d, a.range))
+                    .map_err(|e| StoreError::Corrupt(format!("archive dataset: {e}")))
+            })
+            .collect()
+    }
+
     pub(super) fn archive_rows(&self) -> Result<Vec<ArchiveRow>, StoreError> {
         let mut stmt = self
             .conn
