@@ -295,10 +295,21 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
         let got = store.read_records(&Dataset::new(ds.as_str()).unwrap(), *h);
         assert!(got.is_ok(), "held {h:?} left primary storage: {got:?}");
     }
-    counts.archives = fs::read_to_string(evac.join("index.jsonl"))
-        .unwrap_or_default()
+    // After the repair every indexed archive has left primary storage (step 3 done), and
+    // every archive of the store is indexed.
+    let index = fs::read_to_string(evac.join("index.jsonl")).unwrap_or_default();
+    let mut indexed: Vec<String> = index
         .lines()
-        .count();
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["file"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut recorded: Vec<String> = store.archives().unwrap().into_iter().map(|a| a.0).collect();
+    indexed.sort();
+    recorded.sort();
+    assert_eq!(indexed, recorded, "index.jsonl and the store's archives differ after the repair");
+    counts.archives = indexed.len();
 }
 
 fn write_keys(dir: &Path) {
@@ -361,6 +372,9 @@ fn sigkill_at_random_points_loses_nothing() {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis(rng.next_u64() % 200));
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the child ended by itself (a store call failed): {status}");
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         verify(dir, &mut counts, false);
