@@ -745,8 +745,9 @@ fn running_core(cap: u64) -> GatewayCore {
 
 #[test]
 fn message_units_split_like_the_core() {
-    // Sizes that cross the count cap and the byte bound in every way.
-    let mut sizes = Vec::new();
+    // Sizes that cross the count cap and the byte bound in every way; the first two sum to
+    // exactly MAX_MESSAGE_RECORD_BYTES (one unit), the third starts the next.
+    let mut sizes = vec![65_536, 49_152, 1];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..3000 {
         x ^= x << 13;
