@@ -121,7 +121,10 @@ fn crash_child() {
         match rng.next_u64() % 10 {
             0 => {
                 store.mark_held(got.range, true).unwrap();
-                journal(&dir, &format!("held {} {}", got.range.first, got.range.last));
+                journal(
+                    &dir,
+                    &format!("held {} {}", got.range.first, got.range.last),
+                );
             }
             1..=2 => {}
             _ => {
@@ -191,7 +194,11 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
     let mut store = Store::open(&dir.join("store")).unwrap();
     let evac = dir.join("evac");
     let rep = store.recover_archives(&evac).unwrap();
-    assert!(rep.problems.is_empty(), "recovery problems: {:?}", rep.problems);
+    assert!(
+        rep.problems.is_empty(),
+        "recovery problems: {:?}",
+        rep.problems
+    );
     counts.completed_by_recovery += rep.completed.len();
     counts.unindexed_removed += rep.unindexed_removed.len();
     counts.temporaries_removed += rep.temporaries_removed.len();
@@ -208,7 +215,11 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
     }
     let last_seq = store.last_seq().unwrap();
     if let Some((r, _, _)) = j.ingests.last() {
-        assert!(last_seq >= r.last, "seq counter {last_seq} below journaled {}", r.last);
+        assert!(
+            last_seq >= r.last,
+            "seq counter {last_seq} below journaled {}",
+            r.last
+        );
     }
     let keys = keys(dir);
     counts.ingests = j.ingests.len();
@@ -227,7 +238,11 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
                 Some(&evac),
             )
             .unwrap();
-        assert!(sel.missing.is_empty(), "{ds} {range:?} lost: {:?}", sel.missing);
+        assert!(
+            sel.missing.is_empty(),
+            "{ds} {range:?} lost: {:?}",
+            sel.missing
+        );
         assert!(sel.unknown.is_empty(), "{ds} {range:?} not indexed");
         assert_eq!(sel.records(), range.len(), "{ds} {range:?}");
         for run in &sel.runs {
@@ -242,7 +257,9 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
                 Some(_) => {
                     counts.archived += run.range.len();
                     if read_archives {
-                        let got = store.read_archived(&dataset, run.range, &evac, &keys).unwrap();
+                        let got = store
+                            .read_archived(&dataset, run.range, &evac, &keys)
+                            .unwrap();
                         for rec in got {
                             assert_eq!(rec.fields, fields(tag, rec.seq - range.first));
                         }
@@ -264,7 +281,9 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
             )
             .unwrap();
         assert!(
-            sel.runs.iter().all(|r| r.archive.as_deref() == Some(file.as_str())),
+            sel.runs
+                .iter()
+                .all(|r| r.archive.as_deref() == Some(file.as_str())),
             "{file}: records both archived and still stored after the repair"
         );
     }
@@ -283,11 +302,18 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
         .filter(|r| r.archive.is_none())
         .map(|r| r.range.len())
         .sum();
-    assert_eq!(stored_total, usage.records, "a stored row outside every ingest, or doubled");
+    assert_eq!(
+        stored_total, usage.records,
+        "a stored row outside every ingest, or doubled"
+    );
     assert_eq!(all.archived() + stored_total, all.records());
     if last_seq > 0 {
         assert!(all.missing.is_empty() && all.unknown.is_empty());
-        assert_eq!(all.records(), last_seq, "every assigned seq is held somewhere");
+        assert_eq!(
+            all.records(),
+            last_seq,
+            "every assigned seq is held somewhere"
+        );
     }
     // Held (never acknowledged) records were never evacuated.
     for h in &j.held {
@@ -308,7 +334,10 @@ fn verify(dir: &Path, counts: &mut Counts, read_archives: bool) {
     let mut recorded: Vec<String> = store.archives().unwrap().into_iter().map(|a| a.0).collect();
     indexed.sort();
     recorded.sort();
-    assert_eq!(indexed, recorded, "index.jsonl and the store's archives differ after the repair");
+    assert_eq!(
+        indexed, recorded,
+        "index.jsonl and the store's archives differ after the repair"
+    );
     counts.archives = indexed.len();
 }
 
@@ -322,8 +351,10 @@ fn write_keys(dir: &Path) {
     b.set_subject_name(&n).unwrap();
     b.set_issuer_name(&n).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::from_unix(2_000_000_000).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(2_000_000_000).unwrap())
+        .unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
     fs::write(dir.join("key.pem"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     fs::write(dir.join("cert.pem"), b.build().to_pem().unwrap()).unwrap();
@@ -357,7 +388,10 @@ fn sigkill_at_random_points_loses_nothing() {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(DIR_ENV, dir)
-            .env(SEED_ENV, (seed ^ round.wrapping_mul(0x9e37_79b9)).to_string())
+            .env(
+                SEED_ENV,
+                (seed ^ round.wrapping_mul(0x9e37_79b9)).to_string(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -385,6 +419,9 @@ fn sigkill_at_random_points_loses_nothing() {
         counts,
         started.elapsed().as_secs_f64()
     );
-    assert!(counts.archived > 0, "no evacuation happened: the test proved nothing about it");
+    assert!(
+        counts.archived > 0,
+        "no evacuation happened: the test proved nothing about it"
+    );
     assert!(counts.stored > 0);
 }

@@ -452,16 +452,15 @@ fn evacuation_takes_only_acknowledged_not_held_records_older_than_the_retention(
     s.mark_held(r(3, 3), true).unwrap(); // unacked and held
     s.mark_acked(r(4, 4)).unwrap();
     s.mark_held(r(4, 4), true).unwrap(); // acked records are never held: no change
-    s.mark_acked(r(6, 8)).unwrap();
-    s.mark_held(r(5, 5), true).unwrap();
+    s.mark_acked(r(6, 8)).unwrap(); // 5 stays unacknowledged, not held
     let report = evacuate(&mut s, &arch, at(2 * DAY + 10));
     let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
     assert_eq!(got, vec![r(1, 2), r(4, 4), r(6, 6)]);
     assert_eq!(report.records, 4);
-    // 3 (held), 5 (held) stay; 7..=8 are younger than the retention.
+    // 3 (held) and 5 (unacknowledged) stay; 7..=8 are younger than the retention.
     assert_eq!(stored_seqs(&s), vec![3, 5, 7, 8]);
     let u = s.usage().unwrap();
-    assert_eq!((u.records, u.evacuated, u.held), (4, 4, 2));
+    assert_eq!((u.records, u.evacuated, u.held, u.unacked), (4, 4, 1, 2));
     assert_eq!(u.bytes, 4 * 88);
     // The archive reads back with the records as stored.
     let back = s
