@@ -57,12 +57,17 @@
 //!   [`Store::read_archived`] return the records of one message.
 //!
 //! How a runtime uses it, per FTP upload: check `core.periodic().covers(dataset)` (450) and
-//! [`Store::check_quota`] (452) when `STOR` arrives; [`Store::ingest_file`] with the parsed,
-//! masked records; `core.handle_ingest(now, dataset, &ingested.record_bytes)`, whose range
-//! equals [`Ingested::range`]; [`Store::save_snapshot`]`(&core.snapshot())`; then 226. After
-//! every other input that changed the core's persisted state: [`Store::save_snapshot`]. Every
-//! `evacuation_interval_sec`: [`Store::evacuate`], then `core.handle_evacuated(range)` for each
-//! archive and [`Store::save_snapshot`].
+//! [`Store::check_quota`] (452) when `STOR` arrives; [`Store::ingest_file`] (or
+//! [`StoreHandle::ingest_file`]) with the parsed, masked records — the store assigns the seqs
+//! inside its commit; then `core.handle_stored(dataset, ingested.range,
+//! &ingested.record_bytes, ingested_at)` and [`Store::save_snapshot`]`(&core.snapshot())`;
+//! then 226. Commits are serialized on the owner thread, so they reach the core in seq
+//! order. After every other input that changed the core's persisted state:
+//! [`Store::save_snapshot`]. Every `evacuation_interval_sec`: [`Store::evacuate`], then
+//! `core.handle_evacuated(line.range)` for each archive made and [`Store::save_snapshot`]. At
+//! start: [`Store::open`], [`Store::recover_archives`], `GatewayCore::restore(cfg,
+//! store.load_snapshot(cfg.max_records_per_message)?, now)` (its boot count then equals
+//! [`Store::boot_count`]), [`Store::save_snapshot`].
 //!
 //! # At rest (SM-ATREST)
 //!
