@@ -8,8 +8,9 @@
 //! DES-FILE-1 signed ZIP with the gateway's own data-protection key, that signed ZIP
 //! (`records.sig.zip`) encrypted as a DES-FILE-2 encrypted ZIP to the gateway's own
 //! certificate ([`crate::security::file`]: `sign_file`, `encrypt_file`, `decrypt_file`,
-//! `verify_file`; those functions take the key directly and do no validity or CRL check, so
-//! reading an archive back with an expired own certificate works without a new variant).
+//! `verify_file`, which take keys directly). Reading back checks the own certificate by
+//! DES-CERT-4 steps 1–4 only ([`crate::security::cert::validate_cert_timeless`], added for
+//! this): an expired own certificate still proves the archive unchanged.
 //!
 //! Crash safety (DES-EVAC-4), per archive: (1) `{file}.tmp` written, fsynced, linked to
 //! `{file}` (a hard link fails if the name exists: never overwritten), the temporary removed,
@@ -39,8 +40,9 @@ use super::{
 };
 use crate::profile::Column;
 use crate::protocol::{Dataset, GatewayId, Seq, SeqRange, StoreEpoch, Time};
+use crate::security::cert::validate_cert_timeless;
 use crate::security::file::{decrypt_file, encrypt_file, sign_file, verify_file};
-use crate::security::{AesCbc, KeyStore, SecurityError, ZipLimits};
+use crate::security::{AesCbc, Identity, KeyStore, SecurityError, ZipLimits};
 
 /// The `format` of an archive's header line (DES-EVAC-3).
 pub const ARCHIVE_FORMAT: &str = "sgw-archive-v1";
@@ -58,6 +60,7 @@ pub const MAX_ARCHIVE_PAYLOAD_BYTES: u64 = 4 << 30;
 #[derive(Clone)]
 pub struct ArchiveKey {
     key: PKey<Private>,
+    cert: X509,
     public: PKey<Public>,
     kid: String,
 }
@@ -88,6 +91,7 @@ impl ArchiveKey {
         }
         Ok(ArchiveKey {
             key,
+            cert: cert.clone(),
             public,
             kid: hex::encode(openssl::sha::sha256(&der)),
         })
@@ -105,22 +109,38 @@ impl ArchiveKey {
 }
 
 /// The keys for archives: the current one writes; it and the earlier ones read (DES-EVAC-3:
-/// earlier keys are kept as long as archives made with them exist).
+/// earlier keys are kept as long as archives made with them exist). Reading checks the
+/// certificate of the key that verifies by DES-CERT-4 steps 1–4 against `root` as the
+/// gateway's own (`owner`), not its validity period or the CRL.
 #[derive(Debug, Clone)]
 pub struct ArchiveKeys {
     /// Signs and encrypts new archives.
     pub current: ArchiveKey,
     /// Earlier keys, for reading older archives.
     pub previous: Vec<ArchiveKey>,
+    /// The data-protection root (DES-CERT-3).
+    pub root: X509,
+    /// The gateway itself: role gateway, CN = its ID (DES-CERT-4 step 3).
+    pub owner: Identity,
 }
 
 impl ArchiveKeys {
-    /// Only the current key.
-    pub fn new(current: ArchiveKey) -> Self {
+    /// Only the current key, of gateway `gateway_id` under `root`.
+    pub fn new(current: ArchiveKey, root: X509, gateway_id: &GatewayId) -> Self {
         ArchiveKeys {
             current,
             previous: Vec::new(),
+            root,
+            owner: Identity::gateway(gateway_id.as_str()),
         }
+    }
+    /// The own key, certificate and root of a key store.
+    pub fn from_keystore(keys: &KeyStore, gateway_id: &GatewayId) -> Result<Self, StoreError> {
+        Ok(Self::new(
+            ArchiveKey::from_keystore(keys)?,
+            keys.root().clone(),
+            gateway_id,
+        ))
     }
     fn all(&self) -> impl Iterator<Item = &ArchiveKey> {
         std::iter::once(&self.current).chain(self.previous.iter())
@@ -873,6 +893,10 @@ fn read_archive_file(
     let mut verified = None;
     let mut last_err = SecurityError::SignerMismatch;
     for k in keys.all() {
+        if let Err(e) = validate_cert_timeless(&k.cert, &keys.owner, &keys.root) {
+            last_err = e;
+            continue;
+        }
         let input = File::open(&signed).map_err(StoreError::io("open", &signed))?;
         let out = File::create(&jsonl).map_err(StoreError::io("create", &jsonl))?;
         match verify_file(&k.public, &k.kid, input, out, &limits) {

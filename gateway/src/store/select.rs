@@ -160,7 +160,6 @@ impl Store {
                 }
             }
         }
-        let archives = self.archive_rows()?;
         for (ds, x) in pieces {
             if query.dataset.as_ref().is_some_and(|d| d.as_str() != ds) {
                 continue;
@@ -172,7 +171,7 @@ impl Store {
                 push_run(&mut sel.runs, &dataset, *r, None);
             }
             let mut provided = stored.clone();
-            for a in archives.iter().filter(|a| a.dataset == ds) {
+            for a in self.archives_overlapping(&ds, x)? {
                 let Some(y) = SeqRange::new(a.range.first.max(x.first), a.range.last.min(x.last))
                 else {
                     continue;
@@ -264,6 +263,42 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("archive dataset: {e}")))
             })
             .collect()
+    }
+
+    /// The archives of `dataset` overlapping `range`, ascending.
+    fn archives_overlapping(
+        &self,
+        dataset: &str,
+        range: SeqRange,
+    ) -> Result<Vec<ArchiveRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT file, first, last FROM archives \
+                 WHERE dataset = ?1 AND last >= ?2 AND first <= ?3 ORDER BY first",
+            )
+            .map_err(StoreError::sql("prepare archives"))?;
+        let rows = stmt
+            .query_map(params![dataset, sq(range.first), sq(range.last)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(StoreError::sql("read archives"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (file, f, l) = row.map_err(StoreError::sql("read archive"))?;
+            let range = SeqRange::new(us(f), us(l))
+                .ok_or_else(|| StoreError::Corrupt(format!("archive {file} range")))?;
+            out.push(ArchiveRow {
+                file,
+                dataset: dataset.to_string(),
+                range,
+            });
+        }
+        Ok(out)
     }
 
     pub(super) fn archive_rows(&self) -> Result<Vec<ArchiveRow>, StoreError> {

@@ -11,6 +11,7 @@ use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
+use openssl::x509::extension::ExtendedKeyUsage;
 use openssl::x509::{X509, X509Builder, X509NameBuilder};
 use rusqlite::params;
 
@@ -19,6 +20,7 @@ use crate::profile::{Column, ColumnType};
 use crate::protocol::gateway_side::GatewayConfig;
 use crate::protocol::message::ResultCode;
 use crate::protocol::{GatewayCore, GatewayId};
+use crate::security::{Role, SecurityError};
 
 fn at(s: i64) -> Time {
     DateTime::parse_from_rfc3339("2026-11-22T10:00:00+09:00").unwrap() + Duration::seconds(s)
@@ -44,31 +46,71 @@ fn r(first: u64, last: u64) -> SeqRange {
     SeqRange::new(first, last).unwrap()
 }
 
-fn key_and_cert() -> &'static (PKey<Private>, X509) {
-    static K: OnceLock<(PKey<Private>, X509)> = OnceLock::new();
+fn name(cn: &str) -> openssl::x509::X509Name {
+    let mut n = X509NameBuilder::new().unwrap();
+    n.append_entry_by_text("CN", cn).unwrap();
+    n.build()
+}
+
+/// A certificate for `key` named `cn`, issued by `issuer` (`None`: self-signed), with the
+/// gateway role's EKU unless `ca`.
+fn cert(
+    key: &PKey<Private>,
+    cn: &str,
+    issuer: Option<(&PKey<Private>, &X509)>,
+    ca: bool,
+    not_after: i64,
+) -> X509 {
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name(cn)).unwrap();
+    match issuer {
+        Some((_, c)) => b.set_issuer_name(c.subject_name()).unwrap(),
+        None => b.set_issuer_name(&name(cn)).unwrap(),
+    }
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(1_600_000_000).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
+        .unwrap();
+    if !ca {
+        let eku = ExtendedKeyUsage::new()
+            .other(Role::Gateway.eku_oid())
+            .build()
+            .unwrap();
+        b.append_extension(eku).unwrap();
+    }
+    b.sign(issuer.map_or(key, |(k, _)| k), MessageDigest::sha256())
+        .unwrap();
+    b.build()
+}
+
+fn rsa() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+}
+
+/// The gateway's data-protection key, its certificate — already expired: archives are read
+/// back without a validity check (DES-EVAC-3) — and the root.
+fn key_and_cert() -> &'static (PKey<Private>, X509, X509) {
+    static K: OnceLock<(PKey<Private>, X509, X509)> = OnceLock::new();
     K.get_or_init(|| {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut n = X509NameBuilder::new().unwrap();
-        n.append_entry_by_text("CN", "GW0001").unwrap();
-        let n = n.build();
-        let mut b = X509Builder::new().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&n).unwrap();
-        b.set_issuer_name(&n).unwrap();
-        b.set_pubkey(&key).unwrap();
-        // Already expired: archives are read back without a validity check (DES-EVAC-3).
-        b.set_not_before(&Asn1Time::from_unix(1_600_000_000).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::from_unix(1_600_086_400).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        (key, b.build())
+        let root_key = rsa();
+        let root = cert(&root_key, "root", None, true, 2_000_000_000);
+        let key = rsa();
+        let leaf = cert(
+            &key,
+            "GW0001",
+            Some((&root_key, &root)),
+            false,
+            1_600_086_400,
+        );
+        (key, leaf, root)
     })
 }
 
 fn keys() -> ArchiveKeys {
-    let (k, c) = key_and_cert();
-    ArchiveKeys::new(ArchiveKey::new(k.clone(), c).unwrap())
+    let (k, c, root) = key_and_cert();
+    ArchiveKeys::new(ArchiveKey::new(k.clone(), c).unwrap(), root.clone(), &gw())
 }
 
 fn columns() -> BTreeMap<Dataset, Vec<Column>> {
@@ -508,7 +550,7 @@ fn an_archive_has_the_name_index_line_and_content_of_des_evac_2_to_4() {
     assert_eq!(index.lines().count(), 3);
     assert!(index.ends_with('\n'));
     // Open it by hand with the security functions: encrypted ZIP → signed ZIP → JSONL.
-    let (k, c) = key_and_cert();
+    let (k, c, _) = key_and_cert();
     let kid = hex::encode(openssl::sha::sha256(&c.to_der().unwrap()));
     let mut signed = Vec::new();
     let f = std::fs::File::open(arch.join(&names[0])).unwrap();
@@ -570,6 +612,58 @@ fn a_tampered_or_missing_archive_is_refused_and_counts_as_no_longer_held() {
     let sel = s.select_resend(&by_seq(None, 1, 3), Some(&arch)).unwrap();
     assert_eq!(sel.missing, vec![r(1, 3)]);
     assert_eq!(sel.code(), ResultCode::NotFound);
+}
+
+#[test]
+fn reading_an_archive_back_checks_the_own_certificate_against_the_root_but_not_its_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 2);
+    s.mark_acked(r(1, 2)).unwrap();
+    evacuate(&mut s, &arch, at(2 * DAY));
+    // The expired own certificate reads (the fixture's certificate expired in 2020).
+    assert_eq!(
+        s.read_archived(&ds("billing"), r(1, 2), &arch, &keys())
+            .unwrap()
+            .len(),
+        2
+    );
+    // The own certificate under another root of the same name is refused (DES-CERT-4
+    // step 2), and so is it as another gateway's (step 3).
+    let (k, c, _) = key_and_cert();
+    let rogue_key = rsa();
+    let rogue_root = cert(&rogue_key, "root", None, true, 2_000_000_000);
+    let own = ArchiveKey::new(k.clone(), c).unwrap();
+    let bad = ArchiveKeys::new(own.clone(), rogue_root, &gw());
+    let e = s
+        .read_archived(&ds("billing"), r(1, 2), &arch, &bad)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Security {
+                source: SecurityError::CertUntrusted,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let other = GatewayId::new("GW0002").unwrap();
+    let bad = ArchiveKeys::new(own, key_and_cert().2.clone(), &other);
+    let e = s
+        .read_archived(&ds("billing"), r(1, 2), &arch, &bad)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Security {
+                source: SecurityError::CertWrongRole,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 /// Steps (1) and (2) of DES-EVAC-4 without step (3): what a crash right after the index
