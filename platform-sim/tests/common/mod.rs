@@ -70,9 +70,9 @@ pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> ClientConfig {
 /// Client config from a provisioned bundle (its tls/ files).
 pub fn bundle_client_config(b: &Bundle) -> ClientConfig {
     client_config(
-        &b.path(&b.config.tls.ca),
-        &b.path(&b.config.tls.cert),
-        &b.path(&b.config.tls.key),
+        b.config.tls.ca.path(),
+        b.config.tls.client_cert.path(),
+        b.config.tls.client_key.path(),
     )
 }
 
