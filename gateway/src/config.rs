@@ -688,15 +688,108 @@ impl Config {
         ]
     }
 
-    /// `gateway.toml` text of this configuration (paths as written), with a heading comment.
+    /// `gateway.toml` text of this configuration (paths as written), laid out like the example
+    /// of DES-PROV-2: a comment per table, columns as inline tables. Parsing it gives this
+    /// configuration back.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        let body = toml::to_string_pretty(self).map_err(|e| ConfigError::Write(e.to_string()))?;
-        Ok(format!(
+        #[derive(Serialize)]
+        struct Tables<'a> {
+            gateway: &'a GatewaySection,
+            platform: &'a PlatformSection,
+            tls: &'a TlsSection,
+            data_protection: &'a DataProtectionSection,
+            masking: &'a MaskingSection,
+            ftp: &'a FtpSection,
+            storage: &'a StorageSection,
+        }
+        #[derive(Serialize)]
+        struct DatasetKeys<'a> {
+            name: &'a Dataset,
+            source_system: &'a SourceSystem,
+            ftp_user: &'a FtpUser,
+            ftp_dir: &'a FtpDir,
+            ftp_password_hash: &'a PasswordHash,
+            encoding: Encoding,
+            header_row: bool,
+        }
+        let err = |e: toml::ser::Error| ConfigError::Write(e.to_string());
+        let tables = toml::to_string_pretty(&Tables {
+            gateway: &self.gateway,
+            platform: &self.platform,
+            tls: &self.tls,
+            data_protection: &self.data_protection,
+            masking: &self.masking,
+            ftp: &self.ftp,
+            storage: &self.storage,
+        })
+        .map_err(err)?;
+        let mut out = format!(
             "# gateway.toml — SGW provisioning settings (DES-PROV-2) of gateway {}.\n\
              # Paths are relative to this file's directory. Unknown keys are refused.\n\
-             # Check with `sgw check-config --bundle DIR`.\n\n{body}",
+             # Check with `sgw check-config --bundle DIR`.\n\n",
             self.gateway.id
-        ))
+        );
+        for line in tables.lines() {
+            let comment = match line {
+                "[gateway]" => {
+                    "# DES-ID-1 gateway ID (= the client certificate's O and CN); state directory."
+                }
+                "[platform]" => {
+                    "# MQTT over TLS (DES-MQTT-1) and the HTTPS certificate endpoint (DES-CERT-1)."
+                }
+                "[tls]" => "# TLS trust anchor, client certificate and key (key file 0600).",
+                "[data_protection]" => {
+                    "# Data-protection certificates, key (0600) and CRL (DES-CERT-3/4)."
+                }
+                "[masking]" => {
+                    "# The utility's masking keys (DES-MASK-3): <keys_dir>/<keyId>.key, 0600. The\n\
+                     # platform never makes or sees them: create one on the gateway with\n\
+                     # `sgw masking-key new --bundle DIR`."
+                }
+                "[ftp]" => {
+                    "# FTP/FTPS for the legacy systems (DES-FTP-1/2). The FTPS certificate and key are\n\
+                     # the utility's, for its LAN."
+                }
+                "[storage]" => "# Primary storage and evacuation (DES-EVAC-1..4).",
+                _ => "",
+            };
+            if !comment.is_empty() {
+                out.push_str(comment);
+                out.push('\n');
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        let quoted = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        for d in &self.datasets {
+            out.push_str("\n# One [[datasets]] table per kind of CSV (DES-ID-3, DES-FTP-3, DES-CSV-*).\n[[datasets]]\n");
+            out.push_str(
+                &toml::to_string(&DatasetKeys {
+                    name: &d.name,
+                    source_system: &d.source_system,
+                    ftp_user: &d.ftp_user,
+                    ftp_dir: &d.ftp_dir,
+                    ftp_password_hash: &d.ftp_password_hash,
+                    encoding: d.encoding,
+                    header_row: d.header_row,
+                })
+                .map_err(err)?,
+            );
+            out.push_str("columns = [\n");
+            for c in &d.columns {
+                out.push_str(&format!(
+                    "  {{ name = {}, type = \"{}\"",
+                    quoted(&c.name),
+                    c.ty.as_str()
+                ));
+                if let Some(u) = &c.unit {
+                    out.push_str(&format!(", unit = {}", quoted(u)));
+                }
+                out.push_str(&format!(", masked = {} }},\n", c.masked));
+            }
+            out.push_str("]\n");
+        }
+        Ok(out)
     }
 
     /// The dataset named `name`.

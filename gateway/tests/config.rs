@@ -143,6 +143,24 @@ fn the_documented_example_deserialises_into_the_config_type_and_validates_clean(
 }
 
 #[test]
+fn text_written_by_to_toml_reads_back_as_the_same_configuration_whatever_the_strings() {
+    let mut c = Config::parse(&example_text()).unwrap();
+    c.gateway.name = "引用符 \" と \\ と\n改行".into();
+    c.datasets[0].columns[0].name = "a \"quoted\" \\ name\twith tab".into();
+    c.datasets[0].columns[1].unit = Some("m\"3".into());
+    c.datasets[1].columns[0].unit = None;
+    let text = c.to_toml().unwrap();
+    assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
+    // Columns are written as inline tables, in order, like the example.
+    assert!(
+        text.contains(
+            "  { name = \"口径\", type = \"integer\", unit = \"mm\", masked = false },\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn keys_with_documented_defaults_may_be_left_out() {
     let t = example_text()
         .replace("crl_refresh_sec = 3600\n", "")
