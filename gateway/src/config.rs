@@ -810,6 +810,45 @@ impl Config {
         g
     }
 
+    /// The MQTT link's settings (DES-MQTT-1/5/8): broker from `mqtt_url`, keep-alive, TLS
+    /// files; `backoff_seed` for the reconnect jitter (drawn from a CSPRNG by the caller).
+    pub fn link_settings(&self, backoff_seed: u64) -> crate::runtime::mqtt::LinkSettings {
+        crate::runtime::mqtt::LinkSettings {
+            gateway: self.gateway.id.clone(),
+            host: self.platform.mqtt_url.host().to_owned(),
+            port: self.platform.mqtt_url.port(),
+            keep_alive_sec: self.platform.keep_alive_sec.0,
+            tls: crate::runtime::mqtt::TlsFiles {
+                ca: self.tls.ca.path().to_owned(),
+                cert: self.tls.client_cert.path().to_owned(),
+                key: self.tls.client_key.path().to_owned(),
+            },
+            backoff_seed,
+        }
+    }
+
+    /// The FTP server's settings (DES-FTP-1..4): `[ftp]` and one account per dataset.
+    pub fn ftp_settings(&self) -> crate::runtime::ftp::FtpSettings {
+        crate::runtime::ftp::FtpSettings {
+            listen: self.ftp.listen,
+            passive_ports: self.ftp.passive_ports.first..=self.ftp.passive_ports.last,
+            tls: Some((
+                self.ftp.tls_cert.path().to_owned(),
+                self.ftp.tls_key.path().to_owned(),
+            )),
+            ftps_required: self.ftp.ftps_required,
+            accounts: self
+                .datasets
+                .iter()
+                .map(|d| crate::runtime::ftp::Account {
+                    user: d.ftp_user.as_str().to_owned(),
+                    password_phc: d.ftp_password_hash.as_str().to_owned(),
+                    dataset: d.name.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The profile header a dataset's data profiles carry, with a placeholder range and time
     /// (DES-PROF-2).
     pub fn profile_header(&self, d: &DatasetConfig) -> ProfileHeader {
@@ -1707,15 +1746,10 @@ pub fn hash_password(password: &str) -> Result<PasswordHash, PasswordError> {
     PasswordHash::new(phc).map_err(PasswordError::Hash)
 }
 
-/// Whether `password` matches the PHC string `hash` (constant-time comparison inside the
-/// `argon2` crate).
+/// Whether `password` matches the PHC string `hash`: the FTP server's own check
+/// ([`crate::south::verify_password`], constant time inside the `argon2` crate).
 pub fn verify_password(password: &str, hash: &PasswordHash) -> bool {
-    use argon2::password_hash::PasswordVerifier;
-    argon2::password_hash::PasswordHash::new(hash.as_str()).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    crate::south::verify_password(hash.as_str(), password)
 }
 
 #[cfg(test)]

@@ -5,12 +5,19 @@
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
 //! - [`profile`]: the data profile type and its JSON/XML encodings (DES-PROF-*).
 //! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
+//! - [`outbound`]: the synchronous edge between the core and data security (opening received
+//!   payloads, building and sealing data profiles and envelopes).
+//! - [`south`]: the FTP-library-independent rules of the south interface (names, lockout).
+//! - [`runtime`]: the tokio adapters (MQTT link, the driver task that owns the core).
 //!
-//! Storage, system connection (FTP), monitoring and the tokio runtime follow in later
-//! issues; see the README for what runs today.
+//! Storage, system connection (FTP) and monitoring are being built (issue "The gateway runs");
+//! see the README for what runs today.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod outbound;
 pub mod profile;
 pub mod protocol;
+pub mod runtime;
 pub mod security;
+pub mod south;

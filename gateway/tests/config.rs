@@ -140,6 +140,29 @@ fn the_documented_example_deserialises_into_the_config_type_and_validates_clean(
     assert_eq!(core.datasets.len(), 2);
     assert_eq!(core.max_records_per_message, 1000);
     assert_eq!(core.connect_timeout_sec, 30);
+    // And the runtime's MQTT link and FTP server.
+    let link = loaded.link_settings(5);
+    assert_eq!(
+        (link.host.as_str(), link.port, link.keep_alive_sec),
+        ("platform.example.jp", 8883, 60)
+    );
+    assert_eq!(link.tls.key, d.path().join("tls/client.key"));
+    let ftp = loaded.ftp_settings();
+    assert_eq!(ftp.passive_ports, 50000..=50100);
+    assert!(ftp.ftps_required);
+    assert_eq!(
+        ftp.tls,
+        Some((
+            d.path().join("ftp/server.pem"),
+            d.path().join("ftp/server.key")
+        ))
+    );
+    let accounts: Vec<(&str, &str)> = ftp
+        .accounts
+        .iter()
+        .map(|a| (a.user.as_str(), a.dataset.as_str()))
+        .collect();
+    assert_eq!(accounts, [("ryokin", "billing"), ("daicho", "pipe_ledger")]);
 }
 
 #[test]

@@ -1175,6 +1175,20 @@ impl GatewayCore {
         self.release_resend(now);
     }
 
+    /// An anomaly detected by an adapter outside the protocol (south interface: a refused
+    /// upload or a login lock, DES-FTP-3/6; storage; certificates, DES-CERT-3): counted,
+    /// rate-limited, queued while offline and reported exactly like the core's own
+    /// (DES-MSG-AN-1, DES-MSG-AN-2).
+    pub fn handle_anomaly(
+        &mut self,
+        now: Time,
+        kind: AnomalyKind,
+        rule: &'static str,
+        detail: String,
+    ) {
+        self.anomaly(now, kind, rule, detail, None);
+    }
+
     /// Records `range` were evacuated to an archive (ST-EVAC-1): their batches are marked
     /// archived and stay in the index (last seq, time ranges, resend from the archive). Refused,
     /// nothing changed, if any record of `range` is unacknowledged or held. Returns how many

@@ -1,0 +1,479 @@
+//! The driver task: the one owner of [`GatewayCore`], reached through a command channel
+//! ([`DriverHandle`]). It feeds the core the MQTT link's events, received payloads (opened off
+//! the async workers), ingest notifications and timer expiries, and carries out what the core
+//! asks: publish sealed envelopes, build and seal `data` from the records in storage, persist
+//! the snapshot, hand storage its events.
+//!
+//! Order per turn (after every input): (1) drain [`GatewayCore::poll_event`] into storage
+//! ([`RecordStore::on_event`]) and the log; (2) if the core's state changed, persist its
+//! snapshot ([`RecordStore::save_snapshot`]) — **before** anything it produced is published,
+//! so a reply the platform sees is always in the persisted reply memory (DES-ENV-8) and an
+//! applied command is persisted before its result (DES-MSG-PS-3); (3) drain
+//! [`GatewayCore::poll_transmit`]: seal and publish. Timers: [`GatewayCore::poll_timeout`]
+//! is the only timer.
+//!
+//! Data retransmissions publish the sealed bytes kept from the first transmission
+//! (DES-MSG-DATA-3); a message whose records cannot be read or sealed is given up through
+//! [`GatewayCore::handle_data_failed`] (DES-MSG-DATA-5).
+//!
+//! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, IF-RESEND-1, SM-RESEND.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use super::monitor::Metrics;
+use super::mqtt::{Link, LinkEvent};
+use crate::outbound::{self, DatasetProfile};
+use crate::protocol::flow::Time;
+use crate::protocol::gateway_side::{
+    DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, Transmit,
+};
+use crate::protocol::ids::{Dataset, MessageId, SeqRange};
+use crate::protocol::message::{AnomalyKind, HealthState};
+use crate::security::DataSecurity;
+
+/// The gateway's storage as the driver needs it. Called on blocking threads, never on the
+/// async workers (SQLite and file I/O); implementations are synchronous.
+pub trait RecordStore: Send + Sync + 'static {
+    /// The masked fields of the records `range` of `dataset`, in seq order, from the live
+    /// store or, when `archived`, from the evacuation archives (ST-PROVIDE-1).
+    fn records(
+        &self,
+        dataset: &Dataset,
+        range: SeqRange,
+        archived: bool,
+    ) -> Result<Vec<Vec<String>>, String>;
+    /// Persists the core's snapshot durably (sequence numbers, periodic setting, record index,
+    /// reply memory: DES-ID-4, DES-MSG-PS-3, DES-ENV-8).
+    fn save_snapshot(&self, snapshot: &GatewaySnapshot) -> Result<(), String>;
+    /// An event of the core that storage acts on (records acknowledged, storing started or
+    /// stopped). Others may be ignored.
+    fn on_event(&self, event: &GatewayEvent) -> Result<(), String>;
+}
+
+/// What other tasks ask of the driver.
+#[derive(Debug)]
+enum Command {
+    Ingest {
+        dataset: Dataset,
+        sizes: Vec<u32>,
+        reply: oneshot::Sender<Result<SeqRange, IngestError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    Inspect {
+        reply: oneshot::Sender<CoreView>,
+    },
+    Anomaly {
+        kind: AnomalyKind,
+        rule: &'static str,
+        detail: String,
+    },
+}
+
+/// A few facts of the core, for status output and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreView {
+    /// Session open.
+    pub connected: bool,
+    /// Highest seq assigned.
+    pub last_seq: u64,
+    /// Records not yet acknowledged.
+    pub unacked: u64,
+    /// Records held after a give-up (DES-MSG-DATA-5).
+    pub held: u64,
+    /// Periodic sending running.
+    pub running: bool,
+}
+
+/// How other tasks reach the driver.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl DriverHandle {
+    /// Tells the core that records were stored durably (after the store's commit): returns
+    /// their seqs, or why storing is refused (stopped: DES-MSG-DATA-4; too large).
+    pub async fn ingest(
+        &self,
+        dataset: Dataset,
+        sizes: Vec<u32>,
+    ) -> Option<Result<SeqRange, IngestError>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Ingest {
+                dataset,
+                sizes,
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Sends `disconnect` (DES-MSG-DISC-1), waits briefly for its result and stops the driver.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Reports an anomaly detected outside the protocol (a refused upload, a login lock,
+    /// DES-FTP-3/6), through the core's rate limit and offline queue (DES-MSG-AN-2).
+    pub async fn anomaly(&self, kind: AnomalyKind, rule: &'static str, detail: String) {
+        let _ = self.tx.send(Command::Anomaly { kind, rule, detail }).await;
+    }
+
+    /// A view of the core's state.
+    pub async fn inspect(&self) -> Option<CoreView> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Inspect { reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Sealed data payloads kept for retransmission (DES-MSG-DATA-3), oldest evicted first.
+const SEALED_KEPT: usize = 64;
+
+/// The driver's state; [`Driver::run`] consumes it.
+pub struct Driver<S: RecordStore> {
+    core: GatewayCore,
+    sec: Arc<ArcSwap<DataSecurity>>,
+    store: Arc<S>,
+    link: Link,
+    datasets: Arc<HashMap<Dataset, DatasetProfile>>,
+    commands: mpsc::Receiver<Command>,
+    link_up: bool,
+    saved_hash: Option<u64>,
+    sealed: HashMap<MessageId, String>,
+    sealed_order: VecDeque<MessageId>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+fn now() -> Time {
+    Utc::now().fixed_offset()
+}
+
+fn core_hash(core: &GatewayCore) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    core.hash(&mut h);
+    h.finish()
+}
+
+impl<S: RecordStore> Driver<S> {
+    /// A driver for `core` over `link`; `datasets` tells the outbound builder each dataset's
+    /// profile header. `sec` is swapped by the certificate refresh (DES-CERT-3); every
+    /// operation uses the state current when it starts.
+    pub fn new(
+        core: GatewayCore,
+        sec: Arc<ArcSwap<DataSecurity>>,
+        store: Arc<S>,
+        link: Link,
+        datasets: HashMap<Dataset, DatasetProfile>,
+    ) -> (Self, DriverHandle) {
+        let (tx, commands) = mpsc::channel(64);
+        (
+            Self {
+                core,
+                sec,
+                store,
+                link,
+                datasets: Arc::new(datasets),
+                commands,
+                link_up: false,
+                saved_hash: None,
+                sealed: HashMap::new(),
+                sealed_order: VecDeque::new(),
+                metrics: None,
+            },
+            DriverHandle { tx },
+        )
+    }
+
+    /// Keeps `metrics` true to the core's state after every turn (MON-1).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn update_metrics(&self, events: &[GatewayEvent]) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.connected.set(i64::from(self.core.is_connected()));
+        m.periodic_running
+            .set(i64::from(self.core.periodic().running));
+        m.last_seq.set(as_i64(self.core.last_seq()));
+        m.unacked_records.set(as_i64(self.core.unacked_records()));
+        m.held_records.set(as_i64(self.core.held_records()));
+        for e in events {
+            match e {
+                GatewayEvent::Anomaly { .. } => m.anomalies.inc(),
+                GatewayEvent::ConnectRefused { lasting: true, .. } => {
+                    m.set_health(HealthState::Failed);
+                }
+                GatewayEvent::Connected { .. } => m.set_health(HealthState::Ok),
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs until shut down through the handle (or every handle dropped).
+    pub async fn run(mut self) {
+        loop {
+            let wait = self
+                .core
+                .poll_timeout()
+                .map(|d| (d - now()).to_std().unwrap_or_default())
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            tokio::select! {
+                ev = self.link.next() => match ev {
+                    Some(ev) => self.on_link(ev).await,
+                    None => return,
+                },
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Ingest { dataset, sizes, reply }) => {
+                        let r = self.core.handle_ingest(now(), &dataset, &sizes);
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Anomaly { kind, rule, detail }) => {
+                        self.core.handle_anomaly(now(), kind, rule, detail);
+                    }
+                    Some(Command::Inspect { reply }) => {
+                        let _ = reply.send(self.view());
+                    }
+                    Some(Command::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {
+                    if self.core.poll_timeout().is_some_and(|d| d <= now()) {
+                        self.core.handle_timeout(now());
+                    }
+                }
+            }
+            self.pump().await;
+        }
+    }
+
+    fn view(&self) -> CoreView {
+        CoreView {
+            connected: self.core.is_connected(),
+            last_seq: self.core.last_seq(),
+            unacked: self.core.unacked_records(),
+            held: self.core.held_records(),
+            running: self.core.periodic().running,
+        }
+    }
+
+    async fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up => {
+                self.link_up = true;
+                tracing::info!(rule = "DES-MQTT-8", "MQTT link up and subscribed");
+                self.core.handle_connected(now());
+            }
+            LinkEvent::Down(why) => {
+                if self.link_up {
+                    self.link_up = false;
+                    tracing::warn!(rule = "DES-MSG-CONN-3", %why, "MQTT link lost");
+                    self.core.handle_disconnected(now());
+                }
+            }
+            LinkEvent::Publish {
+                topic,
+                payload,
+                retain,
+            } => {
+                let sec = self.sec.load_full();
+                let inbound = tokio::task::spawn_blocking(move || {
+                    outbound::open_inbound(&sec, topic, &payload, retain, Utc::now())
+                })
+                .await;
+                match inbound {
+                    Ok(inbound) => self.core.handle_inbound(now(), inbound),
+                    Err(e) => tracing::error!(error = %e, "opening task failed"),
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        if self.core.in_session() {
+            self.core.handle_shutdown(now());
+            self.pump().await;
+            // Wait a little for disconnect.result (DES-MSG-DISC-1); the link may be gone.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+            while self.core.in_session() {
+                tokio::select! {
+                    ev = self.link.next() => match ev {
+                        Some(ev) => self.on_link(ev).await,
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+                self.pump().await;
+            }
+        }
+        self.save_if_changed().await;
+        self.link.close().await;
+    }
+
+    async fn save_if_changed(&mut self) {
+        let h = core_hash(&self.core);
+        if self.saved_hash == Some(h) {
+            return;
+        }
+        let snap = self.core.snapshot();
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.save_snapshot(&snap)).await {
+            Ok(Ok(())) => self.saved_hash = Some(h),
+            Ok(Err(e)) => tracing::error!(rule = "ST-STORE-1", error = %e, "snapshot not saved"),
+            Err(e) => tracing::error!(rule = "ST-STORE-1", error = %e, "snapshot task failed"),
+        }
+    }
+
+    /// Steps (1)–(3) of the module doc.
+    async fn pump(&mut self) {
+        loop {
+            let mut events = Vec::new();
+            while let Some(e) = self.core.poll_event() {
+                events.push(e);
+            }
+            for e in &events {
+                log_event(e);
+            }
+            self.update_metrics(&events);
+            if !events.is_empty() {
+                let store = self.store.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    for e in &events {
+                        store.on_event(e)?;
+                    }
+                    Ok::<(), String>(())
+                })
+                .await;
+                if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
+                    tracing::error!(rule = "ST-STORE-1", error = %e, "storage event failed");
+                }
+            }
+            self.save_if_changed().await;
+            let mut transmits = Vec::new();
+            while let Some(t) = self.core.poll_transmit() {
+                transmits.push(t);
+            }
+            if transmits.is_empty() {
+                return;
+            }
+            for t in transmits {
+                self.transmit(t).await;
+            }
+            // Giving a data message up produced new events: loop.
+        }
+    }
+
+    async fn transmit(&mut self, t: Transmit) {
+        match t {
+            Transmit::Message { topic, envelope } => {
+                let sec = self.sec.load_full();
+                let sealed = tokio::task::spawn_blocking(move || {
+                    outbound::seal_envelope(&sec, &envelope, Utc::now())
+                })
+                .await;
+                match sealed {
+                    Ok(Ok(p)) => self.publish(topic, p).await,
+                    Ok(Err(e)) => tracing::error!(rule = "DES-SEAL-1", error = %e, "not sent"),
+                    Err(e) => tracing::error!(error = %e, "sealing task failed"),
+                }
+            }
+            Transmit::Data(req) => {
+                if req.retransmission
+                    && let Some(p) = self.sealed.get(&req.message_id)
+                {
+                    let p = p.clone();
+                    self.publish(req.topic.clone(), p).await;
+                    return;
+                }
+                let id = req.message_id.clone();
+                let topic = req.topic.clone();
+                match self.build_data(req).await {
+                    Ok(p) => {
+                        self.keep_sealed(id, p.clone());
+                        self.publish(topic, p).await;
+                    }
+                    Err(why) => {
+                        tracing::warn!(rule = "DES-MSG-DATA-5", message = %id, %why, "data message given up");
+                        self.core.handle_data_failed(now(), &id, &why);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn build_data(&self, req: DataRequest) -> Result<String, String> {
+        let sec = self.sec.load_full();
+        let store = self.store.clone();
+        let datasets = self.datasets.clone();
+        let gw = self.core.gateway_id().clone();
+        tokio::task::spawn_blocking(move || {
+            let ds = datasets
+                .get(&req.dataset)
+                .ok_or_else(|| format!("dataset {} not configured", req.dataset))?;
+            let records = store.records(&req.dataset, req.range, req.archived)?;
+            let profile = outbound::build_profile(&gw, &req, ds, records, req.timestamp)
+                .map_err(|e| e.to_string())?;
+            let (_, sealed) = outbound::seal_data(&sec, req, &profile, ds, Utc::now())
+                .map_err(|e| e.to_string())?;
+            Ok(sealed)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    fn keep_sealed(&mut self, id: MessageId, payload: String) {
+        if self.sealed.insert(id.clone(), payload).is_none() {
+            self.sealed_order.push_back(id);
+        }
+        while self.sealed_order.len() > SEALED_KEPT {
+            if let Some(old) = self.sealed_order.pop_front() {
+                self.sealed.remove(&old);
+            }
+        }
+    }
+
+    async fn publish(&self, topic: String, payload: String) {
+        if let Err(e) = self.link.publish(topic, payload.into_bytes()).await {
+            // The core retransmits what needs it (DES-MSG-DATA-3, DES-MSG-PS-5).
+            tracing::warn!(rule = "DES-MQTT-6", error = %e, "publish failed");
+        }
+    }
+}
+
+fn log_event(e: &GatewayEvent) {
+    match e {
+        GatewayEvent::Anomaly { kind, rule, detail } => {
+            tracing::warn!(rule, kind = ?kind, %detail, "anomaly");
+        }
+        GatewayEvent::Ignored { rule, detail } => {
+            tracing::info!(rule, %detail, "ignored");
+        }
+        GatewayEvent::ConnectRefused {
+            code, rule, reason, ..
+        } => {
+            tracing::warn!(rule, code = ?code, reason = ?reason, "connect refused");
+        }
+        other => tracing::debug!(event = ?other, "core event"),
+    }
+}
