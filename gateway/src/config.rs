@@ -251,24 +251,25 @@ pub fn phc_problem(s: &str) -> Option<String> {
     None
 }
 
-/// The character encoding of a dataset's CSV (DES-CSV-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Encoding {
-    /// CP932 (Windows-31J), the WHATWG `Shift_JIS` decoder.
-    #[serde(rename = "cp932")]
-    Cp932,
-    /// UTF-8; a leading BOM is skipped.
-    #[serde(rename = "utf-8")]
-    Utf8,
-}
+/// The character encoding of a dataset's CSV (DES-CSV-2): ingest's own type, spelled
+/// `"cp932"` or `"utf-8"` in `gateway.toml`.
+pub use crate::ingest::TextEncoding as Encoding;
 
-impl Encoding {
-    /// The spelling in `gateway.toml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Encoding::Cp932 => "cp932",
-            Encoding::Utf8 => "utf-8",
-        }
+mod encoding_serde {
+    use super::Encoding;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Encoding, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(e.label())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Encoding, D::Error> {
+        let s = String::deserialize(d)?;
+        Encoding::from_label(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "DES-CSV-2: unknown encoding {s:?}, expected \"cp932\" or \"utf-8\""
+            ))
+        })
     }
 }
 
@@ -574,11 +575,23 @@ pub struct DatasetConfig {
     /// Argon2id PHC string of its password (DES-FTP-3).
     pub ftp_password_hash: PasswordHash,
     /// CSV encoding (DES-CSV-2).
+    #[serde(with = "encoding_serde")]
     pub encoding: Encoding,
     /// Whether the first record is the header (DES-CSV-3).
     pub header_row: bool,
     /// Columns in CSV order (DES-PROF-2, DES-CSV-4, DES-MASK-1).
     pub columns: Vec<Column>,
+}
+
+impl DatasetConfig {
+    /// What ingest needs of this dataset (DES-CSV-2..5, DES-MASK-4).
+    pub fn ingest_spec(&self) -> crate::ingest::DatasetSpec {
+        crate::ingest::DatasetSpec {
+            encoding: self.encoding,
+            header_row: self.header_row,
+            columns: self.columns.iter().map(Into::into).collect(),
+        }
+    }
 }
 
 fn default_hour() -> Secs {
@@ -709,6 +722,7 @@ impl Config {
             ftp_user: &'a FtpUser,
             ftp_dir: &'a FtpDir,
             ftp_password_hash: &'a PasswordHash,
+            #[serde(with = "encoding_serde")]
             encoding: Encoding,
             header_row: bool,
         }

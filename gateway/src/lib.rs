@@ -5,6 +5,8 @@
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
 //! - [`profile`]: the data profile type and its JSON/XML encodings (DES-PROF-*).
 //! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
+//! - [`ingest`]: the sans-IO CSV decoder of system connection: decode, check, mask (DES-CSV-*,
+//!   SC-ACQ-1).
 //! - [`outbound`]: the synchronous edge between the core and data security (opening received
 //!   payloads, building and sealing data profiles and envelopes).
 //! - [`south`]: the FTP-library-independent rules of the south interface (names, lockout).
@@ -15,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod ingest;
 pub mod outbound;
 pub mod profile;
 pub mod protocol;

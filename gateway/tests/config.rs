@@ -118,6 +118,13 @@ fn the_documented_example_deserialises_into_the_config_type_and_validates_clean(
     assert_eq!(billing.name.as_str(), "billing");
     assert_eq!(billing.encoding, Encoding::Cp932);
     assert_eq!(c.datasets[1].encoding, Encoding::Utf8);
+    // Ingest gets the same columns, encoding and header rule.
+    let spec = billing.ingest_spec();
+    assert_eq!(spec.encoding, Encoding::Cp932);
+    assert!(spec.header_row);
+    assert_eq!(spec.columns.len(), 5);
+    assert_eq!(spec.columns[1].name, "氏名");
+    assert!(spec.columns[1].masked);
     assert_eq!(billing.columns[0].name, "需要家番号");
     assert!(billing.columns[0].masked);
     assert_eq!(billing.columns[3].ty, ColumnType::Decimal);

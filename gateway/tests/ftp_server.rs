@@ -56,7 +56,7 @@ impl UploadSink for Sink {
             .push((user.dataset.to_string(), name.to_owned(), bytes));
         Ok(Accepted {
             records: 1,
-            range: Some(SeqRange { first: 1, last: 1 }),
+            range: SeqRange { first: 1, last: 1 },
         })
     }
 }

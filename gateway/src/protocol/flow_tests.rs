@@ -975,6 +975,47 @@ fn ingest_is_refused_unless_periodic_storing_is_started_for_the_dataset() {
 }
 
 #[test]
+fn records_storage_committed_are_indexed_in_seq_order_even_if_storing_stopped_since() {
+    // The store assigns seqs inside its commit (DES-FTP-6); the core indexes the commit.
+    let mut g = connected();
+    assert_eq!(
+        g.handle_stored(&ds("billing"), r(2, 3), &[100; 2], at(1)),
+        Err(IngestError::OutOfOrder {
+            expected: 1,
+            got: r(2, 3)
+        }),
+        "a commit that skips seqs is refused"
+    );
+    assert_eq!(
+        g.handle_stored(&ds("billing"), r(1, 3), &[100; 2], at(1)),
+        Err(IngestError::OutOfOrder {
+            expected: 1,
+            got: r(1, 3)
+        }),
+        "one seq per record"
+    );
+    assert_eq!(
+        g.handle_stored(&ds("water"), r(1, 1), &[100], at(1)),
+        Err(IngestError::UnknownDataset(ds("water")))
+    );
+    // Not started (a stop overtook the upload): the durable rows are indexed all the same.
+    assert_eq!(
+        g.handle_stored(&ds("billing"), r(1, 2), &[100; 2], at(1)),
+        Ok(())
+    );
+    assert_eq!(g.last_seq(), 2);
+    assert_eq!(g.unacked_records(), 2);
+    assert_eq!(g.batches()[0].ingested_at, at(1), "the store's ingest time");
+    // After a start they are sent like any other.
+    g.handle_inbound(t0(), down(t0(), "p.s1", start_body(1, 10), None));
+    drain(&mut g);
+    g.handle_timeout(at(10));
+    let sent = data_of(&drain(&mut g));
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].0.clone(), sent[0].1), (ds("billing"), r(1, 2)));
+}
+
+#[test]
 fn periodic_data_is_sent_every_interval_in_capped_single_dataset_ranges() {
     let mut g = started();
     assert_eq!(

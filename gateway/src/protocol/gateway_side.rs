@@ -406,6 +406,15 @@ pub enum IngestError {
         /// Its wire size.
         bytes: u32,
     },
+    /// DES-ID-4: records storage committed do not start at the core's next seq (storage and
+    /// core disagree; the adapter must hand commits over in seq order).
+    #[error("DES-ID-4: stored records {}..={} do not start at the next seq {expected}", .got.first, .got.last)]
+    OutOfOrder {
+        /// The next seq the core expected.
+        expected: Seq,
+        /// The range storage reported.
+        got: SeqRange,
+    },
 }
 
 /// Why [`GatewayCore::handle_evacuated`] refused to mark a range archived (nothing changed).
@@ -1110,6 +1119,44 @@ impl GatewayCore {
         if !self.periodic.covers(dataset) {
             return Err(IngestError::NotCovered(dataset.clone()));
         }
+        self.index_records(now, dataset, record_bytes)
+    }
+
+    /// Records that storage has already committed durably as `range` (DES-FTP-6: the store
+    /// assigns the seqs inside its commit, DES-ID-4), ingested at `ingested_at`: indexed as new
+    /// unacknowledged batches exactly as [`GatewayCore::handle_ingest`] would. The periodic
+    /// state is not checked here — the adapter checked it when the upload began (450,
+    /// DES-FTP-6), and durable rows must be sent whatever happened since. `range` must start
+    /// at the next seq and hold one seq per record ([`IngestError::OutOfOrder`] otherwise:
+    /// the adapter hands commits over in seq order).
+    pub fn handle_stored(
+        &mut self,
+        dataset: &Dataset,
+        range: SeqRange,
+        record_bytes: &[u32],
+        ingested_at: Time,
+    ) -> Result<(), IngestError> {
+        if !self.cfg.datasets.contains(dataset) {
+            return Err(IngestError::UnknownDataset(dataset.clone()));
+        }
+        if range.first != self.next_seq || range.len() != record_bytes.len() as u64 {
+            return Err(IngestError::OutOfOrder {
+                expected: self.next_seq,
+                got: range,
+            });
+        }
+        self.index_records(ingested_at, dataset, record_bytes)
+            .map(|_| ())
+    }
+
+    /// Indexes `record_bytes` as new batches from the next seq on, ingested at `at`.
+    fn index_records(
+        &mut self,
+        at: Time,
+        dataset: &Dataset,
+        record_bytes: &[u32],
+    ) -> Result<SeqRange, IngestError> {
+        let now = at;
         if record_bytes.is_empty() {
             return Err(IngestError::Empty);
         }

@@ -18,7 +18,7 @@
 //!
 //! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, IF-RESEND-1, SM-RESEND.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ use super::mqtt::{Link, LinkEvent};
 use crate::outbound::{self, DatasetProfile};
 use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{
-    DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, Transmit,
+    DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
 use crate::protocol::message::{AnomalyKind, HealthState};
@@ -75,7 +75,23 @@ enum Command {
         rule: &'static str,
         detail: String,
     },
+    Stored {
+        dataset: Dataset,
+        range: SeqRange,
+        sizes: Vec<u32>,
+        ingested_at: Time,
+        reply: oneshot::Sender<Result<(), IngestError>>,
+    },
 }
+
+/// A storage commit waiting for its turn (commits are indexed in seq order).
+type PendingStored = (
+    Dataset,
+    SeqRange,
+    Vec<u32>,
+    Time,
+    oneshot::Sender<Result<(), IngestError>>,
+);
 
 /// A few facts of the core, for status output and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +106,8 @@ pub struct CoreView {
     pub held: u64,
     /// Periodic sending running.
     pub running: bool,
+    /// The periodic setting (which datasets are being stored, SC-START-1).
+    pub periodic: PeriodicSetting,
 }
 
 /// How other tasks reach the driver.
@@ -111,6 +129,30 @@ impl DriverHandle {
             .send(Command::Ingest {
                 dataset,
                 sizes,
+                reply,
+            })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Tells the core that storage committed `range` of `dataset` (DES-FTP-6: after the
+    /// durable commit, before `226`). Commits may arrive out of order; the driver indexes them
+    /// in seq order ([`GatewayCore::handle_stored`]).
+    pub async fn stored(
+        &self,
+        dataset: Dataset,
+        range: SeqRange,
+        sizes: Vec<u32>,
+        ingested_at: Time,
+    ) -> Option<Result<(), IngestError>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Stored {
+                dataset,
+                range,
+                sizes,
+                ingested_at,
                 reply,
             })
             .await
@@ -156,6 +198,7 @@ pub struct Driver<S: RecordStore> {
     sealed: HashMap<MessageId, String>,
     sealed_order: VecDeque<MessageId>,
     metrics: Option<Arc<Metrics>>,
+    pending_stored: BTreeMap<u64, PendingStored>,
 }
 
 fn now() -> Time {
@@ -193,6 +236,7 @@ impl<S: RecordStore> Driver<S> {
                 sealed: HashMap::new(),
                 sealed_order: VecDeque::new(),
                 metrics: None,
+                pending_stored: BTreeMap::new(),
             },
             DriverHandle { tx },
         )
@@ -245,6 +289,9 @@ impl<S: RecordStore> Driver<S> {
                         let r = self.core.handle_ingest(now(), &dataset, &sizes);
                         let _ = reply.send(r);
                     }
+                    Some(Command::Stored { dataset, range, sizes, ingested_at, reply }) => {
+                        self.on_stored((dataset, range, sizes, ingested_at, reply));
+                    }
                     Some(Command::Anomaly { kind, rule, detail }) => {
                         self.core.handle_anomaly(now(), kind, rule, detail);
                     }
@@ -268,6 +315,30 @@ impl<S: RecordStore> Driver<S> {
         }
     }
 
+    fn on_stored(&mut self, p: PendingStored) {
+        let next = self.core.last_seq() + 1;
+        if p.1.first < next {
+            let got = p.1;
+            let _ = p.4.send(Err(IngestError::OutOfOrder {
+                expected: next,
+                got,
+            }));
+            return;
+        }
+        self.pending_stored.insert(p.1.first, p);
+        while let Some(entry) = self.pending_stored.first_entry() {
+            if *entry.key() != self.core.last_seq() + 1 {
+                break;
+            }
+            let (dataset, range, sizes, at, reply) = entry.remove();
+            let r = self.core.handle_stored(&dataset, range, &sizes, at);
+            if let Err(e) = &r {
+                tracing::error!(rule = "DES-ID-4", error = %e, "storage and core disagree");
+            }
+            let _ = reply.send(r);
+        }
+    }
+
     fn view(&self) -> CoreView {
         CoreView {
             connected: self.core.is_connected(),
@@ -275,6 +346,7 @@ impl<S: RecordStore> Driver<S> {
             unacked: self.core.unacked_records(),
             held: self.core.held_records(),
             running: self.core.periodic().running,
+            periodic: self.core.periodic().clone(),
         }
     }
 

@@ -91,8 +91,8 @@ impl UserDetail for FtpUser {}
 pub struct Accepted {
     /// Records ingested.
     pub records: u64,
-    /// Their seqs (none for a file of only a header row).
-    pub range: Option<SeqRange>,
+    /// Their seqs.
+    pub range: SeqRange,
 }
 
 /// The reply codes of DES-FTP-6 other than `226`.
@@ -111,6 +111,8 @@ pub enum RefusalCode {
     TooLarge552,
     /// 553: file name not allowed.
     Name553,
+    /// 426: the data connection was reset before the transfer ended.
+    Aborted426,
 }
 
 impl RefusalCode {
@@ -123,6 +125,7 @@ impl RefusalCode {
             RefusalCode::Content551 => 551,
             RefusalCode::TooLarge552 => 552,
             RefusalCode::Name553 => 553,
+            RefusalCode::Aborted426 => 426,
         }
     }
 
@@ -135,6 +138,7 @@ impl RefusalCode {
             RefusalCode::Content551 => ErrorKind::PageTypeUnknown,
             RefusalCode::TooLarge552 => ErrorKind::ExceededStorageAllocationError,
             RefusalCode::Name553 => ErrorKind::FileNameNotAllowedError,
+            RefusalCode::Aborted426 => ErrorKind::ConnectionClosed,
         }
     }
 }
