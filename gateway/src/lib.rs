@@ -11,8 +11,10 @@
 //!   payloads, building and sealing data profiles and envelopes).
 //! - [`south`]: the FTP-library-independent rules of the south interface (names, lockout).
 //! - [`runtime`]: the tokio adapters (MQTT link, the driver task that owns the core).
+//! - [`store`]: primary storage and evacuation archives (ST-*, DES-EVAC-*), synchronous, on one
+//!   owner thread.
 //!
-//! Storage, system connection (FTP) and monitoring are being built (issue "The gateway runs");
+//! System connection (FTP) and monitoring are being built (issue "The gateway runs");
 //! see the README for what runs today.
 #![forbid(unsafe_code)]
 
@@ -24,3 +26,4 @@ pub mod protocol;
 pub mod runtime;
 pub mod security;
 pub mod south;
+pub mod store;
