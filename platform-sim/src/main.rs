@@ -88,10 +88,14 @@ enum Command {
     },
     /// Issue a gateway's certificates and write its provisioning bundle.
     ///
-    /// Writes DIR/gateway.toml, DIR/tls/{ca.pem,client.pem,client.key},
-    /// DIR/data-protection/{gateway.pem,gateway.key,platform.pem,root.pem,crl.pem} and
-    /// DIR/masking/k1.key; private keys are mode 0600. Endpoints are taken from the running
-    /// simulator's state directory (endpoints.json) unless given.
+    /// Writes DIR/gateway.toml (the gateway's own configuration type) and
+    /// DIR/tls/{ca.pem,client.pem,client.key},
+    /// DIR/data-protection/{gateway.pem,gateway.key,platform.pem,root.pem,crl.pem}; private
+    /// keys are mode 0600. Endpoints are taken from the running simulator's state directory
+    /// (endpoints.json) unless given. It writes no masking key: the utility makes it on the
+    /// gateway with `sgw masking-key new --bundle DIR` (the platform never sees it), and adds
+    /// its FTPS server certificate as DIR/ftp/server.{pem,key}. Each FTP user gets a random
+    /// initial password, printed here once; only its Argon2id hash is in gateway.toml.
     Provision {
         /// Gateway ID: 1..=32 ASCII letters or digits (certificate O and CN, MQTT tenant).
         #[arg(long)]
@@ -231,6 +235,19 @@ fn main() -> Result<()> {
             };
             let b = provision::provision(&mut ca, &gw, &out, &opts)?;
             println!("provisioned gateway {gw} into {}", b.dir.display());
+            for (user, password) in &b.ftp_passwords {
+                println!("initial FTP password of user {user}: {password}");
+            }
+            println!(
+                "these passwords are shown once and stored nowhere (gateway.toml holds their \
+                 hashes; replace one with `sgw hash-password`)"
+            );
+            println!(
+                "next, on the gateway: `sgw masking-key new --bundle {0}`, put the utility's \
+                 FTPS certificate and key at {0}/ftp/server.pem and server.key (0600), then \
+                 `sgw check-config --bundle {0}`",
+                b.dir.display()
+            );
             Ok(())
         }
         Command::Revoke {
