@@ -1,7 +1,7 @@
-//! `sgw`: the System Gateway binary. The runtime (FTP ingest, storage, MQTT) arrives with the
-//! runtime issue; today the binary checks protocol messages and the provisioning bundle, and
-//! makes what the utility keeps on its side: the masking key (DES-MASK-3, SEC-MASK-2) and FTP
-//! password hashes (DES-FTP-3).
+//! `sgw`: the System Gateway binary. `run` starts the gateway from a provisioning bundle (FTP
+//! ingest, storage, MQTT to the platform, certificate refresh, evacuation, monitoring); the
+//! other commands check protocol messages and the bundle, and make what the utility keeps on
+//! its side: the masking key (DES-MASK-3, SEC-MASK-2) and FTP password hashes (DES-FTP-3).
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, Read};
@@ -20,6 +20,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway from a provisioning bundle: the FTP(S) server legacy systems push CSV
+    /// to, durable primary storage, MQTT over mutual TLS to the platform, certificate and CRL
+    /// refresh, evacuation, and /healthz + /metrics on loopback. Refuses to start on any
+    /// problem `check-config` reports (private keys readable by others included). Stops
+    /// cleanly on Ctrl-C or SIGTERM: `disconnect` is sent and the state saved.
+    Run {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Loopback address of /healthz and /metrics (e.g. 127.0.0.1:9464); none if absent.
+        #[arg(long)]
+        monitor: Option<std::net::SocketAddr>,
+    },
     /// Decode a protocol v1 envelope (JSON) from standard input and report whether it is
     /// valid, with the result code a peer would answer.
     Check,
@@ -60,6 +73,7 @@ enum MaskingKeyCommand {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run { bundle, monitor } => run(bundle, monitor),
         Command::Check => check_message(),
         Command::CheckConfig { bundle } => check_config(&bundle),
         Command::HashPassword => hash_password(),
@@ -152,4 +166,53 @@ fn hash_password() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(bundle: PathBuf, monitor: Option<std::net::SocketAddr>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sgw: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let opts = gateway::runtime::app::RunOptions { bundle, monitor };
+        let running = match gateway::runtime::app::start(&opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("sgw: not started: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "sgw: running; FTP on {}{}",
+            running.ftp_addr,
+            running
+                .monitor_addr
+                .map(|a| format!(", monitoring on http://{a}/metrics"))
+                .unwrap_or_default()
+        );
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sgw: cannot watch SIGTERM: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("sgw: stopping (disconnect, state saved)");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }

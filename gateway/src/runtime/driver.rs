@@ -75,6 +75,9 @@ enum Command {
         rule: &'static str,
         detail: String,
     },
+    Evacuated {
+        range: SeqRange,
+    },
     Stored {
         dataset: Dataset,
         range: SeqRange,
@@ -158,6 +161,11 @@ impl DriverHandle {
             .await
             .ok()?;
         rx.await.ok()
+    }
+
+    /// Records `range` were evacuated to a durable, indexed archive (ST-EVAC-1, DES-EVAC-4).
+    pub async fn evacuated(&self, range: SeqRange) {
+        let _ = self.tx.send(Command::Evacuated { range }).await;
     }
 
     /// Sends `disconnect` (DES-MSG-DISC-1), waits briefly for its result and stops the driver.
@@ -288,6 +296,11 @@ impl<S: RecordStore> Driver<S> {
                     Some(Command::Ingest { dataset, sizes, reply }) => {
                         let r = self.core.handle_ingest(now(), &dataset, &sizes);
                         let _ = reply.send(r);
+                    }
+                    Some(Command::Evacuated { range }) => {
+                        if let Err(e) = self.core.handle_evacuated(range) {
+                            tracing::error!(rule = "ST-EVAC-1", error = %e, "evacuated range refused by the core");
+                        }
                     }
                     Some(Command::Stored { dataset, range, sizes, ingested_at, reply }) => {
                         self.on_stored((dataset, range, sizes, ingested_at, reply));
