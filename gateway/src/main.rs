@@ -171,8 +171,9 @@ fn hash_password() -> ExitCode {
 fn run(bundle: PathBuf, monitor: Option<std::net::SocketAddr>) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,libunftp=warn,rumqttd=warn")
+            }),
         )
         .init();
     let rt = match tokio::runtime::Runtime::new() {
