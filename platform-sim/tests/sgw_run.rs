@@ -190,6 +190,29 @@ async fn a_csv_uploaded_over_ftps_reaches_the_platform_masked_and_a_restart_goes
         }
     }
     assert!(g.metrics.render().contains("sgw_files_accepted_total 1"));
+    // monitor.status is true to fact (DES-MSG-MON-1): the platform sees the accepted and
+    // refused files, the stored bytes and every certificate's expiry.
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let v = f.handle.view(&f.gw);
+        if let Some(st) = &v.last_status
+            && st.files_accepted == 1
+            && st.files_rejected == 1
+            && st.storage.bytes > 0
+        {
+            let names: Vec<&str> = st.certificates.iter().map(|c| c.name.as_str()).collect();
+            for want in ["tls-client", "data-protection", "platform", "root", "crl"] {
+                assert!(names.contains(&want), "{want} missing from {names:?}");
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "monitor.status not true to fact: {:?}",
+            v.last_status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(g.metrics.render().contains("sgw_files_rejected_total 1"));
 
     // Restart: disconnect, then the same bundle again.

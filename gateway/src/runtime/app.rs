@@ -44,9 +44,9 @@ use crate::config::{Config, Problem};
 use crate::ingest::{DatasetSpec, Decoder, IngestError as CsvError};
 use crate::outbound::DatasetProfile;
 use crate::protocol::flow::Time;
-use crate::protocol::gateway_side::{GatewayCore, GatewayEvent, GatewaySnapshot};
+use crate::protocol::gateway_side::{ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot};
 use crate::protocol::ids::{Dataset, SeqRange};
-use crate::protocol::message::AnomalyKind;
+use crate::protocol::message::{AnomalyKind, CertExpiry, HealthState};
 use crate::security::{DataSecurity, KeyStore, MaskingKeys};
 use crate::store::{
     ArchiveKeys, Evacuation, IngestFailure, MAX_ARCHIVE_PAYLOAD_BYTES, Store, StoreError,
@@ -227,7 +227,12 @@ impl UploadSink for Pipeline {
                 text: format!("DES-FTP-6: storing stopped for {dataset}"),
             });
         }
-        let quota = self.store.call(|s| s.check_quota());
+        let quota = {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.call(|s| s.check_quota()))
+                .await
+                .unwrap_or(Err(StoreError::Closed))
+        };
         if let Ok(Err(StoreError::QuotaExceeded { .. })) = quota {
             return Err(Refusal {
                 code: RefusalCode::Quota452,
@@ -570,6 +575,52 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         }));
     }
 
+    // monitor.status true to fact (DES-MSG-MON-1): storage, files, certificates, health.
+    {
+        let store = store_handle.clone();
+        let d = handle.clone();
+        let m = metrics.clone();
+        let cell = cell.clone();
+        let tls_cert = cfg.tls.client_cert.path().to_owned();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let usage = {
+                    let store = store.clone();
+                    tokio::task::spawn_blocking(move || store.call(|s| s.usage())).await
+                };
+                let sec = cell.load_full();
+                let certificates = cert_expiries(&sec, &tls_cert);
+                let mut st = ExternalStatus {
+                    files_accepted: m.files_accepted.get(),
+                    files_rejected: m.files_rejected.get(),
+                    certificates,
+                    ..ExternalStatus::default()
+                };
+                if let Ok(Ok(Ok(u))) = usage {
+                    st.storage_bytes = u.bytes;
+                    st.evacuated = u.evacuated;
+                    m.storage_bytes
+                        .set(i64::try_from(u.bytes).unwrap_or(i64::MAX));
+                    if u.alarm() {
+                        st.health = HealthState::Degraded;
+                        st.last_error = Some(format!(
+                            "DES-MSG-MON-1: primary storage above 80 % of its quota ({} bytes)",
+                            u.bytes
+                        ));
+                    }
+                }
+                for c in &st.certificates {
+                    let left = (c.not_after - Utc::now().fixed_offset()).num_seconds();
+                    m.cert_expiry_seconds
+                        .with_label_values(&[c.name.as_str()])
+                        .set(left);
+                }
+                d.status(st).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }));
+    }
+
     let monitor_addr = match opts.monitor {
         Some(addr) => {
             let (bound, task) = serve(addr, metrics.clone())
@@ -591,4 +642,46 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         store: store_handle,
         store_thread: Some(store_thread),
     })
+}
+
+/// The notAfter of `cert` as a DES-ENV-2 time.
+fn not_after(cert: &openssl::x509::X509Ref) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    asn1_time(cert.not_after())
+}
+
+fn asn1_time(t: &openssl::asn1::Asn1TimeRef) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    let secs = i64::from(d.days) * 86_400 + i64::from(d.secs);
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.fixed_offset())
+}
+
+/// The certificates `monitor.status` lists (DES-MSG-MON-1): `tls-client`, `data-protection`,
+/// `platform`, `root` and `crl` (its nextUpdate).
+fn cert_expiries(sec: &DataSecurity, tls_cert: &Path) -> Vec<CertExpiry> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, t: Option<chrono::DateTime<chrono::FixedOffset>>| {
+        if let Some(t) = t {
+            out.push(CertExpiry {
+                name: name.to_owned(),
+                not_after: t,
+            });
+        }
+    };
+    let tls = std::fs::read(tls_cert)
+        .ok()
+        .and_then(|p| openssl::x509::X509::from_pem(&p).ok());
+    push("tls-client", tls.as_deref().and_then(not_after));
+    let keys = sec.keys();
+    push("data-protection", not_after(&keys.own().cert));
+    push(
+        "platform",
+        keys.peer("platform").ok().and_then(|p| not_after(&p.cert)),
+    );
+    push("root", not_after(keys.root()));
+    push(
+        "crl",
+        keys.crl().and_then(|c| c.next_update()).and_then(asn1_time),
+    );
+    out
 }

@@ -31,7 +31,8 @@ use super::mqtt::{Link, LinkEvent};
 use crate::outbound::{self, DatasetProfile};
 use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{
-    DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, PeriodicSetting, Transmit,
+    DataRequest, ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError,
+    PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
 use crate::protocol::message::{AnomalyKind, HealthState};
@@ -78,6 +79,7 @@ enum Command {
     Evacuated {
         range: SeqRange,
     },
+    Status(ExternalStatus),
     Stored {
         dataset: Dataset,
         range: SeqRange,
@@ -161,6 +163,12 @@ impl DriverHandle {
             .await
             .ok()?;
         rx.await.ok()
+    }
+
+    /// The figures of `monitor.status` the core cannot know (storage, files, certificates,
+    /// health; DES-MSG-MON-1).
+    pub async fn status(&self, status: ExternalStatus) {
+        let _ = self.tx.send(Command::Status(status)).await;
     }
 
     /// Records `range` were evacuated to a durable, indexed archive (ST-EVAC-1, DES-EVAC-4).
@@ -296,6 +304,9 @@ impl<S: RecordStore> Driver<S> {
                     Some(Command::Ingest { dataset, sizes, reply }) => {
                         let r = self.core.handle_ingest(now(), &dataset, &sizes);
                         let _ = reply.send(r);
+                    }
+                    Some(Command::Status(st)) => {
+                        self.core.set_external_status(st);
                     }
                     Some(Command::Evacuated { range }) => {
                         if let Err(e) = self.core.handle_evacuated(range) {
