@@ -13,46 +13,27 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::scripted::{env, fast_config, fixture_https, serial};
-use gateway::config::{Config, HttpsBase, PortRange};
+use gateway::config::Config;
 use gateway::ingest::TextEncoding;
 use gateway::protocol::ids::Dataset;
 use gateway::protocol::message::ProfileFormat;
 use gateway::runtime::app::{RunOptions, Running, start};
 use gateway::security::MaskingKeys;
 use legacy_sim::dataset::Dataset as Ds;
+use platform_sim::broker::free_loopback_port;
 use platform_sim::ops::{FaultConfig, OperatorBackend, OperatorCommand};
 
 const T: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The utility's side of the bundle: masking key and FTPS certificate (DES-PROV-1), and the
-/// test's ports (loopback FTP, the fixture's HTTPS endpoint).
+/// The utility's side of the bundle (masking key, FTPS certificate) and the test's ports.
 fn utility_setup(dir: &Path, https_port: u16) -> std::path::PathBuf {
-    gateway::config::new_masking_key(dir, None).unwrap();
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    std::fs::create_dir_all(dir.join("ftp")).unwrap();
-    let pem = dir.join("ftp/server.pem");
-    std::fs::write(&pem, cert.cert.pem()).unwrap();
-    let key = dir.join("ftp/server.key");
-    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut cfg = Config::load(dir).unwrap();
-    let p = free_port();
-    cfg.ftp.listen = format!("127.0.0.1:{p}").parse().unwrap();
-    let d = free_port();
-    cfg.ftp.passive_ports = PortRange::new(&format!("{d}-{}", d + 20)).unwrap();
-    cfg.platform.https_base = HttpsBase::new(&format!("https://localhost:{https_port}")).unwrap();
-    std::fs::write(dir.join("gateway.toml"), cfg.to_toml().unwrap()).unwrap();
-    pem
+    platform_sim::demo::utility_setup(
+        dir,
+        free_loopback_port().unwrap(),
+        free_loopback_port().unwrap(),
+        &format!("https://localhost:{https_port}"),
+    )
+    .unwrap()
 }
 
 async fn wait(r: &Running, what: &str, cond: impl Fn(&gateway::runtime::driver::CoreView) -> bool) {
