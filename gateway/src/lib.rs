@@ -1,6 +1,7 @@
 //! The reference System Gateway (SGW) of the water information utilization system
 //! (水道情報活用システム).
 //!
+//! - [`config`]: `gateway.toml`, the provisioning bundle's settings, as one type (DES-PROV-*).
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
 //! - [`profile`]: the data profile type and its JSON/XML encodings (DES-PROF-*).
 //! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
@@ -10,11 +11,14 @@
 //!   payloads, building and sealing data profiles and envelopes).
 //! - [`south`]: the FTP-library-independent rules of the south interface (names, lockout).
 //! - [`runtime`]: the tokio adapters (MQTT link, the driver task that owns the core).
+//! - [`store`]: primary storage and evacuation archives (ST-*, DES-EVAC-*), synchronous, on one
+//!   owner thread.
 //!
-//! Storage, system connection (FTP) and monitoring are being built (issue "The gateway runs");
+//! System connection (FTP) and monitoring are being built (issue "The gateway runs");
 //! see the README for what runs today.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod ingest;
 pub mod outbound;
 pub mod profile;
@@ -22,3 +26,4 @@ pub mod protocol;
 pub mod runtime;
 pub mod security;
 pub mod south;
+pub mod store;

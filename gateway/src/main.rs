@@ -1,8 +1,12 @@
-//! `sgw`: the System Gateway binary. The runtime (FTP ingest, storage, MQTT) arrives with the
-//! runtime issue; today the binary only validates and prints protocol messages.
+//! `sgw`: the System Gateway binary. `run` starts the gateway from a provisioning bundle (FTP
+//! ingest, storage, MQTT to the platform, certificate refresh, evacuation, monitoring); the
+//! other commands check protocol messages and the bundle, and make what the utility keeps on
+//! its side: the masking key (DES-MASK-3, SEC-MASK-2) and FTP password hashes (DES-FTP-3).
 #![forbid(unsafe_code)]
 
-use std::io::Read;
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -16,34 +20,200 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway from a provisioning bundle: the FTP(S) server legacy systems push CSV
+    /// to, durable primary storage, MQTT over mutual TLS to the platform, certificate and CRL
+    /// refresh, evacuation, and /healthz + /metrics on loopback. Refuses to start on any
+    /// problem `check-config` reports (private keys readable by others included). Stops
+    /// cleanly on Ctrl-C or SIGTERM: `disconnect` is sent and the state saved.
+    Run {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Loopback address of /healthz and /metrics (e.g. 127.0.0.1:9464); none if absent.
+        #[arg(long)]
+        monitor: Option<std::net::SocketAddr>,
+    },
     /// Decode a protocol v1 envelope (JSON) from standard input and report whether it is
     /// valid, with the result code a peer would answer.
     Check,
+    /// Check a provisioning bundle: gateway.toml (every key, DES-PROV-2) and the files it
+    /// names (present, private keys owner-only, certificates that parse and name the gateway,
+    /// masking keys). Prints every problem with its key and how to fix it; exits 0 only when
+    /// there is none, 1 otherwise.
+    CheckConfig {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+    },
+    /// Read a password from standard input (one line; the line end is not part of it) and
+    /// print its Argon2id PHC string for `ftp_password_hash` in gateway.toml (DES-FTP-3). The
+    /// password itself is stored nowhere.
+    HashPassword,
+    /// The utility's masking key (事業体用秘密鍵, DES-MASK-3): made and kept on the gateway,
+    /// never by the platform (SEC-MASK-2).
+    #[command(subcommand)]
+    MaskingKey(MaskingKeyCommand),
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Check => {
-            let mut buf = Vec::new();
-            if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
-                eprintln!("cannot read standard input: {e}");
-                return std::process::ExitCode::from(2);
-            }
-            match gateway::protocol::Envelope::decode(&buf) {
-                Ok(env) => {
+#[derive(Subcommand)]
+enum MaskingKeyCommand {
+    /// Generate a new random 32-byte masking key into the bundle's [masking].keys_dir as
+    /// <keyId>.key (64 hex digits, mode 0600). Refuses to overwrite an existing key. Without
+    /// --key-id the key is named by [masking].active_key; to rotate, give a new --key-id and
+    /// then set active_key to it (old keys stay for unmasking).
+    New {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The keyId: 1..=16 ASCII letters or digits (default: [masking].active_key).
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run { bundle, monitor } => run(bundle, monitor),
+        Command::Check => check_message(),
+        Command::CheckConfig { bundle } => check_config(&bundle),
+        Command::HashPassword => hash_password(),
+        Command::MaskingKey(MaskingKeyCommand::New { bundle, key_id }) => {
+            match gateway::config::new_masking_key(&bundle, key_id.as_deref()) {
+                Ok(k) => {
                     println!(
-                        "valid {} message {}",
-                        env.message_type().as_str(),
-                        env.message_id
+                        "wrote masking key {} to {} (0600)",
+                        k.key_id,
+                        k.path.display()
                     );
-                    std::process::ExitCode::SUCCESS
+                    if !k.active {
+                        println!(
+                            "to mask new values with it, set [masking].active_key = \"{}\" in \
+                             gateway.toml",
+                            k.key_id
+                        );
+                    }
+                    ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    println!("invalid ({}): {e}", e.result_code().as_str());
-                    std::process::ExitCode::from(1)
+                    eprintln!("sgw masking-key new: {e}");
+                    if let gateway::config::MaskingKeyError::Config(
+                        gateway::config::ConfigError::Invalid(problems),
+                    ) = &e
+                    {
+                        for p in problems {
+                            eprintln!("{p}");
+                        }
+                    }
+                    ExitCode::FAILURE
                 }
             }
         }
     }
+}
+
+fn check_message() -> ExitCode {
+    let mut buf = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
+        eprintln!("cannot read standard input: {e}");
+        return ExitCode::from(2);
+    }
+    match gateway::protocol::Envelope::decode(&buf) {
+        Ok(env) => {
+            println!(
+                "valid {} message {}",
+                env.message_type().as_str(),
+                env.message_id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("invalid ({}): {e}", e.result_code().as_str());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(bundle: &std::path::Path) -> ExitCode {
+    let problems = gateway::config::check_bundle(bundle);
+    let file = bundle.join(gateway::config::CONFIG_FILE);
+    if problems.is_empty() {
+        println!("{}: no problems", file.display());
+        return ExitCode::SUCCESS;
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    println!("{}: {} problem(s)", file.display(), problems.len());
+    ExitCode::FAILURE
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("cannot read standard input: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line
+        .strip_suffix('\n')
+        .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    match gateway::config::hash_password(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sgw hash-password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(bundle: PathBuf, monitor: Option<std::net::SocketAddr>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,libunftp=warn,rumqttd=warn")
+            }),
+        )
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sgw: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let opts = gateway::runtime::app::RunOptions { bundle, monitor };
+        let running = match gateway::runtime::app::start(&opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("sgw: not started: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "sgw: running; FTP on {}{}",
+            running.ftp_addr,
+            running
+                .monitor_addr
+                .map(|a| format!(", monitoring on http://{a}/metrics"))
+                .unwrap_or_default()
+        );
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sgw: cannot watch SIGTERM: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("sgw: stopping (disconnect, state saved)");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }

@@ -52,6 +52,7 @@
 
 pub mod broker;
 pub mod ca;
+pub mod demo;
 pub mod https;
 pub mod ops;
 pub mod platform;

@@ -30,6 +30,29 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The whole system in one command, on loopback with no configuration: this simulated
+    /// platform (and its dashboard), one provisioned gateway (the real SGW runtime) and the
+    /// simulated legacy systems pushing billing and pipe-ledger CSV to it over FTPS on a
+    /// schedule. Open the printed dashboard address to watch records arrive per gateway and
+    /// dataset. Stops cleanly on Ctrl-C (or after --for), printing what arrived; exits 1 if
+    /// nothing did.
+    Demo {
+        /// Directory for everything (default: a new temporary directory, kept and printed).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Seconds between two uploads of each legacy system.
+        #[arg(long, default_value_t = 5)]
+        push_every: u64,
+        /// Rows per uploaded file.
+        #[arg(long, default_value_t = 50)]
+        rows: usize,
+        /// Stop after this many seconds instead of waiting for Ctrl-C.
+        #[arg(long = "for")]
+        run_for: Option<u64>,
+        /// Operator API and dashboard port on 127.0.0.1 (default: a free port).
+        #[arg(long)]
+        api_port: Option<u16>,
+    },
     /// Run the platform: CA, MQTT broker (mTLS), HTTPS certificate endpoint, the platform side
     /// of every flow (SQLite store in the state directory) and the operator API, until Ctrl-C.
     ///
@@ -88,10 +111,14 @@ enum Command {
     },
     /// Issue a gateway's certificates and write its provisioning bundle.
     ///
-    /// Writes DIR/gateway.toml, DIR/tls/{ca.pem,client.pem,client.key},
-    /// DIR/data-protection/{gateway.pem,gateway.key,platform.pem,root.pem,crl.pem} and
-    /// DIR/masking/k1.key; private keys are mode 0600. Endpoints are taken from the running
-    /// simulator's state directory (endpoints.json) unless given.
+    /// Writes DIR/gateway.toml (the gateway's own configuration type) and
+    /// DIR/tls/{ca.pem,client.pem,client.key},
+    /// DIR/data-protection/{gateway.pem,gateway.key,platform.pem,root.pem,crl.pem}; private
+    /// keys are mode 0600. Endpoints are taken from the running simulator's state directory
+    /// (endpoints.json) unless given. It writes no masking key: the utility makes it on the
+    /// gateway with `sgw masking-key new --bundle DIR` (the platform never sees it), and adds
+    /// its FTPS server certificate as DIR/ftp/server.{pem,key}. Each FTP user gets a random
+    /// initial password, printed here once; only its Argon2id hash is in gateway.toml.
     Provision {
         /// Gateway ID: 1..=32 ASCII letters or digits (certificate O and CN, MQTT tenant).
         #[arg(long)]
@@ -140,12 +167,19 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+                .unwrap_or_else(|_| "info,rumqttd=warn,libunftp=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     platform_sim::install_crypto_provider();
     match Cli::parse().command {
+        Command::Demo {
+            state_dir,
+            push_every,
+            rows,
+            run_for,
+            api_port,
+        } => demo(state_dir, push_every, rows, run_for, api_port),
         Command::Run {
             state_dir,
             mqtt_port,
@@ -231,6 +265,19 @@ fn main() -> Result<()> {
             };
             let b = provision::provision(&mut ca, &gw, &out, &opts)?;
             println!("provisioned gateway {gw} into {}", b.dir.display());
+            for (user, password) in &b.ftp_passwords {
+                println!("initial FTP password of user {user}: {password}");
+            }
+            println!(
+                "these passwords are shown once and stored nowhere (gateway.toml holds their \
+                 hashes; replace one with `sgw hash-password`)"
+            );
+            println!(
+                "next, on the gateway: `sgw masking-key new --bundle {0}`, put the utility's \
+                 FTPS certificate and key at {0}/ftp/server.pem and server.key (0600), then \
+                 `sgw check-config --bundle {0}`",
+                b.dir.display()
+            );
             Ok(())
         }
         Command::Revoke {
@@ -393,5 +440,41 @@ fn write_endpoints(dir: &Path, mqtt: SocketAddr, https: SocketAddr, api: SocketA
         api: Some(api),
     })?;
     std::fs::write(dir.join("endpoints.json"), text)?;
+    Ok(())
+}
+
+fn demo(
+    state_dir: Option<PathBuf>,
+    push_every: u64,
+    rows: usize,
+    run_for: Option<u64>,
+    api_port: Option<u16>,
+) -> Result<()> {
+    let dir = state_dir_or_temp(state_dir)?;
+    std::fs::create_dir_all(&dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(platform_sim::demo::run(
+        platform_sim::demo::DemoOptions {
+            dir,
+            push_every: Duration::from_secs(push_every.max(1)),
+            rows: rows.max(1),
+            run_for: run_for.map(Duration::from_secs),
+            api_port: api_port.unwrap_or(0),
+        },
+        |line| say(format_args!("{line}")),
+    ))?;
+    say(format_args!(
+        "files accepted by the gateway: {}",
+        summary.files_accepted
+    ));
+    for (ds, n) in &summary.records {
+        say(format_args!("records stored by the platform: {ds} {n}"));
+    }
+    if summary.records.values().sum::<u64>() == 0 {
+        bail!("no record reached the platform");
+    }
     Ok(())
 }

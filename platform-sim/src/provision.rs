@@ -1,33 +1,50 @@
 //! The provisioning bundle a gateway is installed with (DES-PROV-*, SM-ID, SM-MUTUAL,
-//! SEC-CERT-1, SEC-CERT-3, SEC-MASK-*).
+//! SEC-CERT-1, SEC-CERT-3, SEC-MASK-2, SM-DEFAULTPW).
 //!
 //! `platform-sim provision --gateway ID --out DIR` issues the gateway's certificates from the
-//! simulator's [`Ca`] and writes:
+//! simulator's [`Ca`] and writes (DES-PROV-1):
 //!
 //! ```text
-//! DIR/gateway.toml                       ids, endpoints, datasets, masking rules, periods
+//! DIR/gateway.toml                       gateway::config::Config, the gateway's own type
 //! DIR/tls/ca.pem                         root (trust anchor for the broker and HTTPS endpoint)
 //! DIR/tls/client.pem, client.key         MQTT/HTTPS client certificate, O = CN = gateway ID
 //! DIR/data-protection/gateway.pem, .key  the gateway's signing/decryption certificate
 //! DIR/data-protection/platform.pem       the platform's data-protection certificate
 //! DIR/data-protection/root.pem           root (chain checks of data-protection certificates)
 //! DIR/data-protection/crl.pem            the current CRL
-//! DIR/masking/{keyId}.key                32 random bytes, hex (the utility masking key)
 //! ```
 //!
-//! Every private key (`*.key`) is written with mode 0600 (SEC-CERT-3). [`GatewayConfig`] is the
-//! serde shape of `gateway.toml`; paths inside it are relative to the bundle directory.
+//! Every private key (`*.key`) is written with mode 0600 (SEC-CERT-3). `gateway.toml` is
+//! written with the gateway's [`Config`] type, so the two cannot drift.
+//!
+//! What the platform does **not** write, because it belongs to the utility:
+//! - the masking key (事業体用秘密鍵, SEC-MASK-2: the platform never sees it). `gateway.toml`
+//!   names where it goes (`[masking] keys_dir`, `active_key`); the gateway's operator creates
+//!   it with `sgw masking-key new --bundle DIR`;
+//! - the FTPS server certificate and key of the utility's LAN (`ftp/server.pem`, `.key`,
+//!   DES-FTP-2).
+//!
+//! FTP passwords (DES-FTP-3, SM-DEFAULTPW): one random initial password per dataset's FTP
+//! user; only its Argon2id hash goes into `gateway.toml`, the password itself is returned in
+//! [`Bundle::ftp_passwords`] (the CLI prints it once) and stored nowhere.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use gateway::protocol::ids::GatewayId;
-use serde::{Deserialize, Serialize};
+use base64::Engine;
+use gateway::config::{
+    BundlePath, Config, ConfigError, DataProtectionSection, DatasetConfig, Encoding, FtpDir,
+    FtpSection, FtpUser, GatewaySection, HttpsBase, KeyId, MaskingSection, MqttUrl,
+    PlatformSection, PortRange, Secs, SourceSystem, StorageSection, TlsSection,
+};
+use gateway::profile::Column;
+use gateway::protocol::ids::{Dataset, GatewayId};
 
 use crate::ca::{Ca, CaError, write_private, write_public};
 
-/// The masking key ID written by a first provisioning (DES-MASK: 1..=16 `[A-Za-z0-9]`).
+/// The masking key ID a first provisioning names as `active_key` (DES-MASK-1: 1..=16
+/// `[A-Za-z0-9]`). The key itself is made by the utility (`sgw masking-key new`).
 pub const FIRST_MASKING_KEY_ID: &str = "k1";
 
 /// Why provisioning failed.
@@ -45,13 +62,19 @@ pub enum ProvisionError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// DES-PROV: the configuration could not be serialised.
-    #[error("DES-PROV: gateway.toml: {0}")]
-    Toml(String),
+    /// DES-PROV-2: the configuration could not be made, written or read.
+    #[error("DES-PROV-2: gateway.toml: {0}")]
+    Config(String),
+}
+
+impl From<ConfigError> for ProvisionError {
+    fn from(e: ConfigError) -> Self {
+        ProvisionError::Config(e.to_string())
+    }
 }
 
 /// Where the gateway reaches the platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// MQTT broker host name (must match the server certificate: `localhost` or `127.0.0.1`).
     pub mqtt_host: String,
@@ -71,120 +94,12 @@ impl Default for Endpoints {
     }
 }
 
-/// `gateway.toml`, the gateway's provisioned configuration (DES-PROV-*).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayConfig {
-    /// Identifiers.
-    pub gateway: GatewaySection,
-    /// Platform endpoints.
-    pub platform: Endpoints,
-    /// MQTT session parameters (DES-MQTT-*).
-    pub mqtt: MqttSection,
-    /// TLS material (relative paths).
-    pub tls: TlsSection,
-    /// Data-protection material (relative paths).
-    pub data_protection: DataProtectionSection,
-    /// Periods and timeouts.
-    pub periods: Periods,
-    /// Masking keys.
-    pub masking: MaskingSection,
-    /// The datasets the gateway stores and sends.
-    pub datasets: Vec<DatasetSection>,
-}
-
-/// `[gateway]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewaySection {
-    /// Gateway ID: client certificate O and CN, MQTT client ID and tenant (DES-ID-1).
-    pub id: String,
-    /// Utility (water operator) the gateway belongs to.
-    pub utility: String,
-}
-
-/// `[mqtt]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MqttSection {
-    /// MQTT client ID (= gateway ID).
-    pub client_id: String,
-    /// Keep-alive, seconds.
-    pub keep_alive_sec: u32,
-    /// QoS of every publish and subscription.
-    pub qos: u8,
-    /// Clean session flag.
-    pub clean_session: bool,
-    /// Largest MQTT payload, bytes.
-    pub max_payload_bytes: u32,
-}
-
-/// `[tls]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TlsSection {
-    /// Trust anchor.
-    pub ca: String,
-    /// Client certificate.
-    pub cert: String,
-    /// Client private key (0600).
-    pub key: String,
-}
-
-/// `[data_protection]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataProtectionSection {
-    /// The gateway's data-protection certificate.
-    pub cert: String,
-    /// Its private key (0600).
-    pub key: String,
-    /// The platform's data-protection certificate.
-    pub platform_cert: String,
-    /// Root certificate.
-    pub root: String,
-    /// CRL as provisioned (refreshed from the HTTPS endpoint at least every nextUpdate).
-    pub crl: String,
-}
-
-/// `[periods]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Periods {
-    /// Default periodic sending interval, seconds (the platform's `periodic.start` may override).
-    pub periodic_interval_sec: u32,
-    /// Interval of `monitor.status`, seconds.
-    pub monitor_interval_sec: u32,
-    /// Time to wait for `data.ack` before resending, seconds.
-    pub ack_timeout_sec: u32,
-    /// Longest interval between CRL refreshes, seconds (never later than nextUpdate).
-    pub crl_refresh_sec: u32,
-    /// Accepted clock difference on received messages, seconds (STALE outside).
-    pub max_clock_skew_sec: u32,
-    /// How long stored records are kept for resend, days.
-    pub retention_days: u32,
-}
-
-/// `[masking]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaskingSection {
-    /// Key used for new masking.
-    pub active_key_id: String,
-    /// keyId → relative path of the key file (old keys kept for unmasking).
-    pub keys: BTreeMap<String, String>,
-}
-
-/// `[[datasets]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetSection {
-    /// Dataset name (DES-ID-3).
-    pub name: String,
-    /// Legacy business system it comes from.
-    pub source_system: String,
-    /// Columns masked before anything leaves the gateway (SEC-MASK-*).
-    pub masked_columns: Vec<String>,
-}
-
 /// Options of one provisioning.
 #[derive(Debug, Clone)]
 pub struct ProvisionOptions {
     /// Platform endpoints written into `gateway.toml`.
     pub endpoints: Endpoints,
-    /// Utility name.
+    /// Utility name (in `[gateway].name`).
     pub utility: String,
 }
 
@@ -197,60 +112,130 @@ impl Default for ProvisionOptions {
     }
 }
 
-/// The default datasets and their masking rules. Billing masks the personal columns `name`
-/// and `address` (the legacy simulator's personal columns); `customer_no` stays clear so
-/// records can be joined with meter readings (deterministic masking would keep joins working
-/// too, should a utility decide to mask it).
-pub fn default_datasets() -> Vec<DatasetSection> {
-    vec![
-        DatasetSection {
-            name: "pipe_ledger".into(),
-            source_system: "pipe-ledger".into(),
-            masked_columns: vec![],
-        },
-        DatasetSection {
-            name: "billing".into(),
-            source_system: "billing".into(),
-            masked_columns: vec!["name".into(), "address".into()],
-        },
-        DatasetSection {
-            name: "meter_reading".into(),
-            source_system: "billing".into(),
-            masked_columns: vec![],
-        },
-    ]
+/// The datasets of the simulated legacy systems (`legacy_sim::dataset`, one definition for
+/// both simulators): columns named by the CSV header text the legacy system writes
+/// (DES-CSV-3), personal columns masked (SEC-MASK-1), UTF-8 (the legacy simulator's default
+/// encoding), FTP user and directory named after the dataset. `hash` gives each FTP user's
+/// `ftp_password_hash`.
+pub fn default_datasets(
+    mut hash: impl FnMut(&str) -> Result<gateway::config::PasswordHash, ProvisionError>,
+) -> Result<Vec<DatasetConfig>, ProvisionError> {
+    let bad = |e: String| ProvisionError::Config(e);
+    legacy_sim::dataset::Dataset::ALL
+        .into_iter()
+        .map(|d| {
+            Ok(DatasetConfig {
+                name: Dataset::new(d.name()).map_err(|e| bad(e.to_string()))?,
+                source_system: SourceSystem::new(d.source_system()).map_err(bad)?,
+                ftp_user: FtpUser::new(d.name()).map_err(bad)?,
+                ftp_dir: FtpDir::new(d.name()).map_err(bad)?,
+                ftp_password_hash: hash(d.name())?,
+                encoding: Encoding::Utf8,
+                header_row: true,
+                columns: d
+                    .columns()
+                    .iter()
+                    .map(|c| Column {
+                        name: c.label.to_owned(),
+                        ty: c.ty,
+                        unit: c.unit.map(str::to_owned),
+                        masked: c.personal,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
-/// Paths of a written bundle.
+/// A written bundle.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     /// The bundle directory.
     pub dir: PathBuf,
-    /// The configuration written.
-    pub config: GatewayConfig,
+    /// The configuration written, paths resolved against `dir`.
+    pub config: Config,
+    /// FTP user → initial password, only from [`provision`] (never stored: `gateway.toml`
+    /// holds the hashes). Empty for a loaded bundle.
+    pub ftp_passwords: BTreeMap<String, String>,
 }
 
 impl Bundle {
-    /// Absolute path of a bundle-relative path from the configuration.
+    /// Absolute path of a bundle-relative path.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
-    /// Loads a bundle written earlier.
+    /// Loads a bundle written earlier (its `gateway.toml` through [`Config::load`]).
     pub fn load(dir: &Path) -> Result<Self, ProvisionError> {
-        let p = dir.join("gateway.toml");
-        let text = fs::read_to_string(&p).map_err(|source| ProvisionError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        let config = toml::from_str(&text).map_err(|e| ProvisionError::Toml(e.to_string()))?;
         Ok(Bundle {
             dir: dir.to_owned(),
-            config,
+            config: Config::load(dir)?,
+            ftp_passwords: BTreeMap::new(),
         })
     }
 }
 
+fn config_for(
+    gw: &GatewayId,
+    opts: &ProvisionOptions,
+    datasets: Vec<DatasetConfig>,
+) -> Result<Config, ProvisionError> {
+    let e = &opts.endpoints;
+    let bad = |e: String| ProvisionError::Config(e);
+    let p = BundlePath::new;
+    Ok(Config {
+        gateway: GatewaySection {
+            id: gw.clone(),
+            name: format!("{} gateway {gw}", opts.utility),
+            state_dir: p("state"),
+        },
+        platform: PlatformSection {
+            mqtt_url: MqttUrl::new(&format!("mqtts://{}:{}", e.mqtt_host, e.mqtt_port))
+                .map_err(bad)?,
+            https_base: HttpsBase::new(&e.https_url).map_err(bad)?,
+            connect_timeout_sec: Secs(30),
+            keep_alive_sec: Secs(60),
+            max_records_per_message: 1000,
+        },
+        tls: TlsSection {
+            ca: p("tls/ca.pem"),
+            client_cert: p("tls/client.pem"),
+            client_key: p("tls/client.key"),
+        },
+        data_protection: DataProtectionSection {
+            cert: p("data-protection/gateway.pem"),
+            key: p("data-protection/gateway.key"),
+            platform_cert: p("data-protection/platform.pem"),
+            root_cert: p("data-protection/root.pem"),
+            crl: p("data-protection/crl.pem"),
+            crl_refresh_sec: Secs(3600),
+        },
+        masking: MaskingSection {
+            keys_dir: p("masking"),
+            active_key: KeyId::new(FIRST_MASKING_KEY_ID).map_err(bad)?,
+        },
+        ftp: FtpSection {
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 2121)),
+            passive_ports: PortRange {
+                first: 50000,
+                last: 50100,
+            },
+            ftps_required: true,
+            tls_cert: p("ftp/server.pem"),
+            tls_key: p("ftp/server.key"),
+            max_file_bytes: 100 * 1024 * 1024,
+        },
+        storage: StorageSection {
+            quota_bytes: 10 * 1024 * 1024 * 1024,
+            retention_days: 90,
+            evacuation_interval_sec: Secs(3600),
+            evacuation_dir: p("state/archive"),
+        },
+        datasets,
+    })
+}
+
 /// Issues the gateway's certificates and writes its bundle into `out` (created if missing).
+/// Writes no masking key and no FTPS certificate (module docs).
 pub fn provision(
     ca: &mut Ca,
     gw: &GatewayId,
@@ -265,7 +250,6 @@ pub fn provision(
     };
     mk(&out.join("tls"))?;
     mk(&out.join("data-protection"))?;
-    mk(&out.join("masking"))?;
     let creds = ca.issue_gateway(gw)?;
     let root = ca.root_pem().to_owned();
     let crl = ca.crl_pem()?;
@@ -294,60 +278,23 @@ pub fn provision(
     )?;
     write_public(&out.join("data-protection/root.pem"), root.as_bytes())?;
     write_public(&out.join("data-protection/crl.pem"), crl.as_bytes())?;
-    let key: [u8; 32] = rand::random();
-    let key_rel = format!("masking/{FIRST_MASKING_KEY_ID}.key");
-    write_private(
-        &out.join(&key_rel),
-        format!("{}\n", hex::encode(key)).as_bytes(),
-    )?;
 
-    let config = GatewayConfig {
-        gateway: GatewaySection {
-            id: gw.to_string(),
-            utility: opts.utility.clone(),
-        },
-        platform: opts.endpoints.clone(),
-        mqtt: MqttSection {
-            client_id: gw.to_string(),
-            keep_alive_sec: 60,
-            qos: 1,
-            clean_session: true,
-            max_payload_bytes: 1024 * 1024,
-        },
-        tls: TlsSection {
-            ca: "tls/ca.pem".into(),
-            cert: "tls/client.pem".into(),
-            key: "tls/client.key".into(),
-        },
-        data_protection: DataProtectionSection {
-            cert: "data-protection/gateway.pem".into(),
-            key: "data-protection/gateway.key".into(),
-            platform_cert: "data-protection/platform.pem".into(),
-            root: "data-protection/root.pem".into(),
-            crl: "data-protection/crl.pem".into(),
-        },
-        periods: Periods {
-            periodic_interval_sec: 60,
-            monitor_interval_sec: 300,
-            ack_timeout_sec: 30,
-            crl_refresh_sec: 3600,
-            max_clock_skew_sec: 300,
-            retention_days: 30,
-        },
-        masking: MaskingSection {
-            active_key_id: FIRST_MASKING_KEY_ID.into(),
-            keys: BTreeMap::from([(FIRST_MASKING_KEY_ID.to_owned(), key_rel)]),
-        },
-        datasets: default_datasets(),
-    };
-    let text = toml::to_string_pretty(&config).map_err(|e| ProvisionError::Toml(e.to_string()))?;
-    let text = format!(
-        "# SGW provisioning bundle for gateway {gw}, written by platform-sim (DES-PROV).\n\
-         # Paths are relative to this file's directory.\n\n{text}"
-    );
-    write_public(&out.join("gateway.toml"), text.as_bytes())?;
+    let mut ftp_passwords = BTreeMap::new();
+    let datasets = default_datasets(|user| {
+        let mut raw = [0u8; 18];
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| ProvisionError::Config(e.to_string()))?;
+        let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let hash = gateway::config::hash_password(&password)
+            .map_err(|e| ProvisionError::Config(e.to_string()))?;
+        ftp_passwords.insert(user.to_owned(), password);
+        Ok(hash)
+    })?;
+    let mut config = config_for(gw, opts, datasets)?;
+    write_public(&out.join("gateway.toml"), config.to_toml()?.as_bytes())?;
+    config.resolve(out);
     Ok(Bundle {
         dir: out.to_owned(),
         config,
+        ftp_passwords,
     })
 }

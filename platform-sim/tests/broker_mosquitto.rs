@@ -34,7 +34,7 @@ fn mosq(tool: &str, b: &Bundle, with_cert: bool) -> Command {
         .arg("-q")
         .arg("1")
         .arg("-i")
-        .arg(&b.config.gateway.id)
+        .arg(b.config.gateway.id.as_str())
         .arg("--cafile")
         .arg(b.path("tls/ca.pem"));
     if with_cert {

@@ -359,11 +359,7 @@ fn private_keys_in_the_bundle_and_the_ca_are_owner_only() {
     ca.issue_app(&AppId::new("app1").unwrap()).unwrap();
     let b = bundle(&mut ca, "PERMS", d.path(), 1883);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    for k in [
-        "tls/client.key",
-        "data-protection/gateway.key",
-        "masking/k1.key",
-    ] {
+    for k in ["tls/client.key", "data-protection/gateway.key"] {
         assert_eq!(mode(&b.path(k)), 0o600, "{k}");
     }
     for k in [
@@ -440,33 +436,71 @@ fn bundle_keys_match_their_certificates() {
 fn gateway_toml_names_the_gateway_endpoints_datasets_and_masking_rules() {
     let (d, mut ca) = new_ca();
     let b = bundle(&mut ca, "TOML1", d.path(), 18883);
-    // Read as plain TOML, not through the crate's own struct.
+    // Read as plain TOML, not through the gateway's own type.
     let v: toml::Value =
         toml::from_str(&std::fs::read_to_string(b.path("gateway.toml")).unwrap()).unwrap();
     assert_eq!(v["gateway"]["id"].as_str(), Some("TOML1"));
-    assert_eq!(v["mqtt"]["client_id"].as_str(), Some("TOML1"));
-    assert_eq!(v["mqtt"]["keep_alive_sec"].as_integer(), Some(60));
-    assert_eq!(v["mqtt"]["qos"].as_integer(), Some(1));
-    assert_eq!(v["platform"]["mqtt_port"].as_integer(), Some(18883));
+    assert_eq!(
+        v["platform"]["mqtt_url"].as_str(),
+        Some("mqtts://localhost:18883")
+    );
+    assert_eq!(v["platform"]["keep_alive_sec"].as_integer(), Some(60));
+    assert_eq!(
+        v["platform"]["max_records_per_message"].as_integer(),
+        Some(1000)
+    );
     let ds = v["datasets"].as_array().unwrap();
     let names: Vec<&str> = ds.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["pipe_ledger", "billing", "meter_reading"]);
-    let billing = &ds[1]["masked_columns"];
-    assert_eq!(billing.as_array().unwrap().len(), 2);
-    assert_eq!(billing[0].as_str(), Some("name"));
-    assert_eq!(billing[1].as_str(), Some("address"));
+    // Billing: the columns are the legacy system's header texts (DES-CSV-3); name and address
+    // are masked, nothing else.
+    let billing: Vec<(&str, bool)> = ds[1]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["masked"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        billing,
+        [
+            ("お客様番号", false),
+            ("氏名", true),
+            ("住所", true),
+            ("メーター番号", false),
+            ("請求年月", false),
+            ("使用水量", false),
+            ("請求金額", false),
+        ]
+    );
+    assert_eq!(ds[1]["encoding"].as_str(), Some("utf-8"));
+    assert_eq!(ds[1]["header_row"].as_bool(), Some(true));
     for section in ["tls", "data_protection"] {
         for (k, p) in v[section].as_table().unwrap() {
-            assert!(b.path(p.as_str().unwrap()).is_file(), "{section}.{k}");
+            if let Some(p) = p.as_str() {
+                assert!(b.path(p).is_file(), "{section}.{k}");
+            }
         }
     }
-    let active = v["masking"]["active_key_id"].as_str().unwrap();
-    let key_path = v["masking"]["keys"][active].as_str().unwrap();
-    let key = std::fs::read_to_string(b.path(key_path)).unwrap();
-    let key = hex::decode(key.trim()).unwrap();
-    assert_eq!(key.len(), 32);
-    for p in ["monitor_interval_sec", "ack_timeout_sec", "crl_refresh_sec"] {
-        assert!(v["periods"][p].as_integer().unwrap() > 0, "{p}");
+    // The masking key is named, not written (SEC-MASK-2): the utility makes it.
+    assert_eq!(v["masking"]["active_key"].as_str(), Some("k1"));
+    assert_eq!(v["masking"]["keys_dir"].as_str(), Some("masking"));
+    assert!(!b.path("masking").exists());
+    // The FTPS certificate is the utility's too (DES-FTP-2).
+    assert_eq!(v["ftp"]["tls_cert"].as_str(), Some("ftp/server.pem"));
+    assert!(!b.path("ftp").exists());
+    // Each FTP user's initial password is returned once; gateway.toml holds only its Argon2id
+    // hash, which verifies it and no other password.
+    for d in ds {
+        let user = d["ftp_user"].as_str().unwrap();
+        let phc = d["ftp_password_hash"].as_str().unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        let hash = gateway::config::PasswordHash::new(phc).unwrap();
+        let password = &b.ftp_passwords[user];
+        assert!(password.len() >= 20, "{password}");
+        assert!(gateway::config::verify_password(password, &hash));
+        assert!(!gateway::config::verify_password("wrong", &hash));
+        let text = std::fs::read_to_string(b.path("gateway.toml")).unwrap();
+        assert!(!text.contains(password.as_str()));
     }
     // The bundle's CA and root are the CA's root; its CRL is the current one.
     assert_eq!(
@@ -479,14 +513,87 @@ fn gateway_toml_names_the_gateway_endpoints_datasets_and_masking_rules() {
     );
 }
 
+/// What the utility adds on its side: the FTPS server certificate of its LAN (DES-FTP-2),
+/// self-signed here with OpenSSL's command line.
+fn add_ftps_certificate(b: &platform_sim::provision::Bundle) {
+    std::fs::create_dir_all(b.path("ftp")).unwrap();
+    let (ok, text) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=sgw.utility.lan",
+        "-days",
+        "2",
+        "-keyout",
+        s(&b.path("ftp/server.key")),
+        "-out",
+        s(&b.path("ftp/server.pem")),
+    ]);
+    assert!(ok, "{text}");
+    std::fs::set_permissions(
+        b.path("ftp/server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
 #[test]
-fn masking_keys_differ_between_gateways() {
+fn a_provisioned_bundle_loads_into_the_gateway_config_and_is_clean_once_the_utility_adds_its_keys()
+{
     let (d, mut ca) = new_ca();
-    let a = bundle(&mut ca, "MASKA", d.path(), 1883);
-    let b = bundle(&mut ca, "MASKB", d.path(), 1883);
+    let b = bundle(&mut ca, "CFG1", d.path(), 1883);
+    let loaded = gateway::config::Config::load(&b.dir).unwrap();
+    assert_eq!(loaded, b.config);
+    assert_eq!(loaded.gateway.id.as_str(), "CFG1");
+    assert_eq!(
+        loaded.tls.client_key.path(),
+        b.dir.join("tls/client.key").as_path()
+    );
+    // As provisioned, exactly what the utility still has to add is missing.
+    let keys = |ps: Vec<gateway::config::Problem>| {
+        let mut k: Vec<String> = ps.into_iter().map(|p| p.key).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(gateway::config::check_bundle(&b.dir)),
+        ["ftp.tls_cert", "ftp.tls_key", "masking.active_key"]
+    );
+    // `sgw masking-key new` (the same function) makes the key on the gateway's side.
+    let k = gateway::config::new_masking_key(&b.dir, None).unwrap();
+    assert_eq!(k.path, b.dir.join("masking/k1.key"));
+    assert!(k.active);
+    let mode = std::fs::metadata(&k.path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let hex_text = std::fs::read_to_string(&k.path).unwrap();
+    assert_eq!(hex::decode(hex_text.trim()).unwrap().len(), 32);
+    assert!(matches!(
+        gateway::config::new_masking_key(&b.dir, None),
+        Err(gateway::config::MaskingKeyError::Exists(_))
+    ));
+    assert_eq!(std::fs::read_to_string(&k.path).unwrap(), hex_text);
+    assert_eq!(
+        keys(gateway::config::check_bundle(&b.dir)),
+        ["ftp.tls_cert", "ftp.tls_key"]
+    );
+    add_ftps_certificate(&b);
+    assert_eq!(gateway::config::check_bundle(&b.dir), []);
+    // The protocol core's configuration comes from it.
+    let core = loaded.protocol_config();
+    assert_eq!(core.gateway_id.as_str(), "CFG1");
+    assert_eq!(
+        core.datasets.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        ["pipe_ledger", "billing", "meter_reading"]
+    );
+    // Another gateway's utility key is another key.
+    let other = bundle(&mut ca, "CFG2", d.path(), 1883);
+    let k2 = gateway::config::new_masking_key(&other.dir, None).unwrap();
     assert_ne!(
-        std::fs::read(a.path("masking/k1.key")).unwrap(),
-        std::fs::read(b.path("masking/k1.key")).unwrap()
+        std::fs::read(&k2.path).unwrap(),
+        std::fs::read(&k.path).unwrap()
     );
 }
 
@@ -503,7 +610,7 @@ fn the_cli_provisions_revokes_and_explains_every_command() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    let (ok, _, err) = run(&[
+    let (ok, stdout, err) = run(&[
         "provision",
         "--gateway",
         "CLI1",
@@ -516,6 +623,22 @@ fn the_cli_provisions_revokes_and_explains_every_command() {
     ]);
     assert!(ok, "{err}");
     assert!(out.join("tls/client.key").is_file());
+    // Every FTP user's initial password is printed once and verifies against its hash.
+    let written: toml::Value =
+        toml::from_str(&std::fs::read_to_string(out.join("gateway.toml")).unwrap()).unwrap();
+    for d in written["datasets"].as_array().unwrap() {
+        let user = d["ftp_user"].as_str().unwrap();
+        let prefix = format!("initial FTP password of user {user}: ");
+        let password = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        let hash =
+            gateway::config::PasswordHash::new(d["ftp_password_hash"].as_str().unwrap()).unwrap();
+        assert!(gateway::config::verify_password(password, &hash));
+    }
+    assert!(stdout.contains("sgw masking-key new"), "{stdout}");
+    assert!(!out.join("masking").exists());
     let (ok, stdout, err) = run(&["revoke", "--state-dir", s(&state), "--gateway", "CLI1"]);
     assert!(ok, "{err}");
     assert!(stdout.contains("revoked 2 certificate(s)"), "{stdout}");

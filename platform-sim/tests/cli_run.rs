@@ -108,9 +108,12 @@ fn run_needs_no_configuration_and_enforces_a_revocation_made_by_the_cli() {
     assert!(o.status.success(), "{o:?}");
     // The bundle names the running simulator's endpoints (from endpoints.json).
     let toml = std::fs::read_to_string(b.join("gateway.toml")).unwrap();
-    assert!(toml.contains(&format!("mqtt_port = {}", r.mqtt)), "{toml}");
     assert!(
-        toml.contains(&format!("https_url = \"https://localhost:{}\"", r.https)),
+        toml.contains(&format!("mqtt_url = \"mqtts://localhost:{}\"", r.mqtt)),
+        "{toml}"
+    );
+    assert!(
+        toml.contains(&format!("https_base = \"https://localhost:{}\"", r.https)),
         "{toml}"
     );
 

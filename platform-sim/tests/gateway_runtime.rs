@@ -15,13 +15,13 @@ use std::time::Duration;
 use common::scripted::{env, fast_config, fixture, serial};
 use gateway::outbound::DatasetProfile;
 use gateway::profile::Column;
-use gateway::protocol::gateway_side::{GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot};
-use gateway::protocol::ids::{Dataset, GatewayId, SeqRange, StoreEpoch};
+use gateway::protocol::gateway_side::{GatewayCore, GatewayEvent, GatewaySnapshot};
+use gateway::protocol::ids::{Dataset, SeqRange, StoreEpoch};
 use gateway::protocol::message::ProfileFormat;
 use gateway::protocol::size::record_wire_bytes;
 use gateway::runtime::driver::{Driver, DriverHandle, RecordStore};
 use gateway::runtime::monitor::Metrics;
-use gateway::runtime::mqtt::{Link, LinkSettings, TlsFiles};
+use gateway::runtime::mqtt::Link;
 use gateway::security::xml::XmlCipher;
 use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
 use legacy_sim::dataset::Dataset as Ds;
@@ -67,23 +67,14 @@ impl RecordStore for MemStore {
     }
 }
 
+/// The dataset's columns as provisioned in `gateway.toml` (in the legacy system's order).
 fn columns(ds: Ds, b: &Bundle) -> Vec<Column> {
-    let masked: Vec<String> = b
-        .config
+    b.config
         .datasets
         .iter()
-        .find(|d| d.name == ds.name())
-        .map(|d| d.masked_columns.clone())
-        .unwrap_or_default();
-    ds.columns()
-        .iter()
-        .map(|c| Column {
-            name: c.name.to_owned(),
-            ty: c.ty,
-            unit: c.unit.map(str::to_owned),
-            masked: masked.iter().any(|m| m == c.name),
-        })
-        .collect()
+        .find(|d| d.name.as_str() == ds.name())
+        .map(|d| d.columns.clone())
+        .unwrap_or_default()
 }
 
 struct Gw {
@@ -97,47 +88,45 @@ struct Gw {
 
 fn security(b: &Bundle) -> DataSecurity {
     let keys = KeyStore::load_dir(&b.dir.join("data-protection"), "gateway").unwrap();
-    let masking =
-        MaskingKeys::load_dir(&b.dir.join("masking"), &b.config.masking.active_key_id).unwrap();
+    // The utility's masking key is made on the gateway's side (`sgw masking-key new`).
+    let m = &b.config.masking;
+    if !m
+        .keys_dir
+        .path()
+        .join(format!("{}.key", m.active_key))
+        .exists()
+    {
+        gateway::config::new_masking_key(&b.dir, None).unwrap();
+    }
+    let masking = MaskingKeys::load_dir(m.keys_dir.path(), m.active_key.as_str()).unwrap();
     DataSecurity::new(keys).with_masking(masking)
 }
 
 /// Starts the real runtime for bundle `b`: from `snapshot` if given (a restart), else new.
 fn start_gateway(b: &Bundle, store: Arc<MemStore>, snapshot: Option<GatewaySnapshot>) -> Gw {
-    let id = GatewayId::new(b.config.gateway.id.clone()).unwrap();
-    let datasets: Vec<Dataset> = b
-        .config
-        .datasets
-        .iter()
-        .map(|d| Dataset::new(d.name.clone()).unwrap())
-        .collect();
-    let mut cfg = GatewayConfig::new(id.clone(), datasets);
+    let mut cfg = b.config.protocol_config();
     cfg.connect_timeout_sec = 2;
     let now = chrono::Utc::now().fixed_offset();
     let core = match snapshot {
         Some(s) => GatewayCore::restore(cfg, s, now),
         None => GatewayCore::new(cfg, StoreEpoch::from_bytes([0x7e; 16]), now),
     };
-    let link = Link::start(&LinkSettings {
-        gateway: id,
-        host: "localhost".into(),
-        port: env().broker.addr().port(),
-        keep_alive_sec: 30,
-        tls: TlsFiles {
-            ca: b.path(&b.config.tls.ca),
-            cert: b.path(&b.config.tls.cert),
-            key: b.path(&b.config.tls.key),
-        },
-        backoff_seed: 7,
-    })
-    .unwrap();
+    let mut settings = b.config.link_settings(7);
+    assert_eq!(settings.port, env().broker.addr().port());
+    settings.keep_alive_sec = 30;
+    let link = Link::start(&settings).unwrap();
     let mut profiles = HashMap::new();
     for ds in Ds::ALL {
-        if let Some(d) = b.config.datasets.iter().find(|d| d.name == ds.name()) {
+        if let Some(d) = b
+            .config
+            .datasets
+            .iter()
+            .find(|d| d.name.as_str() == ds.name())
+        {
             profiles.insert(
                 Dataset::new(ds.name()).unwrap(),
                 DatasetProfile {
-                    source_system: d.source_system.clone(),
+                    source_system: d.source_system.as_str().to_owned(),
                     columns: columns(ds, b),
                     xml_cipher: XmlCipher::Aes128Cbc,
                 },
@@ -351,11 +340,7 @@ async fn the_certificate_refresh_installs_a_newer_crl_refuses_a_rollback_and_a_r
     let f = common::scripted::fixture_https("RTGW3", fast_config(), FaultConfig::default()).await;
     let https = f.platform.https().unwrap();
     let b = &f.bundle;
-    let tls = TlsFiles {
-        ca: b.path(&b.config.tls.ca),
-        cert: b.path(&b.config.tls.cert),
-        key: b.path(&b.config.tls.key),
-    };
+    let tls = b.config.link_settings(0).tls;
     let fetcher =
         CertFetcher::new(&format!("https://localhost:{}", https.addr().port()), tls).unwrap();
     let cell = arc_swap::ArcSwap::from_pointee(security(b));

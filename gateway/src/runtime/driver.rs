@@ -31,7 +31,8 @@ use super::mqtt::{Link, LinkEvent};
 use crate::outbound::{self, DatasetProfile};
 use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{
-    DataRequest, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError, PeriodicSetting, Transmit,
+    DataRequest, ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError,
+    PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
 use crate::protocol::message::{AnomalyKind, HealthState};
@@ -75,6 +76,10 @@ enum Command {
         rule: &'static str,
         detail: String,
     },
+    Evacuated {
+        range: SeqRange,
+    },
+    Status(ExternalStatus),
     Stored {
         dataset: Dataset,
         range: SeqRange,
@@ -158,6 +163,17 @@ impl DriverHandle {
             .await
             .ok()?;
         rx.await.ok()
+    }
+
+    /// The figures of `monitor.status` the core cannot know (storage, files, certificates,
+    /// health; DES-MSG-MON-1).
+    pub async fn status(&self, status: ExternalStatus) {
+        let _ = self.tx.send(Command::Status(status)).await;
+    }
+
+    /// Records `range` were evacuated to a durable, indexed archive (ST-EVAC-1, DES-EVAC-4).
+    pub async fn evacuated(&self, range: SeqRange) {
+        let _ = self.tx.send(Command::Evacuated { range }).await;
     }
 
     /// Sends `disconnect` (DES-MSG-DISC-1), waits briefly for its result and stops the driver.
@@ -288,6 +304,14 @@ impl<S: RecordStore> Driver<S> {
                     Some(Command::Ingest { dataset, sizes, reply }) => {
                         let r = self.core.handle_ingest(now(), &dataset, &sizes);
                         let _ = reply.send(r);
+                    }
+                    Some(Command::Status(st)) => {
+                        self.core.set_external_status(st);
+                    }
+                    Some(Command::Evacuated { range }) => {
+                        if let Err(e) = self.core.handle_evacuated(range) {
+                            tracing::error!(rule = "ST-EVAC-1", error = %e, "evacuated range refused by the core");
+                        }
                     }
                     Some(Command::Stored { dataset, range, sizes, ingested_at, reply }) => {
                         self.on_stored((dataset, range, sizes, ingested_at, reply));

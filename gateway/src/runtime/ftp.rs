@@ -43,8 +43,9 @@ use crate::south::{
     FailureOutcome, Lockout, LoginGate, Running, upload_name_allowed, verify_password,
 };
 
-/// One legacy system's FTP account (DES-FTP-3): it uploads `dataset`.
-#[derive(Debug, Clone)]
+/// One legacy system's FTP account (DES-FTP-3): it uploads `dataset`. Its `Debug` leaves the
+/// password hash out (libraries log their state).
+#[derive(Clone)]
 pub struct Account {
     /// The FTP user name.
     pub user: String,
@@ -52,6 +53,15 @@ pub struct Account {
     pub password_phc: String,
     /// The dataset its uploads belong to (DES-FTP-4).
     pub dataset: Dataset,
+}
+
+impl Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("dataset", &self.dataset)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the FTP server runs.

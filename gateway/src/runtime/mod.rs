@@ -6,6 +6,7 @@
 //!
 //! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, SM-TLS, SM-MUTUAL.
 
+pub mod app;
 pub mod certfetch;
 pub mod driver;
 pub mod ftp;

@@ -270,15 +270,11 @@ pub fn validate_crl(crl: &X509Crl, root: &X509Ref, now: DateTime<Utc>) -> Result
     }
 }
 
-/// Full DES-CERT-4 check of `cert` as the certificate of `who` (SEC-CERT-2); see the module
-/// doc for the order.
-pub fn validate_cert(
-    cert: &X509,
-    who: &Identity,
-    root: &X509Ref,
-    crl: Option<&X509Crl>,
-    now: DateTime<Utc>,
-) -> Result<()> {
+/// DES-CERT-4 steps 1–4 only — issuer, root signature, role and CN, key size — without the
+/// validity period and the CRL (steps 5–7): how the gateway checks its own certificate when
+/// it reads its own evacuation archive back (DES-EVAC-3), which an expired certificate still
+/// proves unchanged. Never for a peer.
+pub fn validate_cert_timeless(cert: &X509Ref, who: &Identity, root: &X509Ref) -> Result<()> {
     if !names_equal(cert.issuer_name(), root.subject_name())? {
         return Err(SecurityError::CertWrongIssuer);
     }
@@ -288,7 +284,19 @@ pub fn validate_cert(
     }
     check_role(cert, who)?;
     let cert_key = cert.public_key()?;
-    check_rsa_public(&cert_key)?;
+    check_rsa_public(&cert_key)
+}
+
+/// Full DES-CERT-4 check of `cert` as the certificate of `who` (SEC-CERT-2); see the module
+/// doc for the order.
+pub fn validate_cert(
+    cert: &X509,
+    who: &Identity,
+    root: &X509Ref,
+    crl: Option<&X509Crl>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    validate_cert_timeless(cert, who, root)?;
     check_period(cert, now)?;
     let crl = crl.ok_or(SecurityError::CrlStale)?;
     validate_crl(crl, root, now)?;

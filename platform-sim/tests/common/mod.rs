@@ -28,12 +28,14 @@ pub fn new_ca() -> (tempfile::TempDir, Ca) {
     (d, ca)
 }
 
+/// A bundle for gateway `id` under `parent`; `mqtt_port` 0 means "not used by the test" (the
+/// bundle then names 8883: a configuration has a real port).
 pub fn bundle(ca: &mut Ca, id: &str, parent: &Path, mqtt_port: u16) -> Bundle {
     let opts = ProvisionOptions {
         endpoints: Endpoints {
             mqtt_host: "localhost".into(),
-            mqtt_port,
-            https_url: "https://localhost:0".into(),
+            mqtt_port: if mqtt_port == 0 { 8883 } else { mqtt_port },
+            https_url: "https://localhost:8443".into(),
         },
         ..ProvisionOptions::default()
     };
@@ -70,9 +72,9 @@ pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> ClientConfig {
 /// Client config from a provisioned bundle (its tls/ files).
 pub fn bundle_client_config(b: &Bundle) -> ClientConfig {
     client_config(
-        &b.path(&b.config.tls.ca),
-        &b.path(&b.config.tls.cert),
-        &b.path(&b.config.tls.key),
+        b.config.tls.ca.path(),
+        b.config.tls.client_cert.path(),
+        b.config.tls.client_key.path(),
     )
 }
 

@@ -238,18 +238,22 @@ fn mqtt_client(port: u16, b: &Bundle, id: &str) -> (AsyncClient, mpsc::Unbounded
 impl ScriptedGateway {
     /// A gateway for a provisioned bundle; connects its MQTT client at once.
     pub fn new(b: &Bundle, port: u16) -> Self {
-        let id = GatewayId::new(b.config.gateway.id.clone()).unwrap();
+        let id = b.config.gateway.id.clone();
         let keys = KeyStore::load_dir(&b.dir.join("data-protection"), "gateway").unwrap();
-        let masking =
-            MaskingKeys::load_dir(&b.dir.join("masking"), &b.config.masking.active_key_id).unwrap();
+        // The utility's masking key is made on the gateway's side, as its operator would with
+        // `sgw masking-key new` (SEC-MASK-2: provisioning does not write it).
+        let m = &b.config.masking;
+        if !m
+            .keys_dir
+            .path()
+            .join(format!("{}.key", m.active_key))
+            .exists()
+        {
+            gateway::config::new_masking_key(&b.dir, None).unwrap();
+        }
+        let masking = MaskingKeys::load_dir(m.keys_dir.path(), m.active_key.as_str()).unwrap();
         let sec = DataSecurity::new(keys).with_masking(masking);
-        let datasets = b
-            .config
-            .datasets
-            .iter()
-            .map(|d| Dataset::new(d.name.clone()).unwrap())
-            .collect();
-        let mut cfg = GatewayConfig::new(id.clone(), datasets);
+        let mut cfg = b.config.protocol_config();
         cfg.connect_timeout_sec = 2;
         // Every scripted gateway is a new store: a new storage epoch (DES-ID-5), distinct per
         // instance and repeatable across runs.
@@ -344,23 +348,14 @@ impl ScriptedGateway {
         }
     }
 
+    /// The dataset's columns as provisioned in `gateway.toml` (in the legacy system's order).
     fn columns(ds: legacy_sim::dataset::Dataset, b: &Bundle) -> Vec<Column> {
-        let masked: Vec<String> = b
-            .config
+        b.config
             .datasets
             .iter()
-            .find(|d| d.name == ds.name())
-            .map(|d| d.masked_columns.clone())
-            .unwrap_or_default();
-        ds.columns()
-            .iter()
-            .map(|c| Column {
-                name: c.name.to_owned(),
-                ty: c.ty,
-                unit: c.unit.map(str::to_owned),
-                masked: masked.iter().any(|m| m == c.name),
-            })
-            .collect()
+            .find(|d| d.name.as_str() == ds.name())
+            .map(|d| d.columns.clone())
+            .unwrap_or_default()
     }
 
     /// Builds, protects and returns the profile of a data request.
@@ -382,8 +377,8 @@ impl ScriptedGateway {
             .config
             .datasets
             .iter()
-            .find(|d| d.name == dataset.as_str())
-            .map(|d| d.source_system.clone())
+            .find(|d| d.name == *dataset)
+            .map(|d| d.source_system.as_str().to_owned())
             .unwrap();
         let p = DataProfile {
             header: ProfileHeader {

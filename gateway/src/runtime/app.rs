@@ -1,0 +1,687 @@
+//! `sgw run`: the whole gateway from one provisioning bundle — the five modules of GW §2 on
+//! their owners (data flows left to right):
+//!
+//! ```text
+//! legacy system ──FTP(S)──▶ ftp::FtpServer ──▶ Pipeline (ingest::Decoder, masking)
+//!                                                 │ one durable commit (store::StoreHandle)
+//!                                                 ▼
+//!   platform ◀──MQTT/mTLS── mqtt::Link ◀── driver::Driver (GatewayCore) ◀── records, snapshot
+//!   platform ──HTTPS──▶ certfetch::CertFetcher ──▶ data security (ArcSwap)
+//!   operator ◀── monitor (/healthz, /metrics)
+//! ```
+//!
+//! Start-up refuses a configuration with any problem of `config::Config::validate` (private
+//! keys readable by others included, SEC-CERT-3). The store is opened (boot count +1), its
+//! archives repaired (DES-EVAC-4), the core restored from the store's snapshot (repaired
+//! against the rows, so nothing ingested before a crash is lost). Every upload is decoded,
+//! checked and masked while it streams into one store transaction; `226` goes out only after
+//! the commit, and the core is told of the commit in seq order (DES-FTP-6). Evacuation and the
+//! certificate refresh run on their periods.
+//!
+//! Requirement IDs: IF-*, SC-FTP-1, SC-ACQ-1, ST-STORE-1, ST-EVAC-1, MON-1, SEC-CERT-3.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::certfetch::CertFetcher;
+use super::driver::{Driver, DriverHandle, RecordStore};
+use super::ftp::{
+    Accepted, FtpServer, FtpUser, Refusal, RefusalCode, SouthEvent, SouthEvents, UploadSink,
+};
+use super::monitor::{Metrics, serve};
+use super::mqtt::Link;
+use crate::config::{Config, Problem};
+use crate::ingest::{DatasetSpec, Decoder, IngestError as CsvError};
+use crate::outbound::DatasetProfile;
+use crate::protocol::flow::Time;
+use crate::protocol::gateway_side::{ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot};
+use crate::protocol::ids::{Dataset, SeqRange};
+use crate::protocol::message::{AnomalyKind, CertExpiry, HealthState};
+use crate::security::{DataSecurity, KeyStore, MaskingKeys};
+use crate::store::{
+    ArchiveKeys, Evacuation, IngestFailure, MAX_ARCHIVE_PAYLOAD_BYTES, Store, StoreError,
+    StoreHandle, StoreThread,
+};
+
+/// Bytes read from an upload per step (the decoder's memory stays flat whatever the file).
+const UPLOAD_CHUNK: usize = 64 * 1024;
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// DES-PROV-2: the bundle has problems (each with its key and fix).
+    #[error("DES-PROV-2: the bundle has {} problem(s):\n{}", .0.len(), .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<Problem>),
+    /// DES-PROV-1: key material could not be loaded.
+    #[error("DES-PROV-1: {0}")]
+    Keys(String),
+    /// ST-STORE-1: the store could not be opened or restored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A runtime part could not start.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// What `sgw run` needs besides the bundle.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The provisioning bundle directory.
+    pub bundle: PathBuf,
+    /// Where `/healthz` and `/metrics` listen (loopback); `None`: not served.
+    pub monitor: Option<SocketAddr>,
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The driver (core owner).
+    pub driver: DriverHandle,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where the monitoring endpoints listen.
+    pub monitor_addr: Option<SocketAddr>,
+    /// The FTP server's address.
+    pub ftp_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    driver_task: tokio::task::JoinHandle<()>,
+    store: StoreHandle,
+    store_thread: Option<StoreThread>,
+}
+
+impl Running {
+    /// Clean shutdown: `disconnect` (DES-MSG-DISC-1), the snapshot saved, the store closed.
+    pub async fn shutdown(mut self) {
+        self.driver.shutdown().await;
+        let _ = (&mut self.driver_task).await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        drop(self.store);
+        if let Some(t) = self.store_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+/// The store as the driver sees it.
+struct StoreBackend {
+    handle: StoreHandle,
+    archive_keys: Arc<ArchiveKeys>,
+    evacuation_dir: PathBuf,
+}
+
+impl RecordStore for StoreBackend {
+    fn records(
+        &self,
+        dataset: &Dataset,
+        range: SeqRange,
+        archived: bool,
+    ) -> Result<Vec<Vec<String>>, String> {
+        let ds = dataset.clone();
+        let r = if archived {
+            let keys = self.archive_keys.clone();
+            let dir = self.evacuation_dir.clone();
+            self.handle.call(move |s| {
+                s.read_archived(&ds, range, &dir, &keys)
+                    .map(|v| v.into_iter().map(|r| r.fields).collect::<Vec<_>>())
+            })
+        } else {
+            self.handle.call(move |s| {
+                s.read_records(&ds, range)
+                    .map(|v| v.into_iter().map(|r| r.fields).collect::<Vec<_>>())
+            })
+        };
+        r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+    }
+
+    fn save_snapshot(&self, snapshot: &GatewaySnapshot) -> Result<(), String> {
+        let snap = snapshot.clone();
+        self.handle
+            .call(move |s| s.save_snapshot(&snap))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    fn on_event(&self, _event: &GatewayEvent) -> Result<(), String> {
+        // Acknowledged and held flags follow the snapshot (Store::save_snapshot).
+        Ok(())
+    }
+}
+
+/// The ingest pipeline behind `STOR` (DES-FTP-6, DES-CSV-5).
+#[derive(Debug)]
+struct Pipeline {
+    store: StoreHandle,
+    driver: DriverHandle,
+    specs: HashMap<Dataset, DatasetSpec>,
+    masking: Arc<MaskingKeys>,
+    max_file_bytes: u64,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreHandle")
+    }
+}
+
+/// A chunk of an upload, or the end of it.
+enum Chunk {
+    Data(Vec<u8>),
+    /// The data connection failed before the end (426).
+    Broken,
+}
+
+/// What the record iterator fails with.
+enum Fail {
+    Csv(CsvError),
+    Aborted,
+}
+
+fn refusal_of(e: &CsvError) -> Refusal {
+    let reply = e.reply();
+    let code = match reply.code {
+        450 => RefusalCode::Busy450,
+        451 => RefusalCode::LocalError451,
+        452 => RefusalCode::Quota452,
+        552 => RefusalCode::TooLarge552,
+        553 => RefusalCode::Name553,
+        _ => RefusalCode::Content551,
+    };
+    Refusal {
+        code,
+        rule: e.anomaly_rule(),
+        text: reply.reason().to_owned(),
+    }
+}
+
+#[async_trait]
+impl UploadSink for Pipeline {
+    async fn upload(
+        &self,
+        user: &FtpUser,
+        _name: &str,
+        mut input: Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>>,
+    ) -> Result<Accepted, Refusal> {
+        let dataset = user.dataset.clone();
+        // Storing stopped for the dataset (SC-STOP-1, DES-MSG-DATA-4) → 450.
+        let view = self.driver.inspect().await.ok_or_else(|| Refusal {
+            code: RefusalCode::LocalError451,
+            rule: "SC-FTP-1",
+            text: "DES-FTP-6: local storage error".into(),
+        })?;
+        if !(view.periodic.running && view.periodic.covers(&dataset)) {
+            return Err(Refusal {
+                code: RefusalCode::Busy450,
+                rule: "SC-FTP-1",
+                text: format!("DES-FTP-6: storing stopped for {dataset}"),
+            });
+        }
+        let quota = {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.call(|s| s.check_quota()))
+                .await
+                .unwrap_or(Err(StoreError::Closed))
+        };
+        if let Ok(Err(StoreError::QuotaExceeded { .. })) = quota {
+            return Err(Refusal {
+                code: RefusalCode::Quota452,
+                rule: "SC-FTP-1",
+                text: "DES-FTP-6: storage quota reached".into(),
+            });
+        }
+        let Some(spec) = self.specs.get(&dataset).cloned() else {
+            return Err(Refusal {
+                code: RefusalCode::LocalError451,
+                rule: "SC-FTP-1",
+                text: format!("DES-FTP-6: dataset {dataset} not configured"),
+            });
+        };
+        // The transfer streams through a bounded channel into a blocking task that decodes,
+        // masks and writes into the one store transaction.
+        let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+        let store = self.store.clone();
+        let keys = self.masking.clone();
+        let max = self.max_file_bytes;
+        let ds = dataset.clone();
+        let ingested_at: Time = Utc::now().fixed_offset();
+        let work = tokio::task::spawn_blocking(move || {
+            let mut decoder = Decoder::new(&spec, &keys).with_max_file_bytes(max);
+            let mut queue: std::collections::VecDeque<Vec<String>> = Default::default();
+            let mut failed: Option<Fail> = None;
+            let mut done = false;
+            let records = std::iter::from_fn(|| {
+                loop {
+                    if let Some(r) = queue.pop_front() {
+                        return Some(Ok(r));
+                    }
+                    if done {
+                        return None;
+                    }
+                    match rx.blocking_recv() {
+                        Some(Chunk::Data(bytes)) => {
+                            if let Err(e) = decoder.feed(&bytes) {
+                                // Keep reading the transfer: the size check wins (DES-FTP-6).
+                                failed = Some(Fail::Csv(e));
+                                while let Some(c) = rx.blocking_recv() {
+                                    match c {
+                                        Chunk::Data(b) => {
+                                            if let Err(e) = decoder.feed(&b) {
+                                                failed = Some(Fail::Csv(e));
+                                            }
+                                        }
+                                        Chunk::Broken => {
+                                            failed = Some(Fail::Aborted);
+                                            break;
+                                        }
+                                    }
+                                }
+                                done = true;
+                                return failed.take().map(Err);
+                            }
+                            while let Some(r) = decoder.poll_record() {
+                                queue.push_back(r.fields);
+                            }
+                        }
+                        Some(Chunk::Broken) => {
+                            done = true;
+                            return Some(Err(Fail::Aborted));
+                        }
+                        None => {
+                            done = true;
+                            let d = std::mem::replace(&mut decoder, Decoder::new(&spec, &keys));
+                            match d.finish() {
+                                Ok(f) => queue.extend(f.records.into_iter().map(|r| r.fields)),
+                                Err(e) => return Some(Err(Fail::Csv(e))),
+                            }
+                        }
+                    }
+                }
+            });
+            store.ingest_file(ds, ingested_at, records)
+        });
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        loop {
+            match input.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(Chunk::Data(buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = tx.send(Chunk::Broken).await;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let outcome = work.await.map_err(|_| Refusal {
+            code: RefusalCode::LocalError451,
+            rule: "SC-FTP-1",
+            text: "DES-FTP-6: local storage error".into(),
+        })?;
+        match outcome {
+            Ok(ingested) => {
+                let records = ingested.record_bytes.len() as u64;
+                let range = ingested.range;
+                // The rows are durable: the core indexes them (in seq order) before 226.
+                match self
+                    .driver
+                    .stored(dataset, range, ingested.record_bytes, ingested_at)
+                    .await
+                {
+                    Some(Ok(())) => {}
+                    other => tracing::error!(
+                        rule = "DES-ID-4",
+                        outcome = ?other,
+                        "stored records not indexed by the core; indexed again at the next start"
+                    ),
+                }
+                Ok(Accepted { records, range })
+            }
+            Err(IngestFailure::Source(Fail::Csv(e))) => Err(refusal_of(&e)),
+            Err(IngestFailure::Source(Fail::Aborted)) => Err(Refusal {
+                code: RefusalCode::Aborted426,
+                rule: "SC-FTP-1",
+                text: "DES-FTP-6: transfer aborted".into(),
+            }),
+            Err(IngestFailure::Store(StoreError::QuotaExceeded { .. })) => Err(Refusal {
+                code: RefusalCode::Quota452,
+                rule: "SC-FTP-1",
+                text: "DES-FTP-6: storage quota reached".into(),
+            }),
+            Err(IngestFailure::Store(e)) => {
+                tracing::error!(rule = "ST-STORE-1", error = %e, "ingest failed");
+                Err(Refusal {
+                    code: RefusalCode::LocalError451,
+                    rule: "SC-FTP-1",
+                    text: "DES-FTP-6: local storage error".into(),
+                })
+            }
+        }
+    }
+}
+
+/// FTP events → anomalies (through the core's limits) and counters.
+#[derive(Debug)]
+struct SouthForward(mpsc::UnboundedSender<SouthEvent>);
+
+impl SouthEvents for SouthForward {
+    fn event(&self, event: SouthEvent) {
+        let _ = self.0.send(event);
+    }
+}
+
+fn problems_or(cfg: &Config) -> Result<(), AppError> {
+    let problems = cfg.validate();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Config(problems))
+    }
+}
+
+fn security(cfg: &Config) -> Result<(KeyStore, MaskingKeys), AppError> {
+    let key = cfg.data_protection.key.path();
+    let dir = key.parent().unwrap_or(Path::new("."));
+    let own = key
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("gateway");
+    let keys = KeyStore::load_dir(dir, own).map_err(|e| AppError::Keys(e.to_string()))?;
+    let masking =
+        MaskingKeys::load_dir(cfg.masking.keys_dir.path(), cfg.masking.active_key.as_str())
+            .map_err(|e| AppError::Keys(format!("masking keys: {e}")))?;
+    Ok((keys, masking))
+}
+
+/// Starts every part of the gateway from `opts.bundle`.
+pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
+    super::install_crypto_provider();
+    let cfg = Config::load(&opts.bundle).map_err(|e| AppError::Start(e.to_string()))?;
+    problems_or(&cfg)?;
+    let (keys, masking) = security(&cfg)?;
+    let gw = cfg.gateway.id.clone();
+    let archive_keys = Arc::new(ArchiveKeys::from_keystore(&keys, &gw)?);
+    let sec = DataSecurity::new(keys).with_masking(masking.clone());
+    let cell = Arc::new(ArcSwap::from_pointee(sec));
+    let evacuation_dir = cfg.storage.evacuation_dir.path().to_owned();
+    std::fs::create_dir_all(&evacuation_dir)
+        .map_err(|e| AppError::Start(format!("{}: {e}", evacuation_dir.display())))?;
+
+    // Storage: open (boot count +1), repair archives, restore the core.
+    let pcfg = cfg.protocol_config();
+    let mut store = Store::open(cfg.gateway.state_dir.path())?;
+    store.set_quota(Some(cfg.storage.quota_bytes));
+    store.recover_archives(&evacuation_dir)?;
+    let snapshot = store.load_snapshot(pcfg.max_records_per_message)?;
+    let now = Utc::now().fixed_offset();
+    let core = GatewayCore::restore(pcfg, snapshot, now);
+    store.save_snapshot(&core.snapshot())?;
+    let (store_handle, store_thread) = StoreHandle::spawn(store)?;
+
+    let metrics = Arc::new(Metrics::new().map_err(|e| AppError::Start(e.to_string()))?);
+    let link = Link::start(&cfg.link_settings(rand::random()))
+        .map_err(|e| AppError::Start(e.to_string()))?;
+    let mut profiles = HashMap::new();
+    let mut specs = HashMap::new();
+    let mut columns = BTreeMap::new();
+    for d in &cfg.datasets {
+        profiles.insert(
+            d.name.clone(),
+            DatasetProfile {
+                source_system: d.source_system.as_str().to_owned(),
+                columns: d.columns.clone(),
+                xml_cipher: crate::security::xml::XmlCipher::Aes128Cbc,
+            },
+        );
+        specs.insert(d.name.clone(), d.ingest_spec());
+        columns.insert(d.name.clone(), d.columns.clone());
+    }
+    let backend = Arc::new(StoreBackend {
+        handle: store_handle.clone(),
+        archive_keys: archive_keys.clone(),
+        evacuation_dir: evacuation_dir.clone(),
+    });
+    let (driver, handle) = Driver::new(core, cell.clone(), backend, link, profiles);
+    let driver_task = tokio::spawn(driver.with_metrics(metrics.clone()).run());
+    let mut tasks = Vec::new();
+
+    // South: the FTP server and its events.
+    let (south_tx, mut south_rx) = mpsc::unbounded_channel();
+    let pipeline = Arc::new(Pipeline {
+        store: store_handle.clone(),
+        driver: handle.clone(),
+        specs,
+        masking: Arc::new(masking),
+        max_file_bytes: cfg.ftp.max_file_bytes,
+    });
+    let ftp_settings = cfg.ftp_settings();
+    let ftp_addr = ftp_settings.listen;
+    let ftp = FtpServer::new(&ftp_settings, pipeline, Arc::new(SouthForward(south_tx)))
+        .map_err(|e| AppError::Start(e.to_string()))?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = ftp.listen().await {
+            tracing::error!(rule = "SC-FTP-1", error = %e, "FTP server stopped");
+        }
+    }));
+    {
+        let d = handle.clone();
+        let m = metrics.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = south_rx.recv().await {
+                match ev {
+                    SouthEvent::Accepted { accepted, .. } => {
+                        m.files_accepted.inc();
+                        m.records_ingested.inc_by(accepted.records);
+                    }
+                    SouthEvent::Refused {
+                        user,
+                        name,
+                        refusal,
+                    } => {
+                        m.files_rejected.inc();
+                        d.anomaly(
+                            AnomalyKind::Ingest,
+                            refusal.rule,
+                            format!("{} {user} {name}: {}", refusal.code.code(), refusal.text),
+                        )
+                        .await;
+                    }
+                    SouthEvent::Locked { user, addr, until } => {
+                        d.anomaly(
+                            AnomalyKind::Ingest,
+                            "SM-LOCKOUT",
+                            format!("FTP user {user} from {addr} locked until {until}"),
+                        )
+                        .await;
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+
+    // Certificates: refresh on the period (DES-CERT-3).
+    if let Ok(fetcher) =
+        CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls)
+    {
+        let period = Duration::from_secs(cfg.data_protection.crl_refresh_sec.0.max(60));
+        let d = handle.clone();
+        let cell = cell.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let r = fetcher.refresh(&cell, Utc::now()).await;
+                for f in r.findings {
+                    d.anomaly(
+                        AnomalyKind::Certificate,
+                        f.rule,
+                        format!("{}: {}", f.what, f.detail),
+                    )
+                    .await;
+                }
+                tokio::time::sleep(period).await;
+            }
+        }));
+    }
+
+    // Evacuation on its period (DES-EVAC-1).
+    {
+        let period = Duration::from_secs(cfg.storage.evacuation_interval_sec.0.max(1));
+        let retention = chrono::Duration::days(i64::from(cfg.storage.retention_days));
+        let store = store_handle.clone();
+        let d = handle.clone();
+        let keys = archive_keys.clone();
+        let dir = evacuation_dir.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let (gw, keys, dir, columns) =
+                    (gw.clone(), keys.clone(), dir.clone(), columns.clone());
+                let r = store.call(move |s| {
+                    let ev = Evacuation {
+                        gateway_id: &gw,
+                        dir: &dir,
+                        keys: &keys,
+                        columns: &columns,
+                        retention,
+                        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+                    };
+                    s.evacuate(Utc::now().fixed_offset(), &ev)
+                });
+                match r {
+                    Ok(Ok(report)) => {
+                        for line in report.archives {
+                            d.evacuated(line.range).await;
+                        }
+                    }
+                    Ok(Err(e)) | Err(e) => {
+                        d.anomaly(AnomalyKind::Storage, "DES-EVAC-6", e.to_string())
+                            .await;
+                    }
+                }
+            }
+        }));
+    }
+
+    // monitor.status true to fact (DES-MSG-MON-1): storage, files, certificates, health.
+    {
+        let store = store_handle.clone();
+        let d = handle.clone();
+        let m = metrics.clone();
+        let cell = cell.clone();
+        let tls_cert = cfg.tls.client_cert.path().to_owned();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let usage = {
+                    let store = store.clone();
+                    tokio::task::spawn_blocking(move || store.call(|s| s.usage())).await
+                };
+                let sec = cell.load_full();
+                let certificates = cert_expiries(&sec, &tls_cert);
+                let mut st = ExternalStatus {
+                    files_accepted: m.files_accepted.get(),
+                    files_rejected: m.files_rejected.get(),
+                    certificates,
+                    ..ExternalStatus::default()
+                };
+                if let Ok(Ok(Ok(u))) = usage {
+                    st.storage_bytes = u.bytes;
+                    st.evacuated = u.evacuated;
+                    m.storage_bytes
+                        .set(i64::try_from(u.bytes).unwrap_or(i64::MAX));
+                    if u.alarm() {
+                        st.health = HealthState::Degraded;
+                        st.last_error = Some(format!(
+                            "DES-MSG-MON-1: primary storage above 80 % of its quota ({} bytes)",
+                            u.bytes
+                        ));
+                    }
+                }
+                for c in &st.certificates {
+                    let left = (c.not_after - Utc::now().fixed_offset()).num_seconds();
+                    m.cert_expiry_seconds
+                        .with_label_values(&[c.name.as_str()])
+                        .set(left);
+                }
+                d.status(st).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }));
+    }
+
+    let monitor_addr = match opts.monitor {
+        Some(addr) => {
+            let (bound, task) = serve(addr, metrics.clone())
+                .await
+                .map_err(|e| AppError::Start(e.to_string()))?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(gateway = %cfg.gateway.id, ftp = %ftp_addr, "SGW running");
+    Ok(Running {
+        driver: handle,
+        metrics,
+        monitor_addr,
+        ftp_addr,
+        tasks,
+        driver_task,
+        store: store_handle,
+        store_thread: Some(store_thread),
+    })
+}
+
+/// The notAfter of `cert` as a DES-ENV-2 time.
+fn not_after(cert: &openssl::x509::X509Ref) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    asn1_time(cert.not_after())
+}
+
+fn asn1_time(t: &openssl::asn1::Asn1TimeRef) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    let secs = i64::from(d.days) * 86_400 + i64::from(d.secs);
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.fixed_offset())
+}
+
+/// The certificates `monitor.status` lists (DES-MSG-MON-1): `tls-client`, `data-protection`,
+/// `platform`, `root` and `crl` (its nextUpdate).
+fn cert_expiries(sec: &DataSecurity, tls_cert: &Path) -> Vec<CertExpiry> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, t: Option<chrono::DateTime<chrono::FixedOffset>>| {
+        if let Some(t) = t {
+            out.push(CertExpiry {
+                name: name.to_owned(),
+                not_after: t,
+            });
+        }
+    };
+    let tls = std::fs::read(tls_cert)
+        .ok()
+        .and_then(|p| openssl::x509::X509::from_pem(&p).ok());
+    push("tls-client", tls.as_deref().and_then(not_after));
+    let keys = sec.keys();
+    push("data-protection", not_after(&keys.own().cert));
+    push(
+        "platform",
+        keys.peer("platform").ok().and_then(|p| not_after(&p.cert)),
+    );
+    push("root", not_after(keys.root()));
+    push(
+        "crl",
+        keys.crl().and_then(|c| c.next_update()).and_then(asn1_time),
+    );
+    out
+}

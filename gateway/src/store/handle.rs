@@ -1,0 +1,154 @@
+//! The store's owner thread ([`StoreHandle`]): one thread owns the [`Store`] (and with it the
+//! `rusqlite::Connection`) and runs the jobs sent to it, one at a time, in order; callers
+//! reach it through a std channel and get the answer on a reply channel or callback. Nothing
+//! here depends on an async runtime: an async adapter passes a callback that completes its
+//! own oneshot ([`StoreHandle::submit`]), so no SQLite call ever runs on an async worker and
+//! no lock is held across SQL, I/O or crypto (the pattern of tokio-rusqlite, without tokio).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::{IngestFailure, Ingested, Store, StoreError};
+use crate::protocol::{Dataset, Time};
+
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// Records queued between an ingest's producer and the owner thread.
+const INGEST_QUEUE: usize = 256;
+
+/// A cloneable handle to the store's owner thread.
+#[derive(Clone)]
+pub struct StoreHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The owner thread; [`StoreThread::join`] waits until every handle is dropped and the
+/// queued jobs ran.
+pub struct StoreThread(JoinHandle<()>);
+
+impl StoreThread {
+    /// Waits for the owner thread to end (after the last [`StoreHandle`] is dropped).
+    pub fn join(self) -> Result<(), StoreError> {
+        self.0.join().map_err(|_| StoreError::Closed)
+    }
+}
+
+enum Feed {
+    Record(Vec<String>),
+    End,
+}
+
+/// The owner thread's view of an ingest stream: records until `End`; a producer that went
+/// away without `End` aborts the ingest.
+struct FeedIter(mpsc::Receiver<Feed>);
+
+impl Iterator for FeedIter {
+    type Item = Result<Vec<String>, StoreError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.0.recv() {
+            Ok(Feed::Record(r)) => Some(Ok(r)),
+            Ok(Feed::End) => None,
+            Err(_) => Some(Err(StoreError::Aborted)),
+        }
+    }
+}
+
+impl StoreHandle {
+    /// Moves `store` to a new owner thread named `sgw-store`.
+    pub fn spawn(store: Store) -> Result<(StoreHandle, StoreThread), StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("sgw-store".into())
+            .spawn(move || {
+                let mut store = store;
+                for job in rx {
+                    // A panicking job is dropped (its transaction rolls back while unwinding,
+                    // its caller sees `Closed`); the thread goes on with the next one.
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(&mut store)));
+                }
+            })
+            .map_err(StoreError::io("spawn store thread", "sgw-store"))?;
+        Ok((StoreHandle { jobs: tx }, StoreThread(thread)))
+    }
+
+    /// Runs `f` on the owner thread; `reply` gets its result there (keep it short: complete a
+    /// oneshot, send on a channel). `Err(Closed)` if the thread is gone.
+    pub fn submit<T, F, R>(&self, f: F, reply: R) -> Result<(), StoreError>
+    where
+        F: FnOnce(&mut Store) -> T + Send + 'static,
+        R: FnOnce(T) + Send + 'static,
+    {
+        self.jobs
+            .send(Box::new(move |s| reply(f(s))))
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `f` on the owner thread and waits for its result (blocking the caller: from
+    /// async code use [`Self::submit`] or a blocking task).
+    pub fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Store) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(f, move |v| {
+            let _ = tx.send(v);
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// [`Store::ingest_file`] on the owner thread, streaming: `records` is consumed on the
+    /// caller's thread (parsing, masking) and each record is passed on through a bounded
+    /// queue while the owner thread writes it into the open transaction. Blocks until the
+    /// durable commit or the rollback.
+    pub fn ingest_file<I, E>(
+        &self,
+        dataset: Dataset,
+        ingested_at: Time,
+        records: I,
+    ) -> Result<Ingested, IngestFailure<E>>
+    where
+        I: IntoIterator<Item = Result<Vec<String>, E>>,
+    {
+        let (feed_tx, feed_rx) = mpsc::sync_channel::<Feed>(INGEST_QUEUE);
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        self.submit(
+            move |s: &mut Store| {
+                let r = s.ingest_file(&dataset, ingested_at, FeedIter(feed_rx));
+                r.map_err(|e| match e {
+                    IngestFailure::Source(e) | IngestFailure::Store(e) => e,
+                })
+            },
+            move |r| {
+                let _ = reply_tx.send(r);
+            },
+        )?;
+        let mut source_error = None;
+        for item in records {
+            match item {
+                Ok(fields) => {
+                    if feed_tx.send(Feed::Record(fields)).is_err() {
+                        // The store refused already (quota, oversize record, SQL error).
+                        break;
+                    }
+                }
+                Err(e) => {
+                    source_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if source_error.is_none() {
+            let _ = feed_tx.send(Feed::End);
+        }
+        drop(feed_tx);
+        let result = reply_rx.recv().map_err(|_| StoreError::Closed)?;
+        match (source_error, result) {
+            (Some(e), Err(_)) => Err(IngestFailure::Source(e)),
+            // Cannot happen: the stream ended without `End`, so the store aborted.
+            (Some(e), Ok(_)) => Err(IngestFailure::Source(e)),
+            (None, r) => r.map_err(IngestFailure::Store),
+        }
+    }
+}

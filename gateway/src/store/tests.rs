@@ -1,0 +1,1024 @@
+//! Tests of primary storage and evacuation, as sentences. Times come from a manual clock
+//! (fixed instants), never from the wall clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration};
+use openssl::asn1::Asn1Time;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::ExtendedKeyUsage;
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use rusqlite::params;
+
+use super::*;
+use crate::profile::{Column, ColumnType};
+use crate::protocol::gateway_side::GatewayConfig;
+use crate::protocol::message::ResultCode;
+use crate::protocol::{GatewayCore, GatewayId};
+use crate::security::{Role, SecurityError};
+
+fn at(s: i64) -> Time {
+    DateTime::parse_from_rfc3339("2026-11-22T10:00:00+09:00").unwrap() + Duration::seconds(s)
+}
+
+const DAY: i64 = 86_400;
+
+fn ds(s: &str) -> Dataset {
+    Dataset::new(s).unwrap()
+}
+
+fn rows(n: usize, tag: &str) -> Vec<Result<Vec<String>, String>> {
+    (0..n)
+        .map(|i| Ok(vec![format!("{tag}{i}"), "m1.k1.abc".to_string()]))
+        .collect()
+}
+
+fn ingest(s: &mut Store, d: &str, t: Time, n: usize) -> SeqRange {
+    s.ingest_file(&ds(d), t, rows(n, d)).unwrap().range
+}
+
+fn r(first: u64, last: u64) -> SeqRange {
+    SeqRange::new(first, last).unwrap()
+}
+
+fn name(cn: &str) -> openssl::x509::X509Name {
+    let mut n = X509NameBuilder::new().unwrap();
+    n.append_entry_by_text("CN", cn).unwrap();
+    n.build()
+}
+
+/// A certificate for `key` named `cn`, issued by `issuer` (`None`: self-signed), with the
+/// gateway role's EKU unless `ca`.
+fn cert(
+    key: &PKey<Private>,
+    cn: &str,
+    issuer: Option<(&PKey<Private>, &X509)>,
+    ca: bool,
+    not_after: i64,
+) -> X509 {
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name(cn)).unwrap();
+    match issuer {
+        Some((_, c)) => b.set_issuer_name(c.subject_name()).unwrap(),
+        None => b.set_issuer_name(&name(cn)).unwrap(),
+    }
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(1_600_000_000).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
+        .unwrap();
+    if !ca {
+        let eku = ExtendedKeyUsage::new()
+            .other(Role::Gateway.eku_oid())
+            .build()
+            .unwrap();
+        b.append_extension(eku).unwrap();
+    }
+    b.sign(issuer.map_or(key, |(k, _)| k), MessageDigest::sha256())
+        .unwrap();
+    b.build()
+}
+
+fn rsa() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+}
+
+/// The gateway's data-protection key, its certificate — already expired: archives are read
+/// back without a validity check (DES-EVAC-3) — and the root.
+fn key_and_cert() -> &'static (PKey<Private>, X509, X509) {
+    static K: OnceLock<(PKey<Private>, X509, X509)> = OnceLock::new();
+    K.get_or_init(|| {
+        let root_key = rsa();
+        let root = cert(&root_key, "root", None, true, 2_000_000_000);
+        let key = rsa();
+        let leaf = cert(
+            &key,
+            "GW0001",
+            Some((&root_key, &root)),
+            false,
+            1_600_086_400,
+        );
+        (key, leaf, root)
+    })
+}
+
+fn keys() -> ArchiveKeys {
+    let (k, c, root) = key_and_cert();
+    ArchiveKeys::new(ArchiveKey::new(k.clone(), c).unwrap(), root.clone(), &gw())
+}
+
+fn columns() -> BTreeMap<Dataset, Vec<Column>> {
+    let cols = vec![
+        Column {
+            name: "meter".into(),
+            ty: ColumnType::String,
+            unit: None,
+            masked: false,
+        },
+        Column {
+            name: "name".into(),
+            ty: ColumnType::String,
+            unit: None,
+            masked: true,
+        },
+    ];
+    ["billing", "pipe"]
+        .iter()
+        .map(|d| (ds(d), cols.clone()))
+        .collect()
+}
+
+fn gw() -> GatewayId {
+    GatewayId::new("GW0001").unwrap()
+}
+
+/// Runs an evacuation pass at `now` with a retention of one day.
+fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
+    let (g, k, c) = (gw(), keys(), columns());
+    s.evacuate(
+        now,
+        &Evacuation {
+            gateway_id: &g,
+            dir,
+            keys: &k,
+            columns: &c,
+            retention: Duration::days(1),
+            max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+        },
+    )
+    .unwrap()
+}
+
+fn stored_seqs(s: &Store) -> Vec<u64> {
+    let mut st = s
+        .conn
+        .prepare("SELECT seq FROM records ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|x| x.unwrap() as u64)
+        .collect()
+}
+
+#[test]
+fn a_restart_keeps_the_seq_counter_and_increments_the_boot_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.boot_count(), 1);
+    let epoch = s.epoch().unwrap();
+    assert_eq!(ingest(&mut s, "billing", at(0), 3), r(1, 3));
+    drop(s);
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.boot_count(), 2);
+    assert_eq!(s.epoch().unwrap(), epoch);
+    assert_eq!(s.last_seq().unwrap(), 3);
+    assert_eq!(ingest(&mut s, "pipe", at(1), 2), r(4, 5));
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.boot_count(), 3);
+    assert_eq!(stored_seqs(&s), vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_new_store_gets_a_random_epoch_and_new_epoch_keeps_records_and_counters() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let mut s = Store::open(a.path()).unwrap();
+    let other = Store::open(b.path()).unwrap();
+    let e1 = s.epoch().unwrap();
+    assert_ne!(e1, other.epoch().unwrap());
+    ingest(&mut s, "billing", at(0), 2);
+    let snap = s.load_snapshot(1000).unwrap();
+    s.save_snapshot(&snap).unwrap();
+    let e2 = s.new_epoch().unwrap();
+    assert_ne!(e1, e2);
+    assert_eq!(s.epoch().unwrap(), e2);
+    assert_eq!(s.load_snapshot(1000).unwrap().epoch, e2);
+    assert_eq!(ingest(&mut s, "billing", at(1), 1), r(3, 3));
+    assert_eq!(s.boot_count(), 1);
+}
+
+#[test]
+fn an_error_in_the_middle_of_the_stream_leaves_nothing_stored_and_no_seq_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let stream = vec![
+        Ok(vec!["a".to_string()]),
+        Ok(vec!["b".to_string()]),
+        Err("551 DES-CSV-4: line 3, column 1: not a date".to_string()),
+        Ok(vec!["never".to_string()]),
+    ];
+    match s.ingest_file(&ds("billing"), at(0), stream) {
+        Err(IngestFailure::Source(e)) => assert!(e.starts_with("551")),
+        other => panic!("expected the source error, got {other:?}"),
+    }
+    assert_eq!(s.usage().unwrap().records, 0);
+    assert_eq!(s.usage().unwrap().bytes, 0);
+    assert_eq!(s.last_seq().unwrap(), 0);
+    drop(s);
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.last_seq().unwrap(), 0);
+    assert_eq!(ingest(&mut s, "billing", at(1), 1), r(1, 1));
+}
+
+#[test]
+fn an_oversize_record_or_an_empty_file_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let big = "x".repeat(70_000);
+    let stream: Vec<Result<Vec<String>, String>> = vec![Ok(vec!["a".into()]), Ok(vec![big])];
+    let e = match s.ingest_file(&ds("billing"), at(0), stream) {
+        Err(IngestFailure::Store(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        matches!(e, StoreError::RecordTooLarge { index: 1, .. }),
+        "{e}"
+    );
+    assert_eq!(e.ftp_reply_code(), 552);
+    let empty: Vec<Result<Vec<String>, String>> = Vec::new();
+    let e = match s.ingest_file(&ds("billing"), at(0), empty) {
+        Err(IngestFailure::Store(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(e, StoreError::Empty));
+    assert_eq!(s.last_seq().unwrap(), 0);
+    assert_eq!(s.usage().unwrap().records, 0);
+}
+
+#[test]
+fn the_quota_refuses_a_file_that_would_exceed_it_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    // One record ["billing0","m1.k1.abc"] is 24 bytes of JSON + 64 = 88 bytes.
+    s.set_quota(Some(1000));
+    ingest(&mut s, "billing", at(0), 9); // 792 bytes: 79.2 %
+    let u = s.usage().unwrap();
+    assert_eq!(u.bytes, 792);
+    assert!(!u.alarm(), "79.2 % is not above 80 %");
+    assert!(!u.full());
+    s.check_quota().unwrap();
+    let e = match s.ingest_file(&ds("billing"), at(1), rows(3, "billing")) {
+        Err(IngestFailure::Store(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        matches!(
+            e,
+            StoreError::QuotaExceeded {
+                used: 792,
+                quota: 1000,
+                needed: 264
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.ftp_reply_code(), 452);
+    assert_eq!(s.last_seq().unwrap(), 9);
+    assert_eq!(s.usage().unwrap().records, 9);
+    assert_eq!(s.usage().unwrap().bytes, 792);
+    // One more record fits (880 bytes: 88 %): the alarm comes before the refusal.
+    assert_eq!(ingest(&mut s, "billing", at(2), 1), r(10, 10));
+    let u = s.usage().unwrap();
+    assert!(u.alarm() && !u.full());
+    ingest(&mut s, "billing", at(3), 1); // 968
+    let e = s
+        .ingest_file(&ds("billing"), at(4), rows(1, "billing"))
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        IngestFailure::Store(StoreError::QuotaExceeded { .. })
+    ));
+}
+
+#[test]
+fn the_quota_check_at_stor_refuses_once_the_quota_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    s.set_quota(Some(176));
+    ingest(&mut s, "billing", at(0), 2); // 176 bytes
+    assert!(s.usage().unwrap().full());
+    let e = s.check_quota().unwrap_err();
+    assert_eq!(e.ftp_reply_code(), 452);
+}
+
+#[test]
+fn records_of_a_range_are_read_in_seq_order_and_a_gap_or_other_dataset_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    ingest(&mut s, "pipe", at(1), 1);
+    let got = s.read_records(&ds("billing"), r(2, 3)).unwrap();
+    assert_eq!(
+        got,
+        vec![
+            StoredRecord {
+                seq: 2,
+                fields: vec!["billing1".into(), "m1.k1.abc".into()]
+            },
+            StoredRecord {
+                seq: 3,
+                fields: vec!["billing2".into(), "m1.k1.abc".into()]
+            },
+        ]
+    );
+    assert!(matches!(
+        s.read_records(&ds("billing"), r(3, 4)),
+        Err(StoreError::RecordsMissing { .. })
+    ));
+    assert!(matches!(
+        s.read_records(&ds("billing"), r(3, 5)),
+        Err(StoreError::RecordsMissing { .. })
+    ));
+}
+
+/// billing 1..=3 at t0, pipe 4..=5 at t100, billing 6..=8 at t200.
+fn three_files(s: &mut Store) {
+    ingest(s, "billing", at(0), 3);
+    ingest(s, "pipe", at(100), 2);
+    ingest(s, "billing", at(200), 3);
+}
+
+fn by_seq(d: Option<&str>, first: u64, last: u64) -> ResendQuery {
+    ResendQuery {
+        dataset: d.map(ds),
+        selector: Selector::Seq(r(first, last)),
+    }
+}
+
+fn ranges(sel: &Selection) -> Vec<(String, u64, u64, bool)> {
+    sel.runs
+        .iter()
+        .map(|x| {
+            (
+                x.dataset.to_string(),
+                x.range.first,
+                x.range.last,
+                x.archive.is_some(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn resend_by_seq_skips_other_datasets_without_counting_them_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    three_files(&mut s);
+    let sel = s
+        .select_resend(&by_seq(Some("billing"), 1, 8), None)
+        .unwrap();
+    assert_eq!(
+        ranges(&sel),
+        vec![
+            ("billing".into(), 1, 3, false),
+            ("billing".into(), 6, 8, false)
+        ]
+    );
+    assert_eq!((sel.records(), sel.archived()), (6, 0));
+    assert_eq!(sel.code(), ResultCode::Ok);
+    let sel = s.select_resend(&by_seq(None, 2, 7), None).unwrap();
+    assert_eq!(
+        ranges(&sel),
+        vec![
+            ("billing".into(), 2, 3, false),
+            ("pipe".into(), 4, 5, false),
+            ("billing".into(), 6, 7, false)
+        ]
+    );
+    assert_eq!(sel.code(), ResultCode::Ok);
+}
+
+#[test]
+fn resend_by_seq_beyond_last_seq_is_partial_and_only_other_datasets_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    three_files(&mut s);
+    let sel = s
+        .select_resend(&by_seq(Some("billing"), 6, 12), None)
+        .unwrap();
+    assert_eq!(sel.beyond, Some(r(9, 12)));
+    assert_eq!(sel.records(), 3);
+    assert_eq!(sel.code(), ResultCode::Partial);
+    let sel = s
+        .select_resend(&by_seq(Some("billing"), 4, 5), None)
+        .unwrap();
+    assert_eq!(sel.records(), 0);
+    assert_eq!(sel.code(), ResultCode::NotFound);
+    let sel = s.select_resend(&by_seq(None, 9, 12), None).unwrap();
+    assert_eq!(sel.beyond, Some(r(9, 12)));
+    assert_eq!(sel.code(), ResultCode::NotFound);
+}
+
+#[test]
+fn resend_by_seq_is_partial_when_a_record_is_lost_or_a_seq_is_in_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    three_files(&mut s);
+    // A lost row (damaged store): billing 2 is indexed but no longer held.
+    s.conn
+        .execute("DELETE FROM records WHERE seq = 2", [])
+        .unwrap();
+    let sel = s
+        .select_resend(&by_seq(Some("billing"), 1, 3), None)
+        .unwrap();
+    assert_eq!(sel.missing, vec![r(2, 2)]);
+    assert_eq!(sel.records(), 2);
+    assert_eq!(sel.code(), ResultCode::Partial);
+    // A lost index entry: seqs 4..=5 belong to no file, their dataset is unknown.
+    s.conn
+        .execute("DELETE FROM ingests WHERE first = 4", [])
+        .unwrap();
+    let sel = s
+        .select_resend(&by_seq(Some("billing"), 6, 8), None)
+        .unwrap();
+    assert_eq!(sel.code(), ResultCode::Ok);
+    let sel = s
+        .select_resend(&by_seq(Some("billing"), 3, 8), None)
+        .unwrap();
+    assert_eq!(sel.unknown, vec![r(4, 5)]);
+    assert_eq!(sel.code(), ResultCode::Partial);
+}
+
+#[test]
+fn resend_by_time_selects_the_files_ingested_in_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    three_files(&mut s);
+    let q = |d: Option<&str>, from: i64, to: i64| ResendQuery {
+        dataset: d.map(ds),
+        selector: Selector::Time {
+            from: at(from),
+            to: at(to),
+        },
+    };
+    let sel = s.select_resend(&q(None, 100, 200), None).unwrap();
+    assert_eq!(
+        ranges(&sel),
+        vec![
+            ("pipe".into(), 4, 5, false),
+            ("billing".into(), 6, 8, false)
+        ]
+    );
+    assert_eq!(sel.code(), ResultCode::Ok);
+    let sel = s.select_resend(&q(Some("billing"), 1, 199), None).unwrap();
+    assert_eq!(sel.code(), ResultCode::NotFound);
+    // The same instant written with another offset is the same instant.
+    let utc = DateTime::parse_from_rfc3339("2026-11-22T01:01:40+00:00").unwrap();
+    let sel = s
+        .select_resend(
+            &ResendQuery {
+                dataset: None,
+                selector: Selector::Time { from: utc, to: utc },
+            },
+            None,
+        )
+        .unwrap();
+    assert_eq!(ranges(&sel), vec![("pipe".into(), 4, 5, false)]);
+}
+
+#[test]
+fn evacuation_takes_only_acknowledged_not_held_records_older_than_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 6); // 1..=6
+    ingest(&mut s, "billing", at(2 * DAY), 2); // 7..=8, young
+    s.mark_acked(r(1, 2)).unwrap();
+    s.mark_held(r(3, 3), true).unwrap(); // unacked and held
+    s.mark_acked(r(4, 4)).unwrap();
+    s.mark_held(r(4, 4), true).unwrap(); // acked records are never held: no change
+    s.mark_acked(r(6, 8)).unwrap(); // 5 stays unacknowledged, not held
+    let report = evacuate(&mut s, &arch, at(2 * DAY + 10));
+    let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
+    assert_eq!(got, vec![r(1, 2), r(4, 4), r(6, 6)]);
+    assert_eq!(report.records, 4);
+    // 3 (held) and 5 (unacknowledged) stay; 7..=8 are younger than the retention.
+    assert_eq!(stored_seqs(&s), vec![3, 5, 7, 8]);
+    let u = s.usage().unwrap();
+    assert_eq!((u.records, u.evacuated, u.held, u.unacked), (4, 4, 1, 2));
+    assert_eq!(u.bytes, 4 * 88);
+    // The archive reads back with the records as stored.
+    let back = s
+        .read_archived(&ds("billing"), r(1, 2), &arch, &keys())
+        .unwrap();
+    let fields: Vec<_> = back.iter().map(|x| (x.seq, x.fields[0].clone())).collect();
+    assert_eq!(fields, vec![(1, "billing0".into()), (2, "billing1".into())]);
+    assert_eq!(back[0].ingested_at, at(0));
+}
+
+#[test]
+fn an_archive_has_the_name_index_line_and_content_of_des_evac_2_to_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 2);
+    ingest(&mut s, "pipe", at(0), 1);
+    ingest(&mut s, "billing", at(60), 1);
+    s.mark_acked(r(1, 4)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    let epoch = s.epoch().unwrap();
+    let names: Vec<_> = report.archives.iter().map(|l| l.file.clone()).collect();
+    assert_eq!(
+        names,
+        vec![
+            format!("GW0001_billing_{epoch}_00000000000000000001-00000000000000000002.sgwa"),
+            format!("GW0001_pipe_{epoch}_00000000000000000003-00000000000000000003.sgwa"),
+            format!("GW0001_billing_{epoch}_00000000000000000004-00000000000000000004.sgwa"),
+        ]
+    );
+    let index = std::fs::read_to_string(arch.join("index.jsonl")).unwrap();
+    let first = index.lines().next().unwrap();
+    let sha = hex::encode(openssl::sha::sha256(
+        &std::fs::read(arch.join(&names[0])).unwrap(),
+    ));
+    assert_eq!(
+        first,
+        format!(
+            "{{\"file\":\"{}\",\"dataset\":\"billing\",\"epoch\":\"{epoch}\",\
+             \"range\":{{\"first\":1,\"last\":2}},\"ingestedFrom\":\"2026-11-22T10:00:00+09:00\",\
+             \"ingestedTo\":\"2026-11-22T10:00:00+09:00\",\"records\":2,\"sha256\":\"{sha}\"}}",
+            names[0]
+        )
+    );
+    assert_eq!(index.lines().count(), 3);
+    assert!(index.ends_with('\n'));
+    // Open it by hand with the security functions: encrypted ZIP → signed ZIP → JSONL.
+    let (k, c, _) = key_and_cert();
+    let kid = hex::encode(openssl::sha::sha256(&c.to_der().unwrap()));
+    let mut signed = Vec::new();
+    let f = std::fs::File::open(arch.join(&names[0])).unwrap();
+    let o =
+        crate::security::file::decrypt_file(k, &kid, f, &mut signed, &Default::default()).unwrap();
+    assert_eq!(o.name, "records.sig.zip");
+    let mut jsonl = Vec::new();
+    let pk = c.public_key().unwrap();
+    let o = crate::security::file::verify_file(
+        &pk,
+        &kid,
+        std::io::Cursor::new(signed),
+        &mut jsonl,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(o.name, "records.jsonl");
+    let text = String::from_utf8(jsonl).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{{\"format\":\"sgw-archive-v1\",\"gatewayId\":\"GW0001\",\"epoch\":\"{epoch}\",\
+             \"dataset\":\"billing\",\"columns\":[{{\"name\":\"meter\",\"type\":\"string\",\
+             \"masked\":false}},{{\"name\":\"name\",\"type\":\"string\",\"masked\":true}}],\
+             \"range\":{{\"first\":1,\"last\":2}},\"records\":2,\
+             \"createdAt\":\"2026-11-24T10:00:00+09:00\"}}"
+        )
+    );
+    assert_eq!(
+        lines[1],
+        "{\"seq\":1,\"ingestedAt\":\"2026-11-22T10:00:00+09:00\",\"fields\":[\"billing0\",\"m1.k1.abc\"]}"
+    );
+    assert_eq!(lines.len(), 3);
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn a_tampered_or_missing_archive_is_refused_and_counts_as_no_longer_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    s.mark_acked(r(1, 3)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    let path = arch.join(&report.archives[0].file);
+    let sel = s.select_resend(&by_seq(None, 1, 3), Some(&arch)).unwrap();
+    assert_eq!(ranges(&sel), vec![("billing".into(), 1, 3, true)]);
+    assert_eq!((sel.archived(), sel.code()), (3, ResultCode::Ok));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = s
+        .read_archived(&ds("billing"), r(1, 3), &arch, &keys())
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Archive { .. }), "{e}");
+    std::fs::remove_file(&path).unwrap();
+    let sel = s.select_resend(&by_seq(None, 1, 3), Some(&arch)).unwrap();
+    assert_eq!(sel.missing, vec![r(1, 3)]);
+    assert_eq!(sel.code(), ResultCode::NotFound);
+}
+
+#[test]
+fn reading_an_archive_back_checks_the_own_certificate_against_the_root_but_not_its_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 2);
+    s.mark_acked(r(1, 2)).unwrap();
+    evacuate(&mut s, &arch, at(2 * DAY));
+    // The expired own certificate reads (the fixture's certificate expired in 2020).
+    assert_eq!(
+        s.read_archived(&ds("billing"), r(1, 2), &arch, &keys())
+            .unwrap()
+            .len(),
+        2
+    );
+    // The own certificate under another root of the same name is refused (DES-CERT-4
+    // step 2), and so is it as another gateway's (step 3).
+    let (k, c, _) = key_and_cert();
+    let rogue_key = rsa();
+    let rogue_root = cert(&rogue_key, "root", None, true, 2_000_000_000);
+    let own = ArchiveKey::new(k.clone(), c).unwrap();
+    let bad = ArchiveKeys::new(own.clone(), rogue_root, &gw());
+    let e = s
+        .read_archived(&ds("billing"), r(1, 2), &arch, &bad)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Security {
+                source: SecurityError::CertUntrusted,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let other = GatewayId::new("GW0002").unwrap();
+    let bad = ArchiveKeys::new(own, key_and_cert().2.clone(), &other);
+    let e = s
+        .read_archived(&ds("billing"), r(1, 2), &arch, &bad)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Security {
+                source: SecurityError::CertWrongRole,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// Steps (1) and (2) of DES-EVAC-4 without step (3): what a crash right after the index
+/// line leaves.
+fn archive_without_step_3(s: &mut Store, arch: &Path, range: SeqRange) -> IndexLine {
+    let (g, k, c) = (gw(), keys(), columns());
+    s.recover_archives(arch).unwrap();
+    let ev = Evacuation {
+        gateway_id: &g,
+        dir: arch,
+        keys: &k,
+        columns: &c,
+        retention: Duration::days(1),
+        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+    };
+    let epoch = s.epoch().unwrap();
+    s.write_archive(
+        at(2 * DAY),
+        &ev,
+        &epoch,
+        &ds("billing"),
+        &c[&ds("billing")],
+        range,
+    )
+    .unwrap()
+}
+
+#[test]
+fn recovery_completes_an_indexed_archive_whose_rows_are_still_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    s.mark_acked(r(1, 3)).unwrap();
+    let line = archive_without_step_3(&mut s, &arch, r(1, 3));
+    // Both: rows and indexed archive. A resend takes the stored copy.
+    assert_eq!(stored_seqs(&s), vec![1, 2, 3]);
+    let sel = s.select_resend(&by_seq(None, 1, 3), Some(&arch)).unwrap();
+    assert_eq!(ranges(&sel), vec![("billing".into(), 1, 3, false)]);
+    drop(s);
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let rep = s.recover_archives(&arch).unwrap();
+    assert_eq!(rep.completed, vec![line.file.clone()]);
+    assert_eq!(stored_seqs(&s), Vec::<u64>::new());
+    assert_eq!(s.usage().unwrap().evacuated, 3);
+    let back = s
+        .read_archived(&ds("billing"), r(1, 3), &arch, &keys())
+        .unwrap();
+    assert_eq!(back.len(), 3);
+    // Idempotent.
+    let rep = s.recover_archives(&arch).unwrap();
+    assert_eq!(rep, RecoveryReport::default());
+}
+
+#[test]
+fn recovery_deletes_an_unindexed_archive_and_temporaries_and_cuts_a_torn_index_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    s.mark_acked(r(1, 3)).unwrap();
+    let line = archive_without_step_3(&mut s, &arch, r(1, 3));
+    // The crash hit the index append: only part of the line reached the disk.
+    let index = arch.join("index.jsonl");
+    let text = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(&index, &text[..text.len() / 2]).unwrap();
+    std::fs::write(arch.join(format!("{}.tmp", line.file)), b"partial").unwrap();
+    let rep = s.recover_archives(&arch).unwrap();
+    assert!(rep.torn_index_line);
+    assert_eq!(rep.unindexed_removed, vec![line.file.clone()]);
+    assert_eq!(rep.temporaries_removed, vec![format!("{}.tmp", line.file)]);
+    assert!(!arch.join(&line.file).exists());
+    assert_eq!(std::fs::read_to_string(&index).unwrap(), "");
+    assert_eq!(stored_seqs(&s), vec![1, 2, 3]);
+    // The records are evacuated again, under the same name.
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    assert_eq!(report.archives[0].file, line.file);
+    assert_eq!(stored_seqs(&s), Vec::<u64>::new());
+}
+
+#[test]
+fn recovery_keeps_an_unindexed_archive_whose_records_are_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    s.mark_acked(r(1, 3)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    // An operator lost index.jsonl: the archive is the only copy and must stay.
+    std::fs::remove_file(arch.join("index.jsonl")).unwrap();
+    let rep = s.recover_archives(&arch).unwrap();
+    assert!(rep.unindexed_removed.is_empty());
+    assert_eq!(rep.problems.len(), 1);
+    assert!(arch.join(&report.archives[0].file).exists());
+}
+
+#[test]
+fn evacuation_never_overwrites_an_existing_archive_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 1);
+    s.mark_acked(r(1, 1)).unwrap();
+    std::fs::create_dir_all(&arch).unwrap();
+    let name = archive_name(&gw(), &ds("billing"), &s.epoch().unwrap(), r(1, 1));
+    // A file under that name appeared after the pass's repair (written straight to step 1).
+    std::fs::write(arch.join(&name), b"not ours").unwrap();
+    let (g, k, c) = (gw(), keys(), columns());
+    let ev = Evacuation {
+        gateway_id: &g,
+        dir: &arch,
+        keys: &k,
+        columns: &c,
+        retention: Duration::days(1),
+        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+    };
+    let epoch = s.epoch().unwrap();
+    let e = s
+        .write_archive(
+            at(2 * DAY),
+            &ev,
+            &epoch,
+            &ds("billing"),
+            &c[&ds("billing")],
+            r(1, 1),
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Archive { .. }), "{e}");
+    assert_eq!(std::fs::read(arch.join(&name)).unwrap(), b"not ours");
+    assert_eq!(stored_seqs(&s), vec![1]);
+}
+
+#[test]
+fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 5);
+    s.mark_acked(r(1, 5)).unwrap();
+    let (g, k, c) = (gw(), keys(), columns());
+    // Each line counts 24 + 100 bytes: two per archive.
+    let report = s
+        .evacuate(
+            at(2 * DAY),
+            &Evacuation {
+                gateway_id: &g,
+                dir: &arch,
+                keys: &k,
+                columns: &c,
+                retention: Duration::days(1),
+                max_payload_bytes: 250,
+            },
+        )
+        .unwrap();
+    let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
+    assert_eq!(got, vec![r(1, 2), r(3, 4), r(5, 5)]);
+    let back = s.read_archived(&ds("billing"), r(2, 5), &arch, &k).unwrap();
+    assert_eq!(
+        back.iter().map(|x| x.seq).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5]
+    );
+}
+
+fn running_core(cap: u64) -> GatewayCore {
+    let mut cfg = GatewayConfig::new(gw(), vec![ds("billing"), ds("pipe")]);
+    cfg.max_records_per_message = cap;
+    let mut snap = GatewayCore::new(cfg.clone(), StoreEpoch::from_bytes([7; 16]), at(0)).snapshot();
+    snap.periodic.running = true;
+    snap.periodic.interval_sec = 60;
+    GatewayCore::restore(cfg, snap, at(0))
+}
+
+#[test]
+fn message_units_split_like_the_core() {
+    // Sizes that cross the count cap and the byte bound in every way; the first two sum to
+    // exactly MAX_MESSAGE_RECORD_BYTES (one unit), the third starts the next.
+    let mut sizes = vec![65_536, 49_152, 1];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..3000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sizes.push(match x % 4 {
+            0 => 65_536,
+            1 => (x % 60_000) as u32,
+            _ => (x % 300) as u32,
+        });
+    }
+    for cap in [1, 7, 1000] {
+        let mut core = running_core(cap);
+        let range = core.handle_ingest(at(0), &ds("billing"), &sizes).unwrap();
+        let ours = message_units(range.first, &sizes, cap);
+        let core_units: Vec<_> = core.batches().iter().map(|b| (b.range, b.bytes)).collect();
+        assert_eq!(ours, core_units, "cap {cap}");
+    }
+}
+
+#[test]
+fn the_snapshot_carries_acked_and_held_to_the_rows_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let mut core = running_core(2);
+    let ing = s.ingest_file(&ds("billing"), at(0), rows(4, "b")).unwrap();
+    assert_eq!(
+        core.handle_ingest(at(0), &ds("billing"), &ing.record_bytes)
+            .unwrap(),
+        ing.range
+    );
+    let mut snap = core.snapshot();
+    snap.batches[0].acked = true; // 1..=2 acknowledged
+    snap.batches[1].held = true; // 3..=4 given up
+    s.save_snapshot(&snap).unwrap();
+    let flags: Vec<(i64, bool, bool)> = s
+        .conn
+        .prepare("SELECT seq, acked, held FROM records ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|x| x.unwrap())
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            (1, true, false),
+            (2, true, false),
+            (3, false, true),
+            (4, false, true)
+        ]
+    );
+    assert_eq!(s.usage().unwrap().held, 2);
+    drop(s);
+    let mut s = Store::open(dir.path()).unwrap();
+    let back = s.load_snapshot(2).unwrap();
+    assert_eq!(back.batches, snap.batches);
+    // The saved core counted boot 2 (made by `restore`), which the store adopted: this
+    // process is boot 3, and the loaded snapshot says 2 so that `restore` yields 3.
+    assert_eq!(s.boot_count(), 3);
+    assert_eq!(back.boot_count, 2);
+    let core = GatewayCore::restore(GatewayConfig::new(gw(), vec![ds("billing")]), back, at(9));
+    assert_eq!(core.boot_count(), s.boot_count());
+}
+
+#[test]
+fn after_a_crash_between_ingest_and_snapshot_the_loaded_snapshot_indexes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let mut core = running_core(3);
+    let a = s.ingest_file(&ds("billing"), at(0), rows(2, "a")).unwrap();
+    core.handle_ingest(at(0), &ds("billing"), &a.record_bytes)
+        .unwrap();
+    s.save_snapshot(&core.snapshot()).unwrap();
+    // Committed, then killed before the snapshot.
+    let b = s.ingest_file(&ds("pipe"), at(5), rows(7, "p")).unwrap();
+    drop(s);
+    let mut s = Store::open(dir.path()).unwrap();
+    let loaded = s.load_snapshot(3).unwrap();
+    core.handle_ingest(at(5), &ds("pipe"), &b.record_bytes)
+        .unwrap();
+    let expected = core.snapshot();
+    assert_eq!(loaded.batches, expected.batches);
+    assert_eq!(loaded.next_seq, 10);
+}
+
+#[test]
+fn after_a_crash_between_evacuation_and_snapshot_the_loaded_snapshot_marks_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let mut core = running_core(2);
+    let a = s.ingest_file(&ds("billing"), at(0), rows(5, "a")).unwrap();
+    core.handle_ingest(at(0), &ds("billing"), &a.record_bytes)
+        .unwrap();
+    let mut snap = core.snapshot();
+    for b in &mut snap.batches[..2] {
+        b.acked = true; // 1..=4
+    }
+    s.save_snapshot(&snap).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    assert_eq!(report.archives[0].range, r(1, 4));
+    drop(s);
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let loaded = s.load_snapshot(2).unwrap();
+    let flags: Vec<_> = loaded
+        .batches
+        .iter()
+        .map(|b| (b.range.first, b.range.last, b.acked, b.archived))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![(1, 2, true, true), (3, 4, true, true), (5, 5, false, false)]
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let e = Store::open(dir.path()).err().unwrap();
+    assert!(
+        matches!(
+            e,
+            StoreError::SchemaTooNew {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{e}"
+    );
+    let c = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let boot: i64 = c
+        .query_row("SELECT boot_count FROM meta", params![], |r| r.get(0))
+        .unwrap();
+    assert_eq!(boot, 1, "the refused open did not count a boot");
+}
+
+#[test]
+fn a_second_process_cannot_open_a_store_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = Store::open(dir.path()).unwrap();
+    let e = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(e, StoreError::Locked(_)), "{e}");
+}
+
+#[test]
+fn the_owner_thread_streams_an_ingest_and_rolls_back_a_failed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, thread) = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+    let ok = h
+        .ingest_file(ds("billing"), at(0), rows(1000, "x"))
+        .unwrap();
+    assert_eq!(ok.range, r(1, 1000));
+    let failing = (0..2000).map(|i| {
+        if i == 1500 {
+            Err("551 line 1501".to_string())
+        } else {
+            Ok(vec![format!("y{i}")])
+        }
+    });
+    match h.ingest_file(ds("billing"), at(1), failing) {
+        Err(IngestFailure::Source(e)) => assert_eq!(e, "551 line 1501"),
+        other => panic!("{other:?}"),
+    }
+    let h2 = h.clone();
+    let usage = std::thread::spawn(move || h2.call(|s| s.usage()).unwrap().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!((usage.records, usage.last_seq), (1000, 1000));
+    let (tx, rx) = std::sync::mpsc::channel();
+    h.submit(|s| s.last_seq().unwrap(), move |v| tx.send(v).unwrap())
+        .unwrap();
+    assert_eq!(rx.recv().unwrap(), 1000);
+    drop(h);
+    thread.join().unwrap();
+}
