@@ -45,6 +45,15 @@ enum Command {
         #[arg(long)]
         bundle: PathBuf,
     },
+    /// Give the gateway's store a new storage epoch (DES-ID-5, DES-MSG-CONN-4). Run it after
+    /// every restore of the state directory from a backup, with the gateway stopped: the
+    /// platform refuses (and retires) the old epoch of a restored store. Records and their
+    /// seqs are kept; the boot count only grows.
+    NewEpoch {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+    },
     /// Read a password from standard input (one line; the line end is not part of it) and
     /// print its Argon2id PHC string for `ftp_password_hash` in gateway.toml (DES-FTP-3). The
     /// password itself is stored nowhere.
@@ -74,6 +83,7 @@ enum MaskingKeyCommand {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { bundle, monitor } => run(bundle, monitor),
+        Command::NewEpoch { bundle } => new_epoch(&bundle),
         Command::Check => check_message(),
         Command::CheckConfig { bundle } => check_config(&bundle),
         Command::HashPassword => hash_password(),
@@ -216,4 +226,26 @@ fn run(bundle: PathBuf, monitor: Option<std::net::SocketAddr>) -> ExitCode {
         running.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+fn new_epoch(bundle: &std::path::Path) -> ExitCode {
+    let cfg = match gateway::config::Config::load(bundle) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sgw: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result =
+        gateway::store::Store::open(cfg.gateway.state_dir.path()).and_then(|mut s| s.new_epoch());
+    match result {
+        Ok(epoch) => {
+            println!("new storage epoch {epoch} (DES-ID-5); start the gateway now");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sgw: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

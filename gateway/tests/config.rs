@@ -676,3 +676,22 @@ fn every_sgw_command_explains_itself() {
         assert!(out.contains(phrase), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn sgw_new_epoch_gives_the_store_a_new_epoch_and_keeps_its_seqs() {
+    // DES-ID-5, DES-MSG-CONN-4: the operator's remedy after a restore from a backup.
+    let b = example_bundle();
+    let cfg = Config::load(b.path()).unwrap();
+    let state = cfg.gateway.state_dir.path().to_owned();
+    let before = {
+        let s = gateway::store::Store::open(&state).unwrap();
+        (s.epoch().unwrap(), s.last_seq().unwrap())
+    };
+    let (code, out, err) = sgw(&["new-epoch", "--bundle", b.path().to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let s = gateway::store::Store::open(&state).unwrap();
+    let after = s.epoch().unwrap();
+    assert_ne!(after, before.0, "a new epoch");
+    assert!(out.contains(after.as_str()), "{out}");
+    assert_eq!(s.last_seq().unwrap(), before.1, "seqs kept");
+}

@@ -1467,9 +1467,31 @@ fn checker_finds_a_seq_renumbered_in_the_old_epoch_after_a_restore_without_new_e
     find(Mutation::EpochNotRenewed, P_EPOCH, "backup");
 }
 
+/// Regression of the counterexample found on 2026-12-04 (docs/model-checking.md, finding 1):
+/// a store restored without `sgw new-epoch` kept ingesting while its connect was refused,
+/// caught up with `lastSeq` and was accepted, and a record under a re-used seq was
+/// acknowledged but never stored. The platform now retires an epoch after a refused
+/// `connect` (DES-MSG-CONN-4): with the same operator mistake, P2 holds in the whole scenario
+/// (and P7 still finds the renumbering, above).
 #[test]
-fn checker_finds_a_record_acknowledged_and_discarded_after_a_restore_without_new_epoch() {
-    find(Mutation::EpochNotRenewed, P_STORED, "backup");
+fn a_retired_epoch_keeps_a_restore_without_new_epoch_from_acknowledging_a_record_never_stored() {
+    let bounds = Bounds::scenarios(false)
+        .into_iter()
+        .find(|(n, _)| n.contains("backup"))
+        .unwrap()
+        .1;
+    let checker = Sys {
+        bounds,
+        mutation: Mutation::EpochNotRenewed,
+    }
+    .checker()
+    .spawn_bfs()
+    .join();
+    assert!(
+        checker.discovery(P_STORED).is_none(),
+        "P2 violated after a restore without new epoch: {:?}",
+        checker.discovery(P_STORED).map(|p| p.into_actions())
+    );
 }
 
 #[test]

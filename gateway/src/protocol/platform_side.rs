@@ -44,8 +44,9 @@
 //!   older epochs stay stored under theirs; `ackedThrough` is the new epoch's, 0) and clears
 //!   the gateway's reply memory (its message IDs may repeat those of the old epoch). In the
 //!   current epoch, `bootCount` below the highest accepted or `lastSeq` below the highest
-//!   seq held → `INVALID_STATE` (reason names DES-MSG-CONN-4), nothing changes; an equal
-//!   `bootCount` is accepted. `connect.result` OK carries `ackedThrough`, the highest seq of
+//!   seq held → `INVALID_STATE` (reason names DES-MSG-CONN-4), and the epoch is *retired*:
+//!   every later `connect` in it is refused the same way, so a restored store that caught up
+//!   is never accepted; an equal `bootCount` is accepted. `connect.result` OK carries `ackedThrough`, the highest seq of
 //!   the epoch received contiguously from 1; every refused `connect.result` carries 0.
 //! - 14, `data`: `data.epoch` ≠ the session's epoch → `INVALID_STATE`, not stored
 //!   (DES-MSG-CONN-4); profile failed to open → `SECURITY_FAILED` (DES-PROF-4/7); profile
@@ -373,6 +374,9 @@ struct Session {
     epoch: Option<StoreEpoch>,
     /// The highest boot count accepted in `epoch`.
     boot_count: u64,
+    /// `epoch` is retired: a `connect` in it was refused INVALID_STATE, so every later one is
+    /// too (DES-MSG-CONN-4: a restored store that caught up must not be accepted).
+    retired: bool,
     periodic: PeriodicSetting,
     last_command_seq: u64,
     pending: Vec<Pending>,
@@ -395,6 +399,7 @@ impl Hash for Session {
         self.version.hash(h);
         self.epoch.hash(h);
         self.boot_count.hash(h);
+        self.retired.hash(h);
         self.periodic.hash(h);
         self.last_command_seq.hash(h);
         self.pending.hash(h);
@@ -413,6 +418,7 @@ impl Session {
             version: 0,
             epoch: None,
             boot_count: 0,
+            retired: false,
             periodic: PeriodicSetting::default(),
             last_command_seq: 0,
             pending: Vec::new(),
@@ -433,6 +439,7 @@ impl Session {
     fn begin_epoch(&mut self, epoch: StoreEpoch) {
         self.epoch = Some(epoch);
         self.boot_count = 0;
+        self.retired = false;
         self.received = RangeSet::new();
         self.per_dataset.clear();
         self.reported_last = 0;
@@ -1263,7 +1270,9 @@ impl PlatformCore {
         let new_epoch = s.epoch.as_ref() != Some(&c.epoch);
         if !new_epoch && let Some(why) = epoch_refusal(s, c) {
             // DES-MSG-CONN-4: the same epoch going backwards is a store restored from a
-            // backup; its message IDs and seqs would repeat earlier ones. Nothing changes.
+            // backup; its message IDs and seqs would repeat earlier ones. The epoch is
+            // retired: a later connect that caught up is refused too.
+            s.retired = true;
             self.record_anomaly(
                 now,
                 Some(gw.clone()),
@@ -1551,6 +1560,9 @@ enum EpochRefusal {
         held: Seq,
         epoch: StoreEpoch,
     },
+    /// DES-MSG-CONN-4: an earlier `connect` in the epoch was refused; the epoch is retired.
+    #[error("epoch {epoch} is retired after a refused connect")]
+    Retired { epoch: StoreEpoch },
 }
 
 impl EpochRefusal {
@@ -1559,6 +1571,7 @@ impl EpochRefusal {
         match self {
             EpochRefusal::BootCount { .. } => "bootCount went backwards",
             EpochRefusal::LastSeq { .. } => "lastSeq went backwards",
+            EpochRefusal::Retired { .. } => "epoch retired after a refused connect",
         }
     }
 }
@@ -1567,6 +1580,11 @@ impl EpochRefusal {
 /// `bootCount` is below the highest accepted in the epoch, or its `lastSeq` below the highest
 /// seq held in it. An equal `bootCount` is a connect of the same process, accepted.
 fn epoch_refusal(s: &Session, c: &Connect) -> Option<EpochRefusal> {
+    if s.retired {
+        return Some(EpochRefusal::Retired {
+            epoch: c.epoch.clone(),
+        });
+    }
     if c.boot_count < s.boot_count {
         return Some(EpochRefusal::BootCount {
             boot: c.boot_count,

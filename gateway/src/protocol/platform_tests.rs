@@ -589,6 +589,28 @@ fn a_connect_whose_last_seq_went_backwards_in_its_epoch_is_refused_invalid_state
 }
 
 #[test]
+fn an_epoch_with_a_refused_connect_is_retired_so_a_restored_store_that_caught_up_is_refused_too() {
+    // A store restored from a backup keeps ingesting while its connect is refused; once its
+    // lastSeq reaches the held seqs again it would be accepted and its new records under old
+    // seqs acknowledged-and-discarded (DES-MSG-CONN-4). The refusal retires the epoch.
+    let mut p = held_five();
+    p.handle_inbound(at(100), up(at(100), "GW0001.6.1", connect_in(ep(1), 6, 3)));
+    assert_refused_epoch(
+        &mut p,
+        "DES-MSG-CONN-4: lastSeq went backwards: restored from a backup?",
+    );
+    p.handle_inbound(at(400), up(at(400), "GW0001.6.2", connect_in(ep(1), 6, 5)));
+    assert_refused_epoch(
+        &mut p,
+        "DES-MSG-CONN-4: epoch retired after a refused connect: restored from a backup?",
+    );
+    // `sgw new-epoch`: accepted.
+    p.handle_inbound(at(500), up(at(500), "GW0001.7.1", connect_in(ep(2), 7, 5)));
+    let o = out(&mut p);
+    assert_eq!(code(&o[0]), ResultCode::Ok);
+}
+
+#[test]
 fn an_equal_boot_count_in_the_same_epoch_is_accepted() {
     let mut p = held_five();
     p.handle_inbound(at(100), up(at(100), "GW0001.5.9", connect_in(ep(1), 5, 5)));
@@ -689,8 +711,14 @@ fn a_restarted_platform_restored_from_its_store_keeps_the_epoch_rules() {
         (v.epoch, v.boot_count, v.known_last_seq),
         (Some(ep(1)), 5, 7)
     );
+    let restored = p.clone();
     p.handle_inbound(at(1), up(at(1), "GW0001.4.1", connect_in(ep(1), 4, 7)));
     assert_eq!(code(&out(&mut p)[0]), ResultCode::InvalidState);
+    // The refusal retired the epoch (DES-MSG-CONN-4): a later boot is refused too.
+    p.handle_inbound(at(2), up(at(2), "GW0001.6.1", connect_in(ep(1), 6, 7)));
+    assert_eq!(code(&out(&mut p)[0]), ResultCode::InvalidState);
+    // Without a refusal, the restored platform accepts a later boot with its acked prefix.
+    let mut p = restored;
     p.handle_inbound(at(2), up(at(2), "GW0001.6.1", connect_in(ep(1), 6, 7)));
     let o = out(&mut p);
     let Body::ConnectResult(c) = &o[0].body else {
