@@ -54,6 +54,19 @@ enum Command {
         #[arg(long)]
         bundle: PathBuf,
     },
+    /// For the utility's operators: unmask values of a masked column (DES-MASK-3) with the
+    /// utility's masking keys from the bundle. Reads one masked value per line from standard
+    /// input (`m1.<keyId>.<…>`, as the platform and the archives hold them) and prints the
+    /// clear value per line; a value that does not unmask (wrong column, unknown key,
+    /// tampered) is reported on stderr with its line and rule, and the exit status is 1.
+    Unmask {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The column the values belong to (its name is part of the masking, DES-MASK-1).
+        #[arg(long)]
+        column: String,
+    },
     /// Read a password from standard input (one line; the line end is not part of it) and
     /// print its Argon2id PHC string for `ftp_password_hash` in gateway.toml (DES-FTP-3). The
     /// password itself is stored nowhere.
@@ -84,6 +97,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { bundle, monitor } => run(bundle, monitor),
         Command::NewEpoch { bundle } => new_epoch(&bundle),
+        Command::Unmask { bundle, column } => unmask(&bundle, &column),
         Command::Check => check_message(),
         Command::CheckConfig { bundle } => check_config(&bundle),
         Command::HashPassword => hash_password(),
@@ -247,5 +261,47 @@ fn new_epoch(bundle: &std::path::Path) -> ExitCode {
             eprintln!("sgw: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn unmask(bundle: &std::path::Path, column: &str) -> ExitCode {
+    let cfg = match gateway::config::Config::load(bundle) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sgw: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = match gateway::security::MaskingKeys::load_dir(
+        cfg.masking.keys_dir.path(),
+        cfg.masking.active_key.as_str(),
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("sgw: masking keys: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let Ok(line) = line else {
+            eprintln!("sgw: line {}: not UTF-8", i + 1);
+            return ExitCode::FAILURE;
+        };
+        let value = line.trim_end_matches('\r');
+        match keys.unmask(column, value) {
+            Ok(clear) => println!("{clear}"),
+            Err(e) => {
+                // Never echo the value: it may be another column's secret.
+                eprintln!("sgw: line {}: {e}", i + 1);
+                println!();
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

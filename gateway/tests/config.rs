@@ -695,3 +695,33 @@ fn sgw_new_epoch_gives_the_store_a_new_epoch_and_keeps_its_seqs() {
     assert!(out.contains(after.as_str()), "{out}");
     assert_eq!(s.last_seq().unwrap(), before.1, "seqs kept");
 }
+
+#[test]
+fn sgw_unmask_gives_the_utility_its_clear_values_and_refuses_another_columns() {
+    // DES-MASK-3: only the utility, with its key, unmasks; the column is bound in (DES-MASK-1).
+    let b = example_bundle();
+    let cfg = Config::load(b.path()).unwrap();
+    let keys = gateway::security::MaskingKeys::load_dir(
+        cfg.masking.keys_dir.path(),
+        cfg.masking.active_key.as_str(),
+    )
+    .unwrap();
+    let a = keys.mask("氏名", "山田 太郎").unwrap();
+    let c = keys.mask("氏名", "髙橋 ①").unwrap();
+    let bundle = b.path().to_str().unwrap();
+    let (code, out, err) = sgw(
+        &["unmask", "--bundle", bundle, "--column", "氏名"],
+        Some(&format!("{a}\n{c}\n")),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "山田 太郎\n髙橋 ①\n");
+    // Under another column the authentication fails; the value is never echoed.
+    let (code, out, err) = sgw(
+        &["unmask", "--bundle", bundle, "--column", "住所"],
+        Some(&format!("{a}\n")),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(out, "\n");
+    assert!(err.contains("line 1"), "{err}");
+    assert!(!err.contains(&a), "the masked value is not echoed");
+}
