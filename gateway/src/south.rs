@@ -3,7 +3,7 @@
 //! (DES-FTP-5), login lockout (DES-FTP-3, SM-LOCKOUT), uploads of the same name running at once
 //! (DES-FTP-5), content duplicates within 24 h (DES-FTP-5, audit only) and password
 //! verification against the Argon2id PHC string (DES-FTP-3). The libunftp adapter in
-//! `runtime::ftp` calls these.
+//! `runtime::ftp` and the ingest pipeline in `runtime::app` call these.
 //!
 //! Requirement IDs: SC-FTP-1, SM-LOCKOUT, SM-DEFAULTPW, SM-AUDIT.
 

@@ -48,10 +48,12 @@ use crate::protocol::gateway_side::{ExternalStatus, GatewayCore, GatewayEvent, G
 use crate::protocol::ids::{Dataset, SeqRange};
 use crate::protocol::message::{AnomalyKind, CertExpiry, HealthState};
 use crate::security::{DataSecurity, KeyStore, MaskingKeys};
+use crate::south::RecentFiles;
 use crate::store::{
     ArchiveKeys, Evacuation, IngestFailure, MAX_ARCHIVE_PAYLOAD_BYTES, Store, StoreError,
     StoreHandle, StoreThread,
 };
+use sha2::{Digest, Sha256};
 
 /// Bytes read from an upload per step (the decoder's memory stays flat whatever the file).
 const UPLOAD_CHUNK: usize = 64 * 1024;
@@ -167,12 +169,9 @@ struct Pipeline {
     specs: HashMap<Dataset, DatasetSpec>,
     masking: Arc<MaskingKeys>,
     max_file_bytes: u64,
-}
-
-impl std::fmt::Debug for StoreHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoreHandle")
-    }
+    /// Content digests of files accepted in the last 24 h (DES-FTP-5: duplicates are
+    /// ingested all the same and noted in the audit log).
+    recent: std::sync::Mutex<RecentFiles>,
 }
 
 /// A chunk of an upload, or the end of it.
@@ -210,7 +209,7 @@ impl UploadSink for Pipeline {
     async fn upload(
         &self,
         user: &FtpUser,
-        _name: &str,
+        name: &str,
         mut input: Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>>,
     ) -> Result<Accepted, Refusal> {
         let dataset = user.dataset.clone();
@@ -311,10 +310,12 @@ impl UploadSink for Pipeline {
             store.ingest_file(ds, ingested_at, records)
         });
         let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut digest = Sha256::new();
         loop {
             match input.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => {
+                    digest.update(&buf[..n]);
                     if tx.send(Chunk::Data(buf[..n].to_vec())).await.is_err() {
                         break;
                     }
@@ -333,6 +334,20 @@ impl UploadSink for Pipeline {
         })?;
         match outcome {
             Ok(ingested) => {
+                let earlier = self
+                    .recent
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.accepted(digest.finalize().into(), ingested_at));
+                if let Some(at) = earlier {
+                    tracing::info!(
+                        rule = "DES-FTP-5",
+                        user = %user.name,
+                        file = name,
+                        earlier = %at,
+                        "duplicate upload: same content accepted before, ingested again"
+                    );
+                }
                 let records = ingested.record_bytes.len() as u64;
                 let range = ingested.range;
                 // The rows are durable: the core indexes them (in seq order) before 226.
@@ -466,6 +481,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         specs,
         masking: Arc::new(masking),
         max_file_bytes: cfg.ftp.max_file_bytes,
+        recent: std::sync::Mutex::new(RecentFiles::default()),
     });
     let ftp_settings = cfg.ftp_settings();
     let ftp_addr = ftp_settings.listen;

@@ -21,9 +21,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls::client::WebPkiServerVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 
 use super::mqtt::TlsFiles;
 use crate::security::{DataSecurity, Identity};
@@ -121,32 +119,10 @@ impl CertFetcher {
     }
 
     /// The TLS configuration: client identity, trust anchor, and `crl` (DER) for the server's
-    /// certificate when given.
+    /// certificate when given (the link's builder, [`super::mqtt::client_config_with_crl`]).
     fn client_config(&self, crl: Option<Vec<u8>>) -> Result<ClientConfig, FetchError> {
-        let m = |e: &dyn std::fmt::Display| FetchError::Material(e.to_string());
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(&self.tls.ca).map_err(|e| m(&e))? {
-            roots.add(c.map_err(|e| m(&e))?).map_err(|e| m(&e))?;
-        }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.tls.cert)
-            .map_err(|e| m(&e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| m(&e))?;
-        let key = PrivateKeyDer::from_pem_file(&self.tls.key)
-            .map_err(|_| FetchError::Material(format!("{}: no key", self.tls.key.display())))?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        if let Some(der) = crl {
-            verifier = verifier.with_crls([CertificateRevocationListDer::from(der)]);
-        }
-        let verifier = verifier.build().map_err(|e| m(&e))?;
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| m(&e))?
-            .with_webpki_verifier(verifier)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| m(&e))
+        super::mqtt::client_config_with_crl(&self.tls, crl)
+            .map_err(|e| FetchError::Material(e.to_string()))
     }
 
     /// GET `path` (below the base), 200 only, at most 1 MiB. `crl` (DER) checks the server's

@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rustls::client::WebPkiServerVerifier;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
 use crate::protocol::flow::Backoff;
@@ -103,6 +104,15 @@ fn pem_err(path: &Path, why: impl ToString) -> LinkError {
 /// The rustls client configuration of the link (and of the HTTPS client): the trust anchor and
 /// the client identity from PEM files (DES-MQTT-1, DES-CERT-1).
 pub fn client_config(tls: &TlsFiles) -> Result<ClientConfig, LinkError> {
+    client_config_with_crl(tls, None)
+}
+
+/// As [`client_config`], the server's certificate also checked against `crl` (DER) when given
+/// (DES-CERT-5: the HTTPS client, when the TLS and data-protection PKIs share their root).
+pub fn client_config_with_crl(
+    tls: &TlsFiles,
+    crl: Option<Vec<u8>>,
+) -> Result<ClientConfig, LinkError> {
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&tls.ca).map_err(|e| pem_err(&tls.ca, e))? {
         roots
@@ -122,9 +132,15 @@ pub fn client_config(tls: &TlsFiles) -> Result<ClientConfig, LinkError> {
     // Never log key material: the error names the file only.
     let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|_| pem_err(&tls.key, "no key"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut verifier =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if let Some(der) = crl {
+        verifier = verifier.with_crls([CertificateRevocationListDer::from(der)]);
+    }
+    let verifier = verifier.build().map_err(|e| pem_err(&tls.ca, e))?;
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .with_webpki_verifier(verifier)
         .with_client_auth_cert(chain, key)?)
 }
 

@@ -23,6 +23,12 @@ pub struct StoreHandle {
     jobs: mpsc::Sender<Job>,
 }
 
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreHandle")
+    }
+}
+
 /// The owner thread; [`StoreThread::join`] waits until every handle is dropped and the
 /// queued jobs ran.
 pub struct StoreThread(JoinHandle<()>);
