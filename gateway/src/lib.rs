@@ -9,13 +9,11 @@
 //!   SC-ACQ-1).
 //! - [`outbound`]: the synchronous edge between the core and data security (opening received
 //!   payloads, building and sealing data profiles and envelopes).
+//! - [`quarantine`]: refused uploads kept for the utility's staff (DES-FTP-7).
 //! - [`south`]: the FTP-library-independent rules of the south interface (names, lockout).
 //! - [`runtime`]: the tokio adapters (MQTT link, the driver task that owns the core).
 //! - [`store`]: primary storage and evacuation archives (ST-*, DES-EVAC-*), synchronous, on one
 //!   owner thread.
-//!
-//! System connection (FTP) and monitoring are being built (issue "The gateway runs");
-//! see the README for what runs today.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -23,6 +21,7 @@ pub mod ingest;
 pub mod outbound;
 pub mod profile;
 pub mod protocol;
+pub mod quarantine;
 pub mod runtime;
 pub mod security;
 pub mod south;

@@ -101,7 +101,7 @@ impl BadKind {
             }
             Self::Empty => "refuse or accept without creating any record; no 226 claiming data",
             Self::Duplicate => {
-                "second copy refused, or acknowledged idempotently with no duplicate records"
+                "second copy accepted and ingested again with new seqs (DES-FTP-5: legacy systems re-send on purpose), noted as a duplicate in the audit log; no record lost"
             }
             Self::PathTraversal => {
                 "refuse the name (553/550); nothing written outside the upload directory"

@@ -47,10 +47,11 @@ use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot};
 use crate::protocol::ids::{Dataset, SeqRange};
 use crate::protocol::message::{AnomalyKind, CertExpiry, HealthState};
+use crate::quarantine::Quarantine;
 use crate::security::{DataSecurity, KeyStore, MaskingKeys};
 use crate::south::RecentFiles;
 use crate::store::{
-    ArchiveKeys, Evacuation, IngestFailure, MAX_ARCHIVE_PAYLOAD_BYTES, Store, StoreError,
+    ArchiveKeys, Evacuation, IngestFailure, Ingested, MAX_ARCHIVE_PAYLOAD_BYTES, Store, StoreError,
     StoreHandle, StoreThread,
 };
 use sha2::{Digest, Sha256};
@@ -172,6 +173,8 @@ struct Pipeline {
     /// Content digests of files accepted in the last 24 h (DES-FTP-5: duplicates are
     /// ingested all the same and noted in the audit log).
     recent: std::sync::Mutex<RecentFiles>,
+    /// Where files refused with 5xx are kept (DES-FTP-7).
+    quarantine: Quarantine,
 }
 
 /// A chunk of an upload, or the end of it.
@@ -254,7 +257,16 @@ impl UploadSink for Pipeline {
         let max = self.max_file_bytes;
         let ds = dataset.clone();
         let ingested_at: Time = Utc::now().fixed_offset();
+        let quarantine = self.quarantine.clone();
         let work = tokio::task::spawn_blocking(move || {
+            // The copy for the quarantine (DES-FTP-7), at most max_file_bytes of it.
+            let mut copy = match quarantine.incoming(max) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(rule = "DES-FTP-7", error = %e, "no quarantine copy of this upload");
+                    None
+                }
+            };
             let mut decoder = Decoder::new(&spec, &keys).with_max_file_bytes(max);
             let mut queue: std::collections::VecDeque<Vec<String>> = Default::default();
             let mut failed: Option<Fail> = None;
@@ -269,12 +281,18 @@ impl UploadSink for Pipeline {
                     }
                     match rx.blocking_recv() {
                         Some(Chunk::Data(bytes)) => {
+                            if let Some(c) = copy.as_mut() {
+                                c.write(&bytes);
+                            }
                             if let Err(e) = decoder.feed(&bytes) {
                                 // Keep reading the transfer: the size check wins (DES-FTP-6).
                                 failed = Some(Fail::Csv(e));
                                 while let Some(c) = rx.blocking_recv() {
                                     match c {
                                         Chunk::Data(b) => {
+                                            if let Some(c) = copy.as_mut() {
+                                                c.write(&b);
+                                            }
                                             if let Err(e) = decoder.feed(&b) {
                                                 failed = Some(Fail::Csv(e));
                                             }
@@ -307,7 +325,8 @@ impl UploadSink for Pipeline {
                     }
                 }
             });
-            store.ingest_file(ds, ingested_at, records)
+            let outcome = store.ingest_file(ds, ingested_at, records);
+            (outcome, copy)
         });
         let mut buf = vec![0u8; UPLOAD_CHUNK];
         let mut digest = Sha256::new();
@@ -327,11 +346,56 @@ impl UploadSink for Pipeline {
             }
         }
         drop(tx);
-        let outcome = work.await.map_err(|_| Refusal {
+        let (outcome, copy) = work.await.map_err(|_| Refusal {
             code: RefusalCode::LocalError451,
             rule: "SC-FTP-1",
             text: "DES-FTP-6: local storage error".into(),
         })?;
+        let result = self
+            .conclude(user, dataset, outcome, ingested_at, digest, name)
+            .await;
+        // DES-FTP-7: an accepted file or one refused with 4xx is not kept; 5xx is quarantined.
+        if let Some(copy) = copy {
+            let keep = match &result {
+                Err(r) if r.code.code() >= 500 => Some(format!("{} {}", r.code.code(), r.text)),
+                _ => None,
+            };
+            let q = self.quarantine.clone();
+            let (user, name, addr) = (user.name.clone(), name.to_owned(), user.addr.clone());
+            let _ = tokio::task::spawn_blocking(move || match keep {
+                None => copy.discard(),
+                Some(reply) => match q.keep(copy, ingested_at, &user, &name, &reply, &addr) {
+                    Ok(p) => tracing::warn!(
+                        rule = "DES-FTP-7",
+                        user = %user,
+                        addr = %addr,
+                        file = %name,
+                        kept = %p.display(),
+                        "refused upload quarantined"
+                    ),
+                    Err(e) => {
+                        tracing::error!(rule = "DES-FTP-7", error = %e, file = %name, "refused upload not quarantined");
+                    }
+                },
+            })
+            .await;
+        }
+        result
+    }
+}
+
+impl Pipeline {
+    /// The reply to an upload from the store's outcome (DES-FTP-6); on success the core
+    /// indexes the commit before the reply goes out.
+    async fn conclude(
+        &self,
+        user: &FtpUser,
+        dataset: Dataset,
+        outcome: Result<Ingested, IngestFailure<Fail>>,
+        ingested_at: Time,
+        digest: Sha256,
+        name: &str,
+    ) -> Result<Accepted, Refusal> {
         match outcome {
             Ok(ingested) => {
                 let earlier = self
@@ -475,6 +539,15 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
 
     // South: the FTP server and its events.
     let (south_tx, mut south_rx) = mpsc::unbounded_channel();
+    let (quarantine, left) = Quarantine::open(&cfg.gateway.state_dir.path().join("quarantine"))
+        .map_err(|e| AppError::Start(format!("DES-FTP-7: quarantine: {e}")))?;
+    if left > 0 {
+        tracing::info!(
+            rule = "DES-FTP-7",
+            removed = left,
+            "copies of unanswered uploads removed (the legacy system sends them again)"
+        );
+    }
     let pipeline = Arc::new(Pipeline {
         store: store_handle.clone(),
         driver: handle.clone(),
@@ -482,6 +555,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         masking: Arc::new(masking),
         max_file_bytes: cfg.ftp.max_file_bytes,
         recent: std::sync::Mutex::new(RecentFiles::default()),
+        quarantine,
     });
     let ftp_settings = cfg.ftp_settings();
     let ftp_addr = ftp_settings.listen;
@@ -502,16 +576,14 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                         m.files_accepted.inc();
                         m.records_ingested.inc_by(accepted.records);
                     }
-                    SouthEvent::Refused {
-                        user,
-                        name,
-                        refusal,
-                    } => {
+                    SouthEvent::Refused { refusal, .. } => {
                         m.files_rejected.inc();
+                        // DES-FTP-6: the detail is the reply line (user, name and address are
+                        // in the audit log, runtime::ftp).
                         d.anomaly(
                             AnomalyKind::Ingest,
                             refusal.rule,
-                            format!("{} {user} {name}: {}", refusal.code.code(), refusal.text),
+                            format!("{} {}", refusal.code.code(), refusal.text),
                         )
                         .await;
                     }

@@ -86,6 +86,8 @@ pub struct FtpUser {
     pub name: String,
     /// Its dataset.
     pub dataset: Dataset,
+    /// The client's address at login (for the audit log and quarantine `.reason`, DES-FTP-7).
+    pub addr: String,
 }
 
 impl Display for FtpUser {
@@ -229,6 +231,9 @@ fn now() -> Time {
     Utc::now().fixed_offset()
 }
 
+/// Separates the user name from the login address inside a [`Principal`].
+const PRINCIPAL_SEP: char = '\n';
+
 #[derive(Debug)]
 struct Auth {
     accounts: Vec<Account>,
@@ -278,8 +283,10 @@ impl Authenticator for Auth {
                 user: username.to_owned(),
                 addr: ip.to_string(),
             });
+            // libunftp hands only the principal to the user-detail provider: the login's
+            // address travels with it (a LF cannot occur in a USER argument).
             return Ok(Principal {
-                username: username.to_owned(),
+                username: format!("{username}{PRINCIPAL_SEP}{ip}"),
             });
         }
         let outcome = lockout.failed(username, ip, now());
@@ -307,15 +314,20 @@ impl UserDetailProvider for Users {
     type User = FtpUser;
 
     async fn provide_user_detail(&self, principal: &Principal) -> Result<FtpUser, UserDetailError> {
+        let (name, addr) = principal
+            .username
+            .rsplit_once(PRINCIPAL_SEP)
+            .unwrap_or((principal.username.as_str(), ""));
         self.accounts
             .iter()
-            .find(|a| a.user == principal.username)
+            .find(|a| a.user == name)
             .map(|a| FtpUser {
                 name: a.user.clone(),
                 dataset: a.dataset.clone(),
+                addr: addr.to_owned(),
             })
             .ok_or_else(|| UserDetailError::UserNotFound {
-                username: principal.username.clone(),
+                username: name.to_owned(),
             })
     }
 }
@@ -364,6 +376,7 @@ impl Backend {
         tracing::warn!(
             rule = refusal.rule,
             user = %user.name,
+            addr = %user.addr,
             file = name,
             code = refusal.code.code(),
             reason = %refusal.text,
@@ -464,6 +477,7 @@ impl StorageBackend<FtpUser> for Backend {
                 tracing::info!(
                     rule = "SM-AUDIT",
                     user = %user.name,
+                    addr = %user.addr,
                     file = %name,
                     records = accepted.records,
                     "upload accepted"
