@@ -301,6 +301,8 @@ fn monitor_status() -> impl Strategy<Value = Body> {
                         bytes: b,
                         evacuated: e,
                         held: h,
+                        oldest_unacked_sec: h.wrapping_mul(7),
+                        free_bytes: b.wrapping_add(e),
                     },
                     files_accepted: fa,
                     files_rejected: fr,

@@ -1077,6 +1077,24 @@ fn data_ack_marks_records_acknowledged_and_stops_retransmission() {
 }
 
 #[test]
+fn the_oldest_unacknowledged_age_follows_the_oldest_unacked_ingest_and_is_0_when_all_are_acked() {
+    let mut g = started();
+    assert_eq!(g.oldest_unacked_sec(at(5)), 0, "nothing stored");
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
+    g.handle_ingest(at(7), &ds("ledger"), &[100; 1]).unwrap();
+    assert_eq!(g.oldest_unacked_sec(at(31)), 30);
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    // The first ingest acknowledged: the age is the second one's.
+    let first = d.iter().find(|x| x.1 == r(1, 2)).unwrap().3.clone();
+    ack(&mut g, at(11), &first, r(1, 2), ResultCode::Ok);
+    assert_eq!(g.oldest_unacked_sec(at(31)), 24);
+    let second = d.iter().find(|x| x.1 == r(3, 3)).unwrap().3.clone();
+    ack(&mut g, at(12), &second, r(3, 3), ResultCode::Ok);
+    assert_eq!(g.oldest_unacked_sec(at(31)), 0);
+}
+
+#[test]
 fn data_ack_with_a_different_range_or_a_failure_code_acknowledges_nothing() {
     let mut g = started();
     g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap();

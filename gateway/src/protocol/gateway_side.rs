@@ -542,6 +542,8 @@ pub struct ExternalStatus {
     pub storage_bytes: u64,
     /// Records evacuated so far (ST-EVAC-1).
     pub evacuated: u64,
+    /// Bytes free on the file system of primary storage (statvfs).
+    pub free_bytes: u64,
     /// CSV files accepted since start.
     pub files_accepted: u64,
     /// CSV files refused since start.
@@ -558,6 +560,7 @@ impl Default for ExternalStatus {
             health: HealthState::Ok,
             storage_bytes: 0,
             evacuated: 0,
+            free_bytes: 0,
             files_accepted: 0,
             files_rejected: 0,
             certificates: Vec::new(),
@@ -977,6 +980,16 @@ impl GatewayCore {
             .filter(|b| !b.acked)
             .map(|b| b.range.len())
             .sum()
+    }
+    /// Seconds since the oldest unacknowledged record was ingested, 0 when none
+    /// (`monitor.status.storage.oldestUnackedSec`).
+    pub fn oldest_unacked_sec(&self, now: Time) -> u64 {
+        self.batches
+            .iter()
+            .filter(|b| !b.acked)
+            .map(|b| b.ingested_at)
+            .min()
+            .map_or(0, |t| u64::try_from((now - t).num_seconds()).unwrap_or(0))
     }
     /// Records whose data message was given up (DES-MSG-DATA-5), sent only on a resend
     /// request (`monitor.status.storage.held`).
@@ -2491,6 +2504,8 @@ impl GatewayCore {
                 bytes: ext.storage_bytes,
                 evacuated: ext.evacuated,
                 held: self.held_records(),
+                oldest_unacked_sec: self.oldest_unacked_sec(now),
+                free_bytes: ext.free_bytes,
             },
             files_accepted: ext.files_accepted,
             files_rejected: ext.files_rejected,

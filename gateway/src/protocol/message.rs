@@ -553,6 +553,10 @@ pub struct StorageStatus {
     /// Records whose data message was given up (DES-MSG-DATA-5): still stored and
     /// unacknowledged, sent only in answer to a resend request.
     pub held: u64,
+    /// Seconds since the oldest unacknowledged record was ingested; 0 when none (MON-1).
+    pub oldest_unacked_sec: u64,
+    /// Bytes free for the gateway on the file system of primary storage (MON-1).
+    pub free_bytes: u64,
 }
 
 /// A certificate's expiry in a monitoring status (MON-1, SM-CERTEXP).

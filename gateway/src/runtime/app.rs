@@ -687,6 +687,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                 if let Ok(Ok(Ok(u))) = usage {
                     st.storage_bytes = u.bytes;
                     st.evacuated = u.evacuated;
+                    st.free_bytes = u.free_bytes;
+                    m.free_bytes
+                        .set(i64::try_from(u.free_bytes).unwrap_or(i64::MAX));
                     m.storage_bytes
                         .set(i64::try_from(u.bytes).unwrap_or(i64::MAX));
                     if u.alarm() {

@@ -275,6 +275,8 @@ impl<S: RecordStore> Driver<S> {
         m.last_seq.set(as_i64(self.core.last_seq()));
         m.unacked_records.set(as_i64(self.core.unacked_records()));
         m.held_records.set(as_i64(self.core.held_records()));
+        m.oldest_unacked_seconds
+            .set(as_i64(self.core.oldest_unacked_sec(now())));
         for e in events {
             match e {
                 GatewayEvent::Anomaly { .. } => m.anomalies.inc(),

@@ -59,6 +59,10 @@ pub struct Metrics {
     pub held_records: IntGauge,
     /// Bytes used by primary storage (`storage.bytes`).
     pub storage_bytes: IntGauge,
+    /// Bytes free on the store's file system (`storage.freeBytes`).
+    pub free_bytes: IntGauge,
+    /// Age of the oldest unacknowledged record, seconds (`storage.oldestUnackedSec`).
+    pub oldest_unacked_seconds: IntGauge,
     /// Seconds until each certificate expires, by name (`certificates`).
     pub cert_expiry_seconds: IntGaugeVec,
     health: Arc<RwLock<HealthState>>,
@@ -91,6 +95,14 @@ impl Metrics {
         let unacked_records = gauge("sgw_unacked_records", "records not yet acknowledged")?;
         let held_records = gauge("sgw_held_records", "records held after a give-up")?;
         let storage_bytes = gauge("sgw_storage_bytes", "bytes used by primary storage")?;
+        let free_bytes = gauge(
+            "sgw_free_bytes",
+            "bytes free on the file system of primary storage",
+        )?;
+        let oldest_unacked_seconds = gauge(
+            "sgw_oldest_unacked_seconds",
+            "age of the oldest unacknowledged record (0: none)",
+        )?;
         let cert_expiry_seconds = IntGaugeVec::new(
             Opts::new(
                 "sgw_certificate_expiry_seconds",
@@ -111,6 +123,8 @@ impl Metrics {
             unacked_records,
             held_records,
             storage_bytes,
+            free_bytes,
+            oldest_unacked_seconds,
             cert_expiry_seconds,
             health: Arc::new(RwLock::new(HealthState::Ok)),
         })

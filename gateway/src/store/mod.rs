@@ -224,6 +224,9 @@ pub struct StorageUsage {
     pub evacuated: u64,
     /// Highest seq assigned, 0 none.
     pub last_seq: Seq,
+    /// Bytes free for this process on the store's file system (statvfs `f_bavail × f_frsize`;
+    /// 0 when it cannot be read), `monitor.status.storage.freeBytes`.
+    pub free_bytes: u64,
 }
 
 impl StorageUsage {
@@ -332,6 +335,17 @@ fn restrict_dir(_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// fsyncs a directory, so that entries created, renamed or removed in it are durable.
+/// Bytes free for an unprivileged process on the file system of `dir` (0 if unknown).
+fn free_bytes(dir: &Path) -> u64 {
+    match rustix::fs::statvfs(dir) {
+        Ok(v) => v.f_bavail.saturating_mul(v.f_frsize),
+        Err(e) => {
+            tracing::warn!(rule = "MON-1", error = %e, dir = %dir.display(), "free space unknown");
+            0
+        }
+    }
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
@@ -534,6 +548,7 @@ impl Store {
             quota: self.quota,
             evacuated: meta.evacuated,
             last_seq: meta.next_seq - 1,
+            free_bytes: free_bytes(&self.dir),
         })
     }
 

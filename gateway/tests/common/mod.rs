@@ -116,6 +116,8 @@ pub fn samples() -> Vec<Envelope> {
             bytes: 1 << 20,
             evacuated: 0,
             held: 3,
+            oldest_unacked_sec: 3620,
+            free_bytes: 41_943_040_000,
         },
         files_accepted: 12,
         files_rejected: 1,

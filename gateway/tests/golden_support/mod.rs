@@ -331,6 +331,7 @@ impl Pair {
             health: HealthState::Ok,
             storage_bytes: self.storage_bytes,
             evacuated: 0,
+            free_bytes: 40 << 30,
             files_accepted: self.files_accepted,
             files_rejected: 0,
             certificates: self.setup.certificates.clone(),
