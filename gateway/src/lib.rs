@@ -2,6 +2,7 @@
 //! (水道情報活用システム).
 //!
 //! - [`config`]: `gateway.toml`, the provisioning bundle's settings, as one type (DES-PROV-*).
+//! - [`dispose`]: `sgw wipe`, disposal of keys, credentials and stored data (SM-DISPOSE).
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
 //! - [`profile`]: the data profile type and its JSON/XML encodings (DES-PROF-*).
 //! - [`security`]: data security — signatures, encryption, masking, certificates (SEC-*).
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dispose;
 pub mod ingest;
 pub mod outbound;
 pub mod profile;

@@ -33,6 +33,46 @@ enum Command {
         #[arg(long)]
         monitor: Option<std::net::SocketAddr>,
     },
+    /// Show the gateway's state. With --monitor, ask the running gateway (its /status
+    /// endpoint: the monitor.status body it reports to the platform, DES-MSG-MON-1). Without,
+    /// read the stopped gateway's store (epoch, boot count, seqs, records, unacknowledged,
+    /// held, bytes against the quota, evacuated, oldest unacknowledged, free disk, quarantined
+    /// files); while the gateway runs the store is locked and the command says to use
+    /// --monitor. Exit status 0, or 1 when the state cannot be read.
+    Status {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long, required_unless_present = "monitor")]
+        bundle: Option<PathBuf>,
+        /// The running gateway's monitoring address (what `run --monitor` was given).
+        #[arg(long)]
+        monitor: Option<std::net::SocketAddr>,
+    },
+    /// Export every record the stopped gateway holds — primary storage and the evacuation
+    /// archives (read back and verified) — as JSON Lines in seq order: {seq, dataset,
+    /// ingestedAt, place, acked, fields}. Fields are as stored: masked columns stay masked
+    /// (unmask them with `sgw unmask`). For a hand-over before `sgw wipe` (SM-DISPOSE) or an
+    /// audit. The output file is created owner-only and never overwritten.
+    Export {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The file to write (must not exist); standard output if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Dispose of the gateway (SM-DISPOSE): overwrite with zeros, sync and delete the state
+    /// directory (store, quarantine), the evacuation archives, the masking keys, every private
+    /// key and gateway.toml (FTP password hashes). Without --yes it only lists what it would
+    /// delete. Refuses while the gateway runs. Overwriting cannot reach blocks that
+    /// copy-on-write file systems, SSDs or backups kept: see the module doc of `dispose`.
+    Wipe {
+        /// The bundle directory (the one holding gateway.toml).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Really delete (otherwise: list only).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Decode a protocol v1 envelope (JSON) from standard input and report whether it is
     /// valid, with the result code a peer would answer.
     Check,
@@ -97,6 +137,9 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { bundle, monitor } => run(bundle, monitor),
         Command::NewEpoch { bundle } => new_epoch(&bundle),
+        Command::Status { bundle, monitor } => status(bundle.as_deref(), monitor),
+        Command::Export { bundle, out } => export(&bundle, out.as_deref()),
+        Command::Wipe { bundle, yes } => wipe(&bundle, yes),
         Command::Unmask { bundle, column } => unmask(&bundle, &column),
         Command::Check => check_message(),
         Command::CheckConfig { bundle } => check_config(&bundle),
@@ -303,5 +346,254 @@ fn unmask(bundle: &std::path::Path, column: &str) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn load_config(bundle: &std::path::Path) -> Option<gateway::config::Config> {
+    match gateway::config::Config::load(bundle) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("sgw: {e}");
+            None
+        }
+    }
+}
+
+/// Opens the stopped gateway's store, or says why not.
+fn open_store(cfg: &gateway::config::Config) -> Option<gateway::store::Store> {
+    match gateway::store::Store::open_existing(cfg.gateway.state_dir.path()) {
+        Ok(s) => Some(s),
+        Err(gateway::store::StoreError::Locked(_)) => {
+            eprintln!(
+                "sgw: the gateway is running (its store is locked); stop it first, or for its \
+                 state use `sgw status --monitor ADDR`"
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("sgw: {e}");
+            None
+        }
+    }
+}
+
+fn status(bundle: Option<&std::path::Path>, monitor: Option<std::net::SocketAddr>) -> ExitCode {
+    if let Some(addr) = monitor {
+        return match http_get(addr, "/status") {
+            Ok((200, body)) => {
+                println!("{body}");
+                ExitCode::SUCCESS
+            }
+            Ok((code, body)) => {
+                eprintln!("sgw: http://{addr}/status answered {code}: {}", body.trim());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!(
+                    "sgw: http://{addr}/status: {e} (is `sgw run --monitor {addr}` running?)"
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(bundle) = bundle else {
+        return ExitCode::from(2);
+    };
+    let Some(cfg) = load_config(bundle) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(mut store) = open_store(&cfg) else {
+        return ExitCode::FAILURE;
+    };
+    store.set_quota(Some(cfg.storage.quota_bytes));
+    let facts = (|| -> Result<Vec<(String, String)>, gateway::store::StoreError> {
+        let u = store.usage()?;
+        let oldest = store.oldest_unacked_at()?;
+        let now = chrono::Utc::now().fixed_offset();
+        let quarantined = std::fs::read_dir(cfg.gateway.state_dir.path().join("quarantine"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| {
+                        e.path().is_file() && e.path().extension().is_none_or(|x| x != "reason")
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        Ok(vec![
+            ("gateway".into(), cfg.gateway.id.to_string()),
+            ("state".into(), "stopped".into()),
+            ("epoch".into(), store.epoch()?.to_string()),
+            ("boot count".into(), store.boot_count().to_string()),
+            ("last seq".into(), u.last_seq.to_string()),
+            ("records".into(), u.records.to_string()),
+            ("unacknowledged".into(), u.unacked.to_string()),
+            (
+                "oldest unacknowledged".into(),
+                oldest.map_or("-".into(), |t| {
+                    format!("{} ({} s ago)", t, (now - t).num_seconds().max(0))
+                }),
+            ),
+            ("held".into(), u.held.to_string()),
+            (
+                "bytes".into(),
+                format!(
+                    "{} of quota {}{}",
+                    u.bytes,
+                    cfg.storage.quota_bytes,
+                    if u.alarm() { " (above 80 %)" } else { "" }
+                ),
+            ),
+            ("evacuated".into(), u.evacuated.to_string()),
+            ("free disk bytes".into(), u.free_bytes.to_string()),
+            ("quarantined files".into(), quarantined.to_string()),
+        ])
+    })();
+    match facts {
+        Ok(facts) => {
+            for (k, v) in facts {
+                println!("{k:<22} {v}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sgw: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback (the monitoring endpoint); returns (status, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::Write;
+    let timeout = std::time::Duration::from_secs(10);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))?;
+    Ok((code, body.to_owned()))
+}
+
+fn export(bundle: &std::path::Path, out: Option<&std::path::Path>) -> ExitCode {
+    use std::io::Write;
+    let Some(cfg) = load_config(bundle) else {
+        return ExitCode::FAILURE;
+    };
+    let keys = {
+        let key = cfg.data_protection.key.path();
+        let dir = key.parent().unwrap_or(std::path::Path::new("."));
+        let own = key
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("gateway");
+        match gateway::security::KeyStore::load_dir(dir, own)
+            .map_err(|e| e.to_string())
+            .and_then(|k| {
+                gateway::store::ArchiveKeys::from_keystore(&k, &cfg.gateway.id)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("sgw: DES-PROV-1: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let Some(store) = open_store(&cfg) else {
+        return ExitCode::FAILURE;
+    };
+    let mut w: Box<dyn Write> = match out {
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        Some(p) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+            {
+                Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                Err(e) => {
+                    eprintln!("sgw: {}: {e}", p.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let r = store.export(cfg.storage.evacuation_dir.path(), &keys, |rec| {
+        serde_json::to_writer(&mut w, rec).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    });
+    let r = r.and_then(|sum| {
+        w.flush().map_err(|e| gateway::store::StoreError::Io {
+            context: "write export",
+            path: out.map_or("-".into(), std::path::Path::to_owned),
+            source: e,
+        })?;
+        Ok(sum)
+    });
+    match r {
+        Ok(sum) => {
+            eprintln!(
+                "sgw: exported {} records ({} from primary storage, {} from archives)",
+                sum.primary + sum.archived,
+                sum.primary,
+                sum.archived
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sgw: export failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn wipe(bundle: &std::path::Path, yes: bool) -> ExitCode {
+    let Some(cfg) = load_config(bundle) else {
+        return ExitCode::FAILURE;
+    };
+    // Refuse while the gateway runs (its store lock); a missing store is fine.
+    if cfg
+        .gateway
+        .state_dir
+        .path()
+        .join(gateway::store::DB_FILE)
+        .exists()
+    {
+        let Some(store) = open_store(&cfg) else {
+            return ExitCode::FAILURE;
+        };
+        drop(store);
+    }
+    let plan = gateway::dispose::plan(&cfg, bundle);
+    if !yes {
+        println!("sgw wipe would overwrite and delete (run again with --yes):");
+        for p in &plan.paths {
+            println!("  {}", p.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    match gateway::dispose::wipe(&plan) {
+        Ok(r) => {
+            for p in &plan.paths {
+                println!("deleted {}", p.display());
+            }
+            println!(
+                "SM-DISPOSE: {} files ({} bytes) overwritten and deleted",
+                r.files, r.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sgw: wipe stopped: {e} (run it again to finish)");
+            ExitCode::FAILURE
+        }
     }
 }

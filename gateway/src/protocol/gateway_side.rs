@@ -2489,11 +2489,20 @@ impl GatewayCore {
     }
 
     fn send_status(&mut self, now: Time) {
+        let body = Body::MonitorStatus(self.monitor_status(now));
+        let id = self.next_id();
+        let env = self.envelope(now, id, body);
+        self.push(env);
+    }
+
+    /// The `monitor.status` body as of `now` (DES-MSG-MON-1): what the next status message
+    /// carries, also shown locally (`/status`, `sgw status`).
+    pub fn monitor_status(&self, now: Time) -> MonitorStatus {
         let records = self.stored_records();
         let mut ext = self.external.clone();
         // The wire allows at most MAX_CERTIFICATES entries (DES-MSG-MON-1).
         ext.certificates.truncate(super::message::MAX_CERTIFICATES);
-        let body = Body::MonitorStatus(MonitorStatus {
+        MonitorStatus {
             health: ext.health,
             uptime_sec: u64::try_from((now - self.started_at).num_seconds()).unwrap_or(0),
             periodic: self.periodic.to_state(),
@@ -2513,10 +2522,7 @@ impl GatewayCore {
             anomalies_dropped: self.anomalies_dropped,
             certificates: ext.certificates,
             last_error: ext.last_error,
-        });
-        let id = self.next_id();
-        let env = self.envelope(now, id, body);
-        self.push(env);
+        }
     }
 }
 

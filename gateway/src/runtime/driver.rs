@@ -309,6 +309,9 @@ impl<S: RecordStore> Driver<S> {
                     }
                     Some(Command::Status(st)) => {
                         self.core.set_external_status(st);
+                        if let Some(m) = &self.metrics {
+                            m.set_status(&self.core.monitor_status(now()));
+                        }
                     }
                     Some(Command::Evacuated { range }) => {
                         if let Err(e) = self.core.handle_evacuated(range) {

@@ -4,7 +4,9 @@
 //! gateway's host and the platform see the same facts.
 //!
 //! `/healthz`: `200 ok` or `200 degraded` (still working), `503 failed` (no session possible:
-//! a lasting connect refusal, DES-MSG-CONN-3) — the health of DES-MSG-MON-1.
+//! a lasting connect refusal, DES-MSG-CONN-3) — the health of DES-MSG-MON-1. `/status`: the
+//! `monitor.status` body (JSON, DES-MSG-MON-1) as of the last status refresh (every 5 s), what
+//! `sgw status --monitor` prints; `503` before the first refresh.
 //!
 //! Requirement IDs: MON-1, SM-PORTS (loopback only).
 
@@ -18,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::protocol::message::HealthState;
+use crate::protocol::message::{HealthState, MonitorStatus};
 
 /// Why the endpoints could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,7 @@ pub struct Metrics {
     /// Seconds until each certificate expires, by name (`certificates`).
     pub cert_expiry_seconds: IntGaugeVec,
     health: Arc<RwLock<HealthState>>,
+    status: Arc<RwLock<Option<String>>>,
 }
 
 impl Metrics {
@@ -127,6 +130,7 @@ impl Metrics {
             oldest_unacked_seconds,
             cert_expiry_seconds,
             health: Arc::new(RwLock::new(HealthState::Ok)),
+            status: Arc::new(RwLock::new(None)),
         })
     }
 
@@ -135,6 +139,19 @@ impl Metrics {
         if let Ok(mut g) = self.health.write() {
             *g = h;
         }
+    }
+
+    /// Keeps `status` for `/status` (its JSON, as on the wire).
+    pub fn set_status(&self, status: &MonitorStatus) {
+        let json = serde_json::to_string_pretty(status).ok();
+        if let Ok(mut g) = self.status.write() {
+            *g = json;
+        }
+    }
+
+    /// The last status kept by [`Metrics::set_status`], as JSON.
+    pub fn status_json(&self) -> Option<String> {
+        self.status.read().ok().and_then(|g| g.clone())
     }
 
     /// The current health.
@@ -166,6 +183,13 @@ async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
+async fn status(State(m): State<Arc<Metrics>>) -> axum::response::Response {
+    match m.status_json() {
+        Some(j) => ([(header::CONTENT_TYPE, "application/json")], j).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no status yet\n").into_response(),
+    }
+}
+
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -191,6 +215,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/status", get(status))
         .with_state(m);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -92,6 +92,7 @@
 
 mod archive;
 mod error;
+mod export;
 mod handle;
 mod select;
 
@@ -112,6 +113,7 @@ pub use archive::{
     INDEX_FILE, IndexLine, MAX_ARCHIVE_PAYLOAD_BYTES, RecoveryReport, archive_name,
 };
 pub use error::{IngestFailure, StoreError};
+pub use export::{ExportRecord, ExportSummary};
 pub use handle::{StoreHandle, StoreThread};
 pub use select::{ResendQuery, SelectedRun, Selection, Selector};
 
@@ -371,6 +373,25 @@ impl Store {
     /// gets a new random storage epoch (DES-ID-5). The boot count is incremented and
     /// committed before this returns ([`Self::boot_count`]).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens an existing store for the operator's tools (`sgw status`, `sgw export`): the
+    /// same exclusive lock (so [`StoreError::Locked`] while the gateway runs), nothing
+    /// created and the boot count left as it is.
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Io {
+                context: "open store",
+                path,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, boot: bool) -> Result<Self, StoreError> {
         let fresh_dir = !dir.exists();
         fs::create_dir_all(dir).map_err(StoreError::io("create store directory", dir))?;
         if fresh_dir {
@@ -451,6 +472,16 @@ impl Store {
                     "schema version {v} is not one this gateway knows"
                 )));
             }
+        }
+        if !boot {
+            let boot_count = read_meta(&conn)?.boot_count;
+            return Ok(Store {
+                conn,
+                dir: dir.to_path_buf(),
+                quota: None,
+                boot_count,
+                saved_batches: HashSet::new(),
+            });
         }
         // The boot count of this process, durable before anything else happens.
         let tx = conn
@@ -550,6 +581,19 @@ impl Store {
             last_seq: meta.next_seq - 1,
             free_bytes: free_bytes(&self.dir),
         })
+    }
+
+    /// When the oldest unacknowledged record was ingested, if any (`sgw status`).
+    pub fn oldest_unacked_at(&self) -> Result<Option<Time>, StoreError> {
+        let ns: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT min(ingested_ns) FROM records WHERE acked = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::sql("oldest unacknowledged record"))?;
+        Ok(ns.map(|n| chrono::DateTime::from_timestamp_nanos(n).fixed_offset()))
     }
 
     /// The check when `STOR` arrives (DES-FTP-6): refused with

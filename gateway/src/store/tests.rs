@@ -984,6 +984,57 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
 }
 
 #[test]
+fn export_interleaves_archived_and_stored_records_in_seq_order_and_refuses_a_tampered_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 6); // 1..=6
+    ingest(&mut s, "billing", at(2 * DAY), 2); // 7..=8
+    s.mark_acked(r(1, 2)).unwrap();
+    s.mark_acked(r(4, 4)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY + 10));
+    assert_eq!(report.records, 3); // 1, 2, 4
+    let mut got = Vec::new();
+    let sum = s
+        .export(&arch, &keys(), |rec| {
+            got.push((rec.seq, rec.place, rec.acked, rec.fields[0].clone()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((sum.primary, sum.archived), (5, 3));
+    let seqs: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(got[0], (1, "archive", true, "billing0".into()));
+    assert_eq!(got[2], (3, "primary", false, "billing2".into()));
+    assert_eq!(got[3].1, "archive");
+    assert_eq!(got[6].3, "billing0", "second file's first row");
+
+    // A tool open does not count a boot and sees the gateway's lock.
+    let boots = s.boot_count();
+    drop(s);
+    let t = Store::open_existing(&dir.path().join("store")).unwrap();
+    assert_eq!(t.boot_count(), boots);
+    assert!(matches!(
+        Store::open_existing(&dir.path().join("store")),
+        Err(StoreError::Locked(_))
+    ));
+    assert!(Store::open_existing(&dir.path().join("nothing")).is_err());
+
+    // A damaged archive stops the export with the archive's rule.
+    let file = std::fs::read_dir(&arch)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "sgwa"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let e = t.export(&arch, &keys(), |_| Ok(())).unwrap_err();
+    assert!(e.to_string().contains("DES-EVAC"), "{e}");
+}
+
+#[test]
 fn a_second_process_cannot_open_a_store_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let _s = Store::open(dir.path()).unwrap();
