@@ -1,6 +1,6 @@
 //! Interoperability: the real gateway (`gateway::runtime::app::start`, what `sgw run` runs)
 //! against **mosquitto** as the MQTT broker and an **independent platform written in Python**
-//! from `docs/protocol.md` alone (`scripts/interop/platform.py`: paho-mqtt, jwcrypto,
+//! from `docs/protocol.md` alone (`scripts/interop/sgw_platform.py`: paho-mqtt, jwcrypto,
 //! cryptography, jsonschema; it never calls Rust code). If the gateway and the text disagree,
 //! this test fails and names the clause.
 //!
@@ -212,7 +212,7 @@ impl Run {
     fn diagnostics(&self) -> String {
         let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
         format!(
-            "\n--- platform.py stderr ---\n{}\n--- mosquitto log ---\n{}",
+            "\n--- sgw_platform.py stderr ---\n{}\n--- mosquitto log ---\n{}",
             read("platform.stderr"),
             read("mosquitto.log")
         )
@@ -229,12 +229,12 @@ impl Run {
                 Err(_) => self.fail(&format!(
                     "no {want:?} from the Python platform within {DEADLINE:?}"
                 )),
-                Ok(Err(e)) => self.fail(&format!("reading platform.py: {e}")),
-                Ok(Ok(None)) => self.fail(&format!("platform.py ended before {want:?}")),
+                Ok(Err(e)) => self.fail(&format!("reading sgw_platform.py: {e}")),
+                Ok(Ok(None)) => self.fail(&format!("sgw_platform.py ended before {want:?}")),
                 Ok(Ok(Some(l))) => l,
             };
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                self.fail(&format!("platform.py wrote {line:?}"));
+                self.fail(&format!("sgw_platform.py wrote {line:?}"));
             };
             if v["event"] == want {
                 return v;
@@ -343,7 +343,7 @@ async fn the_gateway_interoperates_with_mosquitto_and_an_independent_python_plat
     let pcfg_path = dir.path().join("platform.json");
     std::fs::write(&pcfg_path, serde_json::to_vec_pretty(&pcfg).unwrap()).unwrap();
     let mut python = Command::new("python3")
-        .arg(workspace().join("scripts/interop/platform.py"))
+        .arg(workspace().join("scripts/interop/sgw_platform.py"))
         .arg(&pcfg_path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -433,9 +433,9 @@ async fn the_gateway_interoperates_with_mosquitto_and_an_independent_python_plat
     }
     let status = tokio::time::timeout(Duration::from_secs(10), run.python.wait())
         .await
-        .expect("platform.py exits after its result")
+        .expect("sgw_platform.py exits after its result")
         .unwrap();
-    assert!(status.success(), "platform.py: {status}");
+    assert!(status.success(), "sgw_platform.py: {status}");
     eprintln!(
         "interop: {} checks passed in {:.1} s; gateway subscriptions {subs:?}; {}",
         result["checks"],
