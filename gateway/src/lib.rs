@@ -1,6 +1,7 @@
 //! The reference System Gateway (SGW) of the water information utilization system
 //! (水道情報活用システム).
 //!
+//! - [`audit`]: the access history `{state_dir}/audit.jsonl` (SM-AUDIT).
 //! - [`config`]: `gateway.toml`, the provisioning bundle's settings, as one type (DES-PROV-*).
 //! - [`dispose`]: `sgw wipe`, disposal of keys, credentials and stored data (SM-DISPOSE).
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
@@ -17,6 +18,7 @@
 //!   owner thread.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod dispose;
 pub mod ingest;

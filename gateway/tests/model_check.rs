@@ -1096,11 +1096,17 @@ impl Sys {
             }
             Action::Evacuate => {
                 s.left.evacuations -= 1;
+                // Every acknowledged, not held record except those a data message queued or
+                // in flight still reads from primary storage (DES-EVAC-1, the adapter's rule).
+                let mut pinned = RangeSet::new();
+                for p in s.gw.pinned_ranges() {
+                    pinned.insert(p);
+                }
                 let ranges: Vec<SeqRange> =
                     s.gw.batches()
                         .iter()
                         .filter(|b| b.acked && !b.held && !b.archived)
-                        .map(|b| b.range)
+                        .flat_map(|b| pinned.missing_in(b.range))
                         .collect();
                 for r in ranges {
                     s.ghost.archived.insert(r);

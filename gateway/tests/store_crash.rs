@@ -147,6 +147,7 @@ fn crash_child() {
                         columns: &cols,
                         retention: chrono::Duration::zero(),
                         max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+                        pinned: &[],
                     },
                 )
                 .unwrap();

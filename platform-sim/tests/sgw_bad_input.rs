@@ -252,6 +252,54 @@ async fn every_bad_input_kind_gets_its_specific_refusal_is_quarantined_and_leave
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     g.shutdown().await;
+
+    // The access history (DES-AUDIT-1): every login, failure, lock and upload outcome with the
+    // user and address; the duplicate and the quarantined files; no field value.
+    let text = std::fs::read_to_string(cfg.gateway.state_dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |event: &str| lines.iter().filter(|l| l["event"] == event).count();
+    assert_eq!(
+        count("ftp.login-failed"),
+        6,
+        "5 wrong, then the right one while locked"
+    );
+    assert_eq!(count("ftp.locked"), 1);
+    assert_eq!(count("ftp.quarantined"), quarantined);
+    assert_eq!(count("ftp.duplicate"), 1);
+    let uploads: Vec<(u64, &str)> = lines
+        .iter()
+        .filter(|l| l["event"] == "ftp.upload")
+        .map(|l| (l["code"].as_u64().unwrap(), l["file"].as_str().unwrap()))
+        .collect();
+    assert_eq!(uploads.len(), 13, "{uploads:?}");
+    assert!(uploads.contains(&(426, "bad_truncated.csv")), "{uploads:?}");
+    assert!(
+        uploads.contains(&(553, "../../etc/billing.csv")),
+        "{uploads:?}"
+    );
+    for l in lines
+        .iter()
+        .filter(|l| l["event"].as_str().unwrap().starts_with("ftp."))
+    {
+        assert_eq!(l["addr"], "127.0.0.1", "{l}");
+    }
+    assert!(
+        !text.contains("余分な列"),
+        "a field value in the access history"
+    );
+    assert_eq!(count("gateway.start"), 1);
+    assert_eq!(count("gateway.stop"), 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "mqtt.received" && l["type"] == "periodic.start")
+    );
+    assert!(lines.iter().any(|l| l["event"] == "mqtt.answer"
+        && l["type"] == "periodic.start.result"
+        && l["code"] == "OK"));
     let _ = env();
 }
 

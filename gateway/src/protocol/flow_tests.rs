@@ -6,7 +6,7 @@ use chrono::DateTime;
 use super::flow::InboundError;
 use super::flow::{Time, secs};
 use super::gateway_side::{
-    GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
+    EvacuateError, GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
     MAX_DATA_IN_FLIGHT, Transmit,
 };
 use super::ids::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
@@ -1328,6 +1328,39 @@ fn resend_by_seq_range_returns_exactly_the_requested_records() {
         panic!()
     };
     assert_eq!(req.request, Some(mid("p.r1")));
+}
+
+#[test]
+fn records_a_resend_still_has_to_send_are_pinned_against_evacuation_until_acknowledged() {
+    let mut g = started();
+    g.handle_ingest(t0(), &ds("billing"), &[100; 2]).unwrap(); // 1..=2
+    g.handle_timeout(at(10));
+    let d = data_of(&drain(&mut g));
+    ack(&mut g, at(11), &d[0].3, r(1, 2), ResultCode::Ok);
+    assert!(
+        g.pinned_ranges().is_empty(),
+        "acknowledged, nothing to send"
+    );
+    let out = resend(
+        &mut g,
+        at(12),
+        "p.r1",
+        ResendRequest {
+            dataset: None,
+            seq: Some(r(1, 2)),
+            time: None,
+        },
+    );
+    let sent = data_of(&out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(g.pinned_ranges(), vec![r(1, 2)]);
+    assert_eq!(
+        g.handle_evacuated(r(2, 2)),
+        Err(EvacuateError::Pinned(r(2, 2)))
+    );
+    ack(&mut g, at(13), &sent[0].3, r(1, 2), ResultCode::Ok);
+    assert!(g.pinned_ranges().is_empty());
+    assert_eq!(g.handle_evacuated(r(1, 2)), Ok(2));
 }
 
 #[test]

@@ -427,6 +427,10 @@ pub enum EvacuateError {
     /// DES-MSG-DATA-5: held records wait for a resend request and are never evacuated.
     #[error("DES-MSG-DATA-5: records {}..={} are held", .0.first, .0.last)]
     Held(SeqRange),
+    /// DES-EVAC-1: records still to be sent from primary storage (a data message queued or in
+    /// flight) are not evacuated.
+    #[error("DES-EVAC-1: records {}..={} are still to be sent from primary storage", .0.first, .0.last)]
+    Pinned(SeqRange),
 }
 
 /// One ingested batch (or part of one): one dataset's contiguous records (ST-STORE-1).
@@ -1275,10 +1279,32 @@ impl GatewayCore {
         self.anomaly(now, kind, rule, detail, None);
     }
 
+    /// Records still to be read from primary storage by a data message queued or in flight
+    /// (DES-EVAC-1: not evacuated while so): the resend messages planned but not yet released
+    /// and every in-flight message built from primary storage (a retransmission may have to
+    /// be built again, e.g. after a restart). Sorted, may overlap.
+    pub fn pinned_ranges(&self) -> Vec<SeqRange> {
+        let mut v: Vec<SeqRange> = self
+            .inflight
+            .iter()
+            .filter(|f| !f.archived)
+            .map(|f| f.range)
+            .chain(
+                self.resend_queue
+                    .iter()
+                    .filter(|q| !q.archived)
+                    .map(|q| q.range),
+            )
+            .collect();
+        v.sort_by_key(|r| (r.first, r.last));
+        v
+    }
+
     /// Records `range` were evacuated to an archive (ST-EVAC-1): their batches are marked
     /// archived and stay in the index (last seq, time ranges, resend from the archive). Refused,
     /// nothing changed, if any record of `range` is unacknowledged or held. Returns how many
-    /// records were newly marked.
+    /// records were newly marked. The caller keeps [`Self::pinned_ranges`] out of the evacuation
+    /// (DES-EVAC-1); a pinned record reported here is refused ([`EvacuateError::Pinned`]).
     pub fn handle_evacuated(&mut self, range: SeqRange) -> Result<u64, EvacuateError> {
         for b in &self.batches {
             let Some(x) = intersect(b.range, range) else {
@@ -1290,6 +1316,13 @@ impl GatewayCore {
             if !b.acked {
                 return Err(EvacuateError::Unacknowledged(x));
             }
+        }
+        if let Some(x) = self
+            .pinned_ranges()
+            .into_iter()
+            .find_map(|p| intersect(p, range))
+        {
+            return Err(EvacuateError::Pinned(x));
         }
         let changed = self.update_range(range, |b| !b.archived, |b| b.archived = true);
         Ok(changed.iter().map(|(_, r)| r.len()).sum())

@@ -40,6 +40,7 @@ use super::ftp::{
 };
 use super::monitor::{Metrics, serve};
 use super::mqtt::Link;
+use crate::audit::{AuditLog, AuditWriter};
 use crate::config::{Config, Problem};
 use crate::ingest::{DatasetSpec, Decoder, IngestError as CsvError};
 use crate::outbound::DatasetProfile;
@@ -100,6 +101,8 @@ pub struct Running {
     driver_task: tokio::task::JoinHandle<()>,
     store: StoreHandle,
     store_thread: Option<StoreThread>,
+    audit: AuditLog,
+    audit_writer: Option<AuditWriter>,
 }
 
 impl Running {
@@ -114,6 +117,18 @@ impl Running {
         if let Some(t) = self.store_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        self.audit
+            .record("gateway.stop", "SM-AUDIT", serde_json::json!({}));
+        drop(self.audit);
+        // The writer ends when the aborted tasks have dropped their handles; wait a moment
+        // for the last lines, not longer.
+        if let Some(w) = self.audit_writer.take() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::task::spawn_blocking(move || w.join()),
+            )
+            .await;
+        }
     }
 }
 
@@ -122,6 +137,9 @@ struct StoreBackend {
     handle: StoreHandle,
     archive_keys: Arc<ArchiveKeys>,
     evacuation_dir: PathBuf,
+    gateway_id: crate::protocol::ids::GatewayId,
+    columns: BTreeMap<Dataset, Vec<crate::profile::Column>>,
+    retention: chrono::Duration,
 }
 
 impl RecordStore for StoreBackend {
@@ -160,6 +178,36 @@ impl RecordStore for StoreBackend {
         // Acknowledged and held flags follow the snapshot (Store::save_snapshot).
         Ok(())
     }
+
+    fn evacuate(&self, pinned: &[SeqRange]) -> Result<Vec<SeqRange>, String> {
+        let (gw, keys, dir, columns, retention) = (
+            self.gateway_id.clone(),
+            self.archive_keys.clone(),
+            self.evacuation_dir.clone(),
+            self.columns.clone(),
+            self.retention,
+        );
+        let pinned = pinned.to_vec();
+        let report = self
+            .handle
+            .call(move |s| {
+                s.evacuate(
+                    Utc::now().fixed_offset(),
+                    &Evacuation {
+                        gateway_id: &gw,
+                        dir: &dir,
+                        keys: &keys,
+                        columns: &columns,
+                        retention,
+                        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+                        pinned: &pinned,
+                    },
+                )
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(report.archives.into_iter().map(|l| l.range).collect())
+    }
 }
 
 /// The ingest pipeline behind `STOR` (DES-FTP-6, DES-CSV-5).
@@ -175,6 +223,8 @@ struct Pipeline {
     recent: std::sync::Mutex<RecentFiles>,
     /// Where files refused with 5xx are kept (DES-FTP-7).
     quarantine: Quarantine,
+    /// The access history (duplicates, quarantined files).
+    audit: AuditLog,
 }
 
 /// A chunk of an upload, or the end of it.
@@ -361,18 +411,27 @@ impl UploadSink for Pipeline {
                 _ => None,
             };
             let q = self.quarantine.clone();
+            let audit = self.audit.clone();
             let (user, name, addr) = (user.name.clone(), name.to_owned(), user.addr.clone());
             let _ = tokio::task::spawn_blocking(move || match keep {
                 None => copy.discard(),
                 Some(reply) => match q.keep(copy, ingested_at, &user, &name, &reply, &addr) {
-                    Ok(p) => tracing::warn!(
+                    Ok(p) => {
+                        audit.record(
+                            "ftp.quarantined",
+                            "DES-FTP-7",
+                            serde_json::json!({"user": user, "addr": addr, "file": name,
+                                               "kept": p.file_name().map(|f| f.to_string_lossy().into_owned())}),
+                        );
+                        tracing::warn!(
                         rule = "DES-FTP-7",
                         user = %user,
                         addr = %addr,
                         file = %name,
                         kept = %p.display(),
                         "refused upload quarantined"
-                    ),
+                    );
+                    }
                     Err(e) => {
                         tracing::error!(rule = "DES-FTP-7", error = %e, file = %name, "refused upload not quarantined");
                     }
@@ -404,6 +463,12 @@ impl Pipeline {
                     .ok()
                     .and_then(|mut r| r.accepted(digest.finalize().into(), ingested_at));
                 if let Some(at) = earlier {
+                    self.audit.record(
+                        "ftp.duplicate",
+                        "DES-FTP-5",
+                        serde_json::json!({"user": user.name, "addr": user.addr, "file": name,
+                                           "earlier": at.to_rfc3339()}),
+                    );
                     tracing::info!(
                         rule = "DES-FTP-5",
                         user = %user.name,
@@ -449,6 +514,51 @@ impl Pipeline {
                 })
             }
         }
+    }
+}
+
+/// The access history of the FTP side (SM-AUDIT, DES-AUDIT-1).
+fn audit_south(audit: &AuditLog, ev: &SouthEvent) {
+    use serde_json::json;
+    match ev {
+        SouthEvent::LoggedIn { user, addr } => {
+            audit.record("ftp.login", "SM-AUDIT", json!({"user": user, "addr": addr}));
+        }
+        SouthEvent::LoginFailed { user, addr } => {
+            audit.record(
+                "ftp.login-failed",
+                "DES-FTP-3",
+                json!({"user": user, "addr": addr}),
+            );
+        }
+        SouthEvent::Locked { user, addr, until } => audit.record(
+            "ftp.locked",
+            "SM-LOCKOUT",
+            json!({"user": user, "addr": addr, "until": until.to_rfc3339()}),
+        ),
+        SouthEvent::Accepted {
+            user,
+            addr,
+            name,
+            accepted,
+        } => audit.record(
+            "ftp.upload",
+            "DES-FTP-6",
+            json!({"user": user, "addr": addr, "file": name, "code": 226,
+                   "records": accepted.records, "first": accepted.range.first,
+                   "last": accepted.range.last}),
+        ),
+        SouthEvent::Refused {
+            user,
+            addr,
+            name,
+            refusal,
+        } => audit.record(
+            "ftp.upload",
+            refusal.rule,
+            json!({"user": user, "addr": addr, "file": name, "code": refusal.code.code(),
+                   "reply": format!("{} {}", refusal.code.code(), refusal.text)}),
+        ),
     }
 }
 
@@ -509,6 +619,21 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     let core = GatewayCore::restore(pcfg, snapshot, now);
     store.save_snapshot(&core.snapshot())?;
     let (store_handle, store_thread) = StoreHandle::spawn(store)?;
+    let (audit, audit_writer) = AuditLog::open(cfg.gateway.state_dir.path())
+        .map_err(|e| AppError::Start(format!("SM-AUDIT: access history: {e}")))?;
+    audit.record(
+        "gateway.start",
+        "SM-AUDIT",
+        serde_json::json!({"gateway": cfg.gateway.id.as_str(), "ftp": cfg.ftp.listen.to_string(),
+                           "ftpsRequired": cfg.ftp.ftps_required}),
+    );
+    if !cfg.ftp.ftps_required {
+        audit.record(
+            "gateway.deviation",
+            "DES-FTP-2",
+            serde_json::json!({"what": "ftps_required = false: FTP without TLS allowed (SM-TLS)"}),
+        );
+    }
 
     let metrics = Arc::new(Metrics::new().map_err(|e| AppError::Start(e.to_string()))?);
     let link = Link::start(&cfg.link_settings(rand::random()))
@@ -532,9 +657,17 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         handle: store_handle.clone(),
         archive_keys: archive_keys.clone(),
         evacuation_dir: evacuation_dir.clone(),
+        gateway_id: gw.clone(),
+        columns: columns.clone(),
+        retention: chrono::Duration::days(i64::from(cfg.storage.retention_days)),
     });
     let (driver, handle) = Driver::new(core, cell.clone(), backend, link, profiles);
-    let driver_task = tokio::spawn(driver.with_metrics(metrics.clone()).run());
+    let driver_task = tokio::spawn(
+        driver
+            .with_metrics(metrics.clone())
+            .with_audit(audit.clone())
+            .run(),
+    );
     let mut tasks = Vec::new();
 
     // South: the FTP server and its events.
@@ -556,6 +689,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         max_file_bytes: cfg.ftp.max_file_bytes,
         recent: std::sync::Mutex::new(RecentFiles::default()),
         quarantine,
+        audit: audit.clone(),
     });
     let ftp_settings = cfg.ftp_settings();
     let ftp_addr = ftp_settings.listen;
@@ -569,8 +703,10 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     {
         let d = handle.clone();
         let m = metrics.clone();
+        let audit = audit.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(ev) = south_rx.recv().await {
+                audit_south(&audit, &ev);
                 match ev {
                     SouthEvent::Accepted { accepted, .. } => {
                         m.files_accepted.inc();
@@ -627,37 +763,12 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     // Evacuation on its period (DES-EVAC-1).
     {
         let period = Duration::from_secs(cfg.storage.evacuation_interval_sec.0.max(1));
-        let retention = chrono::Duration::days(i64::from(cfg.storage.retention_days));
-        let store = store_handle.clone();
         let d = handle.clone();
-        let keys = archive_keys.clone();
-        let dir = evacuation_dir.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                let (gw, keys, dir, columns) =
-                    (gw.clone(), keys.clone(), dir.clone(), columns.clone());
-                let r = store.call(move |s| {
-                    let ev = Evacuation {
-                        gateway_id: &gw,
-                        dir: &dir,
-                        keys: &keys,
-                        columns: &columns,
-                        retention,
-                        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-                    };
-                    s.evacuate(Utc::now().fixed_offset(), &ev)
-                });
-                match r {
-                    Ok(Ok(report)) => {
-                        for line in report.archives {
-                            d.evacuated(line.range).await;
-                        }
-                    }
-                    Ok(Err(e)) | Err(e) => {
-                        d.anomaly(AnomalyKind::Storage, "DES-EVAC-6", e.to_string())
-                            .await;
-                    }
+                if let Err(e) = d.evacuate().await {
+                    d.anomaly(AnomalyKind::Storage, "DES-EVAC-6", e).await;
                 }
             }
         }));
@@ -732,6 +843,8 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         driver_task,
         store: store_handle,
         store_thread: Some(store_thread),
+        audit,
+        audit_writer: Some(audit_writer),
     })
 }
 

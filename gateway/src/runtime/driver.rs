@@ -28,10 +28,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::monitor::Metrics;
 use super::mqtt::{Link, LinkEvent};
+use crate::audit::AuditLog;
 use crate::outbound::{self, DatasetProfile};
 use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{
-    DataRequest, ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot, IngestError,
+    DataRequest, ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
     PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
@@ -55,6 +56,14 @@ pub trait RecordStore: Send + Sync + 'static {
     /// An event of the core that storage acts on (records acknowledged, storing started or
     /// stopped). Others may be ignored.
     fn on_event(&self, event: &GatewayEvent) -> Result<(), String>;
+    /// One evacuation pass (ST-EVAC-1, DES-EVAC-1..4): acknowledged, not held records past
+    /// the retention into durable, indexed archives — never a record of `pinned` (still to be
+    /// read from primary storage by a queued or in-flight data message). Returns the ranges
+    /// evacuated. The default evacuates nothing.
+    fn evacuate(&self, pinned: &[SeqRange]) -> Result<Vec<SeqRange>, String> {
+        let _ = pinned;
+        Ok(Vec::new())
+    }
 }
 
 /// What other tasks ask of the driver.
@@ -76,8 +85,8 @@ enum Command {
         rule: &'static str,
         detail: String,
     },
-    Evacuated {
-        range: SeqRange,
+    Evacuate {
+        reply: oneshot::Sender<Result<u64, String>>,
     },
     Status(ExternalStatus),
     Stored {
@@ -171,9 +180,17 @@ impl DriverHandle {
         let _ = self.tx.send(Command::Status(status)).await;
     }
 
-    /// Records `range` were evacuated to a durable, indexed archive (ST-EVAC-1, DES-EVAC-4).
-    pub async fn evacuated(&self, range: SeqRange) {
-        let _ = self.tx.send(Command::Evacuated { range }).await;
+    /// Runs one evacuation pass inside the driver (DES-EVAC-1): the core names the records
+    /// still to be sent, the store evacuates the others, the core marks them archived — with
+    /// no message handled in between, so no resend can be planned on records being moved.
+    /// Returns the records evacuated.
+    pub async fn evacuate(&self) -> Result<u64, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Evacuate { reply })
+            .await
+            .map_err(|_| "driver stopped".to_owned())?;
+        rx.await.map_err(|_| "driver stopped".to_owned())?
     }
 
     /// Sends `disconnect` (DES-MSG-DISC-1), waits briefly for its result and stops the driver.
@@ -214,6 +231,7 @@ pub struct Driver<S: RecordStore> {
     sealed: HashMap<MessageId, String>,
     sealed_order: VecDeque<MessageId>,
     metrics: Option<Arc<Metrics>>,
+    audit: AuditLog,
     pending_stored: BTreeMap<u64, PendingStored>,
 }
 
@@ -252,6 +270,7 @@ impl<S: RecordStore> Driver<S> {
                 sealed: HashMap::new(),
                 sealed_order: VecDeque::new(),
                 metrics: None,
+                audit: AuditLog::disabled(),
                 pending_stored: BTreeMap::new(),
             },
             DriverHandle { tx },
@@ -262,6 +281,35 @@ impl<S: RecordStore> Driver<S> {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Records the MQTT side in the access history (SM-AUDIT, DES-AUDIT-1).
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    fn audit_event(&self, e: &GatewayEvent) {
+        use serde_json::json;
+        match e {
+            GatewayEvent::Connected { .. } => {
+                self.audit
+                    .record("mqtt.session", "DES-MSG-CONN-3", json!({"outcome": "OK"}));
+            }
+            GatewayEvent::ConnectRefused {
+                code, rule, reason, ..
+            } => self.audit.record(
+                "mqtt.session",
+                rule,
+                json!({"outcome": code.as_str(), "reason": reason.clone().unwrap_or_default()}),
+            ),
+            GatewayEvent::Anomaly { kind, rule, detail } => self.audit.record(
+                "anomaly",
+                rule,
+                json!({"kind": format!("{kind:?}").to_lowercase(), "detail": detail}),
+            ),
+            _ => {}
+        }
     }
 
     fn update_metrics(&self, events: &[GatewayEvent]) {
@@ -313,10 +361,9 @@ impl<S: RecordStore> Driver<S> {
                             m.set_status(&self.core.monitor_status(now()));
                         }
                     }
-                    Some(Command::Evacuated { range }) => {
-                        if let Err(e) = self.core.handle_evacuated(range) {
-                            tracing::error!(rule = "ST-EVAC-1", error = %e, "evacuated range refused by the core");
-                        }
+                    Some(Command::Evacuate { reply }) => {
+                        let r = self.evacuate().await;
+                        let _ = reply.send(r);
                     }
                     Some(Command::Stored { dataset, range, sizes, ingested_at, reply }) => {
                         self.on_stored((dataset, range, sizes, ingested_at, reply));
@@ -384,12 +431,19 @@ impl<S: RecordStore> Driver<S> {
             LinkEvent::Up => {
                 self.link_up = true;
                 tracing::info!(rule = "DES-MQTT-8", "MQTT link up and subscribed");
+                self.audit
+                    .record("mqtt.link-up", "DES-MQTT-8", serde_json::json!({}));
                 self.core.handle_connected(now());
             }
             LinkEvent::Down(why) => {
                 if self.link_up {
                     self.link_up = false;
                     tracing::warn!(rule = "DES-MSG-CONN-3", %why, "MQTT link lost");
+                    self.audit.record(
+                        "mqtt.link-down",
+                        "DES-MSG-CONN-3",
+                        serde_json::json!({"why": why.to_string()}),
+                    );
                     self.core.handle_disconnected(now());
                 }
             }
@@ -404,7 +458,10 @@ impl<S: RecordStore> Driver<S> {
                 })
                 .await;
                 match inbound {
-                    Ok(inbound) => self.core.handle_inbound(now(), inbound),
+                    Ok(inbound) => {
+                        self.audit_inbound(&inbound);
+                        self.core.handle_inbound(now(), inbound);
+                    }
                     Err(e) => tracing::error!(error = %e, "opening task failed"),
                 }
             }
@@ -455,6 +512,7 @@ impl<S: RecordStore> Driver<S> {
             }
             for e in &events {
                 log_event(e);
+                self.audit_event(e);
             }
             self.update_metrics(&events);
             if !events.is_empty() {
@@ -488,6 +546,15 @@ impl<S: RecordStore> Driver<S> {
     async fn transmit(&mut self, t: Transmit) {
         match t {
             Transmit::Message { topic, envelope } => {
+                if let (Some(to), Some(r)) = (&envelope.in_reply_to, &envelope.result) {
+                    self.audit.record(
+                        "mqtt.answer",
+                        "SM-AUDIT",
+                        serde_json::json!({"type": envelope.message_type().as_str(),
+                                           "messageId": envelope.message_id.as_str(),
+                                           "inReplyTo": to.as_str(), "code": r.code.as_str()}),
+                    );
+                }
                 let sec = self.sec.load_full();
                 let sealed = tokio::task::spawn_blocking(move || {
                     outbound::seal_envelope(&sec, &envelope, Utc::now())
@@ -523,6 +590,25 @@ impl<S: RecordStore> Driver<S> {
         }
     }
 
+    fn audit_inbound(&self, inbound: &Inbound) {
+        use serde_json::json;
+        match inbound {
+            Inbound::Opened { topic, envelope } => self.audit.record(
+                "mqtt.received",
+                "SM-AUDIT",
+                json!({"topic": topic, "type": envelope.message_type().as_str(),
+                       "messageId": envelope.message_id.as_str(),
+                       "from": envelope.gateway_id.as_str()}),
+            ),
+            Inbound::Refused { topic, error, .. } => self.audit.record(
+                "mqtt.refused",
+                error.rule(),
+                json!({"topic": topic, "code": error.result_code().as_str(),
+                       "why": error.to_string()}),
+            ),
+        }
+    }
+
     async fn build_data(&self, req: DataRequest) -> Result<String, String> {
         let sec = self.sec.load_full();
         let store = self.store.clone();
@@ -541,6 +627,25 @@ impl<S: RecordStore> Driver<S> {
         })
         .await
         .map_err(|e| e.to_string())?
+    }
+
+    async fn evacuate(&mut self) -> Result<u64, String> {
+        let pinned = self.core.pinned_ranges();
+        let store = self.store.clone();
+        let ranges = tokio::task::spawn_blocking(move || store.evacuate(&pinned))
+            .await
+            .map_err(|e| e.to_string())??;
+        let mut n = 0;
+        for r in ranges {
+            match self.core.handle_evacuated(r) {
+                Ok(_) => n += r.len(),
+                Err(e) => {
+                    tracing::error!(rule = "ST-EVAC-1", error = %e, "evacuated range refused by the core");
+                }
+            }
+        }
+        self.save_if_changed().await;
+        Ok(n)
     }
 
     fn keep_sealed(&mut self, id: MessageId, payload: String) {

@@ -192,6 +192,13 @@ pub enum SouthEvent {
         /// Client address.
         addr: String,
     },
+    /// A login failed (wrong password, unknown user, or locked) (audit, DES-FTP-3).
+    LoginFailed {
+        /// User (as sent).
+        user: String,
+        /// Client address.
+        addr: String,
+    },
     /// A (user, address) pair was locked (anomaly `ingest`, rule SM-LOCKOUT).
     Locked {
         /// User (as sent).
@@ -205,6 +212,8 @@ pub enum SouthEvent {
     Accepted {
         /// User.
         user: String,
+        /// Client address at login.
+        addr: String,
         /// File name.
         name: String,
         /// What was stored.
@@ -214,6 +223,8 @@ pub enum SouthEvent {
     Refused {
         /// User.
         user: String,
+        /// Client address at login.
+        addr: String,
         /// File name.
         name: String,
         /// Why.
@@ -259,6 +270,11 @@ impl Authenticator for Auth {
             .map(|l| l.gate(username, ip, now()))
             .unwrap_or(LoginGate::Check);
         if let LoginGate::Locked(_) = gate {
+            tracing::warn!(rule = "SM-LOCKOUT", user = username, addr = %ip, "FTP login while locked");
+            self.events.event(SouthEvent::LoginFailed {
+                user: username.to_owned(),
+                addr: ip.to_string(),
+            });
             return Err(AuthenticationError::BadPassword);
         }
         let account = self.accounts.iter().find(|a| a.user == username);
@@ -292,6 +308,10 @@ impl Authenticator for Auth {
         let outcome = lockout.failed(username, ip, now());
         drop(lockout);
         tracing::warn!(rule = "DES-FTP-3", user = username, addr = %ip, "FTP login failed");
+        self.events.event(SouthEvent::LoginFailed {
+            user: username.to_owned(),
+            addr: ip.to_string(),
+        });
         if let FailureOutcome::LockedUntil(until) = outcome {
             tracing::warn!(rule = "SM-LOCKOUT", user = username, addr = %ip, %until, "FTP login locked");
             self.events.event(SouthEvent::Locked {
@@ -385,6 +405,7 @@ impl Backend {
         let kind = refusal.code.error_kind();
         self.events.event(SouthEvent::Refused {
             user: user.name.clone(),
+            addr: user.addr.clone(),
             name: name.to_owned(),
             refusal,
         });
@@ -485,6 +506,7 @@ impl StorageBackend<FtpUser> for Backend {
                 let n = accepted.records;
                 self.events.event(SouthEvent::Accepted {
                     user: user.name.clone(),
+                    addr: user.addr.clone(),
                     name,
                     accepted,
                 });

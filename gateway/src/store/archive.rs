@@ -163,6 +163,8 @@ pub struct Evacuation<'a> {
     pub retention: chrono::Duration,
     /// Largest `records.jsonl` per archive ([`MAX_ARCHIVE_PAYLOAD_BYTES`]).
     pub max_payload_bytes: u64,
+    /// Records still to be sent from primary storage (DES-EVAC-1): never evacuated.
+    pub pinned: &'a [SeqRange],
 }
 
 /// One line of `index.jsonl` (DES-EVAC-4), members in this order.
@@ -431,7 +433,7 @@ impl Store {
             recovery,
             ..EvacuationReport::default()
         };
-        for (dataset, range) in self.evacuable_runs(cutoff, ev.max_payload_bytes)? {
+        for (dataset, range) in self.evacuable_runs(cutoff, ev.max_payload_bytes, ev.pinned)? {
             let Some(columns) = ev.columns.get(&dataset) else {
                 report.skipped.push(format!(
                     "{dataset} {}..={}: no columns configured for the dataset",
@@ -453,11 +455,13 @@ impl Store {
     }
 
     /// Maximal runs of consecutive seqs of one dataset that are acknowledged, not held and
-    /// ingested before `cutoff_ns` (DES-EVAC-1/2), split at `max_payload` bytes of JSONL.
+    /// ingested before `cutoff_ns` and not `pinned` (DES-EVAC-1/2), split at `max_payload`
+    /// bytes of JSONL.
     fn evacuable_runs(
         &self,
         cutoff_ns: i64,
         max_payload: u64,
+        pinned: &[SeqRange],
     ) -> Result<Vec<(Dataset, SeqRange)>, StoreError> {
         let mut stmt = self
             .conn
@@ -479,6 +483,9 @@ impl Store {
         for row in rows {
             let (seq, ds, len) = row.map_err(StoreError::sql("read evacuable"))?;
             let seq = us(seq);
+            if pinned.iter().any(|p| p.first <= seq && seq <= p.last) {
+                continue; // a gap: the run ends before it
+            }
             // seq, ingestedAt (≤ 35 characters) and the keys: at most 100 bytes besides fields.
             let line = us(len) + 100;
             match runs.last_mut() {

@@ -150,6 +150,7 @@ fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
             columns: &c,
             retention: Duration::days(1),
             max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+            pinned: &[],
         },
     )
     .unwrap()
@@ -678,6 +679,7 @@ fn archive_without_step_3(s: &mut Store, arch: &Path, range: SeqRange) -> IndexL
         columns: &c,
         retention: Duration::days(1),
         max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+        pinned: &[],
     };
     let epoch = s.epoch().unwrap();
     s.write_archive(
@@ -779,6 +781,7 @@ fn evacuation_never_overwrites_an_existing_archive_name() {
         columns: &c,
         retention: Duration::days(1),
         max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+        pinned: &[],
     };
     let epoch = s.epoch().unwrap();
     let e = s
@@ -815,6 +818,7 @@ fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
                 columns: &c,
                 retention: Duration::days(1),
                 max_payload_bytes: 250,
+                pinned: &[],
             },
         )
         .unwrap();
@@ -981,6 +985,37 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
         .query_row("SELECT boot_count FROM meta", params![], |r| r.get(0))
         .unwrap();
     assert_eq!(boot, 1, "the refused open did not count a boot");
+}
+
+#[test]
+fn records_still_to_be_sent_are_not_evacuated_and_split_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 8); // 1..=8
+    s.mark_acked(r(1, 8)).unwrap();
+    let (g, k, c) = (gw(), keys(), columns());
+    let pinned = [r(3, 4), r(7, 7)];
+    let report = s
+        .evacuate(
+            at(2 * DAY),
+            &Evacuation {
+                gateway_id: &g,
+                dir: &arch,
+                keys: &k,
+                columns: &c,
+                retention: Duration::days(1),
+                max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+                pinned: &pinned,
+            },
+        )
+        .unwrap();
+    let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
+    assert_eq!(got, vec![r(1, 2), r(5, 6), r(8, 8)]);
+    assert_eq!(stored_seqs(&s), vec![3, 4, 7]);
+    // Unpinned later, they go at the next pass.
+    evacuate(&mut s, &arch, at(2 * DAY + 1));
+    assert!(stored_seqs(&s).is_empty());
 }
 
 #[test]
