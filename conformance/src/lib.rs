@@ -1,4 +1,252 @@
-//! The SGW certification suite: drives a gateway (ours in-process, or a vendor's binary or
-//! address) through every flow of `docs/protocol.md` with the platform and legacy simulators as
-//! its peers, and writes JSON, JUnit XML and HTML reports. Filled by the conformance issue.
-#![forbid(unsafe_code)]
+//! The SGW conformance suite: certifies a gateway against the requirements
+//! (docs/requirements.md) and the protocol (docs/protocol.md) by being its whole world — the
+//! platform simulator (broker, HTTPS endpoint, platform side, faults) and the legacy systems
+//! (FTPS uploads, bad input) — and grading each case (docs/conformance.md).
+//!
+//! - [`case`]: the case type, verdicts and their grading, selection globs.
+//! - [`cases`]: the cases.
+//! - [`world`]: the per-run and per-case world, and the targets (our gateway in process, any
+//!   gateway as a command).
+//! - [`report`]: JSON and JUnit reports, the coverage matrix.
+
+pub mod case;
+pub mod cases;
+pub mod report;
+pub mod world;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use case::{Capabilities, Case, Verdict, glob_match, grade};
+use report::{CaseReport, RunReport};
+use world::{Suite, Target};
+
+/// The gateway under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// Our gateway in this process.
+    InProcess,
+    /// A command template with `{bundle}` (e.g. `sgw run --bundle {bundle}`).
+    Command(String),
+}
+
+impl TargetSpec {
+    /// As given on the command line (for replay commands).
+    pub fn arg(&self) -> String {
+        match self {
+            TargetSpec::InProcess => "--target inproc".into(),
+            TargetSpec::Command(c) => format!("--target-cmd '{c}'"),
+        }
+    }
+
+    fn make(&self, log: PathBuf) -> Box<dyn Target> {
+        match self {
+            TargetSpec::InProcess => Box::new(world::InProcess::default()),
+            TargetSpec::Command(c) => Box::new(world::Command::new(c, log)),
+        }
+    }
+
+    fn can_kill(&self) -> bool {
+        matches!(self, TargetSpec::Command(_))
+    }
+}
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The gateway under test.
+    pub target: TargetSpec,
+    /// Case ID globs (empty: every case).
+    pub select: Vec<String>,
+    /// SHOULD missed → fail.
+    pub strict: bool,
+    /// The run's seed (each case's seed derives from it and the case ID).
+    pub seed: u64,
+    /// The capability statement.
+    pub capabilities: Capabilities,
+    /// Known deviations: (case ID glob, reason).
+    pub deviations: Vec<(String, String)>,
+    /// Hard deadline of one case.
+    pub case_deadline: Duration,
+}
+
+/// Parses a known-deviations file: one `GLOB reason…` per line, `#` comments.
+pub fn parse_deviations(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once(char::is_whitespace) {
+            Some((g, why)) => (g.to_owned(), why.trim().to_owned()),
+            None => (l.to_owned(), "listed".to_owned()),
+        })
+        .collect()
+}
+
+/// The seed of case `id` in a run seeded `seed` (FNV-1a over the ID, mixed with the seed).
+pub fn case_seed(seed: u64, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The cases `select` picks (every case when empty), in suite order.
+pub fn selected(select: &[String]) -> Vec<Case> {
+    cases::all()
+        .into_iter()
+        .filter(|c| select.is_empty() || select.iter().any(|g| glob_match(g, c.id)))
+        .collect()
+}
+
+/// Runs the selected cases one after the other and grades them.
+pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Result<RunReport> {
+    let suite = Suite::new()?;
+    let all = cases::all();
+    let mut report = RunReport {
+        suite_version: env!("CARGO_PKG_VERSION").into(),
+        target: opts.target.make(suite.dir.path().join("x.log")).describe(),
+        seed: opts.seed,
+        strict: opts.strict,
+        capabilities: opts.capabilities.clone(),
+        cases: Vec::new(),
+        coverage: Default::default(),
+        totals: Default::default(),
+        passed: false,
+    };
+    for case in selected(&opts.select) {
+        let seed = case_seed(opts.seed, case.id);
+        let replay = format!(
+            "sgw-conformance run {} --select {} --seed {}",
+            opts.target.arg(),
+            case.id,
+            opts.seed
+        );
+        let started = Instant::now();
+        let deviation = opts
+            .deviations
+            .iter()
+            .find(|(g, _)| glob_match(g, case.id))
+            .map(|(_, why)| why.as_str());
+        let na = if case.needs.kill && !opts.target.can_kill() {
+            Some("needs to kill and restart the gateway; this target cannot be killed")
+        } else if case.needs.xml && !opts.capabilities.xml_profiles {
+            Some("the capability statement has no XML profiles")
+        } else {
+            None
+        };
+        let (verdict, observed, notes, wire) = if let Some(why) = na {
+            (
+                Verdict::NotApplicable,
+                Some(why.to_owned()),
+                Vec::new(),
+                Vec::new(),
+            )
+        } else {
+            let mut ctx = suite.world(case.id, seed).await?;
+            ctx.target = Some(
+                opts.target
+                    .make(suite.dir.path().join(format!("{}.log", case.id))),
+            );
+            let result = match tokio::time::timeout(opts.case_deadline, (case.run)(&mut ctx)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(case::Failure {
+                    observed: format!("hard deadline of {} s passed", opts.case_deadline.as_secs()),
+                }),
+            };
+            ctx.finish().await;
+            let (verdict, why) = grade(case.level, &result, deviation, opts.strict);
+            let observed = match (&result, why) {
+                (_, Some(w)) => Some(match &result {
+                    Err(f) => format!("{w}: {}", f.observed),
+                    Ok(()) => w,
+                }),
+                (Err(f), None) => Some(f.observed.clone()),
+                (Ok(()), None) => None,
+            };
+            (verdict, observed, ctx.notes.clone(), ctx.wire())
+        };
+        let r = CaseReport {
+            id: case.id.to_owned(),
+            requirements: case.requirements.iter().map(|s| (*s).to_owned()).collect(),
+            rules: case.rules.iter().map(|s| (*s).to_owned()).collect(),
+            level: case.level,
+            negative: case.negative,
+            description: case.description.to_owned(),
+            expectation: case.expectation.to_owned(),
+            verdict,
+            observed,
+            notes,
+            wire,
+            seconds: started.elapsed().as_secs_f64(),
+            seed,
+            replay,
+        };
+        progress(&r);
+        report.cases.push(r);
+    }
+    report.finish(&all);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_names_known_requirements_and_has_a_unique_id() {
+        let known: Vec<String> = report::requirements()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let all = cases::all();
+        let mut ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len(), "duplicate case IDs");
+        for c in &all {
+            assert!(!c.requirements.is_empty(), "{}", c.id);
+            for r in c.requirements {
+                assert!(
+                    known.iter().any(|k| k == r),
+                    "{}: unknown requirement {r}",
+                    c.id
+                );
+            }
+            for d in c.rules {
+                assert!(
+                    report::REQUIREMENTS.contains(d) || PROTOCOL.contains(d),
+                    "{}: rule {d} is in neither docs/protocol.md nor the catalogue",
+                    c.id
+                );
+            }
+        }
+        let negative = all.iter().filter(|c| c.negative).count();
+        assert!(
+            negative * 2 >= all.len(),
+            "{negative} of {} negative",
+            all.len()
+        );
+    }
+
+    const PROTOCOL: &str = include_str!("../../docs/protocol.md");
+
+    #[test]
+    fn deviations_parse_and_case_seeds_differ() {
+        let d = parse_deviations("# known\nFTP-*  libfoo fixes reply texts\n\nCONN-OK\n");
+        assert_eq!(
+            d,
+            vec![
+                ("FTP-*".to_owned(), "libfoo fixes reply texts".to_owned()),
+                ("CONN-OK".to_owned(), "listed".to_owned())
+            ]
+        );
+        assert_ne!(case_seed(1, "A"), case_seed(1, "B"));
+        assert_ne!(case_seed(1, "A"), case_seed(2, "A"));
+        assert_eq!(case_seed(7, "A"), case_seed(7, "A"));
+    }
+}

@@ -102,6 +102,95 @@ pub struct PlatformOptions {
     pub client_id: String,
     /// Faults in force from the start.
     pub faults: FaultConfig,
+    /// Where every opened uplink and every sealed downlink is reported (the conformance
+    /// suite's wire log); `None`: not reported.
+    pub wire: Option<WireTap>,
+}
+
+/// Receives [`WireEvent`]s (called with the platform's state locked: keep it short).
+#[derive(Clone)]
+pub struct WireTap(pub Arc<dyn Fn(WireEvent) + Send + Sync>);
+
+impl std::fmt::Debug for WireTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WireTap")
+    }
+}
+
+impl WireTap {
+    fn emit(&self, e: WireEvent) {
+        (self.0)(e);
+    }
+}
+
+/// One MQTT message as the platform saw it: opened (uplink) or before sealing (downlink). No
+/// field value is in it (data profiles are summarised, DES-MASK-4 values never shown).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireEvent {
+    /// When (DES-ENV-2 timestamp).
+    pub at: String,
+    /// `up` (gateway → platform) or `down`.
+    pub direction: &'static str,
+    /// The gateway.
+    pub gateway: String,
+    /// The topic.
+    pub topic: String,
+    /// The message type (`undecodable` for an uplink that did not decode).
+    pub message_type: String,
+    /// Its messageId (empty if undecodable).
+    pub message_id: String,
+    /// The `inReplyTo` of a reply.
+    pub in_reply_to: Option<String>,
+    /// The result code of a reply.
+    pub code: Option<String>,
+    /// The body in short: a data message's dataset, kind, range and format; other bodies as
+    /// JSON; a refusal's reason.
+    pub summary: String,
+    /// A fault applied to a downlink (`dropped`, `withheld`, `tampered`, …).
+    pub fault: Option<String>,
+}
+
+fn wire_summary(env: &Envelope) -> String {
+    match &env.body {
+        Body::Data(d) => format!(
+            "{} {} {}..={} {:?} ({} bytes sealed)",
+            d.dataset,
+            serde_json::to_value(d.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            d.range.first,
+            d.range.last,
+            d.format,
+            d.profile.len()
+        ),
+        _ => serde_json::from_slice::<serde_json::Value>(&env.encode())
+            .ok()
+            .and_then(|v| v.get("body").map(ToString::to_string))
+            .unwrap_or_default(),
+    }
+}
+
+fn wire_event(
+    direction: &'static str,
+    gateway: &GatewayId,
+    topic: &str,
+    env: &Envelope,
+    fault: Option<String>,
+) -> WireEvent {
+    WireEvent {
+        at: ts(&now()),
+        direction,
+        gateway: gateway.to_string(),
+        topic: topic.to_owned(),
+        message_type: env.message_type().as_str().to_owned(),
+        message_id: env.message_id.to_string(),
+        in_reply_to: env.in_reply_to.as_ref().map(ToString::to_string),
+        code: env.result.as_ref().map(|r| r.code.as_str().to_owned()),
+        summary: wire_summary(env),
+        fault,
+    }
 }
 
 impl PlatformOptions {
@@ -113,6 +202,7 @@ impl PlatformOptions {
             subscription: platform_subscription(),
             client_id: "platform".into(),
             faults: FaultConfig::default(),
+            wire: None,
         }
     }
 }
@@ -140,6 +230,7 @@ struct State {
     published: Option<Published>,
     last_command_id: Option<MessageId>,
     failed: Option<String>,
+    wire: Option<WireTap>,
 }
 
 struct Shared {
@@ -245,6 +336,7 @@ impl Platform {
                 published,
                 last_command_id: None,
                 failed: None,
+                wire: opts.wire.clone(),
             }),
             wake: tokio::sync::Notify::new(),
             tx: Mutex::new(tx),
@@ -607,6 +699,15 @@ impl State {
         let gw = t.gateway.clone();
         if self.faults.withhold_acks && matches!(ty, MessageType::DataAck | MessageType::Ack) {
             tracing::info!(%gw, id = %t.envelope.message_id, "fault: acknowledgement withheld");
+            if let Some(tap) = &self.wire {
+                tap.emit(wire_event(
+                    "down",
+                    &gw,
+                    &t.topic,
+                    &t.envelope,
+                    Some("withheld".into()),
+                ));
+            }
             return;
         }
         if self.ca.is_gateway_revoked(&gw) {
@@ -650,7 +751,16 @@ impl State {
             }
         };
         let f = &self.faults;
-        if f.drop_percent > 0 && rand::random_range(0..100u8) < f.drop_percent {
+        let dropped = f.drop_percent > 0 && rand::random_range(0..100u8) < f.drop_percent;
+        if let Some(tap) = &self.wire {
+            let note = match (dropped, fault) {
+                (true, _) => Some("dropped".to_owned()),
+                (false, Some(x)) => Some(x.to_owned()),
+                _ => None,
+            };
+            tap.emit(wire_event("down", &gw, &t.topic, &t.envelope, note));
+        }
+        if dropped {
             tracing::info!(%gw, id = %t.envelope.message_id, "fault: dropped");
             return;
         }
@@ -908,6 +1018,9 @@ impl Shared {
                     peek: gateway::protocol::message::peek(&bytes),
                 },
                 Ok(env) => {
+                    if let Some(tap) = &st.wire {
+                        tap.emit(wire_event("up", &gw, &m.topic, &env, None));
+                    }
                     let mut verdict = None;
                     match &env.body {
                         Body::Data(d) => {

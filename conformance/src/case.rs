@@ -1,0 +1,200 @@
+//! What a conformance case is: its ID, the requirement and DES IDs it covers, what it expects,
+//! what it needs of the gateway under test, and the function that runs it; the graded verdict
+//! (docs/conformance.md, "Verdicts").
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::world::Ctx;
+
+/// How strong the requirement a case checks is (docs/requirements.md levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// A MUST (or a DESIGN rule the protocol states with MUST).
+    Must,
+    /// A SHOULD: missed → `non-strict` unless `--strict`.
+    Should,
+}
+
+/// What a case needs of the target or its capability statement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    /// The suite must be able to kill (SIGKILL) and restart the gateway.
+    pub kill: bool,
+    /// The gateway sends XML data profiles.
+    pub xml: bool,
+}
+
+/// The capability statement of the gateway under test (`--capabilities FILE`, JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Capabilities {
+    /// Data profiles in XML (DES-PROF-5..7) besides JSON.
+    #[serde(default = "yes")]
+    pub xml_profiles: bool,
+    /// Explicit FTPS (DES-FTP-2).
+    #[serde(default = "yes")]
+    pub ftps: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            xml_profiles: true,
+            ftps: true,
+        }
+    }
+}
+
+/// Why a case failed: what was expected and what was observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What the case saw instead of the expectation.
+    pub observed: String,
+}
+
+impl<T: std::fmt::Display> From<T> for Failure {
+    fn from(e: T) -> Self {
+        Failure {
+            observed: e.to_string(),
+        }
+    }
+}
+
+/// A case's result.
+pub type CaseResult = Result<(), Failure>;
+
+/// The future a case's function returns.
+pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + Send + 'a>>;
+
+/// One conformance case.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// Stable ID, e.g. `PSTART-TAMPERED`.
+    pub id: &'static str,
+    /// Requirement IDs of docs/requirements.md it covers.
+    pub requirements: &'static [&'static str],
+    /// DES rules of docs/protocol.md it checks.
+    pub rules: &'static [&'static str],
+    /// MUST or SHOULD.
+    pub level: Level,
+    /// Negative or adversarial (tampered, malformed, crashed, …).
+    pub negative: bool,
+    /// What it does.
+    pub description: &'static str,
+    /// What a conforming gateway does.
+    pub expectation: &'static str,
+    /// What it needs of the target.
+    pub needs: Needs,
+    /// Runs it.
+    pub run: for<'a> fn(&'a mut Ctx) -> CaseFuture<'a>,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case").field("id", &self.id).finish()
+    }
+}
+
+/// The graded verdict of one case in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The expectation held.
+    Pass,
+    /// A MUST (or, with `--strict`, a SHOULD) was missed; or a listed deviation passed.
+    Fail,
+    /// A SHOULD was missed (not strict).
+    NonStrict,
+    /// Does not apply to this target (capability statement, or a restart it cannot do).
+    NotApplicable,
+    /// Failed as the known-deviations file says.
+    ExpectedFailure,
+}
+
+impl Verdict {
+    /// Whether the run fails because of it.
+    pub fn fails_run(self) -> bool {
+        self == Verdict::Fail
+    }
+}
+
+/// Grades a case's result (docs/conformance.md, "Verdicts"): `deviation` is the reason the
+/// known-deviations file gives for this case, if it lists it.
+pub fn grade(
+    level: Level,
+    result: &CaseResult,
+    deviation: Option<&str>,
+    strict: bool,
+) -> (Verdict, Option<String>) {
+    match (result, deviation) {
+        (Ok(()), None) => (Verdict::Pass, None),
+        (Ok(()), Some(why)) => (
+            Verdict::Fail,
+            Some(format!(
+                "listed as a known deviation ({why}) but passed: remove it from the deviations file"
+            )),
+        ),
+        (Err(_), Some(why)) => (Verdict::ExpectedFailure, Some(why.to_owned())),
+        (Err(_), None) if level == Level::Should && !strict => (Verdict::NonStrict, None),
+        (Err(_), None) => (Verdict::Fail, None),
+    }
+}
+
+/// `*` (any run, also empty) and `?` (one character) glob match of a case ID.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grading_follows_level_strictness_and_deviations() {
+        let bad: CaseResult = Err(Failure {
+            observed: "x".into(),
+        });
+        assert_eq!(grade(Level::Must, &Ok(()), None, false).0, Verdict::Pass);
+        assert_eq!(grade(Level::Must, &bad, None, false).0, Verdict::Fail);
+        assert_eq!(
+            grade(Level::Should, &bad, None, false).0,
+            Verdict::NonStrict
+        );
+        assert_eq!(grade(Level::Should, &bad, None, true).0, Verdict::Fail);
+        assert_eq!(
+            grade(Level::Must, &bad, Some("known"), false).0,
+            Verdict::ExpectedFailure
+        );
+        // A stale deviation cannot hide: a listed case that passes fails the run.
+        let (v, why) = grade(Level::Must, &Ok(()), Some("known"), false);
+        assert_eq!(v, Verdict::Fail);
+        assert!(why.unwrap().contains("passed"));
+    }
+
+    #[test]
+    fn globs_match_whole_ids() {
+        assert!(glob_match("FTP-*", "FTP-EMPTY"));
+        assert!(glob_match("*", "CONN-OK"));
+        assert!(glob_match("PSTART-?AMPERED", "PSTART-TAMPERED"));
+        assert!(!glob_match("FTP-*", "XFTP-EMPTY"));
+        assert!(!glob_match("CONN", "CONN-OK"));
+    }
+}

@@ -1,0 +1,682 @@
+//! The cases (docs/conformance.md lists them with their requirement and DES IDs). Each runs in
+//! a fresh [`Ctx`]: its own gateway identity, platform and wire log; the gateway is started by
+//! the case. Timers are the platform's (monitor 2 s, ack timeout 2 s) and the periodic interval
+//! the case sends (1 s), never sleeps standing in for them.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use gateway::protocol::ids::SeqRange;
+use gateway::protocol::message::ProfileFormat;
+use legacy_sim::bad::{self, BadKind, BadOptions};
+use legacy_sim::push::{RetryPolicy, Session};
+use platform_sim::ops::{FaultConfig, OperatorCommand};
+
+use crate::case::{Case, CaseFuture, Level, Needs};
+use crate::world::{Ctx, WAIT};
+
+/// Every case, in report order.
+pub fn all() -> Vec<Case> {
+    let mut v = vec![
+        Case {
+            id: "CONN-OK",
+            requirements: &["IF-CONN-1", "SM-MUTUAL", "MON-1"],
+            rules: &["DES-MSG-CONN-1", "DES-MSG-CONN-3", "DES-MSG-MON-2"],
+            level: Level::Must,
+            negative: false,
+            description: "start the gateway; it connects over mutual TLS and sends `connect`",
+            expectation: "`connect` answered OK by the platform; the gateway's next message is \
+                          `monitor.status` (DES-MSG-CONN-3)",
+            needs: Needs::NONE,
+            run: conn_ok,
+        },
+        Case {
+            id: "PSTART-OK",
+            requirements: &["IF-PSTART-1", "IF-PSTART-4", "SC-START-1"],
+            rules: &["DES-MSG-PS-1", "DES-MSG-PS-3"],
+            level: Level::Must,
+            negative: false,
+            description: "send `periodic.start` (interval 1 s, all datasets, JSON)",
+            expectation: "`periodic.start.result` OK with the running state",
+            needs: Needs::NONE,
+            run: pstart_ok,
+        },
+        Case {
+            id: "PSEND-JSON",
+            requirements: &[
+                "IF-PSEND-1",
+                "IF-PSEND-2",
+                "IF-PSEND-3",
+                "SC-FTP-1",
+                "SC-ACQ-1",
+                "SEC-MASK-1",
+                "SEC-JSON-SIG-1",
+                "SEC-JSON-ENC-1",
+            ],
+            rules: &["DES-FTP-6", "DES-MSG-DATA-1", "DES-MASK-4", "DES-PROF-2"],
+            level: Level::Must,
+            negative: false,
+            description: "upload 30 billing rows over FTPS while periodic sending runs (JSON)",
+            expectation: "226; the platform opens and verifies data carrying exactly the 30 rows; \
+                          unmasked columns equal the CSV, masked columns are not in clear",
+            needs: Needs::NONE,
+            run: psend_json,
+        },
+        Case {
+            id: "PSEND-XML",
+            requirements: &["IF-PSEND-1", "SEC-XML-SIG-1", "SEC-XML-ENC-1", "SEC-MASK-1"],
+            rules: &["DES-PROF-5", "DES-PROF-6", "DES-PROF-7"],
+            level: Level::Must,
+            negative: false,
+            description: "as PSEND-JSON with the XML profile format",
+            expectation: "the platform verifies and decrypts XML profiles with exactly the rows",
+            needs: Needs {
+                xml: true,
+                ..Needs::NONE
+            },
+            run: psend_xml,
+        },
+        Case {
+            id: "PSTOP-OK",
+            requirements: &["IF-PSTOP-1", "SC-STOP-1"],
+            rules: &["DES-MSG-PS-2", "DES-MSG-DATA-4", "DES-FTP-6"],
+            level: Level::Must,
+            negative: false,
+            description: "start, then `periodic.stop`, then an upload",
+            expectation: "`periodic.stop.result` OK; the upload is refused 450 and nothing is sent",
+            needs: Needs::NONE,
+            run: pstop_ok,
+        },
+        Case {
+            id: "ACK-WITHHELD",
+            requirements: &["IF-PSEND-3", "SM-RESEND", "ST-STORE-1"],
+            rules: &["DES-MSG-DATA-2", "DES-MSG-DATA-3"],
+            level: Level::Must,
+            negative: true,
+            description: "the platform withholds every `data.ack`, then acknowledges again",
+            expectation: "the gateway sends the same data message again (same messageId) until \
+                          acknowledged; every record is stored once",
+            needs: Needs::NONE,
+            run: ack_withheld,
+        },
+        Case {
+            id: "RESEND-SEQ",
+            requirements: &["IF-RESEND-1", "ST-PROVIDE-1"],
+            rules: &["DES-MSG-RS-1", "DES-MSG-RS-2"],
+            level: Level::Must,
+            negative: false,
+            description: "after 12 records are acknowledged, `resend.request` seq 3..=7",
+            expectation: "`resend.result` OK (5 records); resend data covering exactly 3..=7",
+            needs: Needs::NONE,
+            run: resend_seq,
+        },
+        Case {
+            id: "MON-FACTS",
+            requirements: &["MON-1"],
+            rules: &["DES-MSG-MON-1"],
+            level: Level::Must,
+            negative: false,
+            description: "two uploads (5 and 7 rows) while sending runs",
+            expectation: "a later `monitor.status` has lastSeq 12, storage.unacked 0, \
+                          filesAccepted 2",
+            needs: Needs::NONE,
+            run: mon_facts,
+        },
+    ];
+    for (id, fault, rules) in [
+        (
+            "PSTART-TAMPERED",
+            Fault::Tampered,
+            &["DES-SEAL-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
+        ),
+        (
+            "PSTART-UNSIGNED",
+            Fault::Unsigned,
+            &["DES-SEAL-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
+        ),
+        (
+            "PSTART-EXPIRED-CERT",
+            Fault::Expired,
+            &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
+        ),
+        (
+            "PSTART-REVOKED-CERT",
+            Fault::Revoked,
+            &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
+        ),
+    ] {
+        v.push(Case {
+            id,
+            requirements: &["IF-PSTART-2", "SEC-JSON-SIG-2", "SEC-CERT-2", "SM-SIG"],
+            rules,
+            level: Level::Must,
+            negative: true,
+            description: fault.description(),
+            expectation: "not acted on, not answered; an `anomaly` of kind `security`; a correct \
+                          start afterwards is applied",
+            needs: Needs::NONE,
+            run: fault.run(),
+        });
+    }
+    for kind in BadKind::ALL {
+        if let Some(c) = bad_case(kind) {
+            v.push(c);
+        }
+    }
+    v
+}
+
+impl Needs {
+    /// Nothing special.
+    pub const NONE: Needs = Needs {
+        kill: false,
+        xml: false,
+    };
+}
+
+fn wait_ok(r: Result<()>) -> crate::case::CaseResult {
+    r.map_err(Into::into)
+}
+
+// ------------------------------------------------------------------ session and periodic
+
+fn conn_ok(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.start_gateway().await?;
+                c.wait_wire("connect.result OK", WAIT, |e| {
+                    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
+                })
+                .await?;
+                let after = c
+                    .wait_wire("a message after connect.result", WAIT, |e| {
+                        e.direction == "up" && e.message_type != "connect"
+                    })
+                    .await?;
+                c.note(format!(
+                    "first message after the session opened: {}",
+                    after.message_type
+                ));
+                if after.message_type != "monitor.status" {
+                    bail!(
+                        "first message after connect.result is {}",
+                        after.message_type
+                    );
+                }
+                Ok(())
+            }
+            .await,
+        )
+    })
+}
+
+fn pstart_ok(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.started(ProfileFormat::Json).await?;
+                let r = c
+                    .wait_wire("periodic.start.result", WAIT, |e| {
+                        e.message_type == "periodic.start.result"
+                    })
+                    .await?;
+                if !r.summary.contains("\"running\":true") {
+                    bail!("result state is not running: {}", r.summary);
+                }
+                Ok(())
+            }
+            .await,
+        )
+    })
+}
+
+/// Uploads `rows` billing rows (seed `seed`) as `name`; the table sent.
+async fn upload_billing(c: &Ctx, name: &str, rows: usize, seed: u64) -> Result<legacy_sim::Table> {
+    let table = legacy_sim::Table::generate(legacy_sim::Dataset::Billing, rows, seed);
+    let bytes = table
+        .to_csv(&legacy_sim::CsvOptions::default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut s = Session::open(&c.ftp_target("billing")?)
+        .await
+        .map_err(|e| anyhow!("FTP session: {e}"))?;
+    s.store(name, &bytes)
+        .await
+        .map_err(|e| anyhow!("STOR {name}: {e}"))?;
+    s.quit().await;
+    Ok(table)
+}
+
+async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
+    c.started(format).await?;
+    let table = upload_billing(c, "billing_1.csv", 30, c.seed).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stored = loop {
+        let s = c.stored()?;
+        if s.len() >= 30 {
+            break s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{} of 30 records stored by the platform", s.len());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if stored.len() != 30 {
+        bail!("{} records stored, 30 uploaded", stored.len());
+    }
+    let ds = gateway::protocol::ids::Dataset::new("billing").map_err(|e| anyhow!("{e}"))?;
+    let columns = &c
+        .cfg
+        .dataset(&ds)
+        .ok_or_else(|| anyhow!("billing"))?
+        .columns;
+    for (i, r) in stored.iter().enumerate() {
+        let row = &table.rows[i];
+        if r.seq != i as u64 + 1 {
+            bail!("record {i} has seq {}", r.seq);
+        }
+        for (j, col) in columns.iter().enumerate() {
+            let (got, sent) = (&r.fields[j], &row[j]);
+            if col.masked {
+                if got == sent || !got.starts_with("m1.") {
+                    bail!(
+                        "seq {} column {} is not masked (DES-MASK-4)",
+                        r.seq,
+                        col.name
+                    );
+                }
+            } else if got != sent {
+                bail!(
+                    "seq {} column {}: {got:?} ≠ uploaded {sent:?}",
+                    r.seq,
+                    col.name
+                );
+            }
+        }
+    }
+    let fmt = if format == ProfileFormat::Xml {
+        "Xml"
+    } else {
+        "Json"
+    };
+    let data: Vec<_> = c
+        .wire()
+        .into_iter()
+        .filter(|e| e.message_type == "data")
+        .collect();
+    if !data.iter().all(|e| e.summary.contains(fmt)) {
+        bail!(
+            "a data message not in {fmt}: {:?}",
+            data.iter().map(|e| &e.summary).collect::<Vec<_>>()
+        );
+    }
+    c.note(format!("{} data message(s) for 30 records", data.len()));
+    Ok(())
+}
+
+fn psend_json(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move { wait_ok(psend(c, ProfileFormat::Json).await) })
+}
+
+fn psend_xml(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move { wait_ok(psend(c, ProfileFormat::Xml).await) })
+}
+
+fn pstop_ok(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.started(ProfileFormat::Json).await?;
+                c.command(OperatorCommand::Stop)?;
+                c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+                    e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+                })
+                .await?;
+                match upload_billing(c, "after_stop.csv", 3, c.seed).await {
+                    Ok(_) => bail!("an upload after stop was accepted"),
+                    Err(e) if e.to_string().contains("replied 450") => {
+                        c.note(format!("upload after stop: {e}"));
+                    }
+                    Err(e) => bail!("upload after stop: {e} (450 expected)"),
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if c.wire().iter().any(|e| e.message_type == "data") {
+                    bail!("data sent after stop");
+                }
+                Ok(())
+            }
+            .await,
+        )
+    })
+}
+
+fn ack_withheld(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.started(ProfileFormat::Json).await?;
+                c.faults(FaultConfig {
+                    withhold_acks: true,
+                    ..FaultConfig::default()
+                })?;
+                upload_billing(c, "billing_1.csv", 10, c.seed).await?;
+                let first = c
+                    .wait_wire("data", WAIT, |e| e.message_type == "data")
+                    .await?;
+                let id = first.message_id.clone();
+                c.wait_wire("the same data message again", WAIT, |e| {
+                    e.message_type == "data" && e.message_id == id && e.at != first.at
+                })
+                .await?;
+                c.faults(FaultConfig::default())?;
+                c.wait_view("records stored and acknowledged", WAIT, |v| {
+                    v.highest_seq == 10
+                })
+                .await?;
+                let seqs: Vec<u64> = c.stored()?.iter().map(|r| r.seq).collect();
+                if seqs != (1..=10).collect::<Vec<_>>() {
+                    bail!("stored seqs {seqs:?}");
+                }
+                Ok(())
+            }
+            .await,
+        )
+    })
+}
+
+fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.started(ProfileFormat::Json).await?;
+                upload_billing(c, "billing_1.csv", 12, c.seed).await?;
+                c.wait_view("12 records at the platform", WAIT, |v| v.highest_seq == 12)
+                    .await?;
+                let range = SeqRange::new(3, 7).ok_or_else(|| anyhow!("range"))?;
+                c.command(OperatorCommand::Resend {
+                    dataset: None,
+                    seq: Some(range),
+                    time: None,
+                })?;
+                let r = c
+                    .wait_wire("resend.result", WAIT, |e| e.message_type == "resend.result")
+                    .await?;
+                if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":5") {
+                    bail!("resend.result {:?} {}", r.code, r.summary);
+                }
+                let deadline = tokio::time::Instant::now() + WAIT;
+                loop {
+                    let resent: Vec<String> = c
+                        .wire()
+                        .into_iter()
+                        .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
+                        .map(|e| e.summary)
+                        .collect();
+                    let covered: u64 = resent
+                        .iter()
+                        .filter_map(|s| {
+                            let r = s.split_whitespace().nth(2)?;
+                            let (a, b) = r.split_once("..=")?;
+                            Some(b.parse::<u64>().ok()? - a.parse::<u64>().ok()? + 1)
+                        })
+                        .sum();
+                    if covered == 5 {
+                        c.note(format!("resend data: {resent:?}"));
+                        return Ok(());
+                    }
+                    if covered > 5 || tokio::time::Instant::now() > deadline {
+                        bail!("resend data {resent:?}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            .await,
+        )
+    })
+}
+
+fn mon_facts(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.started(ProfileFormat::Json).await?;
+                upload_billing(c, "a.csv", 5, c.seed).await?;
+                upload_billing(c, "b.csv", 7, c.seed + 1).await?;
+                c.wait_view("a status true to fact", Duration::from_secs(30), |v| {
+                    v.last_status.as_ref().is_some_and(|s| {
+                        s.last_seq == 12 && s.storage.unacked == 0 && s.files_accepted == 2
+                    })
+                })
+                .await
+                .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+                Ok(())
+            }
+            .await,
+        )
+    })
+}
+
+// ------------------------------------------------------------------ forged commands
+
+#[derive(Clone, Copy)]
+enum Fault {
+    Tampered,
+    Unsigned,
+    Expired,
+    Revoked,
+}
+
+impl Fault {
+    fn description(self) -> &'static str {
+        match self {
+            Fault::Tampered => "`periodic.start` with one ciphertext byte flipped after sealing",
+            Fault::Unsigned => "`periodic.start` encrypted but not signed",
+            Fault::Expired => "`periodic.start` signed with an expired platform certificate",
+            Fault::Revoked => "`periodic.start` signed with a revoked platform certificate",
+        }
+    }
+
+    fn config(self) -> FaultConfig {
+        let mut f = FaultConfig::default();
+        match self {
+            Fault::Tampered => f.tamper_commands = 1,
+            Fault::Unsigned => f.unsigned_commands = 1,
+            Fault::Expired => f.expired_cert_commands = 1,
+            Fault::Revoked => f.revoked_cert_commands = 1,
+        }
+        f
+    }
+
+    fn run(self) -> for<'a> fn(&'a mut Ctx) -> CaseFuture<'a> {
+        match self {
+            Fault::Tampered => |c| Box::pin(forged(c, Fault::Tampered)),
+            Fault::Unsigned => |c| Box::pin(forged(c, Fault::Unsigned)),
+            Fault::Expired => |c| Box::pin(forged(c, Fault::Expired)),
+            Fault::Revoked => |c| Box::pin(forged(c, Fault::Revoked)),
+        }
+    }
+}
+
+async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
+    wait_ok(
+        async {
+            c.start_gateway().await?;
+            c.wait_view("session", WAIT, |v| v.connected).await?;
+            c.faults(fault.config())?;
+            c.command(OperatorCommand::Start {
+                datasets: vec![],
+                interval_sec: 1,
+                format: ProfileFormat::Json,
+            })?;
+            let forged = c
+                .wait_wire("the forged start", WAIT, |e| {
+                    e.message_type == "periodic.start" && e.fault.is_some()
+                })
+                .await?;
+            c.note(format!("sent {} ({:?})", forged.message_id, forged.fault));
+            c.wait_view("an anomaly of kind security", WAIT, |v| {
+                v.anomalies.iter().any(|a| {
+                    a.source == "gateway"
+                        && a.kind == gateway::protocol::message::AnomalyKind::Security
+                })
+            })
+            .await?;
+            // The platform retries the command, now correctly sealed: that one is applied.
+            c.wait_wire("periodic.start.result OK for a correct start", WAIT, |e| {
+                e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
+            })
+            .await?;
+            // No answer to the forged transmission: nothing answers its messageId, or only
+            // after a correct retransmission of it.
+            let wire = c.wire();
+            let id = forged.message_id.as_str();
+            let forged_at = wire
+                .iter()
+                .position(|e| e.message_id == id && e.fault.is_some());
+            let retry_at = wire
+                .iter()
+                .position(|e| e.message_id == id && e.direction == "down" && e.fault.is_none());
+            let reply_at = wire
+                .iter()
+                .position(|e| e.in_reply_to.as_deref() == Some(id));
+            match (forged_at, retry_at, reply_at) {
+                (Some(_), None, None) => Ok(()),
+                (Some(f), Some(r), Some(a)) if f < r && r < a => Ok(()),
+                (_, None, Some(_)) => bail!("the forged command was answered"),
+                other => bail!("forged/retry/reply positions {other:?}"),
+            }
+        }
+        .await,
+    )
+}
+
+// ------------------------------------------------------------------ south interface
+
+/// The reply codes DES-FTP-6 prescribes for each legacy-sim bad-input kind, in send order.
+fn bad_codes(
+    kind: BadKind,
+) -> Option<(
+    &'static [u32],
+    &'static [&'static str],
+    &'static [&'static str],
+)> {
+    Some(match kind {
+        BadKind::UnterminatedQuote => (
+            &[551],
+            &["SC-ACQ-1", "SC-FTP-1"],
+            &["DES-CSV-1", "DES-FTP-6"],
+        ),
+        BadKind::WrongColumnCount => (
+            &[551],
+            &["SC-ACQ-1", "SC-FTP-1"],
+            &["DES-CSV-4", "DES-FTP-6"],
+        ),
+        BadKind::Cp932AsUtf8 => (
+            &[551],
+            &["SC-ACQ-1", "SC-FTP-1"],
+            &["DES-CSV-2", "DES-FTP-6"],
+        ),
+        BadKind::InvalidUtf8 => (
+            &[551],
+            &["SC-ACQ-1", "SC-FTP-1"],
+            &["DES-CSV-2", "DES-FTP-6"],
+        ),
+        BadKind::Truncated => (&[426], &["SC-FTP-1", "SM-RESEND"], &["DES-FTP-6"]),
+        BadKind::Oversized => (&[552], &["SC-FTP-1", "SM-THRESHOLD"], &["DES-FTP-6"]),
+        BadKind::Empty => (&[551], &["SC-FTP-1"], &["DES-CSV-1", "DES-FTP-6"]),
+        BadKind::Duplicate => (&[226, 226], &["SC-FTP-1", "ST-STORE-1"], &["DES-FTP-5"]),
+        BadKind::PathTraversal => (
+            &[553, 553, 553, 553],
+            &["SM-ACL", "SC-FTP-1"],
+            &["DES-FTP-5"],
+        ),
+        BadKind::WrongPassword => (
+            &[530, 530, 530, 530, 530, 530],
+            &["SM-LOCKOUT", "SM-AUDIT"],
+            &["DES-FTP-3"],
+        ),
+        _ => return None,
+    })
+}
+
+fn bad_case(kind: BadKind) -> Option<Case> {
+    let (_, reqs, rules) = bad_codes(kind)?;
+    let id: &'static str =
+        Box::leak(format!("FTP-{}", kind.name().to_uppercase()).into_boxed_str());
+    let run: for<'a> fn(&'a mut Ctx) -> CaseFuture<'a> = match kind {
+        BadKind::UnterminatedQuote => |c| Box::pin(bad_input(c, BadKind::UnterminatedQuote)),
+        BadKind::WrongColumnCount => |c| Box::pin(bad_input(c, BadKind::WrongColumnCount)),
+        BadKind::Cp932AsUtf8 => |c| Box::pin(bad_input(c, BadKind::Cp932AsUtf8)),
+        BadKind::InvalidUtf8 => |c| Box::pin(bad_input(c, BadKind::InvalidUtf8)),
+        BadKind::Truncated => |c| Box::pin(bad_input(c, BadKind::Truncated)),
+        BadKind::Oversized => |c| Box::pin(bad_input(c, BadKind::Oversized)),
+        BadKind::Empty => |c| Box::pin(bad_input(c, BadKind::Empty)),
+        BadKind::Duplicate => |c| Box::pin(bad_input(c, BadKind::Duplicate)),
+        BadKind::PathTraversal => |c| Box::pin(bad_input(c, BadKind::PathTraversal)),
+        BadKind::WrongPassword => |c| Box::pin(bad_input(c, BadKind::WrongPassword)),
+        _ => return None,
+    };
+    Some(Case {
+        id,
+        requirements: reqs,
+        rules,
+        level: if kind == BadKind::WrongPassword {
+            Level::Should
+        } else {
+            Level::Must
+        },
+        negative: kind != BadKind::Duplicate,
+        description: kind.expectation(),
+        expectation: "the reply codes of DES-FTP-6 for this input; nothing of a refused file \
+                      stored or sent",
+        needs: Needs::NONE,
+        run,
+    })
+}
+
+async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
+    wait_ok(
+        async {
+            c.started(ProfileFormat::Json).await?;
+            let (want, _, _) = bad_codes(kind).ok_or_else(|| anyhow!("no expectation"))?;
+            let opts = BadOptions {
+                dataset: legacy_sim::Dataset::Billing,
+                rows: 20,
+                seed: c.seed,
+                size: c.cfg.ftp.max_file_bytes.min(8 << 20) + 1024,
+                times: 5,
+                name_prefix: "bad".into(),
+            };
+            let policy = RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            };
+            let target = c.ftp_target("billing")?;
+            let entries = bad::run(kind, &target, &opts, &policy).await;
+            let codes: Vec<u32> = entries.iter().map(|e| e.reply_code.unwrap_or(0)).collect();
+            c.note(format!(
+                "replies: {:?}",
+                entries
+                    .iter()
+                    .map(|e| format!("{:?} {:?}", e.reply_code, e.reply_text))
+                    .collect::<Vec<_>>()
+            ));
+            if codes != want {
+                bail!("reply codes {codes:?}, expected {want:?}");
+            }
+            // Nothing of a refused file stored: only the duplicate's two copies count.
+            let accepted = codes.iter().filter(|c| **c == 226).count() as u64;
+            let records = accepted * 20;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let v = c.view();
+            if v.highest_seq != records {
+                bail!(
+                    "the platform holds seqs up to {}, {records} expected",
+                    v.highest_seq
+                );
+            }
+            Ok(())
+        }
+        .await,
+    )
+}

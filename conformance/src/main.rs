@@ -1,0 +1,285 @@
+//! `sgw-conformance`: the certification suite's runner (docs/conformance.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use conformance::case::{Capabilities, Verdict};
+use conformance::{RunOptions, TargetSpec, parse_deviations, run, selected};
+
+/// Certifies a System Gateway against the SGW requirements and docs/protocol.md.
+///
+/// The suite is the gateway's whole world: for every case it provisions a fresh gateway
+/// identity (a bundle as `platform-sim provision` writes it, plus the utility's masking key and
+/// FTPS certificate), runs a platform (MQTT broker with mutual TLS, HTTPS certificate endpoint,
+/// the platform side of every flow, faults) and plays the legacy systems (CSV over FTPS, bad
+/// input). It starts the gateway under test from that bundle, drives the case, stops it, and
+/// grades the outcome: pass, fail, non-strict (a SHOULD missed), not-applicable (capability
+/// statement or target), expected-failure (known-deviations file).
+///
+/// To certify a vendor gateway: give its start command with `{bundle}` where the bundle
+/// directory goes, e.g.
+///
+///   sgw-conformance run --target-cmd 'vendor-gw --config {bundle}/gateway.toml' --out report/
+///
+/// The gateway must read the bundle (docs/protocol.md §11), listen for FTP(S) where
+/// `[ftp].listen` says, connect to the broker of `[platform].mqtt_url`, and stop cleanly on
+/// SIGTERM. Every failure prints a command that replays exactly that case with the same seed.
+/// The exit status is the verdict: 0 when no case failed, 1 otherwise, 2 when the run could
+/// not be set up.
+#[derive(Parser)]
+#[command(name = "sgw-conformance", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct TargetArgs {
+    /// `inproc`: the reference gateway in this process; `sgw`: the `sgw` binary next to this
+    /// one (`sgw run --bundle {bundle}`).
+    #[arg(long, default_value = "inproc", conflicts_with = "target_cmd")]
+    target: String,
+    /// The gateway's start command; `{bundle}` is replaced by the bundle directory. Run with
+    /// `sh -c`; stopped with SIGTERM, killed with SIGKILL.
+    #[arg(long)]
+    target_cmd: Option<String>,
+}
+
+impl TargetArgs {
+    fn spec(&self) -> Result<TargetSpec, String> {
+        if let Some(c) = &self.target_cmd {
+            if !c.contains("{bundle}") {
+                return Err("--target-cmd must contain {bundle}".into());
+            }
+            return Ok(TargetSpec::Command(c.clone()));
+        }
+        match self.target.as_str() {
+            "inproc" => Ok(TargetSpec::InProcess),
+            "sgw" => {
+                let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+                let sgw = exe.with_file_name("sgw");
+                if !sgw.is_file() {
+                    return Err(format!(
+                        "{} not found: build it (cargo build -p gateway --bin sgw) or use --target-cmd",
+                        sgw.display()
+                    ));
+                }
+                Ok(TargetSpec::Command(format!(
+                    "{} run --bundle {{bundle}}",
+                    sgw.display()
+                )))
+            }
+            other => Err(format!("--target {other}: inproc or sgw")),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the cases (ID, level, negative, requirement IDs, DES rules).
+    List {
+        /// Only cases whose ID matches one of these globs (`*`, `?`).
+        #[arg(long)]
+        select: Vec<String>,
+    },
+    /// Check the set-up without running cases: provision one gateway, start it, wait for its
+    /// session with the platform, stop it.
+    DryRun {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Run the cases and write the reports.
+    Run {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Only cases whose ID matches one of these globs (`*`, `?`); repeatable.
+        #[arg(long)]
+        select: Vec<String>,
+        /// A missed SHOULD fails the run (otherwise: non-strict).
+        #[arg(long)]
+        strict: bool,
+        /// The run's seed (default: random, printed); each case's seed derives from it.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The capability statement (JSON: {"xmlProfiles": bool, "ftps": bool}).
+        #[arg(long)]
+        capabilities: Option<PathBuf>,
+        /// Known deviations: one `CASE-GLOB reason` per line; such a case failing is an
+        /// expected failure, passing fails the run (the file is stale).
+        #[arg(long)]
+        deviations: Option<PathBuf>,
+        /// Where report.json and junit.xml go.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Hard deadline of one case, seconds.
+        #[arg(long, default_value_t = 90)]
+        case_deadline: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match cli.command {
+        Cmd::List { select } => {
+            for c in selected(&select) {
+                println!(
+                    "{:<24} {:<6} {:<8} {:<40} {}",
+                    c.id,
+                    format!("{:?}", c.level).to_uppercase(),
+                    if c.negative { "negative" } else { "" },
+                    c.requirements.join(","),
+                    c.rules.join(",")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::DryRun { target } => {
+            let spec = match target.spec() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sgw-conformance: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match tokio_rt().block_on(dry_run(spec)) {
+                Ok(()) => {
+                    println!("dry run: the gateway started, opened its session, and stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sgw-conformance: dry run failed: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Run {
+            target,
+            select,
+            strict,
+            seed,
+            capabilities,
+            deviations,
+            out,
+            case_deadline,
+        } => {
+            let spec = match target.spec() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sgw-conformance: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let capabilities = match capabilities.map(std::fs::read_to_string) {
+                None => Capabilities::default(),
+                Some(Ok(t)) => match serde_json::from_str(&t) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("sgw-conformance: capability statement: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                Some(Err(e)) => {
+                    eprintln!("sgw-conformance: capability statement: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let deviations = match deviations.map(std::fs::read_to_string) {
+                None => Vec::new(),
+                Some(Ok(t)) => parse_deviations(&t),
+                Some(Err(e)) => {
+                    eprintln!("sgw-conformance: deviations: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let seed = seed.unwrap_or_else(rand::random);
+            println!("seed {seed}");
+            let opts = RunOptions {
+                target: spec,
+                select,
+                strict,
+                seed,
+                capabilities,
+                deviations,
+                case_deadline: Duration::from_secs(case_deadline),
+            };
+            let report = match tokio_rt().block_on(run(&opts, |c| {
+                let v = serde_json::to_value(c.verdict).unwrap_or_default();
+                println!(
+                    "{:<24} {:<16} {:>6.1} s{}",
+                    c.id,
+                    v.as_str().unwrap_or("?"),
+                    c.seconds,
+                    c.observed
+                        .as_deref()
+                        .map(|o| format!("  {o}"))
+                        .unwrap_or_default()
+                );
+                if c.verdict == Verdict::Fail {
+                    println!("    replay: {}", c.replay);
+                }
+            })) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sgw-conformance: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            println!("{:?}", report.totals);
+            let uncovered = report.uncovered("MUST");
+            if !uncovered.is_empty() {
+                println!("MUST requirements without a case: {}", uncovered.join(", "));
+            }
+            if let Some(dir) = out {
+                let w = std::fs::create_dir_all(&dir)
+                    .and_then(|()| {
+                        std::fs::write(
+                            dir.join("report.json"),
+                            serde_json::to_vec_pretty(&report).unwrap_or_default(),
+                        )
+                    })
+                    .and_then(|()| std::fs::write(dir.join("junit.xml"), report.junit()));
+                if let Err(e) = w {
+                    eprintln!("sgw-conformance: reports: {e}");
+                    return ExitCode::from(2);
+                }
+                println!("reports in {}", dir.display());
+            }
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    #[allow(clippy::expect_used)]
+    tokio::runtime::Runtime::new().expect("tokio runtime")
+}
+
+async fn dry_run(spec: TargetSpec) -> anyhow::Result<()> {
+    let suite = conformance::world::Suite::new()?;
+    let mut ctx = suite.world("DRY-RUN", 0).await?;
+    ctx.target = Some(match &spec {
+        TargetSpec::InProcess => Box::new(conformance::world::InProcess::default()),
+        TargetSpec::Command(c) => Box::new(conformance::world::Command::new(
+            c,
+            suite.dir.path().join("dry-run.log"),
+        )),
+    });
+    ctx.start_gateway().await?;
+    let r = ctx
+        .wait_view("session", conformance::world::WAIT, |v| v.connected)
+        .await;
+    ctx.finish().await;
+    r.map(|_| ())
+}

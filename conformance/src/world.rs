@@ -1,0 +1,445 @@
+//! The gateway's world during a run: the simulator CA and MQTT broker (one per run), and per
+//! case a fresh gateway identity — its provisioning bundle with the utility's side (masking key,
+//! FTPS certificate), a platform with its own HTTPS endpoint and SQLite store subscribed to that
+//! gateway, the wire log of every message the platform saw — and the gateway under test,
+//! started from the bundle through its [`Target`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use async_trait::async_trait;
+use gateway::config::Config;
+use gateway::protocol::ids::{Dataset, GatewayId};
+use gateway::protocol::message::ProfileFormat;
+use gateway::protocol::platform_side::PlatformConfig;
+use legacy_sim::push::{FtpTarget, FtpsTrust};
+use platform_sim::broker::{self, BrokerSettings, MqttBroker, free_loopback_port};
+use platform_sim::ca::Ca;
+use platform_sim::ops::{FaultConfig, GatewayView, OperatorBackend, OperatorCommand};
+use platform_sim::platform::store::{RecordRow, Store};
+use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions, WireEvent, WireTap};
+use platform_sim::provision::{Bundle, Endpoints, ProvisionOptions, provision};
+
+/// The gateway under test, as the suite drives it.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// A short description for reports.
+    fn describe(&self) -> String;
+    /// Starts the gateway from the bundle in `bundle`.
+    async fn start(&mut self, bundle: &Path) -> Result<()>;
+    /// Stops it cleanly (it sends `disconnect`).
+    async fn stop(&mut self) -> Result<()>;
+    /// Kills it at once (SIGKILL); `Ok(false)` if this target cannot be killed.
+    async fn kill(&mut self) -> Result<bool>;
+}
+
+/// Our gateway in this process (`gateway::runtime::app`).
+#[derive(Default)]
+pub struct InProcess {
+    running: Option<gateway::runtime::app::Running>,
+}
+
+#[async_trait]
+impl Target for InProcess {
+    fn describe(&self) -> String {
+        format!("in-process reference gateway {}", env!("CARGO_PKG_VERSION"))
+    }
+
+    async fn start(&mut self, bundle: &Path) -> Result<()> {
+        let r = gateway::runtime::app::start(&gateway::runtime::app::RunOptions {
+            bundle: bundle.to_owned(),
+            monitor: None,
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+        self.running = Some(r);
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        Ok(())
+    }
+
+    async fn kill(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// A gateway started as a process from a command template: `{bundle}` is replaced by the
+/// bundle directory (e.g. `sgw run --bundle {bundle}`); run with `sh -c`.
+pub struct Command {
+    template: String,
+    child: Option<tokio::process::Child>,
+    log: PathBuf,
+}
+
+impl Command {
+    /// A target from `template`, its standard error appended to `log`.
+    pub fn new(template: &str, log: PathBuf) -> Self {
+        Self {
+            template: template.to_owned(),
+            child: None,
+            log,
+        }
+    }
+}
+
+#[async_trait]
+impl Target for Command {
+    fn describe(&self) -> String {
+        format!("command `{}`", self.template)
+    }
+
+    async fn start(&mut self, bundle: &Path) -> Result<()> {
+        let cmd = self
+            .template
+            .replace("{bundle}", &bundle.display().to_string());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {cmd}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting `{cmd}`"))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            if let Some(pid) = c.id() {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+            }
+            if tokio::time::timeout(Duration::from_secs(10), c.wait())
+                .await
+                .is_err()
+            {
+                c.kill().await?;
+                bail!("did not stop within 10 s of SIGTERM (killed)");
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill(&mut self) -> Result<bool> {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await?;
+        }
+        Ok(true)
+    }
+}
+
+/// What one run shares: the CA and the broker.
+pub struct Suite {
+    /// Where everything of the run lives.
+    pub dir: tempfile::TempDir,
+    ca_dir: PathBuf,
+    broker: MqttBroker,
+    next: Mutex<u32>,
+}
+
+impl Suite {
+    /// A new CA and broker on loopback.
+    pub fn new() -> Result<Self> {
+        platform_sim::install_crypto_provider();
+        let dir = tempfile::tempdir()?;
+        let ca_dir = dir.path().join("ca");
+        let ca = Ca::create(&ca_dir)?;
+        let broker = broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port()?))?;
+        Ok(Suite {
+            dir,
+            ca_dir,
+            broker,
+            next: Mutex::new(0),
+        })
+    }
+
+    /// A fresh world for one case: gateway `GWC{n}` provisioned, the utility's side made, a
+    /// platform (with `faults`) listening to it. The gateway is not started.
+    pub async fn world(&self, case_id: &str, seed: u64) -> Result<Ctx> {
+        let n = {
+            let mut n = self.next.lock().map_err(|_| anyhow!("poisoned"))?;
+            *n += 1;
+            *n
+        };
+        let gw = GatewayId::new(format!("GWC{n:04}")).map_err(|e| anyhow!("{e}"))?;
+        let base = self.dir.path().join(format!("case-{n:04}"));
+        std::fs::create_dir_all(&base)?;
+        let ca = Ca::open(&self.ca_dir)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let https = platform_sim::https::serve(
+            listener,
+            platform_sim::https::TlsMaterial::from_ca(&ca)?,
+            platform_sim::https::Published::from_ca(&ca)?,
+        )
+        .await?;
+        let https_url = format!("https://localhost:{}", https.addr().port());
+        let mut ca = Ca::open(&self.ca_dir)?;
+        let bundle = provision(
+            &mut ca,
+            &gw,
+            &base.join("bundle"),
+            &ProvisionOptions {
+                endpoints: Endpoints {
+                    mqtt_host: "localhost".into(),
+                    mqtt_port: self.broker.addr().port(),
+                    https_url: https_url.clone(),
+                },
+                ..ProvisionOptions::default()
+            },
+        )?;
+        let ftp_port = free_loopback_port()?;
+        let ftp_ca = platform_sim::demo::utility_setup(
+            &bundle.dir,
+            ftp_port,
+            free_loopback_port()?,
+            &https_url,
+        )?;
+        // The suite's provisioning: 1 MiB file limit, so the oversized case stays small.
+        let mut cfg = Config::load(&bundle.dir)?;
+        cfg.ftp.max_file_bytes = MAX_FILE_BYTES;
+        std::fs::write(bundle.dir.join("gateway.toml"), cfg.to_toml()?)?;
+        let wire: Arc<Mutex<Vec<WireEvent>>> = Arc::default();
+        let store_path = base.join("platform.sqlite");
+        let mut opts = PlatformOptions::new(store_path.clone());
+        opts.core = PlatformConfig {
+            monitor_interval_sec: 2,
+            ack_timeout_sec: 2,
+            command_retry_sec: 2,
+            gap_grace_sec: 1,
+            ..PlatformConfig::default()
+        };
+        opts.client_id = format!("platform-{gw}");
+        opts.subscription = format!("/tenants/{gw}/sgw/v1/up/#");
+        let tap = wire.clone();
+        opts.wire = Some(WireTap(Arc::new(move |e| {
+            if let Ok(mut w) = tap.lock() {
+                w.push(e);
+            }
+        })));
+        let platform = Platform::start(
+            Ca::open(&self.ca_dir)?,
+            self.broker.clone(),
+            Some(https),
+            opts,
+        )?;
+        let handle = platform.handle();
+        Ok(Ctx {
+            case_id: case_id.to_owned(),
+            seed,
+            gw,
+            bundle,
+            cfg,
+            ftp_port,
+            ftp_ca,
+            platform: Some(platform),
+            handle,
+            store_path,
+            wire,
+            notes: Vec::new(),
+            target: None,
+        })
+    }
+}
+
+/// One case's world, handed to the case function.
+pub struct Ctx {
+    /// The case.
+    pub case_id: String,
+    /// The case's seed (replays it).
+    pub seed: u64,
+    /// The gateway under test's ID in this case.
+    pub gw: GatewayId,
+    /// Its bundle.
+    pub bundle: Bundle,
+    /// Its configuration as provisioned.
+    pub cfg: Config,
+    /// Its FTP port.
+    pub ftp_port: u16,
+    /// The CA file of its FTPS certificate.
+    pub ftp_ca: PathBuf,
+    platform: Option<Platform>,
+    /// The platform's operator handle.
+    pub handle: PlatformHandle,
+    store_path: PathBuf,
+    wire: Arc<Mutex<Vec<WireEvent>>>,
+    /// What the case noted along the way (reports).
+    pub notes: Vec<String>,
+    /// The gateway under test (set by the runner).
+    pub target: Option<Box<dyn Target>>,
+}
+
+/// `[ftp].max_file_bytes` of every bundle the suite provisions.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// How long a case waits for one expected event (the case's own deadline is longer).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+impl Ctx {
+    /// Notes an observation for the report.
+    pub fn note(&mut self, s: impl Into<String>) {
+        self.notes.push(s.into());
+    }
+
+    /// Every message the platform saw so far.
+    pub fn wire(&self) -> Vec<WireEvent> {
+        self.wire.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// The platform's view of the gateway.
+    pub fn view(&self) -> GatewayView {
+        self.handle.view(&self.gw)
+    }
+
+    /// Records the platform stored for the gateway.
+    pub fn stored(&self) -> Result<Vec<RecordRow>> {
+        Ok(Store::open(&self.store_path)?.records(&self.gw)?)
+    }
+
+    /// Starts the gateway under test.
+    pub async fn start_gateway(&mut self) -> Result<()> {
+        let dir = self.bundle.dir.clone();
+        let t = self.target.as_mut().context("no target")?;
+        t.start(&dir).await
+    }
+
+    /// Stops it cleanly.
+    pub async fn stop_gateway(&mut self) -> Result<()> {
+        match self.target.as_mut() {
+            Some(t) => t.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Kills it (SIGKILL); false when the target cannot be killed.
+    pub async fn kill_gateway(&mut self) -> Result<bool> {
+        match self.target.as_mut() {
+            Some(t) => t.kill().await,
+            None => Ok(false),
+        }
+    }
+
+    /// Sets the platform's faults.
+    pub fn faults(&self, f: FaultConfig) -> Result<()> {
+        self.handle
+            .set_faults(f)
+            .map_err(|e| anyhow!("faults: {e:?}"))
+    }
+
+    /// Waits until `cond` holds of the platform's view, at most `t`.
+    pub async fn wait_view(
+        &self,
+        what: &str,
+        t: Duration,
+        cond: impl Fn(&GatewayView) -> bool,
+    ) -> Result<GatewayView> {
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            let v = self.view();
+            if cond(&v) {
+                return Ok(v);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{what}: not within {} s", t.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until some message the platform saw satisfies `cond`.
+    pub async fn wait_wire(
+        &self,
+        what: &str,
+        t: Duration,
+        cond: impl Fn(&WireEvent) -> bool,
+    ) -> Result<WireEvent> {
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            if let Some(e) = self.wire().into_iter().find(|e| cond(e)) {
+                return Ok(e);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{what}: not seen within {} s", t.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends an operator command (the platform seals it).
+    pub fn command(&self, c: OperatorCommand) -> Result<()> {
+        self.handle
+            .command(&self.gw, c)
+            .map(|_| ())
+            .map_err(|e| anyhow!("command: {e:?}"))
+    }
+
+    /// Starts the gateway, waits for its session, starts periodic sending every second.
+    pub async fn started(&mut self, format: ProfileFormat) -> Result<()> {
+        self.start_gateway().await?;
+        self.wait_view("session", WAIT, |v| v.connected).await?;
+        self.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format,
+        })?;
+        self.wait_wire("periodic.start.result OK", WAIT, |e| {
+            e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The FTP account of `dataset`: (user, initial password).
+    pub fn account(&self, dataset: &str) -> Result<(String, String)> {
+        let ds = Dataset::new(dataset).map_err(|e| anyhow!("{e}"))?;
+        let user = self
+            .cfg
+            .dataset(&ds)
+            .context("dataset not provisioned")?
+            .ftp_user
+            .as_str()
+            .to_owned();
+        let pass = self
+            .bundle
+            .ftp_passwords
+            .get(&user)
+            .context("no initial password")?
+            .clone();
+        Ok((user, pass))
+    }
+
+    /// Where and how the legacy system reaches the gateway (explicit FTPS, verified).
+    pub fn ftp_target(&self, dataset: &str) -> Result<FtpTarget> {
+        let (user, password) = self.account(dataset)?;
+        Ok(FtpTarget {
+            host: "127.0.0.1".into(),
+            port: self.ftp_port,
+            user,
+            password,
+            tls: Some(FtpsTrust {
+                ca_pem: std::fs::read(&self.ftp_ca)?,
+                server_name: Some("localhost".into()),
+            }),
+            timeout: Duration::from_secs(15),
+        })
+    }
+
+    /// Ends the case: the gateway stopped, the platform closed.
+    pub async fn finish(&mut self) {
+        let _ = self.stop_gateway().await;
+        self.platform.take();
+    }
+}

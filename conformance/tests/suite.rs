@@ -1,0 +1,89 @@
+//! The suite against the reference gateway (in process): every case passes, the reports are
+//! written and parse, the JUnit report names every case, and a listed deviation that passes
+//! fails the run (stale deviations cannot hide). The full run is the README's test command's
+//! conformance step (about a minute).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use conformance::case::{Capabilities, Verdict};
+use conformance::{RunOptions, TargetSpec, run};
+
+fn opts(select: &[&str], deviations: Vec<(String, String)>) -> RunOptions {
+    RunOptions {
+        target: TargetSpec::InProcess,
+        select: select.iter().map(|s| (*s).to_owned()).collect(),
+        strict: true,
+        seed: 20_261_204,
+        capabilities: Capabilities::default(),
+        deviations,
+        case_deadline: Duration::from_secs(90),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_gateway_passes_every_case() {
+    let report = run(&opts(&[], Vec::new()), |c| {
+        println!(
+            "{:<24} {:?} {:.1} s {:?}",
+            c.id, c.verdict, c.seconds, c.observed
+        );
+    })
+    .await
+    .unwrap();
+    let failed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .map(|c| (&c.id, c.verdict, &c.observed, &c.replay))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(report.passed);
+    assert_eq!(report.cases.len(), conformance::cases::all().len());
+    // Every case left a wire log; the reports serialise.
+    assert!(report.cases.iter().all(|c| !c.wire.is_empty()));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["coverage"]["IF-CONN-1"]["level"], "MUST");
+    let junit = report.junit();
+    for c in &report.cases {
+        assert!(junit.contains(&format!("name=\"{}\"", c.id)));
+    }
+    assert!(junit.contains("failures=\"0\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_deviation_that_passes_fails_the_run() {
+    let report = run(
+        &opts(
+            &["CONN-OK"],
+            vec![("CONN-*".into(), "vendor says it does not connect".into())],
+        ),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.cases[0].verdict, Verdict::Fail);
+    assert!(
+        report.cases[0]
+            .observed
+            .as_deref()
+            .unwrap()
+            .contains("remove it from the deviations file")
+    );
+    assert!(!report.passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_never_connects_fails_within_the_hard_deadline() {
+    let mut o = opts(&["CONN-OK", "FTP-EMPTY"], Vec::new());
+    o.target = TargetSpec::Command("sleep 600 # {bundle}".into());
+    o.case_deadline = Duration::from_secs(3);
+    let t = std::time::Instant::now();
+    let report = run(&o, |_| {}).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    for c in &report.cases {
+        assert_eq!(c.verdict, Verdict::Fail, "{}", c.id);
+        assert!(c.replay.contains(&format!("--select {}", c.id)));
+    }
+    assert!(!report.passed);
+}
