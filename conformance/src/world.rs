@@ -20,7 +20,7 @@ use platform_sim::ca::Ca;
 use platform_sim::ops::{FaultConfig, GatewayView, OperatorBackend, OperatorCommand};
 use platform_sim::platform::store::{RecordRow, Store};
 use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions, WireEvent, WireTap};
-use platform_sim::provision::{Bundle, Endpoints, ProvisionOptions, provision};
+use platform_sim::provision::Bundle;
 
 /// The gateway under test, as the suite drives it.
 #[async_trait]
@@ -187,27 +187,14 @@ impl Suite {
         )
         .await?;
         let https_url = format!("https://localhost:{}", https.addr().port());
-        let mut ca = Ca::open(&self.ca_dir)?;
-        let bundle = provision(
-            &mut ca,
+        let local = platform_sim::demo::local_gateway(
+            &mut Ca::open(&self.ca_dir)?,
             &gw,
             &base.join("bundle"),
-            &ProvisionOptions {
-                endpoints: Endpoints {
-                    mqtt_host: "localhost".into(),
-                    mqtt_port: self.broker.addr().port(),
-                    https_url: https_url.clone(),
-                },
-                ..ProvisionOptions::default()
-            },
-        )?;
-        let ftp_port = free_loopback_port()?;
-        let ftp_ca = platform_sim::demo::utility_setup(
-            &bundle.dir,
-            ftp_port,
-            free_loopback_port()?,
+            self.broker.addr().port(),
             &https_url,
         )?;
+        let (bundle, ftp_port, ftp_ca) = (local.bundle, local.ftp_port, local.ftp_ca);
         // The suite's provisioning: 1 MiB file limit, so the oversized case stays small.
         let mut cfg = Config::load(&bundle.dir)?;
         cfg.ftp.max_file_bytes = MAX_FILE_BYTES;

@@ -55,6 +55,44 @@ pub struct DemoSummary {
     pub records: BTreeMap<String, u64>,
 }
 
+/// A gateway provisioned for this machine, with the utility's side made.
+#[derive(Debug, Clone)]
+pub struct LocalGateway {
+    /// The bundle (its FTP users' initial passwords included).
+    pub bundle: Bundle,
+    /// The FTP listener's loopback port.
+    pub ftp_port: u16,
+    /// The FTPS server certificate (PEM file), the trust anchor of legacy systems.
+    pub ftp_ca: PathBuf,
+}
+
+/// Provisions gateway `gw` into `bundle_dir` for the broker on loopback `mqtt_port` and the
+/// HTTPS endpoint `https_url`, then makes the utility's side ([`utility_setup`], free ports).
+pub fn local_gateway(
+    ca: &mut Ca,
+    gw: &GatewayId,
+    bundle_dir: &Path,
+    mqtt_port: u16,
+    https_url: &str,
+) -> Result<LocalGateway> {
+    let popts = ProvisionOptions {
+        endpoints: Endpoints {
+            mqtt_host: "localhost".into(),
+            mqtt_port,
+            https_url: https_url.to_owned(),
+        },
+        ..ProvisionOptions::default()
+    };
+    let bundle = provision(ca, gw, bundle_dir, &popts)?;
+    let ftp_port = free_loopback_port()?;
+    let ftp_ca = utility_setup(bundle_dir, ftp_port, free_loopback_port()?, https_url)?;
+    Ok(LocalGateway {
+        bundle,
+        ftp_port,
+        ftp_ca,
+    })
+}
+
 /// The utility's side of a provisioned bundle `dir`: a masking key (DES-MASK-3), a
 /// self-signed FTPS certificate for loopback (DES-FTP-2), the FTP listener on loopback
 /// `ftp_port` with passive ports from `passive_from`, and `https_base`.
@@ -116,22 +154,9 @@ pub async fn run(opts: DemoOptions, say: impl Fn(String)) -> Result<DemoSummary>
         "{} holds an earlier demo: use a new directory",
         opts.dir.display()
     );
-    let popts = ProvisionOptions {
-        endpoints: Endpoints {
-            mqtt_host: "localhost".into(),
-            mqtt_port: mqtt.addr().port(),
-            https_url: https_url.clone(),
-        },
-        ..ProvisionOptions::default()
-    };
-    let bundle: Bundle = provision(&mut ca, &gw, &bundle_dir, &popts)?;
-    let passwords = bundle.ftp_passwords.clone();
-    let ftp_ca = utility_setup(
-        &bundle_dir,
-        free_loopback_port()?,
-        free_loopback_port()?,
-        &https_url,
-    )?;
+    let local = local_gateway(&mut ca, &gw, &bundle_dir, mqtt.addr().port(), &https_url)?;
+    let passwords = local.bundle.ftp_passwords.clone();
+    let ftp_ca = local.ftp_ca;
     let cfg = Config::load(&bundle_dir)?;
 
     let store_path = opts.dir.join("platform.sqlite");

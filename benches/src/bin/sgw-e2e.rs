@@ -22,7 +22,6 @@ use platform_sim::broker::{self, BrokerSettings, free_loopback_port};
 use platform_sim::ca::Ca;
 use platform_sim::ops::{OperatorBackend, OperatorCommand};
 use platform_sim::platform::{Platform, PlatformOptions};
-use platform_sim::provision::{Endpoints, ProvisionOptions, provision};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,26 +43,14 @@ async fn run(files: u64, rows: usize, format: ProfileFormat) -> Result<()> {
     let mqtt = broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port()?))?;
     let gw = GatewayId::new("GWPERF").map_err(anyhow::Error::msg)?;
     let bundle_dir = dir.path().join("bundle");
-    let bundle = provision(
+    let local = platform_sim::demo::local_gateway(
         &mut ca,
         &gw,
         &bundle_dir,
-        &ProvisionOptions {
-            endpoints: Endpoints {
-                mqtt_host: "localhost".into(),
-                mqtt_port: mqtt.addr().port(),
-                https_url: "https://localhost:9".into(),
-            },
-            ..ProvisionOptions::default()
-        },
-    )?;
-    let ftp_port = free_loopback_port()?;
-    let ftp_ca = platform_sim::demo::utility_setup(
-        &bundle_dir,
-        ftp_port,
-        free_loopback_port()?,
+        mqtt.addr().port(),
         "https://localhost:9",
     )?;
+    let (bundle, ftp_port, ftp_ca) = (local.bundle, local.ftp_port, local.ftp_ca);
     let mut cfg = Config::load(&bundle_dir)?;
     cfg.ftp.max_file_bytes = 1 << 30;
     cfg.storage.quota_bytes = 1 << 40;

@@ -16,7 +16,6 @@ use platform_sim::ca::Ca;
 use platform_sim::ops::{OperatorBackend, OperatorCommand};
 use platform_sim::platform::store::Store;
 use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions};
-use platform_sim::provision::{Endpoints, ProvisionOptions, provision};
 
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -45,28 +44,15 @@ impl World {
             broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port().unwrap())).unwrap();
         let gw = GatewayId::new(id).unwrap();
         let bundle_dir = dir.path().join("bundle");
-        let bundle = provision(
+        let local = platform_sim::demo::local_gateway(
             &mut ca,
             &gw,
             &bundle_dir,
-            &ProvisionOptions {
-                endpoints: Endpoints {
-                    mqtt_host: "localhost".into(),
-                    mqtt_port: mqtt.addr().port(),
-                    https_url: "https://localhost:9".into(),
-                },
-                ..ProvisionOptions::default()
-            },
-        )
-        .unwrap();
-        let ftp_port = free_loopback_port().unwrap();
-        let ftp_ca = platform_sim::demo::utility_setup(
-            &bundle_dir,
-            ftp_port,
-            free_loopback_port().unwrap(),
+            mqtt.addr().port(),
             "https://localhost:9",
         )
         .unwrap();
+        let (bundle, ftp_port, ftp_ca) = (local.bundle, local.ftp_port, local.ftp_ca);
         let cfg = Config::load(&bundle_dir).unwrap();
         let billing = cfg.dataset(&Dataset::new("billing").unwrap()).unwrap();
         let user = billing.ftp_user.as_str().to_owned();
