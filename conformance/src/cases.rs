@@ -31,13 +31,57 @@ pub fn all() -> Vec<Case> {
             run: conn_ok,
         },
         Case {
-            id: "PSTART-OK",
-            requirements: &["IF-PSTART-1", "IF-PSTART-4", "SC-START-1"],
-            rules: &["DES-MSG-PS-1", "DES-MSG-PS-3"],
+            id: "DISC-OK",
+            requirements: &["IF-DISC-1"],
+            rules: &["DES-MSG-DISC-1"],
             level: Level::Must,
             negative: false,
-            description: "send `periodic.start` (interval 1 s, all datasets, JSON)",
-            expectation: "`periodic.start.result` OK with the running state",
+            description: "stop the gateway cleanly (SIGTERM or its shutdown)",
+            expectation: "it sends `disconnect`, answered OK by the platform",
+            needs: Needs::NONE,
+            run: disc_ok,
+        },
+        Case {
+            id: "CERT-FETCH",
+            requirements: &["IF-CERT-1", "SEC-CERT-1"],
+            rules: &["DES-CERT-1", "DES-CERT-3"],
+            level: Level::Must,
+            negative: false,
+            description: "start the gateway and watch the platform's HTTPS certificate endpoint",
+            expectation: "the gateway fetches the root certificate, the platform certificate and \
+                          the CRL over mutual TLS, as itself",
+            needs: Needs::NONE,
+            run: cert_fetch,
+        },
+        Case {
+            id: "FTP-PLAIN-REFUSED",
+            requirements: &["SM-TLS", "SC-FTP-1"],
+            rules: &["DES-FTP-2"],
+            level: Level::Must,
+            negative: true,
+            description: "a legacy system logs in over plain FTP (no AUTH TLS) with the right \
+                          password",
+            expectation: "refused 530 (`ftps_required = true`, the default): passwords and rows \
+                          never travel in clear",
+            needs: Needs::NONE,
+            run: ftp_plain_refused,
+        },
+        Case {
+            id: "PSTART-OK",
+            requirements: &[
+                "IF-PSTART-1",
+                "IF-PSTART-3",
+                "IF-PSTART-4",
+                "SC-START-1",
+                "SEC-JSON-ENC-2",
+            ],
+            rules: &["DES-MSG-PS-1", "DES-MSG-PS-3", "DES-FTP-6"],
+            level: Level::Must,
+            negative: false,
+            description: "an upload before any start, then `periodic.start` (interval 1 s, all \
+                          datasets, JSON), then an upload",
+            expectation: "450 before the start (storing stopped); `periodic.start.result` OK with \
+                          the running state; 226 after it",
             needs: Needs::NONE,
             run: pstart_ok,
         },
@@ -52,13 +96,16 @@ pub fn all() -> Vec<Case> {
                 "SEC-MASK-1",
                 "SEC-JSON-SIG-1",
                 "SEC-JSON-ENC-1",
+                "SEC-MASK-2",
             ],
             rules: &["DES-FTP-6", "DES-MSG-DATA-1", "DES-MASK-4", "DES-PROF-2"],
             level: Level::Must,
             negative: false,
             description: "upload 30 billing rows over FTPS while periodic sending runs (JSON)",
             expectation: "226; the platform opens and verifies data carrying exactly the 30 rows; \
-                          unmasked columns equal the CSV, masked columns are not in clear",
+                          unmasked columns equal the CSV, masked columns are not in clear and \
+                          unmask with the utility's key (only the gateway's bundle has it) to \
+                          exactly the uploaded values",
             needs: Needs::NONE,
             run: psend_json,
         },
@@ -215,15 +262,27 @@ fn pstart_ok(c: &mut Ctx) -> CaseFuture<'_> {
     Box::pin(async move {
         wait_ok(
             async {
-                c.started(ProfileFormat::Json).await?;
+                c.start_gateway().await?;
+                c.wait_view("session", WAIT, |v| v.connected).await?;
+                match upload_billing(c, "early.csv", 3, c.seed).await {
+                    Ok(_) => bail!("an upload before any start was accepted"),
+                    Err(e) if e.to_string().contains("replied 450") => {}
+                    Err(e) => bail!("upload before start: {e} (450 expected)"),
+                }
+                c.command(OperatorCommand::Start {
+                    datasets: vec![],
+                    interval_sec: 1,
+                    format: ProfileFormat::Json,
+                })?;
                 let r = c
                     .wait_wire("periodic.start.result", WAIT, |e| {
                         e.message_type == "periodic.start.result"
                     })
                     .await?;
-                if !r.summary.contains("\"running\":true") {
-                    bail!("result state is not running: {}", r.summary);
+                if !r.summary.contains("\"running\":true") || r.code.as_deref() != Some("OK") {
+                    bail!("result {:?} {}", r.code, r.summary);
                 }
+                upload_billing(c, "after.csv", 3, c.seed).await?;
                 Ok(())
             }
             .await,
@@ -270,6 +329,11 @@ async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
         .dataset(&ds)
         .ok_or_else(|| anyhow!("billing"))?
         .columns;
+    // The utility's key, from the gateway's bundle (the platform never has it, SEC-MASK-2).
+    let keys = gateway::security::MaskingKeys::load_dir(
+        c.cfg.masking.keys_dir.path(),
+        c.cfg.masking.active_key.as_str(),
+    )?;
     for (i, r) in stored.iter().enumerate() {
         let row = &table.rows[i];
         if r.seq != i as u64 + 1 {
@@ -291,6 +355,9 @@ async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
                     r.seq,
                     col.name
                 );
+            }
+            if col.masked && keys.unmask(&col.name, got).ok().as_deref() != Some(sent.as_str()) {
+                bail!("seq {} column {} does not unmask to the uploaded value", r.seq, col.name);
             }
         }
     }
@@ -320,6 +387,73 @@ fn psend_json(c: &mut Ctx) -> CaseFuture<'_> {
 
 fn psend_xml(c: &mut Ctx) -> CaseFuture<'_> {
     Box::pin(async move { wait_ok(psend(c, ProfileFormat::Xml).await) })
+}
+
+fn disc_ok(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(async {
+            c.start_gateway().await?;
+            // The gateway's session is open once it sent its first status (DES-MSG-CONN-3).
+            c.wait_wire("monitor.status", WAIT, |e| e.message_type == "monitor.status")
+                .await?;
+            c.stop_gateway().await?;
+            c.wait_wire("disconnect", WAIT, |e| e.message_type == "disconnect")
+                .await?;
+            c.wait_wire("disconnect.result OK", WAIT, |e| {
+                e.message_type == "disconnect.result" && e.code.as_deref() == Some("OK")
+            })
+            .await?;
+            Ok(())
+        }
+        .await)
+    })
+}
+
+fn cert_fetch(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(async {
+            c.start_gateway().await?;
+            let gw = c.gw.to_string();
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let got = c.https_requests();
+                let fetched = |p: &str| got.iter().any(|(who, path)| *who == gw && path == p);
+                let crl = fetched("/sgw/v1/crl.pem") || fetched("/sgw/v1/crl.der");
+                if fetched("/sgw/v1/certs/root.pem") && fetched("/sgw/v1/certs/platform.pem") && crl
+                {
+                    c.note(format!("HTTPS requests: {got:?}"));
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("fetched only {got:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        .await)
+    })
+}
+
+fn ftp_plain_refused(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(async {
+            c.started(ProfileFormat::Json).await?;
+            let mut t = c.ftp_target("billing")?;
+            t.tls = None;
+            match Session::open(&t).await {
+                Ok(s) => {
+                    s.quit().await;
+                    bail!("a plain-FTP login was accepted")
+                }
+                Err(e) if e.code() == Some(530) => {
+                    c.note(format!("plain login: {e}"));
+                    Ok(())
+                }
+                Err(e) => bail!("plain login: {e} (530 expected)"),
+            }
+        }
+        .await)
+    })
 }
 
 fn pstop_ok(c: &mut Ctx) -> CaseFuture<'_> {

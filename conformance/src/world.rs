@@ -291,6 +291,15 @@ impl Ctx {
         self.handle.view(&self.gw)
     }
 
+    /// (client, path) of every HTTPS request the platform's certificate endpoint served.
+    pub fn https_requests(&self) -> Vec<(String, String)> {
+        self.platform
+            .as_ref()
+            .and_then(|p| p.https())
+            .map(|h| h.requests())
+            .unwrap_or_default()
+    }
+
     /// Records the platform stored for the gateway.
     pub fn stored(&self) -> Result<Vec<RecordRow>> {
         Ok(Store::open(&self.store_path)?.records(&self.gw)?)

@@ -205,6 +205,8 @@ struct Shared {
     tls_material: TlsMaterial,
     tls: RwLock<Arc<ServerConfig>>,
     published: RwLock<Arc<Published>>,
+    /// (client organisation, path) of every request, oldest first, at most 1 000.
+    requests: std::sync::Mutex<std::collections::VecDeque<(String, String)>>,
 }
 
 impl Shared {
@@ -355,10 +357,12 @@ pub async fn serve(
         tls_material: tls,
         tls: RwLock::new(cfg),
         published: RwLock::new(Arc::new(published)),
+        requests: Default::default(),
     });
     let addr = listener.local_addr()?;
     let app = router(shared.clone());
     let loop_shared = shared.clone();
+    let log_shared = shared.clone();
     let task = tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -371,6 +375,7 @@ pub async fn serve(
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(loop_shared.tls());
             let app = app.clone();
+            let log_shared = log_shared.clone();
             tokio::spawn(async move {
                 let stream =
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -399,6 +404,15 @@ pub async fn serve(
                     move |mut req: hyper::Request<hyper::body::Incoming>| {
                         let app = app.clone();
                         let identity = identity.clone();
+                        if let Ok(mut l) = log_shared.requests.lock() {
+                            if l.len() >= 1000 {
+                                l.pop_front();
+                            }
+                            l.push_back((
+                                identity.organization.clone().unwrap_or_default(),
+                                req.uri().path().to_owned(),
+                            ));
+                        }
                         async move {
                             tracing::info!(
                                 %peer, client = ?identity.organization, serial = %identity.serial,
@@ -447,6 +461,16 @@ impl HttpsServer {
             Err(p) => *p.into_inner() = Arc::new(published),
         }
         Ok(())
+    }
+
+    /// (client organisation, path) of the requests served so far (the last 1 000), oldest
+    /// first: what a gateway fetched (IF-CERT-1).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.shared
+            .requests
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Stops accepting connections.
