@@ -1,8 +1,8 @@
 //! The operator dashboard in a real browser (MON-2): headless Debian Chromium driven over the
-//! W3C WebDriver protocol by chromedriver, against the real platform runtime with a scripted
-//! gateway connected over mutual-TLS MQTT. The page must show the gateway connected, and a
-//! click on Start must reach the gateway as `periodic.start`, after which the page shows it
-//! running.
+//! W3C WebDriver protocol by chromedriver, against the real platform runtime with the real
+//! gateway (`gateway::runtime::app`) connected over mutual-TLS MQTT. The page must show the
+//! gateway connected, and a click on Start must reach the gateway as `periodic.start`, which
+//! it applies, after which the page shows it running.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (installed by `.ci/run`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -15,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::scripted::{ScriptedGateway, env, fast_config, fixture};
+use common::fixture::{fast_config, fixture_https};
+use common::real::RealGateway;
 use gateway::protocol::message::MessageType;
 use platform_sim::ops::{FaultConfig, OperatorServer};
 use serde_json::{Value, json};
@@ -185,27 +186,13 @@ impl Drop for Driver {
 fn dashboard_shows_a_connected_gateway_and_its_start_button_starts_the_gateway() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _enter = rt.enter();
-    let f = fixture("DASH1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    let (tx, rx) = std::sync::mpsc::channel::<(&str, bool)>();
-    rt.spawn(async move {
-        let ok = g
-            .run_until(Duration::from_secs(10), |g| g.connected())
-            .await;
-        let _ = tx.send(("connected", ok));
-        let ok = g
-            .run_until(Duration::from_secs(60), |g| {
-                g.core.periodic().running && !g.received_of(MessageType::PeriodicStart).is_empty()
-            })
-            .await;
-        let _ = tx.send(("started", ok));
-        // Keep answering (the start result's ack, monitoring) while the page refreshes.
-        g.run_for(Duration::from_secs(60)).await;
-    });
-    assert_eq!(
-        rx.recv_timeout(Duration::from_secs(15)).unwrap(),
-        ("connected", true)
-    );
+    let f = rt.block_on(fixture_https(
+        "DASH1",
+        fast_config(),
+        FaultConfig::default(),
+    ));
+    // The gateway's tasks run on the runtime's workers while this thread drives the browser.
+    let g = rt.block_on(RealGateway::connected(&f));
     let server = rt
         .block_on(OperatorServer::start(
             "127.0.0.1:0".parse().unwrap(),
@@ -239,10 +226,18 @@ fn dashboard_shows_a_connected_gateway_and_its_start_button_starts_the_gateway()
         .unwrap();
     driver.cmd("POST", &format!("/element/{button}/click"), Some(json!({})));
     // The click reached the gateway as periodic.start, which it applied.
+    rt.block_on(g.wait("the click started the gateway", |v| v.running));
+    rt.block_on(common::real::wait_for(
+        "periodic.start in the access history",
+        || !g.received(MessageType::PeriodicStart).is_empty(),
+    ));
+    let received = g.received(MessageType::PeriodicStart);
+    assert_eq!(received.len(), 1, "{received:?}");
+    let cmds = f.store().commands(&f.gw).unwrap();
+    assert_eq!(cmds.len(), 1);
     assert_eq!(
-        rx.recv_timeout(Duration::from_secs(30)).unwrap(),
-        ("started", true),
-        "the click never started the gateway"
+        (cmds[0].0.as_str(), cmds[0].1.as_str()),
+        (received[0].as_str(), "periodic.start")
     );
     // The page shows the effect (the platform's view after the start result) on a refresh.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -9,7 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::scripted::{ScriptedGateway, env, fast_config, fixture, serial};
+use common::fixture::{Fixture, env, fast_config, fixture, serial};
+use common::scripted::ScriptedGateway;
 use gateway::protocol::gateway_side::GatewayEvent;
 use gateway::protocol::ids::StoreEpoch;
 use gateway::protocol::message::{Body, Envelope, MessageType, ProfileFormat, ResultCode};
@@ -18,7 +19,7 @@ use platform_sim::ops::{FaultConfig, OperatorBackend, OperatorCommand};
 
 const T: Duration = Duration::from_secs(10);
 
-fn start(f: &common::scripted::Fixture) {
+fn start(f: &Fixture) {
     f.handle
         .command(
             &f.gw,
@@ -40,6 +41,8 @@ fn connect_results(g: &ScriptedGateway, skip: usize) -> Vec<Envelope> {
         .collect()
 }
 
+/// scripted: restarts the gateway from an old snapshot (a restored backup) and then from one
+/// with a new epoch put in by hand, which the real gateway does only from its own store.
 #[tokio::test]
 async fn a_gateway_restored_from_a_backup_is_refused_until_it_takes_a_new_epoch() {
     let _s = serial().await;
@@ -175,6 +178,8 @@ async fn a_gateway_restored_from_a_backup_is_refused_until_it_takes_a_new_epoch(
     assert_ne!(fresh[0].fields, old_rows[0], "not taken for a duplicate");
 }
 
+/// scripted: publishes a sealed `data` envelope without its profile, which the real gateway
+/// never sends.
 #[tokio::test]
 async fn undecodable_data_with_a_readable_range_is_answered_through_the_runtime_and_not_stored() {
     let _s = serial().await;

@@ -1,8 +1,10 @@
-//! Every fault the platform injects, each against a scripted gateway over real mutual-TLS MQTT
-//! (conformance; IF-PSTART-2, SEC-CERT-2, SM-RESEND, DES-ENV-8, DES-MSG-PS-4, DES-SEAL-5):
-//! tampered, unsigned, expired-certificate and revoked-certificate commands are refused by the
-//! gateway and its anomaly is recorded by the platform; dropped, duplicated, delayed and
-//! reordered messages; a stale CRL served over HTTPS; a gateway revoked mid-session.
+//! Every fault the platform injects, each against the real gateway (`gateway::runtime::app`)
+//! over real mutual-TLS MQTT (conformance; IF-PSTART-2, SEC-CERT-2, SM-RESEND, DES-ENV-8,
+//! DES-MSG-PS-4, DES-SEAL-5): tampered, unsigned, expired-certificate and revoked-certificate
+//! commands are refused by the gateway and its anomaly is recorded by the platform; dropped,
+//! duplicated, delayed and reordered messages; a stale CRL served over HTTPS; a gateway revoked
+//! mid-session. What crossed the broker is read by a tap that opens every message; what the
+//! gateway opened, refused and answered, from its access history (DES-AUDIT-1).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -10,64 +12,63 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::scripted::{ScriptedGateway, env, fast_config, fixture, fixture_https, serial};
-use gateway::protocol::gateway_side::GatewayEvent;
-use gateway::protocol::message::{MessageType, ProfileFormat};
+use common::fixture::{env, fast_config, fixture_https, serial};
+use common::real::{RealGateway, Tap, start_cmd, wait_for};
+use gateway::protocol::message::{Body, MessageType, ProfileFormat, ResultCode};
 use legacy_sim::dataset::Dataset as Ds;
 use platform_sim::ops::{FaultConfig, OperatorBackend, OperatorCommand};
-
-const T: Duration = Duration::from_secs(10);
-
-fn start_cmd() -> OperatorCommand {
-    OperatorCommand::Start {
-        datasets: vec![],
-        interval_sec: 1,
-        format: ProfileFormat::Json,
-    }
-}
 
 /// The first start is sealed with `faults`: the gateway refuses it (not applied), reports an
 /// anomaly that the platform stores, and the platform's retry (sealed properly) is applied.
 async fn faulty_command_is_refused_reported_and_retried(id: &str, faults: FaultConfig, name: &str) {
     let _s = serial().await;
-    let f = fixture(id, fast_config(), faults);
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await, "no session");
-    f.handle.command(&f.gw, start_cmd()).unwrap();
-    assert!(
-        g.run_until(T, |g| !g.refused.is_empty()).await,
-        "the {name} command was not refused"
-    );
-    assert!(
-        g.refused[0].ends_with("/down/periodic.start"),
-        "{:?}",
-        g.refused
-    );
-    assert!(!g.core.periodic().running, "a {name} command was applied");
-    assert!(g.received_of(MessageType::PeriodicStart).is_empty());
+    let f = fixture_https(id, fast_config(), faults).await;
+    let tap = Tap::start(&f);
+    let g = RealGateway::connected(&f).await;
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
+    wait_for(&format!("the {name} command refused"), || {
+        !g.refused().is_empty()
+    })
+    .await;
+    let refused = g.refused();
+    assert!(refused[0].ends_with("/down/periodic.start"), "{refused:?}");
+    assert!(!g.view().await.running, "a {name} command was applied");
+    assert!(g.received(MessageType::PeriodicStart).is_empty());
+    // On the wire it was a periodic.start that does not open with the gateway's keys.
+    let first = &tap.of(false, MessageType::PeriodicStart)[0];
+    assert!(first.envelope.is_none(), "the {name} command opened");
     let store = f.store();
-    assert!(
-        g.run_until(T, |_| store
+    wait_for("anomaly recorded", || {
+        store
             .anomalies(&f.gw)
             .unwrap()
             .iter()
-            .any(|a| a.0 == "gateway"
-                && a.1 == "security"
-                && a.2 == "IF-PSTART-2"))
-            .await,
-        "anomaly not recorded: {:?}",
-        store.anomalies(&f.gw).unwrap()
-    );
+            .any(|a| a.0 == "gateway" && a.1 == "security" && a.2 == "IF-PSTART-2")
+    })
+    .await;
     let cmds = store.commands(&f.gw).unwrap();
     assert_eq!(cmds[0].2.as_deref(), Some(name));
     // The platform re-sends the unanswered command under a new ID, properly sealed.
-    assert!(
-        g.run_until(T, |g| g.core.periodic().running).await,
-        "retry not applied"
-    );
+    g.wait("retry applied", |v| v.running).await;
     let cmds = store.commands(&f.gw).unwrap();
     assert_eq!(cmds.last().unwrap().2, None);
     assert_ne!(cmds[0].0, cmds.last().unwrap().0);
+    wait_for("the retry answered", || {
+        !g.answers(MessageType::PeriodicStartResult).is_empty()
+    })
+    .await;
+    assert_eq!(
+        g.received(MessageType::PeriodicStart),
+        [cmds.last().unwrap().0.clone()]
+    );
+    let answers = g.answers(MessageType::PeriodicStartResult);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(
+        (answers[0].1.as_str(), answers[0].2.as_str()),
+        (cmds.last().unwrap().0.as_str(), "OK")
+    );
     let v = f.handle.view(&f.gw);
     assert!(
         v.anomalies
@@ -115,77 +116,93 @@ async fn a_command_signed_with_a_revoked_certificate_is_refused_and_recorded() {
 #[tokio::test]
 async fn dropped_commands_never_arrive_and_the_platform_retries_once_the_fault_is_lifted() {
     let _s = serial().await;
-    let f = fixture("DROP1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
+    let f = fixture_https("DROP1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let g = RealGateway::connected(&f).await;
     f.handle
         .set_faults(FaultConfig {
             drop_percent: 100,
             ..FaultConfig::default()
         })
         .unwrap();
-    f.handle.command(&f.gw, start_cmd()).unwrap();
-    g.run_for(Duration::from_millis(1500)).await;
-    assert!(g.received_of(MessageType::PeriodicStart).is_empty());
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(tap.of(false, MessageType::PeriodicStart).is_empty());
+    assert!(g.received(MessageType::PeriodicStart).is_empty());
+    assert!(!g.view().await.running);
     assert_eq!(
         f.store().commands(&f.gw).unwrap().len(),
         1,
         "sent (and dropped)"
     );
     f.handle.set_faults(FaultConfig::default()).unwrap();
-    assert!(
-        g.run_until(T, |g| g.core.periodic().running).await,
-        "retry lost"
-    );
+    g.wait("retry lost", |v| v.running).await;
 }
 
 #[tokio::test]
 async fn a_duplicated_command_is_applied_once_and_answered_with_the_same_reply() {
     let _s = serial().await;
-    let f = fixture("DUP1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
+    let f = fixture_https("DUP1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let g = RealGateway::connected(&f).await;
     f.handle
         .set_faults(FaultConfig {
             duplicate_percent: 100,
             ..FaultConfig::default()
         })
         .unwrap();
-    f.handle.command(&f.gw, start_cmd()).unwrap();
-    assert!(
-        g.run_until(T, |g| g.received_of(MessageType::PeriodicStart).len() >= 2)
-            .await
-    );
-    g.run_for(Duration::from_millis(500)).await;
-    let starts = g.received_of(MessageType::PeriodicStart);
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
+    wait_for("both copies opened and answered", || {
+        g.received(MessageType::PeriodicStart).len() >= 2
+            && g.answers(MessageType::PeriodicStartResult).len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let starts = tap.down(MessageType::PeriodicStart);
+    assert!(starts.len() >= 2);
     assert_eq!(
         starts[0].message_id, starts[1].message_id,
         "one message, twice"
     );
-    let applied = g
-        .events
-        .iter()
-        .filter(|e| matches!(e, GatewayEvent::StartStoring { .. }))
-        .count();
-    assert_eq!(applied, 1);
-    let results: Vec<&String> = g
-        .sent
-        .iter()
-        .filter(|(t, _, _)| *t == MessageType::PeriodicStartResult)
-        .map(|(_, id, _)| id)
-        .collect();
+    let received = g.received(MessageType::PeriodicStart);
+    assert!(
+        received
+            .iter()
+            .all(|id| *id == starts[0].message_id.as_str())
+    );
+    // Applied once: the copy is answered from the reply memory (DES-ENV-8) with the very
+    // result of the first, which a second application could not have produced.
+    let v = g.view().await;
+    assert!(v.running);
+    let Body::PeriodicStart(body) = &starts[0].body else {
+        unreachable!()
+    };
+    assert_eq!(v.periodic.command_seq, body.command_seq);
+    let results = g.answers(MessageType::PeriodicStartResult);
     assert!(
         results.len() >= 2 && results.iter().all(|r| *r == results[0]),
         "{results:?}"
+    );
+    let sent = tap.up(MessageType::PeriodicStartResult);
+    assert!(
+        sent.len() >= 2
+            && sent
+                .iter()
+                .all(|e| e.message_id == sent[0].message_id && e.body == sent[0].body),
+        "{sent:?}"
     );
 }
 
 #[tokio::test]
 async fn delayed_messages_arrive_no_sooner_than_the_delay() {
     let _s = serial().await;
-    let f = fixture("DLY1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
+    let f = fixture_https("DLY1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let g = RealGateway::connected(&f).await;
     f.handle
         .set_faults(FaultConfig {
             delay_ms: 800,
@@ -193,55 +210,70 @@ async fn delayed_messages_arrive_no_sooner_than_the_delay() {
         })
         .unwrap();
     let t0 = Instant::now();
-    f.handle.command(&f.gw, start_cmd()).unwrap();
-    assert!(
-        g.run_until(T, |g| !g.received_of(MessageType::PeriodicStart).is_empty())
-            .await
-    );
-    let took = t0.elapsed();
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
+    wait_for("periodic.start on the wire", || {
+        !tap.of(false, MessageType::PeriodicStart).is_empty()
+    })
+    .await;
+    let took = tap.of(false, MessageType::PeriodicStart)[0].at - t0;
     assert!(took >= Duration::from_millis(800), "{took:?}");
     assert!(
         took < Duration::from_millis(2800),
         "{took:?} (retry, not delay)"
     );
+    g.wait("applied", |v| v.running).await;
 }
 
 #[tokio::test]
 async fn reordered_commands_leave_the_gateway_in_the_newer_state() {
     let _s = serial().await;
-    let f = fixture("ORD1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
+    let f = fixture_https("ORD1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let g = RealGateway::connected(&f).await;
     f.handle
         .set_faults(FaultConfig {
             reorder: true,
             ..FaultConfig::default()
         })
         .unwrap();
-    f.handle.command(&f.gw, start_cmd()).unwrap();
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
     f.handle.command(&f.gw, OperatorCommand::Stop).unwrap();
-    let both = |g: &ScriptedGateway| {
-        !g.received_of(MessageType::PeriodicStart).is_empty()
-            && !g.received_of(MessageType::PeriodicStop).is_empty()
-    };
-    assert!(g.run_until(T, both).await);
-    let order: Vec<MessageType> = g
-        .received
-        .iter()
-        .map(|e| e.message_type())
-        .filter(|t| matches!(t, MessageType::PeriodicStart | MessageType::PeriodicStop))
+    wait_for("both opened by the gateway", || {
+        !g.received(MessageType::PeriodicStart).is_empty()
+            && !g.received(MessageType::PeriodicStop).is_empty()
+    })
+    .await;
+    let order: Vec<String> = tap
+        .all()
+        .into_iter()
+        .filter(|m| !m.up && (m.ty == "periodic.start" || m.ty == "periodic.stop"))
+        .map(|m| m.ty)
         .collect();
-    assert_eq!(
-        order[..2],
-        [MessageType::PeriodicStop, MessageType::PeriodicStart]
-    );
-    g.run_for(Duration::from_millis(500)).await;
-    assert!(!g.core.periodic().running, "the older start won");
+    assert_eq!(order[..2], ["periodic.stop", "periodic.start"]);
+    let opened: Vec<String> = g
+        .audit()
+        .into_iter()
+        .filter(|l| {
+            l["event"] == "mqtt.received"
+                && (l["type"] == "periodic.start" || l["type"] == "periodic.stop")
+        })
+        .map(|l| l["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(opened[..2], ["periodic.stop", "periodic.start"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!g.view().await.running, "the older start won");
+    // The overtaken start is not applied: answered SUPERSEDED (DES-MSG-PS-4).
+    let starts = g.answers(MessageType::PeriodicStartResult);
+    assert!(!starts.is_empty());
     assert!(
-        !g.events
+        starts
             .iter()
-            .any(|e| matches!(e, GatewayEvent::StartStoring { .. })),
-        "the overtaken start was applied"
+            .all(|(_, _, code)| code == ResultCode::Superseded.as_str()),
+        "the overtaken start was applied: {starts:?}"
     );
 }
 
@@ -269,22 +301,20 @@ async fn a_gateway_revoked_mid_session_is_kicked_and_its_further_messages_are_re
     let _s = serial().await;
     let f = fixture_https("REVK1", fast_config(), FaultConfig::default()).await;
     let port = f.platform.https().unwrap().addr().port();
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
-    f.handle.command(&f.gw, start_cmd()).unwrap();
-    assert!(g.run_until(T, |g| g.core.periodic().running).await);
-    let a = g.ingest(Ds::Billing, 3, 7);
-    assert!(g.run_until(T, |g| g.all_acked()).await);
+    let mut g = RealGateway::started(&f, ProfileFormat::Json).await;
+    let a = g.upload(Ds::Billing, 3, 7).await;
+    g.wait("acknowledged", |v| v.unacked == 0).await;
     assert!(curl_crl(port, &f.bundle).await.0, "fetch before revocation");
 
     let r = f.handle.command(&f.gw, OperatorCommand::Revoke).unwrap();
     assert!(r.detail.contains("revoked"), "{}", r.detail);
     // Kicked: the session drops; rumqttd has no CRL, so MQTT reconnects, but the platform
     // refuses its connect and everything after it.
-    assert!(g.run_until(T, |g| !g.connected()).await, "not kicked");
-    let b = g.ingest(Ds::Billing, 2, 8);
-    g.run_for(Duration::from_secs(3)).await;
-    assert!(!g.connected(), "a revoked gateway got a session");
+    g.wait("kicked", |v| !v.connected).await;
+    // The legacy system goes on uploading: stored by the gateway, never by the platform.
+    let b = g.upload(Ds::Billing, 2, 8).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!g.view().await.connected, "a revoked gateway got a session");
     let store = f.store();
     assert!(!store.has_record(&f.gw, b.first).unwrap());
     assert!(store.has_record(&f.gw, a.last).unwrap());
@@ -301,7 +331,11 @@ async fn a_gateway_revoked_mid_session_is_kicked_and_its_further_messages_are_re
     // The new CRL is served and enforced at the HTTPS handshake.
     let (ok, _) = curl_crl(port, &f.bundle).await;
     assert!(!ok, "revoked client certificate accepted over HTTPS");
-    assert!(f.handle.command(&f.gw, start_cmd()).is_err());
+    assert!(
+        f.handle
+            .command(&f.gw, start_cmd(ProfileFormat::Json))
+            .is_err()
+    );
 }
 
 #[tokio::test]

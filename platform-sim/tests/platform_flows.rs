@@ -1,31 +1,26 @@
-//! The platform runtime against a scripted gateway over real mutual-TLS MQTT (IF-CONN-1,
-//! IF-PSTART-1..4, IF-PSEND-1..3, IF-PSTOP-1, IF-RESEND-1, MON-1, SM-RESEND; DES-MSG-*,
-//! DES-PROF-*): every record the gateway sends is checked field by field in the platform's
-//! SQLite store, independently of the platform's own view.
+//! The platform runtime over real mutual-TLS MQTT against the real gateway
+//! (`gateway::runtime::app`, legacy CSV uploaded over FTPS) and, for what a correct gateway
+//! never sends, a scripted one (IF-CONN-1, IF-PSTART-1..4, IF-PSEND-1..3, IF-PSTOP-1,
+//! IF-RESEND-1, MON-1, SM-RESEND; DES-MSG-*, DES-PROF-*, DES-ENV-1): every record the gateway
+//! sends is checked field by field in the platform's SQLite store, independently of the
+//! platform's own view; what crossed the broker is read by a tap that opens every message.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::scripted::{ScriptedGateway, env, fast_config, fixture, serial};
-use gateway::protocol::gateway_side::GatewayEvent;
-use gateway::protocol::message::{Body, MessageType, ProfileFormat, ResultCode};
+use common::fixture::{Fixture, env, fast_config, fixture, fixture_https, serial};
+use common::real::{RealGateway, Tap, start_cmd, wait_for};
+use common::scripted::ScriptedGateway;
+use gateway::protocol::message::{Body, DataKind, MessageType, ProfileFormat, ResultCode};
 use legacy_sim::dataset::Dataset as Ds;
 use platform_sim::ops::{FaultConfig, OperatorBackend, OperatorCommand};
 
 const T: Duration = Duration::from_secs(10);
 
-fn start_cmd(format: ProfileFormat) -> OperatorCommand {
-    OperatorCommand::Start {
-        datasets: vec![],
-        interval_sec: 1,
-        format,
-    }
-}
-
-/// The records of `range` in the store equal the gateway's rows, each once.
-fn assert_stored(f: &common::scripted::Fixture, g: &ScriptedGateway, first: u64, last: u64) {
+/// The records of `range` in the store equal the scripted gateway's rows, each once.
+fn assert_stored(f: &Fixture, g: &ScriptedGateway, first: u64, last: u64) {
     let rows = f.store().records(&f.gw).unwrap();
     for seq in first..=last {
         let stored: Vec<_> = rows.iter().filter(|r| r.seq == seq).collect();
@@ -36,17 +31,36 @@ fn assert_stored(f: &common::scripted::Fixture, g: &ScriptedGateway, first: u64,
     }
 }
 
+/// The data messages the gateway sent (as tapped) whose range starts at `first`.
+fn data_from(tap: &Tap, first: u64) -> Vec<gateway::protocol::message::Data> {
+    tap.up(MessageType::Data)
+        .into_iter()
+        .filter_map(|e| match e.body {
+            Body::Data(d) if d.range.first == first => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn connect_start_json_and_xml_data_and_stop_run_end_to_end_and_every_record_is_stored() {
     let _s = serial().await;
-    let f = fixture("FLOW1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
+    let f = fixture_https("FLOW1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let mut g = RealGateway::connected(&f).await;
     // connect → connect.result OK.
-    assert!(g.run_until(T, |g| g.connected()).await, "no session");
-    let cr = g.received_of(MessageType::ConnectResult);
+    let cr = tap.down(MessageType::ConnectResult);
     assert_eq!(cr.len(), 1);
     assert_eq!(cr[0].result.as_ref().unwrap().code, ResultCode::Ok);
-    assert!(f.handle.view(&f.gw).connected);
+    // The gateway's access history names what it opened (DES-AUDIT-1).
+    wait_for("connect.result in the access history", || {
+        !g.received(MessageType::ConnectResult).is_empty()
+    })
+    .await;
+    assert_eq!(
+        g.received(MessageType::ConnectResult),
+        [cr[0].message_id.to_string()]
+    );
 
     // Operator start → periodic.start reaches the gateway, start.result, ack.
     let r = f
@@ -54,25 +68,32 @@ async fn connect_start_json_and_xml_data_and_stop_run_end_to_end_and_every_recor
         .command(&f.gw, start_cmd(ProfileFormat::Json))
         .unwrap();
     let start_id = r.message_id.expect("sent at once");
-    assert!(
-        g.run_until(T, |g| g
-            .events
-            .iter()
-            .any(|e| matches!(e, GatewayEvent::ResultAcknowledged { .. })))
-            .await,
-        "start result not acknowledged"
-    );
-    let starts = g.received_of(MessageType::PeriodicStart);
-    assert_eq!(starts[0].message_id.as_str(), start_id);
-    assert!(g.core.periodic().running);
+    g.wait("periodic running", |v| v.running).await;
+    wait_for("periodic.start in the access history", || {
+        !g.received(MessageType::PeriodicStart).is_empty()
+    })
+    .await;
+    assert_eq!(g.received(MessageType::PeriodicStart), [start_id.as_str()]);
+    let acked_result = || {
+        let results = g.answers(MessageType::PeriodicStartResult);
+        let acks = g.received(MessageType::Ack);
+        let acks_to: Vec<String> = tap
+            .down(MessageType::Ack)
+            .into_iter()
+            .filter(|a| acks.contains(&a.message_id.to_string()))
+            .filter_map(|a| a.in_reply_to.map(|i| i.to_string()))
+            .collect();
+        results.len() == 1
+            && results[0].1 == start_id
+            && results[0].2 == "OK"
+            && acks_to.contains(&results[0].0)
+    };
+    wait_for("start result acknowledged", acked_result).await;
 
-    // JSON profiles: billing rows with masked personal columns.
-    let a = g.ingest(Ds::Billing, 25, 1);
-    assert!(
-        g.run_until(T, |g| g.all_acked()).await,
-        "json data not acknowledged"
-    );
-    assert_stored(&f, &g, a.first, a.last);
+    // JSON profiles: billing rows, personal columns masked by the gateway.
+    let a = g.upload(Ds::Billing, 25, 1).await;
+    g.wait("json data acknowledged", |v| v.unacked == 0).await;
+    g.assert_stored(&f, a.first, a.last);
     let billing = &f.store().records(&f.gw).unwrap()[0];
     let name_col = Ds::Billing
         .columns()
@@ -84,42 +105,36 @@ async fn connect_start_json_and_xml_data_and_stop_run_end_to_end_and_every_recor
         "{:?}",
         billing.fields
     );
+    let sent = data_from(&tap, a.first);
+    assert!(!sent.is_empty() && sent.iter().all(|d| d.format == ProfileFormat::Json));
     assert!(f.handle.view(&f.gw).periodic.running);
 
     // XML profiles after a start with format xml.
     f.handle
         .command(&f.gw, start_cmd(ProfileFormat::Xml))
         .unwrap();
-    assert!(
-        g.run_until(T, |g| g.core.periodic().format == ProfileFormat::Xml)
-            .await
-    );
-    let b = g.ingest(Ds::MeterReading, 12, 2);
-    assert!(
-        g.run_until(T, |g| g.all_acked()).await,
-        "xml data not acknowledged"
-    );
-    assert_stored(&f, &g, b.first, b.last);
-    let xml_sent = g
-        .sent
-        .iter()
-        .filter(|(t, _, r)| *t == MessageType::Data && r.is_some_and(|r| r.first == b.first))
-        .count();
-    assert!(xml_sent >= 1);
+    g.wait("xml start applied", |v| {
+        v.periodic.format == ProfileFormat::Xml
+    })
+    .await;
+    let b = g.upload(Ds::MeterReading, 12, 2).await;
+    g.wait("xml data acknowledged", |v| v.unacked == 0).await;
+    g.assert_stored(&f, b.first, b.last);
+    let sent = data_from(&tap, b.first);
+    assert!(!sent.is_empty() && sent.iter().all(|d| d.format == ProfileFormat::Xml));
 
     // Stop.
     f.handle.command(&f.gw, OperatorCommand::Stop).unwrap();
-    assert!(g.run_until(T, |g| !g.core.periodic().running).await);
-    assert!(
-        g.run_until(T, |_| !f.handle.view(&f.gw).periodic.running)
-            .await,
-        "platform did not see the stop result"
-    );
+    g.wait("stopped", |v| !v.running).await;
+    wait_for("the platform sees the stop result", || {
+        !f.handle.view(&f.gw).periodic.running
+    })
+    .await;
     // Monitoring statuses were stored, commands recorded.
-    assert!(
-        g.run_until(T, |_| f.store().status_count(&f.gw).unwrap() > 0)
-            .await
-    );
+    wait_for("a status stored", || {
+        f.store().status_count(&f.gw).unwrap() > 0
+    })
+    .await;
     let cmds = f.store().commands(&f.gw).unwrap();
     let types: Vec<&str> = cmds.iter().map(|c| c.1.as_str()).collect();
     assert_eq!(types, ["periodic.start", "periodic.start", "periodic.stop"]);
@@ -129,6 +144,8 @@ async fn connect_start_json_and_xml_data_and_stop_run_end_to_end_and_every_recor
     assert!(v.gaps.is_empty());
 }
 
+/// scripted: drops its own data message (an uplink lost on the way; the platform's faults act
+/// on downlinks only, and the real gateway never leaves out a message).
 #[tokio::test]
 async fn a_lost_data_message_is_detected_as_a_gap_and_filled_by_a_resend_request() {
     let _s = serial().await;
@@ -195,50 +212,49 @@ async fn withheld_acknowledgements_make_the_gateway_resend_and_the_platform_stor
     let _s = serial().await;
     let mut cfg = fast_config();
     cfg.ack_timeout_sec = 1;
-    let f = fixture("WHA1", cfg, FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
-    f.handle
-        .command(&f.gw, start_cmd(ProfileFormat::Json))
-        .unwrap();
-    assert!(g.run_until(T, |g| g.core.periodic().running).await);
+    let f = fixture_https("WHA1", cfg, FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let mut g = RealGateway::started(&f, ProfileFormat::Json).await;
     f.handle
         .set_faults(FaultConfig {
             withhold_acks: true,
             ..FaultConfig::default()
         })
         .unwrap();
-    let r = g.ingest(Ds::PipeLedger, 6, 5);
-    // The data goes out again and again. (DES-MSG-DATA-3 says with the same message ID; the
-    // gateway core on this branch makes a new ID per retransmission, which the platform must
-    // deduplicate by seq just the same.)
-    let same_id_sent = |g: &ScriptedGateway| {
-        g.sent
-            .iter()
-            .filter(|(t, _, rg)| *t == MessageType::Data && *rg == Some(r))
-            .count()
-            >= 3
+    let r = g.upload(Ds::PipeLedger, 6, 5).await;
+    // The data goes out again and again: the same message, the very sealed bytes
+    // (DES-MSG-DATA-3; after T, then 2T, 4T, …).
+    let sent = || {
+        tap.of(true, MessageType::Data)
+            .into_iter()
+            .filter(|m| {
+                m.envelope
+                    .as_ref()
+                    .is_some_and(|e| matches!(&e.body, Body::Data(d) if d.range == r))
+            })
+            .collect::<Vec<_>>()
     };
-    assert!(
-        g.run_until(T, same_id_sent).await,
-        "no retransmission: {:?}",
-        g.sent
-    );
-    assert!(!g.all_acked());
+    wait_for("a retransmission", || sent().len() >= 2).await;
+    assert!(g.view().await.unacked > 0);
     assert!(
         f.store().has_record(&f.gw, r.first).unwrap(),
         "stored before any ack"
     );
     f.handle.set_faults(FaultConfig::default()).unwrap();
+    g.wait("acknowledged", |v| v.unacked == 0).await;
+    // Acknowledged only once a third transmission came after the fault was lifted.
+    let s = sent();
+    assert!(s.len() >= 3, "{} transmissions", s.len());
     assert!(
-        g.run_until(T, |g| g.all_acked()).await,
-        "never acknowledged"
+        s.iter().all(|m| m.payload == s[0].payload),
+        "not the same message"
     );
-    assert_stored(&f, &g, r.first, r.last);
+    g.assert_stored(&f, r.first, r.last);
     assert_eq!(f.store().records(&f.gw).unwrap().len(), 6);
     assert_eq!(f.handle.view(&f.gw).records.get("pipe_ledger"), Some(&6));
 }
 
+/// scripted: publishes a tampered and a non-JWE uplink, which the real gateway never does.
 #[tokio::test]
 async fn uplinks_that_fail_to_open_are_recorded_as_anomalies_and_not_acted_on() {
     let _s = serial().await;
@@ -278,6 +294,8 @@ async fn uplinks_that_fail_to_open_are_recorded_as_anomalies_and_not_acted_on() 
     assert!(g.received_of(MessageType::DisconnectResult).is_empty());
 }
 
+/// scripted: sends a profile whose header names another range than its message, which the
+/// real gateway never does.
 #[tokio::test]
 async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_stored() {
     let _s = serial().await;
@@ -315,6 +333,8 @@ async fn data_whose_profile_header_differs_from_the_message_is_refused_and_not_s
     assert_stored(&f, &g, r.first, r.last);
 }
 
+/// scripted: publishes undecodable `connect` and `disconnect` envelopes, which the real
+/// gateway never does.
 #[tokio::test]
 async fn an_undecodable_connect_is_answered_malformed_and_changes_nothing() {
     let _s = serial().await;
@@ -372,28 +392,38 @@ async fn an_undecodable_connect_is_answered_malformed_and_changes_nothing() {
 #[tokio::test]
 async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_storing_twice() {
     let _s = serial().await;
-    let f = fixture("RSND1", fast_config(), FaultConfig::default());
-    let mut g = ScriptedGateway::new(&f.bundle, env().broker.addr().port());
-    assert!(g.run_until(T, |g| g.connected()).await);
-    f.handle
-        .command(&f.gw, start_cmd(ProfileFormat::Json))
-        .unwrap();
-    assert!(g.run_until(T, |g| g.core.periodic().running).await);
-    let r = g.ingest(Ds::MeterReading, 8, 10);
-    assert!(g.run_until(T, |g| g.all_acked()).await);
+    let f = fixture_https("RSND1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let mut g = RealGateway::started(&f, ProfileFormat::Json).await;
+    let r = g.upload(Ds::MeterReading, 8, 10).await;
+    g.wait("acknowledged", |v| v.unacked == 0).await;
     let before = f.store().records(&f.gw).unwrap();
 
-    let resend_data = |g: &ScriptedGateway| {
-        g.sent
-            .iter()
-            .filter(|(t, _, _)| *t == MessageType::Data)
-            .count()
-    };
+    let data_sent = || tap.of(true, MessageType::Data).len();
     // Every data message answered: the resend is over (one resend at a time, DES-MSG-RS-2).
-    let settled = |g: &ScriptedGateway| {
-        g.received_of(MessageType::DataAck).len() >= resend_data(g) && g.all_acked()
+    let answered = || tap.of(false, MessageType::DataAck).len() >= data_sent();
+    // The data of the resend requested by `id`, and the gateway's resend.result to it.
+    let resent = |id: &str| {
+        let data: Vec<_> = tap
+            .up(MessageType::Data)
+            .into_iter()
+            .filter_map(|e| match e.body {
+                Body::Data(d)
+                    if d.kind == DataKind::Resend
+                        && d.request.as_ref().is_some_and(|q| q.as_str() == id) =>
+                {
+                    Some(d.range)
+                }
+                _ => None,
+            })
+            .collect();
+        let result = g
+            .answers(MessageType::ResendResult)
+            .iter()
+            .any(|(_, to, code)| to == id && code == "OK");
+        (data, result)
     };
-    let n0 = resend_data(&g);
+    let n0 = data_sent();
     let rc = f
         .handle
         .command(
@@ -408,22 +438,33 @@ async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_
             },
         )
         .unwrap();
-    assert!(rc.message_id.is_some());
-    assert!(
-        g.run_until(T, |g| resend_data(g) > n0 && settled(g)).await,
-        "no resend data"
-    );
-    let rr = g.received_of(MessageType::ResendRequest);
+    let id = rc.message_id.expect("sent at once");
+    wait_for("resend data answered", || {
+        data_sent() > n0 && answered() && resent(&id).1
+    })
+    .await;
+    g.wait("settled", |v| v.unacked == 0).await;
+    let rr = tap.down(MessageType::ResendRequest);
     assert_eq!(rr.len(), 1);
     let Body::ResendRequest(b) = &rr[0].body else {
         unreachable!()
     };
     assert_eq!(b.seq.unwrap().first, r.first + 2);
+    assert_eq!(g.received(MessageType::ResendRequest), [id.as_str()]);
+    let (ranges, _) = resent(&id);
+    assert_eq!(
+        ranges,
+        [gateway::protocol::ids::SeqRange {
+            first: r.first + 2,
+            last: r.first + 4
+        }]
+    );
 
     let from = chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(5);
     let to = chrono::Utc::now().fixed_offset() + chrono::Duration::minutes(1);
-    let n1 = resend_data(&g);
-    f.handle
+    let n1 = data_sent();
+    let rc = f
+        .handle
         .command(
             &f.gw,
             OperatorCommand::Resend {
@@ -433,8 +474,13 @@ async fn an_operator_resend_by_seq_and_by_time_brings_the_records_again_without_
             },
         )
         .unwrap();
-    assert!(g.run_until(T, |g| resend_data(g) > n1 && settled(g)).await);
-    g.run_for(Duration::from_millis(300)).await;
+    let id = rc.message_id.expect("sent at once");
+    wait_for("time resend answered", || {
+        data_sent() > n1 && answered() && resent(&id).1
+    })
+    .await;
+    assert_eq!(resent(&id).0, [r], "every record of the time range again");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // Nothing stored twice, nothing changed.
     assert_eq!(f.store().records(&f.gw).unwrap(), before);
     assert_eq!(f.handle.view(&f.gw).records.get("meter_reading"), Some(&8));

@@ -1,8 +1,9 @@
 //! `platform-sim run` as a subprocess, killed and started again on the same state directory
-//! and ports (SM-RESEND, IF-PSEND-3, DES-MSG-DATA-2/3, DES-MSG-CONN-2): a scripted gateway
-//! reconnects by itself, the restarted platform still knows what it stored (`ackedThrough`),
-//! and the gateway's unacknowledged data ends up in the SQLite store exactly once. Also the
-//! operator API and the `fault` subcommand of the running binary.
+//! and ports (SM-RESEND, IF-PSEND-3, DES-MSG-DATA-2/3, DES-MSG-CONN-2): the real gateway
+//! (`gateway::runtime::app`, legacy CSV uploaded over FTPS) reconnects by itself, the restarted
+//! platform still knows what it stored (`ackedThrough`), and the gateway's unacknowledged data,
+//! also what it took in while the platform was away, ends up in the SQLite store exactly once.
+//! Also the operator API and the `fault` subcommand of the running binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -14,9 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::bin;
-use common::scripted::ScriptedGateway;
+use common::real::{RealGateway, wait_for};
 use gateway::protocol::ids::GatewayId;
-use gateway::protocol::message::{Body, MessageType};
 use legacy_sim::dataset::Dataset as Ds;
 use platform_sim::broker::free_loopback_port;
 use platform_sim::platform::store::Store;
@@ -103,10 +103,19 @@ fn provision(state: &Path, out: &Path, id: &str) -> Bundle {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    Bundle::load(out).unwrap()
+    let mut b = Bundle::load(out).unwrap();
+    // The initial FTP passwords are printed once.
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        if let Some((user, pass)) = l
+            .strip_prefix("initial FTP password of user ")
+            .and_then(|x| x.split_once(": "))
+        {
+            b.ftp_passwords.insert(user.to_owned(), pass.to_owned());
+        }
+    }
+    assert!(!b.ftp_passwords.is_empty(), "{o:?}");
+    b
 }
-
-const T: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_platform_restart_the_gateway_reconnects_and_its_unacknowledged_data_is_stored_exactly_once()
@@ -123,8 +132,9 @@ async fn after_a_platform_restart_the_gateway_reconnects_and_its_unacknowledged_
     let sim = run(&state, &ports, Some("withhold-acks"));
     let b = provision(&state, &d.path().join("bundle"), "RST1");
     let gw = GatewayId::new("RST1").unwrap();
-    let mut g = ScriptedGateway::new(&b, ports.mqtt);
-    assert!(g.run_until(T, |g| g.connected()).await, "no session");
+    let mut g = RealGateway::setup(&b, &format!("https://localhost:{}", ports.https));
+    g.start().await;
+    g.wait("session", |v| v.connected).await;
     let (status, body) = http(
         ports.api,
         "POST",
@@ -132,56 +142,53 @@ async fn after_a_platform_restart_the_gateway_reconnects_and_its_unacknowledged_
         r#"{"command":"start","intervalSec":1,"format":"json"}"#,
     );
     assert_eq!(status, 200, "{body}");
-    assert!(g.run_until(T, |g| g.core.periodic().running).await);
-    let a = g.ingest(Ds::Billing, 10, 21);
+    g.wait("periodic sending started", |v| v.running).await;
+    let a = g.upload(Ds::Billing, 10, 21).await;
     let db = state.join("platform.sqlite");
-    assert!(
-        g.run_until(T, |_| Store::open(&db).unwrap().records(&gw).unwrap().len()
-            == 10)
-            .await,
-        "first batch not stored"
-    );
-    g.run_for(Duration::from_millis(500)).await;
-    assert!(!g.all_acked(), "acks were withheld");
-    let first_ids: Vec<String> = Store::open(&db)
-        .unwrap()
-        .records(&gw)
-        .unwrap()
-        .iter()
-        .map(|r| r.message_id.clone())
-        .collect();
+    let stored = || Store::open(&db).unwrap().records(&gw).unwrap();
+    wait_for("first batch stored", || stored().len() == 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(g.view().await.unacked, 10, "acks were withheld");
+    let first_ids: Vec<String> = stored().iter().map(|r| r.message_id.clone()).collect();
 
-    // Kill it; more data is ingested while the platform is away.
+    // Kill it; the legacy system uploads more while the platform is away.
     drop(sim);
-    assert!(
-        g.run_until(T, |g| !g.connected()).await,
-        "session survived the kill"
-    );
-    let b2 = g.ingest(Ds::Billing, 7, 22);
-    g.run_for(Duration::from_millis(500)).await;
+    g.wait("session survived the kill", |v| !v.connected).await;
+    let b2 = g.upload(Ds::Billing, 7, 22).await;
 
-    // Second run on the same state and ports, no faults.
-    let _sim = run(&state, &ports, None);
-    assert!(
-        g.run_until(T, |g| g.connected() && g.all_acked()).await,
-        "not delivered"
+    // Second run on the same state and ports, acknowledgements still withheld: the gateway
+    // reconnects by itself and the connect.result's ackedThrough — what the restarted platform
+    // knows it stored — acknowledges the first batch, exactly: 7 records stay unacknowledged.
+    let _sim = run(&state, &ports, Some("withhold-acks"));
+    g.wait("reconnected", |v| v.connected).await;
+    wait_for("second batch stored", || stored().len() == 17).await;
+    g.wait("the first batch acknowledged by ackedThrough", |v| {
+        v.unacked == b2.last - a.last
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        g.view().await.unacked,
+        b2.last - a.last,
+        "restart forgot what was stored"
     );
-    let cr = g.received_of(MessageType::ConnectResult);
-    let Body::ConnectResult(last) = &cr.last().unwrap().body else {
-        unreachable!()
-    };
-    assert_eq!(last.acked_through, a.last, "restart forgot what was stored");
+    // The fault lifted, the retransmission is acknowledged.
+    let o = Command::new(bin())
+        .args(["fault", "--state-dir", p(&state), "none"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    g.wait("all acknowledged", |v| v.connected && v.unacked == 0)
+        .await;
 
-    let rows = Store::open(&db).unwrap().records(&gw).unwrap();
+    let rows = stored();
     let seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
     assert_eq!(
         seqs,
         (a.first..=b2.last).collect::<Vec<_>>(),
         "each seq exactly once"
     );
-    for r in &rows {
-        assert_eq!(r.fields, g.rows[&r.seq].1, "seq {}", r.seq);
-    }
+    g.assert_stored_in(&db, &gw, a.first, b2.last);
     let ids_now: Vec<&String> = rows[..10].iter().map(|r| &r.message_id).collect();
     assert_eq!(
         ids_now,

@@ -13,10 +13,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::scripted::{env, fast_config, fixture_https, serial};
+use common::fixture::{env, fast_config, fixture_https, serial};
+use common::real::wait_view as wait;
 use gateway::config::Config;
 use gateway::protocol::message::{AnomalyKind, ProfileFormat};
-use gateway::runtime::app::{RunOptions, Running, start};
+use gateway::runtime::app::{RunOptions, start};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::dataset::Dataset as Ds;
 use legacy_sim::push::{FtpTarget, FtpsTrust, RetryPolicy};
@@ -26,21 +27,6 @@ use platform_sim::ops::{FaultConfig, OperatorBackend, OperatorCommand};
 const T: Duration = Duration::from_secs(20);
 /// The gateway's `[ftp].max_file_bytes` in this test; the oversized file is 4× that.
 const MAX_FILE: u64 = 256 * 1024;
-
-async fn wait(r: &Running, what: &str, cond: impl Fn(&gateway::runtime::driver::CoreView) -> bool) {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let v = r.driver.inspect().await.unwrap();
-        if cond(&v) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out: {what} ({v:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The reply codes DES-FTP-6 prescribes for each kind (one per send or login, in order), and
 /// whether the files are to be quarantined (DES-FTP-7: 5xx after data was read).

@@ -12,12 +12,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::scripted::{env, fast_config, fixture_https, serial};
+use common::fixture::{env, fast_config, fixture_https, serial};
+use common::real::wait_view as wait;
 use gateway::config::Config;
 use gateway::ingest::TextEncoding;
 use gateway::protocol::ids::Dataset;
 use gateway::protocol::message::ProfileFormat;
-use gateway::runtime::app::{RunOptions, Running, start};
+use gateway::runtime::app::{RunOptions, start};
 use gateway::security::MaskingKeys;
 use legacy_sim::dataset::Dataset as Ds;
 use platform_sim::broker::free_loopback_port;
@@ -34,21 +35,6 @@ fn utility_setup(dir: &Path, https_port: u16) -> std::path::PathBuf {
         &format!("https://localhost:{https_port}"),
     )
     .unwrap()
-}
-
-async fn wait(r: &Running, what: &str, cond: impl Fn(&gateway::runtime::driver::CoreView) -> bool) {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let v = r.driver.inspect().await.unwrap();
-        if cond(&v) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out: {what} ({v:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Uploads `content` as `name` over explicit FTPS with certificate verification (curl).

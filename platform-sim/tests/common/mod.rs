@@ -15,6 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
+pub mod fixture;
+pub mod real;
 pub mod scripted;
 
 pub fn gw(s: &str) -> GatewayId {

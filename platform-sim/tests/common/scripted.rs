@@ -1,17 +1,15 @@
-//! A scripted gateway for the platform runtime's tests (the real gateway runtime does not exist
-//! yet): a provisioned bundle, rumqttc over mutual TLS with the bundle's client certificate, a
-//! [`GatewayCore`] driven with real time, sealing/opening with [`DataSecurity`] loaded from the
-//! bundle, and JSON/XML data profiles built with `gateway::profile` from legacy-sim rows whose
-//! personal columns are masked. Test knobs: drop the next N data messages, ingest rows.
-//!
-//! Also the per-test platform fixture: one broker and CA per test binary, tests run one at a
-//! time ([`serial`]), each with its own [`Platform`] (own SQLite store, own faults) subscribed
-//! to its own gateway's uplinks.
+//! A scripted gateway, for what the real gateway (`gateway::runtime::app`, see `super::real`)
+//! never does: a provisioned bundle, rumqttc over mutual TLS with the bundle's client
+//! certificate, a [`GatewayCore`] driven by hand with real time, sealing/opening with
+//! [`DataSecurity`] loaded from the bundle, and JSON/XML data profiles built with
+//! `gateway::profile` from legacy-sim rows whose personal columns are masked. Test knobs: drop
+//! the next N data messages, send a profile whose header names another range, ingest rows
+//! straight into the core, publish raw payloads, restart from any snapshot (a backup, another
+//! epoch). The platform fixture it runs against is `super::fixture`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -23,142 +21,18 @@ use gateway::protocol::gateway_side::{
 };
 use gateway::protocol::ids::{Dataset, GatewayId, SeqRange, StoreEpoch};
 use gateway::protocol::message::{Envelope, MessageType, ProfileFormat};
-use gateway::protocol::platform_side::PlatformConfig;
 use gateway::protocol::size::record_wire_bytes;
 use gateway::protocol::topic::gateway_subscription;
 use gateway::security::xml::XmlCipher;
 use gateway::security::{DataSecurity, KeyStore, MaskingKeys};
-use platform_sim::broker::{self, BrokerSettings, MqttBroker, free_loopback_port};
-use platform_sim::ca::Ca;
-use platform_sim::ops::FaultConfig;
-use platform_sim::platform::store::Store;
-use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions};
 use platform_sim::provision::Bundle;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use tokio::sync::mpsc;
 
-use super::{bundle, bundle_client_config, new_ca};
+use super::bundle_client_config;
 
 pub fn now() -> Time {
     Utc::now().fixed_offset()
-}
-
-// ---------------------------------------------------------------- fixture
-
-pub struct Env {
-    pub dir: tempfile::TempDir,
-    pub ca_dir: PathBuf,
-    pub broker: MqttBroker,
-}
-
-pub fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let (dir, ca) = new_ca();
-        let broker =
-            broker::start(&BrokerSettings::from_ca(&ca, free_loopback_port().unwrap())).unwrap();
-        Env {
-            ca_dir: dir.path().join("ca"),
-            dir,
-            broker,
-        }
-    })
-}
-
-/// Tests of one binary share the broker and the CA directory: run them one at a time (an
-/// async mutex: the guard is held across awaits, and a failed test does not poison it).
-pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static M: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    M.lock().await
-}
-
-/// Fast timers for tests.
-pub fn fast_config() -> PlatformConfig {
-    PlatformConfig {
-        monitor_interval_sec: 2,
-        ack_timeout_sec: 2,
-        command_retry_sec: 2,
-        gap_grace_sec: 1,
-        ..PlatformConfig::default()
-    }
-}
-
-pub struct Fixture {
-    pub platform: Platform,
-    pub handle: PlatformHandle,
-    pub store_path: PathBuf,
-    pub bundle: Bundle,
-    pub gw: GatewayId,
-}
-
-impl Fixture {
-    pub fn store(&self) -> Store {
-        Store::open(&self.store_path).unwrap()
-    }
-
-    /// Stops the platform runtime and starts a new one on the same SQLite store (the broker
-    /// and the gateway's MQTT link stay up): what survives is what the store restores.
-    pub fn restart_platform(&mut self, cfg: PlatformConfig) {
-        static RESTARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let n = RESTARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let e = env();
-        let mut opts = PlatformOptions::new(self.store_path.clone());
-        opts.core = cfg;
-        opts.client_id = format!("platform-{}-r{n}", self.gw);
-        opts.subscription = format!("/tenants/{}/sgw/v1/up/#", self.gw);
-        let ca = Ca::open(&e.ca_dir).unwrap();
-        let platform = Platform::start(ca, e.broker.clone(), None, opts).unwrap();
-        self.handle = platform.handle();
-        // The old runtime stops when dropped.
-        self.platform = platform;
-    }
-}
-
-/// Provisions `id` with the shared CA and starts a platform runtime for it alone.
-pub fn fixture(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
-    fixture_with(id, cfg, faults, None)
-}
-
-/// As [`fixture`], with an HTTPS certificate endpoint the runtime publishes CRLs to.
-pub async fn fixture_https(id: &str, cfg: PlatformConfig, faults: FaultConfig) -> Fixture {
-    let e = env();
-    let ca = Ca::open(&e.ca_dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = platform_sim::https::serve(
-        listener,
-        platform_sim::https::TlsMaterial::from_ca(&ca).unwrap(),
-        platform_sim::https::Published::from_ca(&ca).unwrap(),
-    )
-    .await
-    .unwrap();
-    fixture_with(id, cfg, faults, Some(server))
-}
-
-fn fixture_with(
-    id: &str,
-    cfg: PlatformConfig,
-    faults: FaultConfig,
-    https: Option<platform_sim::https::HttpsServer>,
-) -> Fixture {
-    let e = env();
-    let mut ca = Ca::open(&e.ca_dir).unwrap();
-    let b = bundle(&mut ca, id, e.dir.path(), e.broker.addr().port());
-    let ca = Ca::open(&e.ca_dir).unwrap();
-    let store_path = e.dir.path().join(format!("platform-{id}.sqlite"));
-    let mut opts = PlatformOptions::new(store_path.clone());
-    opts.core = cfg;
-    opts.faults = faults;
-    opts.client_id = format!("platform-{id}");
-    opts.subscription = format!("/tenants/{id}/sgw/v1/up/#");
-    let platform = Platform::start(ca, e.broker.clone(), https, opts).unwrap();
-    let handle = platform.handle();
-    Fixture {
-        platform,
-        handle,
-        store_path,
-        bundle: b,
-        gw: GatewayId::new(id).unwrap(),
-    }
 }
 
 // ---------------------------------------------------------------- scripted gateway
@@ -176,15 +50,12 @@ pub struct ScriptedGateway {
     pub core: GatewayCore,
     pub sec: DataSecurity,
     pub bundle: Bundle,
-    port: u16,
     client: AsyncClient,
     net: mpsc::UnboundedReceiver<Net>,
     /// Stored (masked) rows by seq.
     pub rows: BTreeMap<u64, (legacy_sim::dataset::Dataset, Vec<String>)>,
     /// Down envelopes opened, in arrival order.
     pub received: Vec<Envelope>,
-    /// Topics of down messages that failed to open or decode.
-    pub refused: Vec<String>,
     /// Every event of the core.
     pub events: Vec<GatewayEvent>,
     /// Up messages published: (type, message ID, data range).
@@ -268,12 +139,10 @@ impl ScriptedGateway {
             core,
             sec,
             bundle: b.clone(),
-            port,
             client,
             net,
             rows: BTreeMap::new(),
             received: Vec::new(),
-            refused: Vec::new(),
             events: Vec::new(),
             sent: Vec::new(),
             drop_next_data: 0,
@@ -311,14 +180,11 @@ impl ScriptedGateway {
                     .ok()
                     .and_then(|t| self.sec.open_message("platform", t, Utc::now()).ok());
                 let inbound = match opened {
-                    None => {
-                        self.refused.push(topic.clone());
-                        Inbound::Refused {
-                            topic,
-                            error: InboundError::Security,
-                            peek: None,
-                        }
-                    }
+                    None => Inbound::Refused {
+                        topic,
+                        error: InboundError::Security,
+                        peek: None,
+                    },
                     Some(b) => match Envelope::decode(&b) {
                         Ok(env) => {
                             self.received.push(env.clone());
@@ -327,14 +193,11 @@ impl ScriptedGateway {
                                 envelope: env,
                             }
                         }
-                        Err(e) => {
-                            self.refused.push(topic.clone());
-                            Inbound::Refused {
-                                topic,
-                                error: InboundError::Decode(e),
-                                peek: gateway::protocol::message::peek(&b),
-                            }
-                        }
+                        Err(e) => Inbound::Refused {
+                            topic,
+                            error: InboundError::Decode(e),
+                            peek: gateway::protocol::message::peek(&b),
+                        },
                     },
                 };
                 self.core.handle_inbound(now(), inbound);
@@ -518,11 +381,6 @@ impl ScriptedGateway {
         self.core.unacked_records() == 0
     }
 
-    /// Disconnects MQTT (the event loop keeps trying to reconnect).
-    pub async fn drop_mqtt(&mut self) {
-        let _ = self.client.disconnect().await;
-    }
-
     /// Publishes raw bytes on an uplink topic of this gateway (not through the core).
     pub async fn publish_raw(&self, ty: MessageType, payload: Vec<u8>) {
         let topic = gateway::protocol::topic::topic_for(&self.id, ty);
@@ -530,9 +388,5 @@ impl ScriptedGateway {
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
             .unwrap();
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 }
