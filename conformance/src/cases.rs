@@ -61,8 +61,8 @@ pub fn all() -> Vec<Case> {
             negative: true,
             description: "a legacy system logs in over plain FTP (no AUTH TLS) with the right \
                           password",
-            expectation: "refused 530 (`ftps_required = true`, the default): passwords and rows \
-                          never travel in clear",
+            expectation: "refused 530 or 534 (`ftps_required = true`, the default): passwords \
+                          and rows never travel in clear",
             needs: Needs::NONE,
             run: ftp_plain_refused,
         },
@@ -357,7 +357,11 @@ async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
                 );
             }
             if col.masked && keys.unmask(&col.name, got).ok().as_deref() != Some(sent.as_str()) {
-                bail!("seq {} column {} does not unmask to the uploaded value", r.seq, col.name);
+                bail!(
+                    "seq {} column {} does not unmask to the uploaded value",
+                    r.seq,
+                    col.name
+                );
             }
         }
     }
@@ -391,68 +395,78 @@ fn psend_xml(c: &mut Ctx) -> CaseFuture<'_> {
 
 fn disc_ok(c: &mut Ctx) -> CaseFuture<'_> {
     Box::pin(async move {
-        wait_ok(async {
-            c.start_gateway().await?;
-            // The gateway's session is open once it sent its first status (DES-MSG-CONN-3).
-            c.wait_wire("monitor.status", WAIT, |e| e.message_type == "monitor.status")
+        wait_ok(
+            async {
+                c.start_gateway().await?;
+                // The gateway's session is open once it sent its first status (DES-MSG-CONN-3).
+                c.wait_wire("monitor.status", WAIT, |e| {
+                    e.message_type == "monitor.status"
+                })
                 .await?;
-            c.stop_gateway().await?;
-            c.wait_wire("disconnect", WAIT, |e| e.message_type == "disconnect")
+                c.stop_gateway().await?;
+                c.wait_wire("disconnect", WAIT, |e| e.message_type == "disconnect")
+                    .await?;
+                c.wait_wire("disconnect.result OK", WAIT, |e| {
+                    e.message_type == "disconnect.result" && e.code.as_deref() == Some("OK")
+                })
                 .await?;
-            c.wait_wire("disconnect.result OK", WAIT, |e| {
-                e.message_type == "disconnect.result" && e.code.as_deref() == Some("OK")
-            })
-            .await?;
-            Ok(())
-        }
-        .await)
+                Ok(())
+            }
+            .await,
+        )
     })
 }
 
 fn cert_fetch(c: &mut Ctx) -> CaseFuture<'_> {
     Box::pin(async move {
-        wait_ok(async {
-            c.start_gateway().await?;
-            let gw = c.gw.to_string();
-            let deadline = tokio::time::Instant::now() + WAIT;
-            loop {
-                let got = c.https_requests();
-                let fetched = |p: &str| got.iter().any(|(who, path)| *who == gw && path == p);
-                let crl = fetched("/sgw/v1/crl.pem") || fetched("/sgw/v1/crl.der");
-                if fetched("/sgw/v1/certs/root.pem") && fetched("/sgw/v1/certs/platform.pem") && crl
-                {
-                    c.note(format!("HTTPS requests: {got:?}"));
-                    return Ok(());
+        wait_ok(
+            async {
+                c.start_gateway().await?;
+                let gw = c.gw.to_string();
+                let deadline = tokio::time::Instant::now() + WAIT;
+                loop {
+                    let got = c.https_requests();
+                    let fetched = |p: &str| got.iter().any(|(who, path)| *who == gw && path == p);
+                    let crl = fetched("/sgw/v1/crl.pem") || fetched("/sgw/v1/crl.der");
+                    if fetched("/sgw/v1/certs/root.pem")
+                        && fetched("/sgw/v1/certs/platform.pem")
+                        && crl
+                    {
+                        c.note(format!("HTTPS requests: {got:?}"));
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        bail!("fetched only {got:?}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                if tokio::time::Instant::now() > deadline {
-                    bail!("fetched only {got:?}");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        }
-        .await)
+            .await,
+        )
     })
 }
 
 fn ftp_plain_refused(c: &mut Ctx) -> CaseFuture<'_> {
     Box::pin(async move {
-        wait_ok(async {
-            c.started(ProfileFormat::Json).await?;
-            let mut t = c.ftp_target("billing")?;
-            t.tls = None;
-            match Session::open(&t).await {
-                Ok(s) => {
-                    s.quit().await;
-                    bail!("a plain-FTP login was accepted")
+        wait_ok(
+            async {
+                c.started(ProfileFormat::Json).await?;
+                let mut t = c.ftp_target("billing")?;
+                t.tls = None;
+                match Session::open(&t).await {
+                    Ok(s) => {
+                        s.quit().await;
+                        bail!("a plain-FTP login was accepted")
+                    }
+                    Err(e) if matches!(e.code(), Some(530 | 534)) => {
+                        c.note(format!("plain login: {e}"));
+                        Ok(())
+                    }
+                    Err(e) => bail!("plain login: {e} (530 or 534 expected)"),
                 }
-                Err(e) if e.code() == Some(530) => {
-                    c.note(format!("plain login: {e}"));
-                    Ok(())
-                }
-                Err(e) => bail!("plain login: {e} (530 expected)"),
             }
-        }
-        .await)
+            .await,
+        )
     })
 }
 

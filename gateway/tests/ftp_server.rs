@@ -339,15 +339,16 @@ async fn with_ftps_required_a_tls_upload_verified_by_curl_and_lftp_succeeds_and_
     ])
     .await;
     assert!(ok, "FTPS upload failed: {err}");
-    let (ok, _) = curl(vec![
+    let (ok, err) = curl(vec![
         "-T".into(),
         f.clone(),
         url(&s, USER, PASS, "plain.csv"),
     ])
     .await;
+    // DES-FTP-2: refused 530 or 534 before any login.
     assert!(
-        !ok,
-        "a plain-FTP login must be refused when FTPS is required"
+        !ok && (err.contains("< 534 ") || err.contains("< 530 ")),
+        "a plain-FTP login must be refused when FTPS is required: {err}"
     );
     // lftp as a second client, explicit FTPS with certificate verification.
     let script = format!(
