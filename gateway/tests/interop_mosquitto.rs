@@ -366,7 +366,7 @@ async fn the_gateway_interoperates_with_mosquitto_and_an_independent_python_plat
     let ftp_ca = platform_sim::demo::utility_setup(
         &bundle.dir,
         free_loopback_port().unwrap(),
-        free_loopback_port().unwrap(),
+        platform_sim::broker::free_loopback_range(21).unwrap(),
         &format!("https://localhost:{https_port}"),
     )
     .unwrap();

@@ -94,6 +94,27 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// The first of `n` consecutive loopback ports that are all free now, below the kernel's
+/// ephemeral range (so that no outgoing connection is given one of them meanwhile): for FTP
+/// passive ranges, which several gateways on one machine must not share.
+pub fn free_loopback_range(n: u16) -> std::io::Result<u16> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let first: u16 = rng.random_range(20_000..32_000 - n);
+        let held: Result<Vec<TcpListener>, _> = (first..first + n)
+            .map(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)))
+            .collect();
+        if held.is_ok() {
+            return Ok(first);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no {n} consecutive free loopback ports in 20000..32000"),
+    ))
+}
+
 /// Where and with what the broker listens.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {

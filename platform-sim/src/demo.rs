@@ -23,7 +23,7 @@ use gateway::protocol::platform_side::PlatformConfig;
 use gateway::runtime::app::{RunOptions, Running};
 use legacy_sim::push::{FtpTarget, FtpsTrust, RetryPolicy, Upload, push};
 
-use crate::broker::{self, BrokerSettings, free_loopback_port};
+use crate::broker::{self, BrokerSettings, free_loopback_port, free_loopback_range};
 use crate::ca::Ca;
 use crate::https::{self, Published, TlsMaterial};
 use crate::ops::{OperatorBackend, OperatorCommand, OperatorServer};
@@ -85,7 +85,7 @@ pub fn local_gateway(
     };
     let bundle = provision(ca, gw, bundle_dir, &popts)?;
     let ftp_port = free_loopback_port()?;
-    let ftp_ca = utility_setup(bundle_dir, ftp_port, free_loopback_port()?, https_url)?;
+    let ftp_ca = utility_setup(bundle_dir, ftp_port, free_loopback_range(21)?, https_url)?;
     Ok(LocalGateway {
         bundle,
         ftp_port,

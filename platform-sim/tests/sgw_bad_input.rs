@@ -61,7 +61,7 @@ async fn every_bad_input_kind_gets_its_specific_refusal_is_quarantined_and_leave
     let ftp_ca = platform_sim::demo::utility_setup(
         &f.bundle.dir,
         free_loopback_port().unwrap(),
-        free_loopback_port().unwrap(),
+        platform_sim::broker::free_loopback_range(21).unwrap(),
         &format!("https://localhost:{https_port}"),
     )
     .unwrap();

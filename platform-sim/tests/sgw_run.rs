@@ -31,7 +31,7 @@ fn utility_setup(dir: &Path, https_port: u16) -> std::path::PathBuf {
     platform_sim::demo::utility_setup(
         dir,
         free_loopback_port().unwrap(),
-        free_loopback_port().unwrap(),
+        platform_sim::broker::free_loopback_range(21).unwrap(),
         &format!("https://localhost:{https_port}"),
     )
     .unwrap()

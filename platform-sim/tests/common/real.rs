@@ -82,7 +82,7 @@ impl RealGateway {
         let ftp_ca = platform_sim::demo::utility_setup(
             &bundle.dir,
             free_loopback_port().unwrap(),
-            free_loopback_port().unwrap(),
+            platform_sim::broker::free_loopback_range(21).unwrap(),
             https_base,
         )
         .unwrap();
