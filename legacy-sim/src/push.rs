@@ -307,13 +307,45 @@ impl Session {
     /// [`PushError`] with the refusing reply, or the connection error.
     pub async fn store(&mut self, name: &str, content: &[u8]) -> Result<(), PushError> {
         let mut data = self.begin_stor(name).await?;
-        let write = async {
+        // Send everything and close the data connection ourselves (TLS close_notify, FIN), so
+        // that a data connection the server already closed is not mistaken for the outcome:
+        // a server may refuse a STOR without reading its data (DES-FTP-6: 450/452/553 after
+        // 150). The outcome is the reply on the control connection either way.
+        let sent = step("STOR", self.timeout, async {
             data.write_all(content)
                 .await
                 .map_err(FtpError::ConnectionError)?;
-            data.finish().await
-        };
-        step("STOR", self.timeout, write).await
+            data.shutdown().await.map_err(FtpError::ConnectionError)
+        })
+        .await;
+        match (self.reply_after_data(data).await, sent) {
+            (Some(Err(e @ PushError::Reply { .. })), _) => Err(e),
+            (Some(Ok(())), Ok(())) => Ok(()),
+            // Acknowledged although not every byte could be sent: report the broken transfer.
+            (Some(Ok(())), Err(e)) => Err(e),
+            (Some(Err(e)), _) => Err(e),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Err(PushError::Local("no stand-in socket".into())),
+        }
+    }
+
+    /// The server's reply to a `STOR` whose data were sent (or whose data connection broke):
+    /// the data socket is swapped for a throw-away loopback connection, because suppaftp reads
+    /// the completion reply only through `finish`, which closes the data connection; `None` if
+    /// no stand-in could be made.
+    async fn reply_after_data(
+        &mut self,
+        mut data: TransferStream<AsyncRustlsStream>,
+    ) -> Option<Result<(), PushError>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+        let stand_in = tokio::net::TcpStream::connect(listener.local_addr().ok()?)
+            .await
+            .ok()?;
+        drop(std::mem::replace(
+            data.get_mut(),
+            AsyncDataStream::Tcp(stand_in),
+        ));
+        Some(step("STOR", self.timeout, data.finish()).await)
     }
 
     /// Sends the first `keep` bytes of `content`, then resets the data connection (TCP RST,
