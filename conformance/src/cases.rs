@@ -170,6 +170,45 @@ pub fn all() -> Vec<Case> {
             run: mon_facts,
         },
     ];
+    v.push(Case {
+        id: "CRASH-INGEST",
+        requirements: &["ST-STORE-1", "SC-FTP-1", "IF-PSEND-3"],
+        rules: &["DES-FTP-6", "DES-ID-4", "DES-MSG-DATA-3"],
+        level: Level::Must,
+        negative: true,
+        description: "kill -9 the gateway at random points (seeded) while uploads stream in and \
+                      data goes out, 5 times, restarting it each time",
+        expectation: "every upload answered 226 reaches the platform whole; no row reaches it \
+                      twice; no file in part",
+        needs: Needs {
+            kill: true,
+            ..Needs::NONE
+        },
+        run: crash_ingest,
+    });
+    v.push(Case {
+        id: "PSTART-DUPLICATED",
+        requirements: &["IF-PSTART-1", "SM-RESEND"],
+        rules: &["DES-ENV-8", "DES-MSG-PS-1"],
+        level: Level::Must,
+        negative: true,
+        description: "every `periodic.start` is delivered twice (same message)",
+        expectation: "both copies get the same result (the reply memory), applied once",
+        needs: Needs::NONE,
+        run: pstart_duplicated,
+    });
+    v.push(Case {
+        id: "PSTART-UNKNOWN-DATASET",
+        requirements: &["IF-PSTART-1", "IF-PSTART-4"],
+        rules: &["DES-MSG-PS-1", "DES-RC-1"],
+        level: Level::Must,
+        negative: true,
+        description: "`periodic.start` naming a dataset the gateway does not have",
+        expectation: "`periodic.start.result` UNKNOWN_DATASET; nothing started (an upload is \
+                      still refused 450)",
+        needs: Needs::NONE,
+        run: pstart_unknown_dataset,
+    });
     for (id, fault, rules) in [
         (
             "PSTART-TAMPERED",
@@ -296,14 +335,221 @@ async fn upload_billing(c: &Ctx, name: &str, rows: usize, seed: u64) -> Result<l
     let bytes = table
         .to_csv(&legacy_sim::CsvOptions::default())
         .map_err(|e| anyhow!("{e}"))?;
-    let mut s = Session::open(&c.ftp_target("billing")?)
+    upload_bytes(&c.ftp_target("billing")?, name, &bytes).await?;
+    Ok(table)
+}
+
+/// One upload in its own FTPS session; `Ok` only for a completion reply (226).
+async fn upload_bytes(
+    target: &legacy_sim::push::FtpTarget,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let mut s = Session::open(target)
         .await
         .map_err(|e| anyhow!("FTP session: {e}"))?;
-    s.store(name, &bytes)
+    s.store(name, bytes)
         .await
         .map_err(|e| anyhow!("STOR {name}: {e}"))?;
     s.quit().await;
-    Ok(table)
+    Ok(())
+}
+
+/// Billing file `n` of `rows` rows whose first column is `F{n}-{row}` (counted at the platform).
+fn marked_file(n: u64, rows: usize) -> Result<Vec<u8>> {
+    let mut t = legacy_sim::Table::generate(legacy_sim::Dataset::Billing, rows, n);
+    for (i, row) in t.rows.iter_mut().enumerate() {
+        row[0] = format!("F{n}-{i}");
+    }
+    t.to_csv(&legacy_sim::CsvOptions::default())
+        .map_err(|e| anyhow!("{e}"))
+}
+
+fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                use rand::{Rng, SeedableRng};
+                const ROWS: usize = 6;
+                let mut rng = rand::rngs::StdRng::seed_from_u64(c.seed);
+                c.started(ProfileFormat::Json).await?;
+                let target = c.ftp_target("billing")?;
+                let mut accepted = std::collections::BTreeSet::new();
+                let mut next = 0u64;
+                for round in 0..5 {
+                    let kill_after = Duration::from_millis(rng.random_range(100..1500));
+                    let results: std::sync::Arc<std::sync::Mutex<Vec<(u64, bool)>>> =
+                        Default::default();
+                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let uploads = {
+                        let (target, results, stop) =
+                            (target.clone(), results.clone(), stop.clone());
+                        let first = next;
+                        tokio::spawn(async move {
+                            let mut n = first;
+                            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                                let Ok(bytes) = marked_file(n, ROWS) else {
+                                    break;
+                                };
+                                let ok = upload_bytes(&target, &format!("f{n}.csv"), &bytes)
+                                    .await
+                                    .is_ok();
+                                if let Ok(mut r) = results.lock() {
+                                    r.push((n, ok));
+                                }
+                                n += 1;
+                            }
+                        })
+                    };
+                    tokio::time::sleep(kill_after).await;
+                    if !c.kill_gateway().await? {
+                        bail!("the target cannot be killed");
+                    }
+                    // The upload running at the kill fails (no 226): it may arrive or not,
+                    // but only whole and once.
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = uploads.await;
+                    for (n, ok) in results.lock().map(|r| r.clone()).unwrap_or_default() {
+                        next = next.max(n + 1);
+                        if ok {
+                            accepted.insert(n);
+                        }
+                    }
+                    next += 1;
+                    c.note(format!(
+                        "round {round}: killed after {kill_after:?}, {} accepted so far",
+                        accepted.len()
+                    ));
+                    c.start_gateway().await?;
+                }
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let stored = c.stored()?;
+                    let mut per_id: std::collections::BTreeMap<String, usize> = Default::default();
+                    for r in &stored {
+                        *per_id.entry(r.fields[0].clone()).or_insert(0) += 1;
+                    }
+                    if let Some((id, n)) = per_id.iter().find(|(_, n)| **n > 1) {
+                        bail!("row {id} stored {n} times");
+                    }
+                    let all = accepted
+                        .iter()
+                        .all(|n| (0..ROWS).all(|i| per_id.contains_key(&format!("F{n}-{i}"))));
+                    if all {
+                        let mut files: std::collections::BTreeMap<u64, usize> = Default::default();
+                        for id in per_id.keys() {
+                            if let Some(n) = id[1..].split('-').next().and_then(|n| n.parse().ok())
+                            {
+                                *files.entry(n).or_insert(0) += 1;
+                            }
+                        }
+                        if let Some((n, rows)) = files.iter().find(|(_, r)| **r != ROWS) {
+                            bail!("file {n} reached the platform in part ({rows} of {ROWS} rows)");
+                        }
+                        c.note(format!(
+                            "{} files accepted, {} at the platform",
+                            accepted.len(),
+                            files.len()
+                        ));
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        bail!("accepted uploads missing at the platform after the restarts");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            .await,
+        )
+    })
+}
+
+fn pstart_duplicated(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.start_gateway().await?;
+                c.wait_wire("monitor.status", WAIT, |e| {
+                    e.message_type == "monitor.status"
+                })
+                .await?;
+                c.faults(FaultConfig {
+                    duplicate_percent: 100,
+                    ..FaultConfig::default()
+                })?;
+                c.command(OperatorCommand::Start {
+                    datasets: vec![],
+                    interval_sec: 1,
+                    format: ProfileFormat::Json,
+                })?;
+                let start = c
+                    .wait_wire("periodic.start", WAIT, |e| {
+                        e.message_type == "periodic.start"
+                    })
+                    .await?;
+                let deadline = tokio::time::Instant::now() + WAIT;
+                loop {
+                    let answers: Vec<_> = c
+                        .wire()
+                        .into_iter()
+                        .filter(|e| e.in_reply_to.as_deref() == Some(start.message_id.as_str()))
+                        .collect();
+                    if answers.len() >= 2 {
+                        if answers.iter().any(|a| {
+                            a.code.as_deref() != Some("OK") || a.summary != answers[0].summary
+                        }) {
+                            bail!("the copies got different results: {answers:?}");
+                        }
+                        if !answers[0].summary.contains("\"commandSeq\":1") {
+                            bail!("applied twice or not at all: {}", answers[0].summary);
+                        }
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        bail!("{} answer(s) to the duplicated start", answers.len());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            .await,
+        )
+    })
+}
+
+fn pstart_unknown_dataset(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        wait_ok(
+            async {
+                c.start_gateway().await?;
+                c.wait_wire("monitor.status", WAIT, |e| {
+                    e.message_type == "monitor.status"
+                })
+                .await?;
+                c.command(OperatorCommand::Start {
+                    datasets: vec![
+                        gateway::protocol::ids::Dataset::new("no_such_dataset")
+                            .map_err(|e| anyhow!("{e}"))?,
+                    ],
+                    interval_sec: 1,
+                    format: ProfileFormat::Json,
+                })?;
+                let r = c
+                    .wait_wire("periodic.start.result", WAIT, |e| {
+                        e.message_type == "periodic.start.result"
+                    })
+                    .await?;
+                if r.code.as_deref() != Some("UNKNOWN_DATASET") {
+                    bail!("result {:?} {}", r.code, r.summary);
+                }
+                match upload_billing(c, "x.csv", 3, c.seed).await {
+                    Ok(_) => bail!("an upload was accepted after a refused start"),
+                    Err(e) if e.to_string().contains("replied 450") => Ok(()),
+                    Err(e) => bail!("upload: {e} (450 expected)"),
+                }
+            }
+            .await,
+        )
+    })
 }
 
 async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
