@@ -7,11 +7,14 @@
 //! - [`cases`]: the cases.
 //! - [`world`]: the per-run and per-case world, and the targets (our gateway in process, any
 //!   gateway as a command).
-//! - [`report`]: JSON and JUnit reports, the coverage matrix.
+//! - [`summary`]: the signed certification summary (JWS).
+//! - [`report`]: JSON and JUnit reports, the coverage matrix; [`html`]: the static HTML report.
 
 pub mod case;
 pub mod cases;
+pub mod html;
 pub mod report;
+pub mod summary;
 pub mod world;
 
 use std::path::PathBuf;
@@ -45,6 +48,19 @@ impl TargetSpec {
         match self {
             TargetSpec::InProcess => Box::new(world::InProcess::default()),
             TargetSpec::Command(c) => Box::new(world::Command::new(c, log)),
+        }
+    }
+
+    /// The file of the gateway under test: the suite itself for `InProcess`, the first word of
+    /// the command when it names a file.
+    pub fn binary(&self) -> Option<PathBuf> {
+        match self {
+            TargetSpec::InProcess => std::env::current_exe().ok(),
+            TargetSpec::Command(c) => c
+                .split_whitespace()
+                .next()
+                .map(PathBuf::from)
+                .filter(|p| p.is_file()),
         }
     }
 

@@ -110,12 +110,29 @@ enum Cmd {
         /// expected failure, passing fails the run (the file is stale).
         #[arg(long)]
         deviations: Option<PathBuf>,
-        /// Where report.json and junit.xml go.
+        /// Where report.json, junit.xml and the HTML report (index.html, cases/) go.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Hard deadline of one case, seconds.
         #[arg(long, default_value_t = 90)]
         case_deadline: u64,
+        /// The certification body's RSA signing key (PEM) for summary.jws; without it a key is
+        /// made for the run (the summary then proves integrity only).
+        #[arg(long, requires = "sign_cert")]
+        sign_key: Option<PathBuf>,
+        /// The certificate of --sign-key (PEM), embedded in the summary.
+        #[arg(long, requires = "sign_key")]
+        sign_cert: Option<PathBuf>,
+    },
+    /// Verify a certification summary (summary.jws) offline and print its claims. With --cert
+    /// the signer must be that certificate (the certification body's); without, the embedded
+    /// certificate is used and its SHA-256 fingerprint printed to compare with a published one.
+    VerifySummary {
+        /// The summary.jws file.
+        file: PathBuf,
+        /// The expected signer's certificate (PEM).
+        #[arg(long)]
+        cert: Option<PathBuf>,
     },
 }
 
@@ -128,6 +145,37 @@ fn main() -> ExitCode {
             .init();
     }
     match cli.command {
+        Cmd::VerifySummary { file, cert } => {
+            let jws = match std::fs::read_to_string(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sgw-conformance: {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let pem = match cert.map(std::fs::read) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    eprintln!("sgw-conformance: certificate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match conformance::summary::verify(jws.trim(), pem.as_deref()) {
+                Ok((claims, fp)) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&claims).unwrap_or_default()
+                    );
+                    println!("signature valid; signer SHA-256 fingerprint {fp}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sgw-conformance: summary NOT valid: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::List { select } => {
             for c in selected(&select) {
                 println!(
@@ -169,6 +217,8 @@ fn main() -> ExitCode {
             deviations,
             out,
             case_deadline,
+            sign_key,
+            sign_cert,
         } => {
             let spec = match target.spec() {
                 Ok(s) => s,
@@ -199,6 +249,20 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let key = match (sign_key, sign_cert) {
+                (Some(k), Some(c)) => conformance::summary::SuiteKey::load(&k, &c),
+                _ => conformance::summary::SuiteKey::ephemeral(),
+            };
+            let key = match key {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("sgw-conformance: signing key: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let target_sha256 = spec
+                .binary()
+                .and_then(|p| conformance::summary::file_sha256(&p).ok());
             let seed = seed.unwrap_or_else(rand::random);
             println!("seed {seed}");
             let opts = RunOptions {
@@ -238,19 +302,33 @@ fn main() -> ExitCode {
                 println!("MUST requirements without a case: {}", uncovered.join(", "));
             }
             if let Some(dir) = out {
+                let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+                let claims = conformance::summary::claims(&report, target_sha256, &json);
+                let jws = match conformance::summary::sign(&claims, &key) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        eprintln!("sgw-conformance: summary: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                };
                 let w = std::fs::create_dir_all(&dir)
-                    .and_then(|()| {
-                        std::fs::write(
-                            dir.join("report.json"),
-                            serde_json::to_vec_pretty(&report).unwrap_or_default(),
-                        )
-                    })
-                    .and_then(|()| std::fs::write(dir.join("junit.xml"), report.junit()));
+                    .and_then(|()| std::fs::write(dir.join("report.json"), &json))
+                    .and_then(|()| std::fs::write(dir.join("summary.jws"), &jws))
+                    .and_then(|()| std::fs::write(dir.join("junit.xml"), report.junit()))
+                    .and_then(|()| conformance::html::write(&report, &dir));
                 if let Err(e) = w {
                     eprintln!("sgw-conformance: reports: {e}");
                     return ExitCode::from(2);
                 }
-                println!("reports in {}", dir.display());
+                println!(
+                    "reports in {} (summary.jws signed by {})",
+                    dir.display(),
+                    if key.ephemeral {
+                        "a key made for this run: integrity only"
+                    } else {
+                        "the given key"
+                    }
+                );
             }
             if report.passed {
                 ExitCode::SUCCESS

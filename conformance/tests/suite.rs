@@ -59,6 +59,40 @@ async fn the_reference_gateway_passes_every_case() {
         assert!(junit.contains(&format!("name=\"{}\"", c.id)));
     }
     assert!(junit.contains("failures=\"0\""));
+    // The HTML report: an index linking every case page, masked values never shown (the wire
+    // log holds summaries only).
+    let dir = tempfile::tempdir().unwrap();
+    conformance::html::write(&report, dir.path()).unwrap();
+    let index = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    for c in &report.cases {
+        assert!(
+            index.contains(&format!("href=\"cases/{}.html\"", c.id)),
+            "{}",
+            c.id
+        );
+        let page =
+            std::fs::read_to_string(dir.path().join(format!("cases/{}.html", c.id))).unwrap();
+        let v = serde_json::to_value(c.verdict).unwrap();
+        assert!(
+            page.contains(&format!("{} — {}", c.id, v.as_str().unwrap())),
+            "{}",
+            c.id
+        );
+        assert!(page.contains(&c.replay), "{}", c.id);
+        assert!(
+            !page.contains("m1."),
+            "{}: a masked value in the wire log",
+            c.id
+        );
+    }
+    // The signed summary names every verdict and the report's digest, and verifies.
+    let json_bytes = serde_json::to_vec_pretty(&report).unwrap();
+    let claims = conformance::summary::claims(&report, None, &json_bytes);
+    let key = conformance::summary::SuiteKey::ephemeral().unwrap();
+    let jws = conformance::summary::sign(&claims, &key).unwrap();
+    let (back, _) = conformance::summary::verify(&jws, None).unwrap();
+    assert_eq!(back["verdicts"]["CONN-OK"], "pass");
+    assert_eq!(back["passed"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
