@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub deviations: Vec<(String, String)>,
     /// Hard deadline of one case.
     pub case_deadline: Duration,
+    /// The suite's own tests: a broken variant of the reference gateway (written as `BROKEN`
+    /// into every bundle; honoured only by a gateway built with `broken-variants`).
+    pub variant: Option<String>,
 }
 
 /// Parses a known-deviations file: one `GLOB reason…` per line, `#` comments.
@@ -163,6 +166,9 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
             )
         } else {
             let mut ctx = suite.world(case.id, seed).await?;
+            if let Some(v) = &opts.variant {
+                std::fs::write(ctx.bundle.dir.join("BROKEN"), v)?;
+            }
             ctx.target = Some(
                 opts.target
                     .make(suite.dir.path().join(format!("{}.log", case.id))),

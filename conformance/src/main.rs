@@ -273,6 +273,7 @@ fn main() -> ExitCode {
                 capabilities,
                 deviations,
                 case_deadline: Duration::from_secs(case_deadline),
+                variant: None,
             };
             let report = match tokio_rt().block_on(run(&opts, |c| {
                 let v = serde_json::to_value(c.verdict).unwrap_or_default();

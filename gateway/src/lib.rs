@@ -2,6 +2,8 @@
 //! (水道情報活用システム).
 //!
 //! - [`audit`]: the access history `{state_dir}/audit.jsonl` (SM-AUDIT).
+//! - [`broken`]: deliberately wrong behaviours for the conformance suite's tests (feature
+//!   `broken-variants`, never in a release build).
 //! - [`config`]: `gateway.toml`, the provisioning bundle's settings, as one type (DES-PROV-*).
 //! - [`dispose`]: `sgw wipe`, disposal of keys, credentials and stored data (SM-DISPOSE).
 //! - [`protocol`]: the sans-IO core of the standard interface protocol v1 (IF-*, DES-*).
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod broken;
 pub mod config;
 pub mod dispose;
 pub mod ingest;

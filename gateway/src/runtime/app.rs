@@ -41,6 +41,7 @@ use super::ftp::{
 use super::monitor::{Metrics, serve};
 use super::mqtt::Link;
 use crate::audit::{AuditLog, AuditWriter};
+use crate::broken::{Broken, Variant};
 use crate::config::{Config, Problem};
 use crate::ingest::{DatasetSpec, Decoder, IngestError as CsvError};
 use crate::outbound::DatasetProfile;
@@ -103,11 +104,15 @@ pub struct Running {
     store_thread: Option<StoreThread>,
     audit: AuditLog,
     audit_writer: Option<AuditWriter>,
+    broken: Broken,
 }
 
 impl Running {
     /// Clean shutdown: `disconnect` (DES-MSG-DISC-1), the snapshot saved, the store closed.
     pub async fn shutdown(mut self) {
+        if self.broken.is(Variant::NoDisconnect) {
+            self.driver_task.abort();
+        }
         self.driver.shutdown().await;
         let _ = (&mut self.driver_task).await;
         for t in &self.tasks {
@@ -225,6 +230,8 @@ struct Pipeline {
     quarantine: Quarantine,
     /// The access history (duplicates, quarantined files).
     audit: AuditLog,
+    /// A deliberately wrong behaviour (conformance suite tests only).
+    broken: Broken,
 }
 
 /// A chunk of an upload, or the end of it.
@@ -272,7 +279,9 @@ impl UploadSink for Pipeline {
             rule: "SC-FTP-1",
             text: "DES-FTP-6: local storage error".into(),
         })?;
-        if !(view.periodic.running && view.periodic.covers(&dataset)) {
+        if !(view.periodic.running && view.periodic.covers(&dataset))
+            && !self.broken.is(Variant::AcceptWhileStopped)
+        {
             return Err(Refusal {
                 code: RefusalCode::Busy450,
                 rule: "SC-FTP-1",
@@ -304,7 +313,11 @@ impl UploadSink for Pipeline {
         let (tx, mut rx) = mpsc::channel::<Chunk>(4);
         let store = self.store.clone();
         let keys = self.masking.clone();
-        let max = self.max_file_bytes;
+        let max = if self.broken.is(Variant::OversizeAccepted) {
+            u64::MAX
+        } else {
+            self.max_file_bytes
+        };
         let ds = dataset.clone();
         let ingested_at: Time = Utc::now().fixed_offset();
         let quarantine = self.quarantine.clone();
@@ -401,9 +414,15 @@ impl UploadSink for Pipeline {
             rule: "SC-FTP-1",
             text: "DES-FTP-6: local storage error".into(),
         })?;
-        let result = self
+        let mut result = self
             .conclude(user, dataset, outcome, ingested_at, digest, name)
             .await;
+        if let Err(r) = &mut result
+            && r.code == RefusalCode::Content551
+            && self.broken.is(Variant::ContentRefused451)
+        {
+            r.code = RefusalCode::LocalError451;
+        }
         // DES-FTP-7: an accepted file or one refused with 4xx is not kept; 5xx is quarantined.
         if let Some(copy) = copy {
             let keep = match &result {
@@ -462,6 +481,13 @@ impl Pipeline {
                     .lock()
                     .ok()
                     .and_then(|mut r| r.accepted(digest.finalize().into(), ingested_at));
+                if earlier.is_some() && self.broken.is(Variant::DuplicateRefused) {
+                    return Err(Refusal {
+                        code: RefusalCode::Name553,
+                        rule: "SC-FTP-1",
+                        text: "duplicate".into(),
+                    });
+                }
                 if let Some(at) = earlier {
                     self.audit.record(
                         "ftp.duplicate",
@@ -598,8 +624,12 @@ fn security(cfg: &Config) -> Result<(KeyStore, MaskingKeys), AppError> {
 /// Starts every part of the gateway from `opts.bundle`.
 pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     super::install_crypto_provider();
-    let cfg = Config::load(&opts.bundle).map_err(|e| AppError::Start(e.to_string()))?;
+    let mut cfg = Config::load(&opts.bundle).map_err(|e| AppError::Start(e.to_string()))?;
     problems_or(&cfg)?;
+    let broken = Broken::from_bundle(&opts.bundle);
+    if broken.is(Variant::PlainFtpAllowed) {
+        cfg.ftp.ftps_required = false;
+    }
     let (keys, masking) = security(&cfg)?;
     let gw = cfg.gateway.id.clone();
     let archive_keys = Arc::new(ArchiveKeys::from_keystore(&keys, &gw)?);
@@ -650,7 +680,13 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                 xml_cipher: crate::security::xml::XmlCipher::Aes128Cbc,
             },
         );
-        specs.insert(d.name.clone(), d.ingest_spec());
+        let mut spec = d.ingest_spec();
+        if broken.is(Variant::MaskSecondColumnInClear)
+            && let Some(c) = spec.columns.iter_mut().filter(|c| c.masked).nth(1)
+        {
+            c.masked = false;
+        }
+        specs.insert(d.name.clone(), spec);
         columns.insert(d.name.clone(), d.columns.clone());
     }
     let backend = Arc::new(StoreBackend {
@@ -666,6 +702,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         driver
             .with_metrics(metrics.clone())
             .with_audit(audit.clone())
+            .with_broken(broken)
             .run(),
     );
     let mut tasks = Vec::new();
@@ -690,6 +727,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         recent: std::sync::Mutex::new(RecentFiles::default()),
         quarantine,
         audit: audit.clone(),
+        broken,
     });
     let ftp_settings = cfg.ftp_settings();
     let ftp_addr = ftp_settings.listen;
@@ -738,8 +776,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     }
 
     // Certificates: refresh on the period (DES-CERT-3).
-    if let Ok(fetcher) =
-        CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls)
+    if !broken.is(Variant::NoCertFetch)
+        && let Ok(fetcher) =
+            CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls)
     {
         let period = Duration::from_secs(cfg.data_protection.crl_refresh_sec.0.max(60));
         let d = handle.clone();
@@ -845,6 +884,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         store_thread: Some(store_thread),
         audit,
         audit_writer: Some(audit_writer),
+        broken,
     })
 }
 

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::monitor::Metrics;
 use super::mqtt::{Link, LinkEvent};
 use crate::audit::AuditLog;
+use crate::broken::{Broken, Variant};
 use crate::outbound::{self, DatasetProfile};
 use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{
@@ -36,7 +37,7 @@ use crate::protocol::gateway_side::{
     PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
-use crate::protocol::message::{AnomalyKind, HealthState};
+use crate::protocol::message::{AnomalyKind, HealthState, MessageType};
 use crate::security::DataSecurity;
 
 /// The gateway's storage as the driver needs it. Called on blocking threads, never on the
@@ -232,6 +233,7 @@ pub struct Driver<S: RecordStore> {
     sealed_order: VecDeque<MessageId>,
     metrics: Option<Arc<Metrics>>,
     audit: AuditLog,
+    broken: Broken,
     pending_stored: BTreeMap<u64, PendingStored>,
 }
 
@@ -271,6 +273,7 @@ impl<S: RecordStore> Driver<S> {
                 sealed_order: VecDeque::new(),
                 metrics: None,
                 audit: AuditLog::disabled(),
+                broken: Broken::default(),
                 pending_stored: BTreeMap::new(),
             },
             DriverHandle { tx },
@@ -280,6 +283,12 @@ impl<S: RecordStore> Driver<S> {
     /// Keeps `metrics` true to the core's state after every turn (MON-1).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs deliberately wrong (conformance suite tests only, [`crate::broken`]).
+    pub fn with_broken(mut self, broken: Broken) -> Self {
+        self.broken = broken;
         self
     }
 
@@ -460,7 +469,9 @@ impl<S: RecordStore> Driver<S> {
                 match inbound {
                     Ok(inbound) => {
                         self.audit_inbound(&inbound);
-                        self.core.handle_inbound(now(), inbound);
+                        if !self.broken_drops(&inbound) {
+                            self.core.handle_inbound(now(), inbound);
+                        }
                     }
                     Err(e) => tracing::error!(error = %e, "opening task failed"),
                 }
@@ -546,6 +557,11 @@ impl<S: RecordStore> Driver<S> {
     async fn transmit(&mut self, t: Transmit) {
         match t {
             Transmit::Message { topic, envelope } => {
+                if envelope.message_type() == MessageType::MonitorStatus
+                    && self.broken.is(Variant::NoStatus)
+                {
+                    return;
+                }
                 if let (Some(to), Some(r)) = (&envelope.in_reply_to, &envelope.result) {
                     self.audit.record(
                         "mqtt.answer",
@@ -567,6 +583,9 @@ impl<S: RecordStore> Driver<S> {
                 }
             }
             Transmit::Data(req) => {
+                if req.retransmission && self.broken.is(Variant::NeverRetransmit) {
+                    return;
+                }
                 if req.retransmission
                     && let Some(p) = self.sealed.get(&req.message_id)
                 {
@@ -587,6 +606,18 @@ impl<S: RecordStore> Driver<S> {
                     }
                 }
             }
+        }
+    }
+
+    fn broken_drops(&self, inbound: &Inbound) -> bool {
+        let b = self.broken;
+        match inbound {
+            Inbound::Refused { .. } => b.is(Variant::SilentOnForged),
+            Inbound::Opened { envelope, .. } => match envelope.message_type() {
+                MessageType::PeriodicStop => b.is(Variant::IgnoreStop),
+                MessageType::ResendRequest => b.is(Variant::ResendIgnored),
+                _ => false,
+            },
         }
     }
 

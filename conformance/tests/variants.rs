@@ -1,0 +1,123 @@
+//! The suite catches wrong gateways (issue "Conformance suite", item 6): each deliberately
+//! broken variant of the reference gateway (`gateway::broken`, feature `broken-variants`, which
+//! only this crate's tests enable) fails the case meant to catch it, while the same case passes
+//! against the correct gateway (`suite.rs`). The table is in docs/conformance.md; a variant that
+//! no case catches would be a missing case.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use conformance::case::{Capabilities, Verdict};
+use conformance::{RunOptions, TargetSpec, run};
+use gateway::broken::Variant;
+
+/// Each variant and the case that must fail it.
+/// Each variant, the case that must fail it, and what that case must observe (so that an
+/// unrelated failure does not count as a catch).
+const CATCHES: [(Variant, &str, &str); 13] = [
+    (
+        Variant::PlainFtpAllowed,
+        "FTP-PLAIN-REFUSED",
+        "plain-FTP login was accepted",
+    ),
+    (
+        Variant::MaskSecondColumnInClear,
+        "PSEND-JSON",
+        "is not masked",
+    ),
+    (
+        Variant::AcceptWhileStopped,
+        "PSTOP-OK",
+        "upload after stop was accepted",
+    ),
+    (
+        Variant::ContentRefused451,
+        "FTP-UNTERMINATED-QUOTE",
+        "reply codes [451]",
+    ),
+    (
+        Variant::OversizeAccepted,
+        "FTP-OVERSIZED",
+        "reply codes [226]",
+    ),
+    (Variant::NoCertFetch, "CERT-FETCH", "fetched only"),
+    (Variant::NoDisconnect, "DISC-OK", "disconnect: not seen"),
+    (
+        Variant::IgnoreStop,
+        "PSTOP-OK",
+        "periodic.stop.result OK: not seen",
+    ),
+    (
+        Variant::SilentOnForged,
+        "PSTART-TAMPERED",
+        "anomaly of kind security",
+    ),
+    (
+        Variant::NeverRetransmit,
+        "ACK-WITHHELD",
+        "the same data message again",
+    ),
+    (
+        Variant::NoStatus,
+        "CONN-OK",
+        "a message after connect.result",
+    ),
+    (
+        Variant::ResendIgnored,
+        "RESEND-SEQ",
+        "resend.result: not seen",
+    ),
+    (
+        Variant::DuplicateRefused,
+        "FTP-DUPLICATE",
+        "reply codes [226, 553]",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broken_variant_fails_the_case_meant_to_catch_it() {
+    assert_eq!(
+        CATCHES.len(),
+        Variant::ALL.len(),
+        "a variant without its catching case"
+    );
+    // The runs are independent worlds (own CA, broker, platform): run them side by side, most
+    // of their time is waiting for what a wrong gateway never does.
+    let runs: Vec<_> = CATCHES
+        .into_iter()
+        .map(|(variant, case, why)| {
+            let o = RunOptions {
+                target: TargetSpec::InProcess,
+                select: vec![case.to_owned()],
+                strict: true,
+                seed: 20_261_204,
+                capabilities: Capabilities::default(),
+                deviations: Vec::new(),
+                case_deadline: Duration::from_secs(60),
+                variant: Some(variant.name().to_owned()),
+            };
+            (
+                variant,
+                case,
+                why,
+                tokio::spawn(async move { run(&o, |_| {}).await }),
+            )
+        })
+        .collect();
+    let mut missed = Vec::new();
+    for (variant, case, why, h) in runs {
+        let report = h.await.unwrap().unwrap();
+        let c = &report.cases[0];
+        println!(
+            "{:<28} {case:<24} {:?} {:?}",
+            variant.name(),
+            c.verdict,
+            c.observed
+        );
+        let observed = c.observed.as_deref().unwrap_or("");
+        if c.verdict != Verdict::Fail || !observed.contains(why) {
+            missed.push((variant.name(), case, c.verdict));
+        }
+    }
+    assert!(missed.is_empty(), "variants not caught: {missed:?}");
+}

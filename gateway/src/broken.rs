@@ -1,0 +1,107 @@
+//! Deliberately broken behaviours, for the conformance suite's own proof that its cases fail
+//! wrong gateways (docs/conformance.md, "Broken variants"). Compiled in only with the cargo
+//! feature `broken-variants`, which nothing but the conformance crate's tests enables — never a
+//! release build of `sgw`. A gateway is broken by a file `BROKEN` in its bundle naming one
+//! variant; without the feature the file is ignored and [`Broken::is`] is always false.
+
+use std::path::Path;
+
+/// One way of being wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Variant {
+    /// SM-TLS, DES-FTP-2: plain FTP logins allowed.
+    PlainFtpAllowed,
+    /// SEC-MASK-1: the second masked column is stored and sent in clear.
+    MaskSecondColumnInClear,
+    /// SC-STOP-1, DES-FTP-6: uploads accepted while storing is stopped.
+    AcceptWhileStopped,
+    /// DES-FTP-6: content errors answered 451 (retry) instead of 551.
+    ContentRefused451,
+    /// DES-FTP-6: no `max_file_bytes` limit.
+    OversizeAccepted,
+    /// IF-CERT-1: certificates and CRL never fetched.
+    NoCertFetch,
+    /// IF-DISC-1: no `disconnect` at shutdown.
+    NoDisconnect,
+    /// IF-PSTOP-1: `periodic.stop` ignored.
+    IgnoreStop,
+    /// IF-PSTART-2: refused (forged) commands neither reported nor answered, silently dropped.
+    SilentOnForged,
+    /// DES-MSG-DATA-3: unacknowledged data never sent again.
+    NeverRetransmit,
+    /// DES-MSG-CONN-3, MON-1: no `monitor.status`.
+    NoStatus,
+    /// IF-RESEND-1: `resend.request` ignored.
+    ResendIgnored,
+    /// DES-FTP-5: the second copy of a file refused as a duplicate.
+    DuplicateRefused,
+}
+
+impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 13] = [
+        Variant::PlainFtpAllowed,
+        Variant::MaskSecondColumnInClear,
+        Variant::AcceptWhileStopped,
+        Variant::ContentRefused451,
+        Variant::OversizeAccepted,
+        Variant::NoCertFetch,
+        Variant::NoDisconnect,
+        Variant::IgnoreStop,
+        Variant::SilentOnForged,
+        Variant::NeverRetransmit,
+        Variant::NoStatus,
+        Variant::ResendIgnored,
+        Variant::DuplicateRefused,
+    ];
+
+    /// The name written in `BROKEN`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::PlainFtpAllowed => "plain-ftp-allowed",
+            Variant::MaskSecondColumnInClear => "mask-second-column-in-clear",
+            Variant::AcceptWhileStopped => "accept-while-stopped",
+            Variant::ContentRefused451 => "content-refused-451",
+            Variant::OversizeAccepted => "oversize-accepted",
+            Variant::NoCertFetch => "no-cert-fetch",
+            Variant::NoDisconnect => "no-disconnect",
+            Variant::IgnoreStop => "ignore-stop",
+            Variant::SilentOnForged => "silent-on-forged",
+            Variant::NeverRetransmit => "never-retransmit",
+            Variant::NoStatus => "no-status",
+            Variant::ResendIgnored => "resend-ignored",
+            Variant::DuplicateRefused => "duplicate-refused",
+        }
+    }
+}
+
+/// The variant a gateway runs with, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Broken(Option<Variant>);
+
+impl Broken {
+    /// Reads `{bundle}/BROKEN` (with the `broken-variants` feature only).
+    pub fn from_bundle(bundle: &Path) -> Broken {
+        #[cfg(feature = "broken-variants")]
+        {
+            if let Ok(s) = std::fs::read_to_string(bundle.join("BROKEN")) {
+                let v = Variant::ALL.into_iter().find(|v| v.name() == s.trim());
+                if let Some(v) = v {
+                    tracing::warn!(
+                        variant = v.name(),
+                        "BROKEN VARIANT: this gateway is deliberately wrong"
+                    );
+                }
+                return Broken(v);
+            }
+        }
+        let _ = bundle;
+        Broken(None)
+    }
+
+    /// Whether the gateway runs broken as `v`.
+    pub fn is(self, v: Variant) -> bool {
+        self.0 == Some(v)
+    }
+}
