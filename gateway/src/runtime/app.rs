@@ -279,9 +279,8 @@ impl UploadSink for Pipeline {
             rule: "SC-FTP-1",
             text: "DES-FTP-6: local storage error".into(),
         })?;
-        if !(view.periodic.running && view.periodic.covers(&dataset))
-            && !self.broken.is(Variant::AcceptWhileStopped)
-        {
+        let storing = view.periodic.running && view.periodic.covers(&dataset);
+        if !(storing || self.broken.is(Variant::AcceptWhileStopped)) {
             return Err(Refusal {
                 code: RefusalCode::Busy450,
                 rule: "SC-FTP-1",
