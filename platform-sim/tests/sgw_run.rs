@@ -156,7 +156,10 @@ async fn a_csv_uploaded_over_ftps_reaches_the_platform_masked_and_a_restart_goes
             assert_eq!(keys.unmask(name, &r.fields[i]).unwrap(), row[i]);
         }
     }
-    assert!(g.metrics.render().contains("sgw_files_accepted_total 1"));
+    let m = g.metrics.render();
+    assert!(m.contains("sgw_files_accepted_total 1"), "{m}");
+    assert!(m.contains("sgw_records_acked_total 40"), "{m}");
+    assert!(!m.contains("sgw_data_messages_sent_total 0"), "{m}");
     // monitor.status is true to fact (DES-MSG-MON-1): the platform sees the accepted and
     // refused files, the stored bytes and every certificate's expiry.
     let deadline = tokio::time::Instant::now() + T;

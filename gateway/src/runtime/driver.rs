@@ -337,6 +337,7 @@ impl<S: RecordStore> Driver<S> {
         for e in events {
             match e {
                 GatewayEvent::Anomaly { .. } => m.anomalies.inc(),
+                GatewayEvent::RecordsAcked { range, .. } => m.records_acked.inc_by(range.len()),
                 GatewayEvent::ConnectRefused { lasting: true, .. } => {
                     m.set_health(HealthState::Failed);
                 }
@@ -585,6 +586,13 @@ impl<S: RecordStore> Driver<S> {
             Transmit::Data(req) => {
                 if req.retransmission && self.broken.is(Variant::NeverRetransmit) {
                     return;
+                }
+                if let Some(m) = &self.metrics {
+                    if req.retransmission {
+                        m.data_retransmitted.inc();
+                    } else {
+                        m.data_sent.inc();
+                    }
                 }
                 if req.retransmission
                     && let Some(p) = self.sealed.get(&req.message_id)

@@ -49,6 +49,12 @@ pub struct Metrics {
     pub records_ingested: IntCounter,
     /// Anomalies detected (`anomalies`).
     pub anomalies: IntCounter,
+    /// Data messages published for the first time (periodic and resend).
+    pub data_sent: IntCounter,
+    /// Data messages published again (DES-MSG-DATA-3).
+    pub data_retransmitted: IntCounter,
+    /// Records the platform acknowledged (`data.ack` OK, or `ackedThrough`).
+    pub records_acked: IntCounter,
     /// 1 while a session with the platform is open.
     pub connected: IntGauge,
     /// 1 while periodic sending runs.
@@ -89,6 +95,18 @@ impl Metrics {
         let files_rejected = counter("sgw_files_rejected_total", "CSV files refused (4xx/5xx)")?;
         let records_ingested = counter("sgw_records_ingested_total", "records stored")?;
         let anomalies = counter("sgw_anomalies_total", "anomalies detected")?;
+        let data_sent = counter(
+            "sgw_data_messages_sent_total",
+            "data messages published for the first time",
+        )?;
+        let data_retransmitted = counter(
+            "sgw_data_messages_retransmitted_total",
+            "data messages published again (no data.ack in time)",
+        )?;
+        let records_acked = counter(
+            "sgw_records_acked_total",
+            "records acknowledged by the platform",
+        )?;
         let connected = gauge(
             "sgw_connected",
             "1 while a session with the platform is open",
@@ -120,6 +138,9 @@ impl Metrics {
             files_rejected,
             records_ingested,
             anomalies,
+            data_sent,
+            data_retransmitted,
+            records_acked,
             connected,
             periodic_running,
             last_seq,
