@@ -264,68 +264,63 @@ fn wait_ok(r: Result<()>) -> crate::case::CaseResult {
     r.map_err(Into::into)
 }
 
+/// A case's future from its body (errors become the case's failure).
+fn case<'a>(body: impl std::future::Future<Output = Result<()>> + Send + 'a) -> CaseFuture<'a> {
+    Box::pin(async move { wait_ok(body.await) })
+}
+
 // ------------------------------------------------------------------ session and periodic
 
 fn conn_ok(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.start_gateway().await?;
-                c.wait_wire("connect.result OK", WAIT, |e| {
-                    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
-                })
-                .await?;
-                let after = c
-                    .wait_wire("a message after connect.result", WAIT, |e| {
-                        e.direction == "up" && e.message_type != "connect"
-                    })
-                    .await?;
-                c.note(format!(
-                    "first message after the session opened: {}",
-                    after.message_type
-                ));
-                if after.message_type != "monitor.status" {
-                    bail!(
-                        "first message after connect.result is {}",
-                        after.message_type
-                    );
-                }
-                Ok(())
-            }
-            .await,
-        )
+    case(async move {
+        c.start_gateway().await?;
+        c.wait_wire("connect.result OK", WAIT, |e| {
+            e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        let after = c
+            .wait_wire("a message after connect.result", WAIT, |e| {
+                e.direction == "up" && e.message_type != "connect"
+            })
+            .await?;
+        c.note(format!(
+            "first message after the session opened: {}",
+            after.message_type
+        ));
+        if after.message_type != "monitor.status" {
+            bail!(
+                "first message after connect.result is {}",
+                after.message_type
+            );
+        }
+        Ok(())
     })
 }
 
 fn pstart_ok(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.start_gateway().await?;
-                c.wait_view("session", WAIT, |v| v.connected).await?;
-                match upload_billing(c, "early.csv", 3, c.seed).await {
-                    Ok(_) => bail!("an upload before any start was accepted"),
-                    Err(e) if e.to_string().contains("replied 450") => {}
-                    Err(e) => bail!("upload before start: {e} (450 expected)"),
-                }
-                c.command(OperatorCommand::Start {
-                    datasets: vec![],
-                    interval_sec: 1,
-                    format: ProfileFormat::Json,
-                })?;
-                let r = c
-                    .wait_wire("periodic.start.result", WAIT, |e| {
-                        e.message_type == "periodic.start.result"
-                    })
-                    .await?;
-                if !r.summary.contains("\"running\":true") || r.code.as_deref() != Some("OK") {
-                    bail!("result {:?} {}", r.code, r.summary);
-                }
-                upload_billing(c, "after.csv", 3, c.seed).await?;
-                Ok(())
-            }
-            .await,
-        )
+    case(async move {
+        c.start_gateway().await?;
+        c.wait_view("session", WAIT, |v| v.connected).await?;
+        match upload_billing(c, "early.csv", 3, c.seed).await {
+            Ok(_) => bail!("an upload before any start was accepted"),
+            Err(e) if e.to_string().contains("replied 450") => {}
+            Err(e) => bail!("upload before start: {e} (450 expected)"),
+        }
+        c.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        let r = c
+            .wait_wire("periodic.start.result", WAIT, |e| {
+                e.message_type == "periodic.start.result"
+            })
+            .await?;
+        if !r.summary.contains("\"running\":true") || r.code.as_deref() != Some("OK") {
+            bail!("result {:?} {}", r.code, r.summary);
+        }
+        upload_billing(c, "after.csv", 3, c.seed).await?;
+        Ok(())
     })
 }
 
@@ -366,189 +361,164 @@ fn marked_file(n: u64, rows: usize) -> Result<Vec<u8>> {
 }
 
 fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                use rand::{Rng, SeedableRng};
-                const ROWS: usize = 6;
-                let mut rng = rand::rngs::StdRng::seed_from_u64(c.seed);
-                c.started(ProfileFormat::Json).await?;
-                let target = c.ftp_target("billing")?;
-                let mut accepted = std::collections::BTreeSet::new();
-                let mut next = 0u64;
-                for round in 0..5 {
-                    let kill_after = Duration::from_millis(rng.random_range(100..1500));
-                    let results: std::sync::Arc<std::sync::Mutex<Vec<(u64, bool)>>> =
-                        Default::default();
-                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let uploads = {
-                        let (target, results, stop) =
-                            (target.clone(), results.clone(), stop.clone());
-                        let first = next;
-                        tokio::spawn(async move {
-                            let mut n = first;
-                            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                                let Ok(bytes) = marked_file(n, ROWS) else {
-                                    break;
-                                };
-                                let ok = upload_bytes(&target, &format!("f{n}.csv"), &bytes)
-                                    .await
-                                    .is_ok();
-                                if let Ok(mut r) = results.lock() {
-                                    r.push((n, ok));
-                                }
-                                n += 1;
-                            }
-                        })
-                    };
-                    tokio::time::sleep(kill_after).await;
-                    if !c.kill_gateway().await? {
-                        bail!("the target cannot be killed");
-                    }
-                    // The upload running at the kill fails (no 226): it may arrive or not,
-                    // but only whole and once.
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = uploads.await;
-                    for (n, ok) in results.lock().map(|r| r.clone()).unwrap_or_default() {
-                        next = next.max(n + 1);
-                        if ok {
-                            accepted.insert(n);
+    case(async move {
+        use rand::{Rng, SeedableRng};
+        const ROWS: usize = 6;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(c.seed);
+        c.started(ProfileFormat::Json).await?;
+        let target = c.ftp_target("billing")?;
+        let mut accepted = std::collections::BTreeSet::new();
+        let mut next = 0u64;
+        for round in 0..5 {
+            let kill_after = Duration::from_millis(rng.random_range(100..1500));
+            let results: std::sync::Arc<std::sync::Mutex<Vec<(u64, bool)>>> = Default::default();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let uploads = {
+                let (target, results, stop) = (target.clone(), results.clone(), stop.clone());
+                let first = next;
+                tokio::spawn(async move {
+                    let mut n = first;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let Ok(bytes) = marked_file(n, ROWS) else {
+                            break;
+                        };
+                        let ok = upload_bytes(&target, &format!("f{n}.csv"), &bytes)
+                            .await
+                            .is_ok();
+                        if let Ok(mut r) = results.lock() {
+                            r.push((n, ok));
                         }
+                        n += 1;
                     }
-                    next += 1;
-                    c.note(format!(
-                        "round {round}: killed after {kill_after:?}, {} accepted so far",
-                        accepted.len()
-                    ));
-                    c.start_gateway().await?;
-                }
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                loop {
-                    let stored = c.stored()?;
-                    let mut per_id: std::collections::BTreeMap<String, usize> = Default::default();
-                    for r in &stored {
-                        *per_id.entry(r.fields[0].clone()).or_insert(0) += 1;
-                    }
-                    if let Some((id, n)) = per_id.iter().find(|(_, n)| **n > 1) {
-                        bail!("row {id} stored {n} times");
-                    }
-                    let all = accepted
-                        .iter()
-                        .all(|n| (0..ROWS).all(|i| per_id.contains_key(&format!("F{n}-{i}"))));
-                    if all {
-                        let mut files: std::collections::BTreeMap<u64, usize> = Default::default();
-                        for id in per_id.keys() {
-                            if let Some(n) = id[1..].split('-').next().and_then(|n| n.parse().ok())
-                            {
-                                *files.entry(n).or_insert(0) += 1;
-                            }
-                        }
-                        if let Some((n, rows)) = files.iter().find(|(_, r)| **r != ROWS) {
-                            bail!("file {n} reached the platform in part ({rows} of {ROWS} rows)");
-                        }
-                        c.note(format!(
-                            "{} files accepted, {} at the platform",
-                            accepted.len(),
-                            files.len()
-                        ));
-                        return Ok(());
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        bail!("accepted uploads missing at the platform after the restarts");
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                })
+            };
+            tokio::time::sleep(kill_after).await;
+            if !c.kill_gateway().await? {
+                bail!("the target cannot be killed");
+            }
+            // The upload running at the kill fails (no 226): it may arrive or not,
+            // but only whole and once.
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = uploads.await;
+            for (n, ok) in results.lock().map(|r| r.clone()).unwrap_or_default() {
+                next = next.max(n + 1);
+                if ok {
+                    accepted.insert(n);
                 }
             }
-            .await,
-        )
+            next += 1;
+            c.note(format!(
+                "round {round}: killed after {kill_after:?}, {} accepted so far",
+                accepted.len()
+            ));
+            c.start_gateway().await?;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let stored = c.stored()?;
+            let mut per_id: std::collections::BTreeMap<String, usize> = Default::default();
+            for r in &stored {
+                *per_id.entry(r.fields[0].clone()).or_insert(0) += 1;
+            }
+            if let Some((id, n)) = per_id.iter().find(|(_, n)| **n > 1) {
+                bail!("row {id} stored {n} times");
+            }
+            let all = accepted
+                .iter()
+                .all(|n| (0..ROWS).all(|i| per_id.contains_key(&format!("F{n}-{i}"))));
+            if all {
+                let mut files: std::collections::BTreeMap<u64, usize> = Default::default();
+                for id in per_id.keys() {
+                    if let Some(n) = id[1..].split('-').next().and_then(|n| n.parse().ok()) {
+                        *files.entry(n).or_insert(0) += 1;
+                    }
+                }
+                if let Some((n, rows)) = files.iter().find(|(_, r)| **r != ROWS) {
+                    bail!("file {n} reached the platform in part ({rows} of {ROWS} rows)");
+                }
+                c.note(format!(
+                    "{} files accepted, {} at the platform",
+                    accepted.len(),
+                    files.len()
+                ));
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("accepted uploads missing at the platform after the restarts");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     })
 }
 
 fn pstart_duplicated(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.start_gateway().await?;
-                c.wait_wire("monitor.status", WAIT, |e| {
-                    e.message_type == "monitor.status"
-                })
-                .await?;
-                c.faults(FaultConfig {
-                    duplicate_percent: 100,
-                    ..FaultConfig::default()
-                })?;
-                c.command(OperatorCommand::Start {
-                    datasets: vec![],
-                    interval_sec: 1,
-                    format: ProfileFormat::Json,
-                })?;
-                let start = c
-                    .wait_wire("periodic.start", WAIT, |e| {
-                        e.message_type == "periodic.start"
-                    })
-                    .await?;
-                let deadline = tokio::time::Instant::now() + WAIT;
-                loop {
-                    let answers: Vec<_> = c
-                        .wire()
-                        .into_iter()
-                        .filter(|e| e.in_reply_to.as_deref() == Some(start.message_id.as_str()))
-                        .collect();
-                    if answers.len() >= 2 {
-                        if answers.iter().any(|a| {
-                            a.code.as_deref() != Some("OK") || a.summary != answers[0].summary
-                        }) {
-                            bail!("the copies got different results: {answers:?}");
-                        }
-                        if !answers[0].summary.contains("\"commandSeq\":1") {
-                            bail!("applied twice or not at all: {}", answers[0].summary);
-                        }
-                        return Ok(());
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        bail!("{} answer(s) to the duplicated start", answers.len());
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+    case(async move {
+        c.session().await?;
+        c.faults(FaultConfig {
+            duplicate_percent: 100,
+            ..FaultConfig::default()
+        })?;
+        c.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        let start = c
+            .wait_wire("periodic.start", WAIT, |e| {
+                e.message_type == "periodic.start"
+            })
+            .await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let answers: Vec<_> = c
+                .wire()
+                .into_iter()
+                .filter(|e| e.in_reply_to.as_deref() == Some(start.message_id.as_str()))
+                .collect();
+            if answers.len() >= 2 {
+                if answers
+                    .iter()
+                    .any(|a| a.code.as_deref() != Some("OK") || a.summary != answers[0].summary)
+                {
+                    bail!("the copies got different results: {answers:?}");
                 }
+                if !answers[0].summary.contains("\"commandSeq\":1") {
+                    bail!("applied twice or not at all: {}", answers[0].summary);
+                }
+                return Ok(());
             }
-            .await,
-        )
+            if tokio::time::Instant::now() > deadline {
+                bail!("{} answer(s) to the duplicated start", answers.len());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
 }
 
 fn pstart_unknown_dataset(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.start_gateway().await?;
-                c.wait_wire("monitor.status", WAIT, |e| {
-                    e.message_type == "monitor.status"
-                })
-                .await?;
-                c.command(OperatorCommand::Start {
-                    datasets: vec![
-                        gateway::protocol::ids::Dataset::new("no_such_dataset")
-                            .map_err(|e| anyhow!("{e}"))?,
-                    ],
-                    interval_sec: 1,
-                    format: ProfileFormat::Json,
-                })?;
-                let r = c
-                    .wait_wire("periodic.start.result", WAIT, |e| {
-                        e.message_type == "periodic.start.result"
-                    })
-                    .await?;
-                if r.code.as_deref() != Some("UNKNOWN_DATASET") {
-                    bail!("result {:?} {}", r.code, r.summary);
-                }
-                match upload_billing(c, "x.csv", 3, c.seed).await {
-                    Ok(_) => bail!("an upload was accepted after a refused start"),
-                    Err(e) if e.to_string().contains("replied 450") => Ok(()),
-                    Err(e) => bail!("upload: {e} (450 expected)"),
-                }
-            }
-            .await,
-        )
+    case(async move {
+        c.session().await?;
+        c.command(OperatorCommand::Start {
+            datasets: vec![
+                gateway::protocol::ids::Dataset::new("no_such_dataset")
+                    .map_err(|e| anyhow!("{e}"))?,
+            ],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        let r = c
+            .wait_wire("periodic.start.result", WAIT, |e| {
+                e.message_type == "periodic.start.result"
+            })
+            .await?;
+        if r.code.as_deref() != Some("UNKNOWN_DATASET") {
+            bail!("result {:?} {}", r.code, r.summary);
+        }
+        match upload_billing(c, "x.csv", 3, c.seed).await {
+            Ok(_) => bail!("an upload was accepted after a refused start"),
+            Err(e) if e.to_string().contains("replied 450") => Ok(()),
+            Err(e) => bail!("upload: {e} (450 expected)"),
+        }
     })
 }
 
@@ -640,213 +610,170 @@ fn psend_xml(c: &mut Ctx) -> CaseFuture<'_> {
 }
 
 fn disc_ok(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.start_gateway().await?;
-                // The gateway's session is open once it sent its first status (DES-MSG-CONN-3).
-                c.wait_wire("monitor.status", WAIT, |e| {
-                    e.message_type == "monitor.status"
-                })
-                .await?;
-                c.stop_gateway().await?;
-                c.wait_wire("disconnect", WAIT, |e| e.message_type == "disconnect")
-                    .await?;
-                c.wait_wire("disconnect.result OK", WAIT, |e| {
-                    e.message_type == "disconnect.result" && e.code.as_deref() == Some("OK")
-                })
-                .await?;
-                Ok(())
-            }
-            .await,
-        )
+    case(async move {
+        c.session().await?;
+        c.stop_gateway().await?;
+        c.wait_wire("disconnect", WAIT, |e| e.message_type == "disconnect")
+            .await?;
+        c.wait_wire("disconnect.result OK", WAIT, |e| {
+            e.message_type == "disconnect.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        Ok(())
     })
 }
 
 fn cert_fetch(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.start_gateway().await?;
-                let gw = c.gw.to_string();
-                let deadline = tokio::time::Instant::now() + WAIT;
-                loop {
-                    let got = c.https_requests();
-                    let fetched = |p: &str| got.iter().any(|(who, path)| *who == gw && path == p);
-                    let crl = fetched("/sgw/v1/crl.pem") || fetched("/sgw/v1/crl.der");
-                    if fetched("/sgw/v1/certs/root.pem")
-                        && fetched("/sgw/v1/certs/platform.pem")
-                        && crl
-                    {
-                        c.note(format!("HTTPS requests: {got:?}"));
-                        return Ok(());
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        bail!("fetched only {got:?}");
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+    case(async move {
+        c.start_gateway().await?;
+        let gw = c.gw.to_string();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = c.https_requests();
+            let fetched = |p: &str| got.iter().any(|(who, path)| *who == gw && path == p);
+            let crl = fetched("/sgw/v1/crl.pem") || fetched("/sgw/v1/crl.der");
+            if fetched("/sgw/v1/certs/root.pem") && fetched("/sgw/v1/certs/platform.pem") && crl {
+                c.note(format!("HTTPS requests: {got:?}"));
+                return Ok(());
             }
-            .await,
-        )
+            if tokio::time::Instant::now() > deadline {
+                bail!("fetched only {got:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
 }
 
 fn ftp_plain_refused(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.started(ProfileFormat::Json).await?;
-                let mut t = c.ftp_target("billing")?;
-                t.tls = None;
-                match Session::open(&t).await {
-                    Ok(s) => {
-                        s.quit().await;
-                        bail!("a plain-FTP login was accepted")
-                    }
-                    Err(e) if matches!(e.code(), Some(530 | 534)) => {
-                        c.note(format!("plain login: {e}"));
-                        Ok(())
-                    }
-                    Err(e) => bail!("plain login: {e} (530 or 534 expected)"),
-                }
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        let mut t = c.ftp_target("billing")?;
+        t.tls = None;
+        match Session::open(&t).await {
+            Ok(s) => {
+                s.quit().await;
+                bail!("a plain-FTP login was accepted")
             }
-            .await,
-        )
+            Err(e) if matches!(e.code(), Some(530 | 534)) => {
+                c.note(format!("plain login: {e}"));
+                Ok(())
+            }
+            Err(e) => bail!("plain login: {e} (530 or 534 expected)"),
+        }
     })
 }
 
 fn pstop_ok(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.started(ProfileFormat::Json).await?;
-                c.command(OperatorCommand::Stop)?;
-                c.wait_wire("periodic.stop.result OK", WAIT, |e| {
-                    e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
-                })
-                .await?;
-                match upload_billing(c, "after_stop.csv", 3, c.seed).await {
-                    Ok(_) => bail!("an upload after stop was accepted"),
-                    Err(e) if e.to_string().contains("replied 450") => {
-                        c.note(format!("upload after stop: {e}"));
-                    }
-                    Err(e) => bail!("upload after stop: {e} (450 expected)"),
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                if c.wire().iter().any(|e| e.message_type == "data") {
-                    bail!("data sent after stop");
-                }
-                Ok(())
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        c.command(OperatorCommand::Stop)?;
+        c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        match upload_billing(c, "after_stop.csv", 3, c.seed).await {
+            Ok(_) => bail!("an upload after stop was accepted"),
+            Err(e) if e.to_string().contains("replied 450") => {
+                c.note(format!("upload after stop: {e}"));
             }
-            .await,
-        )
+            Err(e) => bail!("upload after stop: {e} (450 expected)"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if c.wire().iter().any(|e| e.message_type == "data") {
+            bail!("data sent after stop");
+        }
+        Ok(())
     })
 }
 
 fn ack_withheld(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.started(ProfileFormat::Json).await?;
-                c.faults(FaultConfig {
-                    withhold_acks: true,
-                    ..FaultConfig::default()
-                })?;
-                upload_billing(c, "billing_1.csv", 10, c.seed).await?;
-                let first = c
-                    .wait_wire("data", WAIT, |e| e.message_type == "data")
-                    .await?;
-                let id = first.message_id.clone();
-                c.wait_wire("the same data message again", WAIT, |e| {
-                    e.message_type == "data" && e.message_id == id && e.at != first.at
-                })
-                .await?;
-                c.faults(FaultConfig::default())?;
-                c.wait_view("records stored and acknowledged", WAIT, |v| {
-                    v.highest_seq == 10
-                })
-                .await?;
-                let seqs: Vec<u64> = c.stored()?.iter().map(|r| r.seq).collect();
-                if seqs != (1..=10).collect::<Vec<_>>() {
-                    bail!("stored seqs {seqs:?}");
-                }
-                Ok(())
-            }
-            .await,
-        )
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 10, c.seed).await?;
+        let first = c
+            .wait_wire("data", WAIT, |e| e.message_type == "data")
+            .await?;
+        let id = first.message_id.clone();
+        c.wait_wire("the same data message again", WAIT, |e| {
+            e.message_type == "data" && e.message_id == id && e.at != first.at
+        })
+        .await?;
+        c.faults(FaultConfig::default())?;
+        c.wait_view("records stored and acknowledged", WAIT, |v| {
+            v.highest_seq == 10
+        })
+        .await?;
+        let seqs: Vec<u64> = c.stored()?.iter().map(|r| r.seq).collect();
+        if seqs != (1..=10).collect::<Vec<_>>() {
+            bail!("stored seqs {seqs:?}");
+        }
+        Ok(())
     })
 }
 
 fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.started(ProfileFormat::Json).await?;
-                upload_billing(c, "billing_1.csv", 12, c.seed).await?;
-                c.wait_view("12 records at the platform", WAIT, |v| v.highest_seq == 12)
-                    .await?;
-                let range = SeqRange::new(3, 7).ok_or_else(|| anyhow!("range"))?;
-                c.command(OperatorCommand::Resend {
-                    dataset: None,
-                    seq: Some(range),
-                    time: None,
-                })?;
-                let r = c
-                    .wait_wire("resend.result", WAIT, |e| e.message_type == "resend.result")
-                    .await?;
-                if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":5") {
-                    bail!("resend.result {:?} {}", r.code, r.summary);
-                }
-                let deadline = tokio::time::Instant::now() + WAIT;
-                loop {
-                    let resent: Vec<String> = c
-                        .wire()
-                        .into_iter()
-                        .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
-                        .map(|e| e.summary)
-                        .collect();
-                    let covered: u64 = resent
-                        .iter()
-                        .filter_map(|s| {
-                            let r = s.split_whitespace().nth(2)?;
-                            let (a, b) = r.split_once("..=")?;
-                            Some(b.parse::<u64>().ok()? - a.parse::<u64>().ok()? + 1)
-                        })
-                        .sum();
-                    if covered == 5 {
-                        c.note(format!("resend data: {resent:?}"));
-                        return Ok(());
-                    }
-                    if covered > 5 || tokio::time::Instant::now() > deadline {
-                        bail!("resend data {resent:?}");
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 12, c.seed).await?;
+        c.wait_view("12 records at the platform", WAIT, |v| v.highest_seq == 12)
+            .await?;
+        let range = SeqRange::new(3, 7).ok_or_else(|| anyhow!("range"))?;
+        c.command(OperatorCommand::Resend {
+            dataset: None,
+            seq: Some(range),
+            time: None,
+        })?;
+        let r = c
+            .wait_wire("resend.result", WAIT, |e| e.message_type == "resend.result")
+            .await?;
+        if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":5") {
+            bail!("resend.result {:?} {}", r.code, r.summary);
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let resent: Vec<String> = c
+                .wire()
+                .into_iter()
+                .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
+                .map(|e| e.summary)
+                .collect();
+            let covered: u64 = resent
+                .iter()
+                .filter_map(|s| {
+                    let r = s.split_whitespace().nth(2)?;
+                    let (a, b) = r.split_once("..=")?;
+                    Some(b.parse::<u64>().ok()? - a.parse::<u64>().ok()? + 1)
+                })
+                .sum();
+            if covered == 5 {
+                c.note(format!("resend data: {resent:?}"));
+                return Ok(());
             }
-            .await,
-        )
+            if covered > 5 || tokio::time::Instant::now() > deadline {
+                bail!("resend data {resent:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
 }
 
 fn mon_facts(c: &mut Ctx) -> CaseFuture<'_> {
-    Box::pin(async move {
-        wait_ok(
-            async {
-                c.started(ProfileFormat::Json).await?;
-                upload_billing(c, "a.csv", 5, c.seed).await?;
-                upload_billing(c, "b.csv", 7, c.seed + 1).await?;
-                c.wait_view("a status true to fact", Duration::from_secs(30), |v| {
-                    v.last_status.as_ref().is_some_and(|s| {
-                        s.last_seq == 12 && s.storage.unacked == 0 && s.files_accepted == 2
-                    })
-                })
-                .await
-                .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
-                Ok(())
-            }
-            .await,
-        )
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "a.csv", 5, c.seed).await?;
+        upload_billing(c, "b.csv", 7, c.seed + 1).await?;
+        c.wait_view("a status true to fact", Duration::from_secs(30), |v| {
+            v.last_status.as_ref().is_some_and(|s| {
+                s.last_seq == 12 && s.storage.unacked == 0 && s.files_accepted == 2
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        Ok(())
     })
 }
 

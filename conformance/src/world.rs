@@ -382,6 +382,17 @@ impl Ctx {
             .map_err(|e| anyhow!("command: {e:?}"))
     }
 
+    /// Starts the gateway and waits until its session is open on its side: its first
+    /// `monitor.status` follows the OK `connect.result` (DES-MSG-CONN-3).
+    pub async fn session(&mut self) -> Result<()> {
+        self.start_gateway().await?;
+        self.wait_wire("the gateway's first monitor.status", WAIT, |e| {
+            e.message_type == "monitor.status"
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Starts the gateway, waits for its session, starts periodic sending every second.
     pub async fn started(&mut self, format: ProfileFormat) -> Result<()> {
         self.start_gateway().await?;
