@@ -22,7 +22,7 @@ use platform_sim::ops::{FaultConfig, OperatorBackend, OperatorCommand};
 /// anomaly that the platform stores, and the platform's retry (sealed properly) is applied.
 async fn faulty_command_is_refused_reported_and_retried(id: &str, faults: FaultConfig, name: &str) {
     let _s = serial().await;
-    let f = fixture_https(id, fast_config(), faults).await;
+    let mut f = fixture_https(id, fast_config(), faults).await;
     let tap = Tap::start(&f);
     let g = RealGateway::connected(&f).await;
     f.handle
@@ -74,6 +74,17 @@ async fn faulty_command_is_refused_reported_and_retried(id: &str, faults: FaultC
         v.anomalies
             .iter()
             .any(|a| a.source == "gateway" && a.rule == "IF-PSTART-2")
+    );
+    // The operator's anomaly list survives a restart of the platform (it is read from the
+    // platform's store).
+    f.restart_platform(fast_config());
+    let v = f.handle.view(&f.gw);
+    assert!(
+        v.anomalies
+            .iter()
+            .any(|a| a.source == "gateway" && a.rule == "IF-PSTART-2"),
+        "anomalies after a platform restart: {:?}",
+        v.anomalies
     );
 }
 

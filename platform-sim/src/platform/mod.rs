@@ -89,6 +89,9 @@ pub enum PlatformError {
     Io(#[from] std::io::Error),
 }
 
+/// Anomalies per gateway shown to operators (the store keeps all).
+const ANOMALIES_SHOWN: u32 = 100;
+
 /// Options of the runtime.
 #[derive(Debug, Clone)]
 pub struct PlatformOptions {
@@ -223,7 +226,6 @@ struct State {
     faults: FaultConfig,
     held: Option<Outgoing>,
     last_seen: BTreeMap<GatewayId, Time>,
-    refusals: BTreeMap<GatewayId, Vec<AnomalyView>>,
     /// What the HTTPS endpoint served before the latest CRL change (stale-CRL fault).
     pre_revocation: Option<Published>,
     /// The latest public material (real CRL), to tell when the CRL changes.
@@ -331,7 +333,6 @@ impl Platform {
                 faults: opts.faults,
                 held: None,
                 last_seen: BTreeMap::new(),
-                refusals: BTreeMap::new(),
                 pre_revocation: None,
                 published,
                 last_command_id: None,
@@ -830,28 +831,23 @@ impl State {
 
     fn view(&self, gw: &GatewayId) -> GatewayView {
         let core = self.core.gateway(gw);
-        let mut anomalies: Vec<AnomalyView> = core
-            .as_ref()
-            .map(|v| {
-                v.anomalies
-                    .iter()
-                    .map(|a| AnomalyView {
-                        at: ts(&a.at),
-                        source: if a.from_gateway {
-                            "gateway"
-                        } else {
-                            "platform"
-                        }
-                        .into(),
-                        kind: a.kind,
-                        rule: a.rule.clone(),
-                        detail: a.detail.clone(),
-                    })
-                    .collect()
+        // From the store: every anomaly is written there when it happens, so the operator's
+        // list survives a restart of the platform (MON-2); the last 100, oldest first.
+        let anomalies: Vec<AnomalyView> = self
+            .store
+            .recent_anomalies(gw, ANOMALIES_SHOWN)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(at, source, kind, rule, detail)| {
+                Some(AnomalyView {
+                    at,
+                    source,
+                    kind: serde_json::from_value(serde_json::Value::String(kind)).ok()?,
+                    rule,
+                    detail,
+                })
             })
-            .unwrap_or_default();
-        anomalies.extend(self.refusals.get(gw).cloned().unwrap_or_default());
-        anomalies.sort_by(|a, b| a.at.cmp(&b.at));
+            .collect();
         let mut certificates = Vec::new();
         for (kind, name) in [
             (CertKind::GatewayClient, "tls-client"),
@@ -964,18 +960,6 @@ impl Shared {
             Err(Refusal::Revoked(gw)) => {
                 let detail = format!("message on {} refused: gateway revoked", m.topic);
                 tracing::warn!(%gw, "{detail}");
-                let kept = st.refusals.entry(gw.clone()).or_default();
-                // Keep the operator view bounded (every refusal is also in the store).
-                if kept.len() >= 100 {
-                    kept.remove(0);
-                }
-                kept.push(AnomalyView {
-                    at: ts(&t),
-                    source: "platform".into(),
-                    kind: gateway::protocol::message::AnomalyKind::Unauthorized,
-                    rule: "SEC-CERT-2".into(),
-                    detail: detail.clone(),
-                });
                 st.anomaly(
                     Some(&gw),
                     t,

@@ -318,6 +318,24 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The last `limit` anomalies of `gateway`, oldest first: (at, source, kind, rule, detail).
+    pub fn recent_anomalies(
+        &self,
+        gateway: &GatewayId,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+        let mut st = self.db.prepare(
+            "SELECT at, source, kind, rule, detail FROM anomalies WHERE gateway = ?1 \
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![gateway.as_str(), limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        let mut v: Vec<_> = rows.collect::<Result<_, _>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
     /// Stores a command sent.
     pub fn insert_command(
         &self,
