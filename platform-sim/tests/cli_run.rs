@@ -183,3 +183,29 @@ fn run_uses_the_ports_and_state_directory_it_is_given() {
     assert!(state.join("index.json").is_file());
     assert!(std::net::TcpStream::connect(("127.0.0.1", https)).is_ok());
 }
+
+#[test]
+fn run_starts_without_an_error_line() {
+    // The readiness check of the broker must not look like a failed client (rumqttd used to log
+    // "Tls accept error" for the probe connection at every start).
+    let d = tempfile::tempdir().unwrap();
+    let err = d.path().join("stderr.txt");
+    let mut child = Command::new(bin())
+        .arg("run")
+        .args(["--state-dir", p(&d.path().join("st"))])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for l in lines {
+        if l.unwrap().starts_with("root CA:") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&err).unwrap();
+    assert!(!text.contains("ERROR"), "{text}");
+}
