@@ -67,6 +67,9 @@ pub struct RecordRow {
     pub message_id: String,
 }
 
+/// One stored anomaly: (at, source, kind, rule, detail).
+pub type AnomalyRow = (String, String, String, String, String);
+
 /// The schema version written to `PRAGMA user_version` (see the module documentation).
 const SCHEMA_VERSION: i64 = 2;
 
@@ -318,12 +321,12 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The last `limit` anomalies of `gateway`, oldest first: (at, source, kind, rule, detail).
+    /// The last `limit` anomalies of `gateway`, oldest first.
     pub fn recent_anomalies(
         &self,
         gateway: &GatewayId,
         limit: u32,
-    ) -> Result<Vec<(String, String, String, String, String)>, StoreError> {
+    ) -> Result<Vec<AnomalyRow>, StoreError> {
         let mut st = self.db.prepare(
             "SELECT at, source, kind, rule, detail FROM anomalies WHERE gateway = ?1 \
              ORDER BY id DESC LIMIT ?2",
