@@ -294,6 +294,26 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 }
 
 /// Writes a public file (certificate, CRL, index), replacing it atomically.
+/// An exclusive advisory lock (flock) on `{dir}/ca.lock`, held while one writer reloads,
+/// changes and saves the CA state: `platform-sim run` and the `provision`/`revoke` commands may
+/// write the same directory at once. Released when dropped.
+struct WriteLock {
+    _file: fs::File,
+}
+
+fn write_lock(dir: &Path) -> Result<WriteLock, CaError> {
+    let p = dir.join("ca.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(io_err(&p))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_err(&p)(std::io::Error::from(e)))?;
+    Ok(WriteLock { _file: f })
+}
+
 pub(crate) fn write_public(path: &Path, data: &[u8]) -> Result<(), CaError> {
     let tmp = path.with_extension("tmp~");
     fs::write(&tmp, data).map_err(io_err(&tmp))?;
@@ -469,6 +489,17 @@ impl Ca {
         serde_json::from_str(&text).map_err(|e| CaError::Index(e.to_string()))
     }
 
+    /// Changes the index under the directory's write lock, starting from what is on disk
+    /// (another process may have written since this one read it), and saves it.
+    fn locked_update(&mut self, f: impl FnOnce(&mut CaIndex)) -> Result<(), CaError> {
+        let _lock = write_lock(&self.dir)?;
+        if self.dir.join("index.json").exists() {
+            self.index = Self::read_index(&self.dir)?;
+        }
+        f(&mut self.index);
+        self.write_index()
+    }
+
     fn write_index(&self) -> Result<(), CaError> {
         let text =
             serde_json::to_string_pretty(&self.index).map_err(|e| CaError::Index(e.to_string()))?;
@@ -637,8 +668,8 @@ impl Ca {
             not_after,
             revoked_at: None,
         };
-        self.index.certs.push(record.clone());
-        self.write_index()?;
+        let r = record.clone();
+        self.locked_update(|ix| ix.certs.push(r))?;
         Ok(IssuedCert {
             cert_pem: cert.pem(),
             key_pem,
@@ -743,6 +774,8 @@ impl Ca {
     }
 
     fn revoke_subject(&mut self, kinds: &[CertKind], subject: &str) -> Result<usize, CaError> {
+        let _lock = write_lock(&self.dir)?;
+        self.index = Self::read_index(&self.dir)?;
         if !self
             .index
             .certs
@@ -759,7 +792,7 @@ impl Ca {
                 n += 1;
             }
         }
-        self.sign_crl()?;
+        self.sign_crl_locked()?;
         Ok(n)
     }
 
@@ -793,6 +826,15 @@ impl Ca {
     /// Signs a new CRL (next CRL number, thisUpdate = now, nextUpdate = now +
     /// [`CRL_VALIDITY_DAYS`]) listing every revoked certificate, and stores it.
     pub fn sign_crl(&mut self) -> Result<(), CaError> {
+        let _lock = write_lock(&self.dir)?;
+        if self.dir.join("index.json").exists() {
+            self.index = Self::read_index(&self.dir)?;
+        }
+        self.sign_crl_locked()
+    }
+
+    /// [`Self::sign_crl`] with the write lock held and the index fresh.
+    fn sign_crl_locked(&mut self) -> Result<(), CaError> {
         let now = Utc::now();
         let this_update = now - Duration::minutes(CLOCK_SKEW_MINUTES);
         let next_update = now + Duration::days(CRL_VALIDITY_DAYS);

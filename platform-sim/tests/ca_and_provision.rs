@@ -748,3 +748,53 @@ fn the_faulty_platform_certificates_fail_validation_as_expired_and_as_revoked() 
     let (real, _) = ca.platform_dp_paths();
     assert!(check(&std::fs::read_to_string(real).unwrap()).is_ok());
 }
+
+#[test]
+fn two_writers_of_one_state_directory_lose_no_update() {
+    // `platform-sim run` holds a CA open while `provision` and `revoke` (other processes) write
+    // the same directory: every write starts from what is on disk, under an exclusive lock.
+    let (_d, a) = new_ca();
+    let dir = a.dir().to_owned();
+    let mut a = a;
+    let mut b = platform_sim::ca::Ca::open(&dir).unwrap();
+    a.issue_gateway(&gw("GWA")).unwrap();
+    // b's in-memory index predates GWA: its write must not drop it.
+    b.issue_gateway(&gw("GWB")).unwrap();
+    a.revoke_gateway(&gw("GWB")).unwrap();
+    let fresh = platform_sim::ca::Ca::open(&dir).unwrap();
+    let subjects: Vec<&str> = fresh
+        .index()
+        .certs
+        .iter()
+        .map(|c| c.subject.as_str())
+        .collect();
+    assert!(
+        subjects.contains(&"GWA") && subjects.contains(&"GWB"),
+        "{subjects:?}"
+    );
+    assert!(fresh.is_gateway_revoked(&gw("GWB")));
+    assert!(!fresh.is_gateway_revoked(&gw("GWA")));
+    // Concurrent writers in threads, each with its own handle: all 8 gateways recorded.
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut ca = platform_sim::ca::Ca::open(&dir).unwrap();
+                for i in 0..4 {
+                    ca.issue_gateway(&gw(&format!("GWT{t}{i}"))).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let fresh = platform_sim::ca::Ca::open(&dir).unwrap();
+    let n = fresh
+        .index()
+        .certs
+        .iter()
+        .filter(|c| c.subject.starts_with("GWT"))
+        .count();
+    assert_eq!(n, 16, "2 certificates for each of 8 gateways");
+}
