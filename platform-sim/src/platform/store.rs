@@ -140,6 +140,10 @@ impl Store {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
             tx.commit()?;
         }
+        // The operator view reads each gateway's latest anomalies on every refresh.
+        db.execute_batch(
+            "CREATE INDEX IF NOT EXISTS anomalies_gateway ON anomalies(gateway, id);",
+        )?;
         Ok(Store { db })
     }
 
