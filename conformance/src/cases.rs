@@ -165,7 +165,7 @@ pub fn all() -> Vec<Case> {
             negative: false,
             description: "two uploads (5 and 7 rows) while sending runs",
             expectation: "a later `monitor.status` has lastSeq 12, storage.unacked 0, \
-                          filesAccepted 2",
+                          filesAccepted 2, recordsAcked 12, messagesSent ≥ 1",
             needs: Needs::NONE,
             run: mon_facts,
         },
@@ -768,7 +768,11 @@ fn mon_facts(c: &mut Ctx) -> CaseFuture<'_> {
         upload_billing(c, "b.csv", 7, c.seed + 1).await?;
         c.wait_view("a status true to fact", Duration::from_secs(30), |v| {
             v.last_status.as_ref().is_some_and(|s| {
-                s.last_seq == 12 && s.storage.unacked == 0 && s.files_accepted == 2
+                s.last_seq == 12
+                    && s.storage.unacked == 0
+                    && s.files_accepted == 2
+                    && s.records_acked == 12
+                    && s.messages_sent >= 1
             })
         })
         .await

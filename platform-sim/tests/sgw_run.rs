@@ -171,6 +171,8 @@ async fn a_csv_uploaded_over_ftps_reaches_the_platform_masked_and_a_restart_goes
             && st.storage.bytes > 0
             && st.storage.free_bytes > 0
             && st.storage.oldest_unacked_sec == 0
+            && st.records_acked == 40
+            && st.messages_sent >= 1
         {
             let names: Vec<&str> = st.certificates.iter().map(|c| c.name.as_str()).collect();
             for want in ["tls-client", "data-protection", "platform", "root", "crl"] {

@@ -552,6 +552,12 @@ pub struct ExternalStatus {
     pub files_accepted: u64,
     /// CSV files refused since start.
     pub files_rejected: u64,
+    /// `data` messages published for the first time since start (counted by the adapter).
+    pub messages_sent: u64,
+    /// `data` messages published again since start.
+    pub messages_retransmitted: u64,
+    /// Records acknowledged since start.
+    pub records_acked: u64,
     /// Certificates and their expiry.
     pub certificates: Vec<CertExpiry>,
     /// Last error, naming its rule ID.
@@ -567,6 +573,9 @@ impl Default for ExternalStatus {
             free_bytes: 0,
             files_accepted: 0,
             files_rejected: 0,
+            messages_sent: 0,
+            messages_retransmitted: 0,
+            records_acked: 0,
             certificates: Vec::new(),
             last_error: None,
         }
@@ -2551,6 +2560,9 @@ impl GatewayCore {
             },
             files_accepted: ext.files_accepted,
             files_rejected: ext.files_rejected,
+            messages_sent: ext.messages_sent,
+            messages_retransmitted: ext.messages_retransmitted,
+            records_acked: ext.records_acked,
             anomalies: self.anomalies,
             anomalies_dropped: self.anomalies_dropped,
             certificates: ext.certificates,

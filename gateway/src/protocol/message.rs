@@ -600,6 +600,12 @@ pub struct MonitorStatus {
     pub files_accepted: u64,
     /// CSV files refused since start.
     pub files_rejected: u64,
+    /// `data` messages published for the first time since start.
+    pub messages_sent: u64,
+    /// `data` messages published again since start (DES-MSG-DATA-3).
+    pub messages_retransmitted: u64,
+    /// Records acknowledged by the platform since start.
+    pub records_acked: u64,
     /// Anomalies detected since start (sent or not).
     pub anomalies: u64,
     /// Of those, not sent as `anomaly` messages (rate limit or offline-queue overflow,

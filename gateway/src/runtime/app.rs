@@ -830,6 +830,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                 let mut st = ExternalStatus {
                     files_accepted: m.files_accepted.get(),
                     files_rejected: m.files_rejected.get(),
+                    messages_sent: m.data_sent.get(),
+                    messages_retransmitted: m.data_retransmitted.get(),
+                    records_acked: m.records_acked.get(),
                     certificates,
                     ..ExternalStatus::default()
                 };

@@ -121,6 +121,9 @@ pub fn samples() -> Vec<Envelope> {
         },
         files_accepted: 12,
         files_rejected: 1,
+        messages_sent: 4,
+        messages_retransmitted: 1,
+        records_acked: 1400,
         anomalies: 2,
         anomalies_dropped: 1,
         certificates: vec![CertExpiry {

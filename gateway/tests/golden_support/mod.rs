@@ -334,6 +334,9 @@ impl Pair {
             free_bytes: 40 << 30,
             files_accepted: self.files_accepted,
             files_rejected: 0,
+            messages_sent: 0,
+            messages_retransmitted: 0,
+            records_acked: 0,
             certificates: self.setup.certificates.clone(),
             last_error: None,
         });
