@@ -244,6 +244,68 @@ pub fn all() -> Vec<Case> {
             run: fault.run(),
         });
     }
+    v.push(Case {
+        id: "EVAC-ARCHIVE",
+        requirements: &[
+            "ST-EVAC-1",
+            "ST-PROVIDE-1",
+            "SEC-FILE-SIG-1",
+            "SEC-FILE-ENC-1",
+            "SM-ATREST",
+        ],
+        rules: &[
+            "DES-EVAC-1",
+            "DES-EVAC-2",
+            "DES-EVAC-3",
+            "DES-EVAC-4",
+            "DES-EVAC-5",
+            "DES-EVAC-6",
+            "DES-FILE-1",
+            "DES-FILE-2",
+        ],
+        level: Level::Must,
+        negative: false,
+        description: "`retention_days` 0, `evacuation_interval_sec` 1: 6 records are sent and \
+                      acknowledged; then `resend.request` seq 1..=6",
+        expectation: "`monitor.status` counts 6 evacuated; `evacuation_dir` holds archives named, \
+                      indexed (SHA-256) and made as DES-EVAC-2..4 say — an encrypted ZIP to the \
+                      gateway's own certificate around a signed ZIP of `records.jsonl` whose \
+                      records are those the platform received, masked columns still masked; \
+                      `resend.result` OK with archived 6 and the 6 records sent again",
+        needs: Needs::NONE,
+        run: evac_archive,
+    });
+    v.push(Case {
+        id: "EVAC-ARCHIVE-FORGED",
+        requirements: &["ST-EVAC-1", "SEC-FILE-SIG-2", "SEC-FILE-ENC-2", "SM-ATREST"],
+        rules: &["DES-EVAC-5", "DES-MSG-RS-2", "DES-MSG-AN-1"],
+        level: Level::Must,
+        negative: true,
+        description: "after evacuation, the archive is replaced by a well-formed one with one \
+                      field changed, claiming the gateway's kid but signed with another key and \
+                      encrypted to the gateway's certificate (someone who can write the disk \
+                      but has not the gateway's key); then `resend.request` of its records",
+        expectation: "`resend.result` NOT_FOUND (the records count as no longer held); an \
+                      `anomaly` kind `storage` rule DES-EVAC-5; the forged field never reaches \
+                      the platform",
+        needs: Needs::NONE,
+        run: evac_archive_forged,
+    });
+    v.push(Case {
+        id: "EVAC-UNACKED",
+        requirements: &["ST-EVAC-1", "ST-STORE-1"],
+        rules: &["DES-EVAC-1"],
+        level: Level::Must,
+        negative: true,
+        description: "`retention_days` 0, `evacuation_interval_sec` 1, acknowledgements withheld: \
+                      5 records stay unacknowledged through several evacuation passes; then the \
+                      acknowledgements flow again",
+        expectation: "no archive and `storage.evacuated` 0 while unacknowledged (unacknowledged \
+                      records are never evacuated, however old); once acknowledged, all 5 are \
+                      evacuated",
+        needs: Needs::NONE,
+        run: evac_unacked,
+    });
     for kind in BadKind::ALL {
         if let Some(c) = bad_case(kind) {
             v.push(c);
@@ -1021,4 +1083,329 @@ async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
         }
         .await,
     )
+}
+
+// ------------------------------------------------------------------ evacuation (ST-EVAC-1)
+
+/// `retention_days` 0 and one evacuation pass a second (DES-PROV-2, DES-EVAC-1).
+fn evacuate_at_once(c: &mut Ctx) -> Result<()> {
+    c.reconfigure(|cfg| {
+        cfg.storage.retention_days = 0;
+        cfg.storage.evacuation_interval_sec = gateway::config::Secs(1);
+    })
+}
+
+/// One archive of `evacuation_dir` as the suite reads it (DES-EVAC-2..4).
+struct ArchiveSeen {
+    /// Its `index.jsonl` line.
+    index: serde_json::Value,
+    /// The `.sgwa` file.
+    path: std::path::PathBuf,
+    /// `records.jsonl`, verified and decrypted.
+    payload: Vec<u8>,
+}
+
+/// The gateway's data-protection key, certificate and kid (from the bundle the suite made).
+fn own_keys(
+    c: &Ctx,
+) -> Result<(
+    openssl::pkey::PKey<openssl::pkey::Private>,
+    openssl::x509::X509,
+    String,
+)> {
+    let key = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(
+        c.cfg.data_protection.key.path(),
+    )?)?;
+    let cert = openssl::x509::X509::from_pem(&std::fs::read(c.cfg.data_protection.cert.path())?)?;
+    let kid = gateway::security::cert::kid_of(&cert).map_err(|e| anyhow!("{e}"))?;
+    Ok((key, cert, kid))
+}
+
+/// Reads every archive of the index: name, SHA-256, decryption with the gateway's own key,
+/// signature with its own certificate, header (DES-EVAC-2..4); any deviation is the failure.
+fn read_archives(c: &Ctx) -> Result<Vec<ArchiveSeen>> {
+    use gateway::security::file::{ZipLimits, decrypt_file, verify_file};
+    use sha2::Digest;
+    let dir = c.cfg.storage.evacuation_dir.path();
+    let index = std::fs::read_to_string(dir.join("index.jsonl"))
+        .map_err(|e| anyhow!("{}/index.jsonl: {e}", dir.display()))?;
+    let (key, cert, kid) = own_keys(c)?;
+    let mut out = Vec::new();
+    for line in index.lines() {
+        let l: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| anyhow!("index line {line}: {e}"))?;
+        let (file, dataset, epoch) = (
+            l["file"].as_str().unwrap_or_default(),
+            l["dataset"].as_str().unwrap_or_default(),
+            l["epoch"].as_str().unwrap_or_default(),
+        );
+        let (first, last) = (
+            l["range"]["first"].as_u64().unwrap_or_default(),
+            l["range"]["last"].as_u64().unwrap_or_default(),
+        );
+        let want = format!("{}_{dataset}_{epoch}_{first:020}-{last:020}.sgwa", c.gw);
+        if file != want {
+            bail!("archive named {file:?}, DES-EVAC-2 says {want:?}");
+        }
+        let path = dir.join(file);
+        let bytes = std::fs::read(&path).map_err(|e| anyhow!("{file}: {e}"))?;
+        let digest = hex::encode(sha2::Sha256::digest(&bytes));
+        if l["sha256"].as_str() != Some(digest.as_str()) {
+            bail!(
+                "{file}: SHA-256 {digest} is not the index's {}",
+                l["sha256"]
+            );
+        }
+        let limits = ZipLimits::default();
+        let mut signed = Vec::new();
+        decrypt_file(
+            &key,
+            &kid,
+            std::io::Cursor::new(&bytes),
+            &mut signed,
+            &limits,
+        )
+        .map_err(|e| anyhow!("{file}: not an encrypted ZIP to the gateway's own key: {e}"))?;
+        let mut payload = Vec::new();
+        let opened = verify_file(
+            &*cert.public_key()?,
+            &kid,
+            std::io::Cursor::new(&signed),
+            &mut payload,
+            &limits,
+        )
+        .map_err(|e| anyhow!("{file}: not signed with the gateway's own key: {e}"))?;
+        if opened.name != "records.jsonl" {
+            bail!("{file}: signed payload named {:?}", opened.name);
+        }
+        let text = std::str::from_utf8(&payload).map_err(|_| anyhow!("{file}: not UTF-8"))?;
+        let mut lines = text.split_terminator('\n');
+        let header: serde_json::Value = serde_json::from_str(lines.next().unwrap_or_default())
+            .map_err(|e| anyhow!("{file}: header: {e}"))?;
+        if header["format"] != "sgw-archive-v1"
+            || header["gatewayId"] != c.gw.as_str()
+            || header["dataset"] != dataset
+            || header["range"] != l["range"]
+            || header["records"] != l["records"]
+        {
+            bail!("{file}: header {header} does not match the index line {l}");
+        }
+        let n = lines.count() as u64;
+        if n != last + 1 - first {
+            bail!("{file}: {n} record lines for {first}..={last}");
+        }
+        out.push(ArchiveSeen {
+            index: l,
+            path,
+            payload,
+        });
+    }
+    Ok(out)
+}
+
+/// (seq, fields) of an archive's record lines.
+fn archived_records(a: &ArchiveSeen) -> Result<Vec<(u64, Vec<String>)>> {
+    let text = std::str::from_utf8(&a.payload)?;
+    text.split_terminator('\n')
+        .skip(1)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            let seq = v["seq"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("record line {l}"))?;
+            let fields: Vec<String> = serde_json::from_value(v["fields"].clone())?;
+            Ok((seq, fields))
+        })
+        .collect()
+}
+
+/// Starts sending, uploads `rows` billing rows and waits until all are evacuated.
+async fn evacuated(c: &mut Ctx, rows: u64) -> Result<Vec<ArchiveSeen>> {
+    evacuate_at_once(c)?;
+    c.started(ProfileFormat::Json).await?;
+    upload_billing(c, "billing_1.csv", rows as usize, c.seed).await?;
+    c.wait_view("records at the platform", WAIT, |v| v.highest_seq == rows)
+        .await?;
+    c.wait_view("monitor.status counting them evacuated", WAIT, |v| {
+        v.last_status
+            .as_ref()
+            .is_some_and(|s| s.storage.evacuated >= rows && s.storage.records == 0)
+    })
+    .await
+    .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+    let archives = read_archives(c)?;
+    let seen: u64 = archives
+        .iter()
+        .map(|a| a.index["records"].as_u64().unwrap_or_default())
+        .sum();
+    if seen != rows {
+        bail!("the index lists {seen} archived records, {rows} were evacuated");
+    }
+    c.note(format!(
+        "{} archive(s): {:?}",
+        archives.len(),
+        archives
+            .iter()
+            .map(|a| &a.index["file"])
+            .collect::<Vec<_>>()
+    ));
+    Ok(archives)
+}
+
+fn evac_archive(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let archives = evacuated(c, 6).await?;
+        let stored = c.stored()?;
+        for a in &archives {
+            for (seq, fields) in archived_records(a)? {
+                let Some(r) = stored.iter().find(|r| r.seq == seq) else {
+                    bail!("archived seq {seq} never reached the platform");
+                };
+                if r.fields != fields {
+                    bail!("archived seq {seq} differs from what the platform received");
+                }
+            }
+        }
+        let range = SeqRange::new(1, 6).ok_or_else(|| anyhow!("range"))?;
+        c.command(OperatorCommand::Resend {
+            dataset: None,
+            seq: Some(range),
+            time: None,
+        })?;
+        let r = c
+            .wait_wire("resend.result", WAIT, |e| e.message_type == "resend.result")
+            .await?;
+        if r.code.as_deref() != Some("OK")
+            || !r.summary.contains("\"records\":6")
+            || !r.summary.contains("\"archived\":6")
+        {
+            bail!("resend.result {:?} {}", r.code, r.summary);
+        }
+        c.wait_wire("resend data of the archived records", WAIT, |e| {
+            e.message_type == "data" && e.summary.contains(" resend ")
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+fn evac_archive_forged(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use gateway::security::file::{AesCbc, encrypt_file, sign_file};
+        let archives = evacuated(c, 6).await?;
+        let (_, cert, kid) = own_keys(c)?;
+        let a = &archives[0];
+        let text = String::from_utf8(a.payload.clone())?;
+        let mut lines: Vec<String> = text.split_terminator('\n').map(str::to_owned).collect();
+        let mut rec: serde_json::Value = serde_json::from_str(&lines[1])?;
+        rec["fields"][0] = serde_json::Value::String("FORGED".into());
+        lines[1] = rec.to_string();
+        let forged_payload = lines.join("\n") + "\n";
+        let other = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048)?)?;
+        let signed = sign_file(
+            &other,
+            &kid,
+            "records.jsonl",
+            forged_payload.as_bytes(),
+            std::io::Cursor::new(Vec::new()),
+        )
+        .map_err(|e| anyhow!("{e}"))?
+        .into_inner();
+        let sealed = encrypt_file(
+            &*cert.public_key()?,
+            &kid,
+            AesCbc::Aes128,
+            "records.sig.zip",
+            signed.as_slice(),
+            std::io::Cursor::new(Vec::new()),
+        )
+        .map_err(|e| anyhow!("{e}"))?
+        .into_inner();
+        std::fs::write(&a.path, sealed)?;
+        let first = a.index["range"]["first"].as_u64().unwrap_or(1);
+        let last = a.index["range"]["last"].as_u64().unwrap_or(1);
+        c.note(format!("replaced {} ({first}..={last})", a.index["file"]));
+        c.command(OperatorCommand::Resend {
+            dataset: None,
+            seq: SeqRange::new(first, last),
+            time: None,
+        })?;
+        let r = c
+            .wait_wire("resend.result", WAIT, |e| e.message_type == "resend.result")
+            .await?;
+        if r.code.as_deref() != Some("NOT_FOUND") {
+            bail!(
+                "resend.result {:?} {} (NOT_FOUND expected: the archive is not the gateway's)",
+                r.code,
+                r.summary
+            );
+        }
+        c.wait_view("an anomaly of kind storage, rule DES-EVAC-5", WAIT, |v| {
+            v.anomalies.iter().any(|a| {
+                a.source == "gateway"
+                    && a.kind == gateway::protocol::message::AnomalyKind::Storage
+                    && a.rule == "DES-EVAC-5"
+            })
+        })
+        .await?;
+        if c.stored()?
+            .iter()
+            .any(|r| r.fields.iter().any(|f| f == "FORGED"))
+        {
+            bail!("the forged field reached the platform");
+        }
+        if c.wire()
+            .iter()
+            .any(|e| e.message_type == "data" && e.summary.contains(" resend "))
+        {
+            bail!("resend data sent from the forged archive");
+        }
+        Ok(())
+    })
+}
+
+fn evac_unacked(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        evacuate_at_once(c)?;
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 5, c.seed).await?;
+        // From the upload on, several evacuation passes (one a second) and monitoring intervals go by.
+        let dir = c.cfg.storage.evacuation_dir.path().to_owned();
+        let archives = |dir: &std::path::Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".sgwa"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < until {
+            let found = archives(&dir);
+            if !found.is_empty() {
+                bail!("unacknowledged records evacuated: {found:?}");
+            }
+            if let Some(s) = &c.view().last_status
+                && s.storage.evacuated > 0
+            {
+                bail!("monitor.status counts {} evacuated", s.storage.evacuated);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        c.faults(FaultConfig::default())?;
+        c.wait_view("the 5 records evacuated once acknowledged", WAIT, |v| {
+            v.last_status
+                .as_ref()
+                .is_some_and(|s| s.storage.evacuated >= 5)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        Ok(())
+    })
 }

@@ -281,6 +281,14 @@ impl Ctx {
         self.notes.push(s.into());
     }
 
+    /// Changes the gateway's `gateway.toml` before it starts, as the utility would (DES-PROV-2;
+    /// the suite's provisioning, so a vendor gateway reads the same file).
+    pub fn reconfigure(&mut self, change: impl FnOnce(&mut Config)) -> Result<()> {
+        change(&mut self.cfg);
+        std::fs::write(self.bundle.dir.join("gateway.toml"), self.cfg.to_toml()?)?;
+        Ok(())
+    }
+
     /// Every message the platform saw so far.
     pub fn wire(&self) -> Vec<WireEvent> {
         self.wire.lock().map(|w| w.clone()).unwrap_or_default()

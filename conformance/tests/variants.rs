@@ -11,10 +11,9 @@ use conformance::case::{Capabilities, Verdict};
 use conformance::{RunOptions, TargetSpec, run};
 use gateway::broken::Variant;
 
-/// Each variant and the case that must fail it.
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 13] = [
+const CATCHES: [(Variant, &str, &str); 15] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -71,6 +70,16 @@ const CATCHES: [(Variant, &str, &str); 13] = [
         Variant::DuplicateRefused,
         "FTP-DUPLICATE",
         "reply codes [226, 553]",
+    ),
+    (
+        Variant::ArchiveLossUnreported,
+        "EVAC-ARCHIVE-FORGED",
+        "NOT_FOUND expected",
+    ),
+    (
+        Variant::EvacuateUnacked,
+        "EVAC-UNACKED",
+        "unacknowledged records evacuated",
     ),
 ];
 

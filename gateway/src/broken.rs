@@ -36,11 +36,16 @@ pub enum Variant {
     ResendIgnored,
     /// DES-FTP-5: the second copy of a file refused as a duplicate.
     DuplicateRefused,
+    /// DES-EVAC-5: archives not read back before `resend.result`: a damaged archive is
+    /// promised as OK and its data message given up afterwards.
+    ArchiveLossUnreported,
+    /// ST-EVAC-1, DES-EVAC-1: evacuation takes unacknowledged and in-flight records too.
+    EvacuateUnacked,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 13] = [
+    pub const ALL: [Variant; 15] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -54,6 +59,8 @@ impl Variant {
         Variant::NoStatus,
         Variant::ResendIgnored,
         Variant::DuplicateRefused,
+        Variant::ArchiveLossUnreported,
+        Variant::EvacuateUnacked,
     ];
 
     /// The name written in `BROKEN`.
@@ -72,6 +79,8 @@ impl Variant {
             Variant::NoStatus => "no-status",
             Variant::ResendIgnored => "resend-ignored",
             Variant::DuplicateRefused => "duplicate-refused",
+            Variant::ArchiveLossUnreported => "archive-loss-unreported",
+            Variant::EvacuateUnacked => "evacuate-unacked",
         }
     }
 }

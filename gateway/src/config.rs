@@ -551,7 +551,7 @@ pub struct FtpSection {
 pub struct StorageSection {
     /// Primary storage quota (DES-FTP-6, DES-MSG-MON-1).
     pub quota_bytes: u64,
-    /// Acknowledged records older than this are evacuated (DES-EVAC-1).
+    /// Acknowledged records older than this are evacuated (DES-EVAC-1); 0: all of them.
     pub retention_days: u32,
     /// Evacuation interval (DES-EVAC-1), default 3600 s.
     #[serde(default = "default_hour")]
@@ -932,10 +932,6 @@ impl Config {
         for (key, v) in [
             ("ftp.max_file_bytes", self.ftp.max_file_bytes),
             ("storage.quota_bytes", self.storage.quota_bytes),
-            (
-                "storage.retention_days",
-                u64::from(self.storage.retention_days),
-            ),
         ] {
             if v == 0 {
                 out.push(problem(key, "must be at least 1", "give a positive number"));

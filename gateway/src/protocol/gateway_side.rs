@@ -74,7 +74,11 @@
 //!   given up meanwhile) marks those records acknowledged and no longer held
 //!   ([`GatewayEvent::RecordsAcked`]: storage may mark them); the `ackedThrough` of
 //!   `connect.result` does the same for `1..=n`. [`GatewayCore::handle_evacuated`] marks
-//!   acknowledged records archived (ST-EVAC-1); they stay in the index.
+//!   acknowledged records archived (ST-EVAC-1); they stay in the index. Before handing in a
+//!   `resend.request`, the adapter reads back the archives of
+//!   [`GatewayCore::archived_selection`]; [`GatewayCore::handle_archive_lost`] takes the
+//!   records of one that fails out of the index (no longer held, anomaly `storage`,
+//!   DES-EVAC-5), so `resend.result` never promises what cannot be sent.
 //! - Every `periodic.start.result` / `periodic.stop.result` is sent again (same message) each
 //!   `ackTimeoutSec` until the platform's `ack` arrives, at most [`MAX_RESULT_RESENDS`] times,
 //!   then reported as an anomaly (DES-MSG-PS-5).
@@ -643,6 +647,9 @@ pub const MAX_DATA_TRANSMISSIONS: u32 = 9;
 
 /// The rule of giving up a data message and holding its records.
 const RULE_GIVE_UP: &str = "DES-MSG-DATA-5";
+
+/// The rule of an archive that cannot be read back for a resend.
+const RULE_ARCHIVE_LOST: &str = "DES-EVAC-5";
 
 /// Given-up data messages remembered (volatile) so that a late OK `data.ack` for one of them
 /// still acknowledges its records (the platform stored another copy of it).
@@ -1335,6 +1342,53 @@ impl GatewayCore {
         }
         let changed = self.update_range(range, |b| !b.archived, |b| b.archived = true);
         Ok(changed.iter().map(|(_, r)| r.len()).sum())
+    }
+
+    /// The archived pieces (dataset, seqs) a resend request would read back from evacuation
+    /// archives (DES-EVAC-5). The adapter reads and checks those archives before it hands the
+    /// request in, and reports an unreadable one with [`Self::handle_archive_lost`], so that
+    /// `resend.result` counts only records that can really be sent.
+    pub fn archived_selection(&self, request: &ResendRequest) -> Vec<(Dataset, SeqRange)> {
+        self.select(request)
+            .into_iter()
+            .filter(|p| p.archived)
+            .map(|p| (p.dataset, p.range))
+            .collect()
+    }
+
+    /// The archive holding the archived records `range` is missing or failed a check (SHA-256,
+    /// decryption, signature, header; DES-EVAC-5): those records count as no longer held —
+    /// they leave the record index (`lastSeq` is unchanged), so a resend selecting them answers
+    /// PARTIAL or NOT_FOUND (DES-MSG-RS-2) — and an `anomaly` of kind `storage`, rule
+    /// DES-EVAC-5, reports it. Records not archived are never touched. Returns how many
+    /// records left the index.
+    pub fn handle_archive_lost(&mut self, now: Time, range: SeqRange, detail: String) -> u64 {
+        let mut lost = 0;
+        let mut out = Vec::with_capacity(self.batches.len() + 1);
+        for b in std::mem::take(&mut self.batches) {
+            let Some(mid) = intersect(b.range, range).filter(|_| b.archived) else {
+                out.push(b);
+                continue;
+            };
+            lost += mid.len();
+            for keep in [
+                SeqRange::new(b.range.first, mid.first.saturating_sub(1)),
+                SeqRange::new(mid.last + 1, b.range.last),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                out.push(Batch {
+                    range: keep,
+                    ..b.clone()
+                });
+            }
+        }
+        self.batches = out;
+        if lost > 0 {
+            self.anomaly(now, AnomalyKind::Storage, RULE_ARCHIVE_LOST, detail, None);
+        }
+        lost
     }
 
     /// An MQTT message arrived on the gateway's subscription.

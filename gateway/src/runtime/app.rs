@@ -145,6 +145,7 @@ struct StoreBackend {
     gateway_id: crate::protocol::ids::GatewayId,
     columns: BTreeMap<Dataset, Vec<crate::profile::Column>>,
     retention: chrono::Duration,
+    broken: Broken,
 }
 
 impl RecordStore for StoreBackend {
@@ -192,10 +193,14 @@ impl RecordStore for StoreBackend {
             self.columns.clone(),
             self.retention,
         );
-        let pinned = pinned.to_vec();
+        let wrong = self.broken.is(Variant::EvacuateUnacked);
+        let pinned = if wrong { Vec::new() } else { pinned.to_vec() };
         let report = self
             .handle
             .call(move |s| {
+                if wrong && let Some(all) = SeqRange::new(1, u64::MAX / 2) {
+                    s.mark_acked(all)?;
+                }
                 s.evacuate(
                     Utc::now().fixed_offset(),
                     &Evacuation {
@@ -695,6 +700,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         gateway_id: gw.clone(),
         columns: columns.clone(),
         retention: chrono::Duration::days(i64::from(cfg.storage.retention_days)),
+        broken,
     });
     let (driver, handle) = Driver::new(core, cell.clone(), backend, link, profiles);
     let driver_task = tokio::spawn(

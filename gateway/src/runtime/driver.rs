@@ -37,7 +37,7 @@ use crate::protocol::gateway_side::{
     PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
-use crate::protocol::message::{AnomalyKind, HealthState, MessageType};
+use crate::protocol::message::{AnomalyKind, Body, HealthState, MessageType};
 use crate::security::DataSecurity;
 
 /// The gateway's storage as the driver needs it. Called on blocking threads, never on the
@@ -471,6 +471,7 @@ impl<S: RecordStore> Driver<S> {
                     Ok(inbound) => {
                         self.audit_inbound(&inbound);
                         if !self.broken_drops(&inbound) {
+                            self.check_archives(&inbound).await;
                             self.core.handle_inbound(now(), inbound);
                         }
                     }
@@ -645,6 +646,40 @@ impl<S: RecordStore> Driver<S> {
                 json!({"topic": topic, "code": error.result_code().as_str(),
                        "why": error.to_string()}),
             ),
+        }
+    }
+
+    /// Before a `resend.request` is handed to the core: reads back every archive it would
+    /// select (DES-EVAC-5: SHA-256 against the index, decryption, signature, header), so that
+    /// an archive that is missing or fails a check is reported and its records count as no
+    /// longer held — `resend.result` then says PARTIAL or NOT_FOUND instead of promising
+    /// records that cannot be sent.
+    async fn check_archives(&mut self, inbound: &Inbound) {
+        let Inbound::Opened { envelope, .. } = inbound else {
+            return;
+        };
+        let Body::ResendRequest(request) = &envelope.body else {
+            return;
+        };
+        if self.broken.is(Variant::ArchiveLossUnreported) {
+            return;
+        }
+        for (dataset, range) in self.core.archived_selection(request) {
+            let store = self.store.clone();
+            let ds = dataset.clone();
+            let read =
+                tokio::task::spawn_blocking(move || store.records(&ds, range, true).map(|_| ()))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+            if let Err(why) = read {
+                tracing::error!(rule = "DES-EVAC-5", %dataset, first = range.first, last = range.last, %why, "archived records cannot be read back: no longer held");
+                let detail = format!(
+                    "archived records {dataset} {}..={} cannot be read back: {why}",
+                    range.first, range.last
+                );
+                self.core.handle_archive_lost(now(), range, detail);
+            }
         }
     }
 

@@ -683,6 +683,42 @@ fn resend_of_archived_records_asks_the_adapter_to_read_the_archive() {
     assert_eq!(got, vec![(r(2, 3), true), (r(4, 5), false)]);
 }
 
+#[test]
+fn an_unreadable_archive_makes_its_records_no_longer_held_and_is_reported() {
+    let mut g = started_with(cfg_cap(1000));
+    g.handle_ingest(t0(), &ds("billing"), &[100; 3]).unwrap(); // 1..=3
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap(); // 4..=5
+    g.handle_timeout(at(10));
+    for (_, range, _, id) in data_of(&drain(&mut g)) {
+        ack(&mut g, at(11), &id, range, ResultCode::Ok);
+    }
+    g.handle_evacuated(r(1, 3)).unwrap();
+    let req = seq_req(None, 2, 5);
+    assert_eq!(g.archived_selection(&req), vec![(ds("billing"), r(2, 3))]);
+    // The adapter found the archive of 1..=3 damaged: only its archived records go; the live
+    // ones (4..=5) are never touched by a lost archive.
+    assert_eq!(g.handle_archive_lost(at(12), r(1, 5), "sha256".into()), 3);
+    assert_eq!(g.handle_archive_lost(at(12), r(1, 5), "again".into()), 0);
+    assert_eq!(g.last_seq(), 5, "lastSeq unchanged");
+    let out = drain(&mut g);
+    let a = anomalies(&out);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (a[0].kind, a[0].rule.as_str()),
+        (AnomalyKind::Storage, "DES-EVAC-5")
+    );
+    assert!(g.archived_selection(&req).is_empty());
+    let out = resend(&mut g, at(13), "p.r0", seq_req(None, 1, 3));
+    assert_eq!(resend_result(&out), (ResultCode::NotFound, 0, 0));
+    let out = resend(&mut g, at(13), "p.r1", req);
+    assert_eq!(resend_result(&out), (ResultCode::Partial, 2, 1));
+    let got: Vec<_> = requests(&out)
+        .iter()
+        .map(|d| (d.range, d.archived))
+        .collect();
+    assert_eq!(got, vec![(r(4, 5), false)]);
+}
+
 // ---------------------------------------------------------------- DES-MSG-RS-2 result codes
 
 #[test]
