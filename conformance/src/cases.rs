@@ -111,12 +111,21 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             id: "PSEND-XML",
-            requirements: &["IF-PSEND-1", "SEC-XML-SIG-1", "SEC-XML-ENC-1", "SEC-MASK-1"],
+            requirements: &[
+                "IF-PSEND-1",
+                "SEC-XML-SIG-1",
+                "SEC-XML-ENC-1",
+                "SEC-XML-SIG-2",
+                "SEC-XML-ENC-2",
+                "SEC-MASK-1",
+            ],
             rules: &["DES-PROF-5", "DES-PROF-6", "DES-PROF-7"],
             level: Level::Must,
             negative: false,
             description: "as PSEND-JSON with the XML profile format",
-            expectation: "the platform verifies and decrypts XML profiles with exactly the rows",
+            expectation: "the platform opens the XML profiles by the strict receiving procedure \
+                          of DES-PROF-7 (key unwrapped, decrypted, signature verified with the \
+                          gateway's certificate) and finds exactly the rows",
             needs: Needs {
                 xml: true,
                 ..Needs::NONE
@@ -209,31 +218,43 @@ pub fn all() -> Vec<Case> {
         needs: Needs::NONE,
         run: pstart_unknown_dataset,
     });
-    for (id, fault, rules) in [
+    const FORGED: &[&str] = &["IF-PSTART-2", "SEC-JSON-SIG-2", "SEC-CERT-2", "SM-SIG"];
+    const FORGED_EXPIRED: &[&str] = &[
+        "IF-PSTART-2",
+        "SEC-JSON-SIG-2",
+        "SEC-CERT-2",
+        "SM-SIG",
+        "SM-CERTEXP",
+    ];
+    for (id, fault, requirements, rules) in [
         (
             "PSTART-TAMPERED",
             Fault::Tampered,
+            FORGED,
             &["DES-SEAL-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
         ),
         (
             "PSTART-UNSIGNED",
             Fault::Unsigned,
+            FORGED,
             &["DES-SEAL-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
         ),
         (
             "PSTART-EXPIRED-CERT",
             Fault::Expired,
+            FORGED_EXPIRED,
             &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
         ),
         (
             "PSTART-REVOKED-CERT",
             Fault::Revoked,
+            FORGED,
             &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
         ),
     ] {
         v.push(Case {
             id,
-            requirements: &["IF-PSTART-2", "SEC-JSON-SIG-2", "SEC-CERT-2", "SM-SIG"],
+            requirements,
             rules,
             level: Level::Must,
             negative: true,
@@ -244,6 +265,105 @@ pub fn all() -> Vec<Case> {
             run: fault.run(),
         });
     }
+    v.push(Case {
+        id: "PSTART-STALE",
+        requirements: &["IF-PSTART-2", "SM-SIG", "SM-THRESHOLD"],
+        rules: &["DES-ENV-7", "DES-MSG-AN-1"],
+        level: Level::Must,
+        negative: true,
+        description: "`periodic.start` correctly sealed but with a `timestamp` 600 s in the past",
+        expectation: "`periodic.start.result` STALE; an `anomaly` of kind `stale`; nothing \
+                      started (an upload is still refused 450)",
+        needs: Needs::NONE,
+        run: pstart_stale,
+    });
+    v.push(Case {
+        id: "PSTART-REPLAYED",
+        requirements: &["IF-PSTART-1", "IF-PSTOP-1", "SM-SIG"],
+        rules: &["DES-ENV-8", "DES-MSG-PS-2"],
+        level: Level::Must,
+        negative: true,
+        description: "after an accepted start and stop, the start is sent again byte for byte \
+                      (a replay within the reply memory's 600 s)",
+        expectation: "not applied again: an upload afterwards is still refused 450 and no data \
+                      follows the stop",
+        needs: Needs::NONE,
+        run: pstart_replayed,
+    });
+    v.push(Case {
+        id: "IDS-UNIQUE",
+        requirements: &["SM-ID", "IF-CONN-1"],
+        rules: &["DES-ID-1", "DES-ID-2", "DES-MSG-CONN-4"],
+        level: Level::Must,
+        negative: false,
+        description: "two boots of the gateway, each sending data",
+        expectation: "every uplink's messageId is DES-ID-2 text and names one message only (a \
+                      repeated ID is a retransmission of the same message), across the restart",
+        needs: Needs::NONE,
+        run: ids_unique,
+    });
+    v.push(Case {
+        id: "SEAL-FRESH-KEY",
+        requirements: &["SM-DATAENC", "SEC-JSON-ENC-1", "IF-PSEND-2"],
+        rules: &["DES-SEAL-1", "DES-SEAL-3"],
+        level: Level::Must,
+        negative: false,
+        description: "two uploads, so several data, status and result messages go up",
+        expectation: "every uplink is a JWE with `alg` RSA-OAEP-256 and `enc` A128CBC-HS256 and \
+                      its own content key (no two messages share an encrypted key)",
+        needs: Needs::NONE,
+        run: seal_fresh_key,
+    });
+    v.push(Case {
+        id: "MON-INTERVAL",
+        requirements: &["MON-2", "MON-1"],
+        rules: &["DES-MSG-MON-2"],
+        level: Level::Should,
+        negative: false,
+        description: "the platform's `connect.result` sets `monitorIntervalSec` 2",
+        expectation: "`monitor.status` arrives every 2 s (four in a row, each 1–4 s after the \
+                      one before) and the platform's operator view shows the latest",
+        needs: Needs::NONE,
+        run: mon_interval,
+    });
+    v.push(Case {
+        id: "KEY-PERMS",
+        requirements: &["SEC-CERT-3"],
+        rules: &["DES-PROV-1"],
+        level: Level::Must,
+        negative: true,
+        description: "the gateway's data-protection private key made readable by group and \
+                      others (0644), then the gateway started",
+        expectation: "it refuses to run (no `connect` within 5 s); with 0600 again it connects",
+        needs: Needs::NONE,
+        run: key_perms,
+    });
+    v.push(Case {
+        id: "FTP-DEFAULT-CREDENTIALS",
+        requirements: &["SM-DEFAULTPW", "SC-FTP-1"],
+        rules: &["DES-FTP-1", "DES-FTP-3"],
+        level: Level::Should,
+        negative: true,
+        description: "FTPS logins with factory-default and guessable credentials: anonymous, \
+                      ftp/ftp, admin/admin, the dataset's user with its own name and with \
+                      `password`",
+        expectation: "each refused 530; the dataset's real password still works (226)",
+        needs: Needs::NONE,
+        run: ftp_default_credentials,
+    });
+    v.push(Case {
+        id: "FTP-COMMANDS-REFUSED",
+        requirements: &["SM-PORTS", "SC-FTP-1", "SM-ACL"],
+        rules: &["DES-FTP-1", "DES-FTP-4"],
+        level: Level::Should,
+        negative: true,
+        description: "after login, commands that need no data connection: `PORT` (active \
+                      mode), `EPRT`, `DELE`, `MKD`, `RMD`, `RNFR`, `SITE`",
+        expectation: "each refused with a 5xx reply (DES-FTP-1: `PORT`/`EPRT` → 502; a legacy \
+                      system can only upload); an upload still works",
+        needs: Needs::NONE,
+        run: ftp_commands_refused,
+    });
     v.push(Case {
         id: "EVAC-ARCHIVE",
         requirements: &[
@@ -1406,6 +1526,308 @@ fn evac_unacked(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ freshness and replay
+
+fn pstart_stale(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.start_gateway().await?;
+        c.wait_view("session", WAIT, |v| v.connected).await?;
+        c.faults(FaultConfig {
+            stale_commands: 1,
+            ..FaultConfig::default()
+        })?;
+        c.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        let r = c
+            .wait_wire("periodic.start.result", WAIT, |e| {
+                e.message_type == "periodic.start.result"
+            })
+            .await?;
+        if r.code.as_deref() != Some("STALE") {
+            bail!(
+                "periodic.start.result {:?} {} (STALE expected)",
+                r.code,
+                r.summary
+            );
+        }
+        c.wait_view("an anomaly of kind stale", WAIT, |v| {
+            v.anomalies.iter().any(|a| {
+                a.source == "gateway" && a.kind == gateway::protocol::message::AnomalyKind::Stale
+            })
+        })
+        .await?;
+        match upload_billing(c, "after_stale.csv", 3, c.seed).await {
+            Ok(_) => bail!("an upload after a stale start was accepted"),
+            Err(e) if e.to_string().contains("replied 450") => Ok(()),
+            Err(e) => bail!("upload after a stale start: {e} (450 expected)"),
+        }
+    })
+}
+
+fn pstart_replayed(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            replay_start_after_stop: true,
+            ..FaultConfig::default()
+        })?;
+        c.command(OperatorCommand::Stop)?;
+        c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        let replay = c
+            .wait_wire("the replayed start", WAIT, |e| {
+                e.fault.as_deref() == Some("replayed")
+            })
+            .await?;
+        c.note(format!("replayed {}", replay.message_id));
+        // Whatever the gateway answers (its remembered reply, or nothing), it must not start:
+        // give it the time a start takes (the periodic interval is 1 s).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        match upload_billing(c, "after_replay.csv", 3, c.seed).await {
+            Ok(_) => bail!("the replayed start was applied: an upload after stop was accepted"),
+            Err(e) if e.to_string().contains("replied 450") => {}
+            Err(e) => bail!("upload after the replay: {e} (450 expected)"),
+        }
+        let wire = c.wire();
+        let stopped_at = wire
+            .iter()
+            .position(|e| e.message_type == "periodic.stop.result")
+            .unwrap_or(0);
+        if wire[stopped_at..].iter().any(|e| e.message_type == "data") {
+            bail!("the replayed start was applied: data sent after the stop");
+        }
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ identifiers and sealing
+
+/// DES-ID-2: 1..=64 of `[A-Za-z0-9._:-]`.
+fn is_message_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+fn ids_unique(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "boot1.csv", 4, c.seed).await?;
+        c.wait_view("4 records at the platform", WAIT, |v| v.highest_seq == 4)
+            .await?;
+        c.stop_gateway().await?;
+        c.wait_view("disconnected", WAIT, |v| !v.connected).await?;
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "boot2.csv", 4, c.seed + 1).await?;
+        c.wait_view("8 records at the platform", WAIT, |v| v.highest_seq == 8)
+            .await?;
+        let up: Vec<_> = c
+            .wire()
+            .into_iter()
+            .filter(|e| e.direction == "up")
+            .collect();
+        let mut seen: std::collections::HashMap<String, (String, String)> =
+            std::collections::HashMap::new();
+        for e in &up {
+            if !is_message_id(&e.message_id) {
+                bail!("messageId {:?} is not DES-ID-2 text", e.message_id);
+            }
+            if e.gateway != c.gw.as_str() {
+                bail!("an uplink from {} (gateway {})", e.gateway, c.gw);
+            }
+            let this = (e.message_type.clone(), e.summary.clone());
+            if let Some(before) = seen.insert(e.message_id.clone(), this.clone())
+                && before != this
+            {
+                bail!(
+                    "messageId {} names two messages: {} and {}",
+                    e.message_id,
+                    before.0,
+                    this.0
+                );
+            }
+        }
+        c.note(format!("{} uplinks, {} message IDs", up.len(), seen.len()));
+        Ok(())
+    })
+}
+
+fn seal_fresh_key(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "a.csv", 5, c.seed).await?;
+        c.wait_view("5 records at the platform", WAIT, |v| v.highest_seq == 5)
+            .await?;
+        upload_billing(c, "b.csv", 5, c.seed + 1).await?;
+        c.wait_view("10 records at the platform", WAIT, |v| v.highest_seq == 10)
+            .await?;
+        let up: Vec<_> = c
+            .wire()
+            .into_iter()
+            .filter(|e| e.direction == "up")
+            .collect();
+        let mut keys: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for e in &up {
+            let Some(s) = &e.seal else {
+                bail!("{} {}: not a JWE", e.message_type, e.message_id);
+            };
+            if s.alg != "RSA-OAEP-256" || s.enc != "A128CBC-HS256" {
+                bail!(
+                    "{} {}: alg {} enc {} (DES-SEAL-3: RSA-OAEP-256, A128CBC-HS256)",
+                    e.message_type,
+                    e.message_id,
+                    s.alg,
+                    s.enc
+                );
+            }
+            if let Some(other) = keys.insert(s.encrypted_key_sha256.clone(), e.message_id.clone())
+                && other != e.message_id
+            {
+                bail!(
+                    "messages {other} and {} share one content key",
+                    e.message_id
+                );
+            }
+        }
+        let data = up.iter().filter(|e| e.message_type == "data").count();
+        if data < 2 {
+            bail!("{data} data message(s) seen, 2 or more expected");
+        }
+        c.note(format!("{} uplinks, {} content keys", up.len(), keys.len()));
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ SHOULDs of operation
+
+fn mon_interval(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.session().await?;
+        c.wait_view("four monitor.status", WAIT, |_| true).await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let statuses = loop {
+            let s: Vec<_> = c
+                .wire()
+                .into_iter()
+                .filter(|e| e.message_type == "monitor.status")
+                .collect();
+            if s.len() >= 4 {
+                break s;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{} monitor.status within {} s", s.len(), WAIT.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let at = |e: &platform_sim::platform::WireEvent| {
+            chrono::DateTime::parse_from_rfc3339(&e.at).map_err(|x| anyhow!("{}: {x}", e.at))
+        };
+        let mut gaps = Vec::new();
+        for w in statuses.windows(2).take(3) {
+            gaps.push((at(&w[1])? - at(&w[0])?).num_milliseconds());
+        }
+        c.note(format!("gaps between statuses: {gaps:?} ms"));
+        // The first follows connect.result at once (DES-MSG-CONN-3); the others every 2 s.
+        if gaps.iter().skip(1).any(|g| !(1000..=4000).contains(g)) {
+            bail!("monitor.status gaps {gaps:?} ms, every 2000 expected");
+        }
+        if c.view().last_status.is_none() {
+            bail!("the operator view shows no status");
+        }
+        Ok(())
+    })
+}
+
+fn key_perms(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use std::os::unix::fs::PermissionsExt;
+        let key = c.cfg.data_protection.key.path().to_owned();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
+        let ran = match c.start_gateway().await {
+            Err(e) => {
+                c.note(format!("refused to start: {e:#}"));
+                false
+            }
+            Ok(()) => c
+                .wait_wire("connect", Duration::from_secs(5), |e| {
+                    e.message_type == "connect"
+                })
+                .await
+                .is_ok(),
+        };
+        let _ = c.stop_gateway().await;
+        if ran {
+            bail!("the gateway ran with its private key readable by others (0644)");
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        c.session().await?;
+        Ok(())
+    })
+}
+
+fn ftp_default_credentials(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        let target = c.ftp_target("billing")?;
+        let own = target.user.clone();
+        let tries = [
+            ("anonymous", "anonymous@example.com"),
+            ("ftp", "ftp"),
+            ("admin", "admin"),
+            (own.as_str(), own.as_str()),
+            (own.as_str(), "password"),
+        ];
+        for (user, password) in tries {
+            let mut t = target.clone();
+            t.user = user.to_owned();
+            match Session::open_as(&t, password).await {
+                Ok(s) => {
+                    drop(s);
+                    bail!("login {user}/{password} accepted");
+                }
+                Err(e) if e.to_string().contains("530") => {}
+                Err(e) => bail!("login {user}/{password}: {e} (530 expected)"),
+            }
+        }
+        upload_billing(c, "after_defaults.csv", 3, c.seed).await?;
+        Ok(())
+    })
+}
+
+fn ftp_commands_refused(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        let mut s = Session::open(&c.ftp_target("billing")?)
+            .await
+            .map_err(|e| anyhow!("FTP session: {e}"))?;
+        let mut replies = Vec::new();
+        for line in [
+            "PORT 127,0,0,1,200,10",
+            "EPRT |1|127.0.0.1|51210|",
+            "DELE x.csv",
+            "MKD sub",
+            "RMD sub",
+            "RNFR x.csv",
+            "SITE CHMOD 777 x.csv",
+        ] {
+            let (code, text) = s.command(line).await.map_err(|e| anyhow!("{line}: {e}"))?;
+            replies.push(format!("{line} → {code} {text}"));
+            if !(500..600).contains(&code) {
+                bail!("{line} answered {code} {text} (a 5xx refusal expected)");
+            }
+        }
+        s.quit().await;
+        c.note(format!("replies: {replies:?}"));
+        upload_billing(c, "after_commands.csv", 3, c.seed).await?;
         Ok(())
     })
 }

@@ -225,4 +225,34 @@ mod tests {
         assert!(r.iter().any(|(id, l)| id == "SM-AUDIT" && l == "SHOULD"));
         assert!(r.len() >= 55, "{}", r.len());
     }
+
+    fn empty() -> RunReport {
+        RunReport {
+            suite_version: String::new(),
+            target: String::new(),
+            seed: 0,
+            strict: false,
+            capabilities: Capabilities::default(),
+            cases: Vec::new(),
+            coverage: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            passed: true,
+        }
+    }
+
+    #[test]
+    fn a_must_no_case_covers_is_listed_uncovered() {
+        let mut all = crate::cases::all();
+        let mut r = empty();
+        r.finish(&all);
+        assert!(r.uncovered("MUST").is_empty(), "{:?}", r.uncovered("MUST"));
+        // Drop the only case of the archives' receiving side: SEC-FILE-*-2 are uncovered.
+        all.retain(|c| !c.requirements.contains(&"SEC-FILE-SIG-2"));
+        let mut r = empty();
+        r.finish(&all);
+        assert_eq!(
+            r.uncovered("MUST"),
+            vec!["SEC-FILE-ENC-2", "SEC-FILE-SIG-2"]
+        );
+    }
 }

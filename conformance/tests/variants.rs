@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 15] = [
+const CATCHES: [(Variant, &str, &str); 19] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -80,6 +80,18 @@ const CATCHES: [(Variant, &str, &str); 15] = [
         Variant::EvacuateUnacked,
         "EVAC-UNACKED",
         "unacknowledged records evacuated",
+    ),
+    (Variant::StaleAccepted, "PSTART-STALE", "(STALE expected)"),
+    (
+        Variant::ReplayApplied,
+        "PSTART-REPLAYED",
+        "the replayed start was applied",
+    ),
+    (Variant::BootCountReused, "IDS-UNIQUE", "names two messages"),
+    (
+        Variant::KeyPermsIgnored,
+        "KEY-PERMS",
+        "readable by others (0644)",
     ),
 ];
 

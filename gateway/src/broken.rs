@@ -41,11 +41,20 @@ pub enum Variant {
     ArchiveLossUnreported,
     /// ST-EVAC-1, DES-EVAC-1: evacuation takes unacknowledged and in-flight records too.
     EvacuateUnacked,
+    /// DES-ENV-7: a command's timestamp is not checked (stale commands acted on).
+    StaleAccepted,
+    /// DES-ENV-8: the reply memory is bypassed for `periodic.start`: a replayed start is
+    /// applied again.
+    ReplayApplied,
+    /// DES-ID-2: the boot count is not advanced, so message IDs repeat after a restart.
+    BootCountReused,
+    /// SEC-CERT-3, DES-PROV-1: starts although a private key is readable by others.
+    KeyPermsIgnored,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 15] = [
+    pub const ALL: [Variant; 19] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -61,6 +70,10 @@ impl Variant {
         Variant::DuplicateRefused,
         Variant::ArchiveLossUnreported,
         Variant::EvacuateUnacked,
+        Variant::StaleAccepted,
+        Variant::ReplayApplied,
+        Variant::BootCountReused,
+        Variant::KeyPermsIgnored,
     ];
 
     /// The name written in `BROKEN`.
@@ -81,6 +94,10 @@ impl Variant {
             Variant::DuplicateRefused => "duplicate-refused",
             Variant::ArchiveLossUnreported => "archive-loss-unreported",
             Variant::EvacuateUnacked => "evacuate-unacked",
+            Variant::StaleAccepted => "stale-accepted",
+            Variant::ReplayApplied => "replay-applied",
+            Variant::BootCountReused => "boot-count-reused",
+            Variant::KeyPermsIgnored => "key-perms-ignored",
         }
     }
 }

@@ -79,7 +79,7 @@ impl BadKind {
             Self::Empty => &["SC-FTP-1"],
             Self::Duplicate => &["SC-FTP-1", "ST-STORE-1"],
             Self::PathTraversal => &["SM-ACL", "SC-FTP-1"],
-            Self::WrongPassword => &["SM-LOCKOUT", "SM-AUDIT"],
+            Self::WrongPassword => &["SM-LOCKOUT", "SM-SESSION", "SM-AUDIT"],
         }
     }
 

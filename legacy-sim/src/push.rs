@@ -294,6 +294,23 @@ impl Session {
         Ok(Self { ftp, timeout: t })
     }
 
+    /// Sends one control command (no data connection) and returns the server's reply code and
+    /// text, whatever the code (probing which commands a server refuses, SM-PORTS).
+    ///
+    /// # Errors
+    /// [`PushError`] if the connection failed or no reply came.
+    pub async fn command(&mut self, line: &str) -> Result<(u32, String), PushError> {
+        let all: Vec<suppaftp::Status> = Vec::new();
+        match step("COMMAND", self.timeout, self.ftp.custom_command(line, &all)).await {
+            Ok(resp) => {
+                let body = String::from_utf8_lossy(&resp.body).trim_end().to_owned();
+                Ok((resp.status.code(), body))
+            }
+            Err(PushError::Reply { code, text, .. }) => Ok((code, text)),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn begin_stor(
         &mut self,
         name: &str,

@@ -153,6 +153,12 @@ pub struct FaultConfig {
     pub revoked_cert_commands: u32,
     /// The HTTPS endpoint serves the CRL from before the latest revocation.
     pub stale_crl: bool,
+    /// The next N commands carry a `timestamp` 600 s in the past, correctly signed and
+    /// encrypted (outside the ±300 s window of DES-ENV-7).
+    pub stale_commands: u32,
+    /// After each `periodic.stop`, the last `periodic.start` sent is sent again, byte for byte
+    /// as it was sealed: a replay (DES-ENV-8).
+    pub replay_start_after_stop: bool,
 }
 
 impl FaultConfig {

@@ -234,6 +234,9 @@ pub struct Driver<S: RecordStore> {
     metrics: Option<Arc<Metrics>>,
     audit: AuditLog,
     broken: Broken,
+    /// Commands renamed by the `replay-applied` variant, and the starts it has seen.
+    rewritten: u64,
+    starts_seen: std::collections::HashSet<String>,
     pending_stored: BTreeMap<u64, PendingStored>,
 }
 
@@ -274,6 +277,8 @@ impl<S: RecordStore> Driver<S> {
                 metrics: None,
                 audit: AuditLog::disabled(),
                 broken: Broken::default(),
+                rewritten: 0,
+                starts_seen: std::collections::HashSet::new(),
                 pending_stored: BTreeMap::new(),
             },
             DriverHandle { tx },
@@ -468,8 +473,9 @@ impl<S: RecordStore> Driver<S> {
                 })
                 .await;
                 match inbound {
-                    Ok(inbound) => {
+                    Ok(mut inbound) => {
                         self.audit_inbound(&inbound);
+                        self.broken_rewrites(&mut inbound);
                         if !self.broken_drops(&inbound) {
                             self.check_archives(&inbound).await;
                             self.core.handle_inbound(now(), inbound);
@@ -614,6 +620,32 @@ impl<S: RecordStore> Driver<S> {
                         self.core.handle_data_failed(now(), &id, &why);
                     }
                 }
+            }
+        }
+    }
+
+    /// The broken variants that change a command before the core sees it (test-only).
+    fn broken_rewrites(&mut self, inbound: &mut Inbound) {
+        let Inbound::Opened { envelope, .. } = inbound else {
+            return;
+        };
+        let command = matches!(
+            envelope.message_type(),
+            MessageType::PeriodicStart | MessageType::PeriodicStop | MessageType::ResendRequest
+        );
+        if command && self.broken.is(Variant::StaleAccepted) {
+            envelope.timestamp = now();
+        }
+        // No replay protection at all: a start seen before is taken as a new command (a fresh
+        // message ID past the reply memory, the next command sequence number).
+        if self.broken.is(Variant::ReplayApplied)
+            && let Body::PeriodicStart(start) = &mut envelope.body
+            && !self.starts_seen.insert(envelope.message_id.to_string())
+        {
+            self.rewritten += 1;
+            start.command_seq = self.core.periodic().command_seq + 1;
+            if let Ok(id) = MessageId::new(format!("{}.r{}", envelope.message_id, self.rewritten)) {
+                envelope.message_id = id;
             }
         }
     }

@@ -152,6 +152,44 @@ pub struct WireEvent {
     pub summary: String,
     /// A fault applied to a downlink (`dropped`, `withheld`, `tampered`, …).
     pub fault: Option<String>,
+    /// Of an uplink, what its JWE shows without the key (DES-SEAL-1/3): `alg`, `enc` and the
+    /// SHA-256 of the encrypted content key (the same key twice means a content key reused).
+    pub seal: Option<SealFacts>,
+}
+
+/// The visible part of an uplink's sealing (DES-SEAL-3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealFacts {
+    /// The JWE protected header's `alg`.
+    pub alg: String,
+    /// Its `enc`.
+    pub enc: String,
+    /// Lower-case hex SHA-256 of the JWE Encrypted Key.
+    pub encrypted_key_sha256: String,
+}
+
+impl SealFacts {
+    /// Reads them from a JWE Compact Serialization; `None` if it is not one.
+    pub fn of(token: &[u8]) -> Option<SealFacts> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let token = std::str::from_utf8(token).ok()?;
+        let mut parts = token.split('.');
+        let (header, key) = (parts.next()?, parts.next()?);
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()?;
+        let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key)
+            .ok()?;
+        Some(SealFacts {
+            alg: header["alg"].as_str()?.to_owned(),
+            enc: header["enc"].as_str()?.to_owned(),
+            encrypted_key_sha256: hex::encode(sha2::Sha256::digest(&key)),
+        })
+    }
 }
 
 fn wire_summary(env: &Envelope) -> String {
@@ -193,6 +231,7 @@ fn wire_event(
         code: env.result.as_ref().map(|r| r.code.as_str().to_owned()),
         summary: wire_summary(env),
         fault,
+        seal: None,
     }
 }
 
@@ -231,6 +270,8 @@ struct State {
     /// The latest public material (real CRL), to tell when the CRL changes.
     published: Option<Published>,
     last_command_id: Option<MessageId>,
+    /// The last `periodic.start` as sent (envelope, outgoing token), for the replay fault.
+    last_start: Option<(Envelope, Outgoing)>,
     failed: Option<String>,
     wire: Option<WireTap>,
 }
@@ -336,6 +377,7 @@ impl Platform {
                 pre_revocation: None,
                 published,
                 last_command_id: None,
+                last_start: None,
                 failed: None,
                 wire: opts.wire.clone(),
             }),
@@ -547,6 +589,16 @@ impl State {
     ) -> (Result<String, PlatformError>, Option<&'static str>) {
         let t = Utc::now();
         let f = &mut self.faults;
+        if f.stale_commands > 0 {
+            f.stale_commands -= 1;
+            let r = Envelope::decode(bytes)
+                .map_err(|e| PlatformError::Io(std::io::Error::other(format!("stale fault: {e}"))))
+                .and_then(|mut env| {
+                    env.timestamp -= chrono::Duration::seconds(600);
+                    Ok(self.sec.seal_message(gw.as_str(), &env.encode(), t)?)
+                });
+            return (r, Some("stale"));
+        }
         if f.tamper_commands > 0 {
             f.tamper_commands -= 1;
             let r = self
@@ -789,6 +841,27 @@ impl State {
                 out.push(o.clone());
             }
         }
+        match ty {
+            MessageType::PeriodicStart if fault.is_none() => {
+                self.last_start = Some((t.envelope.clone(), o));
+            }
+            MessageType::PeriodicStop if self.faults.replay_start_after_stop => {
+                if let Some((env, start)) = self.last_start.clone() {
+                    tracing::info!(%gw, id = %env.message_id, "fault: periodic.start replayed");
+                    if let Some(tap) = &self.wire {
+                        tap.emit(wire_event(
+                            "down",
+                            &gw,
+                            &start.topic,
+                            &env,
+                            Some("replayed".into()),
+                        ));
+                    }
+                    out.push(start);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Current CRL into our own key store and (unless the stale-CRL fault is on) the HTTPS
@@ -1003,7 +1076,9 @@ impl Shared {
                 },
                 Ok(env) => {
                     if let Some(tap) = &st.wire {
-                        tap.emit(wire_event("up", &gw, &m.topic, &env, None));
+                        let mut e = wire_event("up", &gw, &m.topic, &env, None);
+                        e.seal = SealFacts::of(&m.payload);
+                        tap.emit(e);
                     }
                     let mut verdict = None;
                     match &env.body {
