@@ -33,6 +33,8 @@ pub trait Target: Send + Sync {
     async fn stop(&mut self) -> Result<()>;
     /// Kills it at once (SIGKILL); `Ok(false)` if this target cannot be killed.
     async fn kill(&mut self) -> Result<bool>;
+    /// Whether the gateway is still running (a process target: it has not exited).
+    async fn running(&mut self) -> bool;
 }
 
 /// Our gateway in this process (`gateway::runtime::app`).
@@ -67,6 +69,10 @@ impl Target for InProcess {
 
     async fn kill(&mut self) -> Result<bool> {
         Ok(false)
+    }
+
+    async fn running(&mut self) -> bool {
+        self.running.is_some()
     }
 }
 
@@ -139,6 +145,12 @@ impl Target for Command {
             c.kill().await?;
         }
         Ok(true)
+    }
+
+    async fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -325,6 +337,14 @@ impl Ctx {
         match self.target.as_mut() {
             Some(t) => t.stop().await,
             None => Ok(()),
+        }
+    }
+
+    /// Whether the gateway under test is running.
+    pub async fn gateway_running(&mut self) -> bool {
+        match self.target.as_mut() {
+            Some(t) => t.running().await,
+            None => false,
         }
     }
 

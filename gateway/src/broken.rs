@@ -50,11 +50,27 @@ pub enum Variant {
     BootCountReused,
     /// SEC-CERT-3, DES-PROV-1: starts although a private key is readable by others.
     KeyPermsIgnored,
+    /// IF-PSTART-4, DES-MSG-PS-1: a start naming an unprovisioned dataset is applied to the others (OK).
+    UnknownDatasetAccepted,
+    /// MON-1, DES-MSG-MON-1: `monitor.status` reports no accepted files.
+    StatusLies,
+    /// MON-2, DES-MSG-MON-2: only every third `monitor.status` is sent.
+    SlowStatus,
+    /// IF-RESEND-1, DES-MSG-RS-1: resend data one seq off the requested range.
+    WrongResendRange,
+    /// IF-PSTART-2, DES-SEAL-5: a command that decrypts is acted on without a signature.
+    UnsignedCommandAccepted,
+    /// SEC-JSON-SIG-1, DES-PROF-4: JSON data profiles encrypted but not signed.
+    UnsignedData,
+    /// SEC-MASK-1, SEC-MASK-2: masking with a key that is not the utility's.
+    MaskWrongKey,
+    /// SM-DEFAULTPW: a factory account admin/admin (billing's directory).
+    DefaultFtpAccount,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 19] = [
+    pub const ALL: [Variant; 27] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -74,6 +90,14 @@ impl Variant {
         Variant::ReplayApplied,
         Variant::BootCountReused,
         Variant::KeyPermsIgnored,
+        Variant::UnknownDatasetAccepted,
+        Variant::StatusLies,
+        Variant::SlowStatus,
+        Variant::WrongResendRange,
+        Variant::UnsignedCommandAccepted,
+        Variant::UnsignedData,
+        Variant::MaskWrongKey,
+        Variant::DefaultFtpAccount,
     ];
 
     /// The name written in `BROKEN`.
@@ -98,6 +122,14 @@ impl Variant {
             Variant::ReplayApplied => "replay-applied",
             Variant::BootCountReused => "boot-count-reused",
             Variant::KeyPermsIgnored => "key-perms-ignored",
+            Variant::UnknownDatasetAccepted => "unknown-dataset-accepted",
+            Variant::StatusLies => "status-lies",
+            Variant::SlowStatus => "slow-status",
+            Variant::WrongResendRange => "wrong-resend-range",
+            Variant::UnsignedCommandAccepted => "unsigned-command-accepted",
+            Variant::UnsignedData => "unsigned-data",
+            Variant::MaskWrongKey => "mask-wrong-key",
+            Variant::DefaultFtpAccount => "default-ftp-account",
         }
     }
 }

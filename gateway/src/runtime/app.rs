@@ -637,7 +637,13 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     if broken.is(Variant::PlainFtpAllowed) {
         cfg.ftp.ftps_required = false;
     }
-    let (keys, masking) = security(&cfg)?;
+    let (keys, mut masking) = security(&cfg)?;
+    if broken.is(Variant::MaskWrongKey) {
+        let mut other = [0u8; 32];
+        rand::fill(&mut other);
+        masking = MaskingKeys::new(cfg.masking.active_key.as_str(), &other)
+            .map_err(|e| AppError::Keys(e.to_string()))?;
+    }
     let gw = cfg.gateway.id.clone();
     let archive_keys = Arc::new(ArchiveKeys::from_keystore(&keys, &gw)?);
     let sec = DataSecurity::new(keys).with_masking(masking.clone());
@@ -740,7 +746,16 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         audit: audit.clone(),
         broken,
     });
-    let ftp_settings = cfg.ftp_settings();
+    let mut ftp_settings = cfg.ftp_settings();
+    if broken.is(Variant::DefaultFtpAccount)
+        && let (Some(d), Ok(phc)) = (cfg.datasets.first(), crate::config::hash_password("admin"))
+    {
+        ftp_settings.accounts.push(super::ftp::Account {
+            user: "admin".into(),
+            password_phc: phc.as_str().to_owned(),
+            dataset: d.name.clone(),
+        });
+    }
     let ftp_addr = ftp_settings.listen;
     let ftp = FtpServer::new(&ftp_settings, pipeline, Arc::new(SouthForward(south_tx)))
         .map_err(|e| AppError::Start(e.to_string()))?;
@@ -840,7 +855,11 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                 let sec = cell.load_full();
                 let certificates = cert_expiries(&sec, &tls_cert);
                 let mut st = ExternalStatus {
-                    files_accepted: m.files_accepted.get(),
+                    files_accepted: if broken.is(Variant::StatusLies) {
+                        0
+                    } else {
+                        m.files_accepted.get()
+                    },
                     files_rejected: m.files_rejected.get(),
                     messages_sent: m.data_sent.get(),
                     messages_retransmitted: m.data_retransmitted.get(),

@@ -237,6 +237,8 @@ pub struct Driver<S: RecordStore> {
     /// Commands renamed by the `replay-applied` variant, and the starts it has seen.
     rewritten: u64,
     starts_seen: std::collections::HashSet<String>,
+    /// `monitor.status` messages made (the `slow-status` variant sends every third).
+    statuses: u64,
     pending_stored: BTreeMap<u64, PendingStored>,
 }
 
@@ -279,6 +281,7 @@ impl<S: RecordStore> Driver<S> {
                 broken: Broken::default(),
                 rewritten: 0,
                 starts_seen: std::collections::HashSet::new(),
+                statuses: 0,
                 pending_stored: BTreeMap::new(),
             },
             DriverHandle { tx },
@@ -468,8 +471,15 @@ impl<S: RecordStore> Driver<S> {
                 retain,
             } => {
                 let sec = self.sec.load_full();
+                let unsigned_ok = self.broken.is(Variant::UnsignedCommandAccepted);
                 let inbound = tokio::task::spawn_blocking(move || {
-                    outbound::open_inbound(&sec, topic, &payload, retain, Utc::now())
+                    let inbound =
+                        outbound::open_inbound(&sec, topic.clone(), &payload, retain, Utc::now());
+                    match inbound {
+                        Inbound::Refused { .. } if unsigned_ok => decrypt_only(&sec, &payload)
+                            .map_or(inbound, |envelope| Inbound::Opened { topic, envelope }),
+                        other => other,
+                    }
                 })
                 .await;
                 match inbound {
@@ -570,6 +580,14 @@ impl<S: RecordStore> Driver<S> {
                 {
                     return;
                 }
+                if envelope.message_type() == MessageType::MonitorStatus
+                    && self.broken.is(Variant::SlowStatus)
+                {
+                    self.statuses += 1;
+                    if self.statuses % 3 != 1 {
+                        return;
+                    }
+                }
                 if let (Some(to), Some(r)) = (&envelope.in_reply_to, &envelope.result) {
                     self.audit.record(
                         "mqtt.answer",
@@ -590,9 +608,15 @@ impl<S: RecordStore> Driver<S> {
                     Err(e) => tracing::error!(error = %e, "sealing task failed"),
                 }
             }
-            Transmit::Data(req) => {
+            Transmit::Data(mut req) => {
                 if req.retransmission && self.broken.is(Variant::NeverRetransmit) {
                     return;
+                }
+                if req.kind == crate::protocol::message::DataKind::Resend
+                    && self.broken.is(Variant::WrongResendRange)
+                    && let Some(r) = SeqRange::new(req.range.first + 1, req.range.last + 1)
+                {
+                    req.range = r;
                 }
                 if let Some(m) = &self.metrics {
                     if req.retransmission {
@@ -635,6 +659,12 @@ impl<S: RecordStore> Driver<S> {
         );
         if command && self.broken.is(Variant::StaleAccepted) {
             envelope.timestamp = now();
+        }
+        if self.broken.is(Variant::UnknownDatasetAccepted)
+            && let Body::PeriodicStart(start) = &mut envelope.body
+        {
+            let known = self.datasets.clone();
+            start.datasets.retain(|d| known.contains_key(d));
         }
         // No replay protection at all: a start seen before is taken as a new command (a fresh
         // message ID past the reply memory, the next command sequence number).
@@ -720,6 +750,7 @@ impl<S: RecordStore> Driver<S> {
         let store = self.store.clone();
         let datasets = self.datasets.clone();
         let gw = self.core.gateway_id().clone();
+        let unsigned = self.broken.is(Variant::UnsignedData);
         tokio::task::spawn_blocking(move || {
             let ds = datasets
                 .get(&req.dataset)
@@ -727,6 +758,9 @@ impl<S: RecordStore> Driver<S> {
             let records = store.records(&req.dataset, req.range, req.archived)?;
             let profile = outbound::build_profile(&gw, &req, ds, records, req.timestamp)
                 .map_err(|e| e.to_string())?;
+            if unsigned && req.format == crate::protocol::message::ProfileFormat::Json {
+                return seal_data_unsigned(&sec, req, &profile.to_json());
+            }
             let (_, sealed) = outbound::seal_data(&sec, req, &profile, ds, Utc::now())
                 .map_err(|e| e.to_string())?;
             Ok(sealed)
@@ -788,4 +822,42 @@ fn log_event(e: &GatewayEvent) {
         }
         other => tracing::debug!(event = ?other, "core event"),
     }
+}
+
+/// The `unsigned-data` variant: a JSON data profile encrypted to the platform but not signed.
+fn seal_data_unsigned(sec: &DataSecurity, req: DataRequest, json: &[u8]) -> Result<String, String> {
+    use crate::security::jose::{KeyAlg, Profile, jwe_encrypt};
+    let now = Utc::now();
+    let peer = sec
+        .validate_peer(outbound::PLATFORM_PEER, now)
+        .map_err(|e| e.to_string())?;
+    let pk = peer.cert.public_key().map_err(|e| e.to_string())?;
+    let protected = jwe_encrypt(
+        &pk,
+        KeyAlg::RsaOaep256,
+        json,
+        Some(Profile::JsonProfile.cty()),
+        Some(&peer.kid),
+    )
+    .map_err(|e| e.to_string())?;
+    let envelope = req.into_envelope(protected);
+    sec.seal_message(outbound::PLATFORM_PEER, &envelope.encode(), now)
+        .map_err(|e| e.to_string())
+}
+
+/// The `unsigned-command-accepted` variant: a command that decrypts to an envelope is taken
+/// without any signature.
+fn decrypt_only(sec: &DataSecurity, payload: &[u8]) -> Option<crate::protocol::message::Envelope> {
+    use crate::security::jose::{JwePolicy, jwe_decrypt};
+    let token = std::str::from_utf8(payload).ok()?;
+    let bytes = jwe_decrypt(
+        token,
+        sec.keys().own_key(),
+        &JwePolicy {
+            cty: None,
+            kid: None,
+        },
+    )
+    .ok()?;
+    crate::protocol::message::Envelope::decode(&bytes).ok()
 }
