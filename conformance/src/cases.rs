@@ -366,6 +366,20 @@ pub fn all() -> Vec<Case> {
         run: ftp_commands_refused,
     });
     v.push(Case {
+        id: "DATA-WINDOW",
+        requirements: &["IF-PSEND-3", "IF-RESEND-1", "SM-RESEND"],
+        rules: &["DES-MSG-DATA-3", "DES-MSG-RS-3"],
+        level: Level::Must,
+        negative: true,
+        description: "`max_records_per_message` 1; acknowledgements withheld while 20 records \
+                      are due, then while a resend of all 20 runs; then acknowledgements flow",
+        expectation: "never more than 8 distinct data messages unacknowledged (periodic, then \
+                      resend): the backlog drains as acknowledgements free the window, not as a \
+                      flood; afterwards every record arrives and the resend covers 1..=20",
+        needs: Needs::NONE,
+        run: data_window,
+    });
+    v.push(Case {
         id: "EVAC-ARCHIVE",
         requirements: &[
             "ST-EVAC-1",
@@ -1842,6 +1856,98 @@ fn ftp_commands_refused(c: &mut Ctx) -> CaseFuture<'_> {
         s.quit().await;
         c.note(format!("replies: {replies:?}"));
         upload_billing(c, "after_commands.csv", 3, c.seed).await?;
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ in-flight window
+
+/// Distinct data message IDs among the wire events from index `since` on.
+fn data_ids_since(c: &Ctx, since: usize) -> std::collections::BTreeSet<String> {
+    c.wire()
+        .into_iter()
+        .skip(since)
+        .filter(|e| e.message_type == "data" && e.direction == "up")
+        .map(|e| e.message_id)
+        .collect()
+}
+
+/// Watches the data sent from wire index `since` on for `t`, nothing being acknowledged: at
+/// most 8 distinct messages (periodic and resend together, DES-MSG-DATA-3).
+async fn window_holds(c: &Ctx, since: usize, t: Duration) -> Result<usize> {
+    let until = tokio::time::Instant::now() + t;
+    let mut most = 0;
+    while tokio::time::Instant::now() < until {
+        let n = data_ids_since(c, since).len();
+        most = most.max(n);
+        if n > 8 {
+            bail!("{n} data messages unacknowledged at once (window 8)");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(most)
+}
+
+fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let withheld = FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        };
+        c.reconfigure(|cfg| cfg.platform.max_records_per_message = 1)?;
+        c.started(ProfileFormat::Json).await?;
+        c.faults(withheld.clone())?;
+        let since = c.wire().len();
+        upload_billing(c, "billing_1.csv", 20, c.seed).await?;
+        let periodic = window_holds(c, since, Duration::from_secs(4)).await?;
+        if periodic == 0 {
+            bail!("no data sent");
+        }
+        c.faults(FaultConfig::default())?;
+        c.wait_view("20 records at the platform, all acknowledged", WAIT, |v| {
+            v.highest_seq == 20
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq == 20 && s.storage.unacked == 0)
+        })
+        .await?;
+        // The backlog of a resend: 20 messages announced, acknowledgements withheld.
+        c.faults(withheld)?;
+        let since = c.wire().len();
+        c.command(OperatorCommand::Resend {
+            dataset: None,
+            seq: SeqRange::new(1, 20),
+            time: None,
+        })?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = c
+                .wire()
+                .into_iter()
+                .skip(since)
+                .find(|e| e.message_type == "resend.result");
+            match r {
+                Some(r) if r.code.as_deref() == Some("OK") => break,
+                Some(r) => bail!("resend.result {:?} {}", r.code, r.summary),
+                None if tokio::time::Instant::now() > deadline => bail!("no resend.result"),
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let resend = window_holds(c, since, Duration::from_secs(4)).await?;
+        c.faults(FaultConfig::default())?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while data_ids_since(c, since).len() < 20 {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "{} of 20 resend messages sent once acknowledgements flowed",
+                    data_ids_since(c, since).len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.note(format!(
+            "most unacknowledged at once: {periodic} (periodic), {resend} (resend)"
+        ));
         Ok(())
     })
 }

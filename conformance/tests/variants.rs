@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 27] = [
+const CATCHES: [(Variant, &str, &str); 28] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -119,6 +119,11 @@ const CATCHES: [(Variant, &str, &str); 27] = [
         Variant::MaskWrongKey,
         "PSEND-JSON",
         "does not unmask to the uploaded value",
+    ),
+    (
+        Variant::ResendFlood,
+        "DATA-WINDOW",
+        "data messages unacknowledged at once (window 8)",
     ),
     (
         Variant::DefaultFtpAccount,

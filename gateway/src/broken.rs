@@ -66,11 +66,14 @@ pub enum Variant {
     MaskWrongKey,
     /// SM-DEFAULTPW: a factory account admin/admin (billing's directory).
     DefaultFtpAccount,
+    /// DES-MSG-RS-3: resend data released all at once, whatever the in-flight window (a
+    /// flood after an outage).
+    ResendFlood,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 27] = [
+    pub const ALL: [Variant; 28] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -98,6 +101,7 @@ impl Variant {
         Variant::UnsignedData,
         Variant::MaskWrongKey,
         Variant::DefaultFtpAccount,
+        Variant::ResendFlood,
     ];
 
     /// The name written in `BROKEN`.
@@ -130,6 +134,7 @@ impl Variant {
             Variant::UnsignedData => "unsigned-data",
             Variant::MaskWrongKey => "mask-wrong-key",
             Variant::DefaultFtpAccount => "default-ftp-account",
+            Variant::ResendFlood => "resend-flood",
         }
     }
 }

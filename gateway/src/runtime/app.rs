@@ -662,7 +662,10 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         snapshot.boot_count = 1;
     }
     let now = Utc::now().fixed_offset();
-    let core = GatewayCore::restore(pcfg, snapshot, now);
+    let mut core = GatewayCore::restore(pcfg, snapshot, now);
+    if broken.is(Variant::ResendFlood) {
+        core.set_defect(crate::protocol::gateway_side::Defect::ResendIgnoresWindow);
+    }
     store.save_snapshot(&core.snapshot())?;
     let (store_handle, store_thread) = StoreHandle::spawn(store)?;
     let (audit, audit_writer) = AuditLog::open(cfg.gateway.state_dir.path())
