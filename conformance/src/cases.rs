@@ -380,6 +380,19 @@ pub fn all() -> Vec<Case> {
         run: data_window,
     });
     v.push(Case {
+        id: "DATA-REFUSED",
+        requirements: &["IF-PSEND-3", "SM-RESEND"],
+        rules: &["DES-MSG-DATA-2", "DES-MSG-DATA-5", "DES-MSG-DATA-1"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform has not registered `billing` for the gateway: its data is \
+                      answered UNKNOWN_DATASET; later `billing` is registered and a resend asked",
+        expectation: "the message is given up at once (never sent again), its records held \
+                      (`storage.held`), not evacuated; the resend after registration delivers them",
+        needs: Needs::NONE,
+        run: data_refused,
+    });
+    v.push(Case {
         id: "EVAC-ARCHIVE",
         requirements: &[
             "ST-EVAC-1",
@@ -1948,6 +1961,63 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(format!(
             "most unacknowledged at once: {periodic} (periodic), {resend} (resend)"
         ));
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ refused data
+
+fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let only_ledger: std::collections::BTreeSet<gateway::protocol::ids::Dataset> =
+            [gateway::protocol::ids::Dataset::new("ledger").map_err(|e| anyhow!("{e}"))?]
+                .into_iter()
+                .collect();
+        c.handle.set_registered_datasets(&c.gw, Some(only_ledger));
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 5, c.seed).await?;
+        let refused = c
+            .wait_wire("data.ack UNKNOWN_DATASET", WAIT, |e| {
+                e.message_type == "data.ack" && e.code.as_deref() == Some("UNKNOWN_DATASET")
+            })
+            .await?;
+        let id = refused.in_reply_to.clone().unwrap_or_default();
+        c.wait_view("monitor.status with the 5 records held", WAIT, |v| {
+            v.last_status
+                .as_ref()
+                .is_some_and(|s| s.storage.held == 5 && s.storage.unacked == 5)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        // Given up at once: the message is not sent again (an ack timeout is 2 s).
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let sent = c
+            .wire()
+            .iter()
+            .filter(|e| e.message_type == "data" && e.direction == "up" && e.message_id == id)
+            .count();
+        if sent != 1 {
+            bail!(
+                "the refused data message {id} was sent {sent} times (given up at once expected)"
+            );
+        }
+        if !c.stored()?.is_empty() {
+            bail!("the platform stored refused records");
+        }
+        c.handle.set_registered_datasets(&c.gw, None);
+        c.command(OperatorCommand::Resend {
+            dataset: None,
+            seq: SeqRange::new(1, 5),
+            time: None,
+        })?;
+        c.wait_view("the held records delivered by the resend", WAIT, |v| {
+            v.highest_seq == 5
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.storage.held == 0 && s.storage.unacked == 0)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
         Ok(())
     })
 }

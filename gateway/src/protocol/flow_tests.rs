@@ -1810,6 +1810,47 @@ fn platform_answers_data_whose_profile_header_differs_from_the_message_malformed
 }
 
 #[test]
+fn platform_answers_data_of_a_dataset_not_registered_for_the_gateway_unknown_dataset() {
+    let (mut g, mut p) = connect_both();
+    p.set_registered_datasets(&gw(), Some([ds("ledger")].into_iter().collect()));
+    p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)
+        .unwrap();
+    pump(&mut g, &mut p, t0());
+    g.handle_ingest(at(1), &ds("billing"), &[100; 2]).unwrap();
+    g.handle_timeout(at(10));
+    let out = drain(&mut g);
+    let PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender,
+        ..
+    } = up(&out[0])
+    else {
+        unreachable!()
+    };
+    // Even a verified profile: the registry is checked first.
+    p.handle_inbound(
+        at(10),
+        PlatformInbound::Opened {
+            topic,
+            envelope,
+            sender,
+            profile: Some(ProfileVerdict::Verified),
+        },
+    );
+    let replies = pdrain(&mut p);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(result_code(&replies[0]), ResultCode::UnknownDataset);
+    let v = p.gateway(&gw()).unwrap();
+    assert!(v.received.is_empty());
+    assert_eq!(v.anomaly_count, 1);
+    assert!(
+        !std::iter::from_fn(|| p.poll_event())
+            .any(|e| matches!(e, PlatformEvent::StoreRecords { .. }))
+    );
+}
+
+#[test]
 fn platform_answers_data_whose_profile_failed_verification_security_failed_and_does_not_store() {
     let (mut g, mut p) = connect_both();
     p.command_start(t0(), &gw(), vec![], 10, ProfileFormat::Json)

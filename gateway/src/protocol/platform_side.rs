@@ -64,7 +64,7 @@
 //!   [`PlatformConfig::gap_grace_sec`] is requested with `resend.request` by seq range; a
 //!   `NOT_FOUND` answer marks it lost. A new epoch drops the requests for holes of the old.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use super::flow::{InboundError, RangeSet, STALE_WINDOW_SEC, Time, secs};
@@ -493,6 +493,8 @@ pub struct PlatformCore {
     memory: BTreeMap<GatewayId, ReplyMemory>,
     out: VecDeque<PlatformTransmit>,
     events: VecDeque<PlatformEvent>,
+    /// Per gateway, the datasets registered for it; a gateway not in it: any (DES-MSG-DATA-1).
+    registered: BTreeMap<GatewayId, BTreeSet<Dataset>>,
 }
 
 /// Hashes what influences future behaviour (for model checking); output envelopes by ID.
@@ -500,6 +502,7 @@ impl Hash for PlatformCore {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.next_msg.hash(h);
         self.sessions.hash(h);
+        self.registered.hash(h);
         for (gw, m) in &self.memory {
             gw.hash(h);
             for (id, r) in m {
@@ -523,6 +526,20 @@ impl PlatformCore {
             memory: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+            registered: BTreeMap::new(),
+        }
+    }
+
+    /// Registers the datasets `gw` may send (`None`: any, the default). A `data` of another
+    /// dataset is answered UNKNOWN_DATASET and not stored (DES-MSG-DATA-1).
+    pub fn set_registered_datasets(&mut self, gw: &GatewayId, datasets: Option<BTreeSet<Dataset>>) {
+        match datasets {
+            Some(d) => {
+                self.registered.insert(gw.clone(), d);
+            }
+            None => {
+                self.registered.remove(gw);
+            }
         }
     }
 
@@ -1432,6 +1449,34 @@ impl PlatformCore {
                         "{DES_MSG_CONN_4}: data of epoch {}, the session's is {epoch}",
                         d.epoch
                     ),
+                ),
+                ack,
+            );
+            return;
+        }
+        if self
+            .registered
+            .get(gw)
+            .is_some_and(|r| !r.contains(&dataset))
+        {
+            self.record_anomaly(
+                now,
+                Some(gw.clone()),
+                AnomalyKind::Malformed,
+                "DES-MSG-DATA-1".into(),
+                format!(
+                    "data {} of dataset {dataset}, not registered for the gateway",
+                    env.message_id
+                ),
+                false,
+            );
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::UnknownDataset,
+                    format!("DES-MSG-DATA-1: dataset {dataset} is not registered for {gw}"),
                 ),
                 ack,
             );

@@ -1187,6 +1187,16 @@ impl PlatformHandle {
         lock(&self.0.st).view(gw)
     }
 
+    /// Registers the datasets `gw` may send (`None`: any, the default); data of another
+    /// dataset is answered UNKNOWN_DATASET and not stored (DES-MSG-DATA-1).
+    pub fn set_registered_datasets(
+        &self,
+        gw: &GatewayId,
+        datasets: Option<std::collections::BTreeSet<gateway::protocol::ids::Dataset>>,
+    ) {
+        lock(&self.0.st).core.set_registered_datasets(gw, datasets);
+    }
+
     /// Wakes the runtime loop (e.g. after a change made from outside).
     pub fn wake(&self) {
         self.0.wake.notify_one();
