@@ -174,7 +174,8 @@ pub fn all() -> Vec<Case> {
             negative: false,
             description: "two uploads (5 and 7 rows) while sending runs",
             expectation: "a later `monitor.status` has lastSeq 12, storage.unacked 0, \
-                          filesAccepted 2, recordsAcked 12, messagesSent ≥ 1",
+                          filesAccepted 2, recordsAcked 12, messagesSent ≥ 1 and the expiries of \
+                          tls-client, data-protection, platform, root and crl",
             needs: Needs::NONE,
             run: mon_facts,
         },
@@ -980,11 +981,15 @@ fn mon_facts(c: &mut Ctx) -> CaseFuture<'_> {
         upload_billing(c, "b.csv", 7, c.seed + 1).await?;
         c.wait_view("a status true to fact", Duration::from_secs(30), |v| {
             v.last_status.as_ref().is_some_and(|s| {
+                let names: Vec<&str> = s.certificates.iter().map(|c| c.name.as_str()).collect();
                 s.last_seq == 12
                     && s.storage.unacked == 0
                     && s.files_accepted == 2
                     && s.records_acked == 12
                     && s.messages_sent >= 1
+                    && ["tls-client", "data-protection", "platform", "root", "crl"]
+                        .iter()
+                        .all(|n| names.contains(n))
             })
         })
         .await
@@ -1217,6 +1222,16 @@ async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
             c.note(format!("replies: {texts:?}"));
             if codes != want {
                 bail!("reply codes {codes:?}, expected {want:?}: {texts:?}");
+            }
+            // Every refusal is reported (DES-FTP-6, DES-MSG-AN-1): an `ingest` anomaly.
+            if codes.iter().any(|c| *c != 226) {
+                c.wait_view("an anomaly of kind ingest", WAIT, |v| {
+                    v.anomalies.iter().any(|a| {
+                        a.source == "gateway"
+                            && a.kind == gateway::protocol::message::AnomalyKind::Ingest
+                    })
+                })
+                .await?;
             }
             // Nothing of a refused file stored: only the duplicate's two copies count.
             let accepted = codes.iter().filter(|c| **c == 226).count() as u64;

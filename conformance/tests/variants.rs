@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 28] = [
+const CATCHES: [(Variant, &str, &str); 30] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -124,6 +124,16 @@ const CATCHES: [(Variant, &str, &str); 28] = [
         Variant::ResendFlood,
         "DATA-WINDOW",
         "data messages unacknowledged at once (window 8)",
+    ),
+    (
+        Variant::SilentIngestRefusal,
+        "FTP-WRONG-COLUMN-COUNT",
+        "an anomaly of kind ingest",
+    ),
+    (
+        Variant::StatusWithoutCertificates,
+        "MON-FACTS",
+        "a status true to fact",
     ),
     (
         Variant::DefaultFtpAccount,

@@ -69,11 +69,15 @@ pub enum Variant {
     /// DES-MSG-RS-3: resend data released all at once, whatever the in-flight window (a
     /// flood after an outage).
     ResendFlood,
+    /// DES-FTP-6, DES-MSG-AN-1: a refused upload is answered but not reported as an anomaly.
+    SilentIngestRefusal,
+    /// MON-1, DES-MSG-MON-1: `monitor.status` lists no certificate expiries.
+    StatusWithoutCertificates,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 28] = [
+    pub const ALL: [Variant; 30] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -102,6 +106,8 @@ impl Variant {
         Variant::MaskWrongKey,
         Variant::DefaultFtpAccount,
         Variant::ResendFlood,
+        Variant::SilentIngestRefusal,
+        Variant::StatusWithoutCertificates,
     ];
 
     /// The name written in `BROKEN`.
@@ -135,6 +141,8 @@ impl Variant {
             Variant::MaskWrongKey => "mask-wrong-key",
             Variant::DefaultFtpAccount => "default-ftp-account",
             Variant::ResendFlood => "resend-flood",
+            Variant::SilentIngestRefusal => "silent-ingest-refusal",
+            Variant::StatusWithoutCertificates => "status-without-certificates",
         }
     }
 }

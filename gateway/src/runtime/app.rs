@@ -783,12 +783,14 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                         m.files_rejected.inc();
                         // DES-FTP-6: the detail is the reply line (user, name and address are
                         // in the audit log, runtime::ftp).
-                        d.anomaly(
-                            AnomalyKind::Ingest,
-                            refusal.rule,
-                            format!("{} {}", refusal.code.code(), refusal.text),
-                        )
-                        .await;
+                        if !broken.is(Variant::SilentIngestRefusal) {
+                            d.anomaly(
+                                AnomalyKind::Ingest,
+                                refusal.rule,
+                                format!("{} {}", refusal.code.code(), refusal.text),
+                            )
+                            .await;
+                        }
                     }
                     SouthEvent::Locked { user, addr, until } => {
                         d.anomaly(
@@ -867,7 +869,11 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                     messages_sent: m.data_sent.get(),
                     messages_retransmitted: m.data_retransmitted.get(),
                     records_acked: m.records_acked.get(),
-                    certificates,
+                    certificates: if broken.is(Variant::StatusWithoutCertificates) {
+                        Vec::new()
+                    } else {
+                        certificates
+                    },
                     ..ExternalStatus::default()
                 };
                 if let Ok(Ok(Ok(u))) = usage {
