@@ -10,7 +10,7 @@ use gateway::protocol::ids::SeqRange;
 use gateway::protocol::message::ProfileFormat;
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
-use platform_sim::ops::{FaultConfig, OperatorCommand};
+use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
 
 use crate::case::{Case, CaseFuture, Level, Needs};
 use crate::world::{Ctx, WAIT};
@@ -455,6 +455,9 @@ pub fn all() -> Vec<Case> {
         needs: Needs::NONE,
         run: evac_unacked,
     });
+    for a in JoseAttack::ALL {
+        v.push(jose_case(a));
+    }
     for kind in BadKind::ALL {
         if let Some(c) = bad_case(kind) {
             v.push(c);
@@ -1006,6 +1009,62 @@ enum Fault {
     Unsigned,
     Expired,
     Revoked,
+    Jose(JoseAttack),
+}
+
+/// The case of one JOSE attack class sent as a forged command.
+fn jose_case(a: JoseAttack) -> Case {
+    let (id, description): (&'static str, &'static str) = match a {
+        JoseAttack::AlgNone => (
+            "PSTART-JOSE-ALG-NONE",
+            "`periodic.start` whose inner JWS has `alg` none and an empty signature, claiming \
+             the platform's kid, correctly encrypted to the gateway",
+        ),
+        JoseAttack::HmacKeyConfusion => (
+            "PSTART-JOSE-HMAC-CONFUSION",
+            "inner JWS `alg` HS256 keyed with the platform certificate's PEM (key confusion)",
+        ),
+        JoseAttack::UnsupportedAlg => (
+            "PSTART-JOSE-RS512",
+            "inner JWS correctly signed by the platform's key with `alg` RS512",
+        ),
+        JoseAttack::HeaderCrit => (
+            "PSTART-JOSE-CRIT",
+            "inner JWS correctly signed by the platform's key, header with `crit`",
+        ),
+        JoseAttack::HeaderJku => (
+            "PSTART-JOSE-JKU",
+            "inner JWS correctly signed by the platform's key, header with `jku`",
+        ),
+        JoseAttack::EmbeddedJwk => (
+            "PSTART-JOSE-EMBEDDED-JWK",
+            "inner JWS signed by an attacker's key embedded as `jwk`, claiming the platform's kid",
+        ),
+        JoseAttack::DuplicateAlg => (
+            "PSTART-JOSE-DUPLICATE-ALG",
+            "inner JWS correctly signed by the platform's key over a header with `alg` twice",
+        ),
+        JoseAttack::WrongTyp => (
+            "PSTART-JOSE-WRONG-TYP",
+            "inner JWS correctly signed by the platform's key with the profile's `typ`",
+        ),
+        JoseAttack::UnknownSigner => (
+            "PSTART-JOSE-UNKNOWN-SIGNER",
+            "inner JWS signed by an unknown RSA-2048 key claiming the platform's kid",
+        ),
+    };
+    Case {
+        id,
+        requirements: &["IF-PSTART-2", "SEC-JSON-SIG-2", "SM-SIG"],
+        rules: &["DES-SEAL-2", "DES-SEAL-5", "DES-SEAL-6", "DES-MSG-AN-1"],
+        level: Level::Must,
+        negative: true,
+        description,
+        expectation: "not acted on, not answered; an `anomaly` of kind `security`; a correct \
+                      start afterwards is applied",
+        needs: Needs::NONE,
+        run: Fault::Jose(a).run(),
+    }
 }
 
 impl Fault {
@@ -1015,6 +1074,7 @@ impl Fault {
             Fault::Unsigned => "`periodic.start` encrypted but not signed",
             Fault::Expired => "`periodic.start` signed with an expired platform certificate",
             Fault::Revoked => "`periodic.start` signed with a revoked platform certificate",
+            Fault::Jose(_) => "`periodic.start` with a forged inner JWS",
         }
     }
 
@@ -1025,6 +1085,7 @@ impl Fault {
             Fault::Unsigned => f.unsigned_commands = 1,
             Fault::Expired => f.expired_cert_commands = 1,
             Fault::Revoked => f.revoked_cert_commands = 1,
+            Fault::Jose(a) => f.jose_attack = Some(a),
         }
         f
     }
@@ -1035,6 +1096,33 @@ impl Fault {
             Fault::Unsigned => |c| Box::pin(forged(c, Fault::Unsigned)),
             Fault::Expired => |c| Box::pin(forged(c, Fault::Expired)),
             Fault::Revoked => |c| Box::pin(forged(c, Fault::Revoked)),
+            Fault::Jose(JoseAttack::AlgNone) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::AlgNone)))
+            }
+            Fault::Jose(JoseAttack::HmacKeyConfusion) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::HmacKeyConfusion)))
+            }
+            Fault::Jose(JoseAttack::UnsupportedAlg) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::UnsupportedAlg)))
+            }
+            Fault::Jose(JoseAttack::HeaderCrit) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::HeaderCrit)))
+            }
+            Fault::Jose(JoseAttack::HeaderJku) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::HeaderJku)))
+            }
+            Fault::Jose(JoseAttack::EmbeddedJwk) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::EmbeddedJwk)))
+            }
+            Fault::Jose(JoseAttack::DuplicateAlg) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::DuplicateAlg)))
+            }
+            Fault::Jose(JoseAttack::WrongTyp) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::WrongTyp)))
+            }
+            Fault::Jose(JoseAttack::UnknownSigner) => {
+                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::UnknownSigner)))
+            }
         }
     }
 }

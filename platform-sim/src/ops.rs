@@ -159,6 +159,65 @@ pub struct FaultConfig {
     /// After each `periodic.stop`, the last `periodic.start` sent is sent again, byte for byte
     /// as it was sealed: a replay (DES-ENV-8).
     pub replay_start_after_stop: bool,
+    /// The next command's inner JWS is forged with this attack of the JOSE attack classes of
+    /// `vectors/` (then the fault clears): correctly encrypted to the gateway, so only its
+    /// signature checks can refuse it (DES-SEAL-2, DES-SEAL-5).
+    pub jose_attack: Option<JoseAttack>,
+}
+
+/// A forged inner JWS (the attack classes of `vectors/data/jws_rs256.json` and `seal.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoseAttack {
+    /// `alg` `none`, empty signature, the platform's `kid`.
+    AlgNone,
+    /// `alg` HS256 keyed with the platform certificate's PEM (key confusion).
+    HmacKeyConfusion,
+    /// A correct signature by the platform's key, but `alg` RS512 (not accepted).
+    UnsupportedAlg,
+    /// A correct RS256 signature by the platform's key with a `crit` header.
+    HeaderCrit,
+    /// A correct RS256 signature by the platform's key with a `jku` header.
+    HeaderJku,
+    /// Signed by an attacker's key that the header embeds as `jwk`, claiming the platform's
+    /// `kid`.
+    EmbeddedJwk,
+    /// A correct RS256 signature by the platform's key over a header with `alg` twice.
+    DuplicateAlg,
+    /// A correct signature by the platform's key with `typ` of the profile (`sgw-profile`).
+    WrongTyp,
+    /// Signed by an unknown RSA-2048 key, claiming the platform's `kid`.
+    UnknownSigner,
+}
+
+impl JoseAttack {
+    /// Every attack.
+    pub const ALL: [JoseAttack; 9] = [
+        JoseAttack::AlgNone,
+        JoseAttack::HmacKeyConfusion,
+        JoseAttack::UnsupportedAlg,
+        JoseAttack::HeaderCrit,
+        JoseAttack::HeaderJku,
+        JoseAttack::EmbeddedJwk,
+        JoseAttack::DuplicateAlg,
+        JoseAttack::WrongTyp,
+        JoseAttack::UnknownSigner,
+    ];
+
+    /// Its name (the wire log's fault note).
+    pub fn name(self) -> &'static str {
+        match self {
+            JoseAttack::AlgNone => "alg-none",
+            JoseAttack::HmacKeyConfusion => "hmac-key-confusion",
+            JoseAttack::UnsupportedAlg => "unsupported-alg",
+            JoseAttack::HeaderCrit => "header-crit",
+            JoseAttack::HeaderJku => "header-jku",
+            JoseAttack::EmbeddedJwk => "embedded-jwk",
+            JoseAttack::DuplicateAlg => "duplicate-alg",
+            JoseAttack::WrongTyp => "wrong-typ",
+            JoseAttack::UnknownSigner => "unknown-signer",
+        }
+    }
 }
 
 impl FaultConfig {

@@ -3,7 +3,9 @@
 //!
 //! CLI spelling (`platform-sim run --fault …`, `platform-sim fault …`): comma-separated items
 //! `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`, `withhold-acks`, `tamper[=N]`,
-//! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, or `none` (all off).
+//! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, `stale-command[=N]`,
+//! `replay-start`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
+//! or `none` (all off).
 //! Unknown items are refused.
 
 use crate::ops::FaultConfig;
@@ -49,6 +51,17 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "expired-cert" => f.expired_cert_commands = num(item, v, 1)?,
             "revoked-cert" => f.revoked_cert_commands = num(item, v, 1)?,
             "stale-crl" => f.stale_crl = true,
+            "stale-command" => f.stale_commands = num(item, v, 1)?,
+            "replay-start" => f.replay_start_after_stop = true,
+            "jose" => {
+                let name = v.unwrap_or_default();
+                f.jose_attack = Some(
+                    crate::ops::JoseAttack::ALL
+                        .into_iter()
+                        .find(|a| a.name() == name)
+                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
+                );
+            }
             _ => return Err(FaultSpecError::Unknown(item.to_owned())),
         }
     }
@@ -79,9 +92,140 @@ pub fn tamper_token(token: &str) -> String {
     s
 }
 
+/// The forged inner JWS of `attack` over `payload` (an envelope), the platform's signing key
+/// and certificate (PEM) at hand: what a forger could make (`vectors/` attack classes).
+///
+/// # Errors
+/// A key could not be made or used.
+pub fn attack_jws(
+    attack: crate::ops::JoseAttack,
+    platform_key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    platform_cert_pem: &[u8],
+    platform_kid: &str,
+    payload: &[u8],
+) -> Result<String, gateway::security::SecurityError> {
+    use crate::ops::JoseAttack as A;
+    use gateway::security::jose::b64url_encode as b64;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+    let kid = platform_kid;
+    let rs = |key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+              md: MessageDigest,
+              input: &[u8]|
+     -> Result<Vec<u8>, gateway::security::SecurityError> {
+        let mut s = Signer::new(md, key)?;
+        s.update(input)?;
+        Ok(s.sign_to_vec()?)
+    };
+    let attacker = PKey::from_rsa(openssl::rsa::Rsa::generate(2048)?)?;
+    let header = match attack {
+        A::AlgNone => format!(r#"{{"alg":"none","typ":"sgw-msg","kid":"{kid}"}}"#),
+        A::HmacKeyConfusion => format!(r#"{{"alg":"HS256","typ":"sgw-msg","kid":"{kid}"}}"#),
+        A::UnsupportedAlg => format!(r#"{{"alg":"RS512","typ":"sgw-msg","kid":"{kid}"}}"#),
+        A::HeaderCrit => {
+            format!(r#"{{"alg":"RS256","typ":"sgw-msg","kid":"{kid}","crit":["exp"],"exp":1}}"#)
+        }
+        A::HeaderJku => format!(
+            r#"{{"alg":"RS256","typ":"sgw-msg","kid":"{kid}","jku":"https://attacker.invalid/jwks"}}"#
+        ),
+        A::EmbeddedJwk => {
+            let rsa = attacker.rsa()?;
+            format!(
+                r#"{{"alg":"RS256","typ":"sgw-msg","kid":"{kid}","jwk":{{"kty":"RSA","n":"{}","e":"{}"}}}}"#,
+                b64(&rsa.n().to_vec()),
+                b64(&rsa.e().to_vec())
+            )
+        }
+        A::DuplicateAlg => {
+            format!(r#"{{"alg":"RS256","typ":"sgw-msg","kid":"{kid}","alg":"none"}}"#)
+        }
+        A::WrongTyp => format!(r#"{{"alg":"RS256","typ":"sgw-profile","kid":"{kid}"}}"#),
+        A::UnknownSigner => format!(r#"{{"alg":"RS256","typ":"sgw-msg","kid":"{kid}"}}"#),
+    };
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload));
+    let sig = match attack {
+        A::AlgNone => Vec::new(),
+        A::HmacKeyConfusion => {
+            let mac_key = PKey::hmac(platform_cert_pem)?;
+            let mut s = Signer::new(MessageDigest::sha256(), &mac_key)?;
+            s.update(input.as_bytes())?;
+            s.sign_to_vec()?
+        }
+        A::UnsupportedAlg => rs(platform_key, MessageDigest::sha512(), input.as_bytes())?,
+        A::EmbeddedJwk | A::UnknownSigner => {
+            rs(&attacker, MessageDigest::sha256(), input.as_bytes())?
+        }
+        A::HeaderCrit | A::HeaderJku | A::DuplicateAlg | A::WrongTyp => {
+            rs(platform_key, MessageDigest::sha256(), input.as_bytes())?
+        }
+    };
+    Ok(format!("{input}.{}", b64(&sig)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each forgery is well made at its own level (so a gateway that refuses it refuses it for
+    /// the attack, not for a broken token): the platform-key ones carry a signature that
+    /// verifies under the platform's key, the HMAC one verifies with the PEM as key, the
+    /// embedded-JWK one under the embedded key, `alg` none has an empty signature.
+    #[test]
+    fn every_forged_jws_is_well_made_at_its_own_level() {
+        use crate::ops::JoseAttack as A;
+        use gateway::security::jose::b64url_decode;
+        use openssl::hash::MessageDigest;
+        use openssl::sign::{Signer, Verifier};
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let pem = b"-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n";
+        let payload = br#"{"type":"periodic.start"}"#;
+        for a in A::ALL {
+            let jws = attack_jws(a, &key, pem, "kid0", payload).unwrap();
+            let parts: Vec<&str> = jws.split('.').collect();
+            assert_eq!(parts.len(), 3, "{a:?}");
+            let input = format!("{}.{}", parts[0], parts[1]);
+            let header: serde_json::Value =
+                serde_json::from_slice(&b64url_decode(parts[0]).unwrap()).unwrap_or_default();
+            let sig = b64url_decode(parts[2]).unwrap();
+            assert_eq!(b64url_decode(parts[1]).unwrap(), payload, "{a:?}");
+            let verifies = |k: &openssl::pkey::PKeyRef<openssl::pkey::Public>, md| {
+                let mut v = Verifier::new(md, k).unwrap();
+                v.update(input.as_bytes()).unwrap();
+                v.verify(&sig).unwrap()
+            };
+            let public =
+                openssl::pkey::PKey::public_key_from_der(&key.public_key_to_der().unwrap())
+                    .unwrap();
+            match a {
+                A::AlgNone => assert!(sig.is_empty()),
+                A::HmacKeyConfusion => {
+                    let mk = openssl::pkey::PKey::hmac(pem).unwrap();
+                    let mut s = Signer::new(MessageDigest::sha256(), &mk).unwrap();
+                    s.update(input.as_bytes()).unwrap();
+                    assert_eq!(s.sign_to_vec().unwrap(), sig);
+                }
+                A::UnsupportedAlg => assert!(verifies(&public, MessageDigest::sha512())),
+                A::HeaderCrit | A::HeaderJku | A::DuplicateAlg | A::WrongTyp => {
+                    assert!(verifies(&public, MessageDigest::sha256()), "{a:?}");
+                }
+                A::EmbeddedJwk => {
+                    let n = b64url_decode(header["jwk"]["n"].as_str().unwrap()).unwrap();
+                    let e = b64url_decode(header["jwk"]["e"].as_str().unwrap()).unwrap();
+                    let rsa = openssl::rsa::Rsa::from_public_components(
+                        openssl::bn::BigNum::from_slice(&n).unwrap(),
+                        openssl::bn::BigNum::from_slice(&e).unwrap(),
+                    )
+                    .unwrap();
+                    let k = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+                    assert!(verifies(&k, MessageDigest::sha256()));
+                    assert!(!verifies(&public, MessageDigest::sha256()));
+                }
+                A::UnknownSigner => assert!(!verifies(&public, MessageDigest::sha256())),
+            }
+        }
+    }
 
     #[test]
     fn the_cli_spelling_sets_each_fault_and_refuses_unknown_items() {

@@ -582,12 +582,44 @@ impl State {
 
     /// Seals a command, applying a command fault if one is armed; returns the token and the
     /// fault's name.
+    /// A command whose inner JWS is forged by `attack`, correctly encrypted to the gateway.
+    fn jose_attack(
+        &self,
+        attack: crate::ops::JoseAttack,
+        gw: &GatewayId,
+        bytes: &[u8],
+        t: chrono::DateTime<Utc>,
+    ) -> Result<String, PlatformError> {
+        let keys = self.sec.keys();
+        let own = keys.own();
+        let pem = own
+            .cert
+            .to_pem()
+            .map_err(gateway::security::SecurityError::from)?;
+        let jws = faults::attack_jws(attack, keys.own_key(), &pem, &own.kid, bytes)?;
+        let peer = self.sec.validate_peer(gw.as_str(), t)?;
+        let pk = peer
+            .cert
+            .public_key()
+            .map_err(gateway::security::SecurityError::from)?;
+        Ok(gateway::security::jose::jwe_encrypt(
+            &pk,
+            KeyAlg::RsaOaep256,
+            jws.as_bytes(),
+            Some(Profile::Message.cty()),
+            Some(&peer.kid),
+        )?)
+    }
+
     fn seal_command(
         &mut self,
         gw: &GatewayId,
         bytes: &[u8],
     ) -> (Result<String, PlatformError>, Option<&'static str>) {
         let t = Utc::now();
+        if let Some(attack) = self.faults.jose_attack.take() {
+            return (self.jose_attack(attack, gw, bytes, t), Some(attack.name()));
+        }
         let f = &mut self.faults;
         if f.stale_commands > 0 {
             f.stale_commands -= 1;
