@@ -15,6 +15,23 @@ use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
 use crate::case::{Case, CaseFuture, Level, Needs};
 use crate::world::{Ctx, WAIT};
 
+/// The smoke selection (`sgw-conformance run --smoke`): one or two cases of each area, under
+/// a minute on a 2-core machine.
+pub const SMOKE: &[&str] = &[
+    "CONN-OK",
+    "CERT-FETCH",
+    "PSEND-JSON",
+    "PSTOP-OK",
+    "RESEND-SEQ",
+    "PSTART-TAMPERED",
+    "PSTART-JOSE-ALG-NONE",
+    "PSTART-STALE",
+    "FTP-PLAIN-REFUSED",
+    "FTP-WRONG-COLUMN-COUNT",
+    "FTP-OVERSIZED",
+    "KEY-PERMS",
+];
+
 /// Every case, in report order.
 pub fn all() -> Vec<Case> {
     let mut v = vec![

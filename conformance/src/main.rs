@@ -97,6 +97,10 @@ enum Cmd {
         /// Only cases whose ID matches one of these globs (`*`, `?`); repeatable.
         #[arg(long)]
         select: Vec<String>,
+        /// The smoke selection (a dozen cases across session, sending, commands, forgeries,
+        /// FTP refusals and resend; under a minute): added to `--select`.
+        #[arg(long)]
+        smoke: bool,
         /// A missed SHOULD fails the run (otherwise: non-strict).
         #[arg(long)]
         strict: bool,
@@ -210,7 +214,8 @@ fn main() -> ExitCode {
         }
         Cmd::Run {
             target,
-            select,
+            mut select,
+            smoke,
             strict,
             seed,
             capabilities,
@@ -263,6 +268,9 @@ fn main() -> ExitCode {
             let target_sha256 = spec
                 .binary()
                 .and_then(|p| conformance::summary::file_sha256(&p).ok());
+            if smoke {
+                select.extend(conformance::cases::SMOKE.iter().map(|s| (*s).to_owned()));
+            }
             let seed = seed.unwrap_or_else(rand::random);
             println!("seed {seed}");
             let opts = RunOptions {

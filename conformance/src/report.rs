@@ -226,6 +226,14 @@ mod tests {
         assert!(r.len() >= 55, "{}", r.len());
     }
 
+    #[test]
+    fn every_smoke_id_names_a_case() {
+        let all = crate::cases::all();
+        for id in crate::cases::SMOKE {
+            assert!(all.iter().any(|c| c.id == *id), "{id}");
+        }
+    }
+
     fn empty() -> RunReport {
         RunReport {
             suite_version: String::new(),
