@@ -411,6 +411,33 @@ pub fn all() -> Vec<Case> {
         run: data_refused,
     });
     v.push(Case {
+        id: "LOSSY-DOWNLINK",
+        requirements: &["IF-PSEND-3", "SM-RESEND", "ST-STORE-1"],
+        rules: &["DES-MSG-DATA-3", "DES-ENV-8", "DES-MSG-DATA-2"],
+        level: Level::Must,
+        negative: true,
+        description: "while 20 rows in two files are sent, 30 % of the platform's messages are \
+                      dropped, 30 % duplicated and every message held back behind the next \
+                      (reordered)",
+        expectation: "every record reaches the platform exactly once and is acknowledged in \
+                      the end (`storage.unacked` 0)",
+        needs: Needs::NONE,
+        run: lossy_downlink,
+    });
+    v.push(Case {
+        id: "LINK-LOSS",
+        requirements: &["IF-CONN-1", "SM-RESEND", "ST-STORE-1", "IF-PSEND-3"],
+        rules: &["DES-MQTT-4", "DES-MSG-CONN-1", "DES-MSG-DATA-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the gateway's MQTT connection is cut at the broker twice while files are \
+                      uploaded and sent",
+        expectation: "it reconnects (a new `connect`, answered OK) and every record reaches the \
+                      platform exactly once",
+        needs: Needs::NONE,
+        run: link_loss,
+    });
+    v.push(Case {
         id: "EVAC-ARCHIVE",
         requirements: &[
             "ST-EVAC-1",
@@ -1239,7 +1266,7 @@ fn bad_codes(
         ),
         BadKind::WrongPassword => (
             &[530, 530, 530, 530, 530, 530],
-            &["SM-LOCKOUT", "SM-AUDIT"],
+            &["SM-LOCKOUT", "SM-SESSION", "SM-AUDIT"],
             &["DES-FTP-3"],
         ),
         _ => return None,
@@ -2139,5 +2166,81 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
         Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ loss and disorder
+
+/// Every record the platform stored has a distinct seq, and they are exactly `1..=n`.
+fn exactly_once(c: &Ctx, n: u64) -> Result<()> {
+    let mut seqs: Vec<u64> = c.stored()?.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    if seqs != (1..=n).collect::<Vec<u64>>() {
+        bail!("the platform holds seqs {seqs:?}, 1..={n} once each expected");
+    }
+    Ok(())
+}
+
+fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            drop_percent: 30,
+            duplicate_percent: 30,
+            reorder: true,
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 10, c.seed).await?;
+        upload_billing(c, "billing_2.csv", 10, c.seed + 1).await?;
+        let settled = |v: &platform_sim::ops::GatewayView| {
+            v.highest_seq == 20
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq == 20 && s.storage.unacked == 0)
+        };
+        c.wait_view("all 20 records stored and acknowledged", WAIT * 2, settled)
+            .await
+            .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        c.faults(FaultConfig::default())?;
+        exactly_once(c, 20)
+    })
+}
+
+fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        for (i, name) in ["billing_1.csv", "billing_2.csv"].into_iter().enumerate() {
+            let seed = c.seed + i as u64;
+            upload_billing(c, name, 10, seed).await?;
+            c.cut_link()?;
+            let connects = c
+                .wire()
+                .iter()
+                .filter(|e| e.message_type == "connect")
+                .count();
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while c
+                .wire()
+                .iter()
+                .filter(|e| e.message_type == "connect")
+                .count()
+                <= connects
+            {
+                if tokio::time::Instant::now() > deadline {
+                    bail!("no new connect within {} s of the cut", WAIT.as_secs());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        c.wait_view("all 20 records stored and acknowledged", WAIT, |v| {
+            v.connected
+                && v.highest_seq == 20
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq == 20 && s.storage.unacked == 0)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        exactly_once(c, 20)
     })
 }

@@ -237,6 +237,7 @@ impl Suite {
         )?;
         let handle = platform.handle();
         Ok(Ctx {
+            broker: self.broker.clone(),
             case_id: case_id.to_owned(),
             seed,
             gw,
@@ -279,6 +280,7 @@ pub struct Ctx {
     pub notes: Vec<String>,
     /// The gateway under test (set by the runner).
     pub target: Option<Box<dyn Target>>,
+    broker: MqttBroker,
 }
 
 /// `[ftp].max_file_bytes` of every bundle the suite provisions.
@@ -338,6 +340,12 @@ impl Ctx {
             Some(t) => t.stop().await,
             None => Ok(()),
         }
+    }
+
+    /// Cuts the gateway's MQTT connection at the broker (network loss as the gateway sees it:
+    /// its client ID is taken over, DES-MQTT-2).
+    pub fn cut_link(&self) -> Result<()> {
+        self.broker.kick(&self.gw).map_err(|e| anyhow!("kick: {e}"))
     }
 
     /// Whether the gateway under test is running.
