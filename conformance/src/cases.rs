@@ -237,13 +237,7 @@ pub fn all() -> Vec<Case> {
         run: pstart_unknown_dataset,
     });
     const FORGED: &[&str] = &["IF-PSTART-2", "SEC-JSON-SIG-2", "SEC-CERT-2", "SM-SIG"];
-    const FORGED_EXPIRED: &[&str] = &[
-        "IF-PSTART-2",
-        "SEC-JSON-SIG-2",
-        "SEC-CERT-2",
-        "SM-SIG",
-        "SM-CERTEXP",
-    ];
+
     for (id, fault, requirements, rules) in [
         (
             "PSTART-TAMPERED",
@@ -260,7 +254,7 @@ pub fn all() -> Vec<Case> {
         (
             "PSTART-EXPIRED-CERT",
             Fault::Expired,
-            FORGED_EXPIRED,
+            FORGED,
             &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
         ),
         (

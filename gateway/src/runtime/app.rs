@@ -811,7 +811,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         && let Ok(fetcher) =
             CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls)
     {
-        let period = Duration::from_secs(cfg.data_protection.crl_refresh_sec.0.max(60));
+        let period = Duration::from_secs(cfg.data_protection.crl_refresh_sec.0.max(1));
         let d = handle.clone();
         let cell = cell.clone();
         tasks.push(tokio::spawn(async move {
