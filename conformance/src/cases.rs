@@ -432,6 +432,20 @@ pub fn all() -> Vec<Case> {
         run: link_loss,
     });
     v.push(Case {
+        id: "ROOT-SWAP",
+        requirements: &["SM-UPDATE", "IF-CERT-1", "SEC-CERT-2"],
+        rules: &["DES-CERT-3", "DES-PROV-3"],
+        level: Level::Should,
+        negative: true,
+        description: "the certificate endpoint serves a `root.pem` that is not the provisioned \
+                      root (a self-signed stranger) from the gateway's start on",
+        expectation: "the stranger is not installed: an `anomaly` of kind `certificate`; the \
+                      gateway keeps its provisioned root, so commands and data still work \
+                      (start OK, an upload reaches the platform)",
+        needs: Needs::NONE,
+        run: root_swap,
+    });
+    v.push(Case {
         id: "EVAC-ARCHIVE",
         requirements: &[
             "ST-EVAC-1",
@@ -2236,5 +2250,29 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
         exactly_once(c, 20)
+    })
+}
+
+// ------------------------------------------------------------------ authentic updates only
+
+fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.faults(FaultConfig {
+            foreign_root: true,
+            ..FaultConfig::default()
+        })?;
+        c.started(ProfileFormat::Json).await?;
+        c.wait_view("an anomaly of kind certificate about the root", WAIT, |v| {
+            v.anomalies.iter().any(|a| {
+                a.source == "gateway"
+                    && a.kind == gateway::protocol::message::AnomalyKind::Certificate
+                    && a.detail.contains("root")
+            })
+        })
+        .await?;
+        upload_billing(c, "after_root_swap.csv", 3, c.seed).await?;
+        c.wait_view("3 records at the platform", WAIT, |v| v.highest_seq == 3)
+            .await?;
+        Ok(())
     })
 }

@@ -163,6 +163,9 @@ pub struct FaultConfig {
     /// `vectors/` (then the fault clears): correctly encrypted to the gateway, so only its
     /// signature checks can refuse it (DES-SEAL-2, DES-SEAL-5).
     pub jose_attack: Option<JoseAttack>,
+    /// The certificate endpoint serves a `root.pem` that is not the provisioned root (a
+    /// self-signed stranger): a gateway must ignore it (DES-CERT-3, SM-UPDATE).
+    pub foreign_root: bool,
 }
 
 /// A forged inner JWS (the attack classes of `vectors/data/jws_rs256.json` and `seal.json`).

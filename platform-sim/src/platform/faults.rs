@@ -4,7 +4,7 @@
 //! CLI spelling (`platform-sim run --fault …`, `platform-sim fault …`): comma-separated items
 //! `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`, `withhold-acks`, `tamper[=N]`,
 //! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, `stale-command[=N]`,
-//! `replay-start`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
+//! `replay-start`, `foreign-root`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -53,6 +53,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "stale-crl" => f.stale_crl = true,
             "stale-command" => f.stale_commands = num(item, v, 1)?,
             "replay-start" => f.replay_start_after_stop = true,
+            "foreign-root" => f.foreign_root = true,
             "jose" => {
                 let name = v.unwrap_or_default();
                 f.jose_attack = Some(
@@ -90,6 +91,33 @@ pub fn tamper_token(token: &str) -> String {
         s.push(if c == 'A' { 'B' } else { 'A' });
     }
     s
+}
+
+/// A self-signed CA certificate (PEM) that is not the simulator's root: what the
+/// `foreign_root` fault serves as `root.pem`.
+///
+/// # Errors
+/// The key or certificate could not be made.
+pub fn foreign_root_pem() -> Result<String, gateway::security::SecurityError> {
+    use openssl::x509::extension::BasicConstraints;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("CN", "Not the SGW root")?;
+    let name = name.build();
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let serial = openssl::bn::BigNum::from_u32(1)?.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    b.set_not_before(&*openssl::asn1::Asn1Time::days_from_now(0)?)?;
+    b.set_not_after(&*openssl::asn1::Asn1Time::days_from_now(365)?)?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    b.sign(&key, openssl::hash::MessageDigest::sha256())?;
+    let pem = b.build().to_pem()?;
+    Ok(String::from_utf8_lossy(&pem).into_owned())
 }
 
 /// The forged inner JWS of `attack` over `payload` (an envelope), the platform's signing key

@@ -270,6 +270,8 @@ struct State {
     /// The latest public material (real CRL), to tell when the CRL changes.
     published: Option<Published>,
     last_command_id: Option<MessageId>,
+    /// The stranger served as `root.pem` by the foreign-root fault (made once).
+    foreign_root: Option<String>,
     /// The last `periodic.start` as sent (envelope, outgoing token), for the replay fault.
     last_start: Option<(Envelope, Outgoing)>,
     failed: Option<String>,
@@ -378,6 +380,7 @@ impl Platform {
                 published,
                 last_command_id: None,
                 last_start: None,
+                foreign_root: None,
                 failed: None,
                 wire: opts.wire.clone(),
             }),
@@ -913,10 +916,16 @@ impl State {
         }
         self.published = Some(current.clone());
         if let Some(h) = https {
-            let p = match (&self.pre_revocation, self.faults.stale_crl) {
+            let mut p = match (&self.pre_revocation, self.faults.stale_crl) {
                 (Some(old), true) => old.clone(),
                 _ => current,
             };
+            if self.faults.foreign_root {
+                if self.foreign_root.is_none() {
+                    self.foreign_root = Some(faults::foreign_root_pem()?);
+                }
+                p.root_pem = self.foreign_root.clone().unwrap_or_default();
+            }
             h.publish(p)?;
         }
         Ok(())
@@ -1327,7 +1336,8 @@ impl OperatorBackend for PlatformHandle {
         faults.validate()?;
         let outs = {
             let mut st = lock(&self.0.st);
-            let stale_changed = st.faults.stale_crl != faults.stale_crl;
+            let stale_changed = st.faults.stale_crl != faults.stale_crl
+                || st.faults.foreign_root != faults.foreign_root;
             st.faults = faults;
             let mut outs = Vec::new();
             if !st.faults.reorder
