@@ -26,6 +26,9 @@ pub struct Needs {
     pub kill: bool,
     /// The gateway sends XML data profiles.
     pub xml: bool,
+    /// The gateway can be disposed of (in process, or a `wipeCommand` in the capability
+    /// statement).
+    pub wipe: bool,
 }
 
 /// The capability statement of the gateway under test (`--capabilities FILE`, JSON).
@@ -38,6 +41,10 @@ pub struct Capabilities {
     /// Explicit FTPS (DES-FTP-2).
     #[serde(default = "yes")]
     pub ftps: bool,
+    /// The gateway's disposal command (SM-DISPOSE), `{bundle}` replaced by the bundle
+    /// directory, run with `sh -c` while the gateway is stopped.
+    #[serde(default)]
+    pub wipe_command: Option<String>,
 }
 
 fn yes() -> bool {
@@ -49,6 +56,7 @@ impl Default for Capabilities {
         Self {
             xml_profiles: true,
             ftps: true,
+            wipe_command: None,
         }
     }
 }

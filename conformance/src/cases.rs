@@ -446,6 +446,22 @@ pub fn all() -> Vec<Case> {
         run: root_swap,
     });
     v.push(Case {
+        id: "DISPOSE-WIPE",
+        requirements: &["SM-DISPOSE"],
+        rules: &["DES-PROV-1"],
+        level: Level::Should,
+        negative: false,
+        description: "after data was stored and sent, the stopped gateway is disposed of with its \
+                      disposal command (capability `wipeCommand`; `sgw wipe` for our gateway)",
+        expectation: "its private keys, masking keys, state directory (store) and archives are \
+                      gone, and it no longer starts",
+        needs: Needs {
+            wipe: true,
+            ..Needs::NONE
+        },
+        run: dispose_wipe,
+    });
+    v.push(Case {
         id: "EVAC-ARCHIVE",
         requirements: &[
             "ST-EVAC-1",
@@ -523,6 +539,7 @@ impl Needs {
     pub const NONE: Needs = Needs {
         kill: false,
         xml: false,
+        wipe: false,
     };
 }
 
@@ -2273,6 +2290,61 @@ fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
         upload_billing(c, "after_root_swap.csv", 3, c.seed).await?;
         c.wait_view("3 records at the platform", WAIT, |v| v.highest_seq == 3)
             .await?;
+        Ok(())
+    })
+}
+
+// ------------------------------------------------------------------ disposal
+
+fn dispose_wipe(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        c.wait_view("3 records at the platform", WAIT, |v| v.highest_seq == 3)
+            .await?;
+        c.stop_gateway().await?;
+        let secrets = [
+            c.cfg.tls.client_key.path().to_owned(),
+            c.cfg.data_protection.key.path().to_owned(),
+            c.cfg.masking.keys_dir.path().to_owned(),
+            c.cfg.gateway.state_dir.path().to_owned(),
+            c.cfg.storage.evacuation_dir.path().to_owned(),
+        ];
+        for p in &secrets {
+            if !p.exists() {
+                bail!("{} does not exist before the wipe", p.display());
+            }
+        }
+        if !c.wipe_gateway().await? {
+            bail!("this target cannot be disposed of");
+        }
+        let left: Vec<String> = secrets
+            .iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !left.is_empty() {
+            bail!("still there after the wipe: {left:?}");
+        }
+        let refused = match c.start_gateway().await {
+            Err(_) => true,
+            Ok(()) => {
+                let deadline = tokio::time::Instant::now() + WAIT;
+                loop {
+                    if !c.gateway_running().await {
+                        break true;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let _ = c.stop_gateway().await;
+        if !refused {
+            bail!("the disposed gateway still runs");
+        }
         Ok(())
     })
 }

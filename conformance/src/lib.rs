@@ -154,6 +154,11 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
             Some("needs to kill and restart the gateway; this target cannot be killed")
         } else if case.needs.xml && !opts.capabilities.xml_profiles {
             Some("the capability statement has no XML profiles")
+        } else if case.needs.wipe
+            && opts.target != TargetSpec::InProcess
+            && opts.capabilities.wipe_command.is_none()
+        {
+            Some("the capability statement names no disposal command (wipeCommand)")
         } else {
             None
         };
@@ -173,6 +178,11 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
                 opts.target
                     .make(suite.dir.path().join(format!("{}.log", case.id))),
             );
+            ctx.wipe = match (&opts.target, &opts.capabilities.wipe_command) {
+                (_, Some(c)) => Some(world::Wipe::Command(c.clone())),
+                (TargetSpec::InProcess, None) => Some(world::Wipe::InProcess),
+                _ => None,
+            };
             let result = match tokio::time::timeout(opts.case_deadline, (case.run)(&mut ctx)).await
             {
                 Ok(r) => r,

@@ -107,7 +107,7 @@ enum Cmd {
         /// The run's seed (default: random, printed); each case's seed derives from it.
         #[arg(long)]
         seed: Option<u64>,
-        /// The capability statement (JSON: {"xmlProfiles": bool, "ftps": bool}).
+        /// The capability statement (JSON: {"xmlProfiles": bool, "ftps": bool, "wipeCommand": "CMD {bundle}"}).
         #[arg(long)]
         capabilities: Option<PathBuf>,
         /// Known deviations: one `CASE-GLOB reason` per line; such a case failing is an
@@ -246,6 +246,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // `--target sgw`: its disposal command is `sgw wipe` (SM-DISPOSE).
+            let mut capabilities = capabilities;
+            if capabilities.wipe_command.is_none()
+                && let TargetSpec::Command(c) = &spec
+                && let Some(bin) = c.strip_suffix(" run --bundle {bundle}")
+                && bin.ends_with("sgw")
+            {
+                capabilities.wipe_command = Some(format!("{bin} wipe --bundle {{bundle}} --yes"));
+            }
             let deviations = match deviations.map(std::fs::read_to_string) {
                 None => Vec::new(),
                 Some(Ok(t)) => parse_deviations(&t),

@@ -237,6 +237,7 @@ impl Suite {
         )?;
         let handle = platform.handle();
         Ok(Ctx {
+            wipe: None,
             broker: self.broker.clone(),
             case_id: case_id.to_owned(),
             seed,
@@ -281,6 +282,17 @@ pub struct Ctx {
     /// The gateway under test (set by the runner).
     pub target: Option<Box<dyn Target>>,
     broker: MqttBroker,
+    /// How the gateway under test is disposed of (SM-DISPOSE), if it can be.
+    pub wipe: Option<Wipe>,
+}
+
+/// How a gateway is disposed of (SM-DISPOSE).
+#[derive(Debug, Clone)]
+pub enum Wipe {
+    /// `gateway::dispose` on the bundle (the reference gateway in process).
+    InProcess,
+    /// A command template with `{bundle}`, run with `sh -c`.
+    Command(String),
 }
 
 /// `[ftp].max_file_bytes` of every bundle the suite provisions.
@@ -346,6 +358,35 @@ impl Ctx {
     /// its client ID is taken over, DES-MQTT-2).
     pub fn cut_link(&self) -> Result<()> {
         self.broker.kick(&self.gw).map_err(|e| anyhow!("kick: {e}"))
+    }
+
+    /// Disposes of the gateway (it must be stopped): `Ok(false)` if this target cannot be.
+    pub async fn wipe_gateway(&mut self) -> Result<bool> {
+        let dir = self.bundle.dir.clone();
+        match self.wipe.clone() {
+            None => Ok(false),
+            Some(Wipe::InProcess) => {
+                let cfg = Config::load(&dir)?;
+                let plan = gateway::dispose::plan(&cfg, &dir);
+                gateway::dispose::wipe(&plan)?;
+                Ok(true)
+            }
+            Some(Wipe::Command(t)) => {
+                let cmd = t.replace("{bundle}", &dir.display().to_string());
+                let out = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .output()
+                    .await?;
+                if !out.status.success() {
+                    bail!(
+                        "`{cmd}` failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// Whether the gateway under test is running.
