@@ -274,7 +274,7 @@ pub fn all() -> Vec<Case> {
             expectation: "not acted on, not answered; an `anomaly` of kind `security`; a correct \
                           start afterwards is applied",
             needs: Needs::NONE,
-            run: fault.run(),
+            run: forged_case,
         });
     }
     v.push(Case {
@@ -1132,7 +1132,7 @@ fn jose_case(a: JoseAttack) -> Case {
         expectation: "not acted on, not answered; an `anomaly` of kind `security`; a correct \
                       start afterwards is applied",
         needs: Needs::NONE,
-        run: Fault::Jose(a).run(),
+        run: forged_case,
     }
 }
 
@@ -1159,41 +1159,31 @@ impl Fault {
         f
     }
 
-    fn run(self) -> for<'a> fn(&'a mut Ctx) -> CaseFuture<'a> {
-        match self {
-            Fault::Tampered => |c| Box::pin(forged(c, Fault::Tampered)),
-            Fault::Unsigned => |c| Box::pin(forged(c, Fault::Unsigned)),
-            Fault::Expired => |c| Box::pin(forged(c, Fault::Expired)),
-            Fault::Revoked => |c| Box::pin(forged(c, Fault::Revoked)),
-            Fault::Jose(JoseAttack::AlgNone) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::AlgNone)))
-            }
-            Fault::Jose(JoseAttack::HmacKeyConfusion) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::HmacKeyConfusion)))
-            }
-            Fault::Jose(JoseAttack::UnsupportedAlg) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::UnsupportedAlg)))
-            }
-            Fault::Jose(JoseAttack::HeaderCrit) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::HeaderCrit)))
-            }
-            Fault::Jose(JoseAttack::HeaderJku) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::HeaderJku)))
-            }
-            Fault::Jose(JoseAttack::EmbeddedJwk) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::EmbeddedJwk)))
-            }
-            Fault::Jose(JoseAttack::DuplicateAlg) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::DuplicateAlg)))
-            }
-            Fault::Jose(JoseAttack::WrongTyp) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::WrongTyp)))
-            }
-            Fault::Jose(JoseAttack::UnknownSigner) => {
-                |c| Box::pin(forged(c, Fault::Jose(JoseAttack::UnknownSigner)))
-            }
+    /// The fault a forged-command case sends, from its case ID.
+    fn of_case(id: &str) -> Option<Fault> {
+        match id {
+            "PSTART-TAMPERED" => Some(Fault::Tampered),
+            "PSTART-UNSIGNED" => Some(Fault::Unsigned),
+            "PSTART-EXPIRED-CERT" => Some(Fault::Expired),
+            "PSTART-REVOKED-CERT" => Some(Fault::Revoked),
+            _ => JoseAttack::ALL
+                .into_iter()
+                .find(|a| jose_case(*a).id == id)
+                .map(Fault::Jose),
         }
     }
+}
+
+/// Every forged-command case: the fault is the one its ID names ([`Fault::of_case`]).
+fn forged_case(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        match Fault::of_case(&c.case_id) {
+            Some(f) => forged(c, f).await,
+            None => Err(crate::case::Failure {
+                observed: format!("no forged-command fault for case {}", c.case_id),
+            }),
+        }
+    })
 }
 
 async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
