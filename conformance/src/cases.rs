@@ -617,13 +617,31 @@ async fn upload_billing(c: &Ctx, name: &str, rows: usize, seed: u64) -> Result<l
     Ok(table)
 }
 
+/// Opens an FTPS session as `password`. A session that fails before `USER` (the TCP connect
+/// or the TLS upgrade) says nothing of the gateway's FTP rules and is made once more: libunftp
+/// 0.24, which our gateway uses, can read a fast ClientHello as a command under load (see
+/// `gateway/src/runtime/ftp.rs`), and a legacy system would simply connect again. A second
+/// failure is the result.
+async fn open_session(
+    target: &legacy_sim::push::FtpTarget,
+    password: &str,
+) -> Result<Session, legacy_sim::push::PushError> {
+    match Session::open_as(target, password).await {
+        Err(e) if matches!(e.stage(), "CONNECT" | "AUTH TLS") => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Session::open_as(target, password).await
+        }
+        r => r,
+    }
+}
+
 /// One upload in its own FTPS session; `Ok` only for a completion reply (226).
 async fn upload_bytes(
     target: &legacy_sim::push::FtpTarget,
     name: &str,
     bytes: &[u8],
 ) -> Result<()> {
-    let mut s = Session::open(target)
+    let mut s = open_session(target, &target.password)
         .await
         .map_err(|e| anyhow!("FTP session: {e}"))?;
     s.store(name, bytes)
@@ -1992,7 +2010,7 @@ fn ftp_default_credentials(c: &mut Ctx) -> CaseFuture<'_> {
         for (user, password) in tries {
             let mut t = target.clone();
             t.user = user.to_owned();
-            match Session::open_as(&t, password).await {
+            match open_session(&t, password).await {
                 Ok(s) => {
                     drop(s);
                     bail!("login {user}/{password} accepted");
@@ -2009,7 +2027,8 @@ fn ftp_default_credentials(c: &mut Ctx) -> CaseFuture<'_> {
 fn ftp_commands_refused(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
-        let mut s = Session::open(&c.ftp_target("billing")?)
+        let target = c.ftp_target("billing")?;
+        let mut s = open_session(&target, &target.password)
             .await
             .map_err(|e| anyhow!("FTP session: {e}"))?;
         let mut replies = Vec::new();

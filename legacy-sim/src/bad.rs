@@ -272,7 +272,7 @@ fn label(mut e: ManifestEntry, kind: BadKind) -> ManifestEntry {
     e
 }
 
-/// One login session of the lockout probe. A session that ended before `USER` (the connection
+/// One session of the lockout probe (and the duplicate's second copy). A session that ended before `USER` (the connection
 /// or the TLS upgrade failed, e.g. a server that read the ClientHello as a command before it
 /// switched to TLS) says nothing of the login and did not count as a failed one: it is made
 /// once more, so that the number of failed logins the server saw stays exact. Both attempts
@@ -348,7 +348,7 @@ pub async fn run(
         BadKind::Duplicate => {
             let u = upload(base_name);
             out.push(push_with(target, &target.password, &u, policy, Transfer::Whole).await);
-            out.push(push_with(target, &target.password, &u, &once, Transfer::Whole).await);
+            out.push(login_push(target, &target.password, &u, &once).await);
         }
         BadKind::PathTraversal => {
             for name in traversal_names(opts.dataset) {
