@@ -254,14 +254,32 @@ pub fn all() -> Vec<Case> {
         (
             "PSTART-EXPIRED-CERT",
             Fault::Expired,
-            FORGED,
-            &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
+            &[
+                "IF-PSTART-2",
+                "SEC-JSON-SIG-2",
+                "SEC-CERT-2",
+                "SM-SIG",
+                "SM-CERTEXP",
+            ][..],
+            &[
+                "DES-CERT-3",
+                "DES-CERT-4",
+                "DES-SEAL-5",
+                "DES-SEAL-6",
+                "DES-MSG-AN-1",
+            ][..],
         ),
         (
             "PSTART-REVOKED-CERT",
             Fault::Revoked,
             FORGED,
-            &["DES-CERT-3", "DES-SEAL-5", "DES-MSG-AN-1"][..],
+            &[
+                "DES-CERT-3",
+                "DES-CERT-4",
+                "DES-SEAL-5",
+                "DES-SEAL-6",
+                "DES-MSG-AN-1",
+            ][..],
         ),
     ] {
         v.push(Case {
@@ -271,12 +289,51 @@ pub fn all() -> Vec<Case> {
             level: Level::Must,
             negative: true,
             description: fault.description(),
-            expectation: "not acted on, not answered; an `anomaly` of kind `security`; a correct \
-                          start afterwards is applied",
+            expectation: fault.expectation(),
             needs: Needs::NONE,
             run: forged_case,
         });
     }
+    v.push(Case {
+        id: "PSTOP-HELD-CERT-REVOKED",
+        requirements: &["SEC-CERT-2", "IF-PSTART-2", "SM-SIG", "SEC-JSON-SIG-2"],
+        rules: &[
+            "DES-CERT-3",
+            "DES-CERT-4",
+            "DES-SEAL-6",
+            "DES-CERT-7",
+            "DES-MSG-AN-1",
+        ],
+        level: Level::Must,
+        negative: true,
+        description: "with `crl_refresh_sec` 1, the platform's data-protection certificate — the \
+                      one the gateway holds — is revoked (a compromised key) and the platform \
+                      sends `periodic.stop` signed with it; then it gets a new certificate",
+        expectation: "once the gateway has fetched the CRL that lists it, the stop under the \
+                      revoked certificate is not acted on (an upload is still accepted) and not \
+                      answered; the platform's retry under its new certificate is applied \
+                      (`periodic.stop.result` OK). (No anomaly is required: nothing can be \
+                      sealed to a revoked certificate, and what the gateway then does with its \
+                      report is not yet a rule.)",
+        needs: Needs::NONE,
+        run: pstop_held_cert_revoked,
+    });
+    v.push(Case {
+        id: "PLATFORM-CERT-ROTATED",
+        requirements: &["SM-CERTEXP", "IF-CERT-1", "SEC-CERT-2", "ST-STORE-1"],
+        rules: &["DES-SEAL-6", "DES-CERT-3", "DES-CERT-4", "DES-MSG-DATA-2"],
+        level: Level::Must,
+        negative: false,
+        description: "mid-flow the platform replaces its data-protection certificate (new key, \
+                      new `kid`); its acknowledgements and commands are signed with the new one \
+                      from then on",
+        expectation: "at the first message under the unknown `kid` the gateway fetches \
+                      `platform.pem` once, installs the new certificate and opens the message \
+                      again: data before and after the rotation acknowledged, a stop under the \
+                      new certificate answered OK, no `anomaly` of kind `security`",
+        needs: Needs::NONE,
+        run: platform_cert_rotated,
+    });
     v.push(Case {
         id: "PSTART-STALE",
         requirements: &["IF-PSTART-2", "SM-SIG", "SM-THRESHOLD"],
@@ -1159,14 +1216,46 @@ impl Fault {
         match self {
             Fault::Tampered => "`periodic.start` with one ciphertext byte flipped after sealing",
             Fault::Unsigned => "`periodic.start` encrypted but not signed",
-            Fault::Expired => "`periodic.start` signed with an expired platform certificate",
-            Fault::Revoked => "`periodic.start` signed with a revoked platform certificate",
+            Fault::Expired => {
+                "`periodic.start` signed with an expired platform certificate (issued by the \
+                 platform's root, platform role), which the certificate endpoint now serves as \
+                 `platform.pem`"
+            }
+            Fault::Revoked => {
+                "`periodic.start` signed with a revoked platform certificate (issued by the \
+                 platform's root, platform role, listed in the current CRL), which the \
+                 certificate endpoint now serves as `platform.pem`"
+            }
             Fault::Jose(_) => "`periodic.start` with a forged inner JWS",
         }
     }
 
+    fn expectation(self) -> &'static str {
+        match self {
+            Fault::Expired | Fault::Revoked => {
+                "the unknown `kid` makes the gateway fetch `platform.pem` (DES-SEAL-6), which it \
+                 refuses by its validity period or the CRL: an `anomaly` of kind \
+                 `certificate`; the command is not acted on, not answered, an `anomaly` of kind \
+                 `security`; a correct start afterwards is applied"
+            }
+            _ => {
+                "not acted on, not answered; an `anomaly` of kind `security`; a correct start \
+                 afterwards is applied"
+            }
+        }
+    }
+
+    /// Whether the fault's signer certificate is served as `platform.pem`, so the gateway
+    /// must refuse it by DES-CERT-4 once it fetches it.
+    fn offers_cert(self) -> bool {
+        matches!(self, Fault::Expired | Fault::Revoked)
+    }
+
     fn config(self) -> FaultConfig {
-        let mut f = FaultConfig::default();
+        let mut f = FaultConfig {
+            offer_signer_cert: self.offers_cert(),
+            ..FaultConfig::default()
+        };
         match self {
             Fault::Tampered => f.tamper_commands = 1,
             Fault::Unsigned => f.unsigned_commands = 1,
@@ -1209,6 +1298,7 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
         async {
             c.start_gateway().await?;
             c.wait_view("session", WAIT, |v| v.connected).await?;
+            let fetched = c.platform_pem_fetches();
             c.faults(fault.config())?;
             c.command(OperatorCommand::Start {
                 datasets: vec![],
@@ -1221,6 +1311,26 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                 })
                 .await?;
             c.note(format!("sent {} ({:?})", forged.message_id, forged.fault));
+            if fault.offers_cert() {
+                c.wait_view(
+                    "an anomaly of kind certificate (the offered platform.pem refused)",
+                    WAIT,
+                    |v| {
+                        v.anomalies.iter().any(|a| {
+                            a.source == "gateway"
+                                && a.kind == gateway::protocol::message::AnomalyKind::Certificate
+                        })
+                    },
+                )
+                .await?;
+                let n = c.platform_pem_fetches() - fetched;
+                c.note(format!(
+                    "platform.pem fetched {n} time(s) after the forged command"
+                ));
+                if n == 0 {
+                    bail!("platform.pem not fetched at the unknown kid (DES-SEAL-6)");
+                }
+            }
             c.wait_view("an anomaly of kind security", WAIT, |v| {
                 v.anomalies.iter().any(|a| {
                     a.source == "gateway"
@@ -1851,9 +1961,6 @@ fn ids_unique(c: &mut Ctx) -> CaseFuture<'_> {
             if !is_message_id(&e.message_id) {
                 bail!("messageId {:?} is not DES-ID-2 text", e.message_id);
             }
-            if e.gateway != c.gw.as_str() {
-                bail!("an uplink from {} (gateway {})", e.gateway, c.gw);
-            }
             let this = (e.message_type.clone(), e.summary.clone());
             if let Some(before) = seen.insert(e.message_id.clone(), this.clone())
                 && before != this
@@ -2291,6 +2398,108 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
 }
 
 // ------------------------------------------------------------------ authentic updates only
+
+fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.reconfigure(|cfg| cfg.data_protection.crl_refresh_sec = gateway::config::Secs(1))?;
+        c.started(ProfileFormat::Json).await?;
+        let crl_before = c.crl_fetches();
+        let detail = c.revoke_platform_certificate()?;
+        c.note(detail);
+        // A fetch may have been under way at the revocation: wait for two more.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while c.crl_fetches() < crl_before + 2 {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the CRL not fetched again within {} s (crl_refresh_sec 1)",
+                    WAIT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.command(OperatorCommand::Stop)?;
+        let stop = c
+            .wait_wire("periodic.stop under the revoked certificate", WAIT, |e| {
+                e.message_type == "periodic.stop"
+            })
+            .await?;
+        // The gateway can seal nothing to a revoked certificate: it says nothing until the
+        // platform has a new one.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        upload_billing(c, "after_refused_stop.csv", 3, c.seed)
+            .await
+            .map_err(|e| {
+                anyhow!("upload after the refused stop: {e} (226: the stop was not applied)")
+            })?;
+        if c.wire()
+            .iter()
+            .any(|e| e.in_reply_to.as_deref() == Some(stop.message_id.as_str()))
+        {
+            bail!("the stop signed under a revoked certificate was answered");
+        }
+        let detail = c.rotate_platform_certificate()?;
+        c.note(detail);
+        c.wait_wire(
+            "periodic.stop.result OK under the new certificate",
+            WAIT,
+            |e| e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK"),
+        )
+        .await?;
+        let anomalies: Vec<String> = c
+            .view()
+            .anomalies
+            .iter()
+            .filter(|a| a.source == "gateway")
+            .map(|a| format!("{:?} {} {}", a.kind, a.rule, a.detail))
+            .collect();
+        c.note(format!("gateway anomalies: {anomalies:?}"));
+        Ok(())
+    })
+}
+
+fn platform_cert_rotated(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        c.wait_view("3 records acknowledged", WAIT, |v| {
+            v.last_status
+                .as_ref()
+                .is_some_and(|s| s.last_seq == 3 && s.storage.unacked == 0)
+        })
+        .await?;
+        let before = c.platform_pem_fetches();
+        let detail = c.rotate_platform_certificate()?;
+        c.note(detail);
+        // Sealed under the certificate the gateway holds; acknowledged under the new one.
+        upload_billing(c, "billing_2.csv", 3, c.seed + 1).await?;
+        c.wait_view("6 records acknowledged after the rotation", WAIT, |v| {
+            v.highest_seq == 6
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq == 6 && s.storage.unacked == 0)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        c.command(OperatorCommand::Stop)?;
+        c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        let fetched = c.platform_pem_fetches() - before;
+        c.note(format!(
+            "platform.pem fetched {fetched} time(s) after the rotation"
+        ));
+        if fetched != 1 {
+            bail!("platform.pem fetched {fetched} times after the rotation, once expected");
+        }
+        if let Some(a) = c.view().anomalies.iter().find(|a| {
+            a.source == "gateway" && a.kind == gateway::protocol::message::AnomalyKind::Security
+        }) {
+            bail!("a security anomaly: {} {}", a.rule, a.detail);
+        }
+        exactly_once(c, 6)
+    })
+}
 
 fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {

@@ -238,6 +238,7 @@ impl Suite {
         let handle = platform.handle();
         Ok(Ctx {
             wipe: None,
+            platform_cert_revoked: false,
             broker: self.broker.clone(),
             case_id: case_id.to_owned(),
             seed,
@@ -284,6 +285,9 @@ pub struct Ctx {
     broker: MqttBroker,
     /// How the gateway under test is disposed of (SM-DISPOSE), if it can be.
     pub wipe: Option<Wipe>,
+    /// The platform's data-protection certificate was revoked by this case and not yet
+    /// replaced: [`Ctx::finish`] replaces it, since the CA is shared by the run's cases.
+    platform_cert_revoked: bool,
 }
 
 /// How a gateway is disposed of (SM-DISPOSE).
@@ -405,6 +409,41 @@ impl Ctx {
         }
     }
 
+    /// Rotates the platform's data-protection certificate: the CA issues a new one, the
+    /// certificate endpoint serves it, commands and acknowledgements are signed with it from
+    /// now on (what the platform sealed before is still opened with the old key). What was done.
+    pub fn rotate_platform_certificate(&mut self) -> Result<String> {
+        self.platform_cert_revoked = false;
+        self.handle
+            .rotate_platform_certificate()
+            .map_err(|e| anyhow!("rotate: {e:?}"))
+    }
+
+    /// Revokes the platform's data-protection certificate without a replacement (the platform
+    /// goes on signing with it). What was done.
+    pub fn revoke_platform_certificate(&mut self) -> Result<String> {
+        self.platform_cert_revoked = true;
+        self.handle
+            .revoke_platform_certificate()
+            .map_err(|e| anyhow!("revoke: {e:?}"))
+    }
+
+    /// How many times the gateway fetched the CRL so far.
+    pub fn crl_fetches(&self) -> usize {
+        self.https_requests()
+            .iter()
+            .filter(|(_, p)| p.ends_with("/crl.pem") || p.ends_with("/crl.der"))
+            .count()
+    }
+
+    /// How many times the gateway fetched `platform.pem` so far.
+    pub fn platform_pem_fetches(&self) -> usize {
+        self.https_requests()
+            .iter()
+            .filter(|(_, p)| p.ends_with("/platform.pem"))
+            .count()
+    }
+
     /// Sets the platform's faults.
     pub fn faults(&self, f: FaultConfig) -> Result<()> {
         self.handle
@@ -524,6 +563,10 @@ impl Ctx {
     /// Ends the case: the gateway stopped, the platform closed.
     pub async fn finish(&mut self) {
         let _ = self.stop_gateway().await;
+        if self.platform_cert_revoked {
+            // The CA is the run's: later cases need a platform certificate that is not revoked.
+            let _ = self.rotate_platform_certificate();
+        }
         self.platform.take();
     }
 }

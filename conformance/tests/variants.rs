@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 30] = [
+const CATCHES: [(Variant, &str, &str); 33] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -140,30 +140,66 @@ const CATCHES: [(Variant, &str, &str); 30] = [
         "FTP-DEFAULT-CREDENTIALS",
         "login admin/admin accepted",
     ),
+    (
+        Variant::NoKidRefetch,
+        "PLATFORM-CERT-ROTATED",
+        "acknowledged after the rotation",
+    ),
+    (
+        Variant::ExpiredCertAccepted,
+        "PSTART-EXPIRED-CERT",
+        "anomaly of kind certificate",
+    ),
+    (
+        Variant::RevokedCertAccepted,
+        "PSTART-REVOKED-CERT",
+        "anomaly of kind certificate",
+    ),
 ];
+
+/// Variants only a killed gateway shows: run as the `sgw` binary of this build (built with
+/// the workspace's test features, so it honours `BROKEN`), which the suite kills.
+const KILLED: [(Variant, &str, &str); 1] = [(
+    Variant::AckBeforeDurable,
+    "CRASH-INGEST",
+    "accepted uploads missing at the platform",
+)];
+
+/// The `sgw` binary of this build (target/debug/sgw beside target/debug/deps/this-test).
+fn sgw_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("sgw")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_variant_fails_the_case_meant_to_catch_it() {
     assert_eq!(
-        CATCHES.len(),
+        CATCHES.len() + KILLED.len(),
         Variant::ALL.len(),
         "a variant without its catching case"
     );
+    let sgw = TargetSpec::Command(format!("{} run --bundle {{bundle}}", sgw_bin().display()));
     // The runs are independent worlds (own CA, broker, platform): run them side by side, most
     // of their time is waiting for what a wrong gateway never does — at most 8 at once, so
     // that on a 2-core machine no case misses its own timers for want of CPU.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     let runs: Vec<_> = CATCHES
         .into_iter()
-        .map(|(variant, case, why)| {
+        .map(|c| (c, TargetSpec::InProcess, 60))
+        // CRASH-INGEST waits up to 60 s for the accepted uploads after its five kills.
+        .chain(KILLED.into_iter().map(|c| (c, sgw.clone(), 150)))
+        .map(|((variant, case, why), target, deadline)| {
             let o = RunOptions {
-                target: TargetSpec::InProcess,
+                target,
                 select: vec![case.to_owned()],
                 strict: true,
                 seed: 20_261_204,
                 capabilities: Capabilities::default(),
                 deviations: Vec::new(),
-                case_deadline: Duration::from_secs(60),
+                case_deadline: Duration::from_secs(deadline),
                 variant: Some(variant.name().to_owned()),
             };
             (variant, case, why, {

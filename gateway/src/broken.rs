@@ -22,6 +22,18 @@ pub enum Variant {
     OversizeAccepted,
     /// IF-CERT-1: certificates and CRL never fetched.
     NoCertFetch,
+    /// DES-SEAL-6: a message signed under an unknown `kid` is refused without fetching
+    /// `platform.pem` (a rotated platform certificate is never learnt).
+    NoKidRefetch,
+    /// SEC-CERT-2, DES-CERT-4 step 5: a certificate's validity period is not checked (an
+    /// expired `platform.pem` is installed and its signatures accepted).
+    ExpiredCertAccepted,
+    /// SEC-CERT-2, DES-CERT-4 step 6: the CRL is not consulted (a revoked `platform.pem` is
+    /// installed and its signatures accepted).
+    RevokedCertAccepted,
+    /// ST-STORE-1, DES-FTP-6: an upload is answered `226` at once and stored two seconds
+    /// later (a kill -9 in between loses a file reported stored).
+    AckBeforeDurable,
     /// IF-DISC-1: no `disconnect` at shutdown.
     NoDisconnect,
     /// IF-PSTOP-1: `periodic.stop` ignored.
@@ -77,7 +89,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 30] = [
+    pub const ALL: [Variant; 34] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -108,6 +120,10 @@ impl Variant {
         Variant::ResendFlood,
         Variant::SilentIngestRefusal,
         Variant::StatusWithoutCertificates,
+        Variant::NoKidRefetch,
+        Variant::ExpiredCertAccepted,
+        Variant::RevokedCertAccepted,
+        Variant::AckBeforeDurable,
     ];
 
     /// The name written in `BROKEN`.
@@ -143,6 +159,10 @@ impl Variant {
             Variant::ResendFlood => "resend-flood",
             Variant::SilentIngestRefusal => "silent-ingest-refusal",
             Variant::StatusWithoutCertificates => "status-without-certificates",
+            Variant::NoKidRefetch => "no-kid-refetch",
+            Variant::ExpiredCertAccepted => "expired-cert-accepted",
+            Variant::RevokedCertAccepted => "revoked-cert-accepted",
+            Variant::AckBeforeDurable => "ack-before-durable",
         }
     }
 }

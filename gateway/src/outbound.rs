@@ -27,8 +27,8 @@ use crate::protocol::ids::{GatewayId, SeqRange};
 use crate::protocol::message::{
     DecodeError, Envelope, MAX_ENVELOPE_BYTES, MAX_PAYLOAD_BYTES, ProfileFormat, peek,
 };
-use crate::security::DataSecurity;
 use crate::security::xml::XmlCipher;
+use crate::security::{DataSecurity, SecurityError};
 
 /// The key store name of the platform's data-protection certificate (DES-SEAL-6).
 pub const PLATFORM_PEER: &str = "platform";
@@ -86,43 +86,70 @@ pub fn open_inbound(
     retain: bool,
     now: DateTime<Utc>,
 ) -> Inbound {
+    open_inbound_kid(sec, topic, payload, retain, now).0
+}
+
+/// [`open_inbound`], and whether it was refused only because the signer's `kid` is not the
+/// held platform certificate's nor any other known one (`UnknownKid`): DES-SEAL-6 then has
+/// the gateway refresh `platform.pem` once and open the message again.
+pub fn open_inbound_kid(
+    sec: &DataSecurity,
+    topic: String,
+    payload: &[u8],
+    retain: bool,
+    now: DateTime<Utc>,
+) -> (Inbound, bool) {
     if payload.len() > MAX_PAYLOAD_BYTES {
         // Step 1: dropped unopened (DES-MQTT-7).
-        return Inbound::Refused {
-            topic,
-            error: InboundError::Decode(DecodeError::TooLarge(payload.len())),
-            peek: None,
-        };
+        return (
+            Inbound::Refused {
+                topic,
+                error: InboundError::Decode(DecodeError::TooLarge(payload.len())),
+                peek: None,
+            },
+            false,
+        );
     }
     if retain {
         // Step 2 (DES-MQTT-6): never acted on.
-        return Inbound::Refused {
-            topic,
-            error: InboundError::Decode(DecodeError::Rule(
-                "DES-MQTT-6: retained message refused".into(),
-            )),
-            peek: None,
-        };
+        return (
+            Inbound::Refused {
+                topic,
+                error: InboundError::Decode(DecodeError::Rule(
+                    "DES-MQTT-6: retained message refused".into(),
+                )),
+                peek: None,
+            },
+            false,
+        );
     }
     let opened = std::str::from_utf8(payload)
         .ok()
-        .and_then(|t| sec.open_message(PLATFORM_PEER, t, now).ok());
-    let Some(bytes) = opened else {
-        // Step 4: one code, no oracle (IF-PSTART-2, DES-SEAL-5).
-        return Inbound::Refused {
-            topic,
-            error: InboundError::Security,
-            peek: None,
-        };
+        .map(|t| sec.open_message(PLATFORM_PEER, t, now));
+    let bytes = match opened {
+        Some(Ok(bytes)) => bytes,
+        other => {
+            let unknown_kid = matches!(other, Some(Err(SecurityError::UnknownKid)));
+            // Step 4: one code, no oracle (IF-PSTART-2, DES-SEAL-5).
+            return (
+                Inbound::Refused {
+                    topic,
+                    error: InboundError::Security,
+                    peek: None,
+                },
+                unknown_kid,
+            );
+        }
     };
-    match Envelope::decode(&bytes) {
+    let inbound = match Envelope::decode(&bytes) {
         Ok(envelope) => Inbound::Opened { topic, envelope },
         Err(e) => Inbound::Refused {
             topic,
             error: InboundError::Decode(e),
             peek: peek(&bytes),
         },
-    }
+    };
+    (inbound, false)
 }
 
 /// Seals an up envelope to the platform (DES-SEAL-1).

@@ -564,6 +564,18 @@ impl Ca {
         self.issue_valid(kind, subject, not_before, not_after)
     }
 
+    /// Rotates the platform's data-protection certificate (SM-CERTEXP, DES-SEAL-6): a new key
+    /// and certificate (subject `platform`, platform role, full validity) replace
+    /// `platform-dp.pem` / `platform-dp.key`. The previous certificate stays valid and
+    /// unrevoked in the index; peers learn the new one from the certificate endpoint when they
+    /// meet its `kid`.
+    pub fn rotate_platform_dp(&mut self) -> Result<IssuedCert, CaError> {
+        let dp = self.issue(CertKind::PlatformDataProtection, "platform")?;
+        write_public(&self.dir.join("platform-dp.pem"), dp.cert_pem.as_bytes())?;
+        write_private(&self.dir.join("platform-dp.key"), dp.key_pem.as_bytes())?;
+        Ok(dp)
+    }
+
     /// Issues a platform data-protection certificate that peers must refuse, for fault
     /// injection (SEC-CERT-2, IF-PSTART-2): [`FaultyCert::Expired`] ended a day ago,
     /// [`FaultyCert::Revoked`] is valid but revoked at once (the CRL is re-signed). Neither
@@ -794,6 +806,13 @@ impl Ca {
         }
         self.sign_crl_locked()?;
         Ok(n)
+    }
+
+    /// Revokes the platform's live data-protection certificate(s) and re-signs the CRL (a
+    /// compromised key, SEC-CERT-2). `platform-dp.pem` stays until
+    /// [`Ca::rotate_platform_dp`] replaces it. Returns how many were revoked.
+    pub fn revoke_platform_dp(&mut self) -> Result<usize, CaError> {
+        self.revoke_subject(&[CertKind::PlatformDataProtection], "platform")
     }
 
     /// Revokes every live certificate of the gateway (client and data protection) and re-signs

@@ -10,6 +10,8 @@
 //! | GET | `/api/gateways` | every known gateway: connection, periodic state, records per dataset, gaps, anomalies, last monitoring status, certificate expiries |
 //! | GET | `/api/gateways/{id}` | one gateway |
 //! | POST | `/api/gateways/{id}/commands` | an [`OperatorCommand`] (`start`, `stop`, `resend`, `revoke`) |
+//! | POST | `/api/platform/rotate-certificate` | rotate the platform's data-protection certificate (DES-CERT-7); `{"detail": …}` |
+//! | POST | `/api/platform/revoke-certificate` | revoke it without a replacement (a compromised key); `{"detail": …}` |
 //! | GET/PUT | `/api/faults` | the [`FaultConfig`] in force |
 //!
 //! The state and the effects live behind [`OperatorBackend`], implemented by the platform
@@ -166,6 +168,11 @@ pub struct FaultConfig {
     /// The certificate endpoint serves a `root.pem` that is not the provisioned root (a
     /// self-signed stranger): a gateway must ignore it (DES-CERT-3, SM-UPDATE).
     pub foreign_root: bool,
+    /// With `expired_cert_commands` or `revoked_cert_commands` armed: the certificate endpoint
+    /// serves that faulty signer's certificate as `platform.pem`, so a gateway that refreshes
+    /// `platform.pem` on the unknown `kid` (DES-SEAL-6) meets it and must refuse it by its
+    /// validity period or the CRL (DES-CERT-4), not merely by its `kid`.
+    pub offer_signer_cert: bool,
 }
 
 /// A forged inner JWS (the attack classes of `vectors/data/jws_rs256.json` and `seal.json`).
@@ -285,6 +292,12 @@ pub trait OperatorBackend: Send + Sync + 'static {
     fn faults(&self) -> FaultConfig;
     /// Replaces the faults in force.
     fn set_faults(&self, faults: FaultConfig) -> Result<(), OperatorError>;
+    /// Replaces the platform's data-protection certificate by a new one (SM-CERTEXP,
+    /// DES-SEAL-6); what was done.
+    fn rotate_platform_certificate(&self) -> Result<String, OperatorError>;
+    /// Revokes the platform's data-protection certificate (a compromised key, SEC-CERT-2)
+    /// without replacing it; what was done.
+    fn revoke_platform_certificate(&self) -> Result<String, OperatorError>;
 }
 
 type Backend = Arc<dyn OperatorBackend>;
@@ -300,7 +313,23 @@ pub fn router(backend: Backend) -> Router {
         .route("/api/gateways/{id}", get(one))
         .route("/api/gateways/{id}/commands", post(command))
         .route("/api/faults", get(get_faults).put(put_faults))
+        .route("/api/platform/rotate-certificate", post(rotate_certificate))
+        .route("/api/platform/revoke-certificate", post(revoke_certificate))
         .with_state(backend)
+}
+
+async fn rotate_certificate(
+    State(b): State<Backend>,
+) -> Result<Json<serde_json::Value>, OperatorError> {
+    let detail = b.rotate_platform_certificate()?;
+    Ok(Json(serde_json::json!({ "detail": detail })))
+}
+
+async fn revoke_certificate(
+    State(b): State<Backend>,
+) -> Result<Json<serde_json::Value>, OperatorError> {
+    let detail = b.revoke_platform_certificate()?;
+    Ok(Json(serde_json::json!({ "detail": detail })))
 }
 
 fn parse_gateway(id: &str) -> Result<GatewayId, OperatorError> {

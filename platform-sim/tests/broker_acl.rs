@@ -247,27 +247,33 @@ async fn a_certificate_from_a_foreign_ca_with_the_same_gateway_id_is_refused() {
 }
 
 #[tokio::test]
-async fn rumqttd_has_no_crl_so_a_revoked_gateway_connects_and_the_platform_kicks_it() {
+async fn a_revoked_gateway_is_kicked_and_then_refused_at_the_tls_handshake() {
     let b = provisioned("ACLREV");
+    let mut m = mqtt(port(), "ACLREV", bundle_client_config(&b));
+    m.connected().await;
     env()
         .ca
         .lock()
         .unwrap()
         .revoke_gateway(&gw_id("ACLREV"))
         .unwrap();
-    assert!(
-        env()
-            .ca
-            .lock()
-            .unwrap()
-            .is_gateway_revoked(&gw_id("ACLREV"))
-    );
-    let mut m = mqtt(port(), "ACLREV", bundle_client_config(&b));
-    // The documented limit: the broker does not consult the CRL.
-    m.connected().await;
+    // A session open before the revocation is closed by the platform's kick.
     env().broker.kick(&gw_id("ACLREV")).unwrap();
     let (seen, closed) = m.until_closed(Duration::from_secs(5)).await;
     assert!(closed.is_some(), "kick did not disconnect: {seen:?}");
+    // The next connection is refused by the broker's TLS front, which read the new CRL.
+    let mut again = mqtt(port(), "ACLREV", bundle_client_config(&b));
+    let (seen, closed) = again.until_closed(Duration::from_secs(5)).await;
+    let why = closed.expect("a revoked gateway's connection stayed open");
+    assert!(
+        !seen.iter().any(|p| matches!(p, Packet::ConnAck(_))),
+        "{seen:?}"
+    );
+    assert!(why.to_lowercase().contains("revoked"), "{why}");
+    // Another gateway still connects.
+    let other = provisioned("ACLREVOK");
+    let mut o = mqtt(port(), "ACLREVOK", bundle_client_config(&other));
+    o.connected().await;
 }
 
 #[tokio::test]

@@ -188,3 +188,67 @@ async fn mosquitto_pub_without_a_client_certificate_is_refused() {
         vec![]
     );
 }
+
+#[tokio::test]
+async fn mosquitto_pub_with_a_revoked_certificate_is_refused_at_the_handshake() {
+    let b = provisioned("MOSQREV");
+    let mut link = env().broker.platform_link("platform-mosq-rev").unwrap();
+    let publish = |m: &str| {
+        let mut c = mosq("mosquitto_pub", &b, true);
+        c.arg("-t")
+            .arg("/tenants/MOSQREV/sgw/v1/up/data")
+            .arg("-m")
+            .arg(m);
+        c
+    };
+    let out = run(publish("before")).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        platform_sees(&mut link, "MOSQREV", Duration::from_secs(5)).await,
+        vec![(
+            "/tenants/MOSQREV/sgw/v1/up/data".to_owned(),
+            b"before".to_vec()
+        )]
+    );
+    env()
+        .ca
+        .lock()
+        .unwrap()
+        .revoke_gateway(&gateway::protocol::ids::GatewayId::new("MOSQREV").unwrap())
+        .unwrap();
+    let mut c = publish("after");
+    c.arg("-d");
+    let out = run(c).await;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("CONNACK"),
+        "{out:?}"
+    );
+    // mosquitto only says "connection lost"; OpenSSL's s_client names the server's alert
+    // (TLS 1.2, so that the alert arrives within the handshake: under TLS 1.3 the client has
+    // finished before the server judges its certificate).
+    let mut s = Command::new("openssl");
+    s.arg("s_client")
+        .arg("-connect")
+        .arg(env().broker.addr().to_string())
+        .arg("-tls1_2")
+        .arg("-CAfile")
+        .arg(b.path("tls/ca.pem"))
+        .arg("-cert")
+        .arg(b.path("tls/client.pem"))
+        .arg("-key")
+        .arg(b.path("tls/client.key"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = run(s).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("certificate revoked"), "{text}");
+    assert_eq!(
+        platform_sees(&mut link, "MOSQREV", Duration::from_millis(500)).await,
+        vec![]
+    );
+}

@@ -31,7 +31,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use chrono::Utc;
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::certfetch::CertFetcher;
 use super::driver::{Driver, DriverHandle, RecordStore};
@@ -237,7 +237,16 @@ struct Pipeline {
     audit: AuditLog,
     /// A deliberately wrong behaviour (conformance suite tests only).
     broken: Broken,
+    /// The `ack-before-durable` variant's queue: uploads answered 226 at once and stored
+    /// later.
+    deferred: std::sync::OnceLock<mpsc::UnboundedSender<(FtpUser, String, Vec<u8>)>>,
 }
+
+/// The name prefix of an upload the `ack-before-durable` variant stores late.
+const DEFERRED: &str = "deferred:";
+
+/// How late that variant stores an upload it already answered 226.
+const DEFERRED_BY: Duration = Duration::from_secs(2);
 
 /// A chunk of an upload, or the end of it.
 enum Chunk {
@@ -277,6 +286,22 @@ impl UploadSink for Pipeline {
         name: &str,
         mut input: Pin<Box<dyn tokio::io::AsyncRead + Send + Sync>>,
     ) -> Result<Accepted, Refusal> {
+        if let Some(later) = self.deferred.get()
+            && !name.starts_with(DEFERRED)
+        {
+            // The variant: 226 before anything is durable (ST-STORE-1 broken).
+            let mut bytes = Vec::new();
+            let _ = input.read_to_end(&mut bytes).await;
+            let _ = later.send((user.clone(), format!("{DEFERRED}{name}"), bytes));
+            return Ok(Accepted {
+                records: 0,
+                range: SeqRange::new(1, 1).ok_or_else(|| Refusal {
+                    code: RefusalCode::LocalError451,
+                    rule: "SC-FTP-1",
+                    text: "DES-FTP-6: local storage error".into(),
+                })?,
+            });
+        }
         let dataset = user.dataset.clone();
         // Storing stopped for the dataset (SC-STOP-1, DES-MSG-DATA-4) → 450.
         let view = self.driver.inspect().await.ok_or_else(|| Refusal {
@@ -647,6 +672,11 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     let gw = cfg.gateway.id.clone();
     let archive_keys = Arc::new(ArchiveKeys::from_keystore(&keys, &gw)?);
     let sec = DataSecurity::new(keys).with_masking(masking.clone());
+    #[cfg(feature = "broken-variants")]
+    let sec = sec.with_lax(crate::security::cert::Lax {
+        period: broken.is(Variant::ExpiredCertAccepted),
+        revocation: broken.is(Variant::RevokedCertAccepted),
+    });
     let cell = Arc::new(ArcSwap::from_pointee(sec));
     let evacuation_dir = cfg.storage.evacuation_dir.path().to_owned();
     std::fs::create_dir_all(&evacuation_dir)
@@ -718,6 +748,18 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         broken,
     });
     let (driver, handle) = Driver::new(core, cell.clone(), backend, link, profiles);
+    // Certificates: the fetcher, if the endpoint is usable (DES-CERT-1).
+    let fetcher = if broken.is(Variant::NoCertFetch) {
+        None
+    } else {
+        CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls).ok()
+    };
+    let (refetch_tx, mut refetch_rx) = mpsc::channel::<oneshot::Sender<()>>(4);
+    let driver = if fetcher.is_some() && !broken.is(Variant::NoKidRefetch) {
+        driver.with_platform_refetch(refetch_tx)
+    } else {
+        driver
+    };
     let driver_task = tokio::spawn(
         driver
             .with_metrics(metrics.clone())
@@ -748,7 +790,21 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         quarantine,
         audit: audit.clone(),
         broken,
+        deferred: std::sync::OnceLock::new(),
     });
+    if broken.is(Variant::AckBeforeDurable) {
+        let (later, mut queue) = mpsc::unbounded_channel::<(FtpUser, String, Vec<u8>)>();
+        let _ = pipeline.deferred.set(later);
+        let p = pipeline.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some((user, name, bytes)) = queue.recv().await {
+                tokio::time::sleep(DEFERRED_BY).await;
+                let _ = p
+                    .upload(&user, &name, Box::pin(std::io::Cursor::new(bytes)))
+                    .await;
+            }
+        }));
+    }
     let mut ftp_settings = cfg.ftp_settings();
     if broken.is(Variant::DefaultFtpAccount)
         && let (Some(d), Ok(phc)) = (cfg.datasets.first(), crate::config::hash_password("admin"))
@@ -806,26 +862,40 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         }));
     }
 
-    // Certificates: refresh on the period (DES-CERT-3).
-    if !broken.is(Variant::NoCertFetch)
-        && let Ok(fetcher) =
-            CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls)
-    {
+    // Certificates: refresh on the period (DES-CERT-3), and `platform.pem` when the driver
+    // asks (a message signed under an unknown kid, DES-SEAL-6). This task is the one writer
+    // of the certificate state.
+    if let Some(fetcher) = fetcher {
         let period = Duration::from_secs(cfg.data_protection.crl_refresh_sec.0.max(1));
         let d = handle.clone();
         let cell = cell.clone();
         tasks.push(tokio::spawn(async move {
-            loop {
-                let r = fetcher.refresh(&cell, Utc::now()).await;
-                for f in r.findings {
-                    d.anomaly(
-                        AnomalyKind::Certificate,
-                        f.rule,
-                        format!("{}: {}", f.what, f.detail),
-                    )
-                    .await;
+            let report = |r: super::certfetch::Refreshed| {
+                let d = d.clone();
+                async move {
+                    for f in r.findings {
+                        d.anomaly(
+                            AnomalyKind::Certificate,
+                            f.rule,
+                            format!("{}: {}", f.what, f.detail),
+                        )
+                        .await;
+                    }
                 }
-                tokio::time::sleep(period).await;
+            };
+            loop {
+                report(fetcher.refresh(&cell, Utc::now()).await).await;
+                let next = tokio::time::sleep(period);
+                tokio::pin!(next);
+                loop {
+                    tokio::select! {
+                        () = &mut next => break,
+                        Some(done) = refetch_rx.recv() => {
+                            report(fetcher.refresh_platform(&cell, Utc::now()).await).await;
+                            let _ = done.send(());
+                        }
+                    }
+                }
             }
         }));
     }

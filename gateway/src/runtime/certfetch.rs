@@ -67,6 +67,14 @@ pub struct Finding {
     pub detail: String,
 }
 
+fn find(what: &str, rule: &'static str, detail: String) -> Finding {
+    Finding {
+        what: what.to_owned(),
+        rule,
+        detail,
+    }
+}
+
 /// The outcome of one refresh round.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Refreshed {
@@ -162,14 +170,77 @@ impl CertFetcher {
         Ok(body.to_vec())
     }
 
+    /// The CRL, then `platform.pem` (DES-SEAL-6: a message signed under an unknown `kid`):
+    /// the certificate is installed if it passes DES-CERT-4 with the platform role at `now`,
+    /// against the freshest CRL.
+    pub async fn refresh_platform(
+        &self,
+        cell: &ArcSwap<DataSecurity>,
+        now: DateTime<Utc>,
+    ) -> Refreshed {
+        let mut out = Refreshed::default();
+        self.crl_into(cell, now, &mut out).await;
+        self.platform_into(cell, now, &mut out).await;
+        out
+    }
+
+    async fn crl_into(
+        &self,
+        cell: &ArcSwap<DataSecurity>,
+        now: DateTime<Utc>,
+        out: &mut Refreshed,
+    ) {
+        let crl_der = self.tls_crl(&cell.load_full());
+        // The CRL: valid and newer, else refused (rollback protection).
+        match self.get("/sgw/v1/crl.pem", crl_der).await {
+            Ok(pem) => {
+                let mut next = (*cell.load_full()).clone();
+                let before = next.keys().crl().and_then(|c| c.to_der().ok());
+                match next.update_crl(&pem, now) {
+                    Ok(()) => {
+                        let after = next.keys().crl().and_then(|c| c.to_der().ok());
+                        if after != before {
+                            cell.store(Arc::new(next));
+                            out.crl_installed = true;
+                        }
+                    }
+                    Err(e) => out.findings.push(find("crl", "DES-CERT-3", e.to_string())),
+                }
+            }
+            Err(e) => out.findings.push(find("crl", "DES-CERT-1", e.to_string())),
+        }
+    }
+
+    async fn platform_into(
+        &self,
+        cell: &ArcSwap<DataSecurity>,
+        now: DateTime<Utc>,
+        out: &mut Refreshed,
+    ) {
+        let crl_der = self.tls_crl(&cell.load_full());
+        // platform.pem, with the platform role (DES-CERT-4 step 3).
+        match self.get("/sgw/v1/certs/platform.pem", crl_der).await {
+            Ok(pem) => {
+                let mut next = (*cell.load_full()).clone();
+                match next.update_peer(Identity::platform(), &pem, now) {
+                    Ok(()) => {
+                        cell.store(Arc::new(next));
+                        out.platform_installed = true;
+                    }
+                    Err(e) => out
+                        .findings
+                        .push(find("platform.pem", "DES-CERT-4", e.to_string())),
+                }
+            }
+            Err(e) => out
+                .findings
+                .push(find("platform.pem", "DES-CERT-1", e.to_string())),
+        }
+    }
+
     /// One round of DES-CERT-3 (and DES-CERT-6) against `cell`, at `now`.
     pub async fn refresh(&self, cell: &ArcSwap<DataSecurity>, now: DateTime<Utc>) -> Refreshed {
         let mut out = Refreshed::default();
-        let find = |what: &str, rule: &'static str, detail: String| Finding {
-            what: what.to_owned(),
-            rule,
-            detail,
-        };
         let held = cell.load_full();
         let crl_der = self.tls_crl(&held);
         // root.pem: never installed automatically (DES-CERT-3).
@@ -192,46 +263,9 @@ impl CertFetcher {
                 .findings
                 .push(find("root.pem", "DES-CERT-1", e.to_string())),
         }
-        // The CRL: valid and newer, else refused (rollback protection).
-        match self.get("/sgw/v1/crl.pem", crl_der.clone()).await {
-            Ok(pem) => {
-                let mut next = (*cell.load_full()).clone();
-                let before = next.keys().crl().and_then(|c| c.to_der().ok());
-                match next.update_crl(&pem, now) {
-                    Ok(()) => {
-                        let after = next.keys().crl().and_then(|c| c.to_der().ok());
-                        if after != before {
-                            cell.store(Arc::new(next));
-                            out.crl_installed = true;
-                        }
-                    }
-                    Err(e) => out.findings.push(find("crl", "DES-CERT-3", e.to_string())),
-                }
-            }
-            Err(e) => out.findings.push(find("crl", "DES-CERT-1", e.to_string())),
-        }
+        self.crl_into(cell, now, &mut out).await;
+        self.platform_into(cell, now, &mut out).await;
         let crl_der = self.tls_crl(&cell.load_full());
-        // platform.pem, with the platform role (DES-CERT-4 step 3).
-        match self
-            .get("/sgw/v1/certs/platform.pem", crl_der.clone())
-            .await
-        {
-            Ok(pem) => {
-                let mut next = (*cell.load_full()).clone();
-                match next.update_peer(Identity::platform(), &pem, now) {
-                    Ok(()) => {
-                        cell.store(Arc::new(next));
-                        out.platform_installed = true;
-                    }
-                    Err(e) => out
-                        .findings
-                        .push(find("platform.pem", "DES-CERT-4", e.to_string())),
-                }
-            }
-            Err(e) => out
-                .findings
-                .push(find("platform.pem", "DES-CERT-1", e.to_string())),
-        }
         // Application certificates (DES-CERT-6): validated and listed, not used for sealing.
         match self.get("/sgw/v1/certs/apps", crl_der.clone()).await {
             Ok(json) => {

@@ -16,7 +16,12 @@
 //! (DES-MSG-DATA-3); a message whose records cannot be read or sealed is given up through
 //! [`GatewayCore::handle_data_failed`] (DES-MSG-DATA-5).
 //!
-//! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, IF-RESEND-1, SM-RESEND.
+//! A payload signed under an unknown `kid` is not handed to the core at once: the certificate
+//! task refreshes the CRL and `platform.pem` (at most once per [`KID_REFETCH_EVERY`]) and the
+//! payload is opened once more afterwards (DES-SEAL-6; how a rotated platform certificate is
+//! learnt, DES-CERT-7).
+//!
+//! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, IF-RESEND-1, SM-RESEND, SEC-CERT-2.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -240,7 +245,22 @@ pub struct Driver<S: RecordStore> {
     /// `monitor.status` messages made (the `slow-status` variant sends every third).
     statuses: u64,
     pending_stored: BTreeMap<u64, PendingStored>,
+    /// Asks the certificate task to fetch `platform.pem` now (DES-SEAL-6); the reply says it
+    /// is done. `None`: no certificate task.
+    platform_refetch: Option<mpsc::Sender<oneshot::Sender<()>>>,
+    /// When the last unknown-`kid` refetch was asked for (at most one per
+    /// [`KID_REFETCH_EVERY`]).
+    last_kid_refetch: Option<std::time::Instant>,
+    /// Payloads to open once more after the refetch (topic, payload, retain).
+    reopen_tx: mpsc::UnboundedSender<(String, Vec<u8>, bool)>,
+    reopen_rx: mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
 }
+
+/// DES-SEAL-6: an unknown `kid` triggers at most one refresh of `platform.pem` per 5 minutes.
+pub const KID_REFETCH_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Longest wait for that refresh before the message is opened again anyway.
+const KID_REFETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn now() -> Time {
     Utc::now().fixed_offset()
@@ -264,6 +284,7 @@ impl<S: RecordStore> Driver<S> {
         datasets: HashMap<Dataset, DatasetProfile>,
     ) -> (Self, DriverHandle) {
         let (tx, commands) = mpsc::channel(64);
+        let (reopen_tx, reopen_rx) = mpsc::unbounded_channel();
         (
             Self {
                 core,
@@ -283,6 +304,10 @@ impl<S: RecordStore> Driver<S> {
                 starts_seen: std::collections::HashSet::new(),
                 statuses: 0,
                 pending_stored: BTreeMap::new(),
+                platform_refetch: None,
+                last_kid_refetch: None,
+                reopen_tx,
+                reopen_rx,
             },
             DriverHandle { tx },
         )
@@ -291,6 +316,13 @@ impl<S: RecordStore> Driver<S> {
     /// Keeps `metrics` true to the core's state after every turn (MON-1).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Where to ask for a refresh of `platform.pem` when a message is signed under an unknown
+    /// `kid` (DES-SEAL-6): the certificate task, which fetches and answers when done.
+    pub fn with_platform_refetch(mut self, refetch: mpsc::Sender<oneshot::Sender<()>>) -> Self {
+        self.platform_refetch = Some(refetch);
         self
     }
 
@@ -368,6 +400,9 @@ impl<S: RecordStore> Driver<S> {
                     Some(ev) => self.on_link(ev).await,
                     None => return,
                 },
+                Some((topic, payload, retain)) = self.reopen_rx.recv() => {
+                    self.on_publish(topic, payload, retain, false).await;
+                }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Ingest { dataset, sizes, reply }) => {
                         let r = self.core.handle_ingest(now(), &dataset, &sizes);
@@ -469,32 +504,83 @@ impl<S: RecordStore> Driver<S> {
                 topic,
                 payload,
                 retain,
-            } => {
-                let sec = self.sec.load_full();
-                let unsigned_ok = self.broken.is(Variant::UnsignedCommandAccepted);
-                let inbound = tokio::task::spawn_blocking(move || {
-                    let inbound =
-                        outbound::open_inbound(&sec, topic.clone(), &payload, retain, Utc::now());
-                    match inbound {
-                        Inbound::Refused { .. } if unsigned_ok => decrypt_only(&sec, &payload)
-                            .map_or(inbound, |envelope| Inbound::Opened { topic, envelope }),
-                        other => other,
-                    }
-                })
-                .await;
-                match inbound {
-                    Ok(mut inbound) => {
-                        self.audit_inbound(&inbound);
-                        self.broken_rewrites(&mut inbound);
-                        if !self.broken_drops(&inbound) {
-                            self.check_archives(&inbound).await;
-                            self.core.handle_inbound(now(), inbound);
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "opening task failed"),
-                }
-            }
+            } => self.on_publish(topic, payload, retain, true).await,
         }
+    }
+
+    /// Opens a received payload (off the async workers) and hands it to the core. Signed under
+    /// an unknown `kid` and `may_refetch`: `platform.pem` is refreshed first, at most once per
+    /// [`KID_REFETCH_EVERY`], and the payload opened once more afterwards, without a second
+    /// refresh; only that second opening's outcome counts (DES-SEAL-6).
+    async fn on_publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+        may_refetch: bool,
+    ) {
+        let sec = self.sec.load_full();
+        let unsigned_ok = self.broken.is(Variant::UnsignedCommandAccepted);
+        let opened = tokio::task::spawn_blocking(move || {
+            // The topic is kept only for the variant that rebuilds a refused message.
+            let kept = unsigned_ok.then(|| topic.clone());
+            let (inbound, unknown_kid) =
+                outbound::open_inbound_kid(&sec, topic, &payload, retain, Utc::now());
+            let inbound = match (inbound, kept) {
+                (refused @ Inbound::Refused { .. }, Some(topic)) => decrypt_only(&sec, &payload)
+                    .map_or(refused, |envelope| Inbound::Opened { topic, envelope }),
+                (other, _) => other,
+            };
+            (inbound, unknown_kid, payload)
+        })
+        .await;
+        let (mut inbound, unknown_kid, payload) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "opening task failed");
+                return;
+            }
+        };
+        if unknown_kid && may_refetch && self.ask_kid_refetch(&inbound, &payload, retain) {
+            return;
+        }
+        self.audit_inbound(&inbound);
+        self.broken_rewrites(&mut inbound);
+        if !self.broken_drops(&inbound) {
+            self.check_archives(&inbound).await;
+            self.core.handle_inbound(now(), inbound);
+        }
+    }
+
+    /// Asks the certificate task for `platform.pem` and queues the payload to be opened again
+    /// when it is done; false if no refetch may be made now (none configured, or one was made
+    /// less than [`KID_REFETCH_EVERY`] ago).
+    fn ask_kid_refetch(&mut self, inbound: &Inbound, payload: &[u8], retain: bool) -> bool {
+        let Some(refetch) = &self.platform_refetch else {
+            return false;
+        };
+        if self
+            .last_kid_refetch
+            .is_some_and(|t| t.elapsed() < KID_REFETCH_EVERY)
+        {
+            return false;
+        }
+        let (reply, done) = oneshot::channel();
+        if refetch.try_send(reply).is_err() {
+            return false;
+        }
+        self.last_kid_refetch = Some(std::time::Instant::now());
+        let topic = match inbound {
+            Inbound::Opened { topic, .. } | Inbound::Refused { topic, .. } => topic.clone(),
+        };
+        tracing::info!(rule = "DES-SEAL-6", %topic, "signed under an unknown kid: refreshing platform.pem");
+        let again = self.reopen_tx.clone();
+        let payload = payload.to_vec();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(KID_REFETCH_WAIT, done).await;
+            let _ = again.send((topic, payload, retain));
+        });
+        true
     }
 
     async fn shutdown(&mut self) {

@@ -44,6 +44,8 @@ pub struct DataSecurity {
     keys: KeyStore,
     masking: Option<MaskingKeys>,
     limits: ZipLimits,
+    /// Certificate checks left out: none, except in a broken variant ([`crate::broken`]).
+    lax: cert::Lax,
 }
 
 impl DataSecurity {
@@ -53,12 +55,21 @@ impl DataSecurity {
             keys,
             masking: None,
             limits: ZipLimits::default(),
+            lax: cert::Lax::default(),
         }
     }
 
     /// Add the utility's masking keys (gateway side only: the platform never has them).
     pub fn with_masking(mut self, masking: MaskingKeys) -> Self {
         self.masking = Some(masking);
+        self
+    }
+
+    /// Leaves out the certificate checks `lax` names: the conformance suite's broken variants
+    /// only, never a release build.
+    #[cfg(feature = "broken-variants")]
+    pub fn with_lax(mut self, lax: cert::Lax) -> Self {
+        self.lax = lax;
         self
     }
 
@@ -88,7 +99,14 @@ impl DataSecurity {
     pub fn validate_peer(&self, peer: &str, now: DateTime<Utc>) -> Result<&PeerCert> {
         let p = self.keys.peer(peer)?;
         let who = p.identity().ok_or(SecurityError::CertWrongRole)?;
-        cert::validate_cert(&p.cert, who, self.keys.root(), self.keys.crl(), now)?;
+        cert::validate_cert_lax(
+            &p.cert,
+            who,
+            self.keys.root(),
+            self.keys.crl(),
+            now,
+            self.lax,
+        )?;
         Ok(p)
     }
 
@@ -117,7 +135,14 @@ impl DataSecurity {
     /// current CRL (IF-CERT-1, SEC-CERT-2, DES-CERT-4); on error nothing changes.
     pub fn update_peer(&mut self, who: Identity, pem: &[u8], now: DateTime<Utc>) -> Result<()> {
         let parsed = keystore::single_cert_pem(pem)?;
-        cert::validate_cert(&parsed, &who, self.keys.root(), self.keys.crl(), now)?;
+        cert::validate_cert_lax(
+            &parsed,
+            &who,
+            self.keys.root(),
+            self.keys.crl(),
+            now,
+            self.lax,
+        )?;
         self.keys.add_peer(who, parsed)
     }
 

@@ -4,7 +4,7 @@
 //! CLI spelling (`platform-sim run --fault …`, `platform-sim fault …`): comma-separated items
 //! `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`, `withhold-acks`, `tamper[=N]`,
 //! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, `stale-command[=N]`,
-//! `replay-start`, `foreign-root`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
+//! `replay-start`, `foreign-root`, `offer-signer-cert`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -54,6 +54,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "stale-command" => f.stale_commands = num(item, v, 1)?,
             "replay-start" => f.replay_start_after_stop = true,
             "foreign-root" => f.foreign_root = true,
+            "offer-signer-cert" => f.offer_signer_cert = true,
             "jose" => {
                 let name = v.unwrap_or_default();
                 f.jose_attack = Some(

@@ -92,6 +92,9 @@ pub enum PlatformError {
 /// Anomalies per gateway shown to operators (the store keeps all).
 const ANOMALIES_SHOWN: u32 = 100;
 
+/// Rotated-away platform key stores kept for opening (DES-SEAL-6).
+const RETIRED_KEPT: usize = 2;
+
 /// Options of the runtime.
 #[derive(Debug, Clone)]
 pub struct PlatformOptions {
@@ -259,7 +262,16 @@ struct Outgoing {
 struct State {
     core: PlatformCore,
     sec: DataSecurity,
+    /// The key stores of rotated-away platform certificates, newest first (at most
+    /// [`RETIRED_KEPT`]): still used to open what gateways sealed to the old certificate
+    /// before they learnt the new one (DES-SEAL-6). Not persisted.
+    retired: Vec<DataSecurity>,
     bad_signers: BTreeMap<&'static str, DataSecurity>,
+    /// The certificates of the faulty signers, by name.
+    bad_signer_pems: BTreeMap<&'static str, String>,
+    /// The faulty signer whose certificate is served as `platform.pem` (fault
+    /// `offer_signer_cert`).
+    offered: Option<&'static str>,
     ca: Ca,
     store: Store,
     faults: FaultConfig,
@@ -370,7 +382,10 @@ impl Platform {
             st: Mutex::new(State {
                 core,
                 sec,
+                retired: Vec::new(),
                 bad_signers: BTreeMap::new(),
+                bad_signer_pems: BTreeMap::new(),
+                offered: None,
                 ca,
                 store,
                 faults: opts.faults,
@@ -502,13 +517,73 @@ impl State {
 
     fn open(&mut self, gw: &GatewayId, token: &str) -> Option<Vec<u8>> {
         self.load_peer(gw, false);
-        match self.sec.open_message(gw.as_str(), token, Utc::now()) {
+        match self.with_any_key(|s| s.open_message(gw.as_str(), token, Utc::now())) {
             Ok(b) => Some(b),
             Err(_) => {
                 self.load_peer(gw, true);
-                self.sec.open_message(gw.as_str(), token, Utc::now()).ok()
+                self.with_any_key(|s| s.open_message(gw.as_str(), token, Utc::now()))
+                    .ok()
             }
         }
+    }
+
+    /// `f` with the current key store, then with each retired one (newest first) while the
+    /// failure is one a retired key could cure (sealed to another certificate of ours).
+    fn with_any_key<T>(
+        &self,
+        f: impl Fn(&DataSecurity) -> Result<T, gateway::security::SecurityError>,
+    ) -> Result<T, gateway::security::SecurityError> {
+        let mut r = f(&self.sec);
+        for old in &self.retired {
+            if r.is_ok() {
+                break;
+            }
+            r = f(old);
+        }
+        r
+    }
+
+    /// Revokes the platform's own data-protection certificate (SEC-CERT-2): the CA lists it
+    /// in a new CRL, which the endpoint serves; the platform keeps signing with it until
+    /// `rotate_platform_cert`, so gateways that hold the new CRL refuse what it sends.
+    fn revoke_platform_cert(
+        &mut self,
+        https: Option<&HttpsServer>,
+    ) -> Result<String, PlatformError> {
+        let n = self.ca.revoke_platform_dp()?;
+        self.apply_crl(https)?;
+        Ok(format!(
+            "revoked {n} platform data-protection certificate(s); CRL number {}",
+            self.ca.index().crl_number
+        ))
+    }
+
+    /// Replaces the platform's data-protection certificate (SM-CERTEXP, DES-SEAL-6): the CA
+    /// issues a new one, the endpoint serves it as `platform.pem`, commands are signed with
+    /// it from now on; the old key store is kept for opening what was sealed to it.
+    fn rotate_platform_cert(
+        &mut self,
+        https: Option<&HttpsServer>,
+    ) -> Result<String, PlatformError> {
+        let c = self.ca.rotate_platform_dp()?;
+        let keys = KeyStore::from_pem(
+            c.key_pem.as_bytes(),
+            c.cert_pem.as_bytes(),
+            self.ca.root_pem().as_bytes(),
+        )?;
+        let mut sec = DataSecurity::new(keys);
+        sec.update_crl(self.ca.crl_pem()?.as_bytes(), Utc::now())?;
+        let old = std::mem::replace(&mut self.sec, sec);
+        self.retired.insert(0, old);
+        self.retired.truncate(RETIRED_KEPT);
+        for gw in self.known_gateways() {
+            self.load_peer(&gw, true);
+        }
+        self.apply_crl(https)?;
+        Ok(format!(
+            "platform data-protection certificate rotated: kid {}",
+            c.record.kid
+        ))
     }
 
     /// Opens and decodes a `data` message's profile and compares its header with the message:
@@ -525,15 +600,13 @@ impl State {
         let p = match d.format {
             ProfileFormat::Json => {
                 let b = self
-                    .sec
-                    .open_json_profile(gw.as_str(), &d.profile, t)
+                    .with_any_key(|s| s.open_json_profile(gw.as_str(), &d.profile, t))
                     .map_err(|_| ProfileVerdict::Failed)?;
                 DataProfile::from_json(&b).map_err(|_| ProfileVerdict::Failed)?
             }
             ProfileFormat::Xml => {
                 let x = self
-                    .sec
-                    .open_xml_profile(gw.as_str(), &d.profile, t)
+                    .with_any_key(|s| s.open_xml_profile(gw.as_str(), &d.profile, t))
                     .map_err(|_| ProfileVerdict::Failed)?;
                 DataProfile::from_xml(&x).map_err(|_| ProfileVerdict::Failed)?
             }
@@ -551,12 +624,27 @@ impl State {
         which: FaultyCert,
         gw: &GatewayId,
     ) -> Result<&DataSecurity, PlatformError> {
+        let name = self.ensure_bad_signer(which)?;
+        let pem = self.ca.gateway_dp_cert_pem(gw).unwrap_or_default();
+        let Some(s) = self.bad_signers.get_mut(name) else {
+            return Err(PlatformError::Security(SecurityError::UnknownKid));
+        };
+        if s.keys().peer(gw.as_str()).is_err() {
+            s.keys_mut()
+                .add_peer_pem(Identity::gateway(gw.as_str()), pem.as_bytes())?;
+        }
+        Ok(s)
+    }
+
+    /// Makes the faulty signer `which` once (its certificate issued by the CA); its name.
+    fn ensure_bad_signer(&mut self, which: FaultyCert) -> Result<&'static str, PlatformError> {
         let name = match which {
             FaultyCert::Expired => "expired",
             FaultyCert::Revoked => "revoked",
         };
         if !self.bad_signers.contains_key(name) {
             let c = self.ca.issue_faulty_platform_dp(which)?;
+            self.bad_signer_pems.insert(name, c.cert_pem.clone());
             let mut ks = KeyStore::from_pem(
                 c.key_pem.as_bytes(),
                 c.cert_pem.as_bytes(),
@@ -572,15 +660,7 @@ impl State {
                     .update_crl(self.ca.crl_pem()?.as_bytes(), Utc::now());
             }
         }
-        let pem = self.ca.gateway_dp_cert_pem(gw).unwrap_or_default();
-        let Some(s) = self.bad_signers.get_mut(name) else {
-            return Err(PlatformError::Security(SecurityError::UnknownKid));
-        };
-        if s.keys().peer(gw.as_str()).is_err() {
-            s.keys_mut()
-                .add_peer_pem(Identity::gateway(gw.as_str()), pem.as_bytes())?;
-        }
-        Ok(s)
+        Ok(name)
     }
 
     /// Seals a command, applying a command fault if one is armed; returns the token and the
@@ -920,6 +1000,11 @@ impl State {
                 (Some(old), true) => old.clone(),
                 _ => current,
             };
+            if self.faults.offer_signer_cert
+                && let Some(pem) = self.offered.and_then(|n| self.bad_signer_pems.get(n))
+            {
+                p.platform_pem = pem.clone();
+            }
             if self.faults.foreign_root {
                 if self.foreign_root.is_none() {
                     self.foreign_root = Some(faults::foreign_root_pem()?);
@@ -1332,12 +1417,37 @@ impl OperatorBackend for PlatformHandle {
         lock(&self.0.st).faults.clone()
     }
 
+    fn rotate_platform_certificate(&self) -> Result<String, OperatorError> {
+        let mut st = lock(&self.0.st);
+        st.rotate_platform_cert(self.0.https.as_ref())
+            .map_err(internal)
+    }
+
+    fn revoke_platform_certificate(&self) -> Result<String, OperatorError> {
+        let mut st = lock(&self.0.st);
+        st.revoke_platform_cert(self.0.https.as_ref())
+            .map_err(internal)
+    }
+
     fn set_faults(&self, faults: FaultConfig) -> Result<(), OperatorError> {
         faults.validate()?;
         let outs = {
             let mut st = lock(&self.0.st);
             let stale_changed = st.faults.stale_crl != faults.stale_crl
-                || st.faults.foreign_root != faults.foreign_root;
+                || st.faults.foreign_root != faults.foreign_root
+                || st.faults.offer_signer_cert != faults.offer_signer_cert
+                || faults.offer_signer_cert;
+            st.offered = None;
+            if faults.offer_signer_cert {
+                for (armed, which) in [
+                    (faults.expired_cert_commands > 0, FaultyCert::Expired),
+                    (faults.revoked_cert_commands > 0, FaultyCert::Revoked),
+                ] {
+                    if armed {
+                        st.offered = Some(st.ensure_bad_signer(which).map_err(internal)?);
+                    }
+                }
+            }
             st.faults = faults;
             let mut outs = Vec::new();
             if !st.faults.reorder

@@ -10,14 +10,20 @@
 //! the router's channel so the platform can open in-process links at any time
 //! ([`MqttBroker::platform_link`], [`MqttBroker::kick`]).
 //!
-//! Listener: MQTT 3.1.1 over TLS (rustls 0.22 inside rumqttd) on a loopback port. With the
-//! crate features `use-rustls` + `validate-tenant-prefix` (which implies `verify-client-cert`)
-//! every client must present a certificate chaining to the first certificate of the CA file,
-//! and the subject O of that certificate becomes the client's *tenant*: its client ID becomes
-//! `{O}.{clientId}` and every publish topic and subscribe filter must start with
-//! `/tenants/{O}/`. Provisioned gateways have O = CN = gateway ID, so a gateway is confined to
-//! `/tenants/{gatewayId}/…` (DES-MQTT-3). The platform link has no tenant and subscribes
-//! `/tenants/+/sgw/v1/up/#`.
+//! Gateways do not reach rumqttd's listener directly: the TLS front ([`front`], own thread)
+//! listens on the broker's address, terminates the gateways' mutual TLS with a handshake
+//! deadline and the CA's current CRL, and relays each accepted client to rumqttd's internal
+//! listener (loopback, its own port) over a second mutual-TLS connection whose certificate
+//! carries the client's tenant. So a revoked gateway is refused **at the TLS handshake**
+//! (DES-CERT-5), and a silent or slow client cannot stall anyone else (SM-SESSION).
+//!
+//! MQTT 3.1.1 over TLS. With the crate features `use-rustls` + `validate-tenant-prefix` (which
+//! implies `verify-client-cert`) rumqttd takes the subject O of the (tenant) certificate as the
+//! client's *tenant*: its client ID becomes `{O}.{clientId}` and every publish topic and
+//! subscribe filter must start with `/tenants/{O}/`. The front gives rumqttd a tenant
+//! certificate with the O of the gateway's own certificate; provisioned gateways have
+//! O = CN = gateway ID, so a gateway is confined to `/tenants/{gatewayId}/…` (DES-MQTT-3). The
+//! platform link has no tenant and subscribes `/tenants/+/sgw/v1/up/#`.
 //!
 //! # What rumqttd does on an ACL violation (observed, see `tests/broker_acl.rs`)
 //! A publish outside the tenant prefix fails `append_to_commitlog` with `BadTenant`; the router
@@ -29,25 +35,27 @@
 //! # rumqttd's limits, and where the simulator enforces instead
 //! - **Blocking start, no shutdown**: listener threads live until the process exits, so one
 //!   broker per process (tests share one broker per test binary, with distinct gateway IDs).
-//! - **No port 0**: the listener's bound address cannot be read back; [`free_loopback_port`]
-//!   probes a free port (bind-then-drop; a small race remains).
-//! - **No CRL at the broker**: rumqttd builds its client verifier without CRLs, so a revoked
-//!   gateway can still complete the TLS handshake. Enforced instead: the HTTPS endpoint checks
-//!   the CRL at the handshake ([`crate::https`]); the platform refuses messages of revoked
-//!   gateways ([`Inbound::admit`] with [`crate::ca::Ca::is_gateway_revoked`])
-//!   and can kick a connected gateway ([`MqttBroker::kick`], by taking over its client ID
-//!   `{gw}.{gw}`; works for gateways that use their gateway ID as MQTT client ID, DES-MQTT-2).
-//! - **First CA only**: only the first certificate of the CA file is trusted (our root).
+//! - **No port 0**: the internal listener's bound address cannot be read back;
+//!   [`free_loopback_port`] probes a free port (bind-then-drop; a small race remains).
+//! - **No CRL at the broker**: rumqttd builds its client verifier without CRLs. Enforced by the
+//!   front instead (the CRL of the CA directory, re-read at every handshake), and behind it by
+//!   the platform, which refuses messages of revoked gateways ([`Inbound::admit`] with
+//!   [`crate::ca::Ca::is_gateway_revoked`]) and kicks a connected gateway at revocation
+//!   ([`MqttBroker::kick`], by taking over its client ID `{gw}.{gw}`; works for gateways that
+//!   use their gateway ID as MQTT client ID, DES-MQTT-2): a session open before the
+//!   revocation is not closed by the front.
+//! - **First CA only**: rumqttd trusts only the first certificate of its CA file (the front's
+//!   internal anchor); the front trusts the CA's root.
 //! - **Tenant from subject O only**: the CN is not checked by rumqttd, and the tenant is not
 //!   tied to the MQTT client ID. The platform side checks envelope gateway ID == topic
 //!   tenant == certificate identity (the topic tenant *is* the certificate O, by the prefix
 //!   rule) when it opens a message ([`Inbound::admit`], called by the protocol layer).
-//! - **One silent TCP connection stalls the listener** (observed, `tests/broker_limits.rs`):
-//!   the accept loop awaits each TLS handshake before accepting the next connection, with no
-//!   handshake timeout, so a client that opens TCP and sends nothing blocks every new
-//!   connection until it closes (SM-SESSION). Accepted for a loopback simulator.
-//! - **Files re-read per connection**: rumqttd rebuilds its TLS acceptor from the PEM paths
-//!   for every connection, so replacing the files takes effect for new connections.
+//! - **One silent TCP connection stalls rumqttd's listener**: its accept loop awaits each TLS
+//!   handshake before accepting the next connection, with no handshake timeout. Only the front
+//!   connects to that listener, and it completes its handshakes promptly; clients meet the
+//!   front, where each handshake is its own task with a deadline (`tests/broker_limits.rs`).
+//! - **Files re-read per connection**: the front (and rumqttd) re-read the TLS files for every
+//!   connection, so replacing them (or a new CRL) takes effect for new connections.
 //! - rumqttd brings its own rustls 0.22, which is why its TLS takes PEM file paths only.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -61,6 +69,8 @@ use rumqttd::local::{LinkBuilder, LinkError, LinkRx, LinkTx};
 use rumqttd::{ConnectionSettings, Notification, RouterConfig, ServerSettings, TlsConfig};
 
 use crate::ca::Ca;
+
+mod front;
 
 /// Largest MQTT payload the broker accepts (DES-MQTT-7: 1 MiB) plus room for the topic/header.
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024 + 4096;
@@ -126,6 +136,11 @@ pub struct BrokerSettings {
     pub cert: PathBuf,
     /// Server private key.
     pub key: PathBuf,
+    /// The CA's current CRL (DER), re-read at every handshake (DES-CERT-5).
+    pub crl: PathBuf,
+    /// Longest time a client's TLS handshake may take before the connection is dropped
+    /// (SM-SESSION; default [`crate::https::HANDSHAKE_TIMEOUT`]).
+    pub handshake_timeout: Duration,
 }
 
 impl BrokerSettings {
@@ -137,6 +152,8 @@ impl BrokerSettings {
             ca: ca.root_path(),
             cert,
             key,
+            crl: ca.dir().join("crl.der"),
+            handshake_timeout: crate::https::HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -165,11 +182,28 @@ fn path_string(p: &std::path::Path) -> Result<String, BrokerError> {
     Ok(p.to_string_lossy().into_owned())
 }
 
-/// Starts the router and the mutual-TLS v4 listener, and waits until the listener accepts
-/// TCP connections (at most 10 s).
+/// Starts the router, rumqttd's internal mutual-TLS v4 listener and the TLS front on
+/// `settings.listen`, and waits until both accept TCP connections (at most 10 s).
 pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
+    for p in [&settings.ca, &settings.cert, &settings.key, &settings.crl] {
+        path_string(p)?;
+    }
+    let internal = SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        free_loopback_port().map_err(|e| BrokerError::Listen(settings.listen, e.to_string()))?,
+    ));
+    let front = front::FrontSettings {
+        root: settings.ca.clone(),
+        cert: settings.cert.clone(),
+        key: settings.key.clone(),
+        crl: settings.crl.clone(),
+        internal,
+        handshake_timeout: settings.handshake_timeout,
+    };
+    let anchor = front.anchor_path();
+    front::spawn(settings.listen, front)?;
     let tls = TlsConfig::Rustls {
-        capath: Some(path_string(&settings.ca)?),
+        capath: Some(path_string(&anchor)?),
         certpath: path_string(&settings.cert)?,
         keypath: path_string(&settings.key)?,
     };
@@ -181,8 +215,8 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         ..RouterConfig::default()
     };
     let server = ServerSettings {
-        name: "sgw-v4-mtls".into(),
-        listen: settings.listen,
+        name: "sgw-v4-mtls-internal".into(),
+        listen: internal,
         tls: Some(tls),
         next_connection_delay_ms: 1,
         connections: ConnectionSettings {
@@ -198,7 +232,7 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
     };
     let router_tx = rumqttd::Router::new(0, router_config).spawn();
     let listener_tx = router_tx.clone();
-    let listen = settings.listen;
+    let listen = internal;
     std::thread::Builder::new()
         .name("sgw-mqtt-listener".into())
         .spawn(move || {
@@ -249,7 +283,7 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(MqttBroker {
-        addr: listen,
+        addr: settings.listen,
         links,
     })
 }
@@ -311,8 +345,8 @@ impl MqttBroker {
 
     /// Disconnects the gateway's MQTT session, if it is connected with client ID = gateway ID:
     /// an in-process link takes over the client ID `{gw}.{gw}` (rumqttd drops the previous
-    /// connection of a duplicate client ID) and then disconnects itself. rumqttd has no CRL,
-    /// so a revoked gateway can reconnect; the platform keeps refusing its messages.
+    /// connection of a duplicate client ID) and then disconnects itself. A revoked gateway's
+    /// reconnects are refused by the TLS front (the CA's new CRL).
     pub fn kick(&self, gw: &GatewayId) -> Result<(), BrokerError> {
         let (tx, rx) = self.link(&format!("{gw}.{gw}"))?;
         drop(tx);

@@ -1,0 +1,386 @@
+//! The broker's TLS front (SM-TLS, SM-MUTUAL, SM-SESSION, SEC-CERT-2, DES-CERT-5, DES-MQTT-9):
+//! it terminates the gateways' mutual TLS in front of rumqttd, which can neither check a CRL
+//! nor bound a handshake.
+//!
+//! # What it does for each connection
+//! Every accepted TCP connection is its own task, so a silent or slow client holds only its
+//! own task, never the listener.
+//! 1. TLS handshake (rustls 0.23, aws-lc-rs) within the handshake deadline
+//!    ([`super::BrokerSettings::handshake_timeout`]), else the connection is dropped. The client
+//!    certificate must chain to the root and must not be revoked by the CRL **read at this
+//!    handshake** from the CA's `crl.der` ([`super::BrokerSettings::crl`]): a revocation, also
+//!    one made by another process (`platform-sim revoke`), refuses the gateway's next
+//!    handshake. An unreadable CRL refuses every client (fail closed).
+//! 2. Tenant: the client certificate's subject O, which must be present and alphanumeric (the
+//!    rule rumqttd applies to a direct client).
+//! 3. A second mutual-TLS connection to rumqttd's internal listener (loopback, own port, same
+//!    deadline), presenting a *tenant certificate* with subject O = CN = that tenant. rumqttd's
+//!    `validate-tenant-prefix` therefore confines the client to `/tenants/{O}/` exactly as if
+//!    it had connected directly (DES-MQTT-3), and kicks by client ID keep working.
+//! 4. Bytes are copied both ways until either side closes.
+//!
+//! # The internal anchor
+//! Tenant certificates are issued by an internal anchor made from the broker's own TLS server
+//! key (no new key material; the key never leaves the process): self-signed, fixed name and
+//! validity, written next to the server certificate as `{stem}.front-anchor.pem` (public),
+//! where rumqttd's internal listener reads it as its only client trust anchor. A real gateway
+//! certificate connecting to the internal port directly is refused there, and a tenant
+//! certificate cannot be had without the server key. Brokers sharing one CA directory write
+//! the same anchor (same key, same name, deterministic RSA signature).
+//!
+//! All files (root, server certificate and key, CRL) are re-read for every connection; the
+//! TLS configurations are rebuilt only when their bytes changed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+use rustls::RootCertStore;
+use rustls::client::ClientConfig;
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::BrokerError;
+
+/// Files and addresses of the front.
+#[derive(Debug, Clone)]
+pub(super) struct FrontSettings {
+    pub root: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub crl: PathBuf,
+    /// rumqttd's internal listener.
+    pub internal: SocketAddr,
+    pub handshake_timeout: Duration,
+}
+
+impl FrontSettings {
+    /// Where the internal anchor is written (next to the server certificate).
+    pub fn anchor_path(&self) -> PathBuf {
+        let stem = self
+            .cert
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "broker".into());
+        self.cert.with_file_name(format!("{stem}.front-anchor.pem"))
+    }
+}
+
+/// Why one connection was not relayed.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// SEC-CERT-2: a TLS file or the CRL could not be read or parsed: every client is refused.
+    #[error("SEC-CERT-2: TLS material: {0}")]
+    Material(String),
+    /// SM-ACL: the client certificate has no subject O or a non-alphanumeric one.
+    #[error("SM-ACL: client certificate subject O {0:?} is not an alphanumeric tenant")]
+    Tenant(Option<String>),
+}
+
+/// The bytes of every file the configurations are made from.
+#[derive(PartialEq, Eq)]
+struct Material {
+    root: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    crl: Vec<u8>,
+}
+
+/// Configurations built from one [`Material`].
+struct Built {
+    material: Material,
+    server: Arc<ServerConfig>,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    /// Tenant → client configuration towards rumqttd's internal listener.
+    tenants: HashMap<String, Arc<ClientConfig>>,
+}
+
+struct Front {
+    settings: FrontSettings,
+    built: Mutex<Option<Built>>,
+}
+
+fn read(p: &std::path::Path) -> Result<Vec<u8>, Refused> {
+    std::fs::read(p).map_err(|e| Refused::Material(format!("{}: {e}", p.display())))
+}
+
+fn material_err(what: &str) -> impl FnOnce(String) -> Refused + '_ {
+    move |e| Refused::Material(format!("{what}: {e}"))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn roots(root_pem: &[u8]) -> Result<RootCertStore, Refused> {
+    let mut roots = RootCertStore::empty();
+    let root = CertificateDer::from_pem_slice(root_pem)
+        .map_err(|e| material_err("root")(e.to_string()))?;
+    roots
+        .add(root)
+        .map_err(|e| material_err("root")(e.to_string()))?;
+    Ok(roots)
+}
+
+fn key_pem(m: &Material) -> Result<&str, Refused> {
+    std::str::from_utf8(&m.key).map_err(|e| material_err("server key")(e.to_string()))
+}
+
+fn build(material: Material) -> Result<Built, Refused> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&material.root)?), provider())
+            .with_crls(vec![CertificateRevocationListDer::from(
+                material.crl.clone(),
+            )])
+            .build()
+            .map_err(|e| material_err("client verifier (root, CRL)")(e.to_string()))?;
+    let chain = CertificateDer::pem_slice_iter(&material.cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| material_err("server certificate")(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&material.key)
+        .map_err(|e| material_err("server key")(e.to_string()))?;
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| material_err("TLS versions")(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| material_err("server configuration")(e.to_string()))?;
+    let signing = KeyPair::from_pem(key_pem(&material)?)
+        .map_err(|e| material_err("server key")(e.to_string()))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name("SGW broker front anchor", None);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    fixed_validity(&mut params, 1);
+    let issuer = CertifiedIssuer::self_signed(params, signing)
+        .map_err(|e| material_err("internal anchor")(e.to_string()))?;
+    Ok(Built {
+        material,
+        server: Arc::new(server),
+        issuer,
+        tenants: HashMap::new(),
+    })
+}
+
+fn name(cn: &str, o: Option<&str>) -> DistinguishedName {
+    let mut d = DistinguishedName::new();
+    if let Some(o) = o {
+        d.push(DnType::OrganizationName, o);
+    }
+    d.push(DnType::CommonName, cn);
+    d
+}
+
+/// Fixed validity and serial: the anchor is the same bytes for every broker with this key.
+fn fixed_validity(p: &mut CertificateParams, serial: u64) {
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2100, 1, 1);
+    p.serial_number = Some(SerialNumber::from(serial));
+}
+
+impl Front {
+    /// The current configurations (rebuilt, and the anchor rewritten, if any file changed).
+    fn with_built<T>(
+        &self,
+        f: impl FnOnce(&mut Built) -> Result<T, Refused>,
+    ) -> Result<T, Refused> {
+        let s = &self.settings;
+        let material = Material {
+            root: read(&s.root)?,
+            cert: read(&s.cert)?,
+            key: read(&s.key)?,
+            crl: read(&s.crl)?,
+        };
+        let mut guard = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|b| b.material != material) {
+            let built = build(material)?;
+            crate::ca::write_public(&s.anchor_path(), built.issuer.pem().as_bytes())
+                .map_err(|e| Refused::Material(e.to_string()))?;
+            *guard = Some(built);
+        }
+        match guard.as_mut() {
+            Some(b) => f(b),
+            None => Err(Refused::Material("no configuration".into())),
+        }
+    }
+
+    fn server_config(&self) -> Result<Arc<ServerConfig>, Refused> {
+        self.with_built(|b| Ok(b.server.clone()))
+    }
+
+    fn tenant_config(&self, tenant: &str) -> Result<Arc<ClientConfig>, Refused> {
+        self.with_built(|b| {
+            if let Some(c) = b.tenants.get(tenant) {
+                return Ok(c.clone());
+            }
+            let key = key_pem(&b.material)?;
+            let public =
+                KeyPair::from_pem(key).map_err(|e| material_err("server key")(e.to_string()))?;
+            let mut params = CertificateParams::default();
+            params.distinguished_name = name(tenant, Some(tenant));
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            fixed_validity(&mut params, 2);
+            let cert = params
+                .signed_by(&public, &b.issuer)
+                .map_err(|e| material_err("tenant certificate")(e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_slice(&b.material.key)
+                .map_err(|e| material_err("server key")(e.to_string()))?;
+            let cfg = ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| material_err("TLS versions")(e.to_string()))?
+                .with_root_certificates(roots(&b.material.root)?)
+                .with_client_auth_cert(vec![cert.der().clone()], key)
+                .map_err(|e| material_err("tenant client configuration")(e.to_string()))?;
+            let cfg = Arc::new(cfg);
+            b.tenants.insert(tenant.to_owned(), cfg.clone());
+            Ok(cfg)
+        })
+    }
+}
+
+/// The tenant of a verified client certificate: its subject O, present and alphanumeric.
+fn tenant_of(der: &[u8]) -> Result<String, Refused> {
+    let o = crate::https::ClientIdentity::from_der(der).and_then(|i| i.organization);
+    match o {
+        Some(o) if !o.is_empty() && o.chars().all(char::is_alphanumeric) => Ok(o),
+        other => Err(Refused::Tenant(other)),
+    }
+}
+
+/// Binds the front's listener (so the address is in use when [`super::start`] returns) and
+/// serves it on a thread of its own.
+pub(super) fn spawn(listen: SocketAddr, settings: FrontSettings) -> Result<(), BrokerError> {
+    let std_listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
+    let front = Arc::new(Front {
+        settings,
+        built: Mutex::new(None),
+    });
+    // Build once now, so that bad material fails the start and rumqttd finds its anchor.
+    front
+        .server_config()
+        .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
+    std::thread::Builder::new()
+        .name("sgw-mqtt-front".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "MQTT TLS front runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, %listen, "MQTT TLS front listener");
+                        return;
+                    }
+                };
+                loop {
+                    match listener.accept().await {
+                        Ok((tcp, peer)) => {
+                            tokio::spawn(relay(front.clone(), tcp, peer));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "MQTT accept");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        })
+        .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
+    Ok(())
+}
+
+/// One client connection: handshake, tenant, upstream, copy.
+async fn relay(front: Arc<Front>, tcp: TcpStream, peer: SocketAddr) {
+    let deadline = front.settings.handshake_timeout;
+    let cfg = match front.server_config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "MQTT connection refused");
+            return;
+        }
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let mut client = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "SM-MUTUAL: MQTT TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, ?deadline, "SM-SESSION: MQTT TLS handshake timed out");
+            return;
+        }
+    };
+    let tenant = match client
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| tenant_of(c.as_ref()))
+    {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            tracing::info!(%peer, error = %e, "MQTT client refused");
+            return;
+        }
+        None => {
+            // Unreachable with a verifier that requires client certificates.
+            tracing::warn!(%peer, "MQTT client without a certificate");
+            return;
+        }
+    };
+    let upstream_cfg = match front.tenant_config(&tenant) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%peer, %tenant, error = %e, "MQTT connection refused");
+            return;
+        }
+    };
+    let internal = front.settings.internal;
+    let upstream = tokio::time::timeout(deadline, async move {
+        let tcp = TcpStream::connect(internal).await?;
+        let name = ServerName::try_from("localhost")
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        tokio_rustls::TlsConnector::from(upstream_cfg)
+            .connect(name, tcp)
+            .await
+    })
+    .await;
+    let mut upstream = match upstream {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(%peer, %tenant, %internal, error = %e, "MQTT broker unreachable");
+            return;
+        }
+        Err(_) => {
+            tracing::error!(%peer, %tenant, %internal, "MQTT broker handshake timed out");
+            return;
+        }
+    };
+    tracing::debug!(%peer, %tenant, "MQTT client relayed");
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%peer, %tenant, error = %e, "MQTT relay ended");
+    }
+}
