@@ -251,6 +251,11 @@ pub struct Driver<S: RecordStore> {
     /// When the last unknown-`kid` refetch was asked for (at most one per
     /// [`KID_REFETCH_EVERY`]).
     last_kid_refetch: Option<std::time::Instant>,
+    /// A refetch is under way.
+    kid_refetch_in_flight: bool,
+    /// Unknown-`kid` payloads that arrived while it was, opened after it (at most
+    /// [`AWAITING_REFETCH_MAX`]).
+    awaiting_refetch: Vec<(String, Vec<u8>, bool)>,
     /// Payloads to open once more after the refetch (topic, payload, retain).
     reopen_tx: mpsc::UnboundedSender<(String, Vec<u8>, bool)>,
     reopen_rx: mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
@@ -258,6 +263,9 @@ pub struct Driver<S: RecordStore> {
 
 /// DES-SEAL-6: an unknown `kid` triggers at most one refresh of `platform.pem` per 5 minutes.
 pub const KID_REFETCH_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Most payloads kept waiting for one refresh; more are opened (and refused) at once.
+const AWAITING_REFETCH_MAX: usize = 64;
 
 /// Longest wait for that refresh before the message is opened again anyway.
 const KID_REFETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -306,6 +314,8 @@ impl<S: RecordStore> Driver<S> {
                 pending_stored: BTreeMap::new(),
                 platform_refetch: None,
                 last_kid_refetch: None,
+                kid_refetch_in_flight: false,
+                awaiting_refetch: Vec::new(),
                 reopen_tx,
                 reopen_rx,
             },
@@ -401,7 +411,14 @@ impl<S: RecordStore> Driver<S> {
                     None => return,
                 },
                 Some((topic, payload, retain)) = self.reopen_rx.recv() => {
+                    // The refresh is done: the payload that asked for it, then those that
+                    // arrived meanwhile, in order, each opened once more.
+                    self.kid_refetch_in_flight = false;
+                    let waiting = std::mem::take(&mut self.awaiting_refetch);
                     self.on_publish(topic, payload, retain, false).await;
+                    for (topic, payload, retain) in waiting {
+                        self.on_publish(topic, payload, retain, false).await;
+                    }
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Ingest { dataset, sizes, reply }) => {
@@ -559,6 +576,18 @@ impl<S: RecordStore> Driver<S> {
         let Some(refetch) = &self.platform_refetch else {
             return false;
         };
+        let topic = match inbound {
+            Inbound::Opened { topic, .. } | Inbound::Refused { topic, .. } => topic.clone(),
+        };
+        if self.kid_refetch_in_flight {
+            // A refresh is under way: this payload waits for it too (bounded).
+            if self.awaiting_refetch.len() < AWAITING_REFETCH_MAX {
+                self.awaiting_refetch
+                    .push((topic, payload.to_vec(), retain));
+                return true;
+            }
+            return false;
+        }
         if self
             .last_kid_refetch
             .is_some_and(|t| t.elapsed() < KID_REFETCH_EVERY)
@@ -570,9 +599,7 @@ impl<S: RecordStore> Driver<S> {
             return false;
         }
         self.last_kid_refetch = Some(std::time::Instant::now());
-        let topic = match inbound {
-            Inbound::Opened { topic, .. } | Inbound::Refused { topic, .. } => topic.clone(),
-        };
+        self.kid_refetch_in_flight = true;
         tracing::info!(rule = "DES-SEAL-6", %topic, "signed under an unknown kid: refreshing platform.pem");
         let again = self.reopen_tx.clone();
         let payload = payload.to_vec();

@@ -273,41 +273,26 @@ pub(super) fn spawn(listen: SocketAddr, settings: FrontSettings) -> Result<(), B
     front
         .server_config()
         .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
-    std::thread::Builder::new()
-        .name("sgw-mqtt-front".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
+    super::on_own_thread("sgw-mqtt-front", listen, move || async move {
+        let listener = match TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, %listen, "MQTT TLS front listener");
+                return;
+            }
+        };
+        loop {
+            match listener.accept().await {
+                Ok((tcp, peer)) => {
+                    tokio::spawn(relay(front.clone(), tcp, peer));
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "MQTT TLS front runtime");
-                    return;
+                    tracing::warn!(error = %e, "MQTT accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-            };
-            rt.block_on(async move {
-                let listener = match TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, %listen, "MQTT TLS front listener");
-                        return;
-                    }
-                };
-                loop {
-                    match listener.accept().await {
-                        Ok((tcp, peer)) => {
-                            tokio::spawn(relay(front.clone(), tcp, peer));
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "MQTT accept");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            });
-        })
-        .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
+            }
+        }
+    })?;
     Ok(())
 }
 

@@ -233,27 +233,12 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
     let router_tx = rumqttd::Router::new(0, router_config).spawn();
     let listener_tx = router_tx.clone();
     let listen = internal;
-    std::thread::Builder::new()
-        .name("sgw-mqtt-listener".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "MQTT listener runtime");
-                    return;
-                }
-            };
-            let mut server = rumqttd::Server::new(server, listener_tx, rumqttd::protocol::v4::V4);
-            rt.block_on(async move {
-                if let Err(e) = server.start(rumqttd::LinkType::Remote).await {
-                    tracing::error!(error = %e, %listen, "MQTT listener stopped");
-                }
-            });
-        })
-        .map_err(|e| BrokerError::Listen(listen, e.to_string()))?;
+    on_own_thread("sgw-mqtt-listener", listen, move || async move {
+        let mut server = rumqttd::Server::new(server, listener_tx, rumqttd::protocol::v4::V4);
+        if let Err(e) = server.start(rumqttd::LinkType::Remote).await {
+            tracing::error!(error = %e, %listen, "MQTT listener stopped");
+        }
+    })?;
     let links: Arc<LinkFactory> = Arc::new(move |client_id: &str| {
         let (tx, rx, _ack) = LinkBuilder::new(client_id, router_tx.clone())
             .dynamic_filters(true)
@@ -286,6 +271,29 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         addr: settings.listen,
         links,
     })
+}
+
+/// Runs `task` on a thread of its own with a current-thread tokio runtime: the broker's parts
+/// live until the process exits, whatever runtime started them.
+fn on_own_thread<F, Fut>(name: &str, listen: SocketAddr, task: F) -> Result<(), BrokerError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let thread = name.to_owned();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(task()),
+                Err(e) => tracing::error!(error = %e, %thread, "broker runtime"),
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| BrokerError::Listen(listen, e.to_string()))
 }
 
 /// Whether a TCP socket listens on `port` (from `/proc/net/tcp{,6}`); `None` if unreadable.
