@@ -222,6 +222,8 @@ impl Suite {
             ..PlatformConfig::default()
         };
         opts.client_id = format!("platform-{gw}");
+        // The case's seed decides which messages the percentage faults hit (replayable).
+        opts.fault_seed = Some(seed);
         opts.subscription = format!("/tenants/{gw}/sgw/v1/up/#");
         let tap = wire.clone();
         opts.wire = Some(WireTap(Arc::new(move |e| {

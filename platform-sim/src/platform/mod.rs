@@ -36,6 +36,7 @@
 pub mod faults;
 pub mod store;
 
+use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -111,6 +112,10 @@ pub struct PlatformOptions {
     /// Where every opened uplink and every sealed downlink is reported (the conformance
     /// suite's wire log); `None`: not reported.
     pub wire: Option<WireTap>,
+    /// Seed of the draws that decide which messages the `drop_percent` and
+    /// `duplicate_percent` faults hit, so that a run can be replayed exactly (the conformance
+    /// suite passes each case's seed); `None`: seeded by the OS.
+    pub fault_seed: Option<u64>,
 }
 
 /// Receives [`WireEvent`]s (called with the platform's state locked: keep it short).
@@ -248,6 +253,7 @@ impl PlatformOptions {
             client_id: "platform".into(),
             faults: FaultConfig::default(),
             wire: None,
+            fault_seed: None,
         }
     }
 }
@@ -275,6 +281,8 @@ struct State {
     ca: Ca,
     store: Store,
     faults: FaultConfig,
+    /// The draws of the percentage faults ([`PlatformOptions::fault_seed`]).
+    fault_draws: rand::rngs::StdRng,
     held: Option<Outgoing>,
     last_seen: BTreeMap<GatewayId, Time>,
     /// What the HTTPS endpoint served before the latest CRL change (stale-CRL fault).
@@ -389,6 +397,10 @@ impl Platform {
                 ca,
                 store,
                 faults: opts.faults,
+                fault_draws: match opts.fault_seed {
+                    Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+                    None => rand::rngs::StdRng::from_os_rng(),
+                },
                 held: None,
                 last_seen: BTreeMap::new(),
                 pre_revocation: None,
@@ -918,8 +930,9 @@ impl State {
                 return;
             }
         };
-        let f = &self.faults;
-        let dropped = f.drop_percent > 0 && rand::random_range(0..100u8) < f.drop_percent;
+        let (drop_percent, duplicate_percent) =
+            (self.faults.drop_percent, self.faults.duplicate_percent);
+        let dropped = drop_percent > 0 && self.fault_draws.random_range(0..100u8) < drop_percent;
         if let Some(tap) = &self.wire {
             let note = match (dropped, fault) {
                 (true, _) => Some("dropped".to_owned()),
@@ -935,14 +948,15 @@ impl State {
         let o = Outgoing {
             topic: t.topic,
             payload: token.into_bytes(),
-            delay: Duration::from_millis(f.delay_ms),
+            delay: Duration::from_millis(self.faults.delay_ms),
         };
-        let copies =
-            if f.duplicate_percent > 0 && rand::random_range(0..100u8) < f.duplicate_percent {
-                2
-            } else {
-                1
-            };
+        let copies = if duplicate_percent > 0
+            && self.fault_draws.random_range(0..100u8) < duplicate_percent
+        {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             if self.faults.reorder {
                 match self.held.take() {
