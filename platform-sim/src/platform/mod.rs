@@ -258,6 +258,24 @@ impl PlatformOptions {
     }
 }
 
+/// The draws that decide which messages a percentage fault hits: seeded (a replay hits the
+/// same messages) or from the OS.
+struct FaultDraws(rand::rngs::StdRng);
+
+impl FaultDraws {
+    fn new(seed: Option<u64>) -> Self {
+        FaultDraws(match seed {
+            Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+            None => rand::rngs::StdRng::from_os_rng(),
+        })
+    }
+
+    /// Whether the next message is hit by a fault of `percent` (0: never, no draw made).
+    fn hits(&mut self, percent: u8) -> bool {
+        percent > 0 && self.0.random_range(0..100u8) < percent
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Outgoing {
     topic: String,
@@ -282,7 +300,7 @@ struct State {
     store: Store,
     faults: FaultConfig,
     /// The draws of the percentage faults ([`PlatformOptions::fault_seed`]).
-    fault_draws: rand::rngs::StdRng,
+    fault_draws: FaultDraws,
     held: Option<Outgoing>,
     last_seen: BTreeMap<GatewayId, Time>,
     /// What the HTTPS endpoint served before the latest CRL change (stale-CRL fault).
@@ -397,10 +415,7 @@ impl Platform {
                 ca,
                 store,
                 faults: opts.faults,
-                fault_draws: match opts.fault_seed {
-                    Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
-                    None => rand::rngs::StdRng::from_os_rng(),
-                },
+                fault_draws: FaultDraws::new(opts.fault_seed),
                 held: None,
                 last_seen: BTreeMap::new(),
                 pre_revocation: None,
@@ -932,7 +947,7 @@ impl State {
         };
         let (drop_percent, duplicate_percent) =
             (self.faults.drop_percent, self.faults.duplicate_percent);
-        let dropped = drop_percent > 0 && self.fault_draws.random_range(0..100u8) < drop_percent;
+        let dropped = self.fault_draws.hits(drop_percent);
         if let Some(tap) = &self.wire {
             let note = match (dropped, fault) {
                 (true, _) => Some("dropped".to_owned()),
@@ -950,9 +965,7 @@ impl State {
             payload: token.into_bytes(),
             delay: Duration::from_millis(self.faults.delay_ms),
         };
-        let copies = if duplicate_percent > 0
-            && self.fault_draws.random_range(0..100u8) < duplicate_percent
-        {
+        let copies = if self.fault_draws.hits(duplicate_percent) {
             2
         } else {
             1
@@ -1494,4 +1507,34 @@ pub fn stored_runs(path: &std::path::Path, gw: &GatewayId) -> Result<Vec<SeqRang
         .into_iter()
         .map(|(_, r)| r)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultDraws;
+
+    fn pattern(d: &mut FaultDraws, percent: u8) -> Vec<bool> {
+        (0..64).map(|_| d.hits(percent)).collect()
+    }
+
+    #[test]
+    fn a_seed_hits_the_same_messages_again_and_another_seed_others() {
+        let a = pattern(&mut FaultDraws::new(Some(7)), 30);
+        assert_eq!(a, pattern(&mut FaultDraws::new(Some(7)), 30));
+        assert_ne!(a, pattern(&mut FaultDraws::new(Some(8)), 30));
+        let hits = a.iter().filter(|h| **h).count();
+        assert!((5..=35).contains(&hits), "{hits} of 64 at 30 %");
+    }
+
+    #[test]
+    fn zero_percent_never_hits_nor_draws_and_100_percent_always_hits() {
+        let mut d = FaultDraws::new(Some(7));
+        assert!(pattern(&mut d, 0).iter().all(|h| !h));
+        // No draw was made: the sequence goes on where a fresh one starts.
+        assert_eq!(
+            pattern(&mut d, 30),
+            pattern(&mut FaultDraws::new(Some(7)), 30)
+        );
+        assert!(pattern(&mut d, 100).iter().all(|h| *h));
+    }
 }
