@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use gateway::protocol::ids::SeqRange;
-use gateway::protocol::message::ProfileFormat;
+use gateway::protocol::message::{AnomalyKind, ProfileFormat};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
 use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
@@ -1312,15 +1312,10 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                 .await?;
             c.note(format!("sent {} ({:?})", forged.message_id, forged.fault));
             if fault.offers_cert() {
-                c.wait_view(
+                c.wait_gateway_anomaly(
                     "an anomaly of kind certificate (the offered platform.pem refused)",
-                    WAIT,
-                    |v| {
-                        v.anomalies.iter().any(|a| {
-                            a.source == "gateway"
-                                && a.kind == gateway::protocol::message::AnomalyKind::Certificate
-                        })
-                    },
+                    AnomalyKind::Certificate,
+                    |_| true,
                 )
                 .await?;
                 let n = c.platform_pem_fetches() - fetched;
@@ -1331,11 +1326,8 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                     bail!("platform.pem not fetched at the unknown kid (DES-SEAL-6)");
                 }
             }
-            c.wait_view("an anomaly of kind security", WAIT, |v| {
-                v.anomalies.iter().any(|a| {
-                    a.source == "gateway"
-                        && a.kind == gateway::protocol::message::AnomalyKind::Security
-                })
+            c.wait_gateway_anomaly("an anomaly of kind security", AnomalyKind::Security, |_| {
+                true
             })
             .await?;
             // The platform retries the command, now correctly sealed: that one is applied.
@@ -1500,13 +1492,8 @@ async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
             }
             // Every refusal is reported (DES-FTP-6, DES-MSG-AN-1): an `ingest` anomaly.
             if codes.iter().any(|c| *c != 226) {
-                c.wait_view("an anomaly of kind ingest", WAIT, |v| {
-                    v.anomalies.iter().any(|a| {
-                        a.source == "gateway"
-                            && a.kind == gateway::protocol::message::AnomalyKind::Ingest
-                    })
-                })
-                .await?;
+                c.wait_gateway_anomaly("an anomaly of kind ingest", AnomalyKind::Ingest, |_| true)
+                    .await?;
             }
             // Nothing of a refused file stored: only the duplicate's two copies count.
             let accepted = codes.iter().filter(|c| **c == 226).count() as u64;
@@ -1780,13 +1767,11 @@ fn evac_archive_forged(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        c.wait_view("an anomaly of kind storage, rule DES-EVAC-5", WAIT, |v| {
-            v.anomalies.iter().any(|a| {
-                a.source == "gateway"
-                    && a.kind == gateway::protocol::message::AnomalyKind::Storage
-                    && a.rule == "DES-EVAC-5"
-            })
-        })
+        c.wait_gateway_anomaly(
+            "an anomaly of kind storage, rule DES-EVAC-5",
+            AnomalyKind::Storage,
+            |a| a.rule == "DES-EVAC-5",
+        )
         .await?;
         if c.stored()?
             .iter()
@@ -1877,12 +1862,8 @@ fn pstart_stale(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        c.wait_view("an anomaly of kind stale", WAIT, |v| {
-            v.anomalies.iter().any(|a| {
-                a.source == "gateway" && a.kind == gateway::protocol::message::AnomalyKind::Stale
-            })
-        })
-        .await?;
+        c.wait_gateway_anomaly("an anomaly of kind stale", AnomalyKind::Stale, |_| true)
+            .await?;
         match upload_billing(c, "after_stale.csv", 3, c.seed).await {
             Ok(_) => bail!("an upload after a stale start was accepted"),
             Err(e) if e.to_string().contains("replied 450") => Ok(()),
@@ -2205,13 +2186,8 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
             bail!("no data sent");
         }
         c.faults(FaultConfig::default())?;
-        c.wait_view("20 records at the platform, all acknowledged", WAIT, |v| {
-            v.highest_seq == 20
-                && v.last_status
-                    .as_ref()
-                    .is_some_and(|s| s.last_seq == 20 && s.storage.unacked == 0)
-        })
-        .await?;
+        c.wait_all_acknowledged("20 records at the platform, all acknowledged", 20)
+            .await?;
         // The backlog of a resend: 20 messages announced, acknowledgements withheld.
         c.faults(withheld)?;
         let since = c.wire().len();
@@ -2342,18 +2318,8 @@ fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
         tokio::time::sleep(Duration::from_secs(8)).await;
         exactly_once(c, 20)?;
         c.faults(FaultConfig::default())?;
-        c.wait_view(
-            "all 20 records acknowledged once the network healed",
-            WAIT,
-            |v| {
-                v.highest_seq == 20
-                    && v.last_status
-                        .as_ref()
-                        .is_some_and(|s| s.last_seq == 20 && s.storage.unacked == 0)
-            },
-        )
-        .await
-        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        c.wait_all_acknowledged("all 20 records acknowledged once the network healed", 20)
+            .await?;
         exactly_once(c, 20)
     })
 }
@@ -2472,14 +2438,8 @@ fn platform_cert_rotated(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(detail);
         // Sealed under the certificate the gateway holds; acknowledged under the new one.
         upload_billing(c, "billing_2.csv", 3, c.seed + 1).await?;
-        c.wait_view("6 records acknowledged after the rotation", WAIT, |v| {
-            v.highest_seq == 6
-                && v.last_status
-                    .as_ref()
-                    .is_some_and(|s| s.last_seq == 6 && s.storage.unacked == 0)
-        })
-        .await
-        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        c.wait_all_acknowledged("6 records acknowledged after the rotation", 6)
+            .await?;
         c.command(OperatorCommand::Stop)?;
         c.wait_wire("periodic.stop.result OK", WAIT, |e| {
             e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
@@ -2492,9 +2452,12 @@ fn platform_cert_rotated(c: &mut Ctx) -> CaseFuture<'_> {
         if fetched != 1 {
             bail!("platform.pem fetched {fetched} times after the rotation, once expected");
         }
-        if let Some(a) = c.view().anomalies.iter().find(|a| {
-            a.source == "gateway" && a.kind == gateway::protocol::message::AnomalyKind::Security
-        }) {
+        if let Some(a) = c
+            .view()
+            .anomalies
+            .iter()
+            .find(|a| a.source == "gateway" && a.kind == AnomalyKind::Security)
+        {
             bail!("a security anomaly: {} {}", a.rule, a.detail);
         }
         exactly_once(c, 6)
@@ -2508,13 +2471,11 @@ fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
             ..FaultConfig::default()
         })?;
         c.started(ProfileFormat::Json).await?;
-        c.wait_view("an anomaly of kind certificate about the root", WAIT, |v| {
-            v.anomalies.iter().any(|a| {
-                a.source == "gateway"
-                    && a.kind == gateway::protocol::message::AnomalyKind::Certificate
-                    && a.detail.contains("root")
-            })
-        })
+        c.wait_gateway_anomaly(
+            "an anomaly of kind certificate about the root",
+            AnomalyKind::Certificate,
+            |a| a.detail.contains("root"),
+        )
         .await?;
         upload_billing(c, "after_root_swap.csv", 3, c.seed).await?;
         c.wait_view("3 records at the platform", WAIT, |v| v.highest_seq == 3)

@@ -12,12 +12,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use async_trait::async_trait;
 use gateway::config::Config;
 use gateway::protocol::ids::{Dataset, GatewayId};
+use gateway::protocol::message::AnomalyKind;
 use gateway::protocol::message::ProfileFormat;
 use gateway::protocol::platform_side::PlatformConfig;
 use legacy_sim::push::{FtpTarget, FtpsTrust};
 use platform_sim::broker::{self, BrokerSettings, MqttBroker, free_loopback_port};
 use platform_sim::ca::Ca;
-use platform_sim::ops::{FaultConfig, GatewayView, OperatorBackend, OperatorCommand};
+use platform_sim::ops::{AnomalyView, FaultConfig, GatewayView, OperatorBackend, OperatorCommand};
 use platform_sim::platform::store::{RecordRow, Store};
 use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions, WireEvent, WireTap};
 use platform_sim::provision::Bundle;
@@ -471,6 +472,34 @@ impl Ctx {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the gateway has reported an anomaly of `kind` that also satisfies `also`.
+    pub async fn wait_gateway_anomaly(
+        &self,
+        what: &str,
+        kind: AnomalyKind,
+        also: impl Fn(&AnomalyView) -> bool,
+    ) -> Result<GatewayView> {
+        self.wait_view(what, WAIT, |v| {
+            v.anomalies
+                .iter()
+                .any(|a| a.source == "gateway" && a.kind == kind && also(a))
+        })
+        .await
+    }
+
+    /// Waits until the platform holds records up to `n` and the gateway reports `lastSeq` `n`
+    /// with nothing unacknowledged; a failure names the last status.
+    pub async fn wait_all_acknowledged(&self, what: &str, n: u64) -> Result<GatewayView> {
+        self.wait_view(what, WAIT, |v| {
+            v.highest_seq == n
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq == n && s.storage.unacked == 0)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", self.view().last_status))
     }
 
     /// Waits until some message the platform saw satisfies `cond`.

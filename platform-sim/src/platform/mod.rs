@@ -258,6 +258,15 @@ impl PlatformOptions {
     }
 }
 
+/// The platform's key store for `key_pem` / `cert_pem` (a data-protection certificate of
+/// `ca`), holding the CA's current CRL.
+fn signer(ca: &Ca, key_pem: &[u8], cert_pem: &[u8]) -> Result<DataSecurity, PlatformError> {
+    let keys = KeyStore::from_pem(key_pem, cert_pem, ca.root_pem().as_bytes())?;
+    let mut sec = DataSecurity::new(keys);
+    sec.update_crl(ca.crl_pem()?.as_bytes(), Utc::now())?;
+    Ok(sec)
+}
+
 /// The draws that decide which messages a percentage fault hits: seeded (a replay hits the
 /// same messages) or from the OS.
 struct FaultDraws(rand::rngs::StdRng);
@@ -291,8 +300,6 @@ struct State {
     /// before they learnt the new one (DES-SEAL-6). Not persisted.
     retired: Vec<DataSecurity>,
     bad_signers: BTreeMap<&'static str, DataSecurity>,
-    /// The certificates of the faulty signers, by name.
-    bad_signer_pems: BTreeMap<&'static str, String>,
     /// The faulty signer whose certificate is served as `platform.pem` (fault
     /// `offer_signer_cert`).
     offered: Option<&'static str>,
@@ -386,13 +393,7 @@ impl Platform {
         opts: PlatformOptions,
     ) -> Result<Self, PlatformError> {
         let (cert, key) = ca.platform_dp_paths();
-        let keys = KeyStore::from_pem(
-            &std::fs::read(&key)?,
-            &std::fs::read(&cert)?,
-            ca.root_pem().as_bytes(),
-        )?;
-        let mut sec = DataSecurity::new(keys);
-        sec.update_crl(ca.crl_pem()?.as_bytes(), Utc::now())?;
+        let sec = signer(&ca, &std::fs::read(&key)?, &std::fs::read(&cert)?)?;
         let store = Store::open(&opts.store_path)?;
         let published = Published::from_ca(&ca).ok();
         let mut cfg = opts.core.clone();
@@ -410,7 +411,6 @@ impl Platform {
                 sec,
                 retired: Vec::new(),
                 bad_signers: BTreeMap::new(),
-                bad_signer_pems: BTreeMap::new(),
                 offered: None,
                 ca,
                 store,
@@ -554,8 +554,10 @@ impl State {
         }
     }
 
-    /// `f` with the current key store, then with each retired one (newest first) while the
-    /// failure is one a retired key could cure (sealed to another certificate of ours).
+    /// `f` with the current key store, then, while it fails, with each retired one (newest
+    /// first): what a gateway sealed to a previous certificate of ours opens with its key.
+    /// Only after a rotation, and only for payloads the current key cannot open, is this more
+    /// than one attempt.
     fn with_any_key<T>(
         &self,
         f: impl Fn(&DataSecurity) -> Result<T, gateway::security::SecurityError>,
@@ -593,13 +595,7 @@ impl State {
         https: Option<&HttpsServer>,
     ) -> Result<String, PlatformError> {
         let c = self.ca.rotate_platform_dp()?;
-        let keys = KeyStore::from_pem(
-            c.key_pem.as_bytes(),
-            c.cert_pem.as_bytes(),
-            self.ca.root_pem().as_bytes(),
-        )?;
-        let mut sec = DataSecurity::new(keys);
-        sec.update_crl(self.ca.crl_pem()?.as_bytes(), Utc::now())?;
+        let sec = signer(&self.ca, c.key_pem.as_bytes(), c.cert_pem.as_bytes())?;
         let old = std::mem::replace(&mut self.sec, sec);
         self.retired.insert(0, old);
         self.retired.truncate(RETIRED_KEPT);
@@ -671,15 +667,9 @@ impl State {
         };
         if !self.bad_signers.contains_key(name) {
             let c = self.ca.issue_faulty_platform_dp(which)?;
-            self.bad_signer_pems.insert(name, c.cert_pem.clone());
-            let mut ks = KeyStore::from_pem(
-                c.key_pem.as_bytes(),
-                c.cert_pem.as_bytes(),
-                self.ca.root_pem().as_bytes(),
-            )?;
             // The recipient (gateway) certificate is checked against a CRL when sealing.
-            ks.set_crl_pem(self.ca.crl_pem()?.as_bytes())?;
-            self.bad_signers.insert(name, DataSecurity::new(ks));
+            let s = signer(&self.ca, c.key_pem.as_bytes(), c.cert_pem.as_bytes())?;
+            self.bad_signers.insert(name, s);
             if which == FaultyCert::Revoked {
                 // The CA re-signed the CRL: take it into use here too.
                 let _ = self
@@ -1028,9 +1018,13 @@ impl State {
                 _ => current,
             };
             if self.faults.offer_signer_cert
-                && let Some(pem) = self.offered.and_then(|n| self.bad_signer_pems.get(n))
+                && let Some(pem) = self
+                    .offered
+                    .and_then(|n| self.bad_signers.get(n))
+                    .and_then(|s| s.keys().own().cert.to_pem().ok())
+                    .and_then(|b| String::from_utf8(b).ok())
             {
-                p.platform_pem = pem.clone();
+                p.platform_pem = pem;
             }
             if self.faults.foreign_root {
                 if self.foreign_root.is_none() {
