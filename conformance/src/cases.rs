@@ -361,13 +361,16 @@ pub fn all() -> Vec<Case> {
     });
     v.push(Case {
         id: "IDS-UNIQUE",
-        requirements: &["SM-ID", "IF-CONN-1"],
-        rules: &["DES-ID-1", "DES-ID-2", "DES-MSG-CONN-4"],
+        requirements: &["SM-ID", "IF-CONN-1", "ST-STORE-1"],
+        rules: &["DES-ID-1", "DES-ID-2", "DES-ID-4", "DES-MSG-CONN-4"],
         level: Level::Must,
         negative: false,
-        description: "two boots of the gateway, each sending data",
-        expectation: "every uplink's messageId is DES-ID-2 text and names one message only (a \
-                      repeated ID is a retransmission of the same message), across the restart",
+        description: "two boots of the gateway, each sending data (4 records before a clean \
+                      restart, all acknowledged; 4 after)",
+        expectation: "the records after the restart get seqs 5..=8 (DES-ID-4: never reused, \
+                      also across restarts) and all 8 reach the platform; every uplink's \
+                      messageId is DES-ID-2 text and names one message only (a repeated ID is a \
+                      retransmission of the same message), across the restart",
         needs: Needs::NONE,
         run: ids_unique,
     });
@@ -1101,11 +1104,7 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
                 .collect();
             let mut seqs: Vec<u64> = resent
                 .iter()
-                .filter_map(|s| {
-                    let r = s.split_whitespace().nth(2)?;
-                    let (a, b) = r.split_once("..=")?;
-                    Some(a.parse::<u64>().ok()?..=b.parse::<u64>().ok()?)
-                })
+                .filter_map(|s| data_range(s))
                 .flatten()
                 .collect();
             seqs.sort_unstable();
@@ -1919,6 +1918,12 @@ fn is_message_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// The seq range of a data message's wire summary (`dataset kind first..=last …`).
+fn data_range(summary: &str) -> Option<std::ops::RangeInclusive<u64>> {
+    let (a, b) = summary.split_whitespace().nth(2)?.split_once("..=")?;
+    Some(a.parse().ok()?..=b.parse().ok()?)
+}
+
 fn ids_unique(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
@@ -1927,10 +1932,31 @@ fn ids_unique(c: &mut Ctx) -> CaseFuture<'_> {
             .await?;
         c.stop_gateway().await?;
         c.wait_view("disconnected", WAIT, |v| !v.connected).await?;
+        let before = c.wire().len();
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "boot2.csv", 4, c.seed + 1).await?;
-        c.wait_view("8 records at the platform", WAIT, |v| v.highest_seq == 8)
-            .await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while c.view().highest_seq != 8 {
+            let wire = c.wire();
+            let reused = wire.iter().skip(before).find_map(|e| {
+                let r = (e.direction == "up" && e.message_type == "data")
+                    .then(|| data_range(&e.summary))??;
+                (*r.start() <= 4).then_some((e, r))
+            });
+            if let Some((e, r)) = reused {
+                bail!(
+                    "after the restart, data {} carries seqs {}..={}, assigned before the \
+                     restart (DES-ID-4: never reused, also across restarts)",
+                    e.message_id,
+                    r.start(),
+                    r.end()
+                );
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("8 records at the platform: not within {} s", WAIT.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let up: Vec<_> = c
             .wire()
             .into_iter()

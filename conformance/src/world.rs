@@ -542,8 +542,23 @@ impl Ctx {
 
     /// Starts the gateway, waits for its session, starts periodic sending every second.
     pub async fn started(&mut self, format: ProfileFormat) -> Result<()> {
+        let before = self.wire().len();
         self.start_gateway().await?;
-        self.wait_view("session", WAIT, |v| v.connected).await?;
+        if let Err(e) = self.wait_view("session", WAIT, |v| v.connected).await {
+            // Say why when the platform refused the connect (e.g. DES-MSG-CONN-4).
+            let refusal =
+                self.wire().into_iter().skip(before).find(|w| {
+                    w.message_type == "connect.result" && w.code.as_deref() != Some("OK")
+                });
+            return match refusal {
+                Some(r) => Err(e.context(format!(
+                    "the platform answered connect {}: {}",
+                    r.code.unwrap_or_default(),
+                    r.summary
+                ))),
+                None => Err(e),
+            };
+        }
         self.command(OperatorCommand::Start {
             datasets: vec![],
             interval_sec: 1,

@@ -34,6 +34,9 @@ pub enum Variant {
     /// ST-STORE-1, DES-FTP-6: an upload is answered `226` at once and stored two seconds
     /// later (a kill -9 in between loses a file reported stored).
     AckBeforeDurable,
+    /// DES-ID-4: the seq counter is derived at start from the records still stored, and
+    /// acknowledged records are forgotten: after a restart seqs are assigned again.
+    SeqReusedAfterRestart,
     /// IF-DISC-1: no `disconnect` at shutdown.
     NoDisconnect,
     /// IF-PSTOP-1: `periodic.stop` ignored.
@@ -89,7 +92,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 34] = [
+    pub const ALL: [Variant; 35] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -124,6 +127,7 @@ impl Variant {
         Variant::ExpiredCertAccepted,
         Variant::RevokedCertAccepted,
         Variant::AckBeforeDurable,
+        Variant::SeqReusedAfterRestart,
     ];
 
     /// The name written in `BROKEN`.
@@ -163,6 +167,7 @@ impl Variant {
             Variant::ExpiredCertAccepted => "expired-cert-accepted",
             Variant::RevokedCertAccepted => "revoked-cert-accepted",
             Variant::AckBeforeDurable => "ack-before-durable",
+            Variant::SeqReusedAfterRestart => "seq-reused-after-restart",
         }
     }
 }

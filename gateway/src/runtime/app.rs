@@ -687,7 +687,17 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     let mut store = Store::open(cfg.gateway.state_dir.path())?;
     store.set_quota(Some(cfg.storage.quota_bytes));
     store.recover_archives(&evacuation_dir)?;
+    #[cfg(feature = "broken-variants")]
+    let forgotten = match broken.is(Variant::SeqReusedAfterRestart) {
+        true => Some(store.broken_forget_acknowledged()?),
+        false => None,
+    };
     let mut snapshot = store.load_snapshot(pcfg.max_records_per_message)?;
+    #[cfg(feature = "broken-variants")]
+    if let Some(next) = forgotten {
+        snapshot.next_seq = next;
+        snapshot.batches.retain(|b| b.range.last < next);
+    }
     if broken.is(Variant::BootCountReused) {
         snapshot.boot_count = 1;
     }

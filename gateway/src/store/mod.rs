@@ -822,6 +822,35 @@ impl Store {
         Ok(())
     }
 
+    /// Broken variant `seq-reused-after-restart` (feature `broken-variants` only, never a
+    /// release): forgets the acknowledged records and sets the seq counter to one past the
+    /// highest seq still stored, as a gateway that derives its counter from its rows does
+    /// (against DES-ID-4). Returns the next seq it will assign.
+    #[cfg(feature = "broken-variants")]
+    pub fn broken_forget_acknowledged(&mut self) -> Result<Seq, StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sql("begin forget"))?;
+        tx.execute("DELETE FROM records WHERE acked = 1", [])
+            .map_err(StoreError::sql("forget records"))?;
+        tx.execute(
+            "DELETE FROM ingests WHERE NOT EXISTS \
+             (SELECT 1 FROM records WHERE seq BETWEEN ingests.first AND ingests.last)",
+            [],
+        )
+        .map_err(StoreError::sql("forget ingests"))?;
+        let next: i64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM records", [], |r| {
+                r.get(0)
+            })
+            .map_err(StoreError::sql("highest seq"))?;
+        tx.execute("UPDATE meta SET next_seq = ?1 WHERE id = 1", params![next])
+            .map_err(StoreError::sql("reset seq counter"))?;
+        tx.commit().map_err(StoreError::sql("commit forget"))?;
+        Ok(us(next))
+    }
+
     /// The state to restart the core from (`GatewayCore::restore`): the last saved snapshot
     /// (an empty one for a new store), repaired against the store as the module doc says.
     /// Its `boot_count` is this process's minus one, so that `restore`, which increments it,

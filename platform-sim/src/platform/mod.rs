@@ -46,7 +46,9 @@ use chrono::Utc;
 use gateway::profile::DataProfile;
 use gateway::protocol::flow::{InboundError, Time};
 use gateway::protocol::ids::{GatewayId, MessageId, SeqRange, StoreEpoch};
-use gateway::protocol::message::{Body, Data, Envelope, MessageType, PeriodicState, ProfileFormat};
+use gateway::protocol::message::{
+    Body, Data, Envelope, MessageType, PeriodicState, ProfileFormat, ResultCode,
+};
 use gateway::protocol::platform_side::{
     Command as CoreCommand, PlatformConfig, PlatformCore, PlatformEvent, PlatformInbound,
     PlatformTransmit, ProfileVerdict, ResendSelector, StoredGateway,
@@ -214,10 +216,19 @@ fn wire_summary(env: &Envelope) -> String {
             d.format,
             d.profile.len()
         ),
-        _ => serde_json::from_slice::<serde_json::Value>(&env.encode())
-            .ok()
-            .and_then(|v| v.get("body").map(ToString::to_string))
-            .unwrap_or_default(),
+        _ => {
+            let body = serde_json::from_slice::<serde_json::Value>(&env.encode())
+                .ok()
+                .and_then(|v| v.get("body").map(ToString::to_string))
+                .unwrap_or_default();
+            // A refusal's reason after its body.
+            match &env.result {
+                Some(r) if r.code != ResultCode::Ok => {
+                    format!("{body} — {}", r.reason.as_deref().unwrap_or(""))
+                }
+                _ => body,
+            }
+        }
     }
 }
 
