@@ -296,13 +296,21 @@ pub fn all() -> Vec<Case> {
     }
     v.push(Case {
         id: "PSTOP-HELD-CERT-REVOKED",
-        requirements: &["SEC-CERT-2", "IF-PSTART-2", "SM-SIG", "SEC-JSON-SIG-2"],
+        requirements: &[
+            "SEC-CERT-2",
+            "IF-PSTART-2",
+            "SM-SIG",
+            "SEC-JSON-SIG-2",
+            "SM-AUDIT",
+        ],
         rules: &[
             "DES-CERT-3",
             "DES-CERT-4",
             "DES-SEAL-6",
             "DES-CERT-7",
+            "DES-CERT-8",
             "DES-MSG-AN-1",
+            "DES-MSG-AN-2",
         ],
         level: Level::Must,
         negative: true,
@@ -312,9 +320,10 @@ pub fn all() -> Vec<Case> {
         expectation: "once the gateway has fetched the CRL that lists it, the stop under the \
                       revoked certificate is not acted on (an upload is still accepted) and not \
                       answered; the platform's retry under its new certificate is applied \
-                      (`periodic.stop.result` OK). (No anomaly is required: nothing can be \
-                      sealed to a revoked certificate, and what the gateway then does with its \
-                      report is not yet a rule.)",
+                      (`periodic.stop.result` OK); the reports the gateway could not seal \
+                      meanwhile arrive once it holds the new certificate (DES-CERT-8): the \
+                      refused stop (anomaly `security`, IF-PSTART-2) and the episode itself \
+                      (anomaly `certificate`, DES-CERT-8)",
         needs: Needs::NONE,
         run: pstop_held_cert_revoked,
     });
@@ -2415,8 +2424,8 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
                 e.message_type == "periodic.stop"
             })
             .await?;
-        // The gateway can seal nothing to a revoked certificate: it says nothing until the
-        // platform has a new one.
+        // The gateway can seal nothing to a revoked certificate: it keeps its reports until
+        // it holds a new one (DES-CERT-8).
         tokio::time::sleep(Duration::from_secs(1)).await;
         upload_billing(c, "after_refused_stop.csv", 3, c.seed)
             .await
@@ -2437,6 +2446,22 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
             |e| e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK"),
         )
         .await?;
+        let reports = async {
+            c.wait_gateway_anomaly(
+                "the refused stop reported (anomaly of kind security, IF-PSTART-2), kept until \
+                 the gateway could seal again (DES-CERT-8)",
+                AnomalyKind::Security,
+                |a| a.rule == "IF-PSTART-2",
+            )
+            .await?;
+            c.wait_gateway_anomaly(
+                "the episode reported (anomaly of kind certificate, rule DES-CERT-8)",
+                AnomalyKind::Certificate,
+                |a| a.rule == "DES-CERT-8",
+            )
+            .await
+        };
+        let result = reports.await;
         let anomalies: Vec<String> = c
             .view()
             .anomalies
@@ -2445,6 +2470,7 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
             .map(|a| format!("{:?} {} {}", a.kind, a.rule, a.detail))
             .collect();
         c.note(format!("gateway anomalies: {anomalies:?}"));
+        result?;
         Ok(())
     })
 }

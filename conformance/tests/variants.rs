@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 34] = [
+const CATCHES: [(Variant, &str, &str); 35] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -88,6 +88,11 @@ const CATCHES: [(Variant, &str, &str); 34] = [
         "the replayed start was applied",
     ),
     (Variant::BootCountReused, "IDS-UNIQUE", "names two messages"),
+    (
+        Variant::UnsealableReportsDropped,
+        "PSTOP-HELD-CERT-REVOKED",
+        "the refused stop reported",
+    ),
     (
         Variant::SeqReusedAfterRestart,
         "IDS-UNIQUE",

@@ -37,6 +37,9 @@ pub enum Variant {
     /// DES-ID-4: the seq counter is derived at start from the records still stored, and
     /// acknowledged records are forgotten: after a restart seqs are assigned again.
     SeqReusedAfterRestart,
+    /// DES-CERT-8: what cannot be sealed for want of a valid platform certificate is dropped
+    /// (no anomaly kept, no refresh).
+    UnsealableReportsDropped,
     /// IF-DISC-1: no `disconnect` at shutdown.
     NoDisconnect,
     /// IF-PSTOP-1: `periodic.stop` ignored.
@@ -92,7 +95,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 35] = [
+    pub const ALL: [Variant; 36] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -128,6 +131,7 @@ impl Variant {
         Variant::RevokedCertAccepted,
         Variant::AckBeforeDurable,
         Variant::SeqReusedAfterRestart,
+        Variant::UnsealableReportsDropped,
     ];
 
     /// The name written in `BROKEN`.
@@ -168,6 +172,7 @@ impl Variant {
             Variant::RevokedCertAccepted => "revoked-cert-accepted",
             Variant::AckBeforeDurable => "ack-before-durable",
             Variant::SeqReusedAfterRestart => "seq-reused-after-restart",
+            Variant::UnsealableReportsDropped => "unsealable-reports-dropped",
         }
     }
 }

@@ -6,8 +6,8 @@ use chrono::DateTime;
 use super::flow::InboundError;
 use super::flow::{Time, secs};
 use super::gateway_side::{
-    EvacuateError, GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
-    MAX_DATA_IN_FLIGHT, Transmit,
+    ANOMALY_QUEUE_LEN, EvacuateError, GatewayConfig, GatewayCore, GatewayEvent, GatewaySnapshot,
+    Inbound, IngestError, MAX_DATA_IN_FLIGHT, Transmit,
 };
 use super::ids::{Dataset, GatewayId, MessageId, SeqRange, StoreEpoch};
 use super::message::{
@@ -770,6 +770,66 @@ fn anomalies_while_offline_are_queued_up_to_100_and_sent_after_the_first_status(
     assert_eq!(kinds[0], AnomalyKind::Unauthorized);
     assert_eq!(g.anomalies_dropped(), 3 + 80);
     assert_eq!(g.anomaly_count(), 103);
+}
+
+#[test]
+fn anomalies_the_adapter_could_not_seal_are_kept_and_sent_when_sealing_works_again() {
+    // DES-CERT-8: connected, but the held platform certificate no longer seals.
+    let mut g = connected();
+    g.handle_inbound(at(1), security_refusal());
+    let out = drain(&mut g);
+    assert_eq!(anomaly_kinds(&out), vec![AnomalyKind::Security]);
+    let first: Vec<Envelope> = envelopes(&out).into_iter().cloned().collect();
+    for e in &first {
+        g.handle_unsealable(e.clone());
+    }
+    // A status that could not be sealed is not kept.
+    g.handle_timeout(at(61));
+    let statuses: Vec<Envelope> = envelopes(&drain(&mut g)).into_iter().cloned().collect();
+    assert!(!statuses.is_empty());
+    for e in statuses {
+        assert_eq!(e.message_type(), MessageType::MonitorStatus);
+        g.handle_unsealable(e);
+    }
+    assert!(drain(&mut g).is_empty(), "nothing sent while unsealable");
+    g.handle_sealing_restored(at(62));
+    let out = drain(&mut g);
+    let again = envelopes(&out);
+    assert_eq!(again.len(), 1, "the anomaly once, no status: {again:?}");
+    assert_eq!(
+        again[0].message_id, first[0].message_id,
+        "as made at detection"
+    );
+    assert_eq!(g.anomalies_dropped(), 0);
+}
+
+#[test]
+fn unsealable_anomalies_are_bounded_like_the_offline_queue() {
+    let mut g = connected();
+    // One per 61 s, so that the rate limit lets each out of the core.
+    for i in 0..(ANOMALY_QUEUE_LEN as i64 + 2) {
+        g.handle_anomaly(
+            at(1 + i * 61),
+            AnomalyKind::Storage,
+            "ST-STORE-1",
+            format!("a{i}"),
+        );
+        for e in envelopes(&drain(&mut g))
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            g.handle_unsealable(e);
+        }
+    }
+    assert_eq!(g.anomalies_dropped(), 2, "the 2 oldest over the bound");
+    g.handle_sealing_restored(at(1 + 103 * 61));
+    assert_eq!(
+        anomaly_kinds(&drain(&mut g)).len(),
+        10,
+        "the rate limit applies"
+    );
+    assert_eq!(g.anomalies_dropped(), 2 + 90);
 }
 
 // ---------------------------------------------------------------- gateway: start / stop

@@ -88,6 +88,8 @@
 //!   queued while not connected (at most [`ANOMALY_QUEUE_LEN`], oldest dropped) and sent after
 //!   the first `monitor.status` of the next session; every one not sent is counted in
 //!   `anomaliesDropped`, every one detected is a [`GatewayEvent::Anomaly`] (DES-MSG-AN-2);
+//!   one the adapter could not seal (no valid platform certificate) goes back into that queue
+//!   until it can seal again ([`GatewayCore::handle_unsealable`], DES-CERT-8);
 //!   `disconnect` on shutdown (IF-DISC-1).
 //!
 //! # Timers and poll order
@@ -1293,6 +1295,32 @@ impl GatewayCore {
         detail: String,
     ) {
         self.anomaly(now, kind, rule, detail, None);
+    }
+
+    /// DES-CERT-8: the adapter could not seal `envelope` because the held platform
+    /// certificate no longer passes DES-CERT-4. An `anomaly` goes back into the offline queue
+    /// of DES-MSG-AN-2 (its bound; the oldest dropped and counted), to be sent by
+    /// [`Self::handle_sealing_restored`]; anything else is not kept (a status is sent again at
+    /// its interval, a result again on its own timer, data is given up by the adapter through
+    /// [`Self::handle_data_failed`]).
+    pub fn handle_unsealable(&mut self, envelope: Envelope) {
+        if !matches!(envelope.body, Body::Anomaly(_)) {
+            return;
+        }
+        self.anomaly_queue.push_back(envelope);
+        while self.anomaly_queue.len() > ANOMALY_QUEUE_LEN {
+            self.anomaly_queue.pop_front();
+            self.anomalies_dropped += 1;
+        }
+    }
+
+    /// DES-CERT-8: the adapter can seal again (it sealed a message, or installed a
+    /// `platform.pem`): in session, the anomalies kept meanwhile are sent, oldest first, subject
+    /// to the rate limit (DES-MSG-AN-2). Out of session they stay queued for the next one.
+    pub fn handle_sealing_restored(&mut self, now: Time) {
+        if self.is_connected() {
+            self.flush_anomaly_queue(now);
+        }
     }
 
     /// Records still to be read from primary storage by a data message queued or in flight

@@ -21,6 +21,12 @@
 //! payload is opened once more afterwards (DES-SEAL-6; how a rotated platform certificate is
 //! learnt, DES-CERT-7).
 //!
+//! A message that cannot be sealed because the held platform certificate fails DES-CERT-4
+//! starts an episode of DES-CERT-8: one `certificate` anomaly, a refresh of the CRL and
+//! `platform.pem` (its own limit, also once per [`KID_REFETCH_EVERY`]), and every anomaly
+//! not sealed goes back to the core ([`GatewayCore::handle_unsealable`]) until a message is
+//! sealed again or a refresh is done ([`GatewayCore::handle_sealing_restored`]).
+//!
 //! Requirement IDs: IF-CONN-1, IF-PSEND-1..3, IF-PSTART-2, IF-RESEND-1, SM-RESEND, SEC-CERT-2.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,15 +41,15 @@ use super::monitor::Metrics;
 use super::mqtt::{Link, LinkEvent};
 use crate::audit::AuditLog;
 use crate::broken::{Broken, Variant};
-use crate::outbound::{self, DatasetProfile};
+use crate::outbound::{self, DatasetProfile, OutboundError};
 use crate::protocol::flow::Time;
 use crate::protocol::gateway_side::{
     DataRequest, ExternalStatus, GatewayCore, GatewayEvent, GatewaySnapshot, Inbound, IngestError,
     PeriodicSetting, Transmit,
 };
 use crate::protocol::ids::{Dataset, MessageId, SeqRange};
-use crate::protocol::message::{AnomalyKind, Body, HealthState, MessageType};
-use crate::security::DataSecurity;
+use crate::protocol::message::{AnomalyKind, Body, Envelope, HealthState, MessageType};
+use crate::security::{DataSecurity, SecurityError};
 
 /// The gateway's storage as the driver needs it. Called on blocking threads, never on the
 /// async workers (SQLite and file I/O); implementations are synchronous.
@@ -256,9 +262,16 @@ pub struct Driver<S: RecordStore> {
     /// Unknown-`kid` payloads that arrived while it was, opened after it (at most
     /// [`AWAITING_REFETCH_MAX`]).
     awaiting_refetch: Vec<(String, Vec<u8>, bool)>,
-    /// Payloads to open once more after the refetch (topic, payload, retain).
-    reopen_tx: mpsc::UnboundedSender<(String, Vec<u8>, bool)>,
-    reopen_rx: mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
+    /// When the last refetch for want of a platform certificate to seal to was asked for
+    /// (DES-CERT-8: a limit of its own, at most one per [`KID_REFETCH_EVERY`]).
+    last_unsealable_refetch: Option<std::time::Instant>,
+    /// A message could not be sealed for want of a valid platform certificate, and none has
+    /// been sealed since (DES-CERT-8: one anomaly per such episode).
+    unsealable: bool,
+    /// A refetch is done: the payload to open once more (topic, payload, retain), if it was
+    /// asked for one.
+    reopen_tx: mpsc::UnboundedSender<Option<(String, Vec<u8>, bool)>>,
+    reopen_rx: mpsc::UnboundedReceiver<Option<(String, Vec<u8>, bool)>>,
 }
 
 /// DES-SEAL-6: an unknown `kid` triggers at most one refresh of `platform.pem` per 5 minutes.
@@ -316,6 +329,8 @@ impl<S: RecordStore> Driver<S> {
                 last_kid_refetch: None,
                 kid_refetch_in_flight: false,
                 awaiting_refetch: Vec::new(),
+                last_unsealable_refetch: None,
+                unsealable: false,
                 reopen_tx,
                 reopen_rx,
             },
@@ -410,14 +425,17 @@ impl<S: RecordStore> Driver<S> {
                     Some(ev) => self.on_link(ev).await,
                     None => return,
                 },
-                Some((topic, payload, retain)) = self.reopen_rx.recv() => {
+                Some(first) = self.reopen_rx.recv() => {
                     // The refresh is done: the payload that asked for it, then those that
-                    // arrived meanwhile, in order, each opened once more.
+                    // arrived meanwhile, in order, each opened once more; then the anomalies
+                    // kept while nothing could be sealed are tried again (DES-CERT-8).
                     self.kid_refetch_in_flight = false;
                     let waiting = std::mem::take(&mut self.awaiting_refetch);
-                    self.on_publish(topic, payload, retain, false).await;
-                    for (topic, payload, retain) in waiting {
+                    for (topic, payload, retain) in first.into_iter().chain(waiting) {
                         self.on_publish(topic, payload, retain, false).await;
+                    }
+                    if self.unsealable {
+                        self.core.handle_sealing_restored(now());
                     }
                 }
                 cmd = self.commands.recv() => match cmd {
@@ -605,9 +623,63 @@ impl<S: RecordStore> Driver<S> {
         let payload = payload.to_vec();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(KID_REFETCH_WAIT, done).await;
-            let _ = again.send((topic, payload, retain));
+            let _ = again.send(Some((topic, payload, retain)));
         });
         true
+    }
+
+    /// DES-CERT-8: `envelope` could not be sealed because the held platform certificate fails
+    /// DES-CERT-4. The core keeps it if it is an anomaly; the first such failure of an episode
+    /// is reported (`certificate`, kept too until sealing works) and the CRL and
+    /// `platform.pem` are fetched again (at most once per [`KID_REFETCH_EVERY`] for this
+    /// reason, not counted against the unknown-`kid` refresh).
+    fn on_unsealable(&mut self, envelope: Envelope, e: &SecurityError) {
+        tracing::warn!(rule = "DES-CERT-8", r#type = envelope.message_type().as_str(), message = %envelope.message_id, error = %e, "not sealed: the platform certificate held fails DES-CERT-4");
+        if self.broken.is(Variant::UnsealableReportsDropped) {
+            return;
+        }
+        self.core.handle_unsealable(envelope);
+        if !self.unsealable {
+            self.unsealable = true;
+            self.core.handle_anomaly(
+                now(),
+                AnomalyKind::Certificate,
+                "DES-CERT-8",
+                format!("nothing can be sealed to the platform: its certificate held fails: {e}"),
+            );
+        }
+        let Some(refetch) = &self.platform_refetch else {
+            return;
+        };
+        if self.kid_refetch_in_flight
+            || self
+                .last_unsealable_refetch
+                .is_some_and(|t| t.elapsed() < KID_REFETCH_EVERY)
+        {
+            return;
+        }
+        let (reply, done) = oneshot::channel();
+        if refetch.try_send(reply).is_err() {
+            return;
+        }
+        self.last_unsealable_refetch = Some(std::time::Instant::now());
+        self.kid_refetch_in_flight = true;
+        tracing::info!(rule = "DES-CERT-8", "refreshing the CRL and platform.pem");
+        let again = self.reopen_tx.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(KID_REFETCH_WAIT, done).await;
+            let _ = again.send(None);
+        });
+    }
+
+    /// A message was sealed to the platform: an episode of DES-CERT-8 is over, the anomalies
+    /// kept during it go.
+    fn sealed_again(&mut self) {
+        if self.unsealable {
+            self.unsealable = false;
+            tracing::info!(rule = "DES-CERT-8", "sealing to the platform works again");
+            self.core.handle_sealing_restored(now());
+        }
     }
 
     async fn shutdown(&mut self) {
@@ -712,12 +784,19 @@ impl<S: RecordStore> Driver<S> {
                 }
                 let sec = self.sec.load_full();
                 let sealed = tokio::task::spawn_blocking(move || {
-                    outbound::seal_envelope(&sec, &envelope, Utc::now())
+                    let sealed = outbound::seal_envelope(&sec, &envelope, Utc::now());
+                    (envelope, sealed)
                 })
                 .await;
                 match sealed {
-                    Ok(Ok(p)) => self.publish(topic, p).await,
-                    Ok(Err(e)) => tracing::error!(rule = "DES-SEAL-1", error = %e, "not sent"),
+                    Ok((_, Ok(p))) => {
+                        self.publish(topic, p).await;
+                        self.sealed_again();
+                    }
+                    Ok((envelope, Err(OutboundError::Seal(e)))) if e.fails_certificate_check() => {
+                        self.on_unsealable(envelope, &e);
+                    }
+                    Ok((_, Err(e))) => tracing::error!(rule = "DES-SEAL-1", error = %e, "not sent"),
                     Err(e) => tracing::error!(error = %e, "sealing task failed"),
                 }
             }
@@ -751,6 +830,7 @@ impl<S: RecordStore> Driver<S> {
                     Ok(p) => {
                         self.keep_sealed(id, p.clone());
                         self.publish(topic, p).await;
+                        self.sealed_again();
                     }
                     Err(why) => {
                         tracing::warn!(rule = "DES-MSG-DATA-5", message = %id, %why, "data message given up");

@@ -134,6 +134,26 @@ impl SecurityError {
     pub fn wire_code(&self) -> &'static str {
         self.result_code().as_str()
     }
+
+    /// Whether this is a certificate check of DES-CERT-4 failing (or no certificate held for
+    /// the peer): what a fresh certificate or CRL may cure (DES-CERT-8), unlike a malformed
+    /// token or a bad signature.
+    pub fn fails_certificate_check(&self) -> bool {
+        matches!(
+            self,
+            SecurityError::CertWrongIssuer
+                | SecurityError::CertUntrusted
+                | SecurityError::CertWrongRole
+                | SecurityError::WeakKey(_)
+                | SecurityError::CertNotYetValid
+                | SecurityError::CertExpired
+                | SecurityError::CrlStale
+                | SecurityError::CrlBadSignature
+                | SecurityError::CrlNotYetValid
+                | SecurityError::CertRevoked
+                | SecurityError::UnknownPeer(_)
+        )
+    }
 }
 
 impl From<openssl::error::ErrorStack> for SecurityError {
