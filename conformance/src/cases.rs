@@ -323,7 +323,8 @@ pub fn all() -> Vec<Case> {
                       (`periodic.stop.result` OK); the reports the gateway could not seal \
                       meanwhile arrive once it holds the new certificate (DES-CERT-8): the \
                       refused stop (anomaly `security`, IF-PSTART-2) and the episode itself \
-                      (anomaly `certificate`, DES-CERT-8)",
+                      (anomaly `certificate`, DES-CERT-8); the data given up meanwhile was \
+                      held and arrives (all 3 records acknowledged)",
         needs: Needs::NONE,
         run: pstop_held_cert_revoked,
     });
@@ -2461,7 +2462,15 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
             )
             .await
         };
-        let result = reports.await;
+        let result = match reports.await {
+            // DES-CERT-8 (4), DES-MSG-DATA-5: the data given up meanwhile was held, and the
+            // platform's resend after the trailing gap delivers it.
+            Ok(_) => c
+                .wait_all_acknowledged("the 3 records held during the episode delivered", 3)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
         let anomalies: Vec<String> = c
             .view()
             .anomalies

@@ -251,27 +251,96 @@ pub struct Driver<S: RecordStore> {
     /// `monitor.status` messages made (the `slow-status` variant sends every third).
     statuses: u64,
     pending_stored: BTreeMap<u64, PendingStored>,
-    /// Asks the certificate task to fetch `platform.pem` now (DES-SEAL-6); the reply says it
-    /// is done. `None`: no certificate task.
-    platform_refetch: Option<mpsc::Sender<oneshot::Sender<()>>>,
-    /// When the last unknown-`kid` refetch was asked for (at most one per
-    /// [`KID_REFETCH_EVERY`]).
-    last_kid_refetch: Option<std::time::Instant>,
-    /// A refetch is under way.
-    kid_refetch_in_flight: bool,
-    /// Unknown-`kid` payloads that arrived while it was, opened after it (at most
-    /// [`AWAITING_REFETCH_MAX`]).
-    awaiting_refetch: Vec<(String, Vec<u8>, bool)>,
-    /// When the last refetch for want of a platform certificate to seal to was asked for
-    /// (DES-CERT-8: a limit of its own, at most one per [`KID_REFETCH_EVERY`]).
-    last_unsealable_refetch: Option<std::time::Instant>,
+    /// Refreshes of the CRL and `platform.pem` (DES-SEAL-6, DES-CERT-8).
+    refresh: Refresh,
     /// A message could not be sealed for want of a valid platform certificate, and none has
     /// been sealed since (DES-CERT-8: one anomaly per such episode).
     unsealable: bool,
-    /// A refetch is done: the payload to open once more (topic, payload, retain), if it was
-    /// asked for one.
-    reopen_tx: mpsc::UnboundedSender<Option<(String, Vec<u8>, bool)>>,
-    reopen_rx: mpsc::UnboundedReceiver<Option<(String, Vec<u8>, bool)>>,
+}
+
+/// A received payload kept for opening once more: (topic, payload, retain).
+type Pending = (String, Vec<u8>, bool);
+
+/// Why the driver asks for a refresh; each reason has its own limit.
+#[derive(Debug, Clone, Copy)]
+enum RefreshReason {
+    /// DES-SEAL-6: a message signed under an unknown `kid`.
+    UnknownKid = 0,
+    /// DES-CERT-8: nothing can be sealed to the platform certificate held.
+    Unsealable = 1,
+}
+
+/// The refreshes of the CRL and `platform.pem` the driver asks its certificate task for: one
+/// at a time, at most one per [`KID_REFETCH_EVERY`] for each [`RefreshReason`]; payloads
+/// signed under an unknown `kid` that arrive during one wait for it (at most
+/// [`AWAITING_REFETCH_MAX`]).
+struct Refresh {
+    /// The certificate task (the reply says it is done); `None`: no certificate task.
+    ask: Option<mpsc::Sender<oneshot::Sender<()>>>,
+    /// When the last refresh of each reason was asked for.
+    last: [Option<std::time::Instant>; 2],
+    in_flight: bool,
+    waiting: Vec<Pending>,
+    /// A refresh is done (or [`KID_REFETCH_WAIT`] passed): the payload that asked for it.
+    done_tx: mpsc::UnboundedSender<Option<Pending>>,
+    done_rx: mpsc::UnboundedReceiver<Option<Pending>>,
+}
+
+impl Refresh {
+    fn new() -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Refresh {
+            ask: None,
+            last: [None; 2],
+            in_flight: false,
+            waiting: Vec::new(),
+            done_tx,
+            done_rx,
+        }
+    }
+
+    /// Starts a refresh for `reason`, `then` to be opened again when it is done; false (and
+    /// nothing started) without a certificate task, while one is under way, or when one for
+    /// `reason` was asked for less than [`KID_REFETCH_EVERY`] ago.
+    fn start(&mut self, reason: RefreshReason, then: Option<Pending>) -> bool {
+        let Some(ask) = &self.ask else {
+            return false;
+        };
+        let last = &mut self.last[reason as usize];
+        if self.in_flight || last.is_some_and(|t| t.elapsed() < KID_REFETCH_EVERY) {
+            return false;
+        }
+        let (reply, done) = oneshot::channel();
+        if ask.try_send(reply).is_err() {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        self.in_flight = true;
+        let done_tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(KID_REFETCH_WAIT, done).await;
+            let _ = done_tx.send(then);
+        });
+        true
+    }
+
+    /// Keeps `p` for the refresh under way; false if none is or enough already wait.
+    fn wait(&mut self, p: Pending) -> bool {
+        if !self.in_flight || self.waiting.len() >= AWAITING_REFETCH_MAX {
+            return false;
+        }
+        self.waiting.push(p);
+        true
+    }
+
+    /// The refresh is done: the payloads to open once more, in order of arrival.
+    fn finish(&mut self, first: Option<Pending>) -> Vec<Pending> {
+        self.in_flight = false;
+        first
+            .into_iter()
+            .chain(std::mem::take(&mut self.waiting))
+            .collect()
+    }
 }
 
 /// DES-SEAL-6: an unknown `kid` triggers at most one refresh of `platform.pem` per 5 minutes.
@@ -305,7 +374,6 @@ impl<S: RecordStore> Driver<S> {
         datasets: HashMap<Dataset, DatasetProfile>,
     ) -> (Self, DriverHandle) {
         let (tx, commands) = mpsc::channel(64);
-        let (reopen_tx, reopen_rx) = mpsc::unbounded_channel();
         (
             Self {
                 core,
@@ -325,14 +393,8 @@ impl<S: RecordStore> Driver<S> {
                 starts_seen: std::collections::HashSet::new(),
                 statuses: 0,
                 pending_stored: BTreeMap::new(),
-                platform_refetch: None,
-                last_kid_refetch: None,
-                kid_refetch_in_flight: false,
-                awaiting_refetch: Vec::new(),
-                last_unsealable_refetch: None,
+                refresh: Refresh::new(),
                 unsealable: false,
-                reopen_tx,
-                reopen_rx,
             },
             DriverHandle { tx },
         )
@@ -347,7 +409,7 @@ impl<S: RecordStore> Driver<S> {
     /// Where to ask for a refresh of `platform.pem` when a message is signed under an unknown
     /// `kid` (DES-SEAL-6): the certificate task, which fetches and answers when done.
     pub fn with_platform_refetch(mut self, refetch: mpsc::Sender<oneshot::Sender<()>>) -> Self {
-        self.platform_refetch = Some(refetch);
+        self.refresh.ask = Some(refetch);
         self
     }
 
@@ -425,13 +487,11 @@ impl<S: RecordStore> Driver<S> {
                     Some(ev) => self.on_link(ev).await,
                     None => return,
                 },
-                Some(first) = self.reopen_rx.recv() => {
+                Some(first) = self.refresh.done_rx.recv() => {
                     // The refresh is done: the payload that asked for it, then those that
                     // arrived meanwhile, in order, each opened once more; then the anomalies
                     // kept while nothing could be sealed are tried again (DES-CERT-8).
-                    self.kid_refetch_in_flight = false;
-                    let waiting = std::mem::take(&mut self.awaiting_refetch);
-                    for (topic, payload, retain) in first.into_iter().chain(waiting) {
+                    for (topic, payload, retain) in self.refresh.finish(first) {
                         self.on_publish(topic, payload, retain, false).await;
                     }
                     if self.unsealable {
@@ -591,41 +651,19 @@ impl<S: RecordStore> Driver<S> {
     /// when it is done; false if no refetch may be made now (none configured, or one was made
     /// less than [`KID_REFETCH_EVERY`] ago).
     fn ask_kid_refetch(&mut self, inbound: &Inbound, payload: &[u8], retain: bool) -> bool {
-        let Some(refetch) = &self.platform_refetch else {
-            return false;
-        };
         let topic = match inbound {
             Inbound::Opened { topic, .. } | Inbound::Refused { topic, .. } => topic.clone(),
         };
-        if self.kid_refetch_in_flight {
+        let p = (topic.clone(), payload.to_vec(), retain);
+        if self.refresh.in_flight {
             // A refresh is under way: this payload waits for it too (bounded).
-            if self.awaiting_refetch.len() < AWAITING_REFETCH_MAX {
-                self.awaiting_refetch
-                    .push((topic, payload.to_vec(), retain));
-                return true;
-            }
-            return false;
+            return self.refresh.wait(p);
         }
-        if self
-            .last_kid_refetch
-            .is_some_and(|t| t.elapsed() < KID_REFETCH_EVERY)
-        {
-            return false;
+        let started = self.refresh.start(RefreshReason::UnknownKid, Some(p));
+        if started {
+            tracing::info!(rule = "DES-SEAL-6", %topic, "signed under an unknown kid: refreshing the CRL and platform.pem");
         }
-        let (reply, done) = oneshot::channel();
-        if refetch.try_send(reply).is_err() {
-            return false;
-        }
-        self.last_kid_refetch = Some(std::time::Instant::now());
-        self.kid_refetch_in_flight = true;
-        tracing::info!(rule = "DES-SEAL-6", %topic, "signed under an unknown kid: refreshing platform.pem");
-        let again = self.reopen_tx.clone();
-        let payload = payload.to_vec();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(KID_REFETCH_WAIT, done).await;
-            let _ = again.send(Some((topic, payload, retain)));
-        });
-        true
+        started
     }
 
     /// DES-CERT-8: `envelope` could not be sealed because the held platform certificate fails
@@ -648,28 +686,9 @@ impl<S: RecordStore> Driver<S> {
                 format!("nothing can be sealed to the platform: its certificate held fails: {e}"),
             );
         }
-        let Some(refetch) = &self.platform_refetch else {
-            return;
-        };
-        if self.kid_refetch_in_flight
-            || self
-                .last_unsealable_refetch
-                .is_some_and(|t| t.elapsed() < KID_REFETCH_EVERY)
-        {
-            return;
+        if self.refresh.start(RefreshReason::Unsealable, None) {
+            tracing::info!(rule = "DES-CERT-8", "refreshing the CRL and platform.pem");
         }
-        let (reply, done) = oneshot::channel();
-        if refetch.try_send(reply).is_err() {
-            return;
-        }
-        self.last_unsealable_refetch = Some(std::time::Instant::now());
-        self.kid_refetch_in_flight = true;
-        tracing::info!(rule = "DES-CERT-8", "refreshing the CRL and platform.pem");
-        let again = self.reopen_tx.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(KID_REFETCH_WAIT, done).await;
-            let _ = again.send(None);
-        });
     }
 
     /// A message was sealed to the platform: an episode of DES-CERT-8 is over, the anomalies
