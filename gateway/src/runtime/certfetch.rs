@@ -24,6 +24,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::mqtt::TlsFiles;
+use crate::outbound;
 use crate::security::{DataSecurity, Identity};
 
 /// Largest response accepted (DES-CERT-2).
@@ -80,7 +81,7 @@ fn find(what: &str, rule: &'static str, detail: String) -> Finding {
 pub struct Refreshed {
     /// The CRL was replaced by a newer one.
     pub crl_installed: bool,
-    /// The platform certificate was (re)installed.
+    /// Another platform certificate than the one held was installed.
     pub platform_installed: bool,
     /// Application IDs whose certificates passed DES-CERT-4 (DES-CERT-6).
     pub apps: Vec<String>,
@@ -222,7 +223,16 @@ impl CertFetcher {
         match self.get("/sgw/v1/certs/platform.pem", crl_der).await {
             Ok(pem) => {
                 let mut next = (*cell.load_full()).clone();
+                let kid = |s: &DataSecurity| {
+                    s.keys()
+                        .peer(outbound::PLATFORM_PEER)
+                        .ok()
+                        .map(|p| p.kid.clone())
+                };
+                let before = kid(&next);
                 match next.update_peer(Identity::platform(), &pem, now) {
+                    // Installed only when it is another certificate than the one held.
+                    Ok(()) if kid(&next) == before => {}
                     Ok(()) => {
                         cell.store(Arc::new(next));
                         out.platform_installed = true;
