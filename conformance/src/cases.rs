@@ -13,7 +13,7 @@ use legacy_sim::push::{RetryPolicy, Session};
 use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
 
 use crate::case::{Case, CaseFuture, Level, Needs};
-use crate::world::{Ctx, WAIT};
+use crate::world::{Ctx, Look, WAIT};
 
 /// The smoke selection (`sgw-conformance run --smoke`): one or two cases of each area, under
 /// a minute on a 2-core machine.
@@ -839,30 +839,28 @@ fn pstart_duplicated(c: &mut Ctx) -> CaseFuture<'_> {
                 e.message_type == "periodic.start"
             })
             .await?;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let answers = Ctx::poll(WAIT, || {
             let answers: Vec<_> = c
                 .wire()
                 .into_iter()
                 .filter(|e| e.in_reply_to.as_deref() == Some(start.message_id.as_str()))
                 .collect();
-            if answers.len() >= 2 {
-                if answers
-                    .iter()
-                    .any(|a| a.code.as_deref() != Some("OK") || a.summary != answers[0].summary)
-                {
-                    bail!("the copies got different results: {answers:?}");
-                }
-                if !answers[0].summary.contains("\"commandSeq\":1") {
-                    bail!("applied twice or not at all: {}", answers[0].summary);
-                }
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{} answer(s) to the duplicated start", answers.len());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(match answers.len() {
+                n if n >= 2 => Look::Done(answers),
+                n => Look::Not(format!("{n} answer(s) to the duplicated start")),
+            })
+        })
+        .await?;
+        if answers
+            .iter()
+            .any(|a| a.code.as_deref() != Some("OK") || a.summary != answers[0].summary)
+        {
+            bail!("the copies got different results: {answers:?}");
         }
+        if !answers[0].summary.contains("\"commandSeq\":1") {
+            bail!("applied twice or not at all: {}", answers[0].summary);
+        }
+        Ok(())
     })
 }
 
@@ -896,17 +894,14 @@ fn pstart_unknown_dataset(c: &mut Ctx) -> CaseFuture<'_> {
 async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
     c.started(format).await?;
     let table = upload_billing(c, "billing_1.csv", 30, c.seed).await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let stored = loop {
+    let stored = Ctx::poll(WAIT, || {
         let s = c.stored()?;
-        if s.len() >= 30 {
-            break s;
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{} of 30 records stored by the platform", s.len());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        Ok(match s.len() {
+            n if n >= 30 => Look::Done(s),
+            n => Look::Not(format!("{n} of 30 records stored by the platform")),
+        })
+    })
+    .await?;
     if stored.len() != 30 {
         bail!("{} records stored, 30 uploaded", stored.len());
     }
@@ -998,20 +993,22 @@ fn cert_fetch(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.start_gateway().await?;
         let gw = c.gw.to_string();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let got = Ctx::poll(WAIT, || {
             let got = c.https_requests();
             let fetched = |p: &str| got.iter().any(|(who, path)| *who == gw && path == p);
             let crl = fetched("/sgw/v1/crl.pem") || fetched("/sgw/v1/crl.der");
-            if fetched("/sgw/v1/certs/root.pem") && fetched("/sgw/v1/certs/platform.pem") && crl {
-                c.note(format!("HTTPS requests: {got:?}"));
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("fetched only {got:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            Ok(
+                if fetched("/sgw/v1/certs/root.pem") && fetched("/sgw/v1/certs/platform.pem") && crl
+                {
+                    Look::Done(got)
+                } else {
+                    Look::Not(format!("fetched only {got:?}"))
+                },
+            )
+        })
+        .await?;
+        c.note(format!("HTTPS requests: {got:?}"));
+        Ok(())
     })
 }
 
@@ -1104,8 +1101,7 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
         if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":5") {
             bail!("resend.result {:?} {}", r.code, r.summary);
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let resent = Ctx::poll(WAIT, || {
             let resent: Vec<String> = c
                 .wire()
                 .into_iter()
@@ -1118,15 +1114,18 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
                 .flatten()
                 .collect();
             seqs.sort_unstable();
-            if seqs == (3..=7).collect::<Vec<u64>>() {
-                c.note(format!("resend data: {resent:?}"));
-                return Ok(());
+            let wrong = format!("resend data {resent:?} does not cover exactly 3..=7");
+            if seqs.iter().any(|q| !(3..=7).contains(q)) {
+                bail!("{wrong}");
             }
-            if seqs.iter().any(|q| !(3..=7).contains(q)) || tokio::time::Instant::now() > deadline {
-                bail!("resend data {resent:?} does not cover exactly 3..=7");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            Ok(match seqs == (3..=7).collect::<Vec<u64>>() {
+                true => Look::Done(resent),
+                false => Look::Not(wrong),
+            })
+        })
+        .await?;
+        c.note(format!("resend data: {resent:?}"));
+        Ok(())
     })
 }
 
@@ -1945,8 +1944,7 @@ fn ids_unique(c: &mut Ctx) -> CaseFuture<'_> {
         let before = c.wire().len();
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "boot2.csv", 4, c.seed + 1).await?;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while c.view().highest_seq != 8 {
+        Ctx::poll(WAIT, || {
             let wire = c.wire();
             let reused = wire.iter().skip(before).find_map(|e| {
                 let r = (e.direction == "up" && e.message_type == "data")
@@ -1962,11 +1960,15 @@ fn ids_unique(c: &mut Ctx) -> CaseFuture<'_> {
                     r.end()
                 );
             }
-            if tokio::time::Instant::now() > deadline {
-                bail!("8 records at the platform: not within {} s", WAIT.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Ok(match c.view().highest_seq {
+                8 => Look::Done(()),
+                _ => Look::Not(format!(
+                    "8 records at the platform: not within {} s",
+                    WAIT.as_secs()
+                )),
+            })
+        })
+        .await?;
         let up: Vec<_> = c
             .wire()
             .into_iter()
@@ -2047,21 +2049,18 @@ fn mon_interval(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.session().await?;
         c.wait_view("four monitor.status", WAIT, |_| true).await?;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let statuses = loop {
+        let statuses = Ctx::poll(WAIT, || {
             let s: Vec<_> = c
                 .wire()
                 .into_iter()
                 .filter(|e| e.message_type == "monitor.status")
                 .collect();
-            if s.len() >= 4 {
-                break s;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{} monitor.status within {} s", s.len(), WAIT.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+            Ok(match s.len() {
+                n if n >= 4 => Look::Done(s),
+                n => Look::Not(format!("{n} monitor.status within {} s", WAIT.as_secs())),
+            })
+        })
+        .await?;
         let at = |e: &platform_sim::platform::WireEvent| {
             chrono::DateTime::parse_from_rfc3339(&e.at).map_err(|x| anyhow!("{}: {x}", e.at))
         };
@@ -2232,32 +2231,30 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
             seq: SeqRange::new(1, 20),
             time: None,
         })?;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        Ctx::poll(WAIT, || {
             let r = c
                 .wire()
                 .into_iter()
                 .skip(since)
                 .find(|e| e.message_type == "resend.result");
             match r {
-                Some(r) if r.code.as_deref() == Some("OK") => break,
+                Some(r) if r.code.as_deref() == Some("OK") => Ok(Look::Done(())),
                 Some(r) => bail!("resend.result {:?} {}", r.code, r.summary),
-                None if tokio::time::Instant::now() > deadline => bail!("no resend.result"),
-                None => tokio::time::sleep(Duration::from_millis(50)).await,
+                None => Ok(Look::Not("no resend.result".into())),
             }
-        }
+        })
+        .await?;
         let resend = window_holds(c, since, Duration::from_secs(4)).await?;
         c.faults(FaultConfig::default())?;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while data_ids_since(c, since).len() < 20 {
-            if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "{} of 20 resend messages sent once acknowledgements flowed",
-                    data_ids_since(c, since).len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        Ctx::poll(WAIT, || {
+            Ok(match data_ids_since(c, since).len() {
+                n if n >= 20 => Look::Done(()),
+                n => Look::Not(format!(
+                    "{n} of 20 resend messages sent once acknowledgements flowed"
+                )),
+            })
+        })
+        .await?;
         c.note(format!(
             "most unacknowledged at once: {periodic} (periodic), {resend} (resend)"
         ));
@@ -2372,19 +2369,21 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
                 .iter()
                 .filter(|e| e.message_type == "connect")
                 .count();
-            let deadline = tokio::time::Instant::now() + WAIT;
-            while c
-                .wire()
-                .iter()
-                .filter(|e| e.message_type == "connect")
-                .count()
-                <= connects
-            {
-                if tokio::time::Instant::now() > deadline {
-                    bail!("no new connect within {} s of the cut", WAIT.as_secs());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Ctx::poll(WAIT, || {
+                let now = c
+                    .wire()
+                    .iter()
+                    .filter(|e| e.message_type == "connect")
+                    .count();
+                Ok(match now > connects {
+                    true => Look::Done(()),
+                    false => Look::Not(format!(
+                        "no new connect within {} s of the cut",
+                        WAIT.as_secs()
+                    )),
+                })
+            })
+            .await?;
         }
         c.wait_view("all 20 records stored and acknowledged", WAIT, |v| {
             v.connected
@@ -2409,16 +2408,16 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
         let detail = c.revoke_platform_certificate()?;
         c.note(detail);
         // A fetch may have been under way at the revocation: wait for two more.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while c.crl_fetches() < crl_before + 2 {
-            if tokio::time::Instant::now() > deadline {
-                bail!(
+        Ctx::poll(WAIT, || {
+            Ok(match c.crl_fetches() >= crl_before + 2 {
+                true => Look::Done(()),
+                false => Look::Not(format!(
                     "the CRL not fetched again within {} s (crl_refresh_sec 1)",
                     WAIT.as_secs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                )),
+            })
+        })
+        .await?;
         c.command(OperatorCommand::Stop)?;
         let stop = c
             .wait_wire("periodic.stop under the revoked certificate", WAIT, |e| {

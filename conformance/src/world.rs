@@ -23,6 +23,14 @@ use platform_sim::platform::store::{RecordRow, Store};
 use platform_sim::platform::{Platform, PlatformHandle, PlatformOptions, WireEvent, WireTap};
 use platform_sim::provision::Bundle;
 
+/// What one look of [`Ctx::poll`] found.
+pub enum Look<T> {
+    /// Done, with this.
+    Done(T),
+    /// Not yet: the failure to report if the wait ends now.
+    Not(String),
+}
+
 /// The gateway under test, as the suite drives it.
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -452,6 +460,20 @@ impl Ctx {
         self.handle
             .set_faults(f)
             .map_err(|e| anyhow!("faults: {e:?}"))
+    }
+
+    /// Looks every 100 ms, for at most `t`, until `look` is done. An error of `look` (a wrong
+    /// observation) ends the wait at once; when `t` has passed, the wait fails with what the
+    /// last look said ([`Look::Not`]).
+    pub async fn poll<T>(t: Duration, mut look: impl FnMut() -> Result<Look<T>>) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + t;
+        loop {
+            match look()? {
+                Look::Done(v) => return Ok(v),
+                Look::Not(seen) if tokio::time::Instant::now() > deadline => bail!("{seen}"),
+                Look::Not(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Waits until `cond` holds of the platform's view, at most `t`.
