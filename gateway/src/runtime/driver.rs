@@ -1073,3 +1073,63 @@ fn decrypt_only(sec: &DataSecurity, payload: &[u8]) -> Option<crate::protocol::m
     .ok()?;
     crate::protocol::message::Envelope::decode(&bytes).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refresh whose certificate task answers at once.
+    fn answering() -> Refresh {
+        let (ask, mut asked) = mpsc::channel::<oneshot::Sender<()>>(4);
+        tokio::spawn(async move {
+            while let Some(done) = asked.recv().await {
+                let _ = done.send(());
+            }
+        });
+        let mut r = Refresh::new();
+        r.ask = Some(ask);
+        r
+    }
+
+    fn pending(n: u8) -> Pending {
+        (format!("t{n}"), vec![n], false)
+    }
+
+    #[tokio::test]
+    async fn each_reason_has_its_own_limit_and_one_refresh_runs_at_a_time() {
+        let mut r = answering();
+        // DES-CERT-8 first: it does not use up the unknown-kid refresh (DES-SEAL-6).
+        assert!(r.start(RefreshReason::Unsealable, None));
+        assert!(
+            !r.start(RefreshReason::UnknownKid, Some(pending(1))),
+            "one at a time"
+        );
+        assert!(
+            r.wait(pending(2)),
+            "a payload waits for the refresh under way"
+        );
+        let first = r.done_rx.recv().await.unwrap();
+        assert_eq!(r.finish(first), vec![pending(2)]);
+        assert!(r.start(RefreshReason::UnknownKid, Some(pending(3))));
+        let first = r.done_rx.recv().await.unwrap();
+        assert_eq!(
+            r.finish(first),
+            vec![pending(3)],
+            "the asking payload first"
+        );
+        // Both used within KID_REFETCH_EVERY: neither again.
+        assert!(!r.start(RefreshReason::Unsealable, None));
+        assert!(!r.start(RefreshReason::UnknownKid, Some(pending(4))));
+        assert!(!r.wait(pending(5)), "nothing to wait for");
+    }
+
+    #[tokio::test]
+    async fn waiting_payloads_are_bounded() {
+        let mut r = answering();
+        assert!(r.start(RefreshReason::UnknownKid, Some(pending(0))));
+        for n in 0..AWAITING_REFETCH_MAX {
+            assert!(r.wait(pending(n as u8)));
+        }
+        assert!(!r.wait(pending(255)));
+    }
+}
