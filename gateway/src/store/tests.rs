@@ -962,6 +962,53 @@ fn after_a_crash_between_evacuation_and_snapshot_the_loaded_snapshot_marks_archi
 }
 
 #[test]
+fn after_a_crash_between_evacuation_and_snapshot_a_batch_archived_in_part_is_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let mut core = running_core(4);
+    let a = s.ingest_file(&ds("billing"), at(0), rows(5, "a")).unwrap();
+    core.handle_ingest(at(0), &ds("billing"), &a.record_bytes)
+        .unwrap();
+    let mut snap = core.snapshot();
+    snap.batches[0].acked = true; // 1..=4
+    s.save_snapshot(&snap).unwrap();
+    // 3..=4 still pinned (read by a resend): only 1..=2 is evacuated.
+    let (g, k, c) = (gw(), keys(), columns());
+    let report = s
+        .evacuate(
+            at(2 * DAY),
+            &Evacuation {
+                gateway_id: &g,
+                dir: &arch,
+                keys: &k,
+                columns: &c,
+                retention: Duration::days(1),
+                max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+                pinned: &[r(3, 4)],
+            },
+        )
+        .unwrap();
+    assert_eq!(report.archives[0].range, r(1, 2));
+    drop(s);
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let loaded = s.load_snapshot(4).unwrap();
+    let flags: Vec<_> = loaded
+        .batches
+        .iter()
+        .map(|b| (b.range.first, b.range.last, b.acked, b.archived))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            (1, 2, true, true),
+            (3, 4, true, false),
+            (5, 5, false, false)
+        ]
+    );
+}
+
+#[test]
 fn a_newer_schema_is_refused_and_left_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(dir.path()).unwrap());
