@@ -672,7 +672,12 @@ impl<S: RecordStore> Driver<S> {
     /// `platform.pem` are fetched again (at most once per [`KID_REFETCH_EVERY`] for this
     /// reason, not counted against the unknown-`kid` refresh).
     fn on_unsealable(&mut self, envelope: Envelope, e: &SecurityError) {
-        tracing::warn!(rule = "DES-CERT-8", r#type = envelope.message_type().as_str(), message = %envelope.message_id, error = %e, "not sealed: the platform certificate held fails DES-CERT-4");
+        // Warned once per episode; every further message at debug level (no log flood).
+        if self.unsealable {
+            tracing::debug!(rule = "DES-CERT-8", r#type = envelope.message_type().as_str(), message = %envelope.message_id, error = %e, "not sealed");
+        } else {
+            tracing::warn!(rule = "DES-CERT-8", r#type = envelope.message_type().as_str(), message = %envelope.message_id, error = %e, "not sealed: the platform certificate held fails DES-CERT-4");
+        }
         if self.broken.is(Variant::UnsealableReportsDropped) {
             return;
         }
