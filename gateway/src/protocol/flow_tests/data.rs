@@ -719,6 +719,30 @@ fn an_unreadable_archive_makes_its_records_no_longer_held_and_is_reported() {
     assert_eq!(got, vec![(r(4, 5), false)]);
 }
 
+#[test]
+fn an_archive_lost_in_part_keeps_the_rest_of_its_batch_archived() {
+    let mut g = started_with(cfg_cap(1000));
+    g.handle_ingest(t0(), &ds("billing"), &[100; 5]).unwrap(); // 1..=5, one batch
+    g.handle_timeout(at(10));
+    for (_, range, _, id) in data_of(&drain(&mut g)) {
+        ack(&mut g, at(11), &id, range, ResultCode::Ok);
+    }
+    g.handle_evacuated(r(1, 5)).unwrap();
+    // The batch's records lie in two archives; the one of 2..=3 is damaged.
+    assert_eq!(g.handle_archive_lost(at(12), r(2, 3), "sha256".into()), 2);
+    let req = seq_req(None, 1, 5);
+    assert_eq!(
+        g.archived_selection(&req),
+        vec![(ds("billing"), r(1, 1)), (ds("billing"), r(4, 5))]
+    );
+    let out = resend(&mut g, at(13), "p.r1", req);
+    assert_eq!(
+        resend_result(&out),
+        (ResultCode::Partial, 3, 2),
+        "3 records in 2 messages"
+    );
+}
+
 // ---------------------------------------------------------------- DES-MSG-RS-2 result codes
 
 #[test]
