@@ -743,6 +743,31 @@ fn an_archive_lost_in_part_keeps_the_rest_of_its_batch_archived() {
     );
 }
 
+#[test]
+fn a_batch_split_by_flags_is_merged_again_once_its_pieces_agree() {
+    let mut g = started_with(cfg_cap(1000));
+    g.handle_ingest(t0(), &ds("billing"), &[400; 4]).unwrap(); // 1..=4, one batch
+    g.handle_timeout(at(10));
+    for (_, range, _, id) in data_of(&drain(&mut g)) {
+        ack(&mut g, at(11), &id, range, ResultCode::Ok);
+    }
+    g.handle_evacuated(r(1, 2)).unwrap();
+    let split: Vec<_> = g.batches().iter().map(|b| (b.range, b.archived)).collect();
+    assert_eq!(split, vec![(r(1, 2), true), (r(3, 4), false)]);
+    g.handle_evacuated(r(3, 4)).unwrap();
+    let merged: Vec<_> = g
+        .batches()
+        .iter()
+        .map(|b| (b.range, b.archived, b.bytes))
+        .collect();
+    // Each piece kept the batch's 1 600 bytes (an upper bound, `Batch::bytes`).
+    assert_eq!(
+        merged,
+        vec![(r(1, 4), true, 3200)],
+        "one message unit again"
+    );
+}
+
 // ---------------------------------------------------------------- DES-MSG-RS-2 result codes
 
 #[test]
