@@ -140,6 +140,11 @@ fn gw() -> GatewayId {
 
 /// Runs an evacuation pass at `now` with a retention of one day.
 fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
+    evacuate_pinned(s, dir, now, &[])
+}
+
+/// Evacuates all but `pinned` (records a data message still reads, DES-EVAC-1).
+fn evacuate_pinned(s: &mut Store, dir: &Path, now: Time, pinned: &[SeqRange]) -> EvacuationReport {
     let (g, k, c) = (gw(), keys(), columns());
     s.evacuate(
         now,
@@ -150,7 +155,7 @@ fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
             columns: &c,
             retention: Duration::days(1),
             max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-            pinned: &[],
+            pinned,
         },
     )
     .unwrap()
@@ -931,30 +936,48 @@ fn after_a_crash_between_ingest_and_snapshot_the_loaded_snapshot_indexes_the_fil
     assert_eq!(loaded.next_seq, 10);
 }
 
-#[test]
-fn after_a_crash_between_evacuation_and_snapshot_the_loaded_snapshot_marks_archived() {
+/// A loaded batch as (first, last, acked, archived).
+type BatchFlags = (u64, u64, bool, bool);
+
+/// Ingests 5 records into a store and a core of message cap `cap`, saves a snapshot with the
+/// first `acked` batches acknowledged, evacuates all but `pinned` and — as after a crash before
+/// the next snapshot — opens the store again. Returns the archives written and the loaded
+/// snapshot's batches.
+fn crash_between_evacuation_and_snapshot(
+    cap: u64,
+    acked: usize,
+    pinned: &[SeqRange],
+) -> (Vec<SeqRange>, Vec<BatchFlags>) {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("evac");
     let mut s = Store::open(&dir.path().join("store")).unwrap();
-    let mut core = running_core(2);
+    let mut core = running_core(cap);
     let a = s.ingest_file(&ds("billing"), at(0), rows(5, "a")).unwrap();
     core.handle_ingest(at(0), &ds("billing"), &a.record_bytes)
         .unwrap();
     let mut snap = core.snapshot();
-    for b in &mut snap.batches[..2] {
-        b.acked = true; // 1..=4
+    for b in &mut snap.batches[..acked] {
+        b.acked = true;
     }
     s.save_snapshot(&snap).unwrap();
-    let report = evacuate(&mut s, &arch, at(2 * DAY));
-    assert_eq!(report.archives[0].range, r(1, 4));
+    let report = evacuate_pinned(&mut s, &arch, at(2 * DAY), pinned);
     drop(s);
     let mut s = Store::open(&dir.path().join("store")).unwrap();
-    let loaded = s.load_snapshot(2).unwrap();
-    let flags: Vec<_> = loaded
+    let loaded = s.load_snapshot(cap).unwrap();
+    let archives = report.archives.iter().map(|l| l.range).collect();
+    let flags = loaded
         .batches
         .iter()
         .map(|b| (b.range.first, b.range.last, b.acked, b.archived))
         .collect();
+    (archives, flags)
+}
+
+#[test]
+fn after_a_crash_between_evacuation_and_snapshot_the_loaded_snapshot_marks_archived() {
+    // Batches of 2: 1..=2 and 3..=4 acknowledged and archived together.
+    let (archives, flags) = crash_between_evacuation_and_snapshot(2, 2, &[]);
+    assert_eq!(archives, vec![r(1, 4)]);
     assert_eq!(
         flags,
         vec![(1, 2, true, true), (3, 4, true, true), (5, 5, false, false)]
@@ -963,41 +986,9 @@ fn after_a_crash_between_evacuation_and_snapshot_the_loaded_snapshot_marks_archi
 
 #[test]
 fn after_a_crash_between_evacuation_and_snapshot_a_batch_archived_in_part_is_split() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
-    let mut core = running_core(4);
-    let a = s.ingest_file(&ds("billing"), at(0), rows(5, "a")).unwrap();
-    core.handle_ingest(at(0), &ds("billing"), &a.record_bytes)
-        .unwrap();
-    let mut snap = core.snapshot();
-    snap.batches[0].acked = true; // 1..=4
-    s.save_snapshot(&snap).unwrap();
-    // 3..=4 still pinned (read by a resend): only 1..=2 is evacuated.
-    let (g, k, c) = (gw(), keys(), columns());
-    let report = s
-        .evacuate(
-            at(2 * DAY),
-            &Evacuation {
-                gateway_id: &g,
-                dir: &arch,
-                keys: &k,
-                columns: &c,
-                retention: Duration::days(1),
-                max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-                pinned: &[r(3, 4)],
-            },
-        )
-        .unwrap();
-    assert_eq!(report.archives[0].range, r(1, 2));
-    drop(s);
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
-    let loaded = s.load_snapshot(4).unwrap();
-    let flags: Vec<_> = loaded
-        .batches
-        .iter()
-        .map(|b| (b.range.first, b.range.last, b.acked, b.archived))
-        .collect();
+    // One batch 1..=4 acknowledged; 3..=4 still pinned (read by a resend): only 1..=2 goes.
+    let (archives, flags) = crash_between_evacuation_and_snapshot(4, 1, &[r(3, 4)]);
+    assert_eq!(archives, vec![r(1, 2)]);
     assert_eq!(
         flags,
         vec![
@@ -1041,22 +1032,7 @@ fn records_still_to_be_sent_are_not_evacuated_and_split_the_run() {
     let mut s = Store::open(&dir.path().join("store")).unwrap();
     ingest(&mut s, "billing", at(0), 8); // 1..=8
     s.mark_acked(r(1, 8)).unwrap();
-    let (g, k, c) = (gw(), keys(), columns());
-    let pinned = [r(3, 4), r(7, 7)];
-    let report = s
-        .evacuate(
-            at(2 * DAY),
-            &Evacuation {
-                gateway_id: &g,
-                dir: &arch,
-                keys: &k,
-                columns: &c,
-                retention: Duration::days(1),
-                max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-                pinned: &pinned,
-            },
-        )
-        .unwrap();
+    let report = evacuate_pinned(&mut s, &arch, at(2 * DAY), &[r(3, 4), r(7, 7)]);
     let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
     assert_eq!(got, vec![r(1, 2), r(5, 6), r(8, 8)]);
     assert_eq!(stored_seqs(&s), vec![3, 4, 7]);

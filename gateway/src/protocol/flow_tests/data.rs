@@ -719,14 +719,22 @@ fn an_unreadable_archive_makes_its_records_no_longer_held_and_is_reported() {
     assert_eq!(got, vec![(r(4, 5), false)]);
 }
 
-#[test]
-fn an_archive_lost_in_part_keeps_the_rest_of_its_batch_archived() {
+/// A core that ingested one file of records of `sizes` as one batch, sent it at 10 s and had
+/// it acknowledged at 11 s.
+fn one_acknowledged_batch(sizes: &[u32]) -> GatewayCore {
     let mut g = started_with(cfg_cap(1000));
-    g.handle_ingest(t0(), &ds("billing"), &[100; 5]).unwrap(); // 1..=5, one batch
+    g.handle_ingest(t0(), &ds("billing"), sizes).unwrap();
+    assert_eq!(g.batches().len(), 1);
     g.handle_timeout(at(10));
     for (_, range, _, id) in data_of(&drain(&mut g)) {
         ack(&mut g, at(11), &id, range, ResultCode::Ok);
     }
+    g
+}
+
+#[test]
+fn an_archive_lost_in_part_keeps_the_rest_of_its_batch_archived() {
+    let mut g = one_acknowledged_batch(&[100; 5]); // 1..=5
     g.handle_evacuated(r(1, 5)).unwrap();
     // The batch's records lie in two archives; the one of 2..=3 is damaged.
     assert_eq!(g.handle_archive_lost(at(12), r(2, 3), "sha256".into()), 2);
@@ -745,12 +753,7 @@ fn an_archive_lost_in_part_keeps_the_rest_of_its_batch_archived() {
 
 #[test]
 fn a_batch_split_by_flags_is_merged_again_once_its_pieces_agree() {
-    let mut g = started_with(cfg_cap(1000));
-    g.handle_ingest(t0(), &ds("billing"), &[400; 4]).unwrap(); // 1..=4, one batch
-    g.handle_timeout(at(10));
-    for (_, range, _, id) in data_of(&drain(&mut g)) {
-        ack(&mut g, at(11), &id, range, ResultCode::Ok);
-    }
+    let mut g = one_acknowledged_batch(&[400; 4]); // 1..=4
     g.handle_evacuated(r(1, 2)).unwrap();
     let split: Vec<_> = g.batches().iter().map(|b| (b.range, b.archived)).collect();
     assert_eq!(split, vec![(r(1, 2), true), (r(3, 4), false)]);
