@@ -690,6 +690,22 @@ fn anomaly_kinds(out: &[Transmit]) -> Vec<AnomalyKind> {
 }
 
 #[test]
+fn an_anomaly_detail_over_the_text_limit_is_cut_at_a_character_boundary() {
+    let max = crate::protocol::message::MAX_TEXT_BYTES;
+    let mut g = connected();
+    // ASCII: cut at exactly the limit. 3-byte characters: at the last boundary below it.
+    for (detail, kept) in [("x".repeat(max + 10), max), ("あ".repeat(max), max / 3 * 3)] {
+        g.handle_anomaly(at(1), AnomalyKind::Storage, "ST-STORE-1", detail.clone());
+        let out = drain(&mut g);
+        let Body::Anomaly(a) = &envelopes(&out)[0].body else {
+            panic!("an anomaly")
+        };
+        assert_eq!(a.detail.len(), kept);
+        assert!(detail.starts_with(&a.detail));
+    }
+}
+
+#[test]
 fn at_most_ten_anomalies_of_a_kind_are_sent_per_60_s_window_and_the_rest_are_counted() {
     let mut g = connected();
     for _ in 0..15 {
