@@ -462,7 +462,7 @@ impl Ctx {
             .map_err(|e| anyhow!("faults: {e:?}"))
     }
 
-    /// Looks every 100 ms, for at most `t`, until `look` is done. An error of `look` (a wrong
+    /// Looks every 50 ms, for at most `t`, until `look` is done. An error of `look` (a wrong
     /// observation) ends the wait at once; when `t` has passed, the wait fails with what the
     /// last look said ([`Look::Not`]).
     pub async fn poll<T>(t: Duration, mut look: impl FnMut() -> Result<Look<T>>) -> Result<T> {
@@ -471,7 +471,7 @@ impl Ctx {
             match look()? {
                 Look::Done(v) => return Ok(v),
                 Look::Not(seen) if tokio::time::Instant::now() > deadline => bail!("{seen}"),
-                Look::Not(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Look::Not(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
     }
@@ -483,17 +483,14 @@ impl Ctx {
         t: Duration,
         cond: impl Fn(&GatewayView) -> bool,
     ) -> Result<GatewayView> {
-        let deadline = tokio::time::Instant::now() + t;
-        loop {
+        Self::poll(t, || {
             let v = self.view();
-            if cond(&v) {
-                return Ok(v);
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{what}: not within {} s", t.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Ok(match cond(&v) {
+                true => Look::Done(v),
+                false => Look::Not(format!("{what}: not within {} s", t.as_secs())),
+            })
+        })
+        .await
     }
 
     /// Waits until the gateway has reported an anomaly of `kind` that also satisfies `also`.
@@ -531,16 +528,13 @@ impl Ctx {
         t: Duration,
         cond: impl Fn(&WireEvent) -> bool,
     ) -> Result<WireEvent> {
-        let deadline = tokio::time::Instant::now() + t;
-        loop {
-            if let Some(e) = self.wire().into_iter().find(|e| cond(e)) {
-                return Ok(e);
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{what}: not seen within {} s", t.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Self::poll(t, || {
+            Ok(match self.wire().into_iter().find(|e| cond(e)) {
+                Some(e) => Look::Done(e),
+                None => Look::Not(format!("{what}: not seen within {} s", t.as_secs())),
+            })
+        })
+        .await
     }
 
     /// Sends an operator command (the platform seals it).
