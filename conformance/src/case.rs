@@ -29,6 +29,10 @@ pub struct Needs {
     /// The gateway can be disposed of (in process, or a `wipeCommand` in the capability
     /// statement).
     pub wipe: bool,
+    /// A gateway of its own, fresh from provisioning: the case starts, stops or reconfigures
+    /// it, or counts from its first state (commandSeq, counters, lockout). Not applicable to an
+    /// already-running gateway (`--target running`), which is one gateway for the whole run.
+    pub own_gateway: bool,
 }
 
 /// The capability statement of the gateway under test (`--capabilities FILE`, JSON).

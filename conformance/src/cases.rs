@@ -44,7 +44,7 @@ pub fn all() -> Vec<Case> {
             description: "start the gateway; it connects over mutual TLS and sends `connect`",
             expectation: "`connect` answered OK by the platform; the gateway's next message is \
                           `monitor.status` (DES-MSG-CONN-3)",
-            needs: Needs::NONE,
+            needs: Needs::OWN,
             run: conn_ok,
         },
         Case {
@@ -55,7 +55,7 @@ pub fn all() -> Vec<Case> {
             negative: false,
             description: "stop the gateway cleanly (SIGTERM or its shutdown)",
             expectation: "it sends `disconnect`, answered OK by the platform",
-            needs: Needs::NONE,
+            needs: Needs::OWN,
             run: disc_ok,
         },
         Case {
@@ -67,7 +67,7 @@ pub fn all() -> Vec<Case> {
             description: "start the gateway and watch the platform's HTTPS certificate endpoint",
             expectation: "the gateway fetches the root certificate, the platform certificate and \
                           the CRL over mutual TLS, as itself",
-            needs: Needs::NONE,
+            needs: Needs::OWN,
             run: cert_fetch,
         },
         Case {
@@ -193,7 +193,7 @@ pub fn all() -> Vec<Case> {
             expectation: "a later `monitor.status` has lastSeq 12, storage.unacked 0, \
                           filesAccepted 2, recordsAcked 12, messagesSent ≥ 1 and the expiries of \
                           tls-client, data-protection, platform, root and crl",
-            needs: Needs::NONE,
+            needs: Needs::OWN,
             run: mon_facts,
         },
     ];
@@ -209,7 +209,7 @@ pub fn all() -> Vec<Case> {
                       twice; no file in part",
         needs: Needs {
             kill: true,
-            ..Needs::NONE
+            ..Needs::OWN
         },
         run: crash_ingest,
     });
@@ -221,7 +221,7 @@ pub fn all() -> Vec<Case> {
         negative: true,
         description: "every `periodic.start` is delivered twice (same message)",
         expectation: "both copies get the same result (the reply memory), applied once",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: pstart_duplicated,
     });
     v.push(Case {
@@ -290,7 +290,13 @@ pub fn all() -> Vec<Case> {
             negative: true,
             description: fault.description(),
             expectation: fault.expectation(),
-            needs: Needs::NONE,
+            // The offered certificate is fetched by the DES-SEAL-6 refresh, at most one per
+            // 5 minutes: an earlier case may have used it up on a running gateway.
+            needs: if fault.offers_cert() {
+                Needs::OWN
+            } else {
+                Needs::NONE
+            },
             run: forged_case,
         });
     }
@@ -325,7 +331,7 @@ pub fn all() -> Vec<Case> {
                       refused stop (anomaly `security`, IF-PSTART-2) and the episode itself \
                       (anomaly `certificate`, DES-CERT-8); the data given up meanwhile was \
                       held and arrives (all 3 records acknowledged)",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: pstop_held_cert_revoked,
     });
     v.push(Case {
@@ -341,7 +347,7 @@ pub fn all() -> Vec<Case> {
                       `platform.pem` once, installs the new certificate and opens the message \
                       again: data before and after the rotation acknowledged, a stop under the \
                       new certificate answered OK, no `anomaly` of kind `security`",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: platform_cert_rotated,
     });
     v.push(Case {
@@ -381,7 +387,7 @@ pub fn all() -> Vec<Case> {
                       also across restarts) and all 8 reach the platform; every uplink's \
                       messageId is DES-ID-2 text and names one message only (a repeated ID is a \
                       retransmission of the same message), across the restart",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: ids_unique,
     });
     v.push(Case {
@@ -418,7 +424,7 @@ pub fn all() -> Vec<Case> {
                       others (0644), then the gateway started",
         expectation: "it refuses to run (its start fails or its process exits; it never \
                       connects); with 0600 again it connects",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: key_perms,
     });
     v.push(Case {
@@ -458,7 +464,7 @@ pub fn all() -> Vec<Case> {
         expectation: "never more than 8 distinct data messages unacknowledged (periodic, then \
                       resend): the backlog drains as acknowledgements free the window, not as a \
                       flood; afterwards every record arrives and the resend covers 1..=20",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: data_window,
     });
     v.push(Case {
@@ -512,7 +518,7 @@ pub fn all() -> Vec<Case> {
         expectation: "the stranger is not installed: an `anomaly` of kind `certificate`; the \
                       gateway keeps its provisioned root, so commands and data still work \
                       (start OK, an upload reaches the platform)",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: root_swap,
     });
     v.push(Case {
@@ -527,7 +533,7 @@ pub fn all() -> Vec<Case> {
                       gone, and it no longer starts",
         needs: Needs {
             wipe: true,
-            ..Needs::NONE
+            ..Needs::OWN
         },
         run: dispose_wipe,
     });
@@ -559,7 +565,7 @@ pub fn all() -> Vec<Case> {
                       gateway's own certificate around a signed ZIP of `records.jsonl` whose \
                       records are those the platform received, masked columns still masked; \
                       `resend.result` OK with archived 6 and the 6 records sent again",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: evac_archive,
     });
     v.push(Case {
@@ -575,7 +581,7 @@ pub fn all() -> Vec<Case> {
         expectation: "`resend.result` NOT_FOUND (the records count as no longer held); an \
                       `anomaly` kind `storage` rule DES-EVAC-5; the forged field never reaches \
                       the platform",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: evac_archive_forged,
     });
     v.push(Case {
@@ -590,7 +596,7 @@ pub fn all() -> Vec<Case> {
         expectation: "no archive and `storage.evacuated` 0 while unacknowledged (unacknowledged \
                       records are never evacuated, however old); once acknowledged, all 5 are \
                       evacuated",
-        needs: Needs::NONE,
+        needs: Needs::OWN,
         run: evac_unacked,
     });
     for a in JoseAttack::ALL {
@@ -610,6 +616,12 @@ impl Needs {
         kill: false,
         xml: false,
         wipe: false,
+        own_gateway: false,
+    };
+    /// A gateway of its own ([`Needs::own_gateway`]).
+    pub const OWN: Needs = Needs {
+        own_gateway: true,
+        ..Needs::NONE
     };
 }
 
@@ -918,7 +930,7 @@ async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
     )?;
     for (i, r) in stored.iter().enumerate() {
         let row = &table.rows[i];
-        if r.seq != i as u64 + 1 {
+        if r.seq != c.seq(i as u64 + 1) {
             bail!("record {i} has seq {}", r.seq);
         }
         for (j, col) in columns.iter().enumerate() {
@@ -1071,12 +1083,13 @@ fn ack_withheld(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await?;
         c.faults(FaultConfig::default())?;
+        let ten = c.seq(10);
         c.wait_view("records stored and acknowledged", WAIT, |v| {
-            v.highest_seq == 10
+            v.highest_seq == ten
         })
         .await?;
         let seqs: Vec<u64> = c.stored()?.iter().map(|r| r.seq).collect();
-        if seqs != (1..=10).collect::<Vec<_>>() {
+        if seqs != (c.seq(1)..=ten).collect::<Vec<_>>() {
             bail!("stored seqs {seqs:?}");
         }
         Ok(())
@@ -1087,9 +1100,13 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "billing_1.csv", 12, c.seed).await?;
-        c.wait_view("12 records at the platform", WAIT, |v| v.highest_seq == 12)
-            .await?;
-        let range = SeqRange::new(3, 7).ok_or_else(|| anyhow!("range"))?;
+        let twelve = c.seq(12);
+        c.wait_view("12 records at the platform", WAIT, |v| {
+            v.highest_seq == twelve
+        })
+        .await?;
+        let (three, seven) = (c.seq(3), c.seq(7));
+        let range = SeqRange::new(three, seven).ok_or_else(|| anyhow!("range"))?;
         c.command(OperatorCommand::Resend {
             dataset: None,
             seq: Some(range),
@@ -1114,11 +1131,11 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
                 .flatten()
                 .collect();
             seqs.sort_unstable();
-            let wrong = format!("resend data {resent:?} does not cover exactly 3..=7");
-            if seqs.iter().any(|q| !(3..=7).contains(q)) {
+            let wrong = format!("resend data {resent:?} does not cover exactly {three}..={seven}");
+            if seqs.iter().any(|q| !(three..=seven).contains(q)) {
                 bail!("{wrong}");
             }
-            Ok(match seqs == (3..=7).collect::<Vec<u64>>() {
+            Ok(match seqs == (three..=seven).collect::<Vec<u64>>() {
                 true => Look::Done(resent),
                 false => Look::Not(wrong),
             })
@@ -1446,7 +1463,12 @@ fn bad_case(kind: BadKind) -> Option<Case> {
         description: kind.expectation(),
         expectation: "the reply codes of DES-FTP-6 for this input; nothing of a refused file \
                       stored or sent",
-        needs: Needs::NONE,
+        // The lockout outlasts the case.
+        needs: if kind == BadKind::WrongPassword {
+            Needs::OWN
+        } else {
+            Needs::NONE
+        },
         run,
     })
 }
@@ -1508,10 +1530,11 @@ async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
             let records = accepted * 20;
             tokio::time::sleep(Duration::from_secs(2)).await;
             let v = c.view();
-            if v.highest_seq != records {
+            if v.highest_seq != c.seq(records) {
                 bail!(
-                    "the platform holds seqs up to {}, {records} expected",
-                    v.highest_seq
+                    "the platform holds seqs up to {}, {} expected",
+                    v.highest_seq,
+                    c.seq(records)
                 );
             }
             Ok(())
@@ -2001,10 +2024,11 @@ fn seal_fresh_key(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "a.csv", 5, c.seed).await?;
-        c.wait_view("5 records at the platform", WAIT, |v| v.highest_seq == 5)
+        let (five, ten) = (c.seq(5), c.seq(10));
+        c.wait_view("5 records at the platform", WAIT, |v| v.highest_seq == five)
             .await?;
         upload_billing(c, "b.csv", 5, c.seed + 1).await?;
-        c.wait_view("10 records at the platform", WAIT, |v| v.highest_seq == 10)
+        c.wait_view("10 records at the platform", WAIT, |v| v.highest_seq == ten)
             .await?;
         let up: Vec<_> = c
             .wire()
@@ -2304,11 +2328,12 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
         c.handle.set_registered_datasets(&c.gw, None);
         c.command(OperatorCommand::Resend {
             dataset: None,
-            seq: SeqRange::new(1, 5),
+            seq: SeqRange::new(c.seq(1), c.seq(5)),
             time: None,
         })?;
+        let five = c.seq(5);
         c.wait_view("the held records delivered by the resend", WAIT, |v| {
-            v.highest_seq == 5
+            v.highest_seq == five
                 && v.last_status
                     .as_ref()
                     .is_some_and(|s| s.storage.held == 0 && s.storage.unacked == 0)
@@ -2321,12 +2346,14 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
 
 // ------------------------------------------------------------------ loss and disorder
 
-/// Every record the platform stored has a distinct seq, and they are exactly `1..=n`.
+/// Every record the platform stored in this case has a distinct seq, and they are exactly the
+/// case's first `n` ([`Ctx::seq`]).
 fn exactly_once(c: &Ctx, n: u64) -> Result<()> {
     let mut seqs: Vec<u64> = c.stored()?.iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
-    if seqs != (1..=n).collect::<Vec<u64>>() {
-        bail!("the platform holds seqs {seqs:?}, 1..={n} once each expected");
+    let (first, last) = (c.seq(1), c.seq(n));
+    if seqs != (first..=last).collect::<Vec<u64>>() {
+        bail!("the platform holds seqs {seqs:?}, {first}..={last} once each expected");
     }
     Ok(())
 }
@@ -2342,8 +2369,9 @@ fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
         })?;
         upload_billing(c, "billing_1.csv", 10, c.seed).await?;
         upload_billing(c, "billing_2.csv", 10, c.seed + 1).await?;
+        let twenty = c.seq(20);
         c.wait_view("all 20 records at the platform", WAIT, |v| {
-            v.highest_seq == 20
+            v.highest_seq == twenty
         })
         .await?;
         // Several acknowledgement timeouts (2 s) under loss, duplication and reordering, then
@@ -2385,12 +2413,13 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
             })
             .await?;
         }
+        let twenty = c.seq(20);
         c.wait_view("all 20 records stored and acknowledged", WAIT, |v| {
             v.connected
-                && v.highest_seq == 20
+                && v.highest_seq == twenty
                 && v.last_status
                     .as_ref()
-                    .is_some_and(|s| s.last_seq == 20 && s.storage.unacked == 0)
+                    .is_some_and(|s| s.last_seq == twenty && s.storage.unacked == 0)
         })
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;

@@ -33,6 +33,9 @@ pub enum TargetSpec {
     InProcess,
     /// A command template with `{bundle}` (e.g. `sgw run --bundle {bundle}`).
     Command(String),
+    /// A gateway already running from the bundle of this world directory
+    /// (`sgw-conformance provision`).
+    Running(PathBuf),
 }
 
 impl TargetSpec {
@@ -41,6 +44,7 @@ impl TargetSpec {
         match self {
             TargetSpec::InProcess => "--target inproc".into(),
             TargetSpec::Command(c) => format!("--target-cmd '{c}'"),
+            TargetSpec::Running(w) => format!("--target running --world {}", w.display()),
         }
     }
 
@@ -48,6 +52,7 @@ impl TargetSpec {
         match self {
             TargetSpec::InProcess => Box::new(world::InProcess::default()),
             TargetSpec::Command(c) => Box::new(world::Command::new(c, log)),
+            TargetSpec::Running(w) => Box::new(world::Running::new(w)),
         }
     }
 
@@ -61,6 +66,7 @@ impl TargetSpec {
                 .next()
                 .map(PathBuf::from)
                 .filter(|p| p.is_file()),
+            TargetSpec::Running(_) => None,
         }
     }
 
@@ -123,7 +129,11 @@ pub fn selected(select: &[String]) -> Vec<Case> {
 
 /// Runs the selected cases one after the other and grades them.
 pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Result<RunReport> {
-    let suite = Suite::new()?;
+    let suite = match &opts.target {
+        TargetSpec::Running(w) => Suite::open_world(w, opts.seed).await?,
+        _ => Suite::new()?,
+    };
+    suite.wait_for_gateway(world::SESSION_WAIT).await?;
     let all = cases::all();
     let mut report = RunReport {
         suite_version: env!("CARGO_PKG_VERSION").into(),
@@ -150,7 +160,13 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
             .iter()
             .find(|(g, _)| glob_match(g, case.id))
             .map(|(_, why)| why.as_str());
-        let na = if case.needs.kill && !opts.target.can_kill() {
+        let running = matches!(opts.target, TargetSpec::Running(_));
+        let na = if case.needs.own_gateway && running {
+            Some(
+                "needs a gateway of its own (started, stopped, reconfigured or counted from \
+                 provisioning by the case); an already-running gateway is one for the whole run",
+            )
+        } else if case.needs.kill && !opts.target.can_kill() {
             Some("needs to kill and restart the gateway; this target cannot be killed")
         } else if case.needs.xml && !opts.capabilities.xml_profiles {
             Some("the capability statement has no XML profiles")
@@ -183,8 +199,17 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
                 (TargetSpec::InProcess, None) => Some(world::Wipe::InProcess),
                 _ => None,
             };
-            let result = match tokio::time::timeout(opts.case_deadline, (case.run)(&mut ctx)).await
-            {
+            // A running gateway is first settled (within the case's deadline): what earlier
+            // cases left delivered, sending stopped.
+            let body = async {
+                if ctx.shared() {
+                    ctx.settle().await.map_err(|e| case::Failure {
+                        observed: format!("settling the running gateway before the case: {e:#}"),
+                    })?;
+                }
+                (case.run)(&mut ctx).await
+            };
+            let result = match tokio::time::timeout(opts.case_deadline, body).await {
                 Ok(r) => r,
                 Err(_) => Err(case::Failure {
                     observed: format!("hard deadline of {} s passed", opts.case_deadline.as_secs()),

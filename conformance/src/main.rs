@@ -26,6 +26,15 @@ use conformance::{RunOptions, TargetSpec, parse_deviations, run, selected};
 /// The gateway must read the bundle (docs/protocol.md §11), listen for FTP(S) where
 /// `[ftp].listen` says, connect to the broker of `[platform].mqtt_url`, and stop cleanly on
 /// SIGTERM. Every failure prints a command that replays exactly that case with the same seed.
+///
+/// A gateway that only runs as a service (already running, not started by the suite):
+///
+///   sgw-conformance provision --world w/      # CA, bundle w/bundle, fixed ports, w/world.json
+///   (start the gateway from w/bundle and leave it running)
+///   sgw-conformance run --target running --world w/ --out report/
+///
+/// Cases that start, stop, kill, reconfigure or wipe the gateway are then not applicable; the
+/// others run one after the other against the one gateway, each from where the last left it.
 /// The exit status is the verdict: 0 when no case failed, 1 otherwise, 2 when the run could
 /// not be set up.
 #[derive(Parser)]
@@ -38,9 +47,13 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct TargetArgs {
     /// `inproc`: the reference gateway in this process; `sgw`: the `sgw` binary next to this
-    /// one (`sgw run --bundle {bundle}`).
+    /// one (`sgw run --bundle {bundle}`); `running`: the gateway already running from the
+    /// bundle of `--world`.
     #[arg(long, default_value = "inproc", conflicts_with = "target_cmd")]
     target: String,
+    /// The world directory of `--target running` (`sgw-conformance provision --world`).
+    #[arg(long)]
+    world: Option<PathBuf>,
     /// The gateway's start command; `{bundle}` is replaced by the bundle directory. Run with
     /// `sh -c`; stopped with SIGTERM, killed with SIGKILL.
     #[arg(long)]
@@ -55,7 +68,16 @@ impl TargetArgs {
             }
             return Ok(TargetSpec::Command(c.clone()));
         }
+        if self.world.is_some() && self.target != "running" {
+            return Err("--world goes with --target running".into());
+        }
         match self.target.as_str() {
+            "running" => match &self.world {
+                Some(w) => Ok(TargetSpec::Running(w.clone())),
+                None => {
+                    Err("--target running needs --world DIR (sgw-conformance provision)".into())
+                }
+            },
             "inproc" => Ok(TargetSpec::InProcess),
             "sgw" => {
                 let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -71,7 +93,7 @@ impl TargetArgs {
                     sgw.display()
                 )))
             }
-            other => Err(format!("--target {other}: inproc or sgw")),
+            other => Err(format!("--target {other}: inproc, sgw or running")),
         }
     }
 }
@@ -85,10 +107,20 @@ enum Cmd {
         select: Vec<String>,
     },
     /// Check the set-up without running cases: provision one gateway, start it, wait for its
-    /// session with the platform, stop it.
+    /// session with the platform, stop it (`--target running`: wait for the running gateway's
+    /// session and settle it as before every case).
     DryRun {
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Write the world of an already-running gateway into a new directory: a CA, the
+    /// gateway's bundle (`bundle/`: start the gateway from it), fixed loopback ports for the
+    /// broker and the HTTPS endpoint, and `world.json` (owner-only: the FTP passwords). Then
+    /// `run --target running --world DIR`.
+    Provision {
+        /// The directory (must not hold a world yet).
+        #[arg(long)]
+        world: PathBuf,
     },
     /// Run the cases and write the reports.
     Run {
@@ -149,6 +181,29 @@ fn main() -> ExitCode {
             .init();
     }
     match cli.command {
+        Cmd::Provision { world } => match conformance::world::provision_world(&world) {
+            Ok(w) => {
+                println!(
+                    "world {}: gateway {}, broker port {}, HTTPS port {}, FTP port {}",
+                    world.display(),
+                    w.gateway,
+                    w.broker_port,
+                    w.https_port,
+                    w.ftp_port
+                );
+                println!(
+                    "start the gateway from {} and leave it running, then:\n  \
+                     sgw-conformance run --target running --world {}",
+                    world.join("bundle").display(),
+                    world.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sgw-conformance: provision: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::VerifySummary { file, cert } => {
             let jws = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
@@ -201,7 +256,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let running = matches!(spec, TargetSpec::Running(_));
             match tokio_rt().block_on(dry_run(spec)) {
+                Ok(()) if running => {
+                    println!(
+                        "dry run: the running gateway opened its session, delivered what it \
+                         held and stopped sending when told"
+                    );
+                    ExitCode::SUCCESS
+                }
                 Ok(()) => {
                     println!("dry run: the gateway started, opened its session, and stopped");
                     ExitCode::SUCCESS
@@ -363,6 +426,17 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 }
 
 async fn dry_run(spec: TargetSpec) -> anyhow::Result<()> {
+    if let TargetSpec::Running(w) = &spec {
+        // Its world settles: the session is open and what the gateway holds is delivered.
+        let suite = conformance::world::Suite::open_world(w, 0).await?;
+        suite
+            .wait_for_gateway(conformance::world::SESSION_WAIT)
+            .await?;
+        let mut ctx = suite.world("DRY-RUN", 0).await?;
+        let r = ctx.settle().await;
+        ctx.finish().await;
+        return r;
+    }
     let suite = conformance::world::Suite::new()?;
     let mut ctx = suite.world("DRY-RUN", 0).await?;
     ctx.target = Some(match &spec {
@@ -371,6 +445,7 @@ async fn dry_run(spec: TargetSpec) -> anyhow::Result<()> {
             c,
             suite.dir.path().join("dry-run.log"),
         )),
+        TargetSpec::Running(w) => Box::new(conformance::world::Running::new(w)),
     });
     ctx.start_gateway().await?;
     let r = ctx

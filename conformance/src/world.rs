@@ -85,6 +85,48 @@ impl Target for InProcess {
     }
 }
 
+/// A gateway already running, started by its operator from the bundle of a world directory
+/// (`sgw-conformance provision`): the suite neither starts, stops nor kills it; the cases that
+/// need that are not applicable ([`crate::case::Needs::own_gateway`]).
+pub struct Running {
+    world: PathBuf,
+}
+
+impl Running {
+    /// The gateway of the world directory `world`.
+    pub fn new(world: &Path) -> Self {
+        Self {
+            world: world.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Target for Running {
+    fn describe(&self) -> String {
+        format!(
+            "already-running gateway {WORLD_GATEWAY} of world {}",
+            self.world.display()
+        )
+    }
+
+    async fn start(&mut self, _bundle: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn kill(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn running(&mut self) -> bool {
+        true
+    }
+}
+
 /// A gateway started as a process from a command template: `{bundle}` is replaced by the
 /// bundle directory (e.g. `sgw run --bundle {bundle}`); run with `sh -c`.
 pub struct Command {
@@ -163,13 +205,133 @@ impl Target for Command {
     }
 }
 
-/// What one run shares: the CA and the broker.
+/// What one run shares: the CA and the broker; with an already-running gateway
+/// ([`Suite::open_world`]) also its one platform.
 pub struct Suite {
     /// Where everything of the run lives.
     pub dir: tempfile::TempDir,
     ca_dir: PathBuf,
     broker: MqttBroker,
     next: Mutex<u32>,
+    shared: Option<Shared>,
+}
+
+/// The world file of an already-running gateway (`world.json` in the directory
+/// `sgw-conformance provision` wrote; owner-only, it holds the FTP accounts' passwords).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorldFile {
+    /// The gateway's ID.
+    pub gateway: String,
+    /// The broker's loopback port the gateway connects to.
+    pub broker_port: u16,
+    /// The HTTPS certificate endpoint's loopback port.
+    pub https_port: u16,
+    /// The gateway's FTP port.
+    pub ftp_port: u16,
+    /// FTP user → password (the legacy systems' accounts).
+    pub ftp_passwords: std::collections::BTreeMap<String, String>,
+}
+
+/// The world file's name in a world directory.
+pub const WORLD_FILE: &str = "world.json";
+
+/// The gateway of a world directory is provisioned as this ID.
+pub const WORLD_GATEWAY: &str = "GWR0001";
+
+/// Writes a world for an already-running gateway into `dir` (which must not hold one): a CA
+/// (`ca/`), the gateway's bundle (`bundle/`, as every case's bundle: the suite's provisioning),
+/// fixed loopback ports for the broker and the HTTPS endpoint, and [`WORLD_FILE`]. The gateway
+/// is then started from `bundle/` and left running; `run --target running --world DIR` plays
+/// its world (docs/conformance.md, "An already-running gateway").
+pub fn provision_world(dir: &Path) -> Result<WorldFile> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if dir.join(WORLD_FILE).exists() {
+        bail!("{} already holds a world", dir.display());
+    }
+    platform_sim::install_crypto_provider();
+    std::fs::create_dir_all(dir)?;
+    let mut ca = Ca::create(&dir.join("ca"))?;
+    let gw = GatewayId::new(WORLD_GATEWAY).map_err(|e| anyhow!("{e}"))?;
+    let broker_port = free_loopback_port()?;
+    let https_port = loop {
+        let p = free_loopback_port()?;
+        if p != broker_port {
+            break p;
+        }
+    };
+    let local = platform_sim::demo::local_gateway(
+        &mut ca,
+        &gw,
+        &dir.join("bundle"),
+        broker_port,
+        &format!("https://localhost:{https_port}"),
+    )?;
+    suite_provisioning(&local.bundle.dir)?;
+    let world = WorldFile {
+        gateway: gw.to_string(),
+        broker_port,
+        https_port,
+        ftp_port: local.ftp_port,
+        ftp_passwords: local.bundle.ftp_passwords.clone(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(WORLD_FILE))?;
+    f.write_all(serde_json::to_string_pretty(&world)?.as_bytes())?;
+    Ok(world)
+}
+
+/// The suite's provisioning on top of the simulator's: 1 MiB file limit, so the oversized
+/// case stays small. The configuration written.
+fn suite_provisioning(bundle: &Path) -> Result<Config> {
+    let mut cfg = Config::load(bundle)?;
+    cfg.ftp.max_file_bytes = MAX_FILE_BYTES;
+    std::fs::write(bundle.join("gateway.toml"), cfg.to_toml()?)?;
+    Ok(cfg)
+}
+
+/// The platform every case sees: short timers (sent to the gateway, DES-MSG-CONN-3), the
+/// faults seeded by `seed` (replayable), every message it sees appended to `wire`.
+fn platform_options(
+    gw: &GatewayId,
+    store: PathBuf,
+    seed: u64,
+    wire: &Arc<Mutex<Vec<WireEvent>>>,
+) -> PlatformOptions {
+    let mut opts = PlatformOptions::new(store);
+    opts.core = PlatformConfig {
+        monitor_interval_sec: 2,
+        ack_timeout_sec: 2,
+        command_retry_sec: 2,
+        gap_grace_sec: 1,
+        ..PlatformConfig::default()
+    };
+    opts.client_id = format!("platform-{gw}");
+    opts.fault_seed = Some(seed);
+    opts.subscription = format!("/tenants/{gw}/sgw/v1/up/#");
+    let tap = wire.clone();
+    opts.wire = Some(WireTap(Arc::new(move |e| {
+        if let Ok(mut w) = tap.lock() {
+            w.push(e);
+        }
+    })));
+    opts
+}
+
+/// The world of an already-running gateway, one for the whole run.
+struct Shared {
+    gw: GatewayId,
+    bundle: Bundle,
+    cfg: Config,
+    ftp_port: u16,
+    ftp_ca: PathBuf,
+    platform: Arc<Platform>,
+    store_path: PathBuf,
+    wire: Arc<Mutex<Vec<WireEvent>>>,
 }
 
 impl Suite {
@@ -185,12 +347,109 @@ impl Suite {
             ca_dir,
             broker,
             next: Mutex::new(0),
+            shared: None,
         })
     }
 
+    /// The world of an already-running gateway, from the directory [`provision_world`] wrote:
+    /// its CA, the broker and the HTTPS endpoint on the ports its bundle names, and one
+    /// platform for the whole run whose store (`platform.sqlite`) stays in the directory, so
+    /// that a later run continues where this one ends. `seed` seeds the platform's faults.
+    pub async fn open_world(world: &Path, seed: u64) -> Result<Self> {
+        platform_sim::install_crypto_provider();
+        let file = world.join(WORLD_FILE);
+        let wf: WorldFile =
+            serde_json::from_str(&std::fs::read_to_string(&file).with_context(|| {
+                format!("{}: run `sgw-conformance provision` first", file.display())
+            })?)
+            .with_context(|| file.display().to_string())?;
+        let gw = GatewayId::new(wf.gateway.clone()).map_err(|e| anyhow!("{e}"))?;
+        let ca_dir = world.join("ca");
+        let ca = Ca::open(&ca_dir)?;
+        let broker = broker::start(&BrokerSettings::from_ca(&ca, wf.broker_port))
+            .with_context(|| format!("broker on port {}", wf.broker_port))?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", wf.https_port))
+            .await
+            .with_context(|| format!("HTTPS endpoint on port {}", wf.https_port))?;
+        let https = platform_sim::https::serve(
+            listener,
+            platform_sim::https::TlsMaterial::from_ca(&ca)?,
+            platform_sim::https::Published::from_ca(&ca)?,
+        )
+        .await?;
+        let mut bundle = Bundle::load(&world.join("bundle"))?;
+        bundle.ftp_passwords = wf.ftp_passwords.clone();
+        let cfg = bundle.config.clone();
+        let wire: Arc<Mutex<Vec<WireEvent>>> = Arc::default();
+        let store_path = world.join("platform.sqlite");
+        let opts = platform_options(&gw, store_path.clone(), seed, &wire);
+        let platform = Platform::start(Ca::open(&ca_dir)?, broker.clone(), Some(https), opts)?;
+        Ok(Suite {
+            dir: tempfile::tempdir()?,
+            ca_dir,
+            broker,
+            next: Mutex::new(0),
+            shared: Some(Shared {
+                ftp_ca: bundle.dir.join("ftp").join("server.pem"),
+                gw,
+                bundle,
+                cfg,
+                ftp_port: wf.ftp_port,
+                platform: Arc::new(platform),
+                store_path,
+                wire,
+            }),
+        })
+    }
+
+    /// Waits until the already-running gateway has opened its session with the run's platform,
+    /// at most `t`: the broker came up with the run, and the gateway reconnects after its
+    /// DES-MQTT-8 back-off (up to 300 s). Nothing to wait for without one.
+    pub async fn wait_for_gateway(&self, t: Duration) -> Result<()> {
+        let Some(sh) = &self.shared else {
+            return Ok(());
+        };
+        let handle = sh.platform.handle();
+        Ctx::poll(t, || {
+            Ok(match handle.view(&sh.gw).connected {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "the running gateway {} opened no session within {} s (is it running from \
+                     the world's bundle?)",
+                    sh.gw,
+                    t.as_secs()
+                )),
+            })
+        })
+        .await
+    }
+
     /// A fresh world for one case: gateway `GWC{n}` provisioned, the utility's side made, a
-    /// platform (with `faults`) listening to it. The gateway is not started.
+    /// platform (with `faults`) listening to it. The gateway is not started. With an
+    /// already-running gateway: its world, to be settled ([`Ctx::settle`]) before the case.
     pub async fn world(&self, case_id: &str, seed: u64) -> Result<Ctx> {
+        if let Some(sh) = &self.shared {
+            let ctx = Ctx {
+                wipe: None,
+                platform_cert_revoked: false,
+                broker: self.broker.clone(),
+                case_id: case_id.to_owned(),
+                seed,
+                gw: sh.gw.clone(),
+                bundle: sh.bundle.clone(),
+                cfg: sh.cfg.clone(),
+                ftp_port: sh.ftp_port,
+                ftp_ca: sh.ftp_ca.clone(),
+                handle: sh.platform.handle(),
+                platform: Some(sh.platform.clone()),
+                store_path: sh.store_path.clone(),
+                wire: sh.wire.clone(),
+                notes: Vec::new(),
+                target: None,
+                window: Some(Window::default()),
+            };
+            return Ok(ctx);
+        }
         let n = {
             let mut n = self.next.lock().map_err(|_| anyhow!("poisoned"))?;
             *n += 1;
@@ -216,30 +475,11 @@ impl Suite {
             &https_url,
         )?;
         let (bundle, ftp_port, ftp_ca) = (local.bundle, local.ftp_port, local.ftp_ca);
-        // The suite's provisioning: 1 MiB file limit, so the oversized case stays small.
-        let mut cfg = Config::load(&bundle.dir)?;
-        cfg.ftp.max_file_bytes = MAX_FILE_BYTES;
-        std::fs::write(bundle.dir.join("gateway.toml"), cfg.to_toml()?)?;
+        let cfg = suite_provisioning(&bundle.dir)?;
         let wire: Arc<Mutex<Vec<WireEvent>>> = Arc::default();
         let store_path = base.join("platform.sqlite");
-        let mut opts = PlatformOptions::new(store_path.clone());
-        opts.core = PlatformConfig {
-            monitor_interval_sec: 2,
-            ack_timeout_sec: 2,
-            command_retry_sec: 2,
-            gap_grace_sec: 1,
-            ..PlatformConfig::default()
-        };
-        opts.client_id = format!("platform-{gw}");
         // The case's seed decides which messages the percentage faults hit (replayable).
-        opts.fault_seed = Some(seed);
-        opts.subscription = format!("/tenants/{gw}/sgw/v1/up/#");
-        let tap = wire.clone();
-        opts.wire = Some(WireTap(Arc::new(move |e| {
-            if let Ok(mut w) = tap.lock() {
-                w.push(e);
-            }
-        })));
+        let opts = platform_options(&gw, store_path.clone(), seed, &wire);
         let platform = Platform::start(
             Ca::open(&self.ca_dir)?,
             self.broker.clone(),
@@ -258,14 +498,26 @@ impl Suite {
             cfg,
             ftp_port,
             ftp_ca,
-            platform: Some(platform),
+            platform: Some(Arc::new(platform)),
             handle,
             store_path,
             wire,
             notes: Vec::new(),
             target: None,
+            window: None,
         })
     }
+}
+
+/// Where a case's view of a shared world begins (an already-running gateway).
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// The gateway's `lastSeq` when the case began: the case's seq `n` is `base + n`.
+    pub base: u64,
+    /// The first wire event of the case.
+    pub wire_from: usize,
+    /// Anomalies recorded from this time on are the case's.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One case's world, handed to the case function.
@@ -284,7 +536,7 @@ pub struct Ctx {
     pub ftp_port: u16,
     /// The CA file of its FTPS certificate.
     pub ftp_ca: PathBuf,
-    platform: Option<Platform>,
+    platform: Option<Arc<Platform>>,
     /// The platform's operator handle.
     pub handle: PlatformHandle,
     store_path: PathBuf,
@@ -299,6 +551,8 @@ pub struct Ctx {
     /// The platform's data-protection certificate was revoked by this case and not yet
     /// replaced: [`Ctx::finish`] replaces it, since the CA is shared by the run's cases.
     platform_cert_revoked: bool,
+    /// With an already-running gateway: where this case's part of the shared world begins.
+    window: Option<Window>,
 }
 
 /// How a gateway is disposed of (SM-DISPOSE).
@@ -312,6 +566,10 @@ pub enum Wipe {
 
 /// `[ftp].max_file_bytes` of every bundle the suite provisions.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// How long a run waits for an already-running gateway's session: its longest DES-MQTT-8
+/// back-off (300 s) and a margin.
+pub const SESSION_WAIT: Duration = Duration::from_secs(310);
 
 /// How long a case waits for one expected event (the case's own deadline is longer).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -330,14 +588,102 @@ impl Ctx {
         Ok(())
     }
 
-    /// Every message the platform saw so far.
+    /// Every message the platform saw so far in this case.
     pub fn wire(&self) -> Vec<WireEvent> {
-        self.wire.lock().map(|w| w.clone()).unwrap_or_default()
+        let from = self.window.as_ref().map_or(0, |w| w.wire_from);
+        self.wire
+            .lock()
+            .map(|w| w.get(from..).map(<[_]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
     }
 
-    /// The platform's view of the gateway.
+    /// The platform's view of the gateway (its anomalies: those of this case).
     pub fn view(&self) -> GatewayView {
-        self.handle.view(&self.gw)
+        let mut v = self.handle.view(&self.gw);
+        if let Some(since) = self.window.as_ref().and_then(|w| w.since) {
+            v.anomalies.retain(|a| {
+                chrono::DateTime::parse_from_rfc3339(&a.at).is_ok_and(|at| at >= since)
+            });
+        }
+        v
+    }
+
+    /// The seq of the case's `n`th record: `n` for a gateway of the case's own, the running
+    /// gateway's `lastSeq` at the case's start plus `n` otherwise.
+    pub fn seq(&self, n: u64) -> u64 {
+        self.window.as_ref().map_or(0, |w| w.base) + n
+    }
+
+    /// Whether the case runs in a shared world (an already-running gateway) and must
+    /// [`Ctx::settle`] first.
+    pub fn shared(&self) -> bool {
+        self.window.is_some()
+    }
+
+    /// Brings an already-running gateway to where every case starts: the platform's faults
+    /// off and every dataset registered; sending started until nothing is unacknowledged
+    /// (what earlier cases left is delivered), then stopped; the platform holds every seq
+    /// the gateway assigned. The case's window (seqs, wire log, anomalies) begins after it.
+    pub async fn settle(&mut self) -> Result<()> {
+        self.faults(FaultConfig::default())?;
+        self.handle.set_registered_datasets(&self.gw, None);
+        self.window = Some(Window::default());
+        self.wait_view("the running gateway's session", WAIT, |v| v.connected)
+            .await?;
+        let from = self.wire.lock().map_or(0, |w| w.len());
+        self.window = Some(Window {
+            wire_from: from,
+            ..Window::default()
+        });
+        self.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        self.wait_wire("periodic.start.result OK", WAIT, |e| {
+            e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        // A status sent after the start was answered, with nothing unacknowledged.
+        Self::poll(WAIT, || {
+            let wire = self.wire();
+            let answered = wire
+                .iter()
+                .position(|e| e.message_type == "periodic.start.result")
+                .unwrap_or(usize::MAX);
+            let fresh = wire
+                .iter()
+                .skip(answered.saturating_add(1))
+                .any(|e| e.message_type == "monitor.status");
+            let v = self.view();
+            Ok(match v.last_status {
+                Some(s) if fresh && s.storage.unacked == 0 && s.last_seq == v.highest_seq => {
+                    Look::Done(())
+                }
+                s => Look::Not(format!(
+                    "what earlier cases left not delivered within {} s: platform holds up to \
+                     {}, last status {s:?}",
+                    WAIT.as_secs(),
+                    v.highest_seq
+                )),
+            })
+        })
+        .await?;
+        self.command(OperatorCommand::Stop)?;
+        self.wait_wire("periodic.stop.result OK", WAIT, |e| {
+            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        let base = self.view().highest_seq;
+        self.window = Some(Window {
+            base,
+            wire_from: self.wire.lock().map_or(0, |w| w.len()),
+            since: Some(chrono::Utc::now()),
+        });
+        self.note(format!(
+            "the running gateway settled: lastSeq {base}, sending stopped"
+        ));
+        Ok(())
     }
 
     /// (client, path) of every HTTPS request the platform's certificate endpoint served.
@@ -349,9 +695,12 @@ impl Ctx {
             .unwrap_or_default()
     }
 
-    /// Records the platform stored for the gateway.
+    /// Records the platform stored for the gateway in this case (seq above [`Ctx::seq`]`(0)`).
     pub fn stored(&self) -> Result<Vec<RecordRow>> {
-        Ok(Store::open(&self.store_path)?.records(&self.gw)?)
+        let base = self.seq(0);
+        let mut r = Store::open(&self.store_path)?.records(&self.gw)?;
+        r.retain(|r| r.seq > base);
+        Ok(r)
     }
 
     /// Starts the gateway under test.
@@ -508,9 +857,11 @@ impl Ctx {
         .await
     }
 
-    /// Waits until the platform holds records up to `n` and the gateway reports `lastSeq` `n`
-    /// with nothing unacknowledged; a failure names the last status.
+    /// Waits until the platform holds records up to the case's `n`th ([`Ctx::seq`]) and the
+    /// gateway reports it as `lastSeq` with nothing unacknowledged; a failure names the last
+    /// status.
     pub async fn wait_all_acknowledged(&self, what: &str, n: u64) -> Result<GatewayView> {
+        let n = self.seq(n);
         self.wait_view(what, WAIT, |v| {
             v.highest_seq == n
                 && v.last_status
@@ -622,9 +973,14 @@ impl Ctx {
         })
     }
 
-    /// Ends the case: the gateway stopped, the platform closed.
+    /// Ends the case: the gateway stopped, the platform closed (with an already-running
+    /// gateway: left running, the platform's faults off).
     pub async fn finish(&mut self) {
         let _ = self.stop_gateway().await;
+        if self.window.is_some() {
+            let _ = self.faults(FaultConfig::default());
+            self.handle.set_registered_datasets(&self.gw, None);
+        }
         if self.platform_cert_revoked {
             // The CA is the run's: later cases need a platform certificate that is not revoked.
             let _ = self.rotate_platform_certificate();

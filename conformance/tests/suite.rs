@@ -186,3 +186,112 @@ async fn the_sgw_binary_passes_the_cases_that_kill_it() {
         assert_eq!(c.verdict, Verdict::Pass, "{}: {:?}", c.id, c.observed);
     }
 }
+
+/// A gateway already running, started by its operator from the bundle of a world directory
+/// (`sgw-conformance provision`; here the sgw binary of this build), certified with the
+/// runner's command line as a vendor would: the cases that need a gateway of their own are not
+/// applicable, the others pass; a second run against the same gateway passes again, each case
+/// counting from where the last one left it; and a broken variant run the same way is caught
+/// by the relative check. (One process per run: a broker lives as long as its process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_already_running_gateway_is_certified_from_its_world() {
+    let suite = env!("CARGO_BIN_EXE_sgw-conformance");
+    let cli = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(suite)
+            .args(args)
+            .output()
+            .unwrap();
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        out.status.code()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (good, broken) = (dir.path().join("good"), dir.path().join("broken"));
+    for w in [&good, &broken] {
+        assert_eq!(
+            cli(&["provision".as_ref(), "--world".as_ref(), w.as_os_str()]),
+            Some(0)
+        );
+    }
+    assert_eq!(
+        cli(&["provision".as_ref(), "--world".as_ref(), good.as_os_str()]),
+        Some(2),
+        "a world is not written over"
+    );
+    std::fs::write(broken.join("bundle").join("BROKEN"), "wrong-resend-range").unwrap();
+    let _gateways = [&good, &broken].map(|w| {
+        tokio::process::Command::new(sgw_bin())
+            .args(["run", "--bundle"])
+            .arg(w.join("bundle"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    });
+    let run_on = |world: &std::path::Path, select: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args: Vec<std::ffi::OsString> = ["run", "--target", "running", "--seed", "7"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        args.extend(["--world".into(), world.as_os_str().to_owned()]);
+        args.extend(["--out".into(), out.as_os_str().to_owned()]);
+        for s in select {
+            args.extend(["--select".into(), (*s).into()]);
+        }
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let code = cli(&refs);
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        (code, report)
+    };
+    let own = ["CONN-OK", "PSTART-REVOKED-CERT"];
+    let mut select = vec!["PSEND-JSON", "RESEND-SEQ", "PSTART-TAMPERED", "FTP-EMPTY"];
+    select.extend(own);
+    let mut bases = Vec::new();
+    for round in 0..2 {
+        let (code, report) = run_on(&good, &select, &format!("good-{round}"));
+        let cases = report["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), select.len());
+        for c in cases {
+            let id = c["id"].as_str().unwrap();
+            let want = match own.contains(&id) {
+                true => "not-applicable",
+                false => "pass",
+            };
+            assert_eq!(c["verdict"], want, "round {round} {id}: {}", c["observed"]);
+        }
+        assert_eq!(code, Some(0));
+        let psend = cases.iter().find(|c| c["id"] == "PSEND-JSON").unwrap();
+        let settled = psend["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|n| {
+                n.as_str()?
+                    .strip_prefix("the running gateway settled: lastSeq ")?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap();
+        bases.push(settled);
+    }
+    // Round two met the gateway as round one left it: 30 + 12 records later at least.
+    assert!(bases[1] >= bases[0] + 42, "{bases:?}");
+    // The broken gateway is caught after 30 records: the range checked is the case's 3..=7.
+    let (code, report) = run_on(&broken, &["PSEND-JSON", "RESEND-SEQ"], "broken");
+    assert_eq!(report["cases"][0]["verdict"], "pass");
+    let c = &report["cases"][1];
+    assert_eq!(c["verdict"], "fail", "{}", c["observed"]);
+    assert!(
+        c["observed"]
+            .as_str()
+            .is_some_and(|o| o.contains("does not cover exactly 33..=37")),
+        "{}",
+        c["observed"]
+    );
+    assert_eq!(code, Some(1));
+}
