@@ -870,6 +870,35 @@ fn a_late_ok_ack_for_a_given_up_message_still_acknowledges_its_records() {
 }
 
 #[test]
+fn the_last_64_given_up_messages_are_remembered_for_a_late_ok() {
+    // 65 messages given up one after the other, one record each: the oldest is forgotten,
+    // the 64 after it are still acknowledged by a late OK.
+    let mut g = started();
+    let mut ids = Vec::new();
+    for i in 0..65i64 {
+        g.handle_ingest(at(i * 10 + 1), &ds("billing"), &[100; 1])
+            .unwrap();
+        g.handle_timeout(at(i * 10 + 10));
+        let d = data_of(&drain(&mut g));
+        assert_eq!(d.len(), 1, "message {i}");
+        ack(
+            &mut g,
+            at(i * 10 + 11),
+            &d[0].3,
+            d[0].1,
+            ResultCode::SecurityFailed,
+        );
+        ids.push((d[0].3.clone(), d[0].1));
+    }
+    assert_eq!(g.held_records(), 65);
+    let (oldest, kept) = (&ids[0], &ids[1]);
+    ack(&mut g, at(700), &oldest.0, oldest.1, ResultCode::Ok);
+    assert_eq!(g.held_records(), 65, "the 65th-last is forgotten");
+    ack(&mut g, at(701), &kept.0, kept.1, ResultCode::Ok);
+    assert_eq!(g.held_records(), 64, "the 64th-last is remembered");
+}
+
+#[test]
 fn the_platform_requests_held_records_it_learns_of_from_monitor_status() {
     // Records held after a give-up are never sent periodically again: the platform learns
     // of them only through lastSeq and must arm its gap timer on the status itself.
