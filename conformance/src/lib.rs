@@ -6,7 +6,7 @@
 //! - [`case`]: the case type, verdicts and their grading, selection globs.
 //! - [`cases`]: the cases.
 //! - [`world`]: the per-run and per-case world, and the targets (our gateway in process, any
-//!   gateway as a command).
+//!   gateway as a command, a gateway already running from a world directory).
 //! - [`summary`]: the signed certification summary (JWS).
 //! - [`report`]: JSON and JUnit reports, the coverage matrix; [`html`]: the static HTML report.
 

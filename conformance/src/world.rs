@@ -3,6 +3,10 @@
 //! FTPS certificate), a platform with its own HTTPS endpoint and SQLite store subscribed to that
 //! gateway, the wire log of every message the platform saw — and the gateway under test,
 //! started from the bundle through its [`Target`].
+//!
+//! An already-running gateway ([`Running`]) has one world for the whole run instead, kept in a
+//! directory ([`provision_world`], [`Suite::open_world`]): each case settles the gateway and
+//! sees its own [`Window`] of it (docs/conformance.md, "An already-running gateway").
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -229,6 +233,9 @@ pub struct WorldFile {
     pub https_port: u16,
     /// The gateway's FTP port.
     pub ftp_port: u16,
+    /// The FTPS server certificate (PEM), relative to the world directory: the legacy
+    /// systems' trust anchor.
+    pub ftp_ca: PathBuf,
     /// FTP user → password (the legacy systems' accounts).
     pub ftp_passwords: std::collections::BTreeMap<String, String>,
 }
@@ -274,6 +281,11 @@ pub fn provision_world(dir: &Path) -> Result<WorldFile> {
         broker_port,
         https_port,
         ftp_port: local.ftp_port,
+        ftp_ca: local
+            .ftp_ca
+            .strip_prefix(dir)
+            .unwrap_or(&local.ftp_ca)
+            .to_owned(),
         ftp_passwords: local.bundle.ftp_passwords.clone(),
     };
     let mut f = std::fs::OpenOptions::new()
@@ -390,7 +402,7 @@ impl Suite {
             broker,
             next: Mutex::new(0),
             shared: Some(Shared {
-                ftp_ca: bundle.dir.join("ftp").join("server.pem"),
+                ftp_ca: world.join(&wf.ftp_ca),
                 gw,
                 bundle,
                 cfg,
