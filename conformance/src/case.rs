@@ -42,9 +42,6 @@ pub struct Capabilities {
     /// Data profiles in XML (DES-PROF-5..7) besides JSON.
     #[serde(default = "yes")]
     pub xml_profiles: bool,
-    /// Explicit FTPS (DES-FTP-2).
-    #[serde(default = "yes")]
-    pub ftps: bool,
     /// The gateway's disposal command (SM-DISPOSE), `{bundle}` replaced by the bundle
     /// directory, run with `sh -c` while the gateway is stopped.
     #[serde(default)]
@@ -59,7 +56,6 @@ impl Default for Capabilities {
     fn default() -> Self {
         Self {
             xml_profiles: true,
-            ftps: true,
             wipe_command: None,
         }
     }
@@ -178,6 +174,17 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capability_statement_names_only_known_capabilities() {
+        let c: Capabilities = serde_json::from_str(r#"{"xmlProfiles": false}"#).unwrap();
+        assert_eq!((c.xml_profiles, c.wipe_command), (false, None));
+        // FTPS is required of every gateway (DES-FTP-2), not a capability; a typo is refused.
+        for bad in [r#"{"ftps": false}"#, r#"{"xmlProfile": false}"#] {
+            let e = serde_json::from_str::<Capabilities>(bad).unwrap_err();
+            assert!(e.to_string().contains("unknown field"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn grading_follows_level_strictness_and_deviations() {

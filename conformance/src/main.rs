@@ -139,7 +139,7 @@ enum Cmd {
         /// The run's seed (default: random, printed); each case's seed derives from it.
         #[arg(long)]
         seed: Option<u64>,
-        /// The capability statement (JSON: {"xmlProfiles": bool, "ftps": bool, "wipeCommand": "CMD {bundle}"}).
+        /// The capability statement (JSON: {"xmlProfiles": bool, "wipeCommand": "CMD {bundle}"}).
         #[arg(long)]
         capabilities: Option<PathBuf>,
         /// Known deviations: one `CASE-GLOB reason` per line; such a case failing is an
