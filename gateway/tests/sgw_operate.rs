@@ -185,3 +185,36 @@ fn status_export_and_wipe_on_a_running_then_stopped_gateway() {
     let (ok, _, _) = w.sgw(&["check-config", "--bundle", bundle]);
     assert!(!ok);
 }
+
+#[test]
+fn a_gateway_whose_ftp_port_is_taken_does_not_start() {
+    let w = World::new("GWPORT");
+    // Another program holds the FTP address of the bundle: `sgw run` must fail at once with the
+    // reason, not run without listening for the legacy systems (SC-FTP-1).
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", w.ftp_port)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sgw"))
+        .args(["run", "--bundle"])
+        .arg(&w.bundle_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sgw still runs 20 s after start with its FTP port taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("SC-FTP-1") && err.contains(&w.ftp_port.to_string()),
+        "{err}"
+    );
+}
