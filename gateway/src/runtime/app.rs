@@ -659,12 +659,12 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     let mut cfg = Config::load(&opts.bundle).map_err(|e| AppError::Start(e.to_string()))?;
     let broken = Broken::from_bundle(&opts.bundle);
     problems_or(&cfg, broken)?;
-    // SC-FTP-1: a gateway that cannot listen for the legacy systems does not start (libunftp
+    // DES-FTP-1: a gateway that cannot listen for the legacy systems does not start (libunftp
     // binds only once its task runs, and would only log the failure): the address is tried
     // here first, so that a port already taken is a start error, not a deaf gateway.
     std::net::TcpListener::bind(cfg.ftp.listen).map_err(|e| {
         AppError::Start(format!(
-            "SC-FTP-1: cannot listen for FTP on {} ([ftp].listen): {e}",
+            "DES-FTP-1, SC-FTP-1: cannot listen for FTP on {} ([ftp].listen): {e}",
             cfg.ftp.listen
         ))
     })?;
