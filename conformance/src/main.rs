@@ -35,6 +35,7 @@ use conformance::{RunOptions, TargetSpec, parse_deviations, run, selected};
 ///
 /// Cases that start, stop, kill, reconfigure or wipe the gateway are then not applicable; the
 /// others run one after the other against the one gateway, each from where the last left it.
+///
 /// The exit status is the verdict: 0 when no case failed, 1 otherwise, 2 when the run could
 /// not be set up.
 #[derive(Parser)]
