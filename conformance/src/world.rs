@@ -647,13 +647,15 @@ impl Ctx {
             wire_from: from,
             ..Window::default()
         });
-        self.command(OperatorCommand::Start {
+        // The answers to the settling commands themselves (a result of an earlier case's
+        // command may still be sent again, DES-MSG-PS-5).
+        let start = self.sent(OperatorCommand::Start {
             datasets: vec![],
             interval_sec: 1,
             format: ProfileFormat::Json,
         })?;
         self.wait_wire("periodic.start.result OK", WAIT, |e| {
-            e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
+            e.in_reply_to.as_deref() == Some(start.as_str()) && e.code.as_deref() == Some("OK")
         })
         .await?;
         // A status sent after the start was answered, with nothing unacknowledged.
@@ -661,7 +663,7 @@ impl Ctx {
             let wire = self.wire();
             let answered = wire
                 .iter()
-                .position(|e| e.message_type == "periodic.start.result")
+                .position(|e| e.in_reply_to.as_deref() == Some(start.as_str()))
                 .unwrap_or(usize::MAX);
             let fresh = wire
                 .iter()
@@ -681,9 +683,9 @@ impl Ctx {
             })
         })
         .await?;
-        self.command(OperatorCommand::Stop)?;
+        let stop = self.sent(OperatorCommand::Stop)?;
         self.wait_wire("periodic.stop.result OK", WAIT, |e| {
-            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+            e.in_reply_to.as_deref() == Some(stop.as_str()) && e.code.as_deref() == Some("OK")
         })
         .await?;
         let base = self.view().highest_seq;
@@ -898,6 +900,15 @@ impl Ctx {
             })
         })
         .await
+    }
+
+    /// Sends an operator command that goes to the gateway; the request's messageId.
+    fn sent(&self, c: OperatorCommand) -> Result<String> {
+        self.handle
+            .command(&self.gw, c)
+            .map_err(|e| anyhow!("command: {e:?}"))?
+            .message_id
+            .context("the platform sent no request")
     }
 
     /// Sends an operator command (the platform seals it).
