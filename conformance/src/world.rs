@@ -261,13 +261,12 @@ pub fn provision_world(dir: &Path) -> Result<WorldFile> {
     std::fs::create_dir_all(dir)?;
     let mut ca = Ca::create(&dir.join("ca"))?;
     let gw = GatewayId::new(WORLD_GATEWAY).map_err(|e| anyhow!("{e}"))?;
+    // Each port is held while the next is chosen, so that the three differ.
+    let hold = |p: u16| std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p));
     let broker_port = free_loopback_port()?;
-    let https_port = loop {
-        let p = free_loopback_port()?;
-        if p != broker_port {
-            break p;
-        }
-    };
+    let held_broker = hold(broker_port)?;
+    let https_port = free_loopback_port()?;
+    let held_https = hold(https_port)?;
     let local = platform_sim::demo::local_gateway(
         &mut ca,
         &gw,
@@ -275,6 +274,7 @@ pub fn provision_world(dir: &Path) -> Result<WorldFile> {
         broker_port,
         &format!("https://localhost:{https_port}"),
     )?;
+    drop((held_broker, held_https));
     suite_provisioning(&local.bundle.dir)?;
     let world = WorldFile {
         gateway: gw.to_string(),

@@ -97,22 +97,30 @@ impl From<LinkError> for BrokerError {
 }
 
 /// A free TCP port on 127.0.0.1 for a listener started later (rumqttd cannot report the port
-/// of a port-0 listener; a bundle names its FTP port): like [`free_loopback_range`], below the
-/// kernel's ephemeral range, so that no outgoing connection is given it before the listener
-/// binds it (a port from a port-0 probe could be: the probable cause of a gateway that did not
-/// listen for FTP once in ten full conformance runs, two at a time).
+/// of a port-0 listener; a bundle names its FTP port). Below the kernel's ephemeral range, so
+/// that no outgoing connection is given it before the listener binds it (a port from a port-0
+/// probe could be: the probable cause of a gateway that did not listen for FTP once in ten full
+/// conformance runs, two at a time), and apart from the passive ranges of
+/// [`free_loopback_range`], so that a bundle's control port never falls into its own passive
+/// range (DES-FTP-1).
 pub fn free_loopback_port() -> std::io::Result<u16> {
-    free_loopback_range(1)
+    free_ports(1, 20_000..26_000)
 }
 
 /// The first of `n` consecutive loopback ports that are all free now, below the kernel's
-/// ephemeral range (so that no outgoing connection is given one of them meanwhile): for FTP
-/// passive ranges, which several gateways on one machine must not share.
+/// ephemeral range (so that no outgoing connection is given one of them meanwhile) and apart
+/// from [`free_loopback_port`]'s: for FTP passive ranges, which several gateways on one
+/// machine must not share.
 pub fn free_loopback_range(n: u16) -> std::io::Result<u16> {
+    free_ports(n, 26_000..32_000)
+}
+
+/// `n` consecutive ports free now, the first drawn at random from `within`.
+fn free_ports(n: u16, within: std::ops::Range<u16>) -> std::io::Result<u16> {
     use rand::Rng;
     let mut rng = rand::rng();
     for _ in 0..200 {
-        let first: u16 = rng.random_range(20_000..32_000 - n);
+        let first: u16 = rng.random_range(within.start..within.end - n);
         let held: Result<Vec<TcpListener>, _> = (first..first + n)
             .map(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)))
             .collect();
@@ -122,7 +130,10 @@ pub fn free_loopback_range(n: u16) -> std::io::Result<u16> {
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::AddrInUse,
-        format!("no {n} consecutive free loopback ports in 20000..32000"),
+        format!(
+            "no {n} consecutive free loopback ports in {}..{}",
+            within.start, within.end
+        ),
     ))
 }
 
