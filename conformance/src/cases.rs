@@ -335,6 +335,32 @@ pub fn all() -> Vec<Case> {
         run: pstop_held_cert_revoked,
     });
     v.push(Case {
+        id: "PLATFORM-CERT-EXPIRES",
+        requirements: &["SEC-CERT-2", "SM-CERTEXP", "IF-CERT-1", "SM-AUDIT"],
+        rules: &[
+            "DES-CERT-3",
+            "DES-CERT-4",
+            "DES-CERT-8",
+            "DES-SEAL-6",
+            "DES-MSG-AN-2",
+        ],
+        level: Level::Must,
+        negative: true,
+        description: "the platform's data-protection certificate the gateway fetches at start \
+                      expires 12 s later (the platform renews it late); 3 records are uploaded \
+                      while the gateway can seal nothing; then the platform gets a new \
+                      certificate and sends `periodic.stop` signed with it",
+        expectation: "when the held certificate expires the gateway fetches `platform.pem` at \
+                      once (DES-CERT-8 (2)) and not again for the next 8 s although its status \
+                      (every 2 s) and data cannot be sealed (at most once per 5 minutes); the \
+                      upload is accepted; the stop under the new certificate is applied \
+                      (unknown `kid`, DES-SEAL-6: a refresh of its own) and answered OK; the \
+                      episode is then reported (anomaly `certificate`, DES-CERT-8) and the 3 \
+                      records held meanwhile arrive",
+        needs: Needs::OWN,
+        run: platform_cert_expires,
+    });
+    v.push(Case {
         id: "PLATFORM-CERT-ROTATED",
         requirements: &["SM-CERTEXP", "IF-CERT-1", "SEC-CERT-2", "ST-STORE-1"],
         rules: &["DES-SEAL-6", "DES-CERT-3", "DES-CERT-4", "DES-MSG-DATA-2"],
@@ -2514,6 +2540,73 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(format!("gateway anomalies: {anomalies:?}"));
         result?;
         Ok(())
+    })
+}
+
+fn platform_cert_expires(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        const VALID_FOR: Duration = Duration::from_secs(12);
+        // Watched after the first fetch of the episode: 4 statuses that cannot be sealed.
+        const WATCH: Duration = Duration::from_secs(8);
+        let expires = tokio::time::Instant::now() + VALID_FOR;
+        let detail = c.rotate_platform_certificate_expiring(VALID_FOR)?;
+        c.note(detail);
+        c.started(ProfileFormat::Json).await?;
+        // Sampled a second before the expiry: nothing is due to fetch `platform.pem` until the
+        // certificate held fails (the CRL is fetched hourly, DES-CERT-3).
+        tokio::time::sleep_until(expires - Duration::from_secs(1)).await;
+        let before = c.platform_pem_fetches();
+        let first = Ctx::poll(WAIT, || {
+            Ok(match c.platform_pem_fetches() > before {
+                true => Look::Done(tokio::time::Instant::now()),
+                false => Look::Not(format!(
+                    "platform.pem not fetched within {} s of the held one's expiry \
+                     (DES-CERT-8 (2): at once)",
+                    WAIT.as_secs()
+                )),
+            })
+        })
+        .await?;
+        c.note(format!(
+            "platform.pem fetched {} ms after the expiry",
+            first.saturating_duration_since(expires).as_millis()
+        ));
+        upload_billing(c, "during_episode.csv", 3, c.seed)
+            .await
+            .map_err(|e| anyhow!("upload while nothing can be sealed: {e}"))?;
+        tokio::time::sleep_until(first + WATCH).await;
+        let fetched = c.platform_pem_fetches() - before;
+        c.note(format!(
+            "platform.pem fetched {fetched} time(s) in the episode's first {} s",
+            WATCH.as_secs()
+        ));
+        if fetched != 1 {
+            bail!(
+                "platform.pem fetched {fetched} times in the {} s after the held one expired, \
+                 while status and data could not be sealed (DES-CERT-8 (2): at most once per \
+                 5 minutes)",
+                WATCH.as_secs()
+            );
+        }
+        let detail = c.rotate_platform_certificate()?;
+        c.note(detail);
+        c.command(OperatorCommand::Stop)?;
+        c.wait_wire(
+            "periodic.stop.result OK under the new certificate",
+            WAIT,
+            |e| e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK"),
+        )
+        .await?;
+        c.wait_gateway_anomaly(
+            "the episode reported once sealing works again (anomaly of kind certificate, rule \
+             DES-CERT-8)",
+            AnomalyKind::Certificate,
+            |a| a.rule == "DES-CERT-8",
+        )
+        .await?;
+        c.wait_all_acknowledged("the 3 records held during the episode delivered", 3)
+            .await?;
+        exactly_once(c, 3)
     })
 }
 

@@ -443,7 +443,7 @@ impl Suite {
         if let Some(sh) = &self.shared {
             let ctx = Ctx {
                 wipe: None,
-                platform_cert_revoked: false,
+                platform_cert_unusable: false,
                 broker: self.broker.clone(),
                 case_id: case_id.to_owned(),
                 seed,
@@ -501,7 +501,7 @@ impl Suite {
         let handle = platform.handle();
         Ok(Ctx {
             wipe: None,
-            platform_cert_revoked: false,
+            platform_cert_unusable: false,
             broker: self.broker.clone(),
             case_id: case_id.to_owned(),
             seed,
@@ -560,9 +560,10 @@ pub struct Ctx {
     broker: MqttBroker,
     /// How the gateway under test is disposed of (SM-DISPOSE), if it can be.
     pub wipe: Option<Wipe>,
-    /// The platform's data-protection certificate was revoked by this case and not yet
-    /// replaced: [`Ctx::finish`] replaces it, since the CA is shared by the run's cases.
-    platform_cert_revoked: bool,
+    /// The platform's data-protection certificate was revoked by this case, or replaced by one
+    /// about to expire, and not yet replaced: [`Ctx::finish`] replaces it, since the CA is
+    /// shared by the run's cases.
+    platform_cert_unusable: bool,
     /// With an already-running gateway: where this case's part of the shared world begins.
     window: Option<Window>,
 }
@@ -787,16 +788,25 @@ impl Ctx {
     /// certificate endpoint serves it, commands and acknowledgements are signed with it from
     /// now on (what the platform sealed before is still opened with the old key). What was done.
     pub fn rotate_platform_certificate(&mut self) -> Result<String> {
-        self.platform_cert_revoked = false;
+        self.platform_cert_unusable = false;
         self.handle
             .rotate_platform_certificate()
+            .map_err(|e| anyhow!("rotate: {e:?}"))
+    }
+
+    /// Replaces the platform's data-protection certificate by one that expires `valid_for`
+    /// from now (the platform goes on signing with it after that). What was done.
+    pub fn rotate_platform_certificate_expiring(&mut self, valid_for: Duration) -> Result<String> {
+        self.platform_cert_unusable = true;
+        self.handle
+            .rotate_platform_certificate_expiring(valid_for)
             .map_err(|e| anyhow!("rotate: {e:?}"))
     }
 
     /// Revokes the platform's data-protection certificate without a replacement (the platform
     /// goes on signing with it). What was done.
     pub fn revoke_platform_certificate(&mut self) -> Result<String> {
-        self.platform_cert_revoked = true;
+        self.platform_cert_unusable = true;
         self.handle
             .revoke_platform_certificate()
             .map_err(|e| anyhow!("revoke: {e:?}"))
@@ -1004,7 +1014,7 @@ impl Ctx {
             let _ = self.faults(FaultConfig::default());
             self.handle.set_registered_datasets(&self.gw, None);
         }
-        if self.platform_cert_revoked {
+        if self.platform_cert_unusable {
             // The CA is the run's: later cases need a platform certificate that is not revoked.
             let _ = self.rotate_platform_certificate();
         }

@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 35] = [
+const CATCHES: [(Variant, &str, &str); 36] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -92,6 +92,11 @@ const CATCHES: [(Variant, &str, &str); 35] = [
         Variant::UnsealableReportsDropped,
         "PSTOP-HELD-CERT-REVOKED",
         "the refused stop reported",
+    ),
+    (
+        Variant::UnsealableRefetchFlood,
+        "PLATFORM-CERT-EXPIRES",
+        "at most once per 5 minutes",
     ),
     (
         Variant::SeqReusedAfterRestart,

@@ -40,6 +40,9 @@ pub enum Variant {
     /// DES-CERT-8: what cannot be sealed for want of a valid platform certificate is dropped
     /// (no anomaly kept, no refresh).
     UnsealableReportsDropped,
+    /// DES-CERT-8 (2): the CRL and `platform.pem` fetched again at every message that cannot
+    /// be sealed, not at most once per 5 minutes (the platform's endpoint flooded).
+    UnsealableRefetchFlood,
     /// IF-DISC-1: no `disconnect` at shutdown.
     NoDisconnect,
     /// IF-PSTOP-1: `periodic.stop` ignored.
@@ -95,7 +98,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 36] = [
+    pub const ALL: [Variant; 37] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -132,6 +135,7 @@ impl Variant {
         Variant::AckBeforeDurable,
         Variant::SeqReusedAfterRestart,
         Variant::UnsealableReportsDropped,
+        Variant::UnsealableRefetchFlood,
     ];
 
     /// The name written in `BROKEN`.
@@ -173,6 +177,7 @@ impl Variant {
             Variant::AckBeforeDurable => "ack-before-durable",
             Variant::SeqReusedAfterRestart => "seq-reused-after-restart",
             Variant::UnsealableReportsDropped => "unsealable-reports-dropped",
+            Variant::UnsealableRefetchFlood => "unsealable-refetch-flood",
         }
     }
 }

@@ -570,7 +570,22 @@ impl Ca {
     /// unrevoked in the index; peers learn the new one from the certificate endpoint when they
     /// meet its `kid`.
     pub fn rotate_platform_dp(&mut self) -> Result<IssuedCert, CaError> {
-        let dp = self.issue(CertKind::PlatformDataProtection, "platform")?;
+        self.rotate_platform_dp_until(Utc::now() + Duration::days(LEAF_VALIDITY_DAYS))
+    }
+
+    /// As [`Ca::rotate_platform_dp`], with a certificate that ends at `not_after` (a platform
+    /// certificate that expires while gateways hold it, SM-CERTEXP, DES-CERT-8).
+    pub fn rotate_platform_dp_until(
+        &mut self,
+        not_after: DateTime<Utc>,
+    ) -> Result<IssuedCert, CaError> {
+        let not_before = Utc::now() - Duration::minutes(CLOCK_SKEW_MINUTES);
+        let dp = self.issue_valid(
+            CertKind::PlatformDataProtection,
+            "platform",
+            not_before,
+            not_after,
+        )?;
         write_public(&self.dir.join("platform-dp.pem"), dp.cert_pem.as_bytes())?;
         write_private(&self.dir.join("platform-dp.key"), dp.key_pem.as_bytes())?;
         Ok(dp)

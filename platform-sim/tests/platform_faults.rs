@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::fixture::{Fixture, env, fast_config, fixture_https, serial};
+use common::fixture::{Fixture, env, fast_config, fixture, fixture_https, serial};
 use common::real::{RealGateway, Tap, start_cmd, wait_for};
 use gateway::protocol::message::{Body, MessageType, ProfileFormat, ResultCode};
 use legacy_sim::dataset::Dataset as Ds;
@@ -196,6 +196,30 @@ async fn commands_under_a_new_kid_arriving_together_wait_for_one_fetch_and_are_a
     .await;
     assert_eq!(platform_pem_fetches(&f), fetched + 1);
     assert!(g.refused().is_empty(), "{:?}", g.refused());
+}
+
+#[tokio::test]
+async fn a_gateway_first_heard_from_after_a_rotation_is_opened_under_the_previous_certificate() {
+    let _s = serial().await;
+    // Provisioned with the certificate before the rotation, and no certificate endpoint it
+    // can reach: it seals its connect to the previous certificate (DES-CERT-3 keeps the
+    // provisioned copy), which the platform must still open although it had never heard from
+    // this gateway when it rotated (seen in the conformance suite: UnknownPeer, no session).
+    let f = fixture("ROT3", fast_config(), FaultConfig::default());
+    f.handle.rotate_platform_certificate().unwrap();
+    let unreachable = format!(
+        "https://localhost:{}",
+        platform_sim::broker::free_loopback_port().unwrap()
+    );
+    let mut g = RealGateway::setup(&f.bundle, &unreachable);
+    g.start().await;
+    // The platform opens the connect and answers it (under its new certificate, which this
+    // gateway cannot fetch: its own side of the session is not the point here).
+    wait_for("the platform opens the connect", || {
+        f.handle.view(&f.gw).connected
+    })
+    .await;
+    g.shutdown().await;
 }
 
 #[tokio::test]

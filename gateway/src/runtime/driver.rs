@@ -691,6 +691,9 @@ impl<S: RecordStore> Driver<S> {
                 format!("nothing can be sealed to the platform: its certificate held fails: {e}"),
             );
         }
+        if self.broken.is(Variant::UnsealableRefetchFlood) {
+            self.refresh.last[RefreshReason::Unsealable as usize] = None;
+        }
         if self.refresh.start(RefreshReason::Unsealable, None) {
             tracing::info!(rule = "DES-CERT-8", "refreshing the CRL and platform.pem");
         }

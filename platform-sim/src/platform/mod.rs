@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use gateway::profile::DataProfile;
 use gateway::protocol::flow::{InboundError, Time};
 use gateway::protocol::ids::{GatewayId, MessageId, SeqRange, StoreEpoch};
@@ -540,16 +540,23 @@ impl State {
 
     /// Loads the gateway's data-protection certificate from the CA as peer `gw` (`force`:
     /// even if present, e.g. after re-provisioning).
+    /// Loads `gw`'s data-protection certificate into the current key store and every retired
+    /// one (a gateway first heard from after a rotation may still seal to the previous
+    /// platform certificate, DES-SEAL-6); with `force`, also where one is held already.
     fn load_peer(&mut self, gw: &GatewayId, force: bool) {
         if !force && self.sec.keys().peer(gw.as_str()).is_ok() {
             return;
         }
-        if let Some(pem) = self.ca.gateway_dp_cert_pem(gw)
-            && let Err(e) =
-                self.sec
-                    .update_peer(Identity::gateway(gw.as_str()), pem.as_bytes(), Utc::now())
-        {
-            tracing::warn!(%gw, error = %e, "gateway data-protection certificate refused");
+        let Some(pem) = self.ca.gateway_dp_cert_pem(gw) else {
+            return;
+        };
+        for sec in std::iter::once(&mut self.sec).chain(self.retired.iter_mut()) {
+            if let Err(e) =
+                sec.update_peer(Identity::gateway(gw.as_str()), pem.as_bytes(), Utc::now())
+            {
+                tracing::warn!(%gw, error = %e, "gateway data-protection certificate refused");
+                return;
+            }
         }
     }
 
@@ -604,8 +611,12 @@ impl State {
     fn rotate_platform_cert(
         &mut self,
         https: Option<&HttpsServer>,
+        not_after: Option<DateTime<Utc>>,
     ) -> Result<String, PlatformError> {
-        let c = self.ca.rotate_platform_dp()?;
+        let c = match not_after {
+            Some(t) => self.ca.rotate_platform_dp_until(t)?,
+            None => self.ca.rotate_platform_dp()?,
+        };
         let sec = signer(&self.ca, c.key_pem.as_bytes(), c.cert_pem.as_bytes())?;
         let old = std::mem::replace(&mut self.sec, sec);
         self.retired.insert(0, old);
@@ -1334,6 +1345,22 @@ fn internal(e: impl std::fmt::Display) -> OperatorError {
 }
 
 impl PlatformHandle {
+    /// Replaces the platform's data-protection certificate by a new one that expires
+    /// `valid_for` from now (a platform certificate that expires while gateways hold it,
+    /// SM-CERTEXP, DES-CERT-8); what was done.
+    pub fn rotate_platform_certificate_expiring(
+        &self,
+        valid_for: std::time::Duration,
+    ) -> Result<String, OperatorError> {
+        let valid_for = chrono::Duration::from_std(valid_for)
+            .map_err(|e| OperatorError::BadRequest(e.to_string()))?;
+        let not_after = Utc::now() + valid_for;
+        let mut st = lock(&self.0.st);
+        st.rotate_platform_cert(self.0.https.as_ref(), Some(not_after))
+            .map(|d| format!("{d}, expiring at {}", not_after.to_rfc3339()))
+            .map_err(internal)
+    }
+
     /// The SQLite store's path is not kept here; tests open it themselves. This returns the
     /// gateway views (same as the operator API).
     pub fn views(&self) -> Vec<GatewayView> {
@@ -1451,7 +1478,7 @@ impl OperatorBackend for PlatformHandle {
 
     fn rotate_platform_certificate(&self) -> Result<String, OperatorError> {
         let mut st = lock(&self.0.st);
-        st.rotate_platform_cert(self.0.https.as_ref())
+        st.rotate_platform_cert(self.0.https.as_ref(), None)
             .map_err(internal)
     }
 
