@@ -101,11 +101,6 @@ impl ArchiveKey {
     pub fn from_keystore(keys: &KeyStore) -> Result<Self, StoreError> {
         Self::new(keys.own_key().clone(), &keys.own().cert)
     }
-
-    /// The certificate's kid.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
 }
 
 /// The keys for archives: the current one writes; it and the earlier ones read (DES-EVAC-3:

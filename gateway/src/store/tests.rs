@@ -812,7 +812,7 @@ fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
     ingest(&mut s, "billing", at(0), 5);
     s.mark_acked(r(1, 5)).unwrap();
     let (g, k, c) = (gw(), keys(), columns());
-    // Each line counts 24 + 100 bytes: two per archive.
+    // Each line counts 24 + 100 bytes: three per archive (372 ≤ 400 < 496).
     let report = s
         .evacuate(
             at(2 * DAY),
@@ -822,18 +822,87 @@ fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
                 keys: &k,
                 columns: &c,
                 retention: Duration::days(1),
-                max_payload_bytes: 250,
+                max_payload_bytes: 400,
                 pinned: &[],
             },
         )
         .unwrap();
     let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
-    assert_eq!(got, vec![r(1, 2), r(3, 4), r(5, 5)]);
+    assert_eq!(got, vec![r(1, 3), r(4, 5)]);
     let back = s.read_archived(&ds("billing"), r(2, 5), &arch, &k).unwrap();
     assert_eq!(
         back.iter().map(|x| x.seq).collect::<Vec<_>>(),
         vec![2, 3, 4, 5]
     );
+}
+
+#[test]
+fn an_archive_over_two_ingests_gives_each_record_its_ingest_time_and_the_index_their_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 2);
+    ingest(&mut s, "billing", at(60), 1);
+    ingest(&mut s, "billing", at(120), 2);
+    s.mark_acked(r(1, 5)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    assert_eq!(report.archives.len(), 1, "{report:?}");
+    let line = &report.archives[0];
+    assert_eq!(line.range, r(1, 5));
+    assert_eq!(line.ingested_from, "2026-11-22T10:00:00+09:00");
+    assert_eq!(line.ingested_to, "2026-11-22T10:02:00+09:00");
+    let back = s
+        .read_archived(&ds("billing"), r(1, 5), &arch, &keys())
+        .unwrap();
+    let times: Vec<_> = back.iter().map(|x| (x.seq, x.ingested_at)).collect();
+    assert_eq!(
+        times,
+        vec![
+            (1, at(0)),
+            (2, at(0)),
+            (3, at(60)),
+            (4, at(120)),
+            (5, at(120))
+        ]
+    );
+}
+
+#[test]
+fn no_archive_is_written_over_an_unacknowledged_record_or_another_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    std::fs::create_dir_all(&arch).unwrap();
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    ingest(&mut s, "pipe", at(0), 1);
+    let (g, k, c) = (gw(), keys(), columns());
+    let ev = Evacuation {
+        gateway_id: &g,
+        dir: &arch,
+        keys: &k,
+        columns: &c,
+        retention: Duration::days(1),
+        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
+        pinned: &[],
+    };
+    let epoch = s.epoch().unwrap();
+    let cols = &c[&ds("billing")];
+    let write =
+        |s: &Store, range| s.write_archive(at(2 * DAY), &ev, &epoch, &ds("billing"), cols, range);
+    // Seq 2 not acknowledged (DES-EVAC-1). (Held records are unacknowledged by construction:
+    // `mark_held` only touches unacknowledged rows and `mark_acked` clears `held`.)
+    s.mark_acked(r(1, 1)).unwrap();
+    s.mark_acked(r(3, 4)).unwrap();
+    let e = write(&s, r(1, 3)).unwrap_err();
+    assert!(matches!(e, StoreError::Archive { .. }), "{e:?}");
+    s.mark_acked(r(2, 2)).unwrap();
+    // Seq 4 is pipe's.
+    let e = write(&s, r(2, 4)).unwrap_err();
+    assert!(matches!(e, StoreError::Archive { .. }), "{e:?}");
+    let left: Vec<_> = std::fs::read_dir(&arch).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let line = write(&s, r(1, 3)).unwrap();
+    assert_eq!(line.records, 3);
 }
 
 fn running_core(cap: u64) -> GatewayCore {
