@@ -138,6 +138,55 @@ fn gw() -> GatewayId {
     GatewayId::new("GW0001").unwrap()
 }
 
+/// What an evacuation pass needs besides the store: the gateway, its archive keys and the
+/// datasets' columns.
+struct Evac {
+    g: GatewayId,
+    k: ArchiveKeys,
+    c: BTreeMap<Dataset, Vec<Column>>,
+}
+
+impl Evac {
+    fn new() -> Self {
+        Evac {
+            g: gw(),
+            k: keys(),
+            c: columns(),
+        }
+    }
+
+    /// A pass into `dir` with a retention of one day.
+    fn pass<'a>(
+        &'a self,
+        dir: &'a Path,
+        max_payload_bytes: u64,
+        pinned: &'a [SeqRange],
+    ) -> Evacuation<'a> {
+        Evacuation {
+            gateway_id: &self.g,
+            dir,
+            keys: &self.k,
+            columns: &self.c,
+            retention: Duration::days(1),
+            max_payload_bytes,
+            pinned,
+        }
+    }
+
+    /// Steps (1) and (2) of DES-EVAC-4 for `range` of billing, at two days.
+    fn write(&self, s: &Store, dir: &Path, range: SeqRange) -> Result<IndexLine, StoreError> {
+        let epoch = s.epoch().unwrap();
+        s.write_archive(
+            at(2 * DAY),
+            &self.pass(dir, MAX_ARCHIVE_PAYLOAD_BYTES, &[]),
+            &epoch,
+            &ds("billing"),
+            &self.c[&ds("billing")],
+            range,
+        )
+    }
+}
+
 /// Runs an evacuation pass at `now` with a retention of one day.
 fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
     evacuate_pinned(s, dir, now, &[])
@@ -145,20 +194,9 @@ fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
 
 /// Evacuates all but `pinned` (records a data message still reads, DES-EVAC-1).
 fn evacuate_pinned(s: &mut Store, dir: &Path, now: Time, pinned: &[SeqRange]) -> EvacuationReport {
-    let (g, k, c) = (gw(), keys(), columns());
-    s.evacuate(
-        now,
-        &Evacuation {
-            gateway_id: &g,
-            dir,
-            keys: &k,
-            columns: &c,
-            retention: Duration::days(1),
-            max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-            pinned,
-        },
-    )
-    .unwrap()
+    let e = Evac::new();
+    s.evacuate(now, &e.pass(dir, MAX_ARCHIVE_PAYLOAD_BYTES, pinned))
+        .unwrap()
 }
 
 fn stored_seqs(s: &Store) -> Vec<u64> {
@@ -675,27 +713,8 @@ fn reading_an_archive_back_checks_the_own_certificate_against_the_root_but_not_i
 /// Steps (1) and (2) of DES-EVAC-4 without step (3): what a crash right after the index
 /// line leaves.
 fn archive_without_step_3(s: &mut Store, arch: &Path, range: SeqRange) -> IndexLine {
-    let (g, k, c) = (gw(), keys(), columns());
     s.recover_archives(arch).unwrap();
-    let ev = Evacuation {
-        gateway_id: &g,
-        dir: arch,
-        keys: &k,
-        columns: &c,
-        retention: Duration::days(1),
-        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-        pinned: &[],
-    };
-    let epoch = s.epoch().unwrap();
-    s.write_archive(
-        at(2 * DAY),
-        &ev,
-        &epoch,
-        &ds("billing"),
-        &c[&ds("billing")],
-        range,
-    )
-    .unwrap()
+    Evac::new().write(s, arch, range).unwrap()
 }
 
 #[test]
@@ -778,27 +797,7 @@ fn evacuation_never_overwrites_an_existing_archive_name() {
     let name = archive_name(&gw(), &ds("billing"), &s.epoch().unwrap(), r(1, 1));
     // A file under that name appeared after the pass's repair (written straight to step 1).
     std::fs::write(arch.join(&name), b"not ours").unwrap();
-    let (g, k, c) = (gw(), keys(), columns());
-    let ev = Evacuation {
-        gateway_id: &g,
-        dir: &arch,
-        keys: &k,
-        columns: &c,
-        retention: Duration::days(1),
-        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-        pinned: &[],
-    };
-    let epoch = s.epoch().unwrap();
-    let e = s
-        .write_archive(
-            at(2 * DAY),
-            &ev,
-            &epoch,
-            &ds("billing"),
-            &c[&ds("billing")],
-            r(1, 1),
-        )
-        .unwrap_err();
+    let e = Evac::new().write(&s, &arch, r(1, 1)).unwrap_err();
     assert!(matches!(e, StoreError::Archive { .. }), "{e}");
     assert_eq!(std::fs::read(arch.join(&name)).unwrap(), b"not ours");
     assert_eq!(stored_seqs(&s), vec![1]);
@@ -811,25 +810,14 @@ fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
     let mut s = Store::open(&dir.path().join("store")).unwrap();
     ingest(&mut s, "billing", at(0), 5);
     s.mark_acked(r(1, 5)).unwrap();
-    let (g, k, c) = (gw(), keys(), columns());
+    let e = Evac::new();
     // Each line counts 24 + 100 bytes: three per archive (372 ≤ 400 < 496).
-    let report = s
-        .evacuate(
-            at(2 * DAY),
-            &Evacuation {
-                gateway_id: &g,
-                dir: &arch,
-                keys: &k,
-                columns: &c,
-                retention: Duration::days(1),
-                max_payload_bytes: 400,
-                pinned: &[],
-            },
-        )
-        .unwrap();
+    let report = s.evacuate(at(2 * DAY), &e.pass(&arch, 400, &[])).unwrap();
     let got: Vec<_> = report.archives.iter().map(|l| l.range).collect();
     assert_eq!(got, vec![r(1, 3), r(4, 5)]);
-    let back = s.read_archived(&ds("billing"), r(2, 5), &arch, &k).unwrap();
+    let back = s
+        .read_archived(&ds("billing"), r(2, 5), &arch, &e.k)
+        .unwrap();
     assert_eq!(
         back.iter().map(|x| x.seq).collect::<Vec<_>>(),
         vec![2, 3, 4, 5]
@@ -875,20 +863,8 @@ fn no_archive_is_written_over_an_unacknowledged_record_or_another_dataset() {
     let mut s = Store::open(&dir.path().join("store")).unwrap();
     ingest(&mut s, "billing", at(0), 3);
     ingest(&mut s, "pipe", at(0), 1);
-    let (g, k, c) = (gw(), keys(), columns());
-    let ev = Evacuation {
-        gateway_id: &g,
-        dir: &arch,
-        keys: &k,
-        columns: &c,
-        retention: Duration::days(1),
-        max_payload_bytes: MAX_ARCHIVE_PAYLOAD_BYTES,
-        pinned: &[],
-    };
-    let epoch = s.epoch().unwrap();
-    let cols = &c[&ds("billing")];
-    let write =
-        |s: &Store, range| s.write_archive(at(2 * DAY), &ev, &epoch, &ds("billing"), cols, range);
+    let ev = Evac::new();
+    let write = |s: &Store, range| ev.write(s, &arch, range);
     // Seq 2 not acknowledged (DES-EVAC-1). (Held records are unacknowledged by construction:
     // `mark_held` only touches unacknowledged rows and `mark_acked` clears `held`.)
     s.mark_acked(r(1, 1)).unwrap();
