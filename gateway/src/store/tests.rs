@@ -593,26 +593,7 @@ fn an_archive_has_the_name_index_line_and_content_of_des_evac_2_to_4() {
     );
     assert_eq!(index.lines().count(), 3);
     assert!(index.ends_with('\n'));
-    // Open it by hand with the security functions: encrypted ZIP → signed ZIP → JSONL.
-    let (k, c, _) = key_and_cert();
-    let kid = hex::encode(openssl::sha::sha256(&c.to_der().unwrap()));
-    let mut signed = Vec::new();
-    let f = std::fs::File::open(arch.join(&names[0])).unwrap();
-    let o =
-        crate::security::file::decrypt_file(k, &kid, f, &mut signed, &Default::default()).unwrap();
-    assert_eq!(o.name, "records.sig.zip");
-    let mut jsonl = Vec::new();
-    let pk = c.public_key().unwrap();
-    let o = crate::security::file::verify_file(
-        &pk,
-        &kid,
-        std::io::Cursor::new(signed),
-        &mut jsonl,
-        &Default::default(),
-    )
-    .unwrap();
-    assert_eq!(o.name, "records.jsonl");
-    let text = String::from_utf8(jsonl).unwrap();
+    let text = open_by_hand(&arch.join(&names[0]));
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(
         lines[0],
@@ -630,6 +611,155 @@ fn an_archive_has_the_name_index_line_and_content_of_des_evac_2_to_4() {
     );
     assert_eq!(lines.len(), 3);
     assert!(text.ends_with('\n'));
+}
+
+/// The own key's kid: the SHA-256 of the certificate (DES-SEAL-2), computed here.
+fn own_kid() -> String {
+    let (_, c, _) = key_and_cert();
+    hex::encode(openssl::sha::sha256(&c.to_der().unwrap()))
+}
+
+/// Opens an archive by hand with the security functions: encrypted ZIP → signed ZIP → JSONL.
+fn open_by_hand(path: &Path) -> String {
+    let (k, c, _) = key_and_cert();
+    let kid = own_kid();
+    let mut signed = Vec::new();
+    let f = std::fs::File::open(path).unwrap();
+    let o =
+        crate::security::file::decrypt_file(k, &kid, f, &mut signed, &Default::default()).unwrap();
+    assert_eq!(o.name, "records.sig.zip");
+    let mut jsonl = Vec::new();
+    let pk = c.public_key().unwrap();
+    let o = crate::security::file::verify_file(
+        &pk,
+        &kid,
+        std::io::Cursor::new(signed),
+        &mut jsonl,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(o.name, "records.jsonl");
+    String::from_utf8(jsonl).unwrap()
+}
+
+/// Replaces the archive `file` by `jsonl` signed and encrypted with the own key (as the
+/// gateway makes archives) and sets its SHA-256 in the index: what only the holder of the
+/// key can make.
+fn reseal(s: &Store, arch: &Path, file: &str, jsonl: &str) {
+    let (k, c, _) = key_and_cert();
+    let kid = own_kid();
+    let signed = crate::security::file::sign_file(
+        k,
+        &kid,
+        "records.jsonl",
+        jsonl.as_bytes(),
+        std::io::Cursor::new(Vec::new()),
+    )
+    .unwrap()
+    .into_inner();
+    let sealed = crate::security::file::encrypt_file(
+        &c.public_key().unwrap(),
+        &kid,
+        crate::security::AesCbc::Aes256,
+        "records.sig.zip",
+        signed.as_slice(),
+        std::io::Cursor::new(Vec::new()),
+    )
+    .unwrap()
+    .into_inner();
+    std::fs::write(arch.join(file), &sealed).unwrap();
+    let sha = hex::encode(openssl::sha::sha256(&sealed));
+    s.conn
+        .execute(
+            "UPDATE archives SET sha256 = ?1 WHERE file = ?2",
+            params![sha, file],
+        )
+        .unwrap();
+}
+
+#[test]
+fn an_archive_sealed_with_the_own_key_that_differs_from_its_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3);
+    s.mark_acked(r(1, 3)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    let file = report.archives[0].file.clone();
+    let text = open_by_hand(&arch.join(&file));
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let epoch = s.epoch().unwrap();
+    let header = |from: &str, to: &str| vec![lines[0].replacen(from, to, 1)];
+    let with = |head: Vec<String>, body: &[usize]| {
+        let mut v = head;
+        v.extend(body.iter().map(|&i| lines[i].clone()));
+        v.join("\n") + "\n"
+    };
+    let all = [1, 2, 3];
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "header of another dataset",
+            with(
+                header("\"dataset\":\"billing\"", "\"dataset\":\"pipe\""),
+                &all,
+            ),
+        ),
+        (
+            "header of another epoch",
+            with(
+                header(
+                    &format!("\"epoch\":\"{epoch}\""),
+                    "\"epoch\":\"00000000000000000000000000000000\"",
+                ),
+                &all,
+            ),
+        ),
+        (
+            "header of another range",
+            with(header("\"first\":1", "\"first\":2"), &all),
+        ),
+        (
+            "header counting 2 records",
+            with(header("\"records\":3", "\"records\":2"), &all),
+        ),
+        (
+            "header of another format",
+            with(header("sgw-archive-v1", "sgw-archive-v0"), &all),
+        ),
+        (
+            "a record line missing",
+            with(vec![lines[0].clone()], &[1, 2]),
+        ),
+        (
+            "record lines swapped",
+            with(vec![lines[0].clone()], &[2, 1, 3]),
+        ),
+        (
+            "a record line too many",
+            with(vec![lines[0].clone()], &[1, 2, 3, 3]),
+        ),
+        (
+            "a record with a field too few",
+            with(vec![lines[0].clone()], &[1, 2])
+                + &lines[3].replacen("\"fields\":[\"billing2\",", "\"fields\":[", 1)
+                + "\n",
+        ),
+    ];
+    for (what, jsonl) in &cases {
+        assert_ne!(jsonl, &text, "{what}: the forgery changed nothing");
+        reseal(&s, &arch, &file, jsonl);
+        let e = s
+            .read_archived(&ds("billing"), r(1, 3), &arch, &keys())
+            .expect_err(what);
+        assert!(matches!(e, StoreError::Archive { .. }), "{what}: {e}");
+    }
+    // The same content sealed again the same way reads back: the refusals were the content's.
+    reseal(&s, &arch, &file, &text);
+    let back = s
+        .read_archived(&ds("billing"), r(1, 3), &arch, &keys())
+        .unwrap();
+    assert_eq!(back.len(), 3);
 }
 
 #[test]
