@@ -1268,6 +1268,37 @@ fn export_interleaves_archived_and_stored_records_in_seq_order_and_refuses_a_tam
 }
 
 #[test]
+fn export_of_a_store_whose_records_are_all_archived_reads_every_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 3); // 1..=3
+    ingest(&mut s, "pipe", at(0), 2); // 4..=5
+    s.mark_acked(r(1, 5)).unwrap();
+    let report = evacuate(&mut s, &arch, at(2 * DAY));
+    assert_eq!((report.records, report.archives.len()), (5, 2));
+    assert!(stored_seqs(&s).is_empty());
+    let mut got = Vec::new();
+    let sum = s
+        .export(&arch, &keys(), |rec| {
+            got.push((rec.seq, rec.dataset.clone(), rec.place));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((sum.primary, sum.archived), (0, 5));
+    assert_eq!(
+        got,
+        vec![
+            (1, "billing".to_owned(), "archive"),
+            (2, "billing".to_owned(), "archive"),
+            (3, "billing".to_owned(), "archive"),
+            (4, "pipe".to_owned(), "archive"),
+            (5, "pipe".to_owned(), "archive"),
+        ]
+    );
+}
+
+#[test]
 fn a_second_process_cannot_open_a_store_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let _s = Store::open(dir.path()).unwrap();
