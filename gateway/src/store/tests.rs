@@ -491,6 +491,30 @@ fn resend_by_seq_is_partial_when_a_record_is_lost_or_a_seq_is_in_no_file() {
 }
 
 #[test]
+fn adjacent_files_of_one_dataset_are_selected_as_one_run_per_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    ingest(&mut s, "billing", at(0), 2); // 1..=2
+    ingest(&mut s, "billing", at(10), 2); // 3..=4
+    ingest(&mut s, "billing", at(2 * DAY), 2); // 5..=6
+    ingest(&mut s, "billing", at(2 * DAY + 10), 2); // 7..=8
+    let sel = s.select_resend(&by_seq(None, 1, 8), None).unwrap();
+    assert_eq!(ranges(&sel), vec![("billing".into(), 1, 8, false)]);
+    // 1..=4 archived (two files, one archive), 5..=8 stored: one run from each source.
+    s.mark_acked(r(1, 4)).unwrap();
+    evacuate(&mut s, &arch, at(2 * DAY + 20));
+    let sel = s.select_resend(&by_seq(None, 1, 8), Some(&arch)).unwrap();
+    assert_eq!(
+        ranges(&sel),
+        vec![
+            ("billing".into(), 1, 4, true),
+            ("billing".into(), 5, 8, false)
+        ]
+    );
+}
+
+#[test]
 fn resend_by_time_selects_the_files_ingested_in_the_interval() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(dir.path()).unwrap();
