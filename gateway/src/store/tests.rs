@@ -702,6 +702,19 @@ fn reseal(s: &Store, arch: &Path, file: &str, jsonl: &str) {
 }
 
 #[test]
+fn an_archive_key_shows_its_kid_and_never_its_private_key_when_logged() {
+    let (k, c, _) = key_and_cert();
+    let key = ArchiveKey::new(k.clone(), c).unwrap();
+    let shown = format!("{key:?} {:?}", keys());
+    assert!(shown.starts_with("ArchiveKey"), "{shown}");
+    assert!(shown.contains(&own_kid()), "{shown}");
+    let pem = String::from_utf8(k.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let body: String = pem.lines().nth(1).unwrap().to_owned();
+    assert!(!shown.contains(&body), "a line of the private key is shown");
+    assert!(!shown.contains("PRIVATE"), "{shown}");
+}
+
+#[test]
 fn an_archive_sealed_with_the_own_key_that_differs_from_its_index_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("evac");
