@@ -538,11 +538,10 @@ impl State {
         }
     }
 
-    /// Loads the gateway's data-protection certificate from the CA as peer `gw` (`force`:
-    /// even if present, e.g. after re-provisioning).
-    /// Loads `gw`'s data-protection certificate into the current key store and every retired
-    /// one (a gateway first heard from after a rotation may still seal to the previous
-    /// platform certificate, DES-SEAL-6); with `force`, also where one is held already.
+    /// Loads `gw`'s data-protection certificate from the CA into the current key store and
+    /// every retired one (a gateway first heard from after a rotation may still seal to the
+    /// previous platform certificate, DES-SEAL-6); `force`: even if the current store holds
+    /// one (e.g. after re-provisioning).
     fn load_peer(&mut self, gw: &GatewayId, force: bool) {
         if !force && self.sec.keys().peer(gw.as_str()).is_ok() {
             return;
