@@ -187,6 +187,14 @@ impl Evac {
     }
 }
 
+/// A store in a temporary directory and the path of its evacuation directory (not created).
+fn store_with_archive_dir() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("evac");
+    let s = Store::open(&dir.path().join("store")).unwrap();
+    (dir, arch, s)
+}
+
 /// Runs an evacuation pass at `now` with a retention of one day.
 fn evacuate(s: &mut Store, dir: &Path, now: Time) -> EvacuationReport {
     evacuate_pinned(s, dir, now, &[])
@@ -492,9 +500,7 @@ fn resend_by_seq_is_partial_when_a_record_is_lost_or_a_seq_is_in_no_file() {
 
 #[test]
 fn adjacent_files_of_one_dataset_are_selected_as_one_run_per_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 2); // 1..=2
     ingest(&mut s, "billing", at(10), 2); // 3..=4
     ingest(&mut s, "billing", at(2 * DAY), 2); // 5..=6
@@ -553,9 +559,7 @@ fn resend_by_time_selects_the_files_ingested_in_the_interval() {
 
 #[test]
 fn evacuation_takes_only_acknowledged_not_held_records_older_than_the_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 6); // 1..=6
     ingest(&mut s, "billing", at(2 * DAY), 2); // 7..=8, young
     s.mark_acked(r(1, 2)).unwrap();
@@ -583,9 +587,7 @@ fn evacuation_takes_only_acknowledged_not_held_records_older_than_the_retention(
 
 #[test]
 fn an_archive_has_the_name_index_line_and_content_of_des_evac_2_to_4() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 2);
     ingest(&mut s, "pipe", at(0), 1);
     ingest(&mut s, "billing", at(60), 1);
@@ -716,9 +718,7 @@ fn an_archive_key_shows_its_kid_and_never_its_private_key_when_logged() {
 
 #[test]
 fn an_archive_sealed_with_the_own_key_that_differs_from_its_index_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 3);
     s.mark_acked(r(1, 3)).unwrap();
     let report = evacuate(&mut s, &arch, at(2 * DAY));
@@ -801,9 +801,7 @@ fn an_archive_sealed_with_the_own_key_that_differs_from_its_index_is_refused() {
 
 #[test]
 fn a_tampered_or_missing_archive_is_refused_and_counts_as_no_longer_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 3);
     s.mark_acked(r(1, 3)).unwrap();
     let report = evacuate(&mut s, &arch, at(2 * DAY));
@@ -827,9 +825,7 @@ fn a_tampered_or_missing_archive_is_refused_and_counts_as_no_longer_held() {
 
 #[test]
 fn reading_an_archive_back_checks_the_own_certificate_against_the_root_but_not_its_dates() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 2);
     s.mark_acked(r(1, 2)).unwrap();
     evacuate(&mut s, &arch, at(2 * DAY));
@@ -886,9 +882,7 @@ fn archive_without_step_3(s: &mut Store, arch: &Path, range: SeqRange) -> IndexL
 
 #[test]
 fn recovery_completes_an_indexed_archive_whose_rows_are_still_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 3);
     s.mark_acked(r(1, 3)).unwrap();
     let line = archive_without_step_3(&mut s, &arch, r(1, 3));
@@ -913,9 +907,7 @@ fn recovery_completes_an_indexed_archive_whose_rows_are_still_stored() {
 
 #[test]
 fn recovery_deletes_an_unindexed_archive_and_temporaries_and_cuts_a_torn_index_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 3);
     s.mark_acked(r(1, 3)).unwrap();
     let line = archive_without_step_3(&mut s, &arch, r(1, 3));
@@ -939,9 +931,7 @@ fn recovery_deletes_an_unindexed_archive_and_temporaries_and_cuts_a_torn_index_l
 
 #[test]
 fn recovery_keeps_an_unindexed_archive_whose_records_are_not_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 3);
     s.mark_acked(r(1, 3)).unwrap();
     let report = evacuate(&mut s, &arch, at(2 * DAY));
@@ -955,9 +945,7 @@ fn recovery_keeps_an_unindexed_archive_whose_records_are_not_stored() {
 
 #[test]
 fn evacuation_never_overwrites_an_existing_archive_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 1);
     s.mark_acked(r(1, 1)).unwrap();
     std::fs::create_dir_all(&arch).unwrap();
@@ -972,9 +960,7 @@ fn evacuation_never_overwrites_an_existing_archive_name() {
 
 #[test]
 fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 5);
     s.mark_acked(r(1, 5)).unwrap();
     let e = Evac::new();
@@ -993,9 +979,7 @@ fn a_long_run_is_split_into_archives_of_at_most_the_payload_limit() {
 
 #[test]
 fn an_archive_over_several_ingests_gives_each_record_its_ingest_time_and_the_index_their_span() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     // The second file ingested after the clock was set back a minute: the span is the
     // earliest and latest ingest, not the first and last.
     ingest(&mut s, "billing", at(60), 2);
@@ -1026,10 +1010,8 @@ fn an_archive_over_several_ingests_gives_each_record_its_ingest_time_and_the_ind
 
 #[test]
 fn no_archive_is_written_over_an_unacknowledged_record_or_another_dataset() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
+    let (_dir, arch, mut s) = store_with_archive_dir();
     std::fs::create_dir_all(&arch).unwrap();
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
     ingest(&mut s, "billing", at(0), 3);
     ingest(&mut s, "pipe", at(0), 1);
     let ev = Evac::new();
@@ -1162,9 +1144,7 @@ fn crash_between_evacuation_and_snapshot(
     acked: usize,
     pinned: &[SeqRange],
 ) -> (Vec<SeqRange>, Vec<BatchFlags>) {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (dir, arch, mut s) = store_with_archive_dir();
     let mut core = running_core(cap);
     let a = s.ingest_file(&ds("billing"), at(0), rows(5, "a")).unwrap();
     core.handle_ingest(at(0), &ds("billing"), &a.record_bytes)
@@ -1241,9 +1221,7 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
 
 #[test]
 fn records_still_to_be_sent_are_not_evacuated_and_split_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 8); // 1..=8
     s.mark_acked(r(1, 8)).unwrap();
     let report = evacuate_pinned(&mut s, &arch, at(2 * DAY), &[r(3, 4), r(7, 7)]);
@@ -1257,9 +1235,7 @@ fn records_still_to_be_sent_are_not_evacuated_and_split_the_run() {
 
 #[test]
 fn export_interleaves_archived_and_stored_records_in_seq_order_and_refuses_a_tampered_archive() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 6); // 1..=6
     ingest(&mut s, "billing", at(2 * DAY), 2); // 7..=8
     s.mark_acked(r(1, 2)).unwrap();
@@ -1308,9 +1284,7 @@ fn export_interleaves_archived_and_stored_records_in_seq_order_and_refuses_a_tam
 
 #[test]
 fn export_of_a_store_whose_records_are_all_archived_reads_every_archive() {
-    let dir = tempfile::tempdir().unwrap();
-    let arch = dir.path().join("evac");
-    let mut s = Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, arch, mut s) = store_with_archive_dir();
     ingest(&mut s, "billing", at(0), 3); // 1..=3
     ingest(&mut s, "pipe", at(0), 2); // 4..=5
     s.mark_acked(r(1, 5)).unwrap();
