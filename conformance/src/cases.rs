@@ -32,6 +32,31 @@ pub const SMOKE: &[&str] = &[
     "KEY-PERMS",
 ];
 
+/// The suite's fast cases over the protocol core and the store, about 80 s in process: the
+/// test `cargo mutants` runs against mutants of `gateway/src/protocol/gateway_side.rs` and
+/// `gateway/src/store/` (docs/conformance.md, "Mutation testing"; the ignored test
+/// `the_reference_gateway_passes_the_core_selection` in `conformance/tests/suite.rs`).
+pub const CORE: &[&str] = &[
+    "PSTART-OK",
+    "PSTART-DUPLICATED",
+    "PSTART-STALE",
+    "PSTART-REPLAYED",
+    "PSTART-UNKNOWN-DATASET",
+    "PSEND-JSON",
+    "PSTOP-OK",
+    "RESEND-SEQ",
+    "ACK-WITHHELD",
+    "LINK-LOSS",
+    "LOSSY-DOWNLINK",
+    "FTP-DUPLICATE",
+    "IDS-UNIQUE",
+    "MON-FACTS",
+    "DATA-REFUSED",
+    "EVAC-ARCHIVE",
+    "EVAC-ARCHIVE-FORGED",
+    "EVAC-UNACKED",
+];
+
 /// Every case, in report order.
 pub fn all() -> Vec<Case> {
     let mut v = vec![

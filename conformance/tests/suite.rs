@@ -114,6 +114,27 @@ async fn the_reference_gateway_passes_every_case() {
     assert_eq!(back["passed"], true);
 }
 
+/// The suite's fast cases over the protocol core and the store (`conformance::cases::CORE`):
+/// the test `cargo mutants` runs (docs/conformance.md, "Mutation testing"). Ignored: the full
+/// run above holds every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mutation testing only: the full run covers these cases"]
+async fn the_reference_gateway_passes_the_core_selection() {
+    let report = run(&opts(conformance::cases::CORE, Vec::new()), |c| {
+        println!("{:<24} {:?} {:.1} s", c.id, c.verdict, c.seconds);
+    })
+    .await
+    .unwrap();
+    let failed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .map(|c| (&c.id, c.verdict, &c.observed))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(report.cases.len(), conformance::cases::CORE.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listed_deviation_that_passes_fails_the_run() {
     let report = run(
