@@ -689,6 +689,9 @@ impl Ctx {
             e.in_reply_to.as_deref() == Some(stop.as_str()) && e.code.as_deref() == Some("OK")
         })
         .await?;
+        // The case's faults are drawn from its own seed, as in a world of its own: a replay
+        // of the case alone hits the same messages as it did in the run.
+        self.handle.reseed_faults(self.seed);
         let base = self.view().highest_seq;
         self.window = Some(Window {
             base,
@@ -696,7 +699,9 @@ impl Ctx {
             since: Some(chrono::Utc::now()),
         });
         self.note(format!(
-            "the running gateway settled: lastSeq {base}, sending stopped"
+            "the running gateway settled: lastSeq {base}, sending stopped, the platform's \
+             faults drawn from the case's seed {}",
+            self.seed
         ));
         Ok(())
     }

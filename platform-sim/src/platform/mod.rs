@@ -290,6 +290,11 @@ impl FaultDraws {
         })
     }
 
+    /// Starts the draws again from `seed`, whatever was drawn before.
+    fn reseed(&mut self, seed: u64) {
+        self.0 = rand::rngs::StdRng::seed_from_u64(seed);
+    }
+
     /// Whether the next message is hit by a fault of `percent` (0: never, no draw made).
     fn hits(&mut self, percent: u8) -> bool {
         percent > 0 && self.0.random_range(0..100u8) < percent
@@ -1381,6 +1386,13 @@ impl PlatformHandle {
         lock(&self.0.st).core.set_registered_datasets(gw, datasets);
     }
 
+    /// Starts the draws of the percentage faults again from `seed`: what follows hits the
+    /// messages a platform started with [`PlatformOptions::fault_seed`] `seed` would hit (the
+    /// conformance suite's shared world replays any one of its cases exactly).
+    pub fn reseed_faults(&self, seed: u64) {
+        lock(&self.0.st).fault_draws.reseed(seed);
+    }
+
     /// Wakes the runtime loop (e.g. after a change made from outside).
     pub fn wake(&self) {
         self.0.wake.notify_one();
@@ -1555,6 +1567,18 @@ mod tests {
         assert_ne!(a, pattern(&mut FaultDraws::new(Some(8)), 30));
         let hits = a.iter().filter(|h| **h).count();
         assert!((5..=35).contains(&hits), "{hits} of 64 at 30 %");
+    }
+
+    #[test]
+    fn reseeded_draws_hit_as_a_fresh_seed_does_whatever_was_drawn_before() {
+        let mut d = FaultDraws::new(Some(7));
+        let first = pattern(&mut d, 30);
+        d.reseed(9);
+        let fresh = pattern(&mut FaultDraws::new(Some(9)), 30);
+        assert_eq!(pattern(&mut d, 30), fresh);
+        assert_ne!(first, fresh);
+        d.reseed(7);
+        assert_eq!(pattern(&mut d, 30), first);
     }
 
     #[test]
