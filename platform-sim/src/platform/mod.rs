@@ -160,7 +160,7 @@ pub struct WireEvent {
     /// The body in short: a data message's dataset, kind, range and format; other bodies as
     /// JSON; a refusal's reason.
     pub summary: String,
-    /// A fault applied to a downlink (`dropped`, `withheld`, `tampered`, …).
+    /// A fault applied to a downlink (`dropped`, `duplicated`, `withheld`, `tampered`, …).
     pub fault: Option<String>,
     /// Of an uplink, what its JWE shows without the key (DES-SEAL-1/3): `alg`, `enc` and the
     /// SHA-256 of the encrypted content key (the same key twice means a content key reused).
@@ -963,12 +963,15 @@ impl State {
         };
         let (drop_percent, duplicate_percent) =
             (self.faults.drop_percent, self.faults.duplicate_percent);
+        // Drawn in this order, the second only for a message not dropped (a seed repeats both).
         let dropped = self.fault_draws.hits(drop_percent);
+        let duplicated = !dropped && self.fault_draws.hits(duplicate_percent);
         if let Some(tap) = &self.wire {
-            let note = match (dropped, fault) {
-                (true, _) => Some("dropped".to_owned()),
-                (false, Some(x)) => Some(x.to_owned()),
-                _ => None,
+            let note = match (dropped, duplicated, fault) {
+                (true, _, _) => Some("dropped".to_owned()),
+                (false, true, Some(x)) => Some(format!("{x}, duplicated")),
+                (false, true, None) => Some("duplicated".to_owned()),
+                (false, false, x) => x.map(str::to_owned),
             };
             tap.emit(wire_event("down", &gw, &t.topic, &t.envelope, note));
         }
@@ -981,11 +984,7 @@ impl State {
             payload: token.into_bytes(),
             delay: Duration::from_millis(self.faults.delay_ms),
         };
-        let copies = if self.fault_draws.hits(duplicate_percent) {
-            2
-        } else {
-            1
-        };
+        let copies = if duplicated { 2 } else { 1 };
         for _ in 0..copies {
             if self.faults.reorder {
                 match self.held.take() {
