@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use gateway::protocol::ids::SeqRange;
-use gateway::protocol::message::{AnomalyKind, ProfileFormat};
+use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
 use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
@@ -32,7 +32,7 @@ pub const SMOKE: &[&str] = &[
     "KEY-PERMS",
 ];
 
-/// The suite's fast cases over the protocol core and the store, about 80 s in process: the
+/// The suite's fast cases over the protocol core and the store, about 85 s in process: the
 /// test `cargo mutants` runs against mutants of `gateway/src/protocol/gateway_side.rs` and
 /// `gateway/src/store/` (docs/conformance.md, "Mutation testing"; the ignored test
 /// `the_reference_gateway_passes_the_core_selection` in `conformance/tests/suite.rs`).
@@ -52,6 +52,7 @@ pub const CORE: &[&str] = &[
     "IDS-UNIQUE",
     "MON-FACTS",
     "DATA-REFUSED",
+    "STORE-QUOTA",
     "EVAC-ARCHIVE",
     "EVAC-ARCHIVE-FORGED",
     "EVAC-UNACKED",
@@ -532,6 +533,22 @@ pub fn all() -> Vec<Case> {
         run: data_refused,
     });
     v.push(Case {
+        id: "STORE-QUOTA",
+        requirements: &["ST-STORE-1", "SC-FTP-1", "MON-1"],
+        rules: &["DES-FTP-6", "DES-MSG-MON-1"],
+        level: Level::Must,
+        negative: true,
+        description: "`storage.quota_bytes` 6000; files of 2 rows uploaded one after another \
+                      while sending runs (acknowledged records stay in primary storage) until one \
+                      is refused, at most 40",
+        expectation: "a file that does not fit is refused `452`, reported as an `ingest` anomaly \
+                      whose detail is `452 DES-FTP-6: storage quota reached`, and nothing of it is \
+                      stored or uses a seq; every accepted file reaches the platform once; with \
+                      `storage.bytes` above 80 % of the quota the status says `degraded`",
+        needs: Needs::OWN,
+        run: store_quota,
+    });
+    v.push(Case {
         id: "LOSSY-DOWNLINK",
         requirements: &["IF-PSEND-3", "SM-RESEND", "ST-STORE-1"],
         rules: &["DES-MSG-DATA-3", "DES-ENV-8", "DES-MSG-DATA-2"],
@@ -552,10 +569,12 @@ pub fn all() -> Vec<Case> {
         rules: &["DES-MQTT-4", "DES-MSG-CONN-1", "DES-MSG-DATA-3"],
         level: Level::Must,
         negative: true,
-        description: "the gateway's MQTT connection is cut at the broker twice while files are \
-                      uploaded and sent",
-        expectation: "it reconnects (a new `connect`, answered OK) and every record reaches the \
-                      platform exactly once",
+        description: "the gateway's MQTT connection is cut at the broker twice, each time while \
+                      a file's data message is unacknowledged (the platform withholds its \
+                      `data.ack` until the cut)",
+        expectation: "it reconnects (a new `connect`, answered OK); every record ends \
+                      acknowledged (`storage.unacked` 0: by `ackedThrough` or a retransmission) \
+                      and at the platform exactly once",
         needs: Needs::NONE,
         run: link_loss,
     });
@@ -788,6 +807,23 @@ async fn upload_bytes(
         .map_err(|e| anyhow!("STOR {name}: {e}"))?;
     s.quit().await;
     Ok(())
+}
+
+/// One upload in its own FTPS session; the reply code to `STOR` (226 when accepted).
+async fn upload_reply(
+    target: &legacy_sim::push::FtpTarget,
+    name: &str,
+    bytes: &[u8],
+) -> Result<u32> {
+    let mut s = open_session(target, &target.password)
+        .await
+        .map_err(|e| anyhow!("FTP session: {e}"))?;
+    let code = match s.store(name, bytes).await {
+        Ok(()) => 226,
+        Err(e) => e.code().ok_or_else(|| anyhow!("STOR {name}: {e}"))?,
+    };
+    s.quit().await;
+    Ok(code)
 }
 
 /// Billing file `n` of `rows` rows whose first column is `F{n}-{row}` (counted at the platform).
@@ -1976,6 +2012,18 @@ fn pstart_replayed(c: &mut Ctx) -> CaseFuture<'_> {
             })
             .await?;
         c.note(format!("replayed {}", replay.message_id));
+        // The replay reaches a gateway that has applied the stop (not one that could read it
+        // before the stop and apply the stop after it).
+        let wire = c.wire();
+        let answered = wire
+            .iter()
+            .position(|e| e.message_type == "periodic.stop.result");
+        let replayed = wire
+            .iter()
+            .position(|e| e.fault.as_deref() == Some("replayed"));
+        if !matches!((answered, replayed), (Some(a), Some(r)) if a < r) {
+            bail!("the suite's replay was sent before the stop was answered: nothing proved");
+        }
         // Whatever the gateway answers (its remembered reply, or nothing), it must not start:
         // give it the time a start takes (the periodic interval is 1 s).
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -2343,6 +2391,97 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
 
 // ------------------------------------------------------------------ refused data
 
+/// The quota STORE-QUOTA gives the gateway (a few thousand bytes: some 20 billing rows).
+const QUOTA_BYTES: u64 = 6000;
+
+fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.reconfigure(|cfg| cfg.storage.quota_bytes = QUOTA_BYTES)?;
+        c.started(ProfileFormat::Json).await?;
+        let target = c.ftp_target("billing")?;
+        let mut accepted = Vec::new();
+        let mut refused = None;
+        for n in 1..=40u64 {
+            let name = format!("quota_{n}.csv");
+            match upload_reply(&target, &name, &marked_file(n, 2)?).await? {
+                226 => accepted.push(n),
+                452 => {
+                    refused = Some(n);
+                    break;
+                }
+                code => bail!("{name} answered {code}: 226 or 452 expected (DES-FTP-6)"),
+            }
+        }
+        let Some(refused) = refused else {
+            bail!(
+                "40 files of 2 rows accepted against a quota of {QUOTA_BYTES} bytes: none \
+                 refused 452 (DES-FTP-6)"
+            );
+        };
+        if accepted.is_empty() {
+            bail!("the first file was refused 452 with nothing stored");
+        }
+        c.note(format!(
+            "{} files accepted, file {refused} refused 452",
+            accepted.len()
+        ));
+        c.wait_gateway_anomaly(
+            "an ingest anomaly `452 DES-FTP-6: storage quota reached`",
+            AnomalyKind::Ingest,
+            |a| a.detail.contains("452 DES-FTP-6: storage quota reached"),
+        )
+        .await?;
+        // Nothing of the refused file, no seq used for it: the gateway's lastSeq is the
+        // accepted rows', and the platform holds each accepted row once.
+        let rows = 2 * accepted.len() as u64;
+        c.wait_all_acknowledged("every accepted row at the platform, acknowledged", rows)
+            .await?;
+        exactly_once(c, rows)?;
+        let ids: std::collections::BTreeSet<String> = c
+            .stored()?
+            .into_iter()
+            .map(|r| r.fields[0].clone())
+            .collect();
+        let want: std::collections::BTreeSet<String> = accepted
+            .iter()
+            .flat_map(|n| (0..2).map(move |i| format!("F{n}-{i}")))
+            .collect();
+        if ids != want {
+            bail!("the platform holds rows {ids:?}, the accepted files' {want:?} expected");
+        }
+        // The alarm (DES-MSG-MON-1): above 80 % of the quota, health is not `ok`. The figure
+        // may lag the records by a status or two.
+        let high = c
+            .wait_view(
+                "a status with storage.bytes above 80 % of the quota",
+                Duration::from_secs(15),
+                |v| {
+                    v.last_status
+                        .as_ref()
+                        .is_some_and(|s| s.storage.bytes * 100 > QUOTA_BYTES * 80)
+                },
+            )
+            .await;
+        match high.ok().and_then(|v| v.last_status) {
+            Some(st) if st.health == HealthState::Ok => bail!(
+                "storage.bytes {} of a {QUOTA_BYTES}-byte quota (over 80 %) with health `ok` \
+                 (DES-MSG-MON-1: degraded)",
+                st.storage.bytes
+            ),
+            Some(st) => c.note(format!(
+                "storage.bytes {}: health {:?}",
+                st.storage.bytes, st.health
+            )),
+            None => c.note(format!(
+                "no status within 15 s put storage.bytes above 80 % of the quota (last {}): \
+                 the alarm not checked",
+                c.view().last_status.map_or(0, |s| s.storage.bytes)
+            )),
+        }
+        Ok(())
+    })
+}
+
 fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         let only_ledger: std::collections::BTreeSet<gateway::protocol::ids::Dataset> =
@@ -2482,13 +2621,25 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
         c.started(ProfileFormat::Json).await?;
         for (i, name) in ["billing_1.csv", "billing_2.csv"].into_iter().enumerate() {
             let seed = c.seed + i as u64;
+            // The link is cut while the file's data message is unacknowledged: the platform
+            // has it, its `data.ack` is withheld.
+            c.faults(FaultConfig {
+                withhold_acks: true,
+                ..FaultConfig::default()
+            })?;
             upload_billing(c, name, 10, seed).await?;
-            c.cut_link()?;
+            let last = c.seq(10 * (i as u64 + 1));
+            c.wait_view("the file's data message at the platform", WAIT, |v| {
+                v.highest_seq == last
+            })
+            .await?;
             let connects = c
                 .wire()
                 .iter()
                 .filter(|e| e.message_type == "connect")
                 .count();
+            c.cut_link()?;
+            c.faults(FaultConfig::default())?;
             Ctx::poll(WAIT, || {
                 let now = c
                     .wire()
@@ -2505,6 +2656,8 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
             })
             .await?;
         }
+        // Unacknowledged at each cut, the records count as delivered only through the new
+        // session (`ackedThrough`, or a retransmission acknowledged).
         let twenty = c.seq(20);
         c.wait_view("all 20 records stored and acknowledged", WAIT, |v| {
             v.connected

@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 36] = [
+const CATCHES: [(Variant, &str, &str); 37] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -170,6 +170,7 @@ const CATCHES: [(Variant, &str, &str); 36] = [
         "PSTART-REVOKED-CERT",
         "anomaly of kind certificate",
     ),
+    (Variant::QuotaIgnored, "STORE-QUOTA", "none refused 452"),
 ];
 
 /// Variants only a killed gateway shows: run as the `sgw` binary of this build (built with

@@ -32,8 +32,13 @@ pub enum Variant {
     /// installed and its signatures accepted).
     RevokedCertAccepted,
     /// ST-STORE-1, DES-FTP-6: an upload is answered `226` at once and stored two seconds
-    /// later (a kill -9 in between loses a file reported stored).
+    /// later (a kill -9 in between loses a file reported stored). Its records and seqs are
+    /// not known when it answers: its `ftp.upload` audit entry says 0 records, seqs 1-1
+    /// (the reply text is libunftp's fixed one; no case reads either).
     AckBeforeDurable,
+    /// DES-FTP-6, DES-MSG-MON-1: `quota_bytes` is ignored (uploads are never refused 452 and
+    /// the storage alarm is never raised).
+    QuotaIgnored,
     /// DES-ID-4: the seq counter is derived at start from the records still stored, and
     /// acknowledged records are forgotten: after a restart seqs are assigned again.
     SeqReusedAfterRestart,
@@ -98,7 +103,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 37] = [
+    pub const ALL: [Variant; 38] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -133,6 +138,7 @@ impl Variant {
         Variant::ExpiredCertAccepted,
         Variant::RevokedCertAccepted,
         Variant::AckBeforeDurable,
+        Variant::QuotaIgnored,
         Variant::SeqReusedAfterRestart,
         Variant::UnsealableReportsDropped,
         Variant::UnsealableRefetchFlood,
@@ -175,6 +181,7 @@ impl Variant {
             Variant::ExpiredCertAccepted => "expired-cert-accepted",
             Variant::RevokedCertAccepted => "revoked-cert-accepted",
             Variant::AckBeforeDurable => "ack-before-durable",
+            Variant::QuotaIgnored => "quota-ignored",
             Variant::SeqReusedAfterRestart => "seq-reused-after-restart",
             Variant::UnsealableReportsDropped => "unsealable-reports-dropped",
             Variant::UnsealableRefetchFlood => "unsealable-refetch-flood",

@@ -158,8 +158,9 @@ pub struct FaultConfig {
     /// The next N commands carry a `timestamp` 600 s in the past, correctly signed and
     /// encrypted (outside the ±300 s window of DES-ENV-7).
     pub stale_commands: u32,
-    /// After each `periodic.stop`, the last `periodic.start` sent is sent again, byte for byte
-    /// as it was sealed: a replay (DES-ENV-8).
+    /// After each `periodic.stop`, once the gateway has answered it OK, the last
+    /// `periodic.start` sent is sent again, byte for byte as it was sealed: a replay
+    /// (DES-ENV-8).
     pub replay_start_after_stop: bool,
     /// The next command's inner JWS is forged with this attack of the JOSE attack classes of
     /// `vectors/` (then the fault clears): correctly encrypted to the gateway, so only its

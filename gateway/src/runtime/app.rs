@@ -694,7 +694,7 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     // Storage: open (boot count +1), repair archives, restore the core.
     let pcfg = cfg.protocol_config();
     let mut store = Store::open(cfg.gateway.state_dir.path())?;
-    store.set_quota(Some(cfg.storage.quota_bytes));
+    store.set_quota((!broken.is(Variant::QuotaIgnored)).then_some(cfg.storage.quota_bytes));
     store.recover_archives(&evacuation_dir)?;
     #[cfg(feature = "broken-variants")]
     let forgotten = match broken.is(Variant::SeqReusedAfterRestart) {

@@ -935,7 +935,10 @@ impl<S: RecordStore> Driver<S> {
     /// select (DES-EVAC-5: SHA-256 against the index, decryption, signature, header), so that
     /// an archive that is missing or fails a check is reported and its records count as no
     /// longer held — `resend.result` then says PARTIAL or NOT_FOUND instead of promising
-    /// records that cannot be sent.
+    /// records that cannot be sent. The archives are read again when their data messages are
+    /// built (`build_data`): the check has to come before the core answers, and keeping the
+    /// records of a large resend in memory until then would cost more than a second read of
+    /// a rare resend from the archive.
     async fn check_archives(&mut self, inbound: &Inbound) {
         let Inbound::Opened { envelope, .. } = inbound else {
             return;

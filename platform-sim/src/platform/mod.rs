@@ -335,6 +335,8 @@ struct State {
     foreign_root: Option<String>,
     /// The last `periodic.start` as sent (envelope, outgoing token), for the replay fault.
     last_start: Option<(Envelope, Outgoing)>,
+    /// The start the replay fault sends again once the gateway has answered the stop.
+    replay_after_stop: Option<(GatewayId, Envelope, Outgoing)>,
     failed: Option<String>,
     wire: Option<WireTap>,
 }
@@ -438,6 +440,7 @@ impl Platform {
                 published,
                 last_command_id: None,
                 last_start: None,
+                replay_after_stop: None,
                 foreign_root: None,
                 failed: None,
                 wire: opts.wire.clone(),
@@ -810,6 +813,7 @@ impl State {
         profile: Option<(&DataProfile, &str)>,
         from_gateway: bool,
     ) -> Vec<Outgoing> {
+        let mut replays = Vec::new();
         while let Some(ev) = self.core.poll_event() {
             match ev {
                 PlatformEvent::StoreRecords {
@@ -894,11 +898,32 @@ impl State {
                     ..
                 } => {
                     tracing::info!(%gateway, ?command, code = code.as_str(), "command completed");
+                    let stopped = matches!(command, CoreCommand::Stop) && code == ResultCode::Ok;
+                    if stopped
+                        && self.faults.replay_start_after_stop
+                        && self
+                            .replay_after_stop
+                            .as_ref()
+                            .is_some_and(|(g, _, _)| *g == gateway)
+                        && let Some((gw, env, start)) = self.replay_after_stop.take()
+                    {
+                        tracing::info!(%gw, id = %env.message_id, "fault: periodic.start replayed");
+                        if let Some(tap) = &self.wire {
+                            tap.emit(wire_event(
+                                "down",
+                                &gw,
+                                &start.topic,
+                                &env,
+                                Some("replayed".into()),
+                            ));
+                        }
+                        replays.push(start);
+                    }
                 }
                 _ => {}
             }
         }
-        let mut out = Vec::new();
+        let mut out = replays;
         while let Some(t) = self.core.poll_transmit() {
             self.transmit(now, t, &mut out);
         }
@@ -1003,18 +1028,10 @@ impl State {
                 self.last_start = Some((t.envelope.clone(), o));
             }
             MessageType::PeriodicStop if self.faults.replay_start_after_stop => {
+                // Sent once the stop is answered OK (`pump`): a gateway that applied the
+                // stop then meets the replay, whatever order it reads its topics in.
                 if let Some((env, start)) = self.last_start.clone() {
-                    tracing::info!(%gw, id = %env.message_id, "fault: periodic.start replayed");
-                    if let Some(tap) = &self.wire {
-                        tap.emit(wire_event(
-                            "down",
-                            &gw,
-                            &start.topic,
-                            &env,
-                            Some("replayed".into()),
-                        ));
-                    }
-                    out.push(start);
+                    self.replay_after_stop = Some((gw.clone(), env, start));
                 }
             }
             _ => {}
