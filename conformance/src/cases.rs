@@ -588,7 +588,9 @@ pub fn all() -> Vec<Case> {
                       root (a self-signed stranger) from the gateway's start on",
         expectation: "the stranger is not installed: an `anomaly` of kind `certificate`; the \
                       gateway keeps its provisioned root, so commands and data still work \
-                      (start OK, an upload reaches the platform)",
+                      (start OK, an upload reaches the platform) and a platform certificate \
+                      issued afterwards under the provisioned root is verified (a stop it \
+                      signs answered OK)",
         needs: Needs::OWN,
         run: root_swap,
     });
@@ -2881,6 +2883,19 @@ fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
         upload_billing(c, "after_root_swap.csv", 3, c.seed).await?;
         c.wait_view("3 records at the platform", WAIT, |v| v.highest_seq == 3)
             .await?;
+        // The root really kept: a new platform certificate (issued under the provisioned root)
+        // is learnt and verified (DES-SEAL-6, DES-CERT-4) while the stranger is still served,
+        // and the stop it signs is applied. A gateway that had installed the stranger could not
+        // verify it.
+        let detail = c.rotate_platform_certificate()?;
+        c.note(detail);
+        c.command(OperatorCommand::Stop)?;
+        c.wait_wire(
+            "periodic.stop.result OK under the new platform certificate",
+            WAIT,
+            |e| e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK"),
+        )
+        .await?;
         Ok(())
     })
 }

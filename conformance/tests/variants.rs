@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 37] = [
+const CATCHES: [(Variant, &str, &str); 38] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -171,6 +171,10 @@ const CATCHES: [(Variant, &str, &str); 37] = [
         "anomaly of kind certificate",
     ),
     (Variant::QuotaIgnored, "STORE-QUOTA", "none refused 452"),
+    // Installed after the first platform certificate was verified; this gateway then
+    // verifies every command's chain against the stranger, so the session or the start
+    // fails first (which of the two depends on when the first refresh ends).
+    (Variant::ForeignRootInstalled, "ROOT-SWAP", "within 20 s"),
 ];
 
 /// Variants only a killed gateway shows: run as the `sgw` binary of this build (built with

@@ -36,6 +36,9 @@ pub enum Variant {
     /// not known when it answers: its `ftp.upload` audit entry says 0 records, seqs 1-1
     /// (the reply text is libunftp's fixed one; no case reads either).
     AckBeforeDurable,
+    /// DES-CERT-3: a `root.pem` that differs from the provisioned root is installed (the
+    /// anomaly is still reported): later certificates are verified against the stranger.
+    ForeignRootInstalled,
     /// DES-FTP-6, DES-MSG-MON-1: `quota_bytes` is ignored (uploads are never refused 452 and
     /// the storage alarm is never raised).
     QuotaIgnored,
@@ -103,7 +106,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 38] = [
+    pub const ALL: [Variant; 39] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -139,6 +142,7 @@ impl Variant {
         Variant::RevokedCertAccepted,
         Variant::AckBeforeDurable,
         Variant::QuotaIgnored,
+        Variant::ForeignRootInstalled,
         Variant::SeqReusedAfterRestart,
         Variant::UnsealableReportsDropped,
         Variant::UnsealableRefetchFlood,
@@ -182,6 +186,7 @@ impl Variant {
             Variant::RevokedCertAccepted => "revoked-cert-accepted",
             Variant::AckBeforeDurable => "ack-before-durable",
             Variant::QuotaIgnored => "quota-ignored",
+            Variant::ForeignRootInstalled => "foreign-root-installed",
             Variant::SeqReusedAfterRestart => "seq-reused-after-restart",
             Variant::UnsealableReportsDropped => "unsealable-reports-dropped",
             Variant::UnsealableRefetchFlood => "unsealable-refetch-flood",

@@ -771,7 +771,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     let fetcher = if broken.is(Variant::NoCertFetch) {
         None
     } else {
-        CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls).ok()
+        CertFetcher::new(cfg.platform.https_base.as_str(), cfg.link_settings(0).tls)
+            .ok()
+            .map(|f| f.with_broken(broken))
     };
     let (refetch_tx, mut refetch_rx) = mpsc::channel::<oneshot::Sender<()>>(4);
     let driver = if fetcher.is_some() && !broken.is(Variant::NoKidRefetch) {

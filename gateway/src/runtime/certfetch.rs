@@ -96,6 +96,8 @@ pub struct CertFetcher {
     port: u16,
     prefix: String,
     tls: TlsFiles,
+    /// The `foreign-root-installed` broken variant: a root that differs is installed.
+    install_foreign_root: bool,
 }
 
 fn split_base(base: &str) -> Result<(String, u16, String), FetchError> {
@@ -124,7 +126,14 @@ impl CertFetcher {
             port,
             prefix,
             tls,
+            install_foreign_root: false,
         })
+    }
+
+    /// Broken as `broken` (conformance suite tests only).
+    pub fn with_broken(mut self, broken: crate::broken::Broken) -> Self {
+        self.install_foreign_root = broken.is(crate::broken::Variant::ForeignRootInstalled);
+        self
     }
 
     /// The TLS configuration: client identity, trust anchor, and `crl` (DER) for the server's
@@ -253,6 +262,8 @@ impl CertFetcher {
         let mut out = Refreshed::default();
         let held = cell.load_full();
         let crl_der = self.tls_crl(&held);
+        #[cfg(feature = "broken-variants")]
+        let mut foreign_root = None;
         // root.pem: never installed automatically (DES-CERT-3).
         match self.get("/sgw/v1/certs/root.pem", crl_der.clone()).await {
             Ok(pem) => {
@@ -261,6 +272,10 @@ impl CertFetcher {
                     .and_then(|r| r.to_der().ok())
                     .zip(held.keys().root().to_der().ok())
                     .is_some_and(|(a, b)| a == b);
+                #[cfg(feature = "broken-variants")]
+                if !same && self.install_foreign_root {
+                    foreign_root = openssl::x509::X509::from_pem(&pem).ok();
+                }
                 if !same {
                     out.findings.push(find(
                         "root.pem",
@@ -275,6 +290,14 @@ impl CertFetcher {
         }
         self.crl_into(cell, now, &mut out).await;
         self.platform_into(cell, now, &mut out).await;
+        // The variant installs the stranger after this round's platform certificate was
+        // verified under the provisioned root: the next one is verified under the stranger.
+        #[cfg(feature = "broken-variants")]
+        if let Some(root) = foreign_root {
+            let mut next = (*cell.load_full()).clone();
+            next.keys_mut().broken_set_root(root);
+            cell.store(Arc::new(next));
+        }
         let crl_der = self.tls_crl(&cell.load_full());
         // Application certificates (DES-CERT-6): validated and listed, not used for sealing.
         match self.get("/sgw/v1/certs/apps", crl_der.clone()).await {

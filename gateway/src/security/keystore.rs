@@ -187,6 +187,13 @@ impl KeyStore {
         })
     }
 
+    /// Replaces the trust anchor (the `foreign-root-installed` broken variant only: a gateway
+    /// never changes its provisioned root, DES-CERT-3).
+    #[cfg(feature = "broken-variants")]
+    pub fn broken_set_root(&mut self, root: X509) {
+        self.root = root;
+    }
+
     /// Build from PEM texts (PKCS#8 or PKCS#1 private key).
     pub fn from_pem(own_key_pem: &[u8], own_cert_pem: &[u8], root_pem: &[u8]) -> Result<Self> {
         let key = PKey::private_key_from_pem(own_key_pem).map_err(km("private key"))?;
