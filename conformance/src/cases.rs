@@ -11,6 +11,7 @@ use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
 use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
+use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
 use crate::world::{Ctx, Look, WAIT};
@@ -181,8 +182,12 @@ pub fn all() -> Vec<Case> {
             rules: &["DES-MSG-PS-2", "DES-MSG-DATA-4", "DES-FTP-6"],
             level: Level::Must,
             negative: false,
-            description: "start, then `periodic.stop`, then an upload",
-            expectation: "`periodic.stop.result` OK; the upload is refused 450 and nothing is sent",
+            description: "start (every 5 s), an upload of 3 rows, then `periodic.stop` before \
+                          the first send (the platform's messages then dropped until 6.5 s after \
+                          the start), then an upload",
+            expectation: "`periodic.stop.result` OK; the second upload is refused 450; no \
+                          periodic data is sent while stopped (the records stored before the \
+                          stop reach the platform by its resend request once messages flow)",
             needs: Needs::NONE,
             run: pstop_ok,
         },
@@ -846,6 +851,7 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         c.started(ProfileFormat::Json).await?;
         let target = c.ftp_target("billing")?;
         let mut accepted = std::collections::BTreeSet::new();
+        let mut interrupted = 0;
         let mut next = 0u64;
         for round in 0..5 {
             let kill_after = Duration::from_millis(rng.random_range(100..1500));
@@ -882,6 +888,8 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                 next = next.max(n + 1);
                 if ok {
                     accepted.insert(n);
+                } else {
+                    interrupted += 1;
                 }
             }
             next += 1;
@@ -891,6 +899,15 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             ));
             c.start_gateway().await?;
         }
+        // Nothing proved unless uploads were accepted and some were cut by a kill.
+        if accepted.is_empty() || interrupted == 0 {
+            bail!(
+                "{} uploads accepted, {interrupted} cut by a kill over 5 rounds: the kills \
+                 proved nothing",
+                accepted.len()
+            );
+        }
+        c.note(format!("{interrupted} uploads cut by a kill"));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let stored = c.stored()?;
@@ -1138,26 +1155,52 @@ fn ftp_plain_refused(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
+/// Whether `e` is a data message of periodic sending (not a resend).
+fn is_periodic_data(e: &WireEvent) -> bool {
+    e.message_type == "data" && e.summary.contains(" periodic ")
+}
+
 fn pstop_ok(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        c.started(ProfileFormat::Json).await?;
+        // Records stored, not yet sent (the first send is due 5 s after the start), when the
+        // stop comes: a gateway that went on sending would send them at that tick. Meanwhile
+        // the platform's messages are dropped, so that its resend request for the records it
+        // sees announced (`lastSeq`) cannot deliver them first.
+        c.started_every(ProfileFormat::Json, 5).await?;
+        let started = tokio::time::Instant::now();
+        upload_billing(c, "before_stop.csv", 3, c.seed).await?;
         c.command(OperatorCommand::Stop)?;
         c.wait_wire("periodic.stop.result OK", WAIT, |e| {
             e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
         })
         .await?;
-        match upload_billing(c, "after_stop.csv", 3, c.seed).await {
+        c.faults(FaultConfig {
+            drop_percent: 100,
+            ..FaultConfig::default()
+        })?;
+        if c.wire().iter().any(is_periodic_data) {
+            bail!(
+                "the records were sent before the stop was answered (the 5 s interval passed): \
+                 nothing proved"
+            );
+        }
+        match upload_billing(c, "after_stop.csv", 3, c.seed + 1).await {
             Ok(_) => bail!("an upload after stop was accepted"),
             Err(e) if e.to_string().contains("replied 450") => {
                 c.note(format!("upload after stop: {e}"));
             }
             Err(e) => bail!("upload after stop: {e} (450 expected)"),
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        if c.wire().iter().any(|e| e.message_type == "data") {
+        tokio::time::sleep_until(started + Duration::from_millis(6500)).await;
+        if c.wire().iter().any(is_periodic_data) {
             bail!("data sent after stop");
         }
-        Ok(())
+        // Stored before the stop, they are still delivered (here by the platform's resend,
+        // DES-MSG-DATA-4).
+        c.faults(FaultConfig::default())?;
+        c.wait_all_acknowledged("the 3 records stored before the stop, acknowledged", 3)
+            .await?;
+        exactly_once(c, 3)
     })
 }
 

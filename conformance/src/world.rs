@@ -947,6 +947,11 @@ impl Ctx {
 
     /// Starts the gateway, waits for its session, starts periodic sending every second.
     pub async fn started(&mut self, format: ProfileFormat) -> Result<()> {
+        self.started_every(format, 1).await
+    }
+
+    /// As [`Ctx::started`], periodic sending every `interval_sec`.
+    pub async fn started_every(&mut self, format: ProfileFormat, interval_sec: u32) -> Result<()> {
         let before = self.wire().len();
         self.start_gateway().await?;
         if let Err(e) = self.wait_view("session", WAIT, |v| v.connected).await {
@@ -966,7 +971,7 @@ impl Ctx {
         }
         self.command(OperatorCommand::Start {
             datasets: vec![],
-            interval_sec: 1,
+            interval_sec,
             format,
         })?;
         self.wait_wire("periodic.start.result OK", WAIT, |e| {
