@@ -984,6 +984,20 @@ fn pstart_duplicated(c: &mut Ctx) -> CaseFuture<'_> {
         if !answers[0].summary.contains("\"commandSeq\":1") {
             bail!("applied twice or not at all: {}", answers[0].summary);
         }
+        // The copy is answered from the reply memory: the first reply again, with its own
+        // messageId (DES-ENV-8), not a second reply.
+        if answers
+            .iter()
+            .any(|a| a.message_id != answers[0].message_id)
+        {
+            let ids: Vec<&str> = answers.iter().map(|a| a.message_id.as_str()).collect();
+            bail!(
+                "the copy got a reply of its own (messageIds {ids:?}), not the first one again (DES-ENV-8)"
+            );
+        }
+        if start.fault.as_deref() != Some("duplicated") {
+            bail!("the suite's duplicate fault did not duplicate the start: nothing proved");
+        }
         Ok(())
     })
 }
@@ -2614,7 +2628,9 @@ fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
         // case whose faults hit nothing would prove nothing.
         let hit = |c: &Ctx, what: &str| {
             c.wire().iter().any(|e| {
-                e.direction == "down" && e.fault.as_deref().is_some_and(|f| f.contains(what))
+                e.direction == "down"
+                    && (what != "dropped" || e.message_type == "data.ack")
+                    && e.fault.as_deref().is_some_and(|f| f.contains(what))
             })
         };
         let mut rows = 0;
@@ -2632,8 +2648,8 @@ fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
         }
         if !(hit(c, "dropped") && hit(c, "duplicated")) {
             bail!(
-                "the suite's faults hit no message both ways within {LOSSY_FILES} files (seed \
-                 {}): nothing was proved; run again with another --seed",
+                "the suite's faults dropped no data.ack or duplicated nothing within \
+                 {LOSSY_FILES} files (seed {}): nothing was proved; run again with another --seed",
                 c.seed
             );
         }
@@ -2654,6 +2670,14 @@ fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
         // the network heals: everything converges, nothing twice.
         tokio::time::sleep(Duration::from_secs(6)).await;
         exactly_once(c, rows)?;
+        // A dropped `data.ack` leaves its message unacknowledged: it is sent again.
+        let mut ids = std::collections::BTreeMap::<String, usize>::new();
+        for e in c.wire().iter().filter(|e| e.message_type == "data") {
+            *ids.entry(e.message_id.clone()).or_default() += 1;
+        }
+        if !ids.values().any(|n| *n > 1) {
+            bail!("a data.ack was dropped, yet no data message was sent again within 6 s");
+        }
         c.faults(FaultConfig::default())?;
         c.wait_all_acknowledged("every record acknowledged once the network healed", rows)
             .await?;
