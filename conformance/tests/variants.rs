@@ -143,7 +143,7 @@ const CATCHES: [(Variant, &str, &str); 38] = [
     (
         Variant::SilentIngestRefusal,
         "FTP-WRONG-COLUMN-COUNT",
-        "an anomaly of kind ingest",
+        "an ingest anomaly whose detail begins `551 DES-CSV-4`",
     ),
     (
         Variant::StatusWithoutCertificates,
