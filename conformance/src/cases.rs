@@ -209,8 +209,10 @@ pub fn all() -> Vec<Case> {
             rules: &["DES-MSG-RS-1", "DES-MSG-RS-2"],
             level: Level::Must,
             negative: false,
-            description: "after 12 records are acknowledged, `resend.request` seq 3..=7",
-            expectation: "`resend.result` OK (5 records); resend data covering exactly 3..=7",
+            description: "after 12 records are acknowledged, `resend.request` seq 3..=7, then \
+                          seq 11..=15 (beyond `lastSeq` 12)",
+            expectation: "`resend.result` OK (5 records) and resend data covering exactly 3..=7; \
+                          then PARTIAL (2 records) and resend data covering exactly 11..=12",
             needs: Needs::NONE,
             run: resend_seq,
         },
@@ -1294,6 +1296,47 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await?;
         c.note(format!("resend data: {resent:?}"));
+        // A range partly beyond lastSeq: PARTIAL, and the part held is sent (DES-MSG-RS-2).
+        let (eleven, twelve) = (c.seq(11), c.seq(12));
+        let beyond = SeqRange::new(eleven, c.seq(15)).ok_or_else(|| anyhow!("range"))?;
+        let from = c.wire().len();
+        let id = c.sent(OperatorCommand::Resend {
+            dataset: None,
+            seq: Some(beyond),
+            time: None,
+        })?;
+        let r = c
+            .wait_wire("resend.result to a range beyond lastSeq", WAIT, |e| {
+                e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
+            })
+            .await?;
+        if r.code.as_deref() != Some("PARTIAL") || !r.summary.contains("\"records\":2") {
+            bail!(
+                "resend.result {:?} {} to {eleven}..={} ({twelve} is lastSeq): PARTIAL with 2 \
+                 records expected (DES-MSG-RS-2)",
+                r.code,
+                r.summary,
+                beyond.last
+            );
+        }
+        Ctx::poll(WAIT, || {
+            let seqs: Vec<u64> = c
+                .wire()
+                .into_iter()
+                .skip(from)
+                .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
+                .filter_map(|e| data_range(&e.summary))
+                .flatten()
+                .collect();
+            Ok(match seqs == [eleven, twelve] {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "resend data {seqs:?} for {eleven}..={}, exactly {eleven}..={twelve} expected",
+                    beyond.last
+                )),
+            })
+        })
+        .await?;
         Ok(())
     })
 }

@@ -918,7 +918,8 @@ impl Ctx {
     }
 
     /// Sends an operator command that goes to the gateway; the request's messageId.
-    fn sent(&self, c: OperatorCommand) -> Result<String> {
+    /// Sends an operator command; the messageId of the request the platform sent.
+    pub fn sent(&self, c: OperatorCommand) -> Result<String> {
         self.handle
             .command(&self.gw, c)
             .map_err(|e| anyhow!("command: {e:?}"))?
