@@ -223,9 +223,10 @@ pub fn all() -> Vec<Case> {
             level: Level::Must,
             negative: false,
             description: "two uploads (5 and 7 rows) while sending runs",
-            expectation: "a later `monitor.status` has lastSeq 12, storage.unacked 0, \
-                          filesAccepted 2, recordsAcked 12, messagesSent ≥ 1 and the expiries of \
-                          tls-client, data-protection, platform, root and crl",
+            expectation: "a later `monitor.status` has lastSeq 12, health `ok` (nothing in \
+                          this world degrades it), storage.records 12 with bytes > 0, unacked 0 \
+                          and held 0, filesAccepted 2, recordsAcked 12, messagesSent ≥ 1 and the \
+                          expiries of tls-client, data-protection, platform, root and crl",
             needs: Needs::OWN,
             run: mon_facts,
         },
@@ -1350,7 +1351,11 @@ fn mon_facts(c: &mut Ctx) -> CaseFuture<'_> {
             v.last_status.as_ref().is_some_and(|s| {
                 let names: Vec<&str> = s.certificates.iter().map(|c| c.name.as_str()).collect();
                 s.last_seq == 12
+                    && s.health == HealthState::Ok
+                    && s.storage.records == 12
+                    && s.storage.bytes > 0
                     && s.storage.unacked == 0
+                    && s.storage.held == 0
                     && s.files_accepted == 2
                     && s.records_acked == 12
                     && s.messages_sent >= 1
