@@ -384,6 +384,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn publish_on(tx: &mut LinkTx, o: Outgoing) {
+    if let Err(e) = tx.publish(o.topic.clone(), o.payload) {
+        tracing::warn!(topic = %o.topic, error = %e, "publish failed");
+    }
+}
+
 fn now() -> Time {
     Utc::now().fixed_offset()
 }
@@ -1175,10 +1181,17 @@ impl State {
 }
 
 impl Shared {
-    fn send(self: &Arc<Self>, outs: Vec<Outgoing>) {
+    /// Publishes `outs` in the order they were made: called with the state lock `st` (under
+    /// which they were sealed), it takes the link before letting the state go, so that two
+    /// threads cannot publish in the other order (a command overtaking the `connect.result`
+    /// before it would reach the gateway outside its session). Delayed ones (fault
+    /// `delay_ms`) are published later by a task of their own.
+    fn send_in_order(self: &Arc<Self>, st: MutexGuard<'_, State>, outs: Vec<Outgoing>) {
+        let mut tx = lock(&self.tx);
+        drop(st);
         for o in outs {
             if o.delay.is_zero() {
-                self.publish(o);
+                publish_on(&mut tx, o);
             } else {
                 let me = self.clone();
                 self.rt.spawn(async move {
@@ -1190,29 +1203,23 @@ impl Shared {
     }
 
     fn publish(&self, o: Outgoing) {
-        if let Err(e) = lock(&self.tx).publish(o.topic.clone(), o.payload) {
-            tracing::warn!(topic = %o.topic, error = %e, "publish failed");
-        }
+        publish_on(&mut lock(&self.tx), o);
     }
 
     fn tick(self: &Arc<Self>) {
-        let outs = {
-            let mut st = lock(&self.st);
-            let t = now();
-            if st.core.poll_timeout().is_some_and(|d| d <= t) {
-                st.core.handle_timeout(t);
-            }
-            st.pump(t, None, false)
-        };
-        self.send(outs);
+        let mut st = lock(&self.st);
+        let t = now();
+        if st.core.poll_timeout().is_some_and(|d| d <= t) {
+            st.core.handle_timeout(t);
+        }
+        let outs = st.pump(t, None, false);
+        self.send_in_order(st, outs);
     }
 
     fn inbound(self: &Arc<Self>, m: Inbound) {
-        let outs = {
-            let mut st = lock(&self.st);
-            self.inbound_locked(&mut st, m)
-        };
-        self.send(outs);
+        let mut st = lock(&self.st);
+        let outs = self.inbound_locked(&mut st, m);
+        self.send_in_order(st, outs);
     }
 
     fn inbound_locked(&self, st: &mut State, m: Inbound) -> Vec<Outgoing> {
@@ -1427,7 +1434,7 @@ impl OperatorBackend for PlatformHandle {
         command: OperatorCommand,
     ) -> Result<CommandReceipt, OperatorError> {
         let t = now();
-        let (receipt, outs) = {
+        let (receipt, outs, st) = {
             let mut st = lock(&self.0.st);
             if !st.known_gateways().contains(gw) {
                 return Err(OperatorError::UnknownGateway(gw.to_string()));
@@ -1475,8 +1482,7 @@ impl OperatorBackend for PlatformHandle {
                 OperatorCommand::Revoke => {
                     let r = self.0.revoke(&mut st, gw).map_err(internal)?;
                     let outs = st.pump(t, None, false);
-                    drop(st);
-                    self.0.send(outs);
+                    self.0.send_in_order(st, outs);
                     return Ok(r);
                 }
             };
@@ -1492,9 +1498,10 @@ impl OperatorBackend for PlatformHandle {
                     detail,
                 },
                 outs,
+                st,
             )
         };
-        self.0.send(outs);
+        self.0.send_in_order(st, outs);
         self.0.wake.notify_one();
         Ok(receipt)
     }
@@ -1517,7 +1524,7 @@ impl OperatorBackend for PlatformHandle {
 
     fn set_faults(&self, faults: FaultConfig) -> Result<(), OperatorError> {
         faults.validate()?;
-        let outs = {
+        let (outs, st) = {
             let mut st = lock(&self.0.st);
             let stale_changed = st.faults.stale_crl != faults.stale_crl
                 || st.faults.foreign_root != faults.foreign_root
@@ -1544,9 +1551,9 @@ impl OperatorBackend for PlatformHandle {
             if stale_changed {
                 st.apply_crl(self.0.https.as_ref()).map_err(internal)?;
             }
-            outs
+            (outs, st)
         };
-        self.0.send(outs);
+        self.0.send_in_order(st, outs);
         Ok(())
     }
 }
