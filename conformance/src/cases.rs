@@ -2962,15 +2962,7 @@ fn platform_cert_expires(c: &mut Ctx) -> CaseFuture<'_> {
                 WATCH.as_secs()
             );
         }
-        let detail = c.rotate_platform_certificate()?;
-        c.note(detail);
-        c.command(OperatorCommand::Stop)?;
-        c.wait_wire(
-            "periodic.stop.result OK under the new certificate",
-            WAIT,
-            |e| e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK"),
-        )
-        .await?;
+        stop_under_new_certificate(c, "periodic.stop.result OK under the new certificate").await?;
         c.wait_gateway_anomaly(
             "the episode reported once sealing works again (anomaly of kind certificate, rule \
              DES-CERT-8)",
@@ -2982,6 +2974,20 @@ fn platform_cert_expires(c: &mut Ctx) -> CaseFuture<'_> {
             .await?;
         exactly_once(c, 3)
     })
+}
+
+/// Rotates the platform's data-protection certificate, then sends a stop signed under the new
+/// one and waits (`what`) until it is answered OK: the gateway learnt the new certificate and
+/// verified it (DES-SEAL-6, DES-CERT-4).
+async fn stop_under_new_certificate(c: &mut Ctx, what: &str) -> Result<()> {
+    let detail = c.rotate_platform_certificate()?;
+    c.note(detail);
+    c.command(OperatorCommand::Stop)?;
+    c.wait_wire(what, WAIT, |e| {
+        e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+    })
+    .await?;
+    Ok(())
 }
 
 fn platform_cert_rotated(c: &mut Ctx) -> CaseFuture<'_> {
@@ -3045,13 +3051,9 @@ fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
         // is learnt and verified (DES-SEAL-6, DES-CERT-4) while the stranger is still served,
         // and the stop it signs is applied. A gateway that had installed the stranger could not
         // verify it.
-        let detail = c.rotate_platform_certificate()?;
-        c.note(detail);
-        c.command(OperatorCommand::Stop)?;
-        c.wait_wire(
+        stop_under_new_certificate(
+            c,
             "periodic.stop.result OK under the new platform certificate",
-            WAIT,
-            |e| e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK"),
         )
         .await?;
         Ok(())

@@ -917,8 +917,8 @@ impl Ctx {
         .await
     }
 
-    /// Sends an operator command that goes to the gateway; the request's messageId.
-    /// Sends an operator command; the messageId of the request the platform sent.
+    /// Sends an operator command that goes to the gateway; the messageId of the request the
+    /// platform sent.
     pub fn sent(&self, c: OperatorCommand) -> Result<String> {
         self.handle
             .command(&self.gw, c)
