@@ -517,14 +517,15 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "DATA-WINDOW",
         requirements: &["IF-PSEND-3", "IF-RESEND-1", "SM-RESEND"],
-        rules: &["DES-MSG-DATA-3", "DES-MSG-RS-3"],
+        rules: &["DES-MSG-DATA-3", "DES-MSG-RS-3", "DES-MSG-DATA-6"],
         level: Level::Must,
         negative: true,
         description: "`max_records_per_message` 1; acknowledgements withheld while 20 records \
                       are due, then while a resend of all 20 runs; then acknowledgements flow",
         expectation: "never more than 8 distinct data messages unacknowledged (periodic, then \
                       resend): the backlog drains as acknowledgements free the window, not as a \
-                      flood; afterwards every record arrives and the resend covers 1..=20",
+                      flood; afterwards every record arrives and the resend covers 1..=20; \
+                      every data message holds one record (DES-MSG-DATA-6)",
         needs: Needs::OWN,
         run: data_window,
     });
@@ -536,7 +537,9 @@ pub fn all() -> Vec<Case> {
         negative: true,
         description: "the platform has not registered `billing` for the gateway: its data is \
                       answered UNKNOWN_DATASET; later `billing` is registered and a resend asked",
-        expectation: "the message is given up at once (never sent again), its records held \
+        expectation: "the message is given up at once (never sent again) and reported (an \
+                      `anomaly` of kind `malformed`, rule DES-MSG-DATA-5, its detail naming \
+                      UNKNOWN_DATASET, `billing` and the range), its records held \
                       (`storage.held`); the resend after registration delivers them (that \
                       unacknowledged records are never evacuated is EVAC-UNACKED's to show)",
         needs: Needs::NONE,
@@ -2481,6 +2484,7 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
         };
         c.reconfigure(|cfg| cfg.platform.max_records_per_message = 1)?;
         c.started(ProfileFormat::Json).await?;
+        let start = c.wire().len();
         c.faults(withheld.clone())?;
         let since = c.wire().len();
         upload_billing(c, "billing_1.csv", 20, c.seed).await?;
@@ -2526,6 +2530,19 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(format!(
             "most unacknowledged at once: {periodic} (periodic), {resend} (resend)"
         ));
+        // DES-MSG-DATA-6: a data message holds at most `max_records_per_message` records.
+        if let Some(e) = c.wire().into_iter().skip(start).find(|e| {
+            e.message_type == "data"
+                && e.direction == "up"
+                && data_range(&e.summary).is_none_or(|r| r.start() != r.end())
+        }) {
+            bail!(
+                "data message {} is `{}`: one record each expected with \
+                 `max_records_per_message` 1 (DES-MSG-DATA-6)",
+                e.message_id,
+                e.summary
+            );
+        }
         Ok(())
     })
 }
@@ -2645,6 +2662,26 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        // DES-MSG-DATA-5: reported as an anomaly of kind `malformed` (only SECURITY_FAILED
+        // is `security`) naming the rule, the code, the dataset and the range.
+        let (first, last) = (c.seq(1), c.seq(5));
+        c.wait_view(
+            "the given-up anomaly (malformed, DES-MSG-DATA-5)",
+            WAIT,
+            |v| {
+                v.anomalies.iter().any(|a| {
+                    a.source == "gateway"
+                        && a.kind == AnomalyKind::Malformed
+                        && a.rule == "DES-MSG-DATA-5"
+                        && a.detail.contains("UNKNOWN_DATASET")
+                        && a.detail.contains("billing")
+                        && a.detail.contains(&first.to_string())
+                        && a.detail.contains(&last.to_string())
+                })
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
         // Given up at once: the message is not sent again (an ack timeout is 2 s).
         tokio::time::sleep(Duration::from_secs(5)).await;
         let sent = c
@@ -2663,12 +2700,11 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
         c.handle.set_registered_datasets(&c.gw, None);
         c.command(OperatorCommand::Resend {
             dataset: None,
-            seq: SeqRange::new(c.seq(1), c.seq(5)),
+            seq: SeqRange::new(first, last),
             time: None,
         })?;
-        let five = c.seq(5);
         c.wait_view("the held records delivered by the resend", WAIT, |v| {
-            v.highest_seq == five
+            v.highest_seq == last
                 && v.last_status
                     .as_ref()
                     .is_some_and(|s| s.storage.held == 0 && s.storage.unacked == 0)
@@ -2677,6 +2713,16 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
         Ok(())
     })
+}
+
+/// The anomalies the gateway reported in this case, one line each (kind, rule, detail).
+fn gateway_anomalies(c: &Ctx) -> Vec<String> {
+    c.view()
+        .anomalies
+        .iter()
+        .filter(|a| a.source == "gateway")
+        .map(|a| format!("{:?} {} {}", a.kind, a.rule, a.detail))
+        .collect()
 }
 
 // ------------------------------------------------------------------ loss and disorder
@@ -2896,14 +2942,7 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
                 .map(|_| ()),
             Err(e) => Err(e),
         };
-        let anomalies: Vec<String> = c
-            .view()
-            .anomalies
-            .iter()
-            .filter(|a| a.source == "gateway")
-            .map(|a| format!("{:?} {} {}", a.kind, a.rule, a.detail))
-            .collect();
-        c.note(format!("gateway anomalies: {anomalies:?}"));
+        c.note(format!("gateway anomalies: {:?}", gateway_anomalies(c)));
         result?;
         // Now that it can seal again, still no reply to the refused stop (one kept and sent
         // late would mean it had been accepted).
