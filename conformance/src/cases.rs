@@ -59,13 +59,152 @@ pub const CORE: &[&str] = &[
     "EVAC-UNACKED",
 ];
 
+/// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
+/// coverage matrix lists every DES rule with its cases, or with this reason; the suite's own
+/// tests fail if a rule has neither, or both (docs/conformance.md, "Coverage of the DES rules").
+pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
+    (
+        "DES-AUDIT-1",
+        "not observable: the access history is the gateway's own file (SHOULD), in a form the \
+         protocol leaves to the vendor",
+    ),
+    (
+        "DES-CERT-2",
+        "no case yet: an over-large or mixed PEM from the certificate endpoint (the gateway's \
+         own tests refuse them)",
+    ),
+    (
+        "DES-CERT-5",
+        "the platform's side: the broker and the HTTPS endpoint refuse a revoked gateway at the \
+         handshake (platform-sim's tests)",
+    ),
+    (
+        "DES-CERT-6",
+        "no case yet: an application certificate refused by the gateway",
+    ),
+    (
+        "DES-CSV-3",
+        "no case yet: a header row that differs from the configured columns (legacy-sim has no \
+         such bad input)",
+    ),
+    (
+        "DES-CSV-5",
+        "not observable as such: the order of the ingest steps inside one transaction; their \
+         outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
+    ),
+    (
+        "DES-ENV-5",
+        "no case yet on the receiving side: a platform command over 256 KiB (the sending side \
+         is DES-MSG-DATA-6's)",
+    ),
+    (
+        "DES-ENV-6",
+        "no case yet: a platform command with free text over 1024 bytes",
+    ),
+    (
+        "DES-FTP-7",
+        "no case yet: the accepted file deleted and the refused one quarantined in the state \
+         directory",
+    ),
+    (
+        "DES-ID-3",
+        "no case yet: a dataset name outside the pattern refused at start-up (DES-PROV-2)",
+    ),
+    (
+        "DES-MASK-3",
+        "not observable on the wire: the utility's key files and their rotation (`sgw \
+         masking-key`)",
+    ),
+    (
+        "DES-MQTT-2",
+        "not checked: the simulator's broker does not report a client's MQTT client ID",
+    ),
+    (
+        "DES-MQTT-5",
+        "not checked: the simulator's broker does not report keep-alive or the clean-session \
+         flag",
+    ),
+    (
+        "DES-MQTT-6",
+        "not checked: the simulator's broker does not report a publish's QoS or retain flag",
+    ),
+    (
+        "DES-MQTT-7",
+        "no case yet: a payload over 1 MiB from the platform",
+    ),
+    (
+        "DES-MQTT-8",
+        "timing: LINK-LOSS sees the gateway reconnect; the back-off delays are not measured \
+         (the suite never asserts on wall-clock time)",
+    ),
+    (
+        "DES-MQTT-9",
+        "the platform's and the broker's side (docs/conformance.md, the suite's world)",
+    ),
+    (
+        "DES-MSG-2",
+        "no case yet: a command that does not decode (the peek and its reply)",
+    ),
+    (
+        "DES-MSG-3",
+        "no case yet as a whole: the order of the receiving checks (single checks are the \
+         JOSE, STALE, REPLAYED and DUPLICATED cases')",
+    ),
+    (
+        "DES-MSG-PS-4",
+        "no case yet: a command with a `commandSeq` not above the last applied (SUPERSEDED)",
+    ),
+    (
+        "DES-MSG-PS-5",
+        "no case yet: a start result re-sent while its `ack` is withheld",
+    ),
+    (
+        "DES-MSG-RS-4",
+        "the platform's side (gap detection; its resends are what DATA-REFUSED and \
+         LOSSY-DOWNLINK see)",
+    ),
+    (
+        "DES-PROV-2",
+        "every case provisions the gateway with `gateway.toml`; no case yet for the refusal \
+         of a bad one",
+    ),
+    (
+        "DES-RC-2",
+        "no case yet: a reply with a result code v1 does not know",
+    ),
+    (
+        "DES-VER-2",
+        "no case yet: a command of another protocol version",
+    ),
+    (
+        "DES-VER-3",
+        "no case yet: a command with an unknown member (or `ext`)",
+    ),
+];
+
 /// Every case, in report order.
 pub fn all() -> Vec<Case> {
     let mut v = vec![
         Case {
             id: "CONN-OK",
             requirements: &["IF-CONN-1", "SM-MUTUAL", "MON-1"],
-            rules: &["DES-MSG-CONN-1", "DES-MSG-CONN-3", "DES-MSG-MON-2"],
+            // The sending side of the envelope, topic and version rules: the platform opens
+            // and decodes `connect` by the strict receiving rules; a violation is refused and
+            // no session starts.
+            rules: &[
+                "DES-MSG-CONN-1",
+                "DES-MSG-CONN-3",
+                "DES-MSG-MON-2",
+                "DES-MQTT-1",
+                "DES-MQTT-3",
+                "DES-MSG-1",
+                "DES-ENV-1",
+                "DES-ENV-2",
+                "DES-ENV-3",
+                "DES-ENV-4",
+                "DES-VER-1",
+                "DES-VER-4",
+            ],
             level: Level::Must,
             negative: false,
             description: "start the gateway; it connects over mutual TLS and sends `connect`",
@@ -142,7 +281,17 @@ pub fn all() -> Vec<Case> {
                 "SEC-JSON-ENC-1",
                 "SEC-MASK-2",
             ],
-            rules: &["DES-FTP-6", "DES-MSG-DATA-1", "DES-MASK-4", "DES-PROF-2"],
+            rules: &[
+                "DES-FTP-6",
+                "DES-MSG-DATA-1",
+                "DES-MASK-1",
+                "DES-MASK-2",
+                "DES-MASK-4",
+                "DES-PROF-1",
+                "DES-PROF-2",
+                "DES-PROF-3",
+                "DES-PROF-4",
+            ],
             level: Level::Must,
             negative: false,
             description: "upload 30 billing rows over FTPS while periodic sending runs (JSON)",
@@ -163,7 +312,7 @@ pub fn all() -> Vec<Case> {
                 "SEC-XML-ENC-2",
                 "SEC-MASK-1",
             ],
-            rules: &["DES-PROF-5", "DES-PROF-6", "DES-PROF-7"],
+            rules: &["DES-PROF-1", "DES-PROF-5", "DES-PROF-6", "DES-PROF-7"],
             level: Level::Must,
             negative: false,
             description: "as PSEND-JSON with the XML profile format",
@@ -438,7 +587,13 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "IDS-UNIQUE",
         requirements: &["SM-ID", "IF-CONN-1", "ST-STORE-1"],
-        rules: &["DES-ID-1", "DES-ID-2", "DES-ID-4", "DES-MSG-CONN-4"],
+        rules: &[
+            "DES-ID-1",
+            "DES-ID-2",
+            "DES-ID-4",
+            "DES-ID-5",
+            "DES-MSG-CONN-4",
+        ],
         level: Level::Must,
         negative: false,
         description: "two boots of the gateway, each sending data (4 records before a clean \
@@ -465,7 +620,7 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "MON-INTERVAL",
         requirements: &["MON-2", "MON-1"],
-        rules: &["DES-MSG-MON-2"],
+        rules: &["DES-MSG-MON-2", "DES-MSG-CONN-2"],
         level: Level::Should,
         negative: false,
         description: "the platform's `connect.result` sets `monitorIntervalSec` 2",
@@ -642,6 +797,9 @@ pub fn all() -> Vec<Case> {
             "DES-EVAC-6",
             "DES-FILE-1",
             "DES-FILE-2",
+            "DES-FILE-3",
+            "DES-FILE-4",
+            "DES-FILE-5",
         ],
         level: Level::Must,
         negative: false,
@@ -1429,7 +1587,35 @@ fn jose_case(a: JoseAttack) -> Case {
     Case {
         id,
         requirements: &["IF-PSTART-2", "SEC-JSON-SIG-2", "SM-SIG"],
-        rules: &["DES-SEAL-2", "DES-SEAL-5", "DES-SEAL-6", "DES-MSG-AN-1"],
+        rules: match a {
+            // Refused header members and identifiers (DES-SEAL-4, DES-PROF-8).
+            JoseAttack::AlgNone => &[
+                "DES-SEAL-2",
+                "DES-SEAL-4",
+                "DES-SEAL-5",
+                "DES-SEAL-6",
+                "DES-PROF-8",
+                "DES-MSG-AN-1",
+            ],
+            JoseAttack::HmacKeyConfusion | JoseAttack::UnsupportedAlg => &[
+                "DES-SEAL-2",
+                "DES-SEAL-5",
+                "DES-SEAL-6",
+                "DES-PROF-8",
+                "DES-MSG-AN-1",
+            ],
+            JoseAttack::HeaderCrit
+            | JoseAttack::HeaderJku
+            | JoseAttack::EmbeddedJwk
+            | JoseAttack::DuplicateAlg => &[
+                "DES-SEAL-2",
+                "DES-SEAL-4",
+                "DES-SEAL-5",
+                "DES-SEAL-6",
+                "DES-MSG-AN-1",
+            ],
+            _ => &["DES-SEAL-2", "DES-SEAL-5", "DES-SEAL-6", "DES-MSG-AN-1"],
+        },
         level: Level::Must,
         negative: true,
         description,

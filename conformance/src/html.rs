@@ -83,12 +83,12 @@ pub fn index(r: &RunReport) -> String {
             esc(c.observed.as_deref().unwrap_or(""))
         );
     }
-    b.push_str("</table>\n<h2>Coverage</h2>\n<table><tr><th>requirement</th><th>level</th><th>cases</th><th>outcomes</th></tr>\n");
+    b.push_str("</table>\n<h2>Coverage</h2>\n<table><tr><th>requirement or rule</th><th>level</th><th>cases</th><th>outcomes</th></tr>\n");
     for (id, cov) in &r.coverage {
-        let class = if cov.cases.is_empty() {
-            " class=\"fail\""
-        } else {
-            ""
+        let class = match (cov.cases.is_empty(), &cov.why) {
+            (true, None) => " class=\"fail\"",
+            (true, Some(_)) => " class=\"non-strict\"",
+            _ => "",
         };
         let _ = writeln!(
             b,
@@ -96,7 +96,10 @@ pub fn index(r: &RunReport) -> String {
             esc(id),
             esc(&cov.level),
             if cov.cases.is_empty() {
-                "uncovered".to_owned()
+                match &cov.why {
+                    Some(why) => format!("no case: {}", esc(why)),
+                    None => "uncovered".to_owned(),
+                }
             } else {
                 esc(&cov.cases.join(", "))
             },

@@ -290,7 +290,72 @@ mod tests {
         );
     }
 
-    const PROTOCOL: &str = include_str!("../../docs/protocol.md");
+    use report::PROTOCOL;
+
+    /// Item 2 of the suite's brief: every DES rule is checked by a case or its absence is
+    /// explained (`cases::RULES_WITHOUT_A_CASE`), never both, and the list names only rules
+    /// that exist.
+    #[test]
+    fn every_des_rule_has_a_case_or_a_reason_why_not() {
+        let rules = report::des_rules();
+        assert!(rules.len() > 100, "{} DES rules read", rules.len());
+        let all = cases::all();
+        let mut missing = Vec::new();
+        for r in &rules {
+            let checked = all.iter().any(|c| c.rules.contains(&r.as_str()));
+            let why = cases::RULES_WITHOUT_A_CASE.iter().any(|(x, _)| x == r);
+            assert!(
+                !(checked && why),
+                "{r} has a case and a reason why it has none"
+            );
+            if !checked && !why {
+                missing.push(r.clone());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "DES rules without a case or a reason: {missing:?}"
+        );
+        let docs = include_str!("../../docs/conformance.md");
+        for (r, why) in cases::RULES_WITHOUT_A_CASE {
+            assert!(rules.iter().any(|x| x == r), "{r} is not a DES rule");
+            assert!(!why.is_empty(), "{r}");
+            assert!(
+                docs.contains(&format!("| {r} | ")),
+                "{r} is missing from docs/conformance.md's table of rules without a case"
+            );
+        }
+        let with_case = rules.len() - cases::RULES_WITHOUT_A_CASE.len();
+        assert!(
+            docs.contains(&format!(
+                "{with_case} of the {} rules have a case",
+                rules.len()
+            )),
+            "docs/conformance.md should say {with_case} of the {} rules have a case",
+            rules.len()
+        );
+        // The report carries them: a rule with no case has its reason in the matrix.
+        let mut report = RunReport {
+            suite_version: String::new(),
+            target: String::new(),
+            seed: 0,
+            strict: false,
+            capabilities: Default::default(),
+            cases: Vec::new(),
+            coverage: Default::default(),
+            totals: Default::default(),
+            passed: false,
+        };
+        report.finish(&all);
+        assert!(
+            report
+                .uncovered("DES")
+                .iter()
+                .all(|r| { report.coverage[*r].why.is_some() })
+        );
+        assert_eq!(report.coverage["DES-MQTT-8"].cases.len(), 0);
+        assert!(!report.coverage["DES-SEAL-4"].cases.is_empty());
+    }
 
     #[test]
     fn deviations_parse_and_case_seeds_differ() {

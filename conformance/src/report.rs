@@ -12,6 +12,27 @@ use crate::case::{Capabilities, Case, Level, Verdict};
 /// The requirement catalogue the suite ships with (docs/requirements.md).
 pub const REQUIREMENTS: &str = include_str!("../../docs/requirements.md");
 
+/// The protocol the suite checks (docs/protocol.md).
+pub const PROTOCOL: &str = include_str!("../../docs/protocol.md");
+
+/// Every DES rule docs/protocol.md defines (`- **DES-…**` items), in order of appearance.
+pub fn des_rules() -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for line in PROTOCOL.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("- **DES-") else {
+            continue;
+        };
+        let Some((tail, _)) = rest.split_once("**") else {
+            continue;
+        };
+        let id = format!("DES-{tail}");
+        if !v.contains(&id) {
+            v.push(id);
+        }
+    }
+    v
+}
+
 /// (ID, level) of every requirement in the catalogue's tables.
 pub fn requirements() -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = Vec::new();
@@ -29,6 +50,14 @@ pub fn requirements() -> Vec<(String, String)> {
         }
     }
     v
+}
+
+/// The IDs of the cases of `all` for which `covers` holds.
+fn cases_of(all: &[Case], covers: impl Fn(&Case) -> bool) -> Vec<String> {
+    all.iter()
+        .filter(|c| covers(c))
+        .map(|c| c.id.to_owned())
+        .collect()
 }
 
 /// One case's outcome.
@@ -81,7 +110,8 @@ pub struct RunReport {
     pub capabilities: Capabilities,
     /// Every case selected, in order.
     pub cases: Vec<CaseReport>,
-    /// Requirement ID → the cases covering it (selected or not) and their verdicts in this run.
+    /// Requirement ID, and DES rule of docs/protocol.md (level `DES`) → the cases covering it
+    /// (selected or not) and their verdicts in this run.
     pub coverage: BTreeMap<String, Coverage>,
     /// Verdict → count.
     pub totals: BTreeMap<String, usize>,
@@ -99,6 +129,9 @@ pub struct Coverage {
     pub cases: Vec<String>,
     /// Verdicts of those run now.
     pub outcomes: Vec<Verdict>,
+    /// Of a DES rule no case checks: why ([`crate::cases::RULES_WITHOUT_A_CASE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 impl RunReport {
@@ -106,12 +139,21 @@ impl RunReport {
     /// outcomes.
     pub fn finish(&mut self, all: &[Case]) {
         let mut cov = BTreeMap::new();
-        for (id, level) in requirements() {
-            let cases: Vec<String> = all
-                .iter()
-                .filter(|c| c.requirements.contains(&id.as_str()))
-                .map(|c| c.id.to_owned())
-                .collect();
+        let lines = requirements()
+            .into_iter()
+            .map(|(id, level)| {
+                let cases = cases_of(all, |c| c.requirements.contains(&id.as_str()));
+                (id, level, cases, None)
+            })
+            .chain(des_rules().into_iter().map(|id| {
+                let cases = cases_of(all, |c| c.rules.contains(&id.as_str()));
+                let why = crate::cases::RULES_WITHOUT_A_CASE
+                    .iter()
+                    .find(|(r, _)| *r == id)
+                    .map(|(_, why)| (*why).to_owned());
+                (id, "DES".to_owned(), cases, why)
+            }));
+        for (id, level, cases, why) in lines {
             let outcomes = self
                 .cases
                 .iter()
@@ -124,6 +166,7 @@ impl RunReport {
                     level,
                     cases,
                     outcomes,
+                    why,
                 },
             );
         }
@@ -140,7 +183,7 @@ impl RunReport {
         self.passed = !self.cases.iter().any(|c| c.verdict.fails_run());
     }
 
-    /// Requirements of `level` that no case covers.
+    /// Requirements of `level` (`DES`: the DES rules) that no case covers.
     pub fn uncovered(&self, level: &str) -> Vec<&str> {
         self.coverage
             .iter()
