@@ -67,6 +67,7 @@ async fn the_reference_gateway_passes_every_case() {
     );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["coverage"]["IF-CONN-1"]["level"], "MUST");
+    report_schema_accepts(&json);
     // Every MUST of docs/requirements.md has a case (issue "Conformance suite", item 4).
     assert_eq!(
         report.uncovered("MUST"),
@@ -315,4 +316,44 @@ async fn an_already_running_gateway_is_certified_from_its_world() {
         c["observed"]
     );
     assert_eq!(code, Some(1));
+}
+
+/// `report.json` of a full run is valid against its documented schema
+/// (`docs/schemas/conformance-report.schema.json`), and the schema is not vacuous: an unknown
+/// member, an unknown verdict, or a DES rule without a case that does not say why, is refused.
+fn report_schema_accepts(report: &serde_json::Value) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/schemas/conformance-report.schema.json"
+    );
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let v = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(report).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "report.json against its schema: {errors:#?}"
+    );
+    let uncovered_rule = conformance::cases::RULES_WITHOUT_A_CASE[0].0;
+    let mut bad = Vec::new();
+    let mut b = report.clone();
+    b["extra"] = serde_json::json!(1);
+    bad.push(b);
+    let mut b = report.clone();
+    b["cases"][0]["verdict"] = serde_json::json!("passed");
+    bad.push(b);
+    let mut b = report.clone();
+    b["coverage"][uncovered_rule]
+        .as_object_mut()
+        .unwrap()
+        .remove("why");
+    bad.push(b);
+    let mut b = report.clone();
+    b["coverage"]["IF-CONN-1"]["why"] = serde_json::json!("a requirement has no reason");
+    bad.push(b);
+    for (i, b) in bad.iter().enumerate() {
+        assert!(
+            !v.is_valid(b),
+            "mutation {i} of report.json passed the schema"
+        );
+    }
 }
