@@ -10,7 +10,7 @@ use gateway::protocol::ids::SeqRange;
 use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
-use platform_sim::ops::{FaultConfig, JoseAttack, OperatorCommand};
+use platform_sim::ops::{EnvelopeAttack, FaultConfig, JoseAttack, OperatorCommand};
 use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
@@ -93,11 +93,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
     ),
     (
-        "DES-ENV-5",
-        "no case yet on the receiving side: a platform command over 256 KiB (the sending side \
-         is DES-MSG-DATA-6's)",
-    ),
-    (
         "DES-ENV-6",
         "no case yet: a platform command with free text over 1024 bytes",
     ),
@@ -142,19 +137,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "the platform's and the broker's side (docs/conformance.md, the suite's world)",
     ),
     (
-        "DES-MSG-2",
-        "no case yet: a command that does not decode (the peek and its reply)",
-    ),
-    (
-        "DES-MSG-3",
-        "no case yet as a whole: the order of the receiving checks (single checks are the \
-         JOSE, STALE, REPLAYED and DUPLICATED cases')",
-    ),
-    (
-        "DES-MSG-PS-4",
-        "no case yet: a command with a `commandSeq` not above the last applied (SUPERSEDED)",
-    ),
-    (
         "DES-MSG-PS-5",
         "no case yet: a start result re-sent while its `ack` is withheld",
     ),
@@ -171,14 +153,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
     (
         "DES-RC-2",
         "no case yet: a reply with a result code v1 does not know",
-    ),
-    (
-        "DES-VER-2",
-        "no case yet: a command of another protocol version",
-    ),
-    (
-        "DES-VER-3",
-        "no case yet: a command with an unknown member (or `ext`)",
     ),
 ];
 
@@ -846,6 +820,9 @@ pub fn all() -> Vec<Case> {
     });
     for a in JoseAttack::ALL {
         v.push(jose_case(a));
+    }
+    for a in EnvelopeAttack::ALL {
+        v.push(envelope_case(a));
     }
     for kind in BadKind::ALL {
         if let Some(c) = bad_case(kind) {
@@ -1697,6 +1674,226 @@ impl Fault {
 }
 
 /// Every forged-command case: the fault is the one its ID names ([`Fault::of_case`]).
+/// What the gateway does with a start broken by an [`EnvelopeAttack`] (docs/protocol.md §6.10,
+/// `periodic.start`): its reply code (`None`: not answered) and the kind of the anomaly it
+/// reports (`None`: none required).
+fn envelope_expected(a: EnvelopeAttack) -> (Option<&'static str>, Option<AnomalyKind>) {
+    use EnvelopeAttack as A;
+    match a {
+        A::Oversize => (Some("TOO_LARGE"), Some(AnomalyKind::Malformed)),
+        A::NotJson => (None, Some(AnomalyKind::Malformed)),
+        A::DuplicateMember | A::UnknownMember => (Some("MALFORMED"), Some(AnomalyKind::Malformed)),
+        A::Version2 => (Some("UNSUPPORTED_VERSION"), Some(AnomalyKind::Malformed)),
+        A::Ext => (Some("OK"), None),
+        A::ForeignGatewayId => (Some("UNAUTHORIZED"), Some(AnomalyKind::Unauthorized)),
+        A::OldCommandSeq => (Some("SUPERSEDED"), None),
+    }
+}
+
+fn envelope_case(a: EnvelopeAttack) -> Case {
+    use EnvelopeAttack as A;
+    let (id, rules, description): (&'static str, &'static [&'static str], &'static str) = match a {
+        A::Oversize => (
+            "PSTART-ENV-OVERSIZE",
+            &["DES-ENV-5", "DES-MSG-2", "DES-MSG-3"],
+            "`periodic.start` correctly sealed around an envelope of over 256 KiB (a long `ext`)",
+        ),
+        A::NotJson => (
+            "PSTART-ENV-NOT-JSON",
+            &["DES-ENV-1", "DES-MSG-2", "DES-MSG-3"],
+            "`periodic.start` correctly sealed around bytes that are not JSON (a prefix before \
+             the envelope); the platform later retransmits it intact",
+        ),
+        A::DuplicateMember => (
+            "PSTART-ENV-DUPLICATE-MEMBER",
+            &["DES-ENV-1", "DES-MSG-2", "DES-MSG-3"],
+            "`periodic.start` correctly sealed around an envelope with the member `version` twice",
+        ),
+        A::Version2 => (
+            "PSTART-ENV-VERSION-2",
+            &["DES-VER-2", "DES-MSG-2", "DES-MSG-3"],
+            "`periodic.start` correctly sealed, `version` 2",
+        ),
+        A::UnknownMember => (
+            "PSTART-ENV-UNKNOWN-MEMBER",
+            &["DES-VER-3", "DES-MSG-2", "DES-MSG-3"],
+            "`periodic.start` correctly sealed, an unknown member in its body",
+        ),
+        A::Ext => (
+            "PSTART-ENV-EXT",
+            &["DES-VER-3"],
+            "`periodic.start` correctly sealed with an `ext` member (reserved for extensions)",
+        ),
+        A::ForeignGatewayId => (
+            "PSTART-ENV-FOREIGN-GATEWAY-ID",
+            &["DES-ENV-4", "DES-MSG-3"],
+            "`periodic.start` correctly sealed on the gateway's own topic, `gatewayId` another \
+             gateway's",
+        ),
+        A::OldCommandSeq => (
+            "PSTART-OLD-COMMAND-SEQ",
+            &["DES-MSG-PS-4", "DES-MSG-3"],
+            "after a start (commandSeq 1) and a stop (2), a `periodic.start` correctly sealed \
+             with `commandSeq` 2 (equal to the last applied)",
+        ),
+    };
+    let expectation: &'static str = match a {
+        A::NotJson => {
+            "not answered (not peekable), not acted on; an `anomaly` of kind `malformed`; the \
+             intact retransmission is applied"
+        }
+        A::Ext => "`ext` ignored: the start is applied and answered OK; no `malformed` anomaly",
+        A::OldCommandSeq => {
+            "answered SUPERSEDED with the current (stopped) state; nothing changes (an upload \
+             is still refused 450)"
+        }
+        A::ForeignGatewayId => {
+            "answered UNAUTHORIZED with the neutral body (not running); an `anomaly` of kind \
+             `unauthorized`; not acted on; a correct start afterwards is applied"
+        }
+        _ => {
+            "answered with the code of §6.10 (TOO_LARGE, MALFORMED, UNSUPPORTED_VERSION) and \
+             the neutral body (not running); an `anomaly` of kind `malformed`; not acted on; a \
+             correct start afterwards is applied"
+        }
+    };
+    Case {
+        id,
+        requirements: &["IF-PSTART-1", "SM-THRESHOLD", "SM-AUDIT"],
+        rules,
+        level: Level::Must,
+        negative: a != A::Ext,
+        description,
+        expectation,
+        needs: Needs::NONE,
+        run: envelope_attack_case,
+    }
+}
+
+fn envelope_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let Some(a) = EnvelopeAttack::ALL
+            .into_iter()
+            .find(|a| envelope_case(*a).id == c.case_id)
+        else {
+            bail!("no envelope attack for case {}", c.case_id);
+        };
+        let (code, kind) = envelope_expected(a);
+        if a == EnvelopeAttack::OldCommandSeq {
+            c.started(ProfileFormat::Json).await?;
+            c.command(OperatorCommand::Stop)?;
+            c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+                e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+            })
+            .await?;
+        } else {
+            c.session().await?;
+        }
+        let since = c.wire().len();
+        c.faults(FaultConfig {
+            envelope_attack: Some(a),
+            ..FaultConfig::default()
+        })?;
+        c.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        let forged = c
+            .wait_wire("the broken start", WAIT, |e| {
+                e.message_type == "periodic.start" && e.fault.as_deref() == Some(a.name())
+            })
+            .await?;
+        let id = forged.message_id.clone();
+        c.note(format!("sent {id} ({})", a.name()));
+        if let Some(kind) = kind {
+            c.wait_gateway_anomaly(&format!("an anomaly of kind {kind:?}"), kind, |_| true)
+                .await?;
+        }
+        match code {
+            Some(code) => {
+                let r = c
+                    .wait_wire(&format!("periodic.start.result {code}"), WAIT, |e| {
+                        e.message_type == "periodic.start.result"
+                            && e.in_reply_to.as_deref() == Some(id.as_str())
+                    })
+                    .await?;
+                if r.code.as_deref() != Some(code) {
+                    bail!(
+                        "the broken start answered {:?} {}: {code} expected (§6.10)",
+                        r.code,
+                        r.summary
+                    );
+                }
+                let running = r.summary.contains("\"running\":true");
+                if running != (code == "OK") {
+                    bail!(
+                        "the reply's state is {}: {} expected",
+                        r.summary,
+                        if code == "OK" {
+                            "running"
+                        } else {
+                            "not running (neutral body)"
+                        }
+                    );
+                }
+            }
+            None => {
+                // Not answered: whatever answers its messageId comes after an intact
+                // retransmission of it (the platform retries an unanswered command).
+                let wire = c.wire();
+                let retry_at = wire
+                    .iter()
+                    .skip(since)
+                    .position(|e| e.message_id == id && e.direction == "down" && e.fault.is_none());
+                let reply_at = wire
+                    .iter()
+                    .skip(since)
+                    .position(|e| e.in_reply_to.as_deref() == Some(id.as_str()));
+                match (retry_at, reply_at) {
+                    (_, None) => {}
+                    (Some(r), Some(a)) if r < a => {}
+                    _ => bail!("the broken start was answered"),
+                }
+            }
+        }
+        if a == EnvelopeAttack::Ext {
+            if let Some(x) = c
+                .view()
+                .anomalies
+                .iter()
+                .find(|x| x.source == "gateway" && x.kind == AnomalyKind::Malformed)
+            {
+                bail!("`ext` refused: anomaly {} {}", x.rule, x.detail);
+            }
+            return Ok(());
+        }
+        // Not acted on: storing is still stopped. (Not for the unanswered one: the platform's
+        // intact retransmission, applied, may come first.)
+        if a != EnvelopeAttack::NotJson {
+            match upload_billing(c, "x.csv", 2, c.seed).await {
+                Ok(_) => bail!("an upload was accepted: the broken start was applied"),
+                Err(e) if e.to_string().contains("replied 450") => {}
+                Err(e) => bail!("upload: {e} (450 expected)"),
+            }
+            if a == EnvelopeAttack::OldCommandSeq {
+                return Ok(());
+            }
+            // The gateway still answers a correct start.
+            c.command(OperatorCommand::Start {
+                datasets: vec![],
+                interval_sec: 1,
+                format: ProfileFormat::Json,
+            })?;
+        }
+        c.wait_wire("periodic.start.result OK for a correct start", WAIT, |e| {
+            e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        Ok(())
+    })
+}
+
 fn forged_case(c: &mut Ctx) -> CaseFuture<'_> {
     Box::pin(async move {
         match Fault::of_case(&c.case_id) {

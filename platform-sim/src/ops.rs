@@ -174,6 +174,62 @@ pub struct FaultConfig {
     /// `platform.pem` on the unknown `kid` (DES-SEAL-6) meets it and must refuse it by its
     /// validity period or the CRL (DES-CERT-4), not merely by its `kid`.
     pub offer_signer_cert: bool,
+    /// The next command's envelope is made malformed by this attack before it is signed and
+    /// encrypted correctly (then the fault clears): only the gateway's decoding and receiving
+    /// checks can refuse it (DES-MSG-2, DES-MSG-3).
+    pub envelope_attack: Option<EnvelopeAttack>,
+}
+
+/// A correctly sealed command whose envelope breaks one receiving rule (docs/protocol.md §6.10,
+/// steps 5–14 of `periodic.start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvelopeAttack {
+    /// Over 256 KiB of JSON (a long `ext` string): TOO_LARGE (DES-ENV-5).
+    Oversize,
+    /// Not JSON (a prefix before the object): not peekable, no reply (DES-ENV-1, DES-MSG-2).
+    NotJson,
+    /// The member `version` twice: MALFORMED (DES-ENV-1, DES-MSG-2).
+    DuplicateMember,
+    /// `version` 2: UNSUPPORTED_VERSION (DES-VER-2).
+    Version2,
+    /// An unknown member in the body: MALFORMED (DES-VER-3).
+    UnknownMember,
+    /// An `ext` member: ignored, the command is applied (DES-VER-3).
+    Ext,
+    /// `gatewayId` of another gateway: UNAUTHORIZED (DES-ENV-4).
+    ForeignGatewayId,
+    /// `commandSeq` one below the platform's next, i.e. the previous command's: not above
+    /// the last applied, SUPERSEDED (DES-MSG-PS-4).
+    OldCommandSeq,
+}
+
+impl EnvelopeAttack {
+    /// Every attack.
+    pub const ALL: [EnvelopeAttack; 8] = [
+        EnvelopeAttack::Oversize,
+        EnvelopeAttack::NotJson,
+        EnvelopeAttack::DuplicateMember,
+        EnvelopeAttack::Version2,
+        EnvelopeAttack::UnknownMember,
+        EnvelopeAttack::Ext,
+        EnvelopeAttack::ForeignGatewayId,
+        EnvelopeAttack::OldCommandSeq,
+    ];
+
+    /// Its name (the wire log's fault note).
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvelopeAttack::Oversize => "oversize",
+            EnvelopeAttack::NotJson => "not-json",
+            EnvelopeAttack::DuplicateMember => "duplicate-member",
+            EnvelopeAttack::Version2 => "version-2",
+            EnvelopeAttack::UnknownMember => "unknown-member",
+            EnvelopeAttack::Ext => "ext",
+            EnvelopeAttack::ForeignGatewayId => "foreign-gateway-id",
+            EnvelopeAttack::OldCommandSeq => "old-command-seq",
+        }
+    }
 }
 
 /// A forged inner JWS (the attack classes of `vectors/data/jws_rs256.json` and `seal.json`).

@@ -5,6 +5,7 @@
 //! `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`, `withhold-acks`, `tamper[=N]`,
 //! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, `stale-command[=N]`,
 //! `replay-start`, `foreign-root`, `offer-signer-cert`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
+//! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -59,6 +60,15 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
                 let name = v.unwrap_or_default();
                 f.jose_attack = Some(
                     crate::ops::JoseAttack::ALL
+                        .into_iter()
+                        .find(|a| a.name() == name)
+                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
+                );
+            }
+            "envelope" => {
+                let name = v.unwrap_or_default();
+                f.envelope_attack = Some(
+                    crate::ops::EnvelopeAttack::ALL
                         .into_iter()
                         .find(|a| a.name() == name)
                         .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
@@ -119,6 +129,60 @@ pub fn foreign_root_pem() -> Result<String, gateway::security::SecurityError> {
     b.sign(&key, openssl::hash::MessageDigest::sha256())?;
     let pem = b.build().to_pem()?;
     Ok(String::from_utf8_lossy(&pem).into_owned())
+}
+
+/// The envelope `encoded` (a command as the platform encoded it) broken by `attack`; the
+/// caller seals the result correctly. `None` if `encoded` is not a JSON object with a `body`
+/// object (not a command).
+pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Option<Vec<u8>> {
+    use crate::ops::EnvelopeAttack as A;
+    let mut v: serde_json::Value = serde_json::from_slice(encoded).ok()?;
+    let obj = v.as_object_mut()?;
+    obj.get("body")?.as_object()?;
+    match attack {
+        // 256 KiB of `ext` puts the envelope over MAX_ENVELOPE_BYTES; sealed it stays well
+        // under the 1 MiB payload limit (×16/9 for the JWS and the JWE).
+        A::Oversize => {
+            obj.insert(
+                "ext".into(),
+                serde_json::Value::String("x".repeat(256 * 1024)),
+            );
+        }
+        A::Ext => {
+            obj.insert("ext".into(), serde_json::json!({"future": [1, 2, 3]}));
+        }
+        A::Version2 => {
+            obj.insert("version".into(), 2.into());
+        }
+        A::UnknownMember => {
+            obj.get_mut("body")?
+                .as_object_mut()?
+                .insert("colour".into(), "red".into());
+        }
+        A::ForeignGatewayId => {
+            obj.insert("gatewayId".into(), "GWX9999".into());
+        }
+        // The previous command's `commandSeq`: equal to the last applied one if that command
+        // was applied (the boundary of DES-MSG-PS-4).
+        A::OldCommandSeq => {
+            let body = obj.get_mut("body")?.as_object_mut()?;
+            let n = body.get("commandSeq")?.as_u64()?;
+            body.insert("commandSeq".into(), n.saturating_sub(1).into());
+        }
+        A::NotJson => {
+            let mut out = b"sgw ".to_vec();
+            out.extend_from_slice(encoded);
+            return Some(out);
+        }
+        A::DuplicateMember => {
+            // `{"version":1,` + the rest: `version` twice, otherwise the same bytes.
+            let rest = encoded.strip_prefix(b"{")?;
+            let mut out = b"{\"version\":1,".to_vec();
+            out.extend_from_slice(rest);
+            return Some(out);
+        }
+    }
+    serde_json::to_vec(&v).ok()
 }
 
 /// The forged inner JWS of `attack` over `payload` (an envelope), the platform's signing key
@@ -200,6 +264,77 @@ mod tests {
     /// the attack, not for a broken token): the platform-key ones carry a signature that
     /// verifies under the platform's key, the HMAC one verifies with the PEM as key, the
     /// embedded-JWK one under the embedded key, `alg` none has an empty signature.
+    /// Each malformed envelope breaks the step of §6.10 it is named for and no earlier one: the
+    /// reference decoder and peek judge it so (a gateway that refuses it refuses it for that
+    /// rule), and the ones meant to be applied decode.
+    #[test]
+    fn every_envelope_attack_breaks_the_rule_it_names() {
+        use crate::ops::EnvelopeAttack as A;
+        use gateway::protocol::ids::{GatewayId, MessageId};
+        use gateway::protocol::message::{
+            Body, DecodeError, Envelope, MAX_ENVELOPE_BYTES, MAX_PAYLOAD_BYTES, PeriodicStart,
+            ProfileFormat, peek,
+        };
+        let env = Envelope {
+            version: 1,
+            message_id: MessageId::new("p1.7").unwrap(),
+            gateway_id: GatewayId::new("GW0001").unwrap(),
+            timestamp: chrono::Utc::now().into(),
+            in_reply_to: None,
+            result: None,
+            body: Body::PeriodicStart(PeriodicStart {
+                command_seq: 7,
+                datasets: vec![],
+                interval_sec: 5,
+                format: ProfileFormat::Json,
+            }),
+        };
+        let bytes = env.encode();
+        for a in A::ALL {
+            let bad = attack_envelope(a, &bytes).unwrap();
+            let decoded = Envelope::decode(&bad);
+            let peeked = peek(&bad);
+            match a {
+                A::Oversize => {
+                    assert!(
+                        bad.len() > MAX_ENVELOPE_BYTES && bad.len() * 16 / 9 < MAX_PAYLOAD_BYTES
+                    );
+                    assert!(matches!(decoded, Err(DecodeError::TooLarge(_))), "{a:?}");
+                }
+                A::NotJson => assert!(decoded.is_err() && peeked.is_none(), "{a:?}"),
+                A::DuplicateMember | A::UnknownMember => {
+                    assert!(
+                        matches!(
+                            decoded,
+                            Err(DecodeError::Envelope(_) | DecodeError::Body { .. })
+                        ),
+                        "{a:?}: {decoded:?}"
+                    );
+                }
+                A::Version2 => {
+                    assert!(
+                        matches!(decoded, Err(DecodeError::UnsupportedVersion(2))),
+                        "{a:?}"
+                    );
+                }
+                A::Ext => assert_eq!(decoded.unwrap().body, env.body),
+                A::ForeignGatewayId => {
+                    assert_eq!(decoded.unwrap().gateway_id.as_str(), "GWX9999");
+                }
+                A::OldCommandSeq => match decoded.unwrap().body {
+                    Body::PeriodicStart(p) => assert_eq!(p.command_seq, 6),
+                    other => panic!("{other:?}"),
+                },
+            }
+            if a != A::NotJson {
+                let p = peeked.unwrap_or_else(|| panic!("{a:?} not peekable"));
+                assert_eq!(p.message_id.as_str(), "p1.7", "{a:?}");
+            }
+        }
+        // Not a command (no body object): refused.
+        assert!(attack_envelope(A::Version2, b"[1]").is_none());
+    }
+
     #[test]
     fn every_forged_jws_is_well_made_at_its_own_level() {
         use crate::ops::JoseAttack as A;
@@ -286,6 +421,14 @@ mod tests {
         ));
         assert!(matches!(
             parse_fault_spec("delay=x"),
+            Err(FaultSpecError::Value(_))
+        ));
+        for a in crate::ops::EnvelopeAttack::ALL {
+            let f = parse_fault_spec(&format!("envelope={}", a.name())).unwrap();
+            assert_eq!(f.envelope_attack, Some(a));
+        }
+        assert!(matches!(
+            parse_fault_spec("envelope=nonsense"),
             Err(FaultSpecError::Value(_))
         ));
     }

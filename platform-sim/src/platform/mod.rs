@@ -755,6 +755,14 @@ impl State {
         if let Some(attack) = self.faults.jose_attack.take() {
             return (self.jose_attack(attack, gw, bytes, t), Some(attack.name()));
         }
+        if let Some(attack) = self.faults.envelope_attack.take() {
+            let r = faults::attack_envelope(attack, bytes)
+                .ok_or_else(|| {
+                    PlatformError::Io(std::io::Error::other("envelope fault: not a command"))
+                })
+                .and_then(|b| Ok(self.sec.seal_message(gw.as_str(), &b, t)?));
+            return (r, Some(attack.name()));
+        }
         let f = &mut self.faults;
         if f.stale_commands > 0 {
             f.stale_commands -= 1;
