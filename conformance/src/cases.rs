@@ -137,10 +137,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "the platform's and the broker's side (docs/conformance.md, the suite's world)",
     ),
     (
-        "DES-MSG-PS-5",
-        "no case yet: a start result re-sent while its `ack` is withheld",
-    ),
-    (
         "DES-MSG-RS-4",
         "the platform's side (gap detection; its resends are what DATA-REFUSED and \
          LOSSY-DOWNLINK see)",
@@ -532,6 +528,21 @@ pub fn all() -> Vec<Case> {
                       new certificate answered OK, no `anomaly` of kind `security`",
         needs: Needs::OWN,
         run: platform_cert_rotated,
+    });
+    v.push(Case {
+        id: "PSTART-RESULT-UNACKED",
+        requirements: &["IF-PSTART-4", "SM-RESEND"],
+        rules: &["DES-MSG-PS-5"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform withholds every `ack` (and `data.ack`) while it starts \
+                      periodic sending (`ackTimeoutSec` 2)",
+        expectation: "the gateway sends its `periodic.start.result` 6 times in all, the same \
+                      messageId each time (5 re-sends), then reports an `anomaly` of kind \
+                      `malformed` rule DES-MSG-PS-5 and keeps the state: sending started (an \
+                      upload is accepted and, once acknowledgements flow, delivered)",
+        needs: Needs::NONE,
+        run: pstart_result_unacked,
     });
     v.push(Case {
         id: "PSTART-STALE",
@@ -1890,6 +1901,69 @@ fn envelope_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
             e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
         })
         .await?;
+        Ok(())
+    })
+}
+
+fn pstart_result_unacked(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.session().await?;
+        c.faults(FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        })?;
+        let id = c.sent(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        let first = c
+            .wait_wire("periodic.start.result", WAIT, |e| {
+                e.message_type == "periodic.start.result"
+                    && e.in_reply_to.as_deref() == Some(id.as_str())
+            })
+            .await?;
+        if first.code.as_deref() != Some("OK") {
+            bail!("the start answered {:?} {}", first.code, first.summary);
+        }
+        // 5 re-sends `ackTimeoutSec` (2 s) apart: the anomaly comes some 12 s later.
+        c.wait_gateway_anomaly(
+            "an anomaly malformed DES-MSG-PS-5 (the result never acknowledged)",
+            AnomalyKind::Malformed,
+            |a| a.rule == "DES-MSG-PS-5",
+        )
+        .await
+        .map_err(|e| {
+            let n = c
+                .wire()
+                .iter()
+                .filter(|w| w.message_type == "periodic.start.result")
+                .count();
+            anyhow!("{e}; the result was sent {n} times")
+        })?;
+        let results: Vec<WireEvent> = c
+            .wire()
+            .into_iter()
+            .filter(|w| w.message_type == "periodic.start.result")
+            .collect();
+        let ids: std::collections::BTreeSet<&str> =
+            results.iter().map(|w| w.message_id.as_str()).collect();
+        c.note(format!(
+            "periodic.start.result sent {} times, messageIds {ids:?}",
+            results.len()
+        ));
+        if results.len() != 6 || ids.len() != 1 {
+            bail!(
+                "periodic.start.result sent {} times under {} messageId(s): 6 times, one \
+                 messageId expected (DES-MSG-PS-5: 5 re-sends of the same result)",
+                results.len(),
+                ids.len()
+            );
+        }
+        // The state is kept: sending started.
+        upload_billing(c, "after.csv", 2, c.seed).await?;
+        c.faults(FaultConfig::default())?;
+        c.wait_all_acknowledged("the upload delivered", 2).await?;
         Ok(())
     })
 }
