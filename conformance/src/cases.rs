@@ -10,7 +10,7 @@ use gateway::protocol::ids::SeqRange;
 use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
-use platform_sim::ops::{EnvelopeAttack, FaultConfig, JoseAttack, OperatorCommand};
+use platform_sim::ops::{EnvelopeAttack, FaultConfig, JoseAttack, OperatorCommand, ReplyAttack};
 use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
@@ -93,10 +93,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
     ),
     (
-        "DES-ENV-6",
-        "no case yet: a platform command with free text over 1024 bytes",
-    ),
-    (
         "DES-FTP-7",
         "no case yet: the accepted file deleted and the refused one quarantined in the state \
          directory",
@@ -145,10 +141,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "DES-PROV-2",
         "every case provisions the gateway with `gateway.toml`; no case yet for the refusal \
          of a bad one",
-    ),
-    (
-        "DES-RC-2",
-        "no case yet: a reply with a result code v1 does not know",
     ),
 ];
 
@@ -834,6 +826,9 @@ pub fn all() -> Vec<Case> {
     }
     for a in EnvelopeAttack::ALL {
         v.push(envelope_case(a));
+    }
+    for a in ReplyAttack::ALL {
+        v.push(reply_case(a));
     }
     for kind in BadKind::ALL {
         if let Some(c) = bad_case(kind) {
@@ -1965,6 +1960,90 @@ fn pstart_result_unacked(c: &mut Ctx) -> CaseFuture<'_> {
         c.faults(FaultConfig::default())?;
         c.wait_all_acknowledged("the upload delivered", 2).await?;
         Ok(())
+    })
+}
+
+fn reply_case(a: ReplyAttack) -> Case {
+    let (id, rules, description): (&'static str, &'static [&'static str], &'static str) = match a {
+        ReplyAttack::UnknownCode => (
+            "DATA-ACK-UNKNOWN-CODE",
+            &["DES-RC-2", "DES-MSG-2", "DES-MSG-DATA-3"],
+            "the `data.ack` of an upload's data carries a result code v1 does not know (a later \
+             version's), correctly sealed",
+        ),
+        ReplyAttack::LongReason => (
+            "DATA-ACK-LONG-REASON",
+            &["DES-ENV-6", "DES-MSG-2", "DES-MSG-DATA-3"],
+            "the `data.ack` of an upload's data carries a `result.reason` of 1025 bytes, \
+             correctly sealed",
+        ),
+    };
+    Case {
+        id,
+        requirements: &["IF-PSEND-3", "SM-THRESHOLD", "SM-RESEND"],
+        rules,
+        level: Level::Must,
+        negative: true,
+        description,
+        expectation: "the reply is MALFORMED to a v1 gateway: not acted on (the data is not \
+                      taken as acknowledged), not answered, an `anomaly` of kind `malformed`; \
+                      the same data message is sent again and, acknowledged correctly, every \
+                      record reaches the platform once",
+        needs: Needs::NONE,
+        run: reply_attack_case,
+    }
+}
+
+fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let Some(a) = ReplyAttack::ALL
+            .into_iter()
+            .find(|a| reply_case(*a).id == c.case_id)
+        else {
+            bail!("no reply attack for case {}", c.case_id);
+        };
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            reply_attack: Some(a),
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        let broken = c
+            .wait_wire("the broken data.ack", WAIT, |e| {
+                e.message_type == "data.ack" && e.fault.as_deref() == Some(a.name())
+            })
+            .await?;
+        let data_id = broken.in_reply_to.clone().unwrap_or_default();
+        c.wait_gateway_anomaly(
+            "an anomaly of kind malformed (the reply refused)",
+            AnomalyKind::Malformed,
+            |_| true,
+        )
+        .await?;
+        // Not taken as acknowledged: the same message goes again (ackTimeoutSec 2).
+        Ctx::poll(WAIT, || {
+            let n = c
+                .wire()
+                .iter()
+                .filter(|e| {
+                    e.message_type == "data" && e.direction == "up" && e.message_id == data_id
+                })
+                .count();
+            Ok(match n {
+                n if n >= 2 => Look::Done(()),
+                n => Look::Not(format!("data {data_id} sent {n} time(s)")),
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("{e}: the refused acknowledgement was taken (DES-MSG-2)"))?;
+        if c.wire().iter().any(|e| {
+            e.direction == "up" && e.in_reply_to.as_deref() == Some(broken.message_id.as_str())
+        }) {
+            bail!("the broken data.ack was answered (replies are never answered, DES-MSG-2)");
+        }
+        c.wait_all_acknowledged("the 3 records acknowledged", 3)
+            .await?;
+        exactly_once(c, 3)
     })
 }
 

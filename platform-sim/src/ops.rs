@@ -178,6 +178,33 @@ pub struct FaultConfig {
     /// encrypted correctly (then the fault clears): only the gateway's decoding and receiving
     /// checks can refuse it (DES-MSG-2, DES-MSG-3).
     pub envelope_attack: Option<EnvelopeAttack>,
+    /// The next `data.ack` is made malformed by this attack before it is sealed correctly
+    /// (then the fault clears): the gateway must ignore it as a reply it cannot decode
+    /// (DES-MSG-2) and send the data again (DES-MSG-DATA-3).
+    pub reply_attack: Option<ReplyAttack>,
+}
+
+/// A correctly sealed `data.ack` that a v1 receiver must refuse as MALFORMED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyAttack {
+    /// `result.code` a later version's code v1 does not know (DES-RC-2).
+    UnknownCode,
+    /// `result.reason` of 1025 bytes, over `MAX_TEXT_BYTES` (DES-ENV-6).
+    LongReason,
+}
+
+impl ReplyAttack {
+    /// Every attack.
+    pub const ALL: [ReplyAttack; 2] = [ReplyAttack::UnknownCode, ReplyAttack::LongReason];
+
+    /// Its name (the wire log's fault note).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplyAttack::UnknownCode => "unknown-code",
+            ReplyAttack::LongReason => "long-reason",
+        }
+    }
 }
 
 /// A correctly sealed command whose envelope breaks one receiving rule (docs/protocol.md §6.10,

@@ -6,6 +6,7 @@
 //! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, `stale-command[=N]`,
 //! `replay-start`, `foreign-root`, `offer-signer-cert`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
+//! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -69,6 +70,15 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
                 let name = v.unwrap_or_default();
                 f.envelope_attack = Some(
                     crate::ops::EnvelopeAttack::ALL
+                        .into_iter()
+                        .find(|a| a.name() == name)
+                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
+                );
+            }
+            "reply" => {
+                let name = v.unwrap_or_default();
+                f.reply_attack = Some(
+                    crate::ops::ReplyAttack::ALL
                         .into_iter()
                         .find(|a| a.name() == name)
                         .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
@@ -180,6 +190,24 @@ pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Op
             let mut out = b"{\"version\":1,".to_vec();
             out.extend_from_slice(rest);
             return Some(out);
+        }
+    }
+    serde_json::to_vec(&v).ok()
+}
+
+/// The reply `encoded` (as the platform encoded it) broken by `attack`; the caller seals the
+/// result correctly. `None` if `encoded` is not a JSON object with a `result` object.
+pub fn attack_reply(attack: crate::ops::ReplyAttack, encoded: &[u8]) -> Option<Vec<u8>> {
+    use crate::ops::ReplyAttack as A;
+    let mut v: serde_json::Value = serde_json::from_slice(encoded).ok()?;
+    let result = v.get_mut("result")?.as_object_mut()?;
+    match attack {
+        A::UnknownCode => {
+            result.insert("code".into(), "DEFERRED_BY_V2".into());
+        }
+        A::LongReason => {
+            let max = gateway::protocol::message::MAX_TEXT_BYTES;
+            result.insert("reason".into(), "r".repeat(max + 1).into());
         }
     }
     serde_json::to_vec(&v).ok()
@@ -335,6 +363,34 @@ mod tests {
         assert!(attack_envelope(A::Version2, b"[1]").is_none());
     }
 
+    /// Each broken reply is refused by the reference decoder as MALFORMED, and only for the
+    /// attack: the same reply without it decodes.
+    #[test]
+    fn every_reply_attack_makes_a_malformed_reply() {
+        use crate::ops::ReplyAttack as A;
+        use gateway::protocol::ids::{GatewayId, MessageId, SeqRange};
+        use gateway::protocol::message::{Body, DataAck, Envelope, Outcome, ResultCode};
+        let ack = Envelope {
+            version: 1,
+            message_id: MessageId::new("p1.9").unwrap(),
+            gateway_id: GatewayId::new("GW0001").unwrap(),
+            timestamp: chrono::Utc::now().into(),
+            in_reply_to: Some(MessageId::new("GW0001.1.4").unwrap()),
+            result: Some(Outcome::new(ResultCode::Ok, "stored")),
+            body: Body::DataAck(DataAck {
+                range: SeqRange::new(1, 5).unwrap(),
+            }),
+        };
+        let bytes = ack.encode();
+        assert!(Envelope::decode(&bytes).is_ok());
+        for a in A::ALL {
+            let bad = attack_reply(a, &bytes).unwrap();
+            let e = Envelope::decode(&bad).unwrap_err();
+            assert_eq!(e.result_code(), ResultCode::Malformed, "{a:?}: {e}");
+        }
+        assert!(attack_reply(A::UnknownCode, br#"{"body":{}}"#).is_none());
+    }
+
     #[test]
     fn every_forged_jws_is_well_made_at_its_own_level() {
         use crate::ops::JoseAttack as A;
@@ -426,6 +482,10 @@ mod tests {
         for a in crate::ops::EnvelopeAttack::ALL {
             let f = parse_fault_spec(&format!("envelope={}", a.name())).unwrap();
             assert_eq!(f.envelope_attack, Some(a));
+        }
+        for a in crate::ops::ReplyAttack::ALL {
+            let f = parse_fault_spec(&format!("reply={}", a.name())).unwrap();
+            assert_eq!(f.reply_attack, Some(a));
         }
         assert!(matches!(
             parse_fault_spec("envelope=nonsense"),

@@ -971,6 +971,13 @@ impl State {
         );
         let (token, fault) = if is_cmd {
             self.seal_command(&gw, &bytes)
+        } else if ty == MessageType::DataAck
+            && let Some(attack) = self.faults.reply_attack.take()
+        {
+            let r = faults::attack_reply(attack, &bytes)
+                .ok_or_else(|| PlatformError::Io(std::io::Error::other("reply fault: no result")))
+                .and_then(|b| Ok(self.sec.seal_message(gw.as_str(), &b, Utc::now())?));
+            (r, Some(attack.name()))
         } else {
             (
                 self.sec
