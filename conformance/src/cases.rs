@@ -98,10 +98,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          directory",
     ),
     (
-        "DES-ID-3",
-        "no case yet: a dataset name outside the pattern refused at start-up (DES-PROV-2)",
-    ),
-    (
         "DES-MASK-3",
         "not observable on the wire: the utility's key files and their rotation (`sgw \
          masking-key`)",
@@ -136,11 +132,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "DES-MSG-RS-4",
         "the platform's side (gap detection; its resends are what DATA-REFUSED and \
          LOSSY-DOWNLINK see)",
-    ),
-    (
-        "DES-PROV-2",
-        "every case provisions the gateway with `gateway.toml`; no case yet for the refusal \
-         of a bad one",
     ),
 ];
 
@@ -739,6 +730,21 @@ pub fn all() -> Vec<Case> {
                       signs answered OK)",
         needs: Needs::OWN,
         run: root_swap,
+    });
+    v.push(Case {
+        id: "CONFIG-REFUSED",
+        requirements: &["SM-UPDATE", "SM-DEFAULTPW"],
+        rules: &["DES-PROV-2", "DES-ID-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the gateway is started from a `gateway.toml` with an unknown key \
+                      (`[gateway] colour`), then from one with a dataset named `Billing` \
+                      (outside DES-ID-3), then from the valid one",
+        expectation: "each broken configuration is refused at start-up: the gateway does not \
+                      start (in process: start fails; a process: it exits) and never connects; \
+                      the valid one starts and connects",
+        needs: Needs::OWN,
+        run: config_refused,
     });
     v.push(Case {
         id: "DISPOSE-WIPE",
@@ -2044,6 +2050,58 @@ fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         c.wait_all_acknowledged("the 3 records acknowledged", 3)
             .await?;
         exactly_once(c, 3)
+    })
+}
+
+/// Starts the gateway from `toml` and expects it refused: start fails or the process exits
+/// within 10 s, and no `connect` reaches the platform. Returns what the start said.
+async fn refused_at_start(c: &mut Ctx, what: &str, toml: &str) -> Result<String> {
+    let path = c.bundle.dir.join("gateway.toml");
+    std::fs::write(&path, toml)?;
+    let since = c.wire().len();
+    let said = match c.start_gateway().await {
+        Err(e) => format!("start failed: {e}"),
+        Ok(()) => {
+            let until = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if !c.gateway_running().await {
+                    break "the process exited".to_owned();
+                }
+                if tokio::time::Instant::now() >= until {
+                    c.stop_gateway().await?;
+                    bail!("started from {what} and still running after 10 s (DES-PROV-2)");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    if let Some(e) = c
+        .wire()
+        .into_iter()
+        .skip(since)
+        .find(|e| e.message_type == "connect")
+    {
+        bail!("started from {what}: it connected ({})", e.message_id);
+    }
+    c.stop_gateway().await?;
+    Ok(said)
+}
+
+fn config_refused(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let path = c.bundle.dir.join("gateway.toml");
+        let valid = std::fs::read_to_string(&path)?;
+        let unknown_key = valid.replacen("[gateway]\n", "[gateway]\ncolour = \"blue\"\n", 1);
+        let bad_name = valid.replacen("name = \"billing\"", "name = \"Billing\"", 1);
+        if unknown_key == valid || bad_name == valid {
+            bail!("the suite's gateway.toml has no `[gateway]` table or `billing` dataset");
+        }
+        let said = refused_at_start(c, "an unknown key", &unknown_key).await?;
+        c.note(format!("unknown key: {said}"));
+        let said = refused_at_start(c, "a dataset named `Billing`", &bad_name).await?;
+        c.note(format!("dataset `Billing`: {said}"));
+        std::fs::write(&path, &valid)?;
+        c.session().await
     })
 }
 
