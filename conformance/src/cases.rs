@@ -83,11 +83,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "no case yet: an application certificate refused by the gateway",
     ),
     (
-        "DES-CSV-3",
-        "no case yet: a header row that differs from the configured columns (legacy-sim has no \
-         such bad input)",
-    ),
-    (
         "DES-CSV-5",
         "not observable as such: the order of the ingest steps inside one transaction; their \
          outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
@@ -2203,6 +2198,11 @@ fn bad_codes(
             &["SC-ACQ-1", "SC-FTP-1"],
             &["DES-CSV-4", "DES-FTP-6"],
         ),
+        BadKind::WrongHeader => (
+            &[551],
+            &["SC-ACQ-1", "SC-FTP-1"],
+            &["DES-CSV-3", "DES-FTP-6"],
+        ),
         BadKind::Cp932AsUtf8 => (
             &[551],
             &["SC-ACQ-1", "SC-FTP-1"],
@@ -2238,6 +2238,7 @@ fn bad_case(kind: BadKind) -> Option<Case> {
     let run: for<'a> fn(&'a mut Ctx) -> CaseFuture<'a> = match kind {
         BadKind::UnterminatedQuote => |c| Box::pin(bad_input(c, BadKind::UnterminatedQuote)),
         BadKind::WrongColumnCount => |c| Box::pin(bad_input(c, BadKind::WrongColumnCount)),
+        BadKind::WrongHeader => |c| Box::pin(bad_input(c, BadKind::WrongHeader)),
         BadKind::Cp932AsUtf8 => |c| Box::pin(bad_input(c, BadKind::Cp932AsUtf8)),
         BadKind::InvalidUtf8 => |c| Box::pin(bad_input(c, BadKind::InvalidUtf8)),
         BadKind::Truncated => |c| Box::pin(bad_input(c, BadKind::Truncated)),

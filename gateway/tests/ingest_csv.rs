@@ -714,6 +714,10 @@ fn every_legacy_sim_bad_content_kind_gets_its_specific_refusal() {
                     format!("551 DES-CSV-1: line {line}, column 2: quoted field not closed")
                 );
             }
+            BadKind::WrongHeader => assert_eq!(
+                result(None).unwrap_err().reply().text,
+                "551 DES-CSV-3: line 1, column 1: header field is not the column name"
+            ),
             BadKind::WrongColumnCount => assert_eq!(
                 result(None).unwrap_err().reply().text,
                 "551 DES-CSV-4: line 2, column 8: more than 7 fields"

@@ -18,6 +18,8 @@ pub enum BadKind {
     UnterminatedQuote,
     /// A record with one field too many and one with one too few.
     WrongColumnCount,
+    /// A header row whose first column name is not the configured one (DES-CSV-3).
+    WrongHeader,
     /// CP932 bytes in a file declared UTF-8.
     Cp932AsUtf8,
     /// Bytes that are not UTF-8 at all (0xFF, lone continuation byte) in a UTF-8 file.
@@ -38,9 +40,10 @@ pub enum BadKind {
 
 impl BadKind {
     /// Every kind, in CLI order.
-    pub const ALL: [BadKind; 10] = [
+    pub const ALL: [BadKind; 11] = [
         Self::UnterminatedQuote,
         Self::WrongColumnCount,
+        Self::WrongHeader,
         Self::Cp932AsUtf8,
         Self::InvalidUtf8,
         Self::Truncated,
@@ -57,6 +60,7 @@ impl BadKind {
         match self {
             Self::UnterminatedQuote => "unterminated-quote",
             Self::WrongColumnCount => "wrong-column-count",
+            Self::WrongHeader => "wrong-header",
             Self::Cp932AsUtf8 => "cp932-as-utf8",
             Self::InvalidUtf8 => "invalid-utf8",
             Self::Truncated => "truncated",
@@ -72,7 +76,9 @@ impl BadKind {
     #[must_use]
     pub fn probes(self) -> &'static [&'static str] {
         match self {
-            Self::UnterminatedQuote | Self::WrongColumnCount => &["SC-FTP-1", "SC-ACQ-1"],
+            Self::UnterminatedQuote | Self::WrongColumnCount | Self::WrongHeader => {
+                &["SC-FTP-1", "SC-ACQ-1"]
+            }
             Self::Cp932AsUtf8 | Self::InvalidUtf8 => &["SC-FTP-1", "SC-ACQ-1"],
             Self::Truncated => &["SC-FTP-1", "SM-RESEND"],
             Self::Oversized => &["SC-FTP-1", "SM-THRESHOLD"],
@@ -89,6 +95,9 @@ impl BadKind {
         match self {
             Self::UnterminatedQuote | Self::WrongColumnCount => {
                 "refuse the file with a 4xx/5xx completion reply (no 226); no record stored or sent; anomaly reported"
+            }
+            Self::WrongHeader => {
+                "refuse the file (its header row is not the configured column names); no record stored or sent; anomaly reported"
             }
             Self::Cp932AsUtf8 | Self::InvalidUtf8 => {
                 "refuse the file (bytes are not valid in the declared encoding); no mojibake stored or sent"
@@ -202,6 +211,12 @@ pub fn content(kind: BadKind, opts: &BadOptions) -> BadContent {
                 text = text.replacen(&quoted, &r[1], 1);
             }
             simple(text.into_bytes())
+        }
+        BadKind::WrongHeader => {
+            // `x` before the first column name: still plain CSV, another name.
+            let mut text = b"x".to_vec();
+            text.extend_from_slice(&base);
+            simple(text)
         }
         BadKind::WrongColumnCount => {
             let mut t = table.clone();

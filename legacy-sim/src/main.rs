@@ -72,7 +72,8 @@ enum Command {
     },
     /// Send bad input on demand: malformed files, hostile names, wrong passwords.
     ///
-    /// Kinds (requirement probed): unterminated-quote, wrong-column-count (SC-FTP-1, SC-ACQ-1);
+    /// Kinds (requirement probed): unterminated-quote, wrong-column-count, wrong-header
+    /// (SC-FTP-1, SC-ACQ-1);
     /// cp932-as-utf8, invalid-utf8 (SC-FTP-1, SC-ACQ-1); truncated (SC-FTP-1, SM-RESEND);
     /// oversized (SM-THRESHOLD); empty (SC-FTP-1); duplicate (SC-FTP-1, ST-STORE-1);
     /// path-traversal (SM-ACL); wrong-password (SM-LOCKOUT). The manifest records the reply the
