@@ -88,11 +88,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
     ),
     (
-        "DES-FTP-7",
-        "no case yet: the accepted file deleted and the refused one quarantined in the state \
-         directory",
-    ),
-    (
         "DES-MASK-3",
         "not observable on the wire: the utility's key files and their rotation (`sgw \
          masking-key`)",
@@ -725,6 +720,22 @@ pub fn all() -> Vec<Case> {
                       signs answered OK)",
         needs: Needs::OWN,
         run: root_swap,
+    });
+    v.push(Case {
+        id: "FTP-QUARANTINE",
+        requirements: &["SC-FTP-1", "SM-ATREST", "SM-AUDIT"],
+        rules: &["DES-FTP-7"],
+        level: Level::Must,
+        negative: true,
+        description: "a valid file (226), a file with a wrong column count (551) and, with \
+                      storing stopped, a valid one (450) are uploaded",
+        expectation: "the refused 5xx file is in `{state_dir}/quarantine/` (mode 0700) as \
+                      `{yyyymmddThhmmssZ}_{user}_{name}`, byte for byte, with `{same}.reason` \
+                      (the reply line and the client address), both mode 0600; nothing else is \
+                      there; neither the accepted file nor the 4xx one is kept anywhere in the \
+                      bundle",
+        needs: Needs::OWN,
+        run: ftp_quarantine,
     });
     v.push(Case {
         id: "CONFIG-REFUSED",
@@ -2045,6 +2056,124 @@ fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         c.wait_all_acknowledged("the 3 records acknowledged", 3)
             .await?;
         exactly_once(c, 3)
+    })
+}
+
+/// Every file under `dir` (recursively) whose name ends with `suffix`.
+fn files_named(dir: &std::path::Path, suffix: &str, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_named(&p, suffix, out);
+        } else if p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(suffix))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn ftp_quarantine(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use std::os::unix::fs::PermissionsExt;
+        c.started(ProfileFormat::Json).await?;
+        let target = c.ftp_target("billing")?;
+        let user = target.user.clone();
+        let good = legacy_sim::Table::generate(legacy_sim::Dataset::Billing, 3, c.seed)
+            .to_csv(&legacy_sim::CsvOptions::default())
+            .map_err(|e| anyhow!("{e}"))?;
+        let bad = bad::content(
+            BadKind::WrongColumnCount,
+            &BadOptions {
+                dataset: legacy_sim::Dataset::Billing,
+                rows: 4,
+                seed: c.seed,
+                ..BadOptions::default()
+            },
+        )
+        .bytes;
+        for (name, bytes, want) in [("q_good.csv", &good, 226), ("q_bad.csv", &bad, 551)] {
+            let code = upload_reply(&target, name, bytes).await?;
+            if code != want {
+                bail!("{name} answered {code}: {want} expected (DES-FTP-6)");
+            }
+        }
+        c.command(OperatorCommand::Stop)?;
+        c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+        })
+        .await?;
+        let code = upload_reply(&target, "q_stopped.csv", &good).await?;
+        if code != 450 {
+            bail!("q_stopped.csv answered {code} with storing stopped: 450 expected");
+        }
+        let dir = c.cfg.gateway.state_dir.path().join("quarantine");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        if mode(&dir) != 0o700 {
+            bail!("{} has mode {:o}: 0700 expected", dir.display(), mode(&dir));
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| anyhow!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".incoming")
+            .collect();
+        names.sort();
+        c.note(format!("quarantine: {names:?}"));
+        let stem_ok = |n: &str| {
+            let (t, rest) = n.split_at(n.len().min(16));
+            t.len() == 16
+                && t.as_bytes()[8] == b'T'
+                && t.ends_with('Z')
+                && t[..8]
+                    .bytes()
+                    .chain(t[9..15].bytes())
+                    .all(|b| b.is_ascii_digit())
+                && rest.starts_with('_')
+                && rest[1..] == format!("{user}_q_bad.csv")
+        };
+        let [file, reason] = names.as_slice() else {
+            bail!("quarantine holds {names:?}: the refused file and its .reason expected");
+        };
+        if !stem_ok(file) || *reason != format!("{file}.reason") {
+            bail!(
+                "quarantine holds {names:?}: `{{yyyymmddThhmmssZ}}_{user}_q_bad.csv` and its \
+                 `.reason` expected"
+            );
+        }
+        let (file, reason) = (dir.join(file), dir.join(reason));
+        if std::fs::read(&file)? != bad {
+            bail!("{} is not the refused file byte for byte", file.display());
+        }
+        let why = std::fs::read_to_string(&reason)?;
+        if !why.contains("551") || !why.contains("127.0.0.1") {
+            bail!(
+                "{} says {why:?}: the reply line and the client address expected",
+                reason.display()
+            );
+        }
+        for p in [&file, &reason] {
+            if mode(p) != 0o600 {
+                bail!("{} has mode {:o}: 0600 expected", p.display(), mode(p));
+            }
+        }
+        // Neither the accepted file nor the 4xx one is kept (DES-FTP-7).
+        for name in ["q_good.csv", "q_stopped.csv"] {
+            let mut kept = Vec::new();
+            files_named(&c.bundle.dir, name, &mut kept);
+            if !kept.is_empty() {
+                bail!("{name} is kept: {kept:?}");
+            }
+        }
+        Ok(())
     })
 }
 
