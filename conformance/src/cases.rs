@@ -10,7 +10,9 @@ use gateway::protocol::ids::SeqRange;
 use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
-use platform_sim::ops::{EnvelopeAttack, FaultConfig, JoseAttack, OperatorCommand, ReplyAttack};
+use platform_sim::ops::{
+    EnvelopeAttack, FaultConfig, JoseAttack, OperatorCommand, PemAttack, ReplyAttack,
+};
 use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
@@ -67,11 +69,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "DES-AUDIT-1",
         "not observable: the access history is the gateway's own file (SHOULD), in a form the \
          protocol leaves to the vendor",
-    ),
-    (
-        "DES-CERT-2",
-        "no case yet: an over-large or mixed PEM from the certificate endpoint (the gateway's \
-         own tests refuse them)",
     ),
     (
         "DES-CERT-5",
@@ -841,6 +838,9 @@ pub fn all() -> Vec<Case> {
     }
     for a in ReplyAttack::ALL {
         v.push(reply_case(a));
+    }
+    for a in PemAttack::ALL {
+        v.push(pem_case(a));
     }
     for kind in BadKind::ALL {
         if let Some(c) = bad_case(kind) {
@@ -3809,6 +3809,63 @@ fn platform_cert_rotated(c: &mut Ctx) -> CaseFuture<'_> {
             bail!("a security anomaly: {} {}", a.rule, a.detail);
         }
         exactly_once(c, 6)
+    })
+}
+
+fn pem_case(a: PemAttack) -> Case {
+    let (id, description): (&'static str, &'static str) = match a {
+        PemAttack::PrivateKeyBlock => (
+            "CERT-PEM-PRIVATE-KEY",
+            "the certificate endpoint serves `platform.pem` as the platform's certificate \
+             followed by a `PRIVATE KEY` block, from the gateway's start on",
+        ),
+        PemAttack::OverOneMib => (
+            "CERT-PEM-OVER-1MIB",
+            "the certificate endpoint serves `platform.pem` as over 1 MiB of explanatory text \
+             before the platform's certificate, from the gateway's start on",
+        ),
+    };
+    Case {
+        id,
+        requirements: &["IF-CERT-1", "SEC-CERT-1", "SM-THRESHOLD"],
+        rules: &["DES-CERT-2", "DES-CERT-3"],
+        level: Level::Must,
+        negative: true,
+        description,
+        expectation: "the gateway fetches `platform.pem`, refuses the response (an `anomaly` of \
+                      kind `certificate`) and keeps the certificate it holds: a start is applied \
+                      and an upload reaches the platform",
+        needs: Needs::OWN,
+        run: pem_attack_case,
+    }
+}
+
+fn pem_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let Some(a) = PemAttack::ALL
+            .into_iter()
+            .find(|a| pem_case(*a).id == c.case_id)
+        else {
+            bail!("no PEM attack for case {}", c.case_id);
+        };
+        c.faults(FaultConfig {
+            platform_pem_attack: Some(a),
+            ..FaultConfig::default()
+        })?;
+        c.started(ProfileFormat::Json).await?;
+        if c.platform_pem_fetches() == 0 {
+            bail!("platform.pem was not fetched at start (DES-CERT-3)");
+        }
+        c.wait_gateway_anomaly(
+            "an anomaly of kind certificate (platform.pem refused)",
+            AnomalyKind::Certificate,
+            |_| true,
+        )
+        .await?;
+        upload_billing(c, "after.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged("3 records at the platform", 3)
+            .await?;
+        Ok(())
     })
 }
 

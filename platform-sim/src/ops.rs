@@ -182,6 +182,33 @@ pub struct FaultConfig {
     /// (then the fault clears): the gateway must ignore it as a reply it cannot decode
     /// (DES-MSG-2) and send the data again (DES-MSG-DATA-3).
     pub reply_attack: Option<ReplyAttack>,
+    /// The certificate endpoint serves `platform.pem` broken by this attack (while set): a
+    /// gateway must refuse it and keep the one it holds (DES-CERT-2, DES-CERT-3).
+    pub platform_pem_attack: Option<PemAttack>,
+}
+
+/// A `platform.pem` response a gateway must refuse although it holds the right certificate
+/// (DES-CERT-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PemAttack {
+    /// A `PRIVATE KEY` block after the certificate.
+    PrivateKeyBlock,
+    /// Explanatory text before the certificate that takes the response over 1 MiB.
+    OverOneMib,
+}
+
+impl PemAttack {
+    /// Every attack.
+    pub const ALL: [PemAttack; 2] = [PemAttack::PrivateKeyBlock, PemAttack::OverOneMib];
+
+    /// Its name (the CLI spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            PemAttack::PrivateKeyBlock => "private-key-block",
+            PemAttack::OverOneMib => "over-one-mib",
+        }
+    }
 }
 
 /// A correctly sealed `data.ack` that a v1 receiver must refuse as MALFORMED.

@@ -57,6 +57,26 @@ pub enum FetchError {
     TooLarge(String),
 }
 
+impl FetchError {
+    /// The rule a refusal names: DES-CERT-2 for the size limit, DES-CERT-1 otherwise.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            FetchError::TooLarge(_) => "DES-CERT-2",
+            _ => "DES-CERT-1",
+        }
+    }
+}
+
+/// The rule a refused response names: DES-CERT-2 for its form (a PEM block of another type,
+/// not exactly one certificate), else `checks` (the rule whose checks refused it).
+fn content_rule(e: &crate::security::SecurityError, checks: &'static str) -> &'static str {
+    use crate::security::SecurityError as E;
+    match e {
+        E::PemBlock { .. } | E::NotOneCertificate(_) => "DES-CERT-2",
+        _ => checks,
+    }
+}
+
 /// One refusal of a refresh round (anomaly kind `certificate`, DES-CERT-3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -214,10 +234,14 @@ impl CertFetcher {
                             out.crl_installed = true;
                         }
                     }
-                    Err(e) => out.findings.push(find("crl", "DES-CERT-3", e.to_string())),
+                    Err(e) => out.findings.push(find(
+                        "crl",
+                        content_rule(&e, "DES-CERT-3"),
+                        e.to_string(),
+                    )),
                 }
             }
-            Err(e) => out.findings.push(find("crl", "DES-CERT-1", e.to_string())),
+            Err(e) => out.findings.push(find("crl", e.rule(), e.to_string())),
         }
     }
 
@@ -246,14 +270,16 @@ impl CertFetcher {
                         cell.store(Arc::new(next));
                         out.platform_installed = true;
                     }
-                    Err(e) => out
-                        .findings
-                        .push(find("platform.pem", "DES-CERT-4", e.to_string())),
+                    Err(e) => out.findings.push(find(
+                        "platform.pem",
+                        content_rule(&e, "DES-CERT-4"),
+                        e.to_string(),
+                    )),
                 }
             }
             Err(e) => out
                 .findings
-                .push(find("platform.pem", "DES-CERT-1", e.to_string())),
+                .push(find("platform.pem", e.rule(), e.to_string())),
         }
     }
 
@@ -284,9 +310,7 @@ impl CertFetcher {
                     ));
                 }
             }
-            Err(e) => out
-                .findings
-                .push(find("root.pem", "DES-CERT-1", e.to_string())),
+            Err(e) => out.findings.push(find("root.pem", e.rule(), e.to_string())),
         }
         self.crl_into(cell, now, &mut out).await;
         self.platform_into(cell, now, &mut out).await;
@@ -335,16 +359,18 @@ impl CertFetcher {
                                     cell.store(Arc::new(next));
                                     out.apps.push(id);
                                 }
-                                Err(e) => {
-                                    out.findings.push(find(&what, "DES-CERT-6", e.to_string()))
-                                }
+                                Err(e) => out.findings.push(find(
+                                    &what,
+                                    content_rule(&e, "DES-CERT-6"),
+                                    e.to_string(),
+                                )),
                             }
                         }
-                        Err(e) => out.findings.push(find(&what, "DES-CERT-1", e.to_string())),
+                        Err(e) => out.findings.push(find(&what, e.rule(), e.to_string())),
                     }
                 }
             }
-            Err(e) => out.findings.push(find("apps", "DES-CERT-1", e.to_string())),
+            Err(e) => out.findings.push(find("apps", e.rule(), e.to_string())),
         }
         out
     }

@@ -63,6 +63,15 @@ pub enum SecurityError {
     /// DES-CERT-2: a peer certificate PEM must hold exactly one certificate (no chain).
     #[error("peer certificate PEM holds {0} certificates, not exactly one")]
     NotOneCertificate(usize),
+    /// DES-CERT-2: a PEM holds a block of another type than the one expected (e.g. a private
+    /// key in a certificate response).
+    #[error("DES-CERT-2: PEM block {found:?} where only {expected:?} blocks are allowed")]
+    PemBlock {
+        /// The label found (`PRIVATE KEY`, …).
+        found: String,
+        /// The label allowed (`CERTIFICATE` or `X509 CRL`).
+        expected: &'static str,
+    },
     /// SEC-CERT-2: the CRL is not signed by the trusted root (or its issuer differs).
     #[error("CRL signature invalid")]
     CrlBadSignature,

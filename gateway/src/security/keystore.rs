@@ -314,9 +314,31 @@ impl KeyStore {
     }
 }
 
+/// Checks that every PEM block of `pem` is labelled `expected` (RFC 7468; DES-CERT-2: a
+/// certificate or CRL response with another block, e.g. a private key, is refused). Text outside
+/// the blocks is allowed.
+pub fn only_pem_blocks(pem: &[u8], expected: &'static str) -> Result<()> {
+    for line in String::from_utf8_lossy(pem).lines() {
+        if let Some(label) = line
+            .trim()
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+            && label != expected
+        {
+            return Err(SecurityError::PemBlock {
+                found: label.to_owned(),
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The one certificate of a peer PEM (DES-CERT-2: `platform.pem` and every peer certificate is
-/// exactly one certificate, no chain): [`SecurityError::NotOneCertificate`] for none or more.
+/// exactly one certificate, no chain, and nothing else): [`SecurityError::NotOneCertificate`]
+/// for none or more, [`SecurityError::PemBlock`] for a block of another type.
 pub fn single_cert_pem(pem: &[u8]) -> Result<X509> {
+    only_pem_blocks(pem, "CERTIFICATE")?;
     let mut certs = X509::stack_from_pem(pem).map_err(km("peer certificate"))?;
     match certs.len() {
         1 => Ok(certs.remove(0)),
@@ -331,3 +353,52 @@ const _: fn() = || {
     assert_shareable::<KeyStore>();
     assert_shareable::<PeerCert>();
 };
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn self_signed() -> (String, String) {
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "platform").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        let cert = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+        let key = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        (cert, key)
+    }
+
+    /// DES-CERT-2: one certificate and nothing else; explanatory text outside blocks is fine.
+    #[test]
+    fn a_certificate_pem_with_another_block_is_refused() {
+        let (cert, key) = self_signed();
+        assert!(single_cert_pem(cert.as_bytes()).is_ok());
+        assert!(single_cert_pem(format!("the platform's certificate\n{cert}").as_bytes()).is_ok());
+        for mixed in [format!("{cert}{key}"), format!("{key}{cert}")] {
+            match single_cert_pem(mixed.as_bytes()) {
+                Err(SecurityError::PemBlock { found, expected }) => {
+                    assert_eq!((found.as_str(), expected), ("PRIVATE KEY", "CERTIFICATE"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            single_cert_pem(format!("{cert}{cert}").as_bytes()),
+            Err(SecurityError::NotOneCertificate(2))
+        ));
+        assert!(only_pem_blocks(b"-----BEGIN X509 CRL-----\n", "X509 CRL").is_ok());
+        assert!(only_pem_blocks(cert.as_bytes(), "X509 CRL").is_err());
+    }
+}

@@ -116,6 +116,7 @@ impl DataSecurity {
     /// [`SecurityError::CrlRollback`]). The very CRL already held (same DER) is accepted and
     /// changes nothing. On error the previous CRL stays.
     pub fn update_crl(&mut self, crl: &[u8], now: DateTime<Utc>) -> Result<()> {
+        keystore::only_pem_blocks(crl, "X509 CRL")?;
         let parsed = openssl::x509::X509Crl::from_pem(crl)
             .or_else(|_| openssl::x509::X509Crl::from_der(crl))
             .map_err(|e| SecurityError::KeyMaterial(format!("CRL: {e}")))?;

@@ -7,6 +7,7 @@
 //! `replay-start`, `foreign-root`, `offer-signer-cert`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
+//! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -70,6 +71,15 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
                 let name = v.unwrap_or_default();
                 f.envelope_attack = Some(
                     crate::ops::EnvelopeAttack::ALL
+                        .into_iter()
+                        .find(|a| a.name() == name)
+                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
+                );
+            }
+            "platform-pem" => {
+                let name = v.unwrap_or_default();
+                f.platform_pem_attack = Some(
+                    crate::ops::PemAttack::ALL
                         .into_iter()
                         .find(|a| a.name() == name)
                         .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
@@ -193,6 +203,29 @@ pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Op
         }
     }
     serde_json::to_vec(&v).ok()
+}
+
+/// `pem` (the platform certificate as PEM) broken by `attack`: the certificate is still in it,
+/// unchanged.
+pub fn attack_pem(attack: crate::ops::PemAttack, pem: &str) -> String {
+    use crate::ops::PemAttack as A;
+    match attack {
+        // A throw-away key: the block's content does not matter, only its type.
+        A::PrivateKeyBlock => {
+            let key = openssl::rsa::Rsa::generate(2048)
+                .and_then(openssl::pkey::PKey::from_rsa)
+                .and_then(|k| k.private_key_to_pem_pkcs8())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            format!("{pem}{key}")
+        }
+        A::OverOneMib => {
+            let line = format!("{}\n", "x".repeat(63));
+            let mut out = line.repeat((1 << 20) / 64 + 1);
+            out.push_str(pem);
+            out
+        }
+    }
 }
 
 /// The reply `encoded` (as the platform encoded it) broken by `attack`; the caller seals the
@@ -363,6 +396,28 @@ mod tests {
         assert!(attack_envelope(A::Version2, b"[1]").is_none());
     }
 
+    /// Each broken `platform.pem` still holds the certificate unchanged and breaks DES-CERT-2:
+    /// a private-key block (refused by the reference's PEM check) or a size over 1 MiB.
+    #[test]
+    fn every_pem_attack_keeps_the_certificate_and_breaks_des_cert_2() {
+        use crate::ops::PemAttack as A;
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        for a in A::ALL {
+            let bad = attack_pem(a, pem);
+            assert!(bad.contains(pem), "{a:?}");
+            match a {
+                A::PrivateKeyBlock => {
+                    assert!(bad.contains("-----BEGIN PRIVATE KEY-----"));
+                    assert!(
+                        gateway::security::keystore::only_pem_blocks(bad.as_bytes(), "CERTIFICATE")
+                            .is_err()
+                    );
+                }
+                A::OverOneMib => assert!(bad.len() > 1 << 20),
+            }
+        }
+    }
+
     /// Each broken reply is refused by the reference decoder as MALFORMED, and only for the
     /// attack: the same reply without it decodes.
     #[test]
@@ -482,6 +537,10 @@ mod tests {
         for a in crate::ops::EnvelopeAttack::ALL {
             let f = parse_fault_spec(&format!("envelope={}", a.name())).unwrap();
             assert_eq!(f.envelope_attack, Some(a));
+        }
+        for a in crate::ops::PemAttack::ALL {
+            let f = parse_fault_spec(&format!("platform-pem={}", a.name())).unwrap();
+            assert_eq!(f.platform_pem_attack, Some(a));
         }
         for a in crate::ops::ReplyAttack::ALL {
             let f = parse_fault_spec(&format!("reply={}", a.name())).unwrap();

@@ -1089,6 +1089,9 @@ impl State {
             {
                 p.platform_pem = pem;
             }
+            if let Some(a) = self.faults.platform_pem_attack {
+                p.platform_pem = faults::attack_pem(a, &p.platform_pem);
+            }
             if self.faults.foreign_root {
                 if self.foreign_root.is_none() {
                     self.foreign_root = Some(faults::foreign_root_pem()?);
@@ -1543,6 +1546,7 @@ impl OperatorBackend for PlatformHandle {
             let mut st = lock(&self.0.st);
             let stale_changed = st.faults.stale_crl != faults.stale_crl
                 || st.faults.foreign_root != faults.foreign_root
+                || st.faults.platform_pem_attack != faults.platform_pem_attack
                 || st.faults.offer_signer_cert != faults.offer_signer_cert
                 || faults.offer_signer_cert;
             st.offered = None;
