@@ -103,10 +103,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "not checked: the simulator's broker does not report a publish's QoS or retain flag",
     ),
     (
-        "DES-MQTT-7",
-        "no case yet: a payload over 1 MiB from the platform",
-    ),
-    (
         "DES-MQTT-8",
         "timing: LINK-LOSS sees the gateway reconnect; the back-off delays are not measured \
          (the suite never asserts on wall-clock time)",
@@ -1699,7 +1695,7 @@ fn envelope_expected(a: EnvelopeAttack) -> (Option<&'static str>, Option<Anomaly
     use EnvelopeAttack as A;
     match a {
         A::Oversize => (Some("TOO_LARGE"), Some(AnomalyKind::Malformed)),
-        A::NotJson => (None, Some(AnomalyKind::Malformed)),
+        A::NotJson | A::OversizePayload => (None, Some(AnomalyKind::Malformed)),
         A::DuplicateMember | A::UnknownMember => (Some("MALFORMED"), Some(AnomalyKind::Malformed)),
         A::Version2 => (Some("UNSUPPORTED_VERSION"), Some(AnomalyKind::Malformed)),
         A::Ext => (Some("OK"), None),
@@ -1748,6 +1744,13 @@ fn envelope_case(a: EnvelopeAttack) -> Case {
             "`periodic.start` correctly sealed on the gateway's own topic, `gatewayId` another \
              gateway's",
         ),
+        A::OversizePayload => (
+            "PSTART-PAYLOAD-OVER-1MIB",
+            &["DES-MQTT-7", "DES-MSG-3"],
+            "instead of a `periodic.start` token, an MQTT payload of 1 MiB + 16 bytes (within the \
+             broker's packet limit) on the command's topic; the platform later retransmits the \
+             command intact",
+        ),
         A::OldCommandSeq => (
             "PSTART-OLD-COMMAND-SEQ",
             &["DES-MSG-PS-4", "DES-MSG-3"],
@@ -1759,6 +1762,10 @@ fn envelope_case(a: EnvelopeAttack) -> Case {
         A::NotJson => {
             "not answered (not peekable), not acted on; an `anomaly` of kind `malformed`; the \
              intact retransmission is applied"
+        }
+        A::OversizePayload => {
+            "dropped unopened, not answered; an `anomaly` of kind `malformed` naming TOO_LARGE; \
+             the gateway stays connected and the intact retransmission is applied"
         }
         A::Ext => "`ext` ignored: the start is applied and answered OK; no `malformed` anomaly",
         A::OldCommandSeq => {
@@ -1825,7 +1832,11 @@ fn envelope_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         let id = forged.message_id.clone();
         c.note(format!("sent {id} ({})", a.name()));
         if let Some(kind) = kind {
-            c.wait_gateway_anomaly(&format!("an anomaly of kind {kind:?}"), kind, |_| true)
+            // DES-MQTT-7: the anomaly names TOO_LARGE.
+            let names_it = |x: &platform_sim::ops::AnomalyView| {
+                a != EnvelopeAttack::OversizePayload || x.detail.contains("TOO_LARGE")
+            };
+            c.wait_gateway_anomaly(&format!("an anomaly of kind {kind:?}"), kind, names_it)
                 .await?;
         }
         match code {
@@ -1888,7 +1899,7 @@ fn envelope_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         }
         // Not acted on: storing is still stopped. (Not for the unanswered one: the platform's
         // intact retransmission, applied, may come first.)
-        if a != EnvelopeAttack::NotJson {
+        if !matches!(a, EnvelopeAttack::NotJson | EnvelopeAttack::OversizePayload) {
             match upload_billing(c, "x.csv", 2, c.seed).await {
                 Ok(_) => bail!("an upload was accepted: the broken start was applied"),
                 Err(e) if e.to_string().contains("replied 450") => {}

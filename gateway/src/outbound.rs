@@ -104,7 +104,7 @@ pub fn open_inbound_kid(
         return (
             Inbound::Refused {
                 topic,
-                error: InboundError::Decode(DecodeError::TooLarge(payload.len())),
+                error: InboundError::Decode(DecodeError::PayloadTooLarge(payload.len())),
                 peek: None,
             },
             false,

@@ -63,10 +63,22 @@ fn a_payload_over_one_mib_is_refused_too_large_before_anything_is_opened() {
     let payload = vec![b'A'; MAX_PAYLOAD_BYTES + 1];
     match open_inbound(&gateway_ds(), TOPIC.into(), &payload, false, Utc::now()) {
         Inbound::Refused {
-            error: InboundError::Decode(DecodeError::TooLarge(n)),
+            error: e @ InboundError::Decode(DecodeError::PayloadTooLarge(_)),
             peek: None,
             ..
-        } => assert_eq!(n, MAX_PAYLOAD_BYTES + 1),
+        } => {
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "DES-MQTT-7: payload of {} bytes exceeds 1048576",
+                    MAX_PAYLOAD_BYTES + 1
+                )
+            );
+            assert_eq!(
+                (e.rule(), e.result_code().as_str()),
+                ("DES-MQTT-7", "TOO_LARGE")
+            );
+        }
         other => panic!("{other:?}"),
     }
 }

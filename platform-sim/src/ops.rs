@@ -256,11 +256,14 @@ pub enum EnvelopeAttack {
     /// `commandSeq` one below the platform's next, i.e. the previous command's: not above
     /// the last applied, SUPERSEDED (DES-MSG-PS-4).
     OldCommandSeq,
+    /// Not sealed: an MQTT payload of 1 MiB + 16 bytes instead of the token (the broker takes
+    /// packets up to 1 MiB + 1 KiB): dropped unopened, reported (DES-MQTT-7).
+    OversizePayload,
 }
 
 impl EnvelopeAttack {
     /// Every attack.
-    pub const ALL: [EnvelopeAttack; 8] = [
+    pub const ALL: [EnvelopeAttack; 9] = [
         EnvelopeAttack::Oversize,
         EnvelopeAttack::NotJson,
         EnvelopeAttack::DuplicateMember,
@@ -269,6 +272,7 @@ impl EnvelopeAttack {
         EnvelopeAttack::Ext,
         EnvelopeAttack::ForeignGatewayId,
         EnvelopeAttack::OldCommandSeq,
+        EnvelopeAttack::OversizePayload,
     ];
 
     /// Its name (the wire log's fault note).
@@ -282,6 +286,7 @@ impl EnvelopeAttack {
             EnvelopeAttack::Ext => "ext",
             EnvelopeAttack::ForeignGatewayId => "foreign-gateway-id",
             EnvelopeAttack::OldCommandSeq => "old-command-seq",
+            EnvelopeAttack::OversizePayload => "oversize-payload",
         }
     }
 }

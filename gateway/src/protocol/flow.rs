@@ -158,6 +158,11 @@ impl InboundError {
     pub fn rule(&self) -> &'static str {
         match self {
             InboundError::Security => "IF-PSTART-2",
+            // Dropped before opening: the payload limit and the retain flag name their rules.
+            InboundError::Decode(DecodeError::PayloadTooLarge(_)) => "DES-MQTT-7",
+            InboundError::Decode(DecodeError::Rule(r)) if r.starts_with("DES-MQTT-6") => {
+                "DES-MQTT-6"
+            }
             InboundError::Decode(_) => "DES-ENV-1",
             InboundError::Topic(_) => "DES-MQTT-3",
         }

@@ -809,6 +809,9 @@ pub enum DecodeError {
     /// DES-ENV-5: the envelope is larger than [`MAX_ENVELOPE_BYTES`].
     #[error("DES-ENV-5: envelope of {0} bytes exceeds {MAX_ENVELOPE_BYTES}")]
     TooLarge(usize),
+    /// DES-MQTT-7: the MQTT payload is larger than [`MAX_PAYLOAD_BYTES`] (dropped unopened).
+    #[error("DES-MQTT-7: payload of {0} bytes exceeds {MAX_PAYLOAD_BYTES}")]
+    PayloadTooLarge(usize),
     /// DES-ENV-1: not a JSON object with exactly the envelope fields of the right types.
     #[error("DES-ENV-1: not a valid envelope: {0}")]
     Envelope(String),
@@ -845,7 +848,7 @@ impl DecodeError {
     /// The result code a peer answers with.
     pub fn result_code(&self) -> ResultCode {
         match self {
-            DecodeError::TooLarge(_) => ResultCode::TooLarge,
+            DecodeError::TooLarge(_) | DecodeError::PayloadTooLarge(_) => ResultCode::TooLarge,
             DecodeError::UnsupportedVersion(_) => ResultCode::UnsupportedVersion,
             DecodeError::UnknownType(_) => ResultCode::UnknownType,
             _ => ResultCode::Malformed,

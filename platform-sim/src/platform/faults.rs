@@ -189,6 +189,13 @@ pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Op
             let n = body.get("commandSeq")?.as_u64()?;
             body.insert("commandSeq".into(), n.saturating_sub(1).into());
         }
+        // The payload itself (the caller does not seal it).
+        A::OversizePayload => {
+            return Some(vec![
+                b'x';
+                gateway::protocol::message::MAX_PAYLOAD_BYTES + 16
+            ]);
+        }
         A::NotJson => {
             let mut out = b"sgw ".to_vec();
             out.extend_from_slice(encoded);
@@ -363,6 +370,10 @@ mod tests {
                     assert!(matches!(decoded, Err(DecodeError::TooLarge(_))), "{a:?}");
                 }
                 A::NotJson => assert!(decoded.is_err() && peeked.is_none(), "{a:?}"),
+                A::OversizePayload => {
+                    assert_eq!(bad.len(), MAX_PAYLOAD_BYTES + 16);
+                    assert!(decoded.is_err() && peeked.is_none(), "{a:?}");
+                }
                 A::DuplicateMember | A::UnknownMember => {
                     assert!(
                         matches!(
@@ -387,7 +398,7 @@ mod tests {
                     other => panic!("{other:?}"),
                 },
             }
-            if a != A::NotJson {
+            if !matches!(a, A::NotJson | A::OversizePayload) {
                 let p = peeked.unwrap_or_else(|| panic!("{a:?} not peekable"));
                 assert_eq!(p.message_id.as_str(), "p1.7", "{a:?}");
             }

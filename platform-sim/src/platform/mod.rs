@@ -756,6 +756,13 @@ impl State {
             return (self.jose_attack(attack, gw, bytes, t), Some(attack.name()));
         }
         if let Some(attack) = self.faults.envelope_attack.take() {
+            if attack == crate::ops::EnvelopeAttack::OversizePayload {
+                let junk = faults::attack_envelope(attack, bytes).unwrap_or_default();
+                return (
+                    Ok(String::from_utf8_lossy(&junk).into_owned()),
+                    Some(attack.name()),
+                );
+            }
             let r = faults::attack_envelope(attack, bytes)
                 .ok_or_else(|| {
                     PlatformError::Io(std::io::Error::other("envelope fault: not a command"))
