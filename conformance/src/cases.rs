@@ -90,15 +90,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          masking-key`)",
     ),
     (
-        "DES-MQTT-2",
-        "not checked: the simulator's broker does not report a client's MQTT client ID",
-    ),
-    (
-        "DES-MQTT-5",
-        "not checked: the simulator's broker does not report keep-alive or the clean-session \
-         flag",
-    ),
-    (
         "DES-MQTT-6",
         "not checked: the simulator's broker does not report a publish's QoS or retain flag",
     ),
@@ -686,7 +677,14 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "LINK-LOSS",
         requirements: &["IF-CONN-1", "SM-RESEND", "ST-STORE-1", "IF-PSEND-3"],
-        rules: &["DES-MQTT-4", "DES-MSG-CONN-1", "DES-MSG-DATA-3"],
+        // The cut takes the gateway's client ID over at the broker: a gateway whose client ID
+        // is not its gateway ID is not cut, and fails (DES-MQTT-2).
+        rules: &[
+            "DES-MQTT-4",
+            "DES-MSG-CONN-1",
+            "DES-MSG-DATA-3",
+            "DES-MQTT-2",
+        ],
         level: Level::Must,
         negative: true,
         description: "the gateway's MQTT connection is cut at the broker twice, each time while \
@@ -713,6 +711,19 @@ pub fn all() -> Vec<Case> {
                       signs answered OK)",
         needs: Needs::OWN,
         run: root_swap,
+    });
+    v.push(Case {
+        id: "MQTT-SESSION",
+        requirements: &["SM-SESSION", "SM-ID", "SM-DEFAULTPW"],
+        rules: &["DES-MQTT-1", "DES-MQTT-2", "DES-MQTT-5"],
+        level: Level::Must,
+        negative: false,
+        description: "the gateway connects; the broker's TLS front reads its MQTT CONNECT packets",
+        expectation: "every CONNECT is MQTT 3.1.1 (level 4) with client ID = gateway ID, clean \
+                      session, the keep-alive of `gateway.toml` (60 s), no will, no user name \
+                      and no password",
+        needs: Needs::NONE,
+        run: mqtt_session,
     });
     v.push(Case {
         id: "FTP-QUARANTINE",
@@ -2067,6 +2078,53 @@ fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         c.wait_all_acknowledged("the 3 records acknowledged", 3)
             .await?;
         exactly_once(c, 3)
+    })
+}
+
+fn mqtt_session(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.session().await?;
+        let connects = c.mqtt_connects();
+        c.note(format!("CONNECT packets: {connects:?}"));
+        if connects.is_empty() {
+            bail!("no MQTT CONNECT of the gateway seen by the broker");
+        }
+        let keep_alive = c.cfg.platform.keep_alive_sec.0;
+        for f in &connects {
+            let wrong = [
+                (
+                    f.level != 4,
+                    format!("protocol level {} (MQTT 3.1.1 is 4)", f.level),
+                ),
+                (
+                    f.client_id != c.gw.as_str(),
+                    format!(
+                        "client ID {:?}, not the gateway ID (DES-MQTT-2)",
+                        f.client_id
+                    ),
+                ),
+                (
+                    !f.clean_session,
+                    "clean session false (DES-MQTT-5)".to_owned(),
+                ),
+                (
+                    u64::from(f.keep_alive_sec) != keep_alive,
+                    format!(
+                        "keep-alive {} s, gateway.toml says {keep_alive} (DES-MQTT-5)",
+                        f.keep_alive_sec
+                    ),
+                ),
+                (f.will, "a will message (DES-MQTT-5: none)".to_owned()),
+                (
+                    f.username || f.password,
+                    "a user name or password (DES-MQTT-1: not used)".to_owned(),
+                ),
+            ];
+            if let Some((_, why)) = wrong.into_iter().find(|(bad, _)| *bad) {
+                bail!("CONNECT: {why}");
+            }
+        }
+        Ok(())
     })
 }
 

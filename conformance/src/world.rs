@@ -738,6 +738,16 @@ impl Ctx {
         }
     }
 
+    /// The MQTT CONNECT packets the gateway under test sent through the broker's TLS front
+    /// (its certificate's tenant), oldest first.
+    pub fn mqtt_connects(&self) -> Vec<platform_sim::broker::ConnectFacts> {
+        self.broker
+            .connects()
+            .into_iter()
+            .filter(|f| f.tenant == self.gw.as_str())
+            .collect()
+    }
+
     /// Cuts the gateway's MQTT connection at the broker (network loss as the gateway sees it:
     /// its client ID is taken over, DES-MQTT-2).
     pub fn cut_link(&self) -> Result<()> {

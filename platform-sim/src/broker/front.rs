@@ -17,7 +17,10 @@
 //!    deadline), presenting a *tenant certificate* with subject O = CN = that tenant. rumqttd's
 //!    `validate-tenant-prefix` therefore confines the client to `/tenants/{O}/` exactly as if
 //!    it had connected directly (DES-MQTT-3), and kicks by client ID keep working.
-//! 4. Bytes are copied both ways until either side closes.
+//! 4. The client's first MQTT packet is read (within the same deadline) and, if it is a
+//!    CONNECT, what it says is kept ([`ConnectFacts`], DES-MQTT-1/2/5: what the conformance
+//!    suite checks of a gateway's session); the packet is passed on unchanged whatever it is.
+//! 5. Bytes are copied both ways until either side closes.
 //!
 //! # The internal anchor
 //! Tenant certificates are issued by an internal anchor made from the broker's own TLS server
@@ -60,6 +63,94 @@ pub(super) struct FrontSettings {
     /// rumqttd's internal listener.
     pub internal: SocketAddr,
     pub handshake_timeout: Duration,
+    /// The CONNECT packets seen, oldest first (at most [`CONNECTS_KEPT`]).
+    pub connects: Arc<Mutex<Vec<ConnectFacts>>>,
+}
+
+/// How many CONNECT packets the front remembers.
+pub const CONNECTS_KEPT: usize = 1000;
+
+/// What a client's MQTT CONNECT packet said (MQTT 3.1.1 §3.1), as the TLS front saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectFacts {
+    /// The tenant of the client certificate (subject O).
+    pub tenant: String,
+    /// The protocol level (4: MQTT 3.1.1).
+    pub level: u8,
+    /// The client identifier.
+    pub client_id: String,
+    /// The clean-session flag.
+    pub clean_session: bool,
+    /// The keep-alive in seconds.
+    pub keep_alive_sec: u16,
+    /// A will message is set.
+    pub will: bool,
+    /// A user name is present.
+    pub username: bool,
+    /// A password is present.
+    pub password: bool,
+}
+
+/// Reads one MQTT packet (fixed header, remaining length, body) from `r`, at most
+/// `MAX_PACKET_BYTES` long: its bytes.
+async fn read_packet(r: &mut (impl tokio::io::AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = vec![r.read_u8().await?];
+    let (mut len, mut shift) = (0usize, 0u32);
+    loop {
+        let b = r.read_u8().await?;
+        out.push(b);
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 21 {
+            return Err(std::io::Error::other("MQTT remaining length over 4 bytes"));
+        }
+    }
+    if len > crate::broker::MAX_PACKET_BYTES {
+        return Err(std::io::Error::other("MQTT packet over the limit"));
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    r.read_exact(&mut out[start..]).await?;
+    Ok(out)
+}
+
+/// The facts of `packet` if it is a well-formed MQTT 3.1.1 CONNECT.
+pub fn parse_connect(tenant: &str, packet: &[u8]) -> Option<ConnectFacts> {
+    if packet.first()? >> 4 != 1 {
+        return None;
+    }
+    let mut i = 1;
+    while packet.get(i)? & 0x80 != 0 {
+        i += 1;
+    }
+    let mut rest = packet.get(i + 1..)?;
+    let string = |rest: &mut &[u8]| -> Option<Vec<u8>> {
+        let n = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        let s = rest.get(2..2 + n)?.to_vec();
+        *rest = rest.get(2 + n..)?;
+        Some(s)
+    };
+    // The protocol name (`MQTT`); the level says which version.
+    string(&mut rest)?;
+    let level = *rest.first()?;
+    let flags = *rest.get(1)?;
+    let keep_alive_sec = u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]);
+    rest = rest.get(4..)?;
+    let client_id = String::from_utf8(string(&mut rest)?).ok()?;
+    Some(ConnectFacts {
+        tenant: tenant.to_owned(),
+        level,
+        client_id,
+        clean_session: flags & 0x02 != 0,
+        keep_alive_sec,
+        will: flags & 0x04 != 0,
+        username: flags & 0x80 != 0,
+        password: flags & 0x40 != 0,
+    })
 }
 
 impl FrontSettings {
@@ -364,8 +455,89 @@ async fn relay(front: Arc<Front>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    // The first packet: kept if it is a CONNECT, passed on as it is in any case.
+    match tokio::time::timeout(deadline, read_packet(&mut client)).await {
+        Ok(Ok(first)) => {
+            if let Some(f) = parse_connect(&tenant, &first)
+                && let Ok(mut seen) = front.settings.connects.lock()
+            {
+                seen.push(f);
+                let over = seen.len().saturating_sub(CONNECTS_KEPT);
+                seen.drain(..over);
+            }
+            if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut upstream, &first).await {
+                tracing::debug!(%peer, %tenant, error = %e, "MQTT relay ended");
+                return;
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, %tenant, error = %e, "MQTT client sent no packet");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, %tenant, ?deadline, "SM-SESSION: no MQTT CONNECT in time");
+            return;
+        }
+    }
     tracing::debug!(%peer, %tenant, "MQTT client relayed");
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(%peer, %tenant, error = %e, "MQTT relay ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn connect(flags: u8, keep_alive: u16, client_id: &str, tail: &[u8]) -> Vec<u8> {
+        let mut body = vec![0, 4];
+        body.extend_from_slice(b"MQTT");
+        body.push(4);
+        body.push(flags);
+        body.extend_from_slice(&keep_alive.to_be_bytes());
+        body.extend_from_slice(&u16::try_from(client_id.len()).unwrap_or(0).to_be_bytes());
+        body.extend_from_slice(client_id.as_bytes());
+        body.extend_from_slice(tail);
+        let mut p = vec![0x10, u8::try_from(body.len()).unwrap_or(0)];
+        p.extend(body);
+        p
+    }
+
+    /// DES-MQTT-1/2/5 as the front reads them from a CONNECT; anything else is not one.
+    #[test]
+    fn a_connect_packet_tells_level_client_id_flags_and_keep_alive() {
+        let f = parse_connect("GW0001", &connect(0x02, 60, "GW0001", &[])).unwrap();
+        assert_eq!(
+            f,
+            ConnectFacts {
+                tenant: "GW0001".into(),
+                level: 4,
+                client_id: "GW0001".into(),
+                clean_session: true,
+                keep_alive_sec: 60,
+                will: false,
+                username: false,
+                password: false,
+            }
+        );
+        let f = parse_connect("GW0001", &connect(0xc4, 30, "x", b"\0\x01u\0\x01p")).unwrap();
+        assert!(!f.clean_session && f.will && f.username && f.password);
+        assert_eq!((f.keep_alive_sec, f.client_id.as_str()), (30, "x"));
+        // A PINGREQ, a truncated CONNECT.
+        assert_eq!(parse_connect("GW0001", &[0xc0, 0]), None);
+        let p = connect(0x02, 60, "GW0001", &[]);
+        assert_eq!(parse_connect("GW0001", &p[..p.len() - 3]), None);
+    }
+
+    #[tokio::test]
+    async fn read_packet_reads_exactly_one_packet() {
+        let mut bytes = connect(0x02, 60, "GW0001", &[]);
+        let one = bytes.len();
+        bytes.extend_from_slice(&[0xc0, 0]);
+        let mut r = &bytes[..];
+        assert_eq!(read_packet(&mut r).await.unwrap().len(), one);
+        assert_eq!(read_packet(&mut r).await.unwrap(), vec![0xc0, 0]);
+        assert!(read_packet(&mut r).await.is_err());
     }
 }

@@ -72,6 +72,8 @@ use crate::ca::Ca;
 
 mod front;
 
+pub use front::{CONNECTS_KEPT, ConnectFacts, parse_connect};
+
 /// Largest MQTT payload the broker accepts (DES-MQTT-7: 1 MiB) plus room for the topic/header.
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024 + 4096;
 
@@ -177,6 +179,7 @@ type LinkFactory = dyn Fn(&str) -> Result<(LinkTx, LinkRx), BrokerError> + Send 
 pub struct MqttBroker {
     addr: SocketAddr,
     links: Arc<LinkFactory>,
+    connects: Arc<std::sync::Mutex<Vec<front::ConnectFacts>>>,
 }
 
 impl std::fmt::Debug for MqttBroker {
@@ -211,7 +214,9 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         crl: settings.crl.clone(),
         internal,
         handshake_timeout: settings.handshake_timeout,
+        connects: Arc::default(),
     };
+    let connects = front.connects.clone();
     let anchor = front.anchor_path();
     front::spawn(settings.listen, front)?;
     let tls = TlsConfig::Rustls {
@@ -282,6 +287,7 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
     Ok(MqttBroker {
         addr: settings.listen,
         links,
+        connects,
     })
 }
 
@@ -334,6 +340,12 @@ fn listening(port: u16) -> Option<bool> {
 }
 
 impl MqttBroker {
+    /// The MQTT CONNECT packets clients sent through the TLS front, oldest first (the last
+    /// [`front::CONNECTS_KEPT`]): what a gateway's session asked for (DES-MQTT-1/2/5).
+    pub fn connects(&self) -> Vec<front::ConnectFacts> {
+        self.connects.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
     /// The listener address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
