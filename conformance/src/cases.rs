@@ -59,6 +59,11 @@ pub const CORE: &[&str] = &[
     "EVAC-ARCHIVE",
     "EVAC-ARCHIVE-FORGED",
     "EVAC-UNACKED",
+    "PSTART-ENV-VERSION-2",
+    "PSTART-ENV-FOREIGN-GATEWAY-ID",
+    "PSTART-OLD-COMMAND-SEQ",
+    "PSTART-RESULT-UNACKED",
+    "DATA-ACK-LONG-REASON",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
