@@ -81,10 +81,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          handshake (platform-sim's tests)",
     ),
     (
-        "DES-CERT-6",
-        "no case yet: an application certificate refused by the gateway",
-    ),
-    (
         "DES-CSV-5",
         "not observable as such: the order of the ingest steps inside one transaction; their \
          outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
@@ -716,6 +712,21 @@ pub fn all() -> Vec<Case> {
                       signs answered OK)",
         needs: Needs::OWN,
         run: root_swap,
+    });
+    v.push(Case {
+        id: "APP-CERT-WRONG-ROLE",
+        requirements: &["SEC-CERT-1", "SEC-CERT-2", "IF-CERT-1"],
+        rules: &["DES-CERT-6", "DES-CERT-4"],
+        level: Level::Must,
+        negative: true,
+        description: "from the gateway's start on, the certificate endpoint lists an application \
+                      `rogue` whose certificate is the platform's own (issued under the root, \
+                      but with the platform role and name)",
+        expectation: "the gateway fetches the application certificates at start, refuses \
+                      `rogue`'s (an `anomaly` of kind `certificate` naming it) and goes on \
+                      working (an upload reaches the platform)",
+        needs: Needs::OWN,
+        run: app_cert_wrong_role,
     });
     v.push(Case {
         id: "MQTT-SESSION",
@@ -2083,6 +2094,26 @@ fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         c.wait_all_acknowledged("the 3 records acknowledged", 3)
             .await?;
         exactly_once(c, 3)
+    })
+}
+
+fn app_cert_wrong_role(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.faults(FaultConfig {
+            rogue_app: true,
+            ..FaultConfig::default()
+        })?;
+        c.started(ProfileFormat::Json).await?;
+        c.wait_gateway_anomaly(
+            "an anomaly of kind certificate naming the application `rogue`",
+            AnomalyKind::Certificate,
+            |a| a.detail.contains("rogue"),
+        )
+        .await?;
+        upload_billing(c, "after.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged("3 records at the platform", 3)
+            .await?;
+        Ok(())
     })
 }
 

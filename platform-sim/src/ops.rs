@@ -185,6 +185,10 @@ pub struct FaultConfig {
     /// The certificate endpoint serves `platform.pem` broken by this attack (while set): a
     /// gateway must refuse it and keep the one it holds (DES-CERT-2, DES-CERT-3).
     pub platform_pem_attack: Option<PemAttack>,
+    /// The certificate endpoint also lists an application `rogue` whose certificate is the
+    /// platform's own (right root, wrong role and name): a gateway must refuse it
+    /// (DES-CERT-6, DES-CERT-4 step 3).
+    pub rogue_app: bool,
 }
 
 /// A `platform.pem` response a gateway must refuse although it holds the right certificate

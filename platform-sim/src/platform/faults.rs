@@ -8,6 +8,7 @@
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
+//! `rogue-app`,
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -58,6 +59,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "replay-start" => f.replay_start_after_stop = true,
             "foreign-root" => f.foreign_root = true,
             "offer-signer-cert" => f.offer_signer_cert = true,
+            "rogue-app" => f.rogue_app = true,
             "jose" => {
                 let name = v.unwrap_or_default();
                 f.jose_attack = Some(

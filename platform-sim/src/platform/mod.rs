@@ -1096,6 +1096,17 @@ impl State {
             {
                 p.platform_pem = pem;
             }
+            if self.faults.rogue_app
+                && let Ok(cert) = openssl::x509::X509::from_pem(p.platform_pem.as_bytes())
+                && let Ok(der) = cert.to_der()
+            {
+                let info = crate::ca::AppCertInfo {
+                    app_id: "rogue".into(),
+                    kid: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&der)),
+                    not_after: Utc::now() + chrono::Duration::days(1),
+                };
+                p.apps.push((info, p.platform_pem.clone()));
+            }
             if let Some(a) = self.faults.platform_pem_attack {
                 p.platform_pem = faults::attack_pem(a, &p.platform_pem);
             }
@@ -1554,6 +1565,7 @@ impl OperatorBackend for PlatformHandle {
             let stale_changed = st.faults.stale_crl != faults.stale_crl
                 || st.faults.foreign_root != faults.foreign_root
                 || st.faults.platform_pem_attack != faults.platform_pem_attack
+                || st.faults.rogue_app != faults.rogue_app
                 || st.faults.offer_signer_cert != faults.offer_signer_cert
                 || faults.offer_signer_cert;
             st.offered = None;
