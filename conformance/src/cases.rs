@@ -91,10 +91,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          masking-key`)",
     ),
     (
-        "DES-MQTT-6",
-        "not checked: the simulator's broker does not report a publish's QoS or retain flag",
-    ),
-    (
         "DES-MQTT-8",
         "timing: LINK-LOSS sees the gateway reconnect; the back-off delays are not measured \
          (the suite never asserts on wall-clock time)",
@@ -731,13 +727,15 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "MQTT-SESSION",
         requirements: &["SM-SESSION", "SM-ID", "SM-DEFAULTPW"],
-        rules: &["DES-MQTT-1", "DES-MQTT-2", "DES-MQTT-5"],
+        rules: &["DES-MQTT-1", "DES-MQTT-2", "DES-MQTT-5", "DES-MQTT-6"],
         level: Level::Must,
         negative: false,
-        description: "the gateway connects; the broker's TLS front reads its MQTT CONNECT packets",
+        description: "the gateway connects, is started and sends an upload's data; the broker's \
+                      TLS front reads its MQTT CONNECT packets and counts its PUBLISH packets",
         expectation: "every CONNECT is MQTT 3.1.1 (level 4) with client ID = gateway ID, clean \
                       session, the keep-alive of `gateway.toml` (60 s), no will, no user name \
-                      and no password",
+                      and no password; every PUBLISH (connect, status, results, data) has QoS 1 \
+                      and retain false",
         needs: Needs::NONE,
         run: mqtt_session,
     });
@@ -2119,7 +2117,20 @@ fn app_cert_wrong_role(c: &mut Ctx) -> CaseFuture<'_> {
 
 fn mqtt_session(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        c.session().await?;
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged("3 records at the platform", 3)
+            .await?;
+        let p = c.mqtt_publishes();
+        c.note(format!("PUBLISH packets: {p:?}"));
+        if p.by_qos[1] == 0 || p.by_qos[0] + p.by_qos[2] > 0 || p.retained > 0 {
+            bail!(
+                "PUBLISH packets by QoS 0/1/2 {:?}, {} retained: every one QoS 1, retain false \
+                 (DES-MQTT-6)",
+                p.by_qos,
+                p.retained
+            );
+        }
         let connects = c.mqtt_connects();
         c.note(format!("CONNECT packets: {connects:?}"));
         if connects.is_empty() {

@@ -748,6 +748,12 @@ impl Ctx {
             .collect()
     }
 
+    /// The PUBLISH packets the gateway under test sent through the broker's TLS front, by QoS
+    /// and retain flag (all of the run for its tenant).
+    pub fn mqtt_publishes(&self) -> platform_sim::broker::PublishCounts {
+        self.broker.publishes(self.gw.as_str())
+    }
+
     /// Cuts the gateway's MQTT connection at the broker (network loss as the gateway sees it:
     /// its client ID is taken over, DES-MQTT-2).
     pub fn cut_link(&self) -> Result<()> {

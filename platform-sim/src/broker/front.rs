@@ -65,6 +65,25 @@ pub(super) struct FrontSettings {
     pub handshake_timeout: Duration,
     /// The CONNECT packets seen, oldest first (at most [`CONNECTS_KEPT`]).
     pub connects: Arc<Mutex<Vec<ConnectFacts>>>,
+    /// Per tenant, the PUBLISH packets its clients sent.
+    pub publishes: Arc<Mutex<HashMap<String, PublishCounts>>>,
+}
+
+/// How many PUBLISH packets of a tenant's clients the front saw, by QoS, and how many had the
+/// retain flag (DES-MQTT-6: QoS 1, retain false).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishCounts {
+    /// By QoS 0, 1, 2 (3 is malformed: counted as 2).
+    pub by_qos: [u64; 3],
+    /// With the retain flag set.
+    pub retained: u64,
+}
+
+impl PublishCounts {
+    fn count(&mut self, qos: u8, retain: bool) {
+        self.by_qos[usize::from(qos.min(2))] += 1;
+        self.retained += u64::from(retain);
+    }
 }
 
 /// How many CONNECT packets the front remembers.
@@ -465,7 +484,11 @@ async fn relay(front: Arc<Front>, tcp: TcpStream, peer: SocketAddr) {
                 let over = seen.len().saturating_sub(CONNECTS_KEPT);
                 seen.drain(..over);
             }
-            if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut upstream, &first).await {
+            let sent = async {
+                tokio::io::AsyncWriteExt::write_all(&mut upstream, &first).await?;
+                tokio::io::AsyncWriteExt::flush(&mut upstream).await
+            };
+            if let Err(e) = sent.await {
                 tracing::debug!(%peer, %tenant, error = %e, "MQTT relay ended");
                 return;
             }
@@ -480,7 +503,31 @@ async fn relay(front: Arc<Front>, tcp: TcpStream, peer: SocketAddr) {
         }
     }
     tracing::debug!(%peer, %tenant, "MQTT client relayed");
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+    // Client → broker packet by packet (each PUBLISH's QoS and retain flag counted), broker →
+    // client as bytes; when either direction ends, both do.
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut upstream_rx, mut upstream_tx) = tokio::io::split(upstream);
+    let up = async {
+        use tokio::io::AsyncWriteExt;
+        loop {
+            let p = read_packet(&mut client_rx).await?;
+            if p[0] >> 4 == 3
+                && let Ok(mut all) = front.settings.publishes.lock()
+            {
+                all.entry(tenant.clone())
+                    .or_default()
+                    .count((p[0] >> 1) & 3, p[0] & 1 == 1);
+            }
+            upstream_tx.write_all(&p).await?;
+            upstream_tx.flush().await?;
+        }
+    };
+    let down = tokio::io::copy(&mut upstream_rx, &mut client_tx);
+    let ended: std::io::Result<()> = tokio::select! {
+        r = up => r,
+        r = down => r.map(|_| ()),
+    };
+    if let Err(e) = ended {
         tracing::debug!(%peer, %tenant, error = %e, "MQTT relay ended");
     }
 }

@@ -72,7 +72,7 @@ use crate::ca::Ca;
 
 mod front;
 
-pub use front::{CONNECTS_KEPT, ConnectFacts, parse_connect};
+pub use front::{CONNECTS_KEPT, ConnectFacts, PublishCounts, parse_connect};
 
 /// Largest MQTT payload the broker accepts (DES-MQTT-7: 1 MiB) plus room for the topic/header.
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024 + 4096;
@@ -180,6 +180,7 @@ pub struct MqttBroker {
     addr: SocketAddr,
     links: Arc<LinkFactory>,
     connects: Arc<std::sync::Mutex<Vec<front::ConnectFacts>>>,
+    publishes: Arc<std::sync::Mutex<std::collections::HashMap<String, front::PublishCounts>>>,
 }
 
 impl std::fmt::Debug for MqttBroker {
@@ -215,8 +216,10 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         internal,
         handshake_timeout: settings.handshake_timeout,
         connects: Arc::default(),
+        publishes: Arc::default(),
     };
     let connects = front.connects.clone();
+    let publishes = front.publishes.clone();
     let anchor = front.anchor_path();
     front::spawn(settings.listen, front)?;
     let tls = TlsConfig::Rustls {
@@ -288,6 +291,7 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         addr: settings.listen,
         links,
         connects,
+        publishes,
     })
 }
 
@@ -344,6 +348,16 @@ impl MqttBroker {
     /// [`front::CONNECTS_KEPT`]): what a gateway's session asked for (DES-MQTT-1/2/5).
     pub fn connects(&self) -> Vec<front::ConnectFacts> {
         self.connects.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The PUBLISH packets the clients of `tenant` sent through the TLS front, by QoS and
+    /// retain flag (DES-MQTT-6).
+    pub fn publishes(&self, tenant: &str) -> front::PublishCounts {
+        self.publishes
+            .lock()
+            .ok()
+            .and_then(|p| p.get(tenant).copied())
+            .unwrap_or_default()
     }
 
     /// The listener address.
