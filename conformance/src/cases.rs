@@ -2097,17 +2097,11 @@ fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
 
 fn app_cert_wrong_role(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        c.faults(FaultConfig {
+        let fault = FaultConfig {
             rogue_app: true,
             ..FaultConfig::default()
-        })?;
-        c.started(ProfileFormat::Json).await?;
-        c.wait_gateway_anomaly(
-            "an anomaly of kind certificate naming the application `rogue`",
-            AnomalyKind::Certificate,
-            |a| a.detail.contains("rogue"),
-        )
-        .await?;
+        };
+        refused_at_start_fetch(c, fault, Some("rogue")).await?;
         upload_billing(c, "after.csv", 3, c.seed).await?;
         c.wait_all_acknowledged("3 records at the platform", 3)
             .await?;
@@ -3964,20 +3958,14 @@ fn pem_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         else {
             bail!("no PEM attack for case {}", c.case_id);
         };
-        c.faults(FaultConfig {
+        let fault = FaultConfig {
             platform_pem_attack: Some(a),
             ..FaultConfig::default()
-        })?;
-        c.started(ProfileFormat::Json).await?;
+        };
+        refused_at_start_fetch(c, fault, None).await?;
         if c.platform_pem_fetches() == 0 {
             bail!("platform.pem was not fetched at start (DES-CERT-3)");
         }
-        c.wait_gateway_anomaly(
-            "an anomaly of kind certificate (platform.pem refused)",
-            AnomalyKind::Certificate,
-            |_| true,
-        )
-        .await?;
         upload_billing(c, "after.csv", 3, c.seed).await?;
         c.wait_all_acknowledged("3 records at the platform", 3)
             .await?;
@@ -3985,19 +3973,35 @@ fn pem_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
+/// With `fault` set from the gateway's start: it starts, is started, and reports an `anomaly`
+/// of kind `certificate` (what its start-up fetch refused, DES-CERT-3) whose detail names
+/// `about`, if given.
+async fn refused_at_start_fetch(
+    c: &mut Ctx,
+    fault: FaultConfig,
+    about: Option<&str>,
+) -> Result<()> {
+    c.faults(fault)?;
+    c.started(ProfileFormat::Json).await?;
+    c.wait_gateway_anomaly(
+        &format!(
+            "an anomaly of kind certificate{}",
+            about.map(|a| format!(" naming {a}")).unwrap_or_default()
+        ),
+        AnomalyKind::Certificate,
+        |a| about.is_none_or(|x| a.detail.contains(x)),
+    )
+    .await?;
+    Ok(())
+}
+
 fn root_swap(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        c.faults(FaultConfig {
+        let fault = FaultConfig {
             foreign_root: true,
             ..FaultConfig::default()
-        })?;
-        c.started(ProfileFormat::Json).await?;
-        c.wait_gateway_anomaly(
-            "an anomaly of kind certificate about the root",
-            AnomalyKind::Certificate,
-            |a| a.detail.contains("root"),
-        )
-        .await?;
+        };
+        refused_at_start_fetch(c, fault, Some("root")).await?;
         upload_billing(c, "after_root_swap.csv", 3, c.seed).await?;
         c.wait_view("3 records at the platform", WAIT, |v| v.highest_seq == 3)
             .await?;

@@ -655,25 +655,7 @@ mod tests {
     #[test]
     fn a_profile_protected_as_xml_opens_to_the_same_profile() {
         use crate::security::xml::{XmlCipher, open_profile, protect_profile};
-        use openssl::pkey::PKey;
-        use openssl::rsa::Rsa;
-        use openssl::x509::{X509, X509NameBuilder};
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "t").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, openssl::hash::MessageDigest::sha256())
-            .unwrap();
-        let cert = b.build();
+        let (key, cert) = crate::security::test_util::self_signed("t");
         let p = sample();
         let sealed =
             protect_profile(&p.to_xml(), &key, &cert, &cert, XmlCipher::Aes128Cbc).unwrap();

@@ -360,22 +360,8 @@ mod tests {
     use super::*;
 
     fn self_signed() -> (String, String) {
-        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "platform").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, openssl::hash::MessageDigest::sha256())
-            .unwrap();
-        let cert = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+        let (key, cert) = crate::security::test_util::self_signed("platform");
+        let cert = String::from_utf8(cert.to_pem().unwrap()).unwrap();
         let key = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         (cert, key)
     }

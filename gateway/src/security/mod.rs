@@ -25,6 +25,35 @@ pub mod keystore;
 pub mod mask;
 pub mod xml;
 
+/// Test material made on the spot.
+#[cfg(test)]
+pub(crate) mod test_util {
+    #![allow(clippy::unwrap_used)]
+    use openssl::pkey::{PKey, Private};
+    use openssl::x509::{X509, X509NameBuilder};
+
+    /// A fresh RSA-2048 key and a self-signed certificate for it, subject CN `cn`, valid for a
+    /// day.
+    pub fn self_signed(cn: &str) -> (PKey<Private>, X509) {
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        (key, b.build())
+    }
+}
+
 use std::io::{Read, Seek, Write};
 
 use chrono::{DateTime, Utc};

@@ -35,6 +35,19 @@ fn num<T: std::str::FromStr>(item: &str, v: Option<&str>, default: T) -> Result<
     }
 }
 
+/// The one of `all` whose name (`name_of`) is the value `v` of `item`.
+fn named<T: Copy>(
+    all: &[T],
+    name_of: fn(T) -> &'static str,
+    item: &str,
+    v: Option<&str>,
+) -> Result<T, FaultSpecError> {
+    all.iter()
+        .copied()
+        .find(|a| Some(name_of(*a)) == v)
+        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))
+}
+
 /// Parses the CLI spelling (module doc) into a [`FaultConfig`] (percentages checked).
 pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
     let mut f = FaultConfig::default();
@@ -61,40 +74,22 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "offer-signer-cert" => f.offer_signer_cert = true,
             "rogue-app" => f.rogue_app = true,
             "jose" => {
-                let name = v.unwrap_or_default();
-                f.jose_attack = Some(
-                    crate::ops::JoseAttack::ALL
-                        .into_iter()
-                        .find(|a| a.name() == name)
-                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
-                );
+                f.jose_attack = Some(named(&crate::ops::JoseAttack::ALL, |a| a.name(), item, v)?)
             }
             "envelope" => {
-                let name = v.unwrap_or_default();
-                f.envelope_attack = Some(
-                    crate::ops::EnvelopeAttack::ALL
-                        .into_iter()
-                        .find(|a| a.name() == name)
-                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
-                );
+                f.envelope_attack = Some(named(
+                    &crate::ops::EnvelopeAttack::ALL,
+                    |a| a.name(),
+                    item,
+                    v,
+                )?);
             }
             "platform-pem" => {
-                let name = v.unwrap_or_default();
-                f.platform_pem_attack = Some(
-                    crate::ops::PemAttack::ALL
-                        .into_iter()
-                        .find(|a| a.name() == name)
-                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
-                );
+                f.platform_pem_attack =
+                    Some(named(&crate::ops::PemAttack::ALL, |a| a.name(), item, v)?);
             }
             "reply" => {
-                let name = v.unwrap_or_default();
-                f.reply_attack = Some(
-                    crate::ops::ReplyAttack::ALL
-                        .into_iter()
-                        .find(|a| a.name() == name)
-                        .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?,
-                );
+                f.reply_attack = Some(named(&crate::ops::ReplyAttack::ALL, |a| a.name(), item, v)?)
             }
             _ => return Err(FaultSpecError::Unknown(item.to_owned())),
         }
