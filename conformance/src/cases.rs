@@ -1820,14 +1820,18 @@ fn envelope_case(a: EnvelopeAttack) -> Case {
     }
 }
 
+/// The one of `all` whose case (`case_of`) is the running case `id`: the cases of a fault
+/// family share one run function.
+fn attack_of<T: Copy>(all: &[T], case_of: fn(T) -> Case, id: &str) -> Result<T> {
+    all.iter()
+        .copied()
+        .find(|a| case_of(*a).id == id)
+        .ok_or_else(|| anyhow!("no fault of this family for case {id}"))
+}
+
 fn envelope_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        let Some(a) = EnvelopeAttack::ALL
-            .into_iter()
-            .find(|a| envelope_case(*a).id == c.case_id)
-        else {
-            bail!("no envelope attack for case {}", c.case_id);
-        };
+        let a = attack_of(&EnvelopeAttack::ALL, envelope_case, &c.case_id)?;
         let (code, kind) = envelope_expected(a);
         if a == EnvelopeAttack::OldCommandSeq {
             c.started(ProfileFormat::Json).await?;
@@ -2044,12 +2048,7 @@ fn reply_case(a: ReplyAttack) -> Case {
 
 fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        let Some(a) = ReplyAttack::ALL
-            .into_iter()
-            .find(|a| reply_case(*a).id == c.case_id)
-        else {
-            bail!("no reply attack for case {}", c.case_id);
-        };
+        let a = attack_of(&ReplyAttack::ALL, reply_case, &c.case_id)?;
         c.started(ProfileFormat::Json).await?;
         c.faults(FaultConfig {
             reply_attack: Some(a),
@@ -3952,12 +3951,7 @@ fn pem_case(a: PemAttack) -> Case {
 
 fn pem_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        let Some(a) = PemAttack::ALL
-            .into_iter()
-            .find(|a| pem_case(*a).id == c.case_id)
-        else {
-            bail!("no PEM attack for case {}", c.case_id);
-        };
+        let a = attack_of(&PemAttack::ALL, pem_case, &c.case_id)?;
         let fault = FaultConfig {
             platform_pem_attack: Some(a),
             ..FaultConfig::default()
