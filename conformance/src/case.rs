@@ -33,6 +33,10 @@ pub struct Needs {
     /// it, or counts from its first state (commandSeq, counters, lockout). Not applicable to an
     /// already-running gateway (`--target running`), which is one gateway for the whole run.
     pub own_gateway: bool,
+    /// The run to itself: the case changes what the run's cases share (the platform's
+    /// data-protection certificate of the run's CA: rotated, revoked, about to expire), so no
+    /// other case plays beside it.
+    pub alone: bool,
 }
 
 /// The capability statement of the gateway under test (`--capabilities FILE`, JSON).

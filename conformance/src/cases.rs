@@ -438,7 +438,7 @@ pub fn all() -> Vec<Case> {
                       refused stop (anomaly `security`, IF-PSTART-2) and the episode itself \
                       (anomaly `certificate`, DES-CERT-8); the data given up meanwhile was \
                       held and arrives (all 3 records acknowledged)",
-        needs: Needs::OWN,
+        needs: Needs::OWN_ALONE,
         run: pstop_held_cert_revoked,
     });
     v.push(Case {
@@ -464,7 +464,7 @@ pub fn all() -> Vec<Case> {
                       (unknown `kid`, DES-SEAL-6: a refresh of its own) and answered OK; the \
                       episode is then reported (anomaly `certificate`, DES-CERT-8) and the 3 \
                       records held meanwhile arrive",
-        needs: Needs::OWN,
+        needs: Needs::OWN_ALONE,
         run: platform_cert_expires,
     });
     v.push(Case {
@@ -480,7 +480,7 @@ pub fn all() -> Vec<Case> {
                       `platform.pem` once, installs the new certificate and opens the message \
                       again: data before and after the rotation acknowledged, a stop under the \
                       new certificate answered OK, no `anomaly` of kind `security`",
-        needs: Needs::OWN,
+        needs: Needs::OWN_ALONE,
         run: platform_cert_rotated,
     });
     v.push(Case {
@@ -706,7 +706,7 @@ pub fn all() -> Vec<Case> {
                       (start OK, an upload reaches the platform) and a platform certificate \
                       issued afterwards under the provisioned root is verified (a stop it \
                       signs answered OK)",
-        needs: Needs::OWN,
+        needs: Needs::OWN_ALONE,
         run: root_swap,
     });
     v.push(Case {
@@ -878,11 +878,17 @@ impl Needs {
         xml: false,
         wipe: false,
         own_gateway: false,
+        alone: false,
     };
     /// A gateway of its own ([`Needs::own_gateway`]).
     pub const OWN: Needs = Needs {
         own_gateway: true,
         ..Needs::NONE
+    };
+    /// A gateway of its own and the run to itself ([`Needs::alone`]).
+    pub const OWN_ALONE: Needs = Needs {
+        alone: true,
+        ..Needs::OWN
     };
 }
 

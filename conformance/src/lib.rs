@@ -18,6 +18,7 @@ pub mod summary;
 pub mod world;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -92,6 +93,8 @@ pub struct RunOptions {
     pub deviations: Vec<(String, String)>,
     /// Hard deadline of one case.
     pub case_deadline: Duration,
+    /// How many cases play side by side ([`DEFAULT_JOBS`]; 1 with an already-running gateway).
+    pub jobs: usize,
     /// The suite's own tests: a broken variant of the reference gateway (written as `BROKEN`
     /// into every bundle; honoured only by a gateway built with `broken-variants`).
     pub variant: Option<String>,
@@ -127,7 +130,14 @@ pub fn selected(select: &[String]) -> Vec<Case> {
         .collect()
 }
 
-/// Runs the selected cases one after the other and grades them.
+/// How many cases a run plays side by side by default ([`RunOptions::jobs`]): each has a world
+/// of its own (gateway, platform, HTTPS endpoint, FTP port) beside the run's CA and broker.
+pub const DEFAULT_JOBS: usize = 2;
+
+/// Runs the selected cases and grades them: up to [`RunOptions::jobs`] at a time, a case that
+/// needs the run to itself ([`case::Needs::alone`]) with none beside it, an already-running
+/// gateway's cases one after the other. `progress` sees each case as it ends; the report lists
+/// them in suite order.
 pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Result<RunReport> {
     let suite = match &opts.target {
         TargetSpec::Running(w) => Suite::open_world(w, opts.seed).await?,
@@ -146,108 +156,174 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
         totals: Default::default(),
         passed: false,
     };
-    for case in selected(&opts.select) {
-        let seed = case_seed(opts.seed, case.id);
-        let replay = format!(
-            "sgw-conformance run {} --select {} --seed {}",
-            opts.target.arg(),
-            case.id,
-            opts.seed
-        );
-        let started = Instant::now();
-        let deviation = opts
-            .deviations
-            .iter()
-            .find(|(g, _)| glob_match(g, case.id))
-            .map(|(_, why)| why.as_str());
-        let running = matches!(opts.target, TargetSpec::Running(_));
-        let na = if case.needs.own_gateway && running {
-            Some(
-                "needs a gateway of its own (started, stopped, reconfigured or counted from \
-                 provisioning by the case); an already-running gateway is one for the whole run",
-            )
-        } else if case.needs.kill && !opts.target.can_kill() {
-            Some("needs to kill and restart the gateway; this target cannot be killed")
-        } else if case.needs.xml && !opts.capabilities.xml_profiles {
-            Some("the capability statement has no XML profiles")
-        } else if case.needs.wipe
-            && opts.target != TargetSpec::InProcess
-            && opts.capabilities.wipe_command.is_none()
-        {
-            Some("the capability statement names no disposal command (wipeCommand)")
-        } else {
-            None
-        };
-        let (verdict, observed, notes, wire) = if let Some(why) = na {
-            (
-                Verdict::NotApplicable,
-                Some(why.to_owned()),
-                Vec::new(),
-                Vec::new(),
-            )
-        } else {
-            let mut ctx = suite.world(case.id, seed).await?;
-            if let Some(v) = &opts.variant {
-                std::fs::write(ctx.bundle.dir.join("BROKEN"), v)?;
+    let jobs = match opts.target {
+        TargetSpec::Running(_) => 1,
+        _ => opts.jobs.max(1),
+    };
+    let permits = u32::try_from(jobs).unwrap_or(u32::MAX);
+    let suite = Arc::new(suite);
+    let shared_opts = Arc::new(opts.clone());
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let selected = selected(&opts.select);
+    let mut running = tokio::task::JoinSet::new();
+    let mut which = std::collections::HashMap::new();
+    let mut done: Vec<(usize, CaseReport)> = Vec::new();
+    let mut ended = |r: Result<(tokio::task::Id, Result<CaseReport>), tokio::task::JoinError>,
+                     which: &std::collections::HashMap<tokio::task::Id, usize>|
+     -> Result<()> {
+        let (i, r) = match r {
+            Ok((id, r)) => (which[&id], r?),
+            Err(e) => {
+                let i = which[&e.id()];
+                (i, panicked(&selected[i], opts, &e))
             }
-            ctx.target = Some(
-                opts.target
-                    .make(suite.dir.path().join(format!("{}.log", case.id))),
-            );
-            ctx.wipe = match (&opts.target, &opts.capabilities.wipe_command) {
-                (_, Some(c)) => Some(world::Wipe::Command(c.clone())),
-                (TargetSpec::InProcess, None) => Some(world::Wipe::InProcess),
-                _ => None,
-            };
-            // A running gateway is first settled (within the case's deadline): what earlier
-            // cases left delivered, sending stopped.
-            let body = async {
-                if ctx.shared() {
-                    ctx.settle().await.map_err(|e| case::Failure {
-                        observed: format!("settling the running gateway before the case: {e:#}"),
-                    })?;
-                }
-                (case.run)(&mut ctx).await
-            };
-            let result = match tokio::time::timeout(opts.case_deadline, body).await {
-                Ok(r) => r,
-                Err(_) => Err(case::Failure {
-                    observed: format!("hard deadline of {} s passed", opts.case_deadline.as_secs()),
-                }),
-            };
-            ctx.finish().await;
-            let (verdict, why) = grade(case.level, &result, deviation, opts.strict);
-            let observed = match (&result, why) {
-                (_, Some(w)) => Some(match &result {
-                    Err(f) => format!("{w}: {}", f.observed),
-                    Ok(()) => w,
-                }),
-                (Err(f), None) => Some(f.observed.clone()),
-                (Ok(()), None) => None,
-            };
-            (verdict, observed, ctx.notes.clone(), ctx.wire())
-        };
-        let r = CaseReport {
-            id: case.id.to_owned(),
-            requirements: case.requirements.iter().map(|s| (*s).to_owned()).collect(),
-            rules: case.rules.iter().map(|s| (*s).to_owned()).collect(),
-            level: case.level,
-            negative: case.negative,
-            description: case.description.to_owned(),
-            expectation: case.expectation.to_owned(),
-            verdict,
-            observed,
-            notes,
-            wire,
-            seconds: started.elapsed().as_secs_f64(),
-            seed,
-            replay,
         };
         progress(&r);
-        report.cases.push(r);
+        done.push((i, r));
+        Ok(())
+    };
+    for (i, case) in selected.iter().enumerate() {
+        let need = if case.needs.alone { permits } else { 1 };
+        let slot = loop {
+            tokio::select! {
+                s = slots.clone().acquire_many_owned(need) => break s?,
+                Some(r) = running.join_next_with_id() => ended(r, &which)?,
+            }
+        };
+        let (suite, opts, case) = (suite.clone(), shared_opts.clone(), *case);
+        let task = running.spawn(async move {
+            let r = run_case(&suite, &opts, case).await;
+            drop(slot);
+            r
+        });
+        which.insert(task.id(), i);
     }
+    while let Some(r) = running.join_next_with_id().await {
+        ended(r, &which)?;
+    }
+    done.sort_by_key(|(i, _)| *i);
+    report.cases = done.into_iter().map(|(_, r)| r).collect();
     report.finish(&all);
     Ok(report)
+}
+
+/// The replay command of `case` in a run with `opts`.
+fn replay(opts: &RunOptions, case: &Case) -> String {
+    format!(
+        "sgw-conformance run {} --select {} --seed {}",
+        opts.target.arg(),
+        case.id,
+        opts.seed
+    )
+}
+
+/// The report of a case whose task panicked: a failure of the suite, named as such.
+fn panicked(case: &Case, opts: &RunOptions, e: &tokio::task::JoinError) -> CaseReport {
+    CaseReport {
+        observed: Some(format!("the suite's own task for the case ended: {e}")),
+        ..case_report(case, opts, Verdict::Fail, Instant::now())
+    }
+}
+
+/// A case's report without observations.
+fn case_report(case: &Case, opts: &RunOptions, verdict: Verdict, started: Instant) -> CaseReport {
+    CaseReport {
+        id: case.id.to_owned(),
+        requirements: case.requirements.iter().map(|s| (*s).to_owned()).collect(),
+        rules: case.rules.iter().map(|s| (*s).to_owned()).collect(),
+        level: case.level,
+        negative: case.negative,
+        description: case.description.to_owned(),
+        expectation: case.expectation.to_owned(),
+        verdict,
+        observed: None,
+        notes: Vec::new(),
+        wire: Vec::new(),
+        seconds: started.elapsed().as_secs_f64(),
+        seed: case_seed(opts.seed, case.id),
+        replay: replay(opts, case),
+    }
+}
+
+/// Plays one case in a world of its own (or the running gateway's) and grades it.
+async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseReport> {
+    let seed = case_seed(opts.seed, case.id);
+    let started = Instant::now();
+    let deviation = opts
+        .deviations
+        .iter()
+        .find(|(g, _)| glob_match(g, case.id))
+        .map(|(_, why)| why.as_str());
+    let running = matches!(opts.target, TargetSpec::Running(_));
+    let na = if case.needs.own_gateway && running {
+        Some(
+            "needs a gateway of its own (started, stopped, reconfigured or counted from \
+             provisioning by the case); an already-running gateway is one for the whole run",
+        )
+    } else if case.needs.kill && !opts.target.can_kill() {
+        Some("needs to kill and restart the gateway; this target cannot be killed")
+    } else if case.needs.xml && !opts.capabilities.xml_profiles {
+        Some("the capability statement has no XML profiles")
+    } else if case.needs.wipe
+        && opts.target != TargetSpec::InProcess
+        && opts.capabilities.wipe_command.is_none()
+    {
+        Some("the capability statement names no disposal command (wipeCommand)")
+    } else {
+        None
+    };
+    if let Some(why) = na {
+        return Ok(CaseReport {
+            observed: Some(why.to_owned()),
+            ..case_report(&case, opts, Verdict::NotApplicable, started)
+        });
+    }
+    let mut ctx = suite.world(case.id, seed).await?;
+    ctx.alone = case.needs.alone;
+    if let Some(v) = &opts.variant {
+        std::fs::write(ctx.bundle.dir.join("BROKEN"), v)?;
+    }
+    ctx.target = Some(
+        opts.target
+            .make(suite.dir.path().join(format!("{}.log", case.id))),
+    );
+    ctx.wipe = match (&opts.target, &opts.capabilities.wipe_command) {
+        (_, Some(c)) => Some(world::Wipe::Command(c.clone())),
+        (TargetSpec::InProcess, None) => Some(world::Wipe::InProcess),
+        _ => None,
+    };
+    // A running gateway is first settled (within the case's deadline): what earlier cases
+    // left delivered, sending stopped.
+    let body = async {
+        if ctx.shared() {
+            ctx.settle().await.map_err(|e| case::Failure {
+                observed: format!("settling the running gateway before the case: {e:#}"),
+            })?;
+        }
+        (case.run)(&mut ctx).await
+    };
+    let result = match tokio::time::timeout(opts.case_deadline, body).await {
+        Ok(r) => r,
+        Err(_) => Err(case::Failure {
+            observed: format!("hard deadline of {} s passed", opts.case_deadline.as_secs()),
+        }),
+    };
+    ctx.finish().await;
+    let (verdict, why) = grade(case.level, &result, deviation, opts.strict);
+    let observed = match (&result, why) {
+        (_, Some(w)) => Some(match &result {
+            Err(f) => format!("{w}: {}", f.observed),
+            Ok(()) => w,
+        }),
+        (Err(f), None) => Some(f.observed.clone()),
+        (Ok(()), None) => None,
+    };
+    Ok(CaseReport {
+        observed,
+        notes: ctx.notes.clone(),
+        wire: ctx.wire(),
+        ..case_report(&case, opts, verdict, started)
+    })
 }
 
 #[cfg(test)]

@@ -153,6 +153,10 @@ enum Cmd {
         /// Hard deadline of one case, seconds.
         #[arg(long, default_value_t = 90)]
         case_deadline: u64,
+        /// How many cases play side by side, each in a world of its own (a case that changes
+        /// what the run shares plays alone; an already-running gateway's cases one by one).
+        #[arg(long, default_value_t = conformance::DEFAULT_JOBS)]
+        jobs: usize,
         /// The certification body's RSA signing key (PEM) for summary.jws; without it a key is
         /// made for the run (the summary then proves integrity only).
         #[arg(long, requires = "sign_cert")]
@@ -286,6 +290,7 @@ fn main() -> ExitCode {
             deviations,
             out,
             case_deadline,
+            jobs,
             sign_key,
             sign_cert,
         } => {
@@ -354,6 +359,7 @@ fn main() -> ExitCode {
                 capabilities,
                 deviations,
                 case_deadline: Duration::from_secs(case_deadline),
+                jobs,
                 variant: None,
             };
             let report = match tokio_rt().block_on(run(&opts, |c| {

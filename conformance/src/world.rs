@@ -9,6 +9,7 @@
 //! sees its own [`Window`] of it (docs/conformance.md, "An already-running gateway").
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -218,6 +219,28 @@ pub struct Suite {
     broker: MqttBroker,
     next: Mutex<u32>,
     shared: Option<Shared>,
+    live: Arc<AtomicUsize>,
+}
+
+/// One live case world of a run: counted while it exists, so that a case which changes what the
+/// run shares can see that no other case plays beside it ([`Ctx::only_alone`]).
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Live(count.clone())
+    }
+
+    fn others(&self) -> usize {
+        self.0.load(Ordering::SeqCst).saturating_sub(1)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The world file of an already-running gateway (`world.json` in the directory
@@ -359,6 +382,7 @@ impl Suite {
             ca_dir,
             broker,
             next: Mutex::new(0),
+            live: Arc::default(),
             shared: None,
         })
     }
@@ -401,6 +425,7 @@ impl Suite {
             ca_dir,
             broker,
             next: Mutex::new(0),
+            live: Arc::default(),
             shared: Some(Shared {
                 ftp_ca: world.join(&wf.ftp_ca),
                 gw,
@@ -443,6 +468,8 @@ impl Suite {
         if let Some(sh) = &self.shared {
             let ctx = Ctx {
                 wipe: None,
+                alone: false,
+                live: Live::new(&self.live),
                 platform_cert_unusable: false,
                 broker: self.broker.clone(),
                 case_id: case_id.to_owned(),
@@ -501,6 +528,8 @@ impl Suite {
         let handle = platform.handle();
         Ok(Ctx {
             wipe: None,
+            alone: false,
+            live: Live::new(&self.live),
             platform_cert_unusable: false,
             broker: self.broker.clone(),
             case_id: case_id.to_owned(),
@@ -560,6 +589,10 @@ pub struct Ctx {
     broker: MqttBroker,
     /// How the gateway under test is disposed of (SM-DISPOSE), if it can be.
     pub wipe: Option<Wipe>,
+    /// The case has the run to itself ([`crate::case::Needs::alone`]): only then may it change
+    /// the platform's data-protection certificate, which every case of the run shares.
+    pub alone: bool,
+    live: Live,
     /// The platform's data-protection certificate was revoked by this case, or replaced by one
     /// about to expire, and not yet replaced: [`Ctx::finish`] replaces it, since the CA is
     /// shared by the run's cases.
@@ -809,6 +842,7 @@ impl Ctx {
     /// certificate endpoint serves it, commands and acknowledgements are signed with it from
     /// now on (what the platform sealed before is still opened with the old key). What was done.
     pub fn rotate_platform_certificate(&mut self) -> Result<String> {
+        self.only_alone()?;
         self.platform_cert_unusable = false;
         self.handle
             .rotate_platform_certificate()
@@ -818,6 +852,7 @@ impl Ctx {
     /// Replaces the platform's data-protection certificate by one that expires `valid_for`
     /// from now (the platform goes on signing with it after that). What was done.
     pub fn rotate_platform_certificate_expiring(&mut self, valid_for: Duration) -> Result<String> {
+        self.only_alone()?;
         self.platform_cert_unusable = true;
         self.handle
             .rotate_platform_certificate_expiring(valid_for)
@@ -827,10 +862,29 @@ impl Ctx {
     /// Revokes the platform's data-protection certificate without a replacement (the platform
     /// goes on signing with it). What was done.
     pub fn revoke_platform_certificate(&mut self) -> Result<String> {
+        self.only_alone()?;
         self.platform_cert_unusable = true;
         self.handle
             .revoke_platform_certificate()
             .map_err(|e| anyhow!("revoke: {e:?}"))
+    }
+
+    /// Refuses a change of what the run's cases share unless the case has the run to itself.
+    fn only_alone(&self) -> Result<()> {
+        if !self.alone && self.window.is_none() {
+            bail!(
+                "the case changes the platform's certificate, which the run's cases share, \
+                 but does not declare Needs::alone (a suite defect)"
+            );
+        }
+        let others = self.live.others();
+        if others > 0 {
+            bail!(
+                "the case changes the platform's certificate, which the run's cases share, \
+                 while {others} other case(s) play beside it (a suite defect)"
+            );
+        }
+        Ok(())
     }
 
     /// How many times the gateway fetched the CRL so far.

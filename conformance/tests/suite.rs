@@ -18,6 +18,7 @@ fn opts(select: &[&str], deviations: Vec<(String, String)>) -> RunOptions {
         capabilities: Capabilities::default(),
         deviations,
         case_deadline: Duration::from_secs(90),
+        jobs: conformance::DEFAULT_JOBS,
         variant: None,
     }
 }

@@ -225,6 +225,7 @@ async fn every_broken_variant_fails_the_case_meant_to_catch_it() {
                 capabilities: Capabilities::default(),
                 deviations: Vec::new(),
                 case_deadline: Duration::from_secs(deadline),
+                jobs: 1,
                 variant: Some(variant.name().to_owned()),
             };
             (variant, case, why, {
