@@ -91,11 +91,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
          masking-key`)",
     ),
     (
-        "DES-MQTT-8",
-        "timing: LINK-LOSS sees the gateway reconnect; the back-off delays are not measured \
-         (the suite never asserts on wall-clock time)",
-    ),
-    (
         "DES-MQTT-9",
         "the platform's and the broker's side (docs/conformance.md, the suite's world)",
     ),
@@ -738,6 +733,22 @@ pub fn all() -> Vec<Case> {
                       and retain false",
         needs: Needs::NONE,
         run: mqtt_session,
+    });
+    v.push(Case {
+        id: "CONNECT-BACKOFF",
+        requirements: &["IF-CONN-1", "SM-SESSION", "SM-LOCKOUT"],
+        rules: &["DES-MQTT-8", "DES-MSG-CONN-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform answers the gateway's first 4 `connect`s BUSY (a retryable \
+                      refusal), then OK",
+        expectation: "each next `connect` has a new messageId, goes on the same MQTT connection \
+                      and comes no sooner than the back-off d_n = 2^(n-1) s × [0.5, 1) after \
+                      refusal n (DES-MQTT-8: at least 0.5, 1, 2 and 4 s) and no later than 2 s \
+                      past its upper end; before the session the gateway publishes nothing but \
+                      `connect`; the 5th is answered OK and `monitor.status` follows",
+        needs: Needs::OWN,
+        run: connect_backoff,
     });
     v.push(Case {
         id: "FTP-QUARANTINE",
@@ -2169,6 +2180,142 @@ fn mqtt_session(c: &mut Ctx) -> CaseFuture<'_> {
             if let Some((_, why)) = wrong.into_iter().find(|(bad, _)| *bad) {
                 bail!("CONNECT: {why}");
             }
+        }
+        Ok(())
+    })
+}
+
+fn connect_backoff(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        const REFUSED: usize = 4;
+        // Delivery and scheduling may add to a gateway's wait, never take from it: the upper
+        // end gets this much room, the lower end none.
+        const ROOM: f64 = 2.0;
+        c.faults(FaultConfig {
+            busy_connects: u32::try_from(REFUSED)?,
+            ..FaultConfig::default()
+        })?;
+        c.start_gateway().await?;
+        // 0.5 + 1 + 2 + 4 s at least, 1 + 2 + 4 + 8 s at most.
+        c.wait_wire(
+            "connect.result OK after the refusals",
+            Duration::from_secs(40),
+            |e| e.message_type == "connect.result" && e.code.as_deref() == Some("OK"),
+        )
+        .await?;
+        let wire = c.wire_timed();
+        let ok_at = wire
+            .iter()
+            .position(|(e, _)| {
+                e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
+            })
+            .ok_or_else(|| anyhow!("the OK connect.result left the wire log"))?;
+        let before = &wire[..ok_at];
+        if let Some((e, _)) = before
+            .iter()
+            .find(|(e, _)| e.direction == "up" && e.message_type != "connect")
+        {
+            bail!(
+                "{} {} published before the session (DES-MSG-CONN-3: nothing but connect)",
+                e.message_type,
+                e.message_id
+            );
+        }
+        let connects: Vec<_> = before
+            .iter()
+            .filter(|(e, _)| e.direction == "up" && e.message_type == "connect")
+            .collect();
+        let refusals: Vec<_> = before
+            .iter()
+            .filter(|(e, _)| e.message_type == "connect.result")
+            .collect();
+        if refusals.len() != REFUSED
+            || refusals
+                .iter()
+                .any(|(e, _)| e.code.as_deref() != Some("BUSY"))
+        {
+            bail!(
+                "the platform answered {:?} before the OK: {REFUSED} BUSY meant (the suite's world)",
+                refusals
+                    .iter()
+                    .map(|(e, _)| e.code.clone())
+                    .collect::<Vec<_>>()
+            );
+        }
+        if connects.len() != REFUSED + 1 {
+            bail!(
+                "{} connect(s) before the OK answer: {} expected, one per refusal and the \
+                 answered one (DES-MSG-CONN-3: one outstanding at a time)",
+                connects.len(),
+                REFUSED + 1
+            );
+        }
+        let mut ids: Vec<&str> = connects
+            .iter()
+            .map(|(e, _)| e.message_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != connects.len() {
+            bail!("a connect retry reused a messageId (DES-MSG-CONN-3: a new messageId)");
+        }
+        let mut gaps = Vec::new();
+        for n in 1..=REFUSED {
+            let (refusal, refused_at) = refusals[n - 1];
+            let (next, next_at) = connects[n];
+            if refusal.in_reply_to.as_deref() != Some(connects[n - 1].0.message_id.as_str()) {
+                bail!(
+                    "refusal {n} answers {:?}, not connect {} (the suite's world)",
+                    refusal.in_reply_to,
+                    connects[n - 1].0.message_id
+                );
+            }
+            let gap = next_at.saturating_duration_since(*refused_at).as_secs_f64();
+            let top = f64::from(1u32 << (n - 1));
+            gaps.push(format!("{gap:.3}"));
+            if gap < top / 2.0 {
+                bail!(
+                    "connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} is at least \
+                     {} s (DES-MQTT-8)",
+                    next.message_id,
+                    top / 2.0
+                );
+            }
+            if gap > top + ROOM {
+                bail!(
+                    "connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} is under \
+                     {top} s (DES-MQTT-8; {ROOM} s allowed for delivery)",
+                    next.message_id
+                );
+            }
+        }
+        c.note(format!(
+            "s from each BUSY to the next connect: {} (d_n bounds [0.5, 1), [1, 2), [2, 4), [4, 8))",
+            gaps.join(", ")
+        ));
+        let transports = c.mqtt_connects().len();
+        if transports != 1 {
+            bail!(
+                "{transports} MQTT connections: a retryable refusal is retried on the same \
+                 transport (DES-MQTT-8 (b))"
+            );
+        }
+        let ok_id = wire[ok_at].0.in_reply_to.clone();
+        c.wait_wire("monitor.status after the session opened", WAIT, |e| {
+            e.direction == "up" && e.message_type == "monitor.status"
+        })
+        .await?;
+        let first_after = c
+            .wire()
+            .into_iter()
+            .skip(ok_at + 1)
+            .find(|e| e.direction == "up")
+            .map(|e| e.message_type);
+        if first_after.as_deref() != Some("monitor.status") {
+            bail!(
+                "after the OK answer to {ok_id:?} the gateway first sent {first_after:?} \
+                 (DES-MSG-CONN-3: monitor.status)"
+            );
         }
         Ok(())
     })

@@ -429,7 +429,7 @@ mod tests {
                 .iter()
                 .all(|r| { report.coverage[*r].why.is_some() })
         );
-        assert_eq!(report.coverage["DES-MQTT-8"].cases.len(), 0);
+        assert_eq!(report.coverage["DES-MQTT-9"].cases.len(), 0);
         // And every MUST and SHOULD of the catalogue has a case (item 2 of the brief).
         assert_eq!(report.uncovered("MUST"), Vec::<&str>::new());
         assert_eq!(report.uncovered("SHOULD"), Vec::<&str>::new());

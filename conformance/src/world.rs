@@ -331,12 +331,7 @@ fn suite_provisioning(bundle: &Path) -> Result<Config> {
 
 /// The platform every case sees: short timers (sent to the gateway, DES-MSG-CONN-3), the
 /// faults seeded by `seed` (replayable), every message it sees appended to `wire`.
-fn platform_options(
-    gw: &GatewayId,
-    store: PathBuf,
-    seed: u64,
-    wire: &Arc<Mutex<Vec<WireEvent>>>,
-) -> PlatformOptions {
+fn platform_options(gw: &GatewayId, store: PathBuf, seed: u64, wire: &WireLog) -> PlatformOptions {
     let mut opts = PlatformOptions::new(store);
     opts.core = PlatformConfig {
         monitor_interval_sec: 2,
@@ -350,12 +345,17 @@ fn platform_options(
     opts.subscription = format!("/tenants/{gw}/sgw/v1/up/#");
     let tap = wire.clone();
     opts.wire = Some(WireTap(Arc::new(move |e| {
+        let at = std::time::Instant::now();
         if let Ok(mut w) = tap.lock() {
-            w.push(e);
+            w.push((e, at));
         }
     })));
     opts
 }
+
+/// Every message the platform saw, with when the suite's tap saw it: an uplink as it arrived,
+/// a downlink as the platform sealed it (before it went out).
+type WireLog = Arc<Mutex<Vec<(WireEvent, std::time::Instant)>>>;
 
 /// The world of an already-running gateway, one for the whole run.
 struct Shared {
@@ -366,7 +366,7 @@ struct Shared {
     ftp_ca: PathBuf,
     platform: Arc<Platform>,
     store_path: PathBuf,
-    wire: Arc<Mutex<Vec<WireEvent>>>,
+    wire: WireLog,
 }
 
 impl Suite {
@@ -416,7 +416,7 @@ impl Suite {
         let mut bundle = Bundle::load(&world.join("bundle"))?;
         bundle.ftp_passwords = wf.ftp_passwords.clone();
         let cfg = bundle.config.clone();
-        let wire: Arc<Mutex<Vec<WireEvent>>> = Arc::default();
+        let wire: WireLog = Arc::default();
         let store_path = world.join("platform.sqlite");
         let opts = platform_options(&gw, store_path.clone(), seed, &wire);
         let platform = Platform::start(Ca::open(&ca_dir)?, broker.clone(), Some(https), opts)?;
@@ -515,7 +515,7 @@ impl Suite {
         )?;
         let (bundle, ftp_port, ftp_ca) = (local.bundle, local.ftp_port, local.ftp_ca);
         let cfg = suite_provisioning(&bundle.dir)?;
-        let wire: Arc<Mutex<Vec<WireEvent>>> = Arc::default();
+        let wire: WireLog = Arc::default();
         let store_path = base.join("platform.sqlite");
         // The case's seed decides which messages the percentage faults hit (replayable).
         let opts = platform_options(&gw, store_path.clone(), seed, &wire);
@@ -581,7 +581,7 @@ pub struct Ctx {
     /// The platform's operator handle.
     pub handle: PlatformHandle,
     store_path: PathBuf,
-    wire: Arc<Mutex<Vec<WireEvent>>>,
+    wire: WireLog,
     /// What the case noted along the way (reports).
     pub notes: Vec<String>,
     /// The gateway under test (set by the runner).
@@ -636,6 +636,13 @@ impl Ctx {
 
     /// Every message the platform saw so far in this case.
     pub fn wire(&self) -> Vec<WireEvent> {
+        self.wire_timed().into_iter().map(|(e, _)| e).collect()
+    }
+
+    /// [`Ctx::wire`] with when the suite saw each message: an uplink as it arrived at the
+    /// platform, a downlink as the platform sealed it (so the time from a downlink to the
+    /// gateway's next uplink is never shorter than the gateway's own wait).
+    pub fn wire_timed(&self) -> Vec<(WireEvent, std::time::Instant)> {
         let from = self.window.as_ref().map_or(0, |w| w.wire_from);
         self.wire
             .lock()

@@ -98,7 +98,8 @@ enum Command {
     ///
     /// SPEC is a comma-separated list: `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`,
     /// `withhold-acks`, `tamper[=N]`, `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`,
-    /// `stale-crl`, or `none`. The faults given replace those in force.
+    /// `stale-crl`, `busy-connects[=N]`, … (the full list: platform-sim's `platform::faults`),
+    /// or `none`. The faults given replace those in force.
     Fault {
         /// State directory of the running simulator (its endpoints.json names the API).
         #[arg(long, conflicts_with = "api", required_unless_present = "api")]

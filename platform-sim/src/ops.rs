@@ -189,6 +189,11 @@ pub struct FaultConfig {
     /// platform's own (right root, wrong role and name): a gateway must refuse it
     /// (DES-CERT-6, DES-CERT-4 step 3).
     pub rogue_app: bool,
+    /// The next N `connect`s the platform would answer OK are answered `BUSY` instead (a
+    /// retryable refusal, DES-MSG-CONN-3; the refused `connect.result` carries
+    /// `ackedThrough` 0): the gateway must send its next `connect` after the DES-MQTT-8
+    /// back-off, on the same transport.
+    pub busy_connects: u32,
 }
 
 /// A `platform.pem` response a gateway must refuse although it holds the right certificate

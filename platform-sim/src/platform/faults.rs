@@ -8,7 +8,7 @@
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
-//! `rogue-app`,
+//! `rogue-app`, `busy-connects[=N]`,
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -73,6 +73,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "foreign-root" => f.foreign_root = true,
             "offer-signer-cert" => f.offer_signer_cert = true,
             "rogue-app" => f.rogue_app = true,
+            "busy-connects" => f.busy_connects = num(item, v, 1)?,
             "jose" => {
                 f.jose_attack = Some(named(&crate::ops::JoseAttack::ALL, |a| a.name(), item, v)?)
             }
@@ -554,6 +555,11 @@ mod tests {
             let f = parse_fault_spec(&format!("reply={}", a.name())).unwrap();
             assert_eq!(f.reply_attack, Some(a));
         }
+        assert_eq!(
+            parse_fault_spec("busy-connects=4").unwrap().busy_connects,
+            4
+        );
+        assert_eq!(parse_fault_spec("busy-connects").unwrap().busy_connects, 1);
         assert!(matches!(
             parse_fault_spec("envelope=nonsense"),
             Err(FaultSpecError::Value(_))

@@ -951,9 +951,29 @@ impl State {
         out
     }
 
-    fn transmit(&mut self, now: Time, t: PlatformTransmit, out: &mut Vec<Outgoing>) {
+    fn transmit(&mut self, now: Time, mut t: PlatformTransmit, out: &mut Vec<Outgoing>) {
         let ty = t.envelope.message_type();
         let gw = t.gateway.clone();
+        // The busy-connects fault: an OK `connect.result` goes out as a retryable refusal.
+        let mut refused = None;
+        if ty == MessageType::ConnectResult
+            && self.faults.busy_connects > 0
+            && t.envelope
+                .result
+                .as_ref()
+                .is_some_and(|r| r.code == ResultCode::Ok)
+        {
+            self.faults.busy_connects -= 1;
+            t.envelope.result = Some(gateway::protocol::message::Outcome::new(
+                ResultCode::Busy,
+                "fault: busy (retry after the DES-MQTT-8 back-off)",
+            ));
+            if let Body::ConnectResult(r) = &mut t.envelope.body {
+                r.acked_through = 0;
+            }
+            tracing::info!(%gw, id = %t.envelope.message_id, "fault: connect answered BUSY");
+            refused = Some("busy");
+        }
         if self.faults.withhold_acks && matches!(ty, MessageType::DataAck | MessageType::Ack) {
             tracing::info!(%gw, id = %t.envelope.message_id, "fault: acknowledgement withheld");
             if let Some(tap) = &self.wire {
@@ -990,7 +1010,7 @@ impl State {
                 self.sec
                     .seal_message(gw.as_str(), &bytes, Utc::now())
                     .map_err(Into::into),
-                None,
+                refused,
             )
         };
         if is_cmd {
