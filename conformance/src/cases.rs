@@ -64,6 +64,7 @@ pub const CORE: &[&str] = &[
     "PSTART-OLD-COMMAND-SEQ",
     "PSTART-RESULT-UNACKED",
     "DATA-ACK-LONG-REASON",
+    "CONNECT-BACKOFF",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
