@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 38] = [
+const CATCHES: [(Variant, &str, &str); 39] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -97,6 +97,11 @@ const CATCHES: [(Variant, &str, &str); 38] = [
         Variant::UnsealableRefetchFlood,
         "PLATFORM-CERT-EXPIRES",
         "at most once per 5 minutes",
+    ),
+    (
+        Variant::ConnectRetryAtOnce,
+        "CONNECT-BACKOFF",
+        "the back-off d_1 is at least 0.5 s",
     ),
     (
         Variant::SeqReusedAfterRestart,

@@ -102,11 +102,14 @@ pub enum Variant {
     SilentIngestRefusal,
     /// MON-1, DES-MSG-MON-1: `monitor.status` lists no certificate expiries.
     StatusWithoutCertificates,
+    /// DES-MQTT-8, DES-MSG-CONN-3: after a retryable `connect` refusal the next `connect`
+    /// goes out at once, without the back-off (the platform flooded after an outage).
+    ConnectRetryAtOnce,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 39] = [
+    pub const ALL: [Variant; 40] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -146,6 +149,7 @@ impl Variant {
         Variant::SeqReusedAfterRestart,
         Variant::UnsealableReportsDropped,
         Variant::UnsealableRefetchFlood,
+        Variant::ConnectRetryAtOnce,
     ];
 
     /// The name written in `BROKEN`.
@@ -190,6 +194,7 @@ impl Variant {
             Variant::SeqReusedAfterRestart => "seq-reused-after-restart",
             Variant::UnsealableReportsDropped => "unsealable-reports-dropped",
             Variant::UnsealableRefetchFlood => "unsealable-refetch-flood",
+            Variant::ConnectRetryAtOnce => "connect-retry-at-once",
         }
     }
 }

@@ -756,6 +756,15 @@ impl<S: RecordStore> Driver<S> {
                 self.audit_event(e);
             }
             self.update_metrics(&events);
+            if self.broken.is(Variant::ConnectRetryAtOnce)
+                && events
+                    .iter()
+                    .any(|e| matches!(e, GatewayEvent::ConnectRefused { lasting: false, .. }))
+                && let Some(retry_at) = self.core.poll_timeout()
+            {
+                // The back-off not waited for: its timer fired now.
+                self.core.handle_timeout(retry_at.max(now()));
+            }
             if !events.is_empty() {
                 let store = self.store.clone();
                 let r = tokio::task::spawn_blocking(move || {
