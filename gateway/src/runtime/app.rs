@@ -692,7 +692,10 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         .map_err(|e| AppError::Start(format!("{}: {e}", evacuation_dir.display())))?;
 
     // Storage: open (boot count +1), repair archives, restore the core.
-    let pcfg = cfg.protocol_config();
+    let mut pcfg = cfg.protocol_config();
+    // DES-MQTT-8: the jitter of `connect` retries from a secure source at each start (the
+    // transport's reconnects draw their own seed below).
+    pcfg.backoff_seed = rand::random();
     let mut store = Store::open(cfg.gateway.state_dir.path())?;
     store.set_quota((!broken.is(Variant::QuotaIgnored)).then_some(cfg.storage.quota_bytes));
     store.recover_archives(&evacuation_dir)?;
