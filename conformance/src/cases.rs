@@ -2539,8 +2539,21 @@ fn forged_case(c: &mut Ctx) -> CaseFuture<'_> {
 async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
     wait_ok(
         async {
-            c.start_gateway().await?;
-            c.wait_view("session", WAIT, |v| v.connected).await?;
+            c.session().await?;
+            // The genuine platform certificate held first: a fault armed while the gateway's
+            // start-up fetch (DES-CERT-3) is under way would hand it the faulty signer's
+            // certificate as `platform.pem` against its older CRL.
+            Ctx::poll(WAIT, || {
+                Ok(match c.platform_pem_fetches() {
+                    0 => Look::Not(
+                        "platform.pem not fetched at start (DES-CERT-3): the forged command \
+                         needs the genuine certificate held first"
+                            .to_owned(),
+                    ),
+                    _ => Look::Done(()),
+                })
+            })
+            .await?;
             let fetched = c.platform_pem_fetches();
             c.faults(fault.config())?;
             c.command(OperatorCommand::Start {
