@@ -404,16 +404,15 @@ pub async fn serve(
                     move |mut req: hyper::Request<hyper::body::Incoming>| {
                         let app = app.clone();
                         let identity = identity.clone();
-                        if let Ok(mut l) = log_shared.requests.lock() {
-                            if l.len() >= 1000 {
-                                l.pop_front();
-                            }
-                            l.push_back((
+                        let log_shared = log_shared.clone();
+                        async move {
+                            // Logged once answered: a request in the log was served with what
+                            // was published when it was answered (a test that changes what is
+                            // published after seeing a fetch cannot race the answer).
+                            let served = (
                                 identity.organization.clone().unwrap_or_default(),
                                 req.uri().path().to_owned(),
-                            ));
-                        }
-                        async move {
+                            );
                             tracing::info!(
                                 %peer, client = ?identity.organization, serial = %identity.serial,
                                 method = %req.method(), path = %req.uri().path(), "HTTPS request"
@@ -426,7 +425,14 @@ pub async fn serve(
                                 ));
                             }
                             req.extensions_mut().insert(identity);
-                            app.oneshot(req).await
+                            let answer = app.oneshot(req).await;
+                            if let Ok(mut l) = log_shared.requests.lock() {
+                                if l.len() >= 1000 {
+                                    l.pop_front();
+                                }
+                                l.push_back(served);
+                            }
+                            answer
                         }
                     },
                 );
