@@ -743,14 +743,17 @@ pub fn all() -> Vec<Case> {
         negative: true,
         description: "the platform answers the gateway's first 4 `connect`s BUSY (a retryable \
                       refusal), then OK; the gateway is stopped and started again, and the same \
-                      once more",
+                      once more; then its MQTT connection is cut and the next `connect` refused \
+                      BUSY once",
         expectation: "each next `connect` has a new messageId, goes on the same MQTT connection \
                       and comes no sooner than the back-off d_n = 2^(n-1) s × [0.5, 1) after \
                       refusal n (DES-MQTT-8: at least 0.5, 1, 2 and 4 s) and no later than 2 s \
                       past its upper end; before the session the gateway publishes nothing but \
                       `connect`; the 5th is answered OK and `monitor.status` follows; the \
                       second start's waits are not the first's (the jitter drawn afresh at \
-                      each start)",
+                      each start); its connection cut seconds into the session, the next BUSY \
+                      is the fifth since the count reset (d_5: 8 to 16 s, the count resets only \
+                      after a session of 60 s)",
         needs: Needs::OWN,
         run: connect_backoff,
     });
@@ -2194,9 +2197,9 @@ const BUSY_CONNECTS: usize = 4;
 
 fn connect_backoff(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        let first = backoff_round(c, 1).await?;
+        let first = backoff_round(c, 1, Begin::Start).await?;
         c.stop_gateway().await?;
-        let second = backoff_round(c, 2).await?;
+        let second = backoff_round(c, 2, Begin::Start).await?;
         // DES-MQTT-8: the jitter comes from a secure source at each start, so a restart draws
         // other factors. Noise of delivery is some milliseconds; two independent draws agree
         // within 50 ms at all four retries with probability about 2.5e-5.
@@ -2207,27 +2210,65 @@ fn connect_backoff(c: &mut Ctx) -> CaseFuture<'_> {
                  s, then {second:.3?} s): the jitter is not drawn afresh at each start (DES-MQTT-8)"
             );
         }
+        // The count resets only after a session that lasted 60 s: the second start's session
+        // lasted seconds when its connection is cut, so the next refusal is the fifth.
+        backoff_round(c, 3, Begin::Cut).await?;
         Ok(())
     })
 }
 
-/// Starts the gateway with the platform answering its first [`BUSY_CONNECTS`] `connect`s BUSY;
-/// checks every retry against DES-MQTT-8 and DES-MSG-CONN-3 and returns the seconds from each
-/// refusal to the next `connect` (`round` names the start in what is noted).
-async fn backoff_round(c: &mut Ctx, round: u32) -> Result<Vec<f64>> {
+/// How a round of CONNECT-BACKOFF begins.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// The gateway starts: [`BUSY_CONNECTS`] refusals, counted from 1.
+    Start,
+    /// Its MQTT connection is cut at the broker seconds into its session: one refusal, the
+    /// fifth since the count last reset.
+    Cut,
+}
+
+/// Starts the gateway (or cuts its connection) with the platform answering the next
+/// `connect`s BUSY ([`Begin`]); checks every retry against DES-MQTT-8 and DES-MSG-CONN-3 and
+/// returns the seconds from each refusal to the next `connect` (`round` names it in what is
+/// noted).
+async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>> {
     // Delivery and scheduling may add to a gateway's wait, never take from it: the upper end
     // gets this much room, the lower end none.
     const ROOM: f64 = 2.0;
+    let (refused, first_n) = match begin {
+        Begin::Start => (BUSY_CONNECTS, 1),
+        Begin::Cut => (1, BUSY_CONNECTS + 1),
+    };
     let from = c.wire().len();
     let transports_before = c.mqtt_connects().len();
     c.faults(FaultConfig {
-        busy_connects: u32::try_from(BUSY_CONNECTS)?,
+        busy_connects: u32::try_from(refused)?,
         ..FaultConfig::default()
     })?;
-    c.start_gateway().await?;
+    match begin {
+        Begin::Start => c.start_gateway().await?,
+        Begin::Cut => {
+            let session = c
+                .wire_timed()
+                .iter()
+                .rev()
+                .find(|(e, _)| {
+                    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
+                })
+                .map(|(_, at)| at.elapsed().as_secs_f64())
+                .ok_or_else(|| anyhow!("no session to cut"))?;
+            if session >= 50.0 {
+                bail!("the session to cut has lasted {session:.0} s: under 60 s meant (the suite)");
+            }
+            c.note(format!(
+                "start 2's session cut at the broker after {session:.1} s"
+            ));
+            c.cut_link()?;
+        }
+    }
     let is_ok =
         |e: &WireEvent| e.message_type == "connect.result" && e.code.as_deref() == Some("OK");
-    // 0.5 + 1 + 2 + 4 s at least, 1 + 2 + 4 + 8 s at most.
+    // Start: 0.5 + 1 + 2 + 4 s at least, 1 + 2 + 4 + 8 s at most; cut: 8 to 16 s.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     let ok_at = loop {
         if let Some(i) = c.wire().iter().skip(from).position(is_ok) {
@@ -2239,7 +2280,12 @@ async fn backoff_round(c: &mut Ctx, round: u32) -> Result<Vec<f64>> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let wire = c.wire_timed();
-    let before = &wire[from..ok_at];
+    // From the round's first `connect` (what the session before sent is not in it).
+    let first_connect = wire[from..ok_at]
+        .iter()
+        .position(|(e, _)| e.direction == "up" && e.message_type == "connect")
+        .map_or(ok_at, |i| from + i);
+    let before = &wire[first_connect..ok_at];
     if let Some((e, _)) = before
         .iter()
         .find(|(e, _)| e.direction == "up" && e.message_type != "connect")
@@ -2258,25 +2304,25 @@ async fn backoff_round(c: &mut Ctx, round: u32) -> Result<Vec<f64>> {
         .iter()
         .filter(|(e, _)| e.message_type == "connect.result")
         .collect();
-    if refusals.len() != BUSY_CONNECTS
+    if refusals.len() != refused
         || refusals
             .iter()
             .any(|(e, _)| e.code.as_deref() != Some("BUSY"))
     {
         bail!(
-            "the platform answered {:?} before the OK: {BUSY_CONNECTS} BUSY meant (the suite's world)",
+            "the platform answered {:?} before the OK: {refused} BUSY meant (the suite's world)",
             refusals
                 .iter()
                 .map(|(e, _)| e.code.clone())
                 .collect::<Vec<_>>()
         );
     }
-    if connects.len() != BUSY_CONNECTS + 1 {
+    if connects.len() != refused + 1 {
         bail!(
             "{} connect(s) before the OK answer: {} expected, one per refusal and the answered \
              one (DES-MSG-CONN-3: one outstanding at a time)",
             connects.len(),
-            BUSY_CONNECTS + 1
+            refused + 1
         );
     }
     let mut ids: Vec<&str> = connects
@@ -2289,44 +2335,46 @@ async fn backoff_round(c: &mut Ctx, round: u32) -> Result<Vec<f64>> {
         bail!("a connect retry reused a messageId (DES-MSG-CONN-3: a new messageId)");
     }
     let mut gaps = Vec::new();
-    for n in 1..=BUSY_CONNECTS {
-        let (refusal, refused_at) = refusals[n - 1];
-        let (next, next_at) = connects[n];
-        if refusal.in_reply_to.as_deref() != Some(connects[n - 1].0.message_id.as_str()) {
+    for i in 1..=refused {
+        let n = first_n + i - 1;
+        let (refusal, refused_at) = refusals[i - 1];
+        let (next, next_at) = connects[i];
+        if refusal.in_reply_to.as_deref() != Some(connects[i - 1].0.message_id.as_str()) {
             bail!(
-                "refusal {n} answers {:?}, not connect {} (the suite's world)",
+                "refusal {i} answers {:?}, not connect {} (the suite's world)",
                 refusal.in_reply_to,
-                connects[n - 1].0.message_id
+                connects[i - 1].0.message_id
             );
         }
         let gap = next_at.saturating_duration_since(*refused_at).as_secs_f64();
         let top = f64::from(1u32 << (n - 1));
         if gap < top / 2.0 {
             bail!(
-                "connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} is at least {} \
-                 s (DES-MQTT-8)",
+                "start {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
+                 is at least {} s (DES-MQTT-8; n counts the refusals since a session that lasted \
+                 60 s)",
                 next.message_id,
                 top / 2.0
             );
         }
         if gap > top + ROOM {
             bail!(
-                "connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} is under {top} \
-                 s (DES-MQTT-8; {ROOM} s allowed for delivery)",
+                "start {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
+                 is under {top} s (DES-MQTT-8; {ROOM} s allowed for delivery)",
                 next.message_id
             );
         }
         gaps.push(gap);
     }
     c.note(format!(
-        "start {round}: s from each BUSY to the next connect: {gaps:.3?} (d_n bounds [0.5, 1), \
-         [1, 2), [2, 4), [4, 8))"
+        "start {round}: s from each BUSY to the next connect: {gaps:.3?} (n = {first_n}..; d_n \
+         within [2^(n-2), 2^(n-1)) s)"
     ));
     let transports = c.mqtt_connects().len() - transports_before;
     if transports != 1 {
         bail!(
-            "{transports} MQTT connections in start {round}: a retryable refusal is retried on \
-             the same transport (DES-MQTT-8 (b))"
+            "{transports} MQTT connections in start {round}: one expected, a retryable refusal \
+             is retried on the same transport (DES-MQTT-8 (b))"
         );
     }
     let first_after = Ctx::poll(WAIT, || {
