@@ -65,6 +65,7 @@ pub const CORE: &[&str] = &[
     "PSTART-RESULT-UNACKED",
     "DATA-ACK-LONG-REASON",
     "CONNECT-BACKOFF",
+    "CONNECT-REFUSED-LASTING",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
@@ -756,6 +757,20 @@ pub fn all() -> Vec<Case> {
                       after a session of 60 s)",
         needs: Needs::OWN,
         run: connect_backoff,
+    });
+    v.push(Case {
+        id: "CONNECT-REFUSED-LASTING",
+        requirements: &["IF-CONN-1", "SM-SESSION", "SM-LOCKOUT"],
+        rules: &["DES-MSG-CONN-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform answers the gateway's first `connect` UNAUTHORIZED (a lasting \
+                      refusal); the suite watches for 6 s",
+        expectation: "no other `connect` nor anything else from the gateway in those 6 s: a \
+                      lasting refusal is retried every 300 s (DES-MSG-CONN-3), never at once \
+                      nor on the back-off of a retryable one",
+        needs: Needs::OWN,
+        run: connect_refused_lasting,
     });
     v.push(Case {
         id: "FTP-QUARANTINE",
@@ -2213,6 +2228,48 @@ fn connect_backoff(c: &mut Ctx) -> CaseFuture<'_> {
         // The count resets only after a session that lasted 60 s: the second start's session
         // lasted seconds when its connection is cut, so the next refusal is the fifth.
         backoff_round(c, 3, Begin::Cut).await?;
+        Ok(())
+    })
+}
+
+fn connect_refused_lasting(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        // Longer than the retryable back-off's first three waits at their shortest (3.5 s).
+        const WATCH: Duration = Duration::from_secs(6);
+        c.faults(FaultConfig {
+            unauthorized_connects: 1,
+            ..FaultConfig::default()
+        })?;
+        c.start_gateway().await?;
+        let refusal = c
+            .wait_wire("connect.result UNAUTHORIZED", WAIT, |e| {
+                e.message_type == "connect.result" && e.code.as_deref() == Some("UNAUTHORIZED")
+            })
+            .await?;
+        let at = c
+            .wire()
+            .iter()
+            .position(|e| e.message_id == refusal.message_id)
+            .unwrap_or_default();
+        tokio::time::sleep(WATCH).await;
+        let after: Vec<_> = c
+            .wire()
+            .into_iter()
+            .skip(at + 1)
+            .filter(|e| e.direction == "up")
+            .map(|e| format!("{} {}", e.message_type, e.message_id))
+            .collect();
+        c.note(format!(
+            "sent in the {} s after the refusal: {after:?}",
+            WATCH.as_secs()
+        ));
+        if !after.is_empty() {
+            bail!(
+                "the gateway sent {after:?} within {} s of a lasting refusal (UNAUTHORIZED): the \
+                 next connect comes 300 s later (DES-MSG-CONN-3)",
+                WATCH.as_secs()
+            );
+        }
         Ok(())
     })
 }

@@ -194,6 +194,10 @@ pub struct FaultConfig {
     /// `ackedThrough` 0): the gateway must send its next `connect` after the DES-MQTT-8
     /// back-off, on the same transport.
     pub busy_connects: u32,
+    /// The next N `connect`s the platform would answer OK are answered `UNAUTHORIZED` instead
+    /// (a lasting refusal, DES-MSG-CONN-3): the gateway must not send another `connect` for
+    /// 300 s (after `busy_connects`, if both are set).
+    pub unauthorized_connects: u32,
 }
 
 /// A `platform.pem` response a gateway must refuse although it holds the right certificate

@@ -8,7 +8,7 @@
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
-//! `rogue-app`, `busy-connects[=N]`,
+//! `rogue-app`, `busy-connects[=N]`, `unauthorized-connects[=N]`,
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -74,6 +74,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "offer-signer-cert" => f.offer_signer_cert = true,
             "rogue-app" => f.rogue_app = true,
             "busy-connects" => f.busy_connects = num(item, v, 1)?,
+            "unauthorized-connects" => f.unauthorized_connects = num(item, v, 1)?,
             "jose" => {
                 f.jose_attack = Some(named(&crate::ops::JoseAttack::ALL, |a| a.name(), item, v)?)
             }
@@ -560,6 +561,12 @@ mod tests {
             4
         );
         assert_eq!(parse_fault_spec("busy-connects").unwrap().busy_connects, 1);
+        assert_eq!(
+            parse_fault_spec("unauthorized-connects=2")
+                .unwrap()
+                .unauthorized_connects,
+            2
+        );
         assert!(matches!(
             parse_fault_spec("envelope=nonsense"),
             Err(FaultSpecError::Value(_))

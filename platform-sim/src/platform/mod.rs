@@ -954,25 +954,40 @@ impl State {
     fn transmit(&mut self, now: Time, mut t: PlatformTransmit, out: &mut Vec<Outgoing>) {
         let ty = t.envelope.message_type();
         let gw = t.gateway.clone();
-        // The busy-connects fault: an OK `connect.result` goes out as a retryable refusal.
+        // The busy- and unauthorized-connects faults: an OK `connect.result` goes out as a
+        // retryable (BUSY) or lasting (UNAUTHORIZED) refusal.
         let mut refused = None;
         if ty == MessageType::ConnectResult
-            && self.faults.busy_connects > 0
             && t.envelope
                 .result
                 .as_ref()
                 .is_some_and(|r| r.code == ResultCode::Ok)
         {
-            self.faults.busy_connects -= 1;
-            t.envelope.result = Some(gateway::protocol::message::Outcome::new(
-                ResultCode::Busy,
-                "fault: busy (retry after the DES-MQTT-8 back-off)",
-            ));
-            if let Body::ConnectResult(r) = &mut t.envelope.body {
-                r.acked_through = 0;
+            let (code, reason, note) = if self.faults.busy_connects > 0 {
+                self.faults.busy_connects -= 1;
+                (
+                    ResultCode::Busy,
+                    "fault: busy (retry after the DES-MQTT-8 back-off)",
+                    "busy",
+                )
+            } else if self.faults.unauthorized_connects > 0 {
+                self.faults.unauthorized_connects -= 1;
+                (
+                    ResultCode::Unauthorized,
+                    "fault: unauthorized (a lasting refusal: retry every 300 s)",
+                    "unauthorized",
+                )
+            } else {
+                (ResultCode::Ok, "", "")
+            };
+            if code != ResultCode::Ok {
+                t.envelope.result = Some(gateway::protocol::message::Outcome::new(code, reason));
+                if let Body::ConnectResult(r) = &mut t.envelope.body {
+                    r.acked_through = 0;
+                }
+                tracing::info!(%gw, id = %t.envelope.message_id, ?code, "fault: connect refused");
+                refused = Some(note);
             }
-            tracing::info!(%gw, id = %t.envelope.message_id, "fault: connect answered BUSY");
-            refused = Some("busy");
         }
         if self.faults.withhold_acks && matches!(ty, MessageType::DataAck | MessageType::Ack) {
             tracing::info!(%gw, id = %t.envelope.message_id, "fault: acknowledgement withheld");
