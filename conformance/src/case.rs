@@ -37,6 +37,10 @@ pub struct Needs {
     /// data-protection certificate of the run's CA: rotated, revoked, about to expire), so no
     /// other case plays beside it.
     pub alone: bool,
+    /// Over a minute of protocol time that no value the platform sends can shorten (DES-MQTT-8:
+    /// a session of 60 s resets the back-off): the case's hard deadline is the run's plus
+    /// [`crate::MINUTE_MORE`].
+    pub minute: bool,
 }
 
 /// The capability statement of the gateway under test (`--capabilities FILE`, JSON).

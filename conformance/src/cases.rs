@@ -759,6 +759,22 @@ pub fn all() -> Vec<Case> {
         run: connect_backoff,
     });
     v.push(Case {
+        id: "CONNECT-BACKOFF-RESET",
+        requirements: &["IF-CONN-1", "SM-SESSION"],
+        rules: &["DES-MQTT-8"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform answers the gateway's first 4 `connect`s BUSY, then OK; once \
+                      that session has lasted 62 s its MQTT connection is cut and the next \
+                      `connect` refused BUSY once",
+        expectation: "the four retries wait d_1 to d_4 as in CONNECT-BACKOFF; after the cut the \
+                      next `connect` comes 0.5 to 1 s (and no later than 2 s past that) after \
+                      the BUSY: a session that lasted 60 s reset the count (DES-MQTT-8), so it \
+                      is d_1 again, not d_5 (8 to 16 s)",
+        needs: Needs::OWN_MINUTE,
+        run: connect_backoff_reset,
+    });
+    v.push(Case {
         id: "CONNECT-REFUSED-LASTING",
         requirements: &["IF-CONN-1", "SM-SESSION", "SM-LOCKOUT"],
         rules: &["DES-MSG-CONN-3"],
@@ -912,6 +928,7 @@ impl Needs {
         wipe: false,
         own_gateway: false,
         alone: false,
+        minute: false,
     };
     /// A gateway of its own ([`Needs::own_gateway`]).
     pub const OWN: Needs = Needs {
@@ -921,6 +938,11 @@ impl Needs {
     /// A gateway of its own and the run to itself ([`Needs::alone`]).
     pub const OWN_ALONE: Needs = Needs {
         alone: true,
+        ..Needs::OWN
+    };
+    /// A gateway of its own and a minute more ([`Needs::minute`]).
+    pub const OWN_MINUTE: Needs = Needs {
+        minute: true,
         ..Needs::OWN
     };
 }
@@ -2227,7 +2249,17 @@ fn connect_backoff(c: &mut Ctx) -> CaseFuture<'_> {
         }
         // The count resets only after a session that lasted 60 s: the second start's session
         // lasted seconds when its connection is cut, so the next refusal is the fifth.
-        backoff_round(c, 3, Begin::Cut).await?;
+        backoff_round(c, 3, Begin::CutShort).await?;
+        Ok(())
+    })
+}
+
+fn connect_backoff_reset(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        backoff_round(c, 1, Begin::Start).await?;
+        // DES-MQTT-8: the four refusals counted, a session of over 60 s resets the count, so
+        // the refusal after the cut is the first again (d_1: 0.5 to 1 s, not d_5's 8 to 16 s).
+        backoff_round(c, 2, Begin::CutLong).await?;
         Ok(())
     })
 }
@@ -2274,14 +2306,22 @@ fn connect_refused_lasting(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
-/// How a round of CONNECT-BACKOFF begins.
+/// How a round of CONNECT-BACKOFF (or CONNECT-BACKOFF-RESET) begins.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Begin {
     /// The gateway starts: [`BUSY_CONNECTS`] refusals, counted from 1.
     Start,
     /// Its MQTT connection is cut at the broker seconds into its session: one refusal, the
     /// fifth since the count last reset.
-    Cut,
+    CutShort,
+    /// Its MQTT connection is cut at the broker once its session has lasted over 60 s: one
+    /// refusal, the first since the count reset.
+    CutLong,
+}
+
+/// The platform accepted a `connect`: a session begins.
+fn is_session(e: &WireEvent) -> bool {
+    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
 }
 
 /// Starts the gateway (or cuts its connection) with the platform answering the next
@@ -2292,10 +2332,34 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
     // Delivery and scheduling may add to a gateway's wait, never take from it: the upper end
     // gets this much room, the lower end none.
     const ROOM: f64 = 2.0;
+    // Over DES-MQTT-8's 60 s: the gateway's session begins when it reads the OK the suite saw
+    // sent, a moment later.
+    const LONG_SESSION: f64 = 62.0;
     let (refused, first_n) = match begin {
         Begin::Start => (BUSY_CONNECTS, 1),
-        Begin::Cut => (1, BUSY_CONNECTS + 1),
+        Begin::CutShort => (1, BUSY_CONNECTS + 1),
+        Begin::CutLong => (1, 1),
     };
+    if begin != Begin::Start {
+        let began = c
+            .wire_timed()
+            .iter()
+            .rev()
+            .find(|(e, _)| is_session(e))
+            .map(|(_, at)| *at)
+            .ok_or_else(|| anyhow!("no session to cut"))?;
+        if begin == Begin::CutLong {
+            let until = began + Duration::from_secs_f64(LONG_SESSION);
+            tokio::time::sleep_until(until.into()).await;
+        }
+        let lasted = began.elapsed().as_secs_f64();
+        if begin == Begin::CutShort && lasted >= 50.0 {
+            bail!("the session to cut has lasted {lasted:.0} s: under 60 s meant (the suite)");
+        }
+        c.note(format!(
+            "round {round}: the session cut at the broker after {lasted:.1} s"
+        ));
+    }
     let from = c.wire().len();
     let transports_before = c.mqtt_connects().len();
     c.faults(FaultConfig {
@@ -2304,38 +2368,18 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
     })?;
     match begin {
         Begin::Start => c.start_gateway().await?,
-        Begin::Cut => {
-            let session = c
-                .wire_timed()
-                .iter()
-                .rev()
-                .find(|(e, _)| {
-                    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
-                })
-                .map(|(_, at)| at.elapsed().as_secs_f64())
-                .ok_or_else(|| anyhow!("no session to cut"))?;
-            if session >= 50.0 {
-                bail!("the session to cut has lasted {session:.0} s: under 60 s meant (the suite)");
-            }
-            c.note(format!(
-                "start 2's session cut at the broker after {session:.1} s"
-            ));
-            c.cut_link()?;
-        }
+        Begin::CutShort | Begin::CutLong => c.cut_link()?,
     }
-    let is_ok =
-        |e: &WireEvent| e.message_type == "connect.result" && e.code.as_deref() == Some("OK");
-    // Start: 0.5 + 1 + 2 + 4 s at least, 1 + 2 + 4 + 8 s at most; cut: 8 to 16 s.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    let ok_at = loop {
-        if let Some(i) = c.wire().iter().skip(from).position(is_ok) {
-            break from + i;
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("start {round}: connect.result OK after the refusals not seen within 40 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // Start: 0.5 + 1 + 2 + 4 s at least, 1 + 2 + 4 + 8 s at most; cut: at most 16 s.
+    let ok_at = Ctx::poll(Duration::from_secs(40), || {
+        Ok(match c.wire().iter().skip(from).position(is_session) {
+            Some(i) => Look::Done(from + i),
+            None => Look::Not(format!(
+                "round {round}: connect.result OK after the refusals not seen within 40 s"
+            )),
+        })
+    })
+    .await?;
     let wire = c.wire_timed();
     // From the round's first `connect` (what the session before sent is not in it).
     let first_connect = wire[from..ok_at]
@@ -2407,7 +2451,7 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
         let top = f64::from(1u32 << (n - 1));
         if gap < top / 2.0 {
             bail!(
-                "start {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
+                "round {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
                  is at least {} s (DES-MQTT-8; n counts the refusals since a session that lasted \
                  60 s)",
                 next.message_id,
@@ -2416,7 +2460,7 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
         }
         if gap > top + ROOM {
             bail!(
-                "start {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
+                "round {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
                  is under {top} s (DES-MQTT-8; {ROOM} s allowed for delivery)",
                 next.message_id
             );
@@ -2424,13 +2468,13 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
         gaps.push(gap);
     }
     c.note(format!(
-        "start {round}: s from each BUSY to the next connect: {gaps:.3?} (n = {first_n}..; d_n \
+        "round {round}: s from each BUSY to the next connect: {gaps:.3?} (n = {first_n}..; d_n \
          within [2^(n-2), 2^(n-1)) s)"
     ));
     let transports = c.mqtt_connects().len() - transports_before;
     if transports != 1 {
         bail!(
-            "{transports} MQTT connections in start {round}: one expected, a retryable refusal \
+            "{transports} MQTT connections in round {round}: one expected, a retryable refusal \
              is retried on the same transport (DES-MQTT-8 (b))"
         );
     }
@@ -2444,7 +2488,7 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
             {
                 Some(e) => Look::Done(e.message_type),
                 None => Look::Not(format!(
-                    "start {round}: nothing sent after the OK connect.result (DES-MSG-CONN-3: \
+                    "round {round}: nothing sent after the OK connect.result (DES-MSG-CONN-3: \
                      monitor.status)"
                 )),
             },
@@ -2453,7 +2497,7 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
     .await?;
     if first_after != "monitor.status" {
         bail!(
-            "after the OK connect.result of start {round} the gateway first sent {first_after:?} \
+            "after the OK connect.result of round {round} the gateway first sent {first_after:?} \
              (DES-MSG-CONN-3: monitor.status)"
         );
     }
@@ -2649,20 +2693,19 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
             // start-up fetch (DES-CERT-3) is under way would hand it the faulty signer's
             // certificate as `platform.pem` against its older CRL. (A running gateway's
             // start-up is long past.)
-            Ctx::poll(WAIT, || {
-                if c.shared() {
-                    return Ok(Look::Done(()));
-                }
-                Ok(match c.platform_pem_fetches() {
-                    0 => Look::Not(
-                        "platform.pem not fetched at start (DES-CERT-3): the forged command \
-                         needs the genuine certificate held first"
-                            .to_owned(),
-                    ),
-                    _ => Look::Done(()),
+            if !c.shared() {
+                Ctx::poll(WAIT, || {
+                    Ok(match c.platform_pem_fetches() {
+                        0 => Look::Not(
+                            "platform.pem not fetched at start (DES-CERT-3): the forged command \
+                             needs the genuine certificate held first"
+                                .to_owned(),
+                        ),
+                        _ => Look::Done(()),
+                    })
                 })
-            })
-            .await?;
+                .await?;
+            }
             let fetched = c.platform_pem_fetches();
             c.faults(fault.config())?;
             c.command(OperatorCommand::Start {

@@ -134,6 +134,9 @@ pub fn selected(select: &[String]) -> Vec<Case> {
 /// of its own (gateway, platform, HTTPS endpoint, FTP port) beside the run's CA and broker.
 pub const DEFAULT_JOBS: usize = 2;
 
+/// What a case that needs [`case::Needs::minute`] gets on top of the run's hard deadline.
+pub const MINUTE_MORE: Duration = Duration::from_secs(60);
+
 /// Runs the selected cases and grades them: up to [`RunOptions::jobs`] at a time, a case that
 /// needs the run to itself ([`case::Needs::alone`]) with none beside it, an already-running
 /// gateway's cases one after the other. `progress` sees each case as it ends; the report lists
@@ -182,7 +185,8 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
         done.push((i, r));
         Ok(())
     };
-    for (i, case) in selected.iter().enumerate() {
+    for i in play_order(&selected) {
+        let case = &selected[i];
         let need = if case.needs.alone { permits } else { 1 };
         let slot = loop {
             tokio::select! {
@@ -205,6 +209,21 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
     report.cases = done.into_iter().map(|(_, r)| r).collect();
     report.finish(&all);
     Ok(report)
+}
+
+/// The order in which `cases` are played (indices; reports keep the suite's order): those that
+/// want the run to themselves first (one after another, nothing beside them to drain), then
+/// those of a minute more (so that the run does not wait for one at its end), then the rest,
+/// each group in suite order.
+fn play_order(cases: &[Case]) -> Vec<usize> {
+    let rank = |c: &Case| match (c.needs.alone, c.needs.minute) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&i| rank(&cases[i]));
+    order
 }
 
 /// The replay command of `case` in a run with `opts`.
@@ -302,10 +321,14 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
         }
         (case.run)(&mut ctx).await
     };
-    let result = match tokio::time::timeout(opts.case_deadline, body).await {
+    let deadline = match case.needs.minute {
+        true => opts.case_deadline + MINUTE_MORE,
+        false => opts.case_deadline,
+    };
+    let result = match tokio::time::timeout(deadline, body).await {
         Ok(r) => r,
         Err(_) => Err(case::Failure {
-            observed: format!("hard deadline of {} s passed", opts.case_deadline.as_secs()),
+            observed: format!("hard deadline of {} s passed", deadline.as_secs()),
         }),
     };
     ctx.finish().await;
@@ -329,6 +352,22 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cases_alone_play_first_then_the_long_ones_then_the_rest_in_suite_order() {
+        let all = cases::all();
+        let ids: Vec<&str> = play_order(&all).into_iter().map(|i| all[i].id).collect();
+        let alone: Vec<&str> = all.iter().filter(|c| c.needs.alone).map(|c| c.id).collect();
+        assert_eq!(alone.len(), 4, "{alone:?}");
+        assert_eq!(ids[..4], alone[..]);
+        assert_eq!(ids[4], "CONNECT-BACKOFF-RESET");
+        let rest: Vec<&str> = all
+            .iter()
+            .filter(|c| !c.needs.alone && !c.needs.minute)
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids[5..], rest[..]);
+    }
 
     #[test]
     fn every_case_names_known_requirements_and_has_a_unique_id() {

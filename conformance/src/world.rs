@@ -591,7 +591,7 @@ pub struct Ctx {
     pub wipe: Option<Wipe>,
     /// The case has the run to itself ([`crate::case::Needs::alone`]): only then may it change
     /// the platform's data-protection certificate, which every case of the run shares.
-    pub alone: bool,
+    pub(crate) alone: bool,
     live: Live,
     /// The platform's data-protection certificate was revoked by this case, or replaced by one
     /// about to expire, and not yet replaced: [`Ctx::finish`] replaces it, since the CA is

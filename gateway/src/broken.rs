@@ -105,11 +105,14 @@ pub enum Variant {
     /// DES-MQTT-8, DES-MSG-CONN-3: after a retryable `connect` refusal the next `connect`
     /// goes out at once, without the back-off (the platform flooded after an outage).
     ConnectRetryAtOnce,
+    /// DES-MQTT-8: the `connect` back-off count never resets, however long a session lasted
+    /// (a gateway after a day's session waits as if its last refusal were minutes ago).
+    BackoffNeverResets,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 40] = [
+    pub const ALL: [Variant; 41] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -150,6 +153,7 @@ impl Variant {
         Variant::UnsealableReportsDropped,
         Variant::UnsealableRefetchFlood,
         Variant::ConnectRetryAtOnce,
+        Variant::BackoffNeverResets,
     ];
 
     /// The name written in `BROKEN`.
@@ -195,6 +199,7 @@ impl Variant {
             Variant::UnsealableReportsDropped => "unsealable-reports-dropped",
             Variant::UnsealableRefetchFlood => "unsealable-refetch-flood",
             Variant::ConnectRetryAtOnce => "connect-retry-at-once",
+            Variant::BackoffNeverResets => "backoff-never-resets",
         }
     }
 }

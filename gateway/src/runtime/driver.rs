@@ -592,7 +592,13 @@ impl<S: RecordStore> Driver<S> {
                         "DES-MSG-CONN-3",
                         serde_json::json!({"why": why.to_string()}),
                     );
-                    self.core.handle_disconnected(now());
+                    let at = if self.broken.is(Variant::BackoffNeverResets) {
+                        // Every session taken as ended before it began: never 60 s long.
+                        now() - chrono::Duration::days(1)
+                    } else {
+                        now()
+                    };
+                    self.core.handle_disconnected(at);
                 }
             }
             LinkEvent::Publish {

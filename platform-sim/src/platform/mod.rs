@@ -963,24 +963,24 @@ impl State {
                 .as_ref()
                 .is_some_and(|r| r.code == ResultCode::Ok)
         {
-            let (code, reason, note) = if self.faults.busy_connects > 0 {
+            let refusal = if self.faults.busy_connects > 0 {
                 self.faults.busy_connects -= 1;
-                (
+                Some((
                     ResultCode::Busy,
                     "fault: busy (retry after the DES-MQTT-8 back-off)",
                     "busy",
-                )
+                ))
             } else if self.faults.unauthorized_connects > 0 {
                 self.faults.unauthorized_connects -= 1;
-                (
+                Some((
                     ResultCode::Unauthorized,
                     "fault: unauthorized (a lasting refusal: retry every 300 s)",
                     "unauthorized",
-                )
+                ))
             } else {
-                (ResultCode::Ok, "", "")
+                None
             };
-            if code != ResultCode::Ok {
+            if let Some((code, reason, note)) = refusal {
                 t.envelope.result = Some(gateway::protocol::message::Outcome::new(code, reason));
                 if let Body::ConnectResult(r) = &mut t.envelope.body {
                     r.acked_through = 0;
