@@ -2817,6 +2817,11 @@ fn bad_codes(
             &["SM-LOCKOUT", "SM-SESSION", "SM-AUDIT"],
             &["DES-FTP-3"],
         ),
+        BadKind::LongRecord => (
+            &[552],
+            &["SC-ACQ-1", "SC-FTP-1"],
+            &["DES-MSG-DATA-6", "DES-FTP-6"],
+        ),
         _ => return None,
     })
 }
@@ -2837,6 +2842,7 @@ fn bad_case(kind: BadKind) -> Option<Case> {
         BadKind::Duplicate => |c| Box::pin(bad_input(c, BadKind::Duplicate)),
         BadKind::PathTraversal => |c| Box::pin(bad_input(c, BadKind::PathTraversal)),
         BadKind::WrongPassword => |c| Box::pin(bad_input(c, BadKind::WrongPassword)),
+        BadKind::LongRecord => |c| Box::pin(bad_input(c, BadKind::LongRecord)),
         _ => return None,
     };
     Some(Case {
@@ -2920,6 +2926,17 @@ async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
                             "an ingest anomaly with rule SM-LOCKOUT",
                             AnomalyKind::Ingest,
                             |a| a.rule == "SM-LOCKOUT",
+                        )
+                        .await?;
+                    }
+                    BadKind::LongRecord => {
+                        // DES-FTP-6: the pattern's text (the line where the long record
+                        // begins: the first data line, after the header), rule SC-ACQ-1.
+                        const TEXT: &str = "552 DES-MSG-DATA-6: line 2: record over 65536 bytes";
+                        c.wait_gateway_anomaly(
+                            &format!("an ingest anomaly, rule SC-ACQ-1, detail `{TEXT}`"),
+                            AnomalyKind::Ingest,
+                            |a| a.rule == "SC-ACQ-1" && a.detail == TEXT,
                         )
                         .await?;
                     }

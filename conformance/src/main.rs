@@ -150,7 +150,8 @@ enum Cmd {
         /// Where report.json, junit.xml and the HTML report (index.html, cases/) go.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Hard deadline of one case, seconds.
+        /// Hard deadline of one case, seconds (a case that needs over a minute of protocol
+        /// time no platform value can shorten, CONNECT-BACKOFF-RESET, gets 60 s more).
         #[arg(long, default_value_t = 90)]
         case_deadline: u64,
         /// How many cases play side by side, each in a world of its own (a case that changes

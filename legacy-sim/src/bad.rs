@@ -36,11 +36,21 @@ pub enum BadKind {
     PathTraversal,
     /// Login with a wrong password N times, then once with the right one.
     WrongPassword,
+    /// A record whose wire size is over 65 536 bytes (DES-MSG-DATA-6) though its text is not:
+    /// the first data row's first unmasked text column is [`LONG_FIELD_CHARS`] backslashes, in
+    /// a file well under any file-size limit.
+    LongRecord,
 }
+
+/// Backslashes in [`BadKind::LongRecord`]'s long field: 40 000 bytes as read, over 80 000 in
+/// the record's JSON encoding, which escapes each as two bytes — the wire size of
+/// DES-MSG-DATA-6 is the larger of the JSON and the XML encoding. A gateway that measures the
+/// bytes it read, or the XML encoding only, takes the record.
+pub const LONG_FIELD_CHARS: usize = 40_000;
 
 impl BadKind {
     /// Every kind, in CLI order.
-    pub const ALL: [BadKind; 11] = [
+    pub const ALL: [BadKind; 12] = [
         Self::UnterminatedQuote,
         Self::WrongColumnCount,
         Self::WrongHeader,
@@ -52,6 +62,7 @@ impl BadKind {
         Self::Duplicate,
         Self::PathTraversal,
         Self::WrongPassword,
+        Self::LongRecord,
     ];
 
     /// The CLI / manifest name.
@@ -69,6 +80,7 @@ impl BadKind {
             Self::Duplicate => "duplicate",
             Self::PathTraversal => "path-traversal",
             Self::WrongPassword => "wrong-password",
+            Self::LongRecord => "long-record",
         }
     }
 
@@ -86,6 +98,7 @@ impl BadKind {
             Self::Duplicate => &["SC-FTP-1", "ST-STORE-1"],
             Self::PathTraversal => &["SM-ACL", "SC-FTP-1"],
             Self::WrongPassword => &["SM-LOCKOUT", "SM-SESSION", "SM-AUDIT"],
+            Self::LongRecord => &["SC-FTP-1", "SC-ACQ-1"],
         }
     }
 
@@ -117,6 +130,9 @@ impl BadKind {
             }
             Self::WrongPassword => {
                 "530 for each wrong password; after N failures the account or address is locked, so the final right password is refused too (530/421) for the lockout period"
+            }
+            Self::LongRecord => {
+                "refuse the whole file with 552 (a record whose wire size is over 65 536 bytes, named by the line where it begins); no record stored or sent; anomaly reported"
             }
         }
     }
@@ -255,6 +271,19 @@ pub fn content(kind: BadKind, opts: &BadOptions) -> BadContent {
                 }
                 want += want / 8 + 1;
             }
+        }
+        BadKind::LongRecord => {
+            let mut t = table.clone();
+            let col = opts
+                .dataset
+                .columns()
+                .iter()
+                .position(|c| c.ty == crate::dataset::ColumnType::String && !c.personal)
+                .unwrap_or(0);
+            if let Some(r) = t.rows.first_mut() {
+                r[col] = "\\".repeat(LONG_FIELD_CHARS);
+            }
+            simple(t.to_csv(&utf8).unwrap_or_default())
         }
         BadKind::Empty => BadContent {
             bytes: Vec::new(),
@@ -435,6 +464,26 @@ mod tests {
         assert!(std::str::from_utf8(&content(BadKind::InvalidUtf8, &o).bytes).is_err());
         assert!(std::str::from_utf8(&content(BadKind::Cp932AsUtf8, &o).bytes).is_err());
         assert!(std::str::from_utf8(&content(BadKind::Duplicate, &o).bytes).is_ok());
+    }
+
+    #[test]
+    fn the_long_record_is_the_first_data_line_and_the_file_stays_small() {
+        for dataset in [Dataset::Billing, Dataset::PipeLedger, Dataset::MeterReading] {
+            let o = BadOptions {
+                dataset,
+                ..BadOptions::default()
+            };
+            let c = content(BadKind::LongRecord, &o);
+            let text = std::str::from_utf8(&c.bytes).unwrap();
+            let lines: Vec<&str> = text.split('\n').collect();
+            assert!(
+                lines[1].contains(&"\\".repeat(LONG_FIELD_CHARS)),
+                "{dataset:?}"
+            );
+            assert!(lines[1].len() < 65_536, "{dataset:?}");
+            assert!(lines.iter().skip(2).all(|l| l.len() < 1000), "{dataset:?}");
+            assert!(c.bytes.len() < 100_000, "{}", c.bytes.len());
+        }
     }
 
     #[test]

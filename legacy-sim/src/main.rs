@@ -76,7 +76,8 @@ enum Command {
     /// (SC-FTP-1, SC-ACQ-1);
     /// cp932-as-utf8, invalid-utf8 (SC-FTP-1, SC-ACQ-1); truncated (SC-FTP-1, SM-RESEND);
     /// oversized (SM-THRESHOLD); empty (SC-FTP-1); duplicate (SC-FTP-1, ST-STORE-1);
-    /// path-traversal (SM-ACL); wrong-password (SM-LOCKOUT). The manifest records the reply the
+    /// path-traversal (SM-ACL); wrong-password (SM-LOCKOUT); long-record (SC-FTP-1, SC-ACQ-1:
+    /// a record over 65 536 bytes, DES-MSG-DATA-6). The manifest records the reply the
     /// gateway gave and what a conforming gateway is expected to do; this command does not judge
     /// and exits 0 unless it could not run. `legacy-sim kinds` lists the kinds.
     Bad {
