@@ -276,13 +276,14 @@ pub fn all() -> Vec<Case> {
         Case {
             id: "RESEND-SEQ",
             requirements: &["IF-RESEND-1", "ST-PROVIDE-1"],
-            rules: &["DES-MSG-RS-1", "DES-MSG-RS-2"],
+            rules: &["DES-MSG-RS-1", "DES-MSG-RS-2", "DES-MSG-PS-5"],
             level: Level::Must,
             negative: false,
             description: "after 12 records are acknowledged, `resend.request` seq 3..=7, then \
                           seq 11..=15 (beyond `lastSeq` 12)",
             expectation: "`resend.result` OK (5 records) and resend data covering exactly 3..=7; \
-                          then PARTIAL (2 records) and resend data covering exactly 11..=12",
+                          then PARTIAL (2 records) and resend data covering exactly 11..=12; \
+                          each `resend.result` sent once (it waits for no `ack`, DES-MSG-PS-5)",
             needs: Needs::NONE,
             run: resend_seq,
         },
@@ -1577,6 +1578,25 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
             })
         })
         .await?;
+        // DES-MSG-PS-5: only the start and stop results wait for `ack`; a `resend.result` goes
+        // once. Two of the world's `ackTimeoutSec` (2 s) and a second: a gateway that waits
+        // for an `ack` of it has sent it again by then.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut results: Vec<String> = c
+            .wire()
+            .into_iter()
+            .filter(|e| e.direction == "up" && e.message_type == "resend.result")
+            .map(|e| e.message_id)
+            .collect();
+        let sent = results.len();
+        results.sort_unstable();
+        results.dedup();
+        if sent != 2 || results.len() != 2 {
+            bail!(
+                "{sent} resend.result messages for the two requests ({results:?}): each goes \
+                 once, only the start and stop results wait for an ack (DES-MSG-PS-5)"
+            );
+        }
         Ok(())
     })
 }
