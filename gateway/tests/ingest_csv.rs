@@ -743,6 +743,12 @@ fn every_legacy_sim_bad_content_kind_gets_its_specific_refusal() {
                 // Under a larger limit the same content is a valid file.
                 assert_eq!(result(Some(1 << 20)).unwrap().records, c.rows as u64);
             }
+            // 40 000 backslashes: under 65 536 bytes as read, over it as the record's JSON
+            // encoding (DES-MSG-DATA-6's wire size).
+            BadKind::LongRecord => assert_eq!(
+                result(None).unwrap_err().reply().text,
+                "552 DES-MSG-DATA-6: line 2: record over 65536 bytes"
+            ),
             BadKind::Duplicate => {
                 // Content-identical files are each accepted (DES-FTP-5: no de-duplication).
                 assert_eq!(result(None).unwrap().records, c.rows as u64);

@@ -41,6 +41,8 @@ fn expected(kind: BadKind) -> (Vec<u32>, bool) {
         | BadKind::InvalidUtf8
         | BadKind::Empty => (vec![551], true),
         BadKind::Oversized => (vec![552], true),
+        // DES-MSG-DATA-6: a record whose wire size is over 65 536 bytes refuses the file.
+        BadKind::LongRecord => (vec![552], true),
         // The data connection reset: nothing stored, not kept (the legacy system retries).
         BadKind::Truncated => (vec![426], false),
         // DES-FTP-5: the same content is accepted and ingested again.
@@ -169,6 +171,8 @@ async fn every_bad_input_kind_gets_its_specific_refusal_is_quarantined_and_leave
                 reason.contains(&format!("first {MAX_FILE} bytes")),
                 "{reason}"
             );
+        } else if name.ends_with("_long-record.csv") {
+            assert_eq!(line, "552 DES-MSG-DATA-6: line 2: record over 65536 bytes");
         } else {
             assert!(line.starts_with("551 DES-CSV-"), "{line}");
         }
@@ -182,7 +186,7 @@ async fn every_bad_input_kind_gets_its_specific_refusal_is_quarantined_and_leave
     );
 
     // The platform got the ingest anomalies with the rule and the reply text as detail: the
-    // first 10 (DES-MSG-AN-2 rate limit per kind and minute) of the 13 detected — 8 refused
+    // first 10 (DES-MSG-AN-2 rate limit per kind and minute) of the 14 detected — 9 refused
     // files, 4 refused names, 1 lock.
     let deadline = tokio::time::Instant::now() + T;
     loop {
@@ -193,7 +197,7 @@ async fn every_bad_input_kind_gets_its_specific_refusal_is_quarantined_and_leave
             .filter(|a| a.source == "gateway" && a.kind == AnomalyKind::Ingest)
             .collect();
         let status_ok = v.last_status.as_ref().is_some_and(|s| {
-            s.files_accepted == 2 && s.files_rejected == 12 && s.anomalies_dropped >= 3
+            s.files_accepted == 2 && s.files_rejected == 13 && s.anomalies_dropped >= 4
         });
         if ingest.len() == 10 && status_ok {
             let details: Vec<(&str, &str)> = ingest
@@ -261,8 +265,12 @@ async fn every_bad_input_kind_gets_its_specific_refusal_is_quarantined_and_leave
         .filter(|l| l["event"] == "ftp.upload")
         .map(|l| (l["code"].as_u64().unwrap(), l["file"].as_str().unwrap()))
         .collect();
-    assert_eq!(uploads.len(), 14, "{uploads:?}");
+    assert_eq!(uploads.len(), 15, "{uploads:?}");
     assert!(uploads.contains(&(426, "bad_truncated.csv")), "{uploads:?}");
+    assert!(
+        uploads.contains(&(552, "bad_long-record.csv")),
+        "{uploads:?}"
+    );
     assert!(
         uploads.contains(&(553, "../../etc/billing.csv")),
         "{uploads:?}"
