@@ -16,7 +16,7 @@ use platform_sim::ops::{
 use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
-use crate::world::{Ctx, Look, WAIT};
+use crate::world::{ACK_TIMEOUT_SEC, Ctx, Look, WAIT};
 
 /// The smoke selection (`sgw-conformance run --smoke`): one or two cases of each area, under
 /// a minute on a 2-core machine.
@@ -962,10 +962,7 @@ fn case<'a>(body: impl std::future::Future<Output = Result<()>> + Send + 'a) -> 
 fn conn_ok(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.start_gateway().await?;
-        c.wait_wire("connect.result OK", WAIT, |e| {
-            e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
-        })
-        .await?;
+        c.wait_wire("connect.result OK", WAIT, is_session).await?;
         let after = c
             .wait_wire("a message after connect.result", WAIT, |e| {
                 e.direction == "up" && e.message_type != "connect"
@@ -1579,9 +1576,9 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await?;
         // DES-MSG-PS-5: only the start and stop results wait for `ack`; a `resend.result` goes
-        // once. Two of the world's `ackTimeoutSec` (2 s) and a second: a gateway that waits
-        // for an `ack` of it has sent it again by then.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // once. Two of the world's `ackTimeoutSec` and a second: a gateway that waits for an
+        // `ack` of it has sent it again by then.
+        tokio::time::sleep(Duration::from_secs(u64::from(2 * ACK_TIMEOUT_SEC + 1))).await;
         let mut results: Vec<String> = c
             .wire()
             .into_iter()

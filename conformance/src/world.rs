@@ -329,13 +329,17 @@ fn suite_provisioning(bundle: &Path) -> Result<Config> {
     Ok(cfg)
 }
 
+/// `ackTimeoutSec` the platform of every case sends (DES-MSG-CONN-2): how long the gateway waits
+/// for an `ack` or `data.ack` before it sends again.
+pub const ACK_TIMEOUT_SEC: u32 = 2;
+
 /// The platform every case sees: short timers (sent to the gateway, DES-MSG-CONN-3), the
 /// faults seeded by `seed` (replayable), every message it sees appended to `wire`.
 fn platform_options(gw: &GatewayId, store: PathBuf, seed: u64, wire: &WireLog) -> PlatformOptions {
     let mut opts = PlatformOptions::new(store);
     opts.core = PlatformConfig {
         monitor_interval_sec: 2,
-        ack_timeout_sec: 2,
+        ack_timeout_sec: ACK_TIMEOUT_SEC,
         command_retry_sec: 2,
         gap_grace_sec: 1,
         ..PlatformConfig::default()
