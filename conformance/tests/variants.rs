@@ -101,7 +101,9 @@ const CATCHES: [(Variant, &str, &str); 40] = [
     (
         Variant::ConnectRetryAtOnce,
         "CONNECT-BACKOFF",
-        "the back-off d_1 is at least 0.5 s",
+        // A retry too early (d_1 or, when the variant's timer fires late, d_2): the lower
+        // bound's failure, whichever refusal shows it.
+        "n counts the refusals since a session",
     ),
     (
         Variant::BackoffNeverResets,
