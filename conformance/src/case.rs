@@ -38,8 +38,9 @@ pub struct Needs {
     /// other case plays beside it.
     pub alone: bool,
     /// Over a minute of protocol time that no value the platform sends can shorten (DES-MQTT-8:
-    /// a session of 60 s resets the back-off): the case's hard deadline is the run's plus
-    /// [`crate::MINUTE_MORE`].
+    /// a session of 60 s resets the back-off), always or against an already-running gateway:
+    /// the case's hard deadline is the run's plus [`crate::MINUTE_MORE`], and it plays before
+    /// the cases without it.
     pub minute: bool,
 }
 

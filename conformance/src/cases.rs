@@ -16,7 +16,7 @@ use platform_sim::ops::{
 use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
-use crate::world::{ACK_TIMEOUT_SEC, Ctx, Look, WAIT};
+use crate::world::{ACK_TIMEOUT_SEC, Ctx, Look, WAIT, is_session};
 
 /// The smoke selection (`sgw-conformance run --smoke`): one or two cases of each area, under
 /// a minute on a 2-core machine.
@@ -688,8 +688,35 @@ pub fn all() -> Vec<Case> {
         expectation: "it reconnects (a new `connect`, answered OK); every record ends \
                       acknowledged (`storage.unacked` 0: by `ackedThrough` or a retransmission) \
                       and at the platform exactly once",
-        needs: Needs::NONE,
+        // A running gateway's DES-MQTT-8 count resets after a session of 60 s, which the case
+        // waits for (an earlier case's cuts would lengthen its back-off).
+        needs: Needs::MINUTE,
         run: link_loss,
+    });
+    v.push(Case {
+        id: "BROKER-RESTART",
+        requirements: &[
+            "IF-CONN-1",
+            "SM-SESSION",
+            "SM-RESEND",
+            "ST-STORE-1",
+            "IF-PSEND-3",
+        ],
+        rules: &["DES-MQTT-8", "DES-MSG-DATA-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the broker restarts while a file's data message is unacknowledged (its \
+                      `data.ack` withheld, then lost): the gateway's connection is cut and its \
+                      next 3 connections are closed unanswered once their CONNECT is read (a \
+                      TLS front whose broker is down); a second file is uploaded meanwhile",
+        expectation: "the upload is stored (226) while the broker is away; the gateway \
+                      reconnects after the transport back-off, d_1 after the cut and d_2, d_3, \
+                      d_4 after each refused connection (DES-MQTT-8 (a): 0.5–1, 1–2, 2–4, 4–8 s, \
+                      2 s of room above), and every record of both files ends acknowledged \
+                      (`storage.unacked` 0) and at the platform exactly once",
+        // A running gateway's count resets after a session of 60 s, which the case waits for.
+        needs: Needs::MINUTE,
+        run: broker_restart,
     });
     v.push(Case {
         id: "ROOT-SWAP",
@@ -940,6 +967,11 @@ impl Needs {
     pub const OWN_ALONE: Needs = Needs {
         alone: true,
         ..Needs::OWN
+    };
+    /// A minute more ([`Needs::minute`]).
+    pub const MINUTE: Needs = Needs {
+        minute: true,
+        ..Needs::NONE
     };
     /// A gateway of its own and a minute more ([`Needs::minute`]).
     pub const OWN_MINUTE: Needs = Needs {
@@ -2323,6 +2355,119 @@ fn connect_refused_lasting(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
+/// In a shared world, waits until the running gateway's session has lasted [`LONG_SESSION`]:
+/// DES-MQTT-8's counts reset after a session of 60 s, so the connection cuts of earlier cases
+/// do not lengthen the back-off that this case's cut starts. A gateway of the case's own has
+/// had no failed connection.
+async fn back_off_from_the_start(c: &mut Ctx) -> Result<()> {
+    if !c.shared() {
+        return Ok(());
+    }
+    let began = c
+        .session_began()
+        .ok_or_else(|| anyhow!("no session of the running gateway in the run's wire log"))?;
+    let lasted = began.elapsed().as_secs_f64();
+    if lasted < LONG_SESSION {
+        c.note(format!(
+            "the running gateway's session has lasted {lasted:.1} s: waiting until {LONG_SESSION} \
+             s, so that its DES-MQTT-8 counts are reset"
+        ));
+        let until = began + Duration::from_secs_f64(LONG_SESSION);
+        tokio::time::sleep_until(until.into()).await;
+    }
+    Ok(())
+}
+
+/// Connections the broker closes unanswered in BROKER-RESTART while it restarts.
+const RESTART_REFUSALS: u32 = 3;
+
+fn broker_restart(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        back_off_from_the_start(c).await?;
+        // The restart comes while a file's data message is unacknowledged: the platform has
+        // it, its `data.ack` is withheld (and lost with the restart).
+        c.faults(FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 10, c.seed).await?;
+        let ten = c.seq(10);
+        c.wait_view("the file's data message at the platform", WAIT, |v| {
+            v.highest_seq == ten
+        })
+        .await?;
+        let transports_from = c.mqtt_connects_timed().len();
+        let wire_from = c.wire().len();
+        let cut = c.restart_broker(RESTART_REFUSALS)?;
+        c.faults(FaultConfig::default())?;
+        // Storing does not depend on the platform (ST-STORE-1).
+        upload_billing(c, "billing_2.csv", 10, c.seed + 1)
+            .await
+            .map_err(|e| anyhow!("upload while the broker restarts: {e}"))?;
+        // d_1 + … + d_4 is at most 15 s.
+        Ctx::poll(Duration::from_secs(40), || {
+            Ok(match c.wire().iter().skip(wire_from).any(is_session) {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "no session (connect.result OK) within 40 s of the broker's restart; MQTT \
+                     connections since: {:?}",
+                    c.mqtt_connects().get(transports_from..).unwrap_or_default()
+                )),
+            })
+        })
+        .await?;
+        let attempts = c.mqtt_connects_timed();
+        let attempts = attempts.get(transports_from..).unwrap_or_default();
+        let refused = attempts.iter().take_while(|(f, _)| f.refused).count();
+        let accepted = attempts.get(refused);
+        if u32::try_from(refused)? != RESTART_REFUSALS || accepted.is_none() {
+            bail!(
+                "MQTT connections after the restart: {:?}; {RESTART_REFUSALS} refused, then one \
+                 accepted expected (the suite's world)",
+                attempts
+                    .iter()
+                    .map(|(f, _)| if f.refused { "refused" } else { "accepted" })
+                    .collect::<Vec<_>>()
+            );
+        }
+        let mut times = vec![cut];
+        times.extend(attempts.iter().take(refused + 1).map(|(_, at)| *at));
+        let mut gaps = Vec::new();
+        for (i, pair) in times.windows(2).enumerate() {
+            let n = u32::try_from(i + 1)?;
+            let gap = pair[1].saturating_duration_since(pair[0]).as_secs_f64();
+            let after = match i {
+                0 => "the cut".to_owned(),
+                _ => format!("refused connection {i}"),
+            };
+            check_backoff(
+                n,
+                gap,
+                &format!("MQTT connection {n} came {gap:.3} s after {after}"),
+                "(a) n counts the failed connections since a session that lasted 60 s",
+            )?;
+            gaps.push(gap);
+        }
+        c.note(format!(
+            "s from the cut to each MQTT connection, then between them: {gaps:.3?} (d_1..d_{} \
+             within [2^(n-2), 2^(n-1)) s)",
+            gaps.len()
+        ));
+        let twenty = c.seq(20);
+        c.wait_view("all 20 records stored and acknowledged", WAIT, |v| {
+            v.connected
+                && v.highest_seq == twenty
+                && v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq == twenty && s.storage.unacked == 0)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        exactly_once(c, 20)
+    })
+}
+
 /// How a round of CONNECT-BACKOFF (or CONNECT-BACKOFF-RESET) begins.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Begin {
@@ -2336,9 +2481,32 @@ enum Begin {
     CutLong,
 }
 
-/// The platform accepted a `connect`: a session begins.
-fn is_session(e: &WireEvent) -> bool {
-    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
+/// Delivery and scheduling may add to a gateway's back-off, never take from it: the upper end
+/// of d_n gets this much room (seconds), the lower end none.
+const BACKOFF_ROOM: f64 = 2.0;
+
+/// Over DES-MQTT-8's 60 s (seconds): the gateway's session begins when it reads the OK the
+/// suite saw sent, a moment later.
+const LONG_SESSION: f64 = 62.0;
+
+/// Checks a wait of `gap` seconds against DES-MQTT-8's d_n: at least 2^(n-2) s, under
+/// 2^(n-1) s plus [`BACKOFF_ROOM`]. `what` says what came how late (it ends "… came {gap} s
+/// after …"), `counted` what n counts.
+fn check_backoff(n: u32, gap: f64, what: &str, counted: &str) -> Result<()> {
+    let top = f64::from(1u32 << (n - 1));
+    if gap < top / 2.0 {
+        bail!(
+            "{what}: the back-off d_{n} is at least {} s (DES-MQTT-8; {counted})",
+            top / 2.0
+        );
+    }
+    if gap > top + BACKOFF_ROOM {
+        bail!(
+            "{what}: the back-off d_{n} is under {top} s (DES-MQTT-8; {BACKOFF_ROOM} s allowed \
+             for delivery)"
+        );
+    }
+    Ok(())
 }
 
 /// Starts the gateway (or cuts its connection) with the platform answering the next
@@ -2346,12 +2514,6 @@ fn is_session(e: &WireEvent) -> bool {
 /// returns the seconds from each refusal to the next `connect` (`round` names it in what is
 /// noted).
 async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>> {
-    // Delivery and scheduling may add to a gateway's wait, never take from it: the upper end
-    // gets this much room, the lower end none.
-    const ROOM: f64 = 2.0;
-    // Over DES-MQTT-8's 60 s: the gateway's session begins when it reads the OK the suite saw
-    // sent, a moment later.
-    const LONG_SESSION: f64 = 62.0;
     let (refused, first_n) = match begin {
         Begin::Start => (BUSY_CONNECTS, 1),
         Begin::CutShort => (1, BUSY_CONNECTS + 1),
@@ -2465,23 +2627,15 @@ async fn backoff_round(c: &mut Ctx, round: u32, begin: Begin) -> Result<Vec<f64>
             );
         }
         let gap = next_at.saturating_duration_since(*refused_at).as_secs_f64();
-        let top = f64::from(1u32 << (n - 1));
-        if gap < top / 2.0 {
-            bail!(
-                "round {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
-                 is at least {} s (DES-MQTT-8; n counts the refusals since a session that lasted \
-                 60 s)",
-                next.message_id,
-                top / 2.0
-            );
-        }
-        if gap > top + ROOM {
-            bail!(
-                "round {round}: connect {} came {gap:.3} s after refusal {n}: the back-off d_{n} \
-                 is under {top} s (DES-MQTT-8; {ROOM} s allowed for delivery)",
+        check_backoff(
+            u32::try_from(n)?,
+            gap,
+            &format!(
+                "round {round}: connect {} came {gap:.3} s after refusal {n}",
                 next.message_id
-            );
-        }
+            ),
+            "n counts the refusals since a session that lasted 60 s",
+        )?;
         gaps.push(gap);
     }
     c.note(format!(
@@ -4054,6 +4208,7 @@ fn lossy_downlink(c: &mut Ctx) -> CaseFuture<'_> {
 fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
+        back_off_from_the_start(c).await?;
         for (i, name) in ["billing_1.csv", "billing_2.csv"].into_iter().enumerate() {
             let seed = c.seed + i as u64;
             // The link is cut while the file's data message is unacknowledged: the platform

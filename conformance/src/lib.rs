@@ -360,13 +360,22 @@ mod tests {
         let alone: Vec<&str> = all.iter().filter(|c| c.needs.alone).map(|c| c.id).collect();
         assert_eq!(alone.len(), 4, "{alone:?}");
         assert_eq!(ids[..4], alone[..]);
-        assert_eq!(ids[4], "CONNECT-BACKOFF-RESET");
+        let minute: Vec<&str> = all
+            .iter()
+            .filter(|c| c.needs.minute && !c.needs.alone)
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(
+            minute,
+            ["LINK-LOSS", "BROKER-RESTART", "CONNECT-BACKOFF-RESET"]
+        );
+        assert_eq!(ids[4..7], minute[..]);
         let rest: Vec<&str> = all
             .iter()
             .filter(|c| !c.needs.alone && !c.needs.minute)
             .map(|c| c.id)
             .collect();
-        assert_eq!(ids[5..], rest[..]);
+        assert_eq!(ids[7..], rest[..]);
     }
 
     #[test]

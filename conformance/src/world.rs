@@ -554,6 +554,11 @@ impl Suite {
     }
 }
 
+/// The platform accepted a `connect`: a session begins.
+pub fn is_session(e: &WireEvent) -> bool {
+    e.message_type == "connect.result" && e.code.as_deref() == Some("OK")
+}
+
 /// Where a case's view of a shared world begins (an already-running gateway).
 #[derive(Debug, Clone, Default)]
 pub struct Window {
@@ -652,6 +657,17 @@ impl Ctx {
             .lock()
             .map(|w| w.get(from..).map(<[_]>::to_vec).unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// When the gateway's latest session began (the suite saw an OK `connect.result` sent),
+    /// searched in the whole run's wire log, not only the case's part of a shared world.
+    pub fn session_began(&self) -> Option<std::time::Instant> {
+        self.wire.lock().ok().and_then(|w| {
+            w.iter()
+                .rev()
+                .find(|(e, _)| is_session(e))
+                .map(|(_, at)| *at)
+        })
     }
 
     /// The platform's view of the gateway (its anomalies: those of this case).
@@ -792,6 +808,17 @@ impl Ctx {
             .collect()
     }
 
+    /// [`Self::mqtt_connects`] with the time the broker's front read each CONNECT.
+    pub fn mqtt_connects_timed(
+        &self,
+    ) -> Vec<(platform_sim::broker::ConnectFacts, std::time::Instant)> {
+        self.broker
+            .connects_timed()
+            .into_iter()
+            .filter(|(f, _)| f.tenant == self.gw.as_str())
+            .collect()
+    }
+
     /// The PUBLISH packets the gateway under test sent through the broker's TLS front, by QoS
     /// and retain flag (all of the run for its tenant).
     pub fn mqtt_publishes(&self) -> platform_sim::broker::PublishCounts {
@@ -802,6 +829,18 @@ impl Ctx {
     /// its client ID is taken over, DES-MQTT-2).
     pub fn cut_link(&self) -> Result<()> {
         self.broker.kick(&self.gw).map_err(|e| anyhow!("kick: {e}"))
+    }
+
+    /// The broker restarts as the gateway under test sees it: its MQTT connection is cut and
+    /// its next `refusals` connections are closed unanswered once their CONNECT is read
+    /// ([`platform_sim::broker::MqttBroker::restart_for`]); the other cases' gateways are not
+    /// touched. Returns when the cut was made.
+    pub fn restart_broker(&self, refusals: u32) -> Result<std::time::Instant> {
+        let at = std::time::Instant::now();
+        self.broker
+            .restart_for(&self.gw, refusals)
+            .map_err(|e| anyhow!("broker restart: {e}"))?;
+        Ok(at)
     }
 
     /// Disposes of the gateway (it must be stopped): `Ok(false)` if this target cannot be.

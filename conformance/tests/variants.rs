@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 40] = [
+const CATCHES: [(Variant, &str, &str); 41] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -109,6 +109,11 @@ const CATCHES: [(Variant, &str, &str); 40] = [
         Variant::BackoffNeverResets,
         "CONNECT-BACKOFF-RESET",
         "the back-off d_1 is under 1 s",
+    ),
+    (
+        Variant::ReconnectAtOnce,
+        "BROKER-RESTART",
+        "after the cut: the back-off d_1 is at least 0.5 s",
     ),
     (
         Variant::SeqReusedAfterRestart,

@@ -108,11 +108,14 @@ pub enum Variant {
     /// DES-MQTT-8: the `connect` back-off count never resets, however long a session lasted
     /// (a gateway after a day's session waits as if its last refusal were minutes ago).
     BackoffNeverResets,
+    /// DES-MQTT-8 (a): a lost or failed MQTT connection is retried after 50 ms, without the
+    /// back-off (the broker flooded while it restarts).
+    ReconnectAtOnce,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 41] = [
+    pub const ALL: [Variant; 42] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -154,6 +157,7 @@ impl Variant {
         Variant::UnsealableRefetchFlood,
         Variant::ConnectRetryAtOnce,
         Variant::BackoffNeverResets,
+        Variant::ReconnectAtOnce,
     ];
 
     /// The name written in `BROKEN`.
@@ -200,6 +204,7 @@ impl Variant {
             Variant::UnsealableRefetchFlood => "unsealable-refetch-flood",
             Variant::ConnectRetryAtOnce => "connect-retry-at-once",
             Variant::BackoffNeverResets => "backoff-never-resets",
+            Variant::ReconnectAtOnce => "reconnect-at-once",
         }
     }
 }

@@ -838,6 +838,7 @@ impl Config {
                 key: self.tls.client_key.path().to_owned(),
             },
             backoff_seed,
+            broken: crate::broken::Broken::default(),
         }
     }
 

@@ -289,3 +289,46 @@ async fn kicking_one_gateway_leaves_the_others_connected() {
     assert!(closed_a.is_some());
     subscribed(&mut gb, "/tenants/ACLK2/sgw/v1/down/#").await;
 }
+
+#[tokio::test]
+async fn a_broker_restart_for_one_gateway_closes_its_next_connections_unanswered_and_no_others() {
+    let a = provisioned("ACLRS1");
+    let b = provisioned("ACLRS2");
+    let mut ga = mqtt(port(), "ACLRS1", bundle_client_config(&a));
+    let mut gb = mqtt(port(), "ACLRS2", bundle_client_config(&b));
+    ga.connected().await;
+    gb.connected().await;
+    env().broker.restart_for(&gw_id("ACLRS1"), 2).unwrap();
+    let (_, closed) = ga.until_closed(Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "the restart did not cut the connection");
+    // Two connections closed after their CONNECT, without a CONNACK; the third is answered.
+    for i in 1..=2 {
+        let mut again = mqtt(port(), "ACLRS1", bundle_client_config(&a));
+        let (seen, closed) = again.until_closed(Duration::from_secs(5)).await;
+        assert!(
+            closed.is_some(),
+            "connection {i} during the restart stayed open"
+        );
+        assert!(
+            !seen.iter().any(|p| matches!(p, Packet::ConnAck(_))),
+            "connection {i}: {seen:?}"
+        );
+    }
+    let mut back = mqtt(port(), "ACLRS1", bundle_client_config(&a));
+    back.connected().await;
+    let mine: Vec<(bool, std::time::Instant)> = env()
+        .broker
+        .connects_timed()
+        .into_iter()
+        .filter(|(f, _)| f.tenant == "ACLRS1")
+        .map(|(f, at)| (f.refused, at))
+        .collect();
+    let refused: Vec<bool> = mine.iter().map(|(r, _)| *r).collect();
+    assert_eq!(refused, [false, true, true, false]);
+    assert!(
+        mine.windows(2).all(|w| w[0].1 <= w[1].1),
+        "times out of order"
+    );
+    // The other gateway was not touched.
+    subscribed(&mut gb, "/tenants/ACLRS2/sgw/v1/down/#").await;
+}

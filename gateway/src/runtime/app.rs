@@ -737,8 +737,11 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     }
 
     let metrics = Arc::new(Metrics::new().map_err(|e| AppError::Start(e.to_string()))?);
-    let link = Link::start(&cfg.link_settings(rand::random()))
-        .map_err(|e| AppError::Start(e.to_string()))?;
+    let link = Link::start(&crate::runtime::mqtt::LinkSettings {
+        broken,
+        ..cfg.link_settings(rand::random())
+    })
+    .map_err(|e| AppError::Start(e.to_string()))?;
     let mut profiles = HashMap::new();
     let mut specs = HashMap::new();
     let mut columns = BTreeMap::new();

@@ -23,6 +23,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 
+use crate::broken::Variant;
 use crate::protocol::flow::Backoff;
 use crate::protocol::ids::GatewayId;
 use crate::protocol::message::MAX_PAYLOAD_BYTES;
@@ -74,6 +75,8 @@ pub struct LinkSettings {
     pub tls: TlsFiles,
     /// Seed of the reconnect jitter (DES-MQTT-8).
     pub backoff_seed: u64,
+    /// A deliberately broken gateway (the conformance suite's variants; none in operation).
+    pub broken: crate::broken::Broken,
 }
 
 /// What the link reports to the driver.
@@ -167,6 +170,7 @@ impl Link {
         let sub_client = client.clone();
         let filter = gateway_subscription(&settings.gateway);
         let mut backoff = Backoff::new(settings.backoff_seed);
+        let broken = settings.broken;
         let task = tokio::spawn(async move {
             let mut up_since: Option<Instant> = None;
             loop {
@@ -198,7 +202,10 @@ impl Link {
                         if tx.send(LinkEvent::Down(e.to_string())).await.is_err() {
                             return;
                         }
-                        let d = backoff.failed().to_std().unwrap_or(Duration::from_secs(1));
+                        let mut d = backoff.failed().to_std().unwrap_or(Duration::from_secs(1));
+                        if broken.is(Variant::ReconnectAtOnce) {
+                            d = Duration::from_millis(50);
+                        }
                         tracing::warn!(rule = "DES-MQTT-8", error = %e, retry_in_ms = d.as_millis() as u64, "MQTT link down");
                         tokio::time::sleep(d).await;
                         continue;

@@ -22,6 +22,10 @@
 //!    suite checks of a gateway's session); the packet is passed on unchanged whatever it is.
 //! 5. Bytes are copied both ways until either side closes.
 //!
+//! A fault for the conformance suite, per tenant: while the broker behind the front "restarts"
+//! for a tenant ([`super::MqttBroker::restart_for`]), step 3 is replaced by reading the CONNECT
+//! (kept, marked refused) and closing the connection unanswered.
+//!
 //! # The internal anchor
 //! Tenant certificates are issued by an internal anchor made from the broker's own TLS server
 //! key (no new key material; the key never leaves the process): self-signed, fixed name and
@@ -38,7 +42,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
@@ -63,8 +67,12 @@ pub(super) struct FrontSettings {
     /// rumqttd's internal listener.
     pub internal: SocketAddr,
     pub handshake_timeout: Duration,
-    /// The CONNECT packets seen, oldest first (at most [`CONNECTS_KEPT`]).
-    pub connects: Arc<Mutex<Vec<ConnectFacts>>>,
+    /// The CONNECT packets seen, oldest first, with when each was read (at most
+    /// [`CONNECTS_KEPT`]).
+    pub connects: Arc<Mutex<Vec<(ConnectFacts, Instant)>>>,
+    /// Per tenant, how many of its next connections are closed once their CONNECT is read:
+    /// the broker behind the front restarting ([`super::MqttBroker::restart_for`]).
+    pub outages: Arc<Mutex<HashMap<String, u32>>>,
     /// Per tenant, the PUBLISH packets its clients sent.
     pub publishes: Arc<Mutex<HashMap<String, PublishCounts>>>,
 }
@@ -108,6 +116,9 @@ pub struct ConnectFacts {
     pub username: bool,
     /// A password is present.
     pub password: bool,
+    /// The front closed the connection unanswered after reading it: the broker was restarting
+    /// for this tenant ([`super::MqttBroker::restart_for`]).
+    pub refused: bool,
 }
 
 /// Reads one MQTT packet (fixed header, remaining length, body) from `r`, at most
@@ -169,10 +180,34 @@ pub fn parse_connect(tenant: &str, packet: &[u8]) -> Option<ConnectFacts> {
         will: flags & 0x04 != 0,
         username: flags & 0x80 != 0,
         password: flags & 0x40 != 0,
+        refused: false,
     })
 }
 
 impl FrontSettings {
+    /// Keeps what a CONNECT said, with the time it was read.
+    fn keep(&self, facts: ConnectFacts) {
+        if let Ok(mut seen) = self.connects.lock() {
+            seen.push((facts, Instant::now()));
+            let over = seen.len().saturating_sub(CONNECTS_KEPT);
+            seen.drain(..over);
+        }
+    }
+
+    /// Whether the next connection of `tenant` is to be refused (and counts it).
+    fn refuse_next(&self, tenant: &str) -> bool {
+        let Ok(mut all) = self.outages.lock() else {
+            return false;
+        };
+        match all.get_mut(tenant) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Where the internal anchor is written (next to the server certificate).
     pub fn anchor_path(&self) -> PathBuf {
         let stem = self
@@ -446,6 +481,18 @@ async fn relay(front: Arc<Front>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    if front.settings.refuse_next(&tenant) {
+        // The broker behind the front is restarting for this tenant: its CONNECT is read (and
+        // kept, as refused) and the connection closed unanswered.
+        if let Ok(Ok(first)) = tokio::time::timeout(deadline, read_packet(&mut client)).await
+            && let Some(mut f) = parse_connect(&tenant, &first)
+        {
+            f.refused = true;
+            front.settings.keep(f);
+        }
+        tracing::info!(%peer, %tenant, "MQTT connection closed unanswered: the broker is restarting (fault)");
+        return;
+    }
     let upstream_cfg = match front.tenant_config(&tenant) {
         Ok(c) => c,
         Err(e) => {
@@ -477,12 +524,8 @@ async fn relay(front: Arc<Front>, tcp: TcpStream, peer: SocketAddr) {
     // The first packet: kept if it is a CONNECT, passed on as it is in any case.
     match tokio::time::timeout(deadline, read_packet(&mut client)).await {
         Ok(Ok(first)) => {
-            if let Some(f) = parse_connect(&tenant, &first)
-                && let Ok(mut seen) = front.settings.connects.lock()
-            {
-                seen.push(f);
-                let over = seen.len().saturating_sub(CONNECTS_KEPT);
-                seen.drain(..over);
+            if let Some(f) = parse_connect(&tenant, &first) {
+                front.settings.keep(f);
             }
             let sent = async {
                 tokio::io::AsyncWriteExt::write_all(&mut upstream, &first).await?;
@@ -566,6 +609,7 @@ mod tests {
                 will: false,
                 username: false,
                 password: false,
+                refused: false,
             }
         );
         let f = parse_connect("GW0001", &connect(0xc4, 30, "x", b"\0\x01u\0\x01p")).unwrap();

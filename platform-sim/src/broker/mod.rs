@@ -179,7 +179,8 @@ type LinkFactory = dyn Fn(&str) -> Result<(LinkTx, LinkRx), BrokerError> + Send 
 pub struct MqttBroker {
     addr: SocketAddr,
     links: Arc<LinkFactory>,
-    connects: Arc<std::sync::Mutex<Vec<front::ConnectFacts>>>,
+    connects: Arc<std::sync::Mutex<Vec<(front::ConnectFacts, std::time::Instant)>>>,
+    outages: Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
     publishes: Arc<std::sync::Mutex<std::collections::HashMap<String, front::PublishCounts>>>,
 }
 
@@ -216,9 +217,11 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         internal,
         handshake_timeout: settings.handshake_timeout,
         connects: Arc::default(),
+        outages: Arc::default(),
         publishes: Arc::default(),
     };
     let connects = front.connects.clone();
+    let outages = front.outages.clone();
     let publishes = front.publishes.clone();
     let anchor = front.anchor_path();
     front::spawn(settings.listen, front)?;
@@ -291,6 +294,7 @@ pub fn start(settings: &BrokerSettings) -> Result<MqttBroker, BrokerError> {
         addr: settings.listen,
         links,
         connects,
+        outages,
         publishes,
     })
 }
@@ -347,6 +351,11 @@ impl MqttBroker {
     /// The MQTT CONNECT packets clients sent through the TLS front, oldest first (the last
     /// [`front::CONNECTS_KEPT`]): what a gateway's session asked for (DES-MQTT-1/2/5).
     pub fn connects(&self) -> Vec<front::ConnectFacts> {
+        self.connects_timed().into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// [`Self::connects`] with the time the front read each CONNECT.
+    pub fn connects_timed(&self) -> Vec<(front::ConnectFacts, std::time::Instant)> {
         self.connects.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
@@ -398,6 +407,18 @@ impl MqttBroker {
         drop(tx);
         drop(rx);
         Ok(())
+    }
+
+    /// The broker restarts as gateway `gw` sees it: its connection is cut ([`Self::kick`])
+    /// and the TLS front closes its next `refusals` connections unanswered once their CONNECT
+    /// is read (kept with [`front::ConnectFacts::refused`]), as a TLS front does while the
+    /// broker behind it restarts. What the platform publishes to the gateway meanwhile is
+    /// lost (clean session, DES-MQTT-5). Other tenants are not touched.
+    pub fn restart_for(&self, gw: &GatewayId, refusals: u32) -> Result<(), BrokerError> {
+        if let Ok(mut all) = self.outages.lock() {
+            all.insert(gw.as_str().to_owned(), refusals);
+        }
+        self.kick(gw)
     }
 }
 
