@@ -843,6 +843,12 @@ impl Ctx {
         Ok(at)
     }
 
+    /// The broker's TLS front closes the next `n` MQTT connections of the gateway under test
+    /// unanswered once their CONNECT is read (a broker restarting as the gateway starts).
+    pub fn refuse_connections(&self, n: u32) {
+        self.broker.refuse_connections(&self.gw, n);
+    }
+
     /// Disposes of the gateway (it must be stopped): `Ok(false)` if this target cannot be.
     pub async fn wipe_gateway(&mut self) -> Result<bool> {
         let dir = self.bundle.dir.clone();

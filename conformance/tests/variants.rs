@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 41] = [
+const CATCHES: [(Variant, &str, &str); 42] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -114,6 +114,11 @@ const CATCHES: [(Variant, &str, &str); 41] = [
         Variant::ReconnectAtOnce,
         "BROKER-RESTART",
         "after the cut: the back-off d_1 is at least 0.5 s",
+    ),
+    (
+        Variant::ReconnectBackoffNeverResets,
+        "CONNECT-BACKOFF-RESET",
+        "after the cut: the back-off d_1 is under 1 s",
     ),
     (
         Variant::SeqReusedAfterRestart,

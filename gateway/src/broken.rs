@@ -111,11 +111,14 @@ pub enum Variant {
     /// DES-MQTT-8 (a): a lost or failed MQTT connection is retried after 50 ms, without the
     /// back-off (the broker flooded while it restarts).
     ReconnectAtOnce,
+    /// DES-MQTT-8 (a): the count of failed MQTT connections never resets, however long a
+    /// session lasted.
+    ReconnectBackoffNeverResets,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 42] = [
+    pub const ALL: [Variant; 43] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -158,6 +161,7 @@ impl Variant {
         Variant::ConnectRetryAtOnce,
         Variant::BackoffNeverResets,
         Variant::ReconnectAtOnce,
+        Variant::ReconnectBackoffNeverResets,
     ];
 
     /// The name written in `BROKEN`.
@@ -205,6 +209,7 @@ impl Variant {
             Variant::ConnectRetryAtOnce => "connect-retry-at-once",
             Variant::BackoffNeverResets => "backoff-never-resets",
             Variant::ReconnectAtOnce => "reconnect-at-once",
+            Variant::ReconnectBackoffNeverResets => "reconnect-backoff-never-resets",
         }
     }
 }

@@ -197,7 +197,9 @@ impl Link {
                         if let Some(t) = up_since.take() {
                             let lasted = chrono::Duration::from_std(t.elapsed())
                                 .unwrap_or(chrono::Duration::zero());
-                            backoff.session_ended(lasted);
+                            if !broken.is(Variant::ReconnectBackoffNeverResets) {
+                                backoff.session_ended(lasted);
+                            }
                         }
                         if tx.send(LinkEvent::Down(e.to_string())).await.is_err() {
                             return;

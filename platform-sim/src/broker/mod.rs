@@ -415,10 +415,17 @@ impl MqttBroker {
     /// broker behind it restarts. What the platform publishes to the gateway meanwhile is
     /// lost (clean session, DES-MQTT-5). Other tenants are not touched.
     pub fn restart_for(&self, gw: &GatewayId, refusals: u32) -> Result<(), BrokerError> {
-        if let Ok(mut all) = self.outages.lock() {
-            all.insert(gw.as_str().to_owned(), refusals);
-        }
+        self.refuse_connections(gw, refusals);
         self.kick(gw)
+    }
+
+    /// The TLS front closes the next `n` connections of gateway `gw` unanswered once their
+    /// CONNECT is read ([`Self::restart_for`] without the cut: a broker restarting as the
+    /// gateway starts).
+    pub fn refuse_connections(&self, gw: &GatewayId, n: u32) {
+        if let Ok(mut all) = self.outages.lock() {
+            all.insert(gw.as_str().to_owned(), n);
+        }
     }
 }
 
