@@ -490,7 +490,8 @@ pub fn all() -> Vec<Case> {
         description: "the platform withholds every `ack` (and `data.ack`) while it starts \
                       periodic sending (`ackTimeoutSec` 2)",
         expectation: "the gateway sends its `periodic.start.result` 6 times in all, the same \
-                      messageId each time (5 re-sends), then reports an `anomaly` of kind \
+                      messageId each time (5 re-sends, each after `ackTimeoutSec` without an \
+                      `ack`: no two under half of it apart), then reports an `anomaly` of kind \
                       `malformed` rule DES-MSG-PS-5 and keeps the state: sending started (an \
                       upload is accepted and, once acknowledgements flow, delivered)",
         needs: Needs::NONE,
@@ -912,7 +913,8 @@ pub fn all() -> Vec<Case> {
                       but has not the gateway's key); then `resend.request` of its records",
         expectation: "`resend.result` NOT_FOUND (the records count as no longer held); an \
                       `anomaly` kind `storage` rule DES-EVAC-5; the forged field never reaches \
-                      the platform",
+                      the platform; after two more records, a resend over the archive's range \
+                      and them answers PARTIAL with 2 records and sends exactly those two",
         needs: Needs::OWN,
         run: evac_archive_forged,
     });
@@ -2118,6 +2120,28 @@ fn pstart_result_unacked(c: &mut Ctx) -> CaseFuture<'_> {
                  messageId expected (DES-MSG-PS-5: 5 re-sends of the same result)",
                 results.len(),
                 ids.len()
+            );
+        }
+        // Each re-send waits `ackTimeoutSec` for the `ack` first. Arrival times: delivery may
+        // shift one message against the next, never by a second.
+        let at: Vec<std::time::Instant> = c
+            .wire_timed()
+            .into_iter()
+            .filter(|(w, _)| w.message_type == "periodic.start.result")
+            .map(|(_, t)| t)
+            .collect();
+        let gaps: Vec<f64> = at
+            .windows(2)
+            .map(|p| p[1].saturating_duration_since(p[0]).as_secs_f64())
+            .collect();
+        c.note(format!("s between the transmissions: {gaps:.3?}"));
+        let least = f64::from(ACK_TIMEOUT_SEC) / 2.0;
+        if let Some((i, g)) = gaps.iter().enumerate().find(|(_, g)| **g < least) {
+            bail!(
+                "re-send {} of the periodic.start.result came {g:.3} s after the transmission \
+                 before it: DES-MSG-PS-5 re-sends only when no ack arrived within ackTimeoutSec \
+                 ({ACK_TIMEOUT_SEC} s)",
+                i + 1
             );
         }
         // The state is kept: sending started.
@@ -3460,6 +3484,59 @@ fn evac_archive_forged(c: &mut Ctx) -> CaseFuture<'_> {
         {
             bail!("resend data sent from the forged archive");
         }
+        // Its records no longer held, a range over them and over records still held is
+        // PARTIAL, and only the held ones are sent (DES-EVAC-5, DES-MSG-RS-2).
+        upload_billing(c, "billing_2.csv", 2, c.seed + 1).await?;
+        c.wait_view("records 7 and 8 at the platform", WAIT, |v| {
+            v.highest_seq == 8
+        })
+        .await?;
+        let from = c.wire().len();
+        let id = c.sent(OperatorCommand::Resend {
+            dataset: None,
+            seq: SeqRange::new(first, 8),
+            time: None,
+        })?;
+        let r = c
+            .wait_wire(
+                "resend.result over the lost archive and beyond",
+                WAIT,
+                |e| {
+                    e.message_type == "resend.result"
+                        && e.in_reply_to.as_deref() == Some(id.as_str())
+                },
+            )
+            .await?;
+        let held = 8 - last;
+        if r.code.as_deref() != Some("PARTIAL")
+            || !r.summary.contains(&format!("\"records\":{held}"))
+        {
+            bail!(
+                "resend.result {:?} {} to {first}..=8 ({first}..={last} in the refused archive): \
+                 PARTIAL with {held} records expected (DES-EVAC-5, DES-MSG-RS-2)",
+                r.code,
+                r.summary
+            );
+        }
+        Ctx::poll(WAIT, || {
+            let mut seqs: Vec<u64> = c
+                .wire()
+                .into_iter()
+                .skip(from)
+                .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
+                .filter_map(|e| data_range(&e.summary))
+                .flatten()
+                .collect();
+            seqs.sort_unstable();
+            Ok(match seqs == (last + 1..=8).collect::<Vec<u64>>() {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "resend data {seqs:?} for {first}..=8, exactly {}..=8 expected",
+                    last + 1
+                )),
+            })
+        })
+        .await?;
         Ok(())
     })
 }
