@@ -38,10 +38,15 @@ pub struct Needs {
     /// other case plays beside it.
     pub alone: bool,
     /// Over a minute of protocol time that no value the platform sends can shorten (DES-MQTT-8:
-    /// a session of 60 s resets the back-off), always or against an already-running gateway:
+    /// a session of 60 s resets the back-off; DES-MSG-DATA-5: nine transmissions at the
+    /// shortest timeout), always or against an already-running gateway:
     /// the case's hard deadline is the run's plus [`crate::MINUTE_MORE`], and it plays before
     /// the cases without it.
     pub minute: bool,
+    /// The case's platform sends `ackTimeoutSec` [`crate::world::QUICK_ACK_TIMEOUT_SEC`]
+    /// instead of the run's [`crate::world::ACK_TIMEOUT_SEC`] (a case that waits out
+    /// DES-MSG-DATA-5's nine transmissions); a world of its own only.
+    pub quick_acks: bool,
 }
 
 /// The capability statement of the gateway under test (`--capabilities FILE`, JSON).

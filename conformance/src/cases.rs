@@ -16,7 +16,7 @@ use platform_sim::ops::{
 use platform_sim::platform::WireEvent;
 
 use crate::case::{Case, CaseFuture, Level, Needs};
-use crate::world::{ACK_TIMEOUT_SEC, Ctx, Look, WAIT, is_session};
+use crate::world::{ACK_TIMEOUT_SEC, Ctx, Look, QUICK_ACK_TIMEOUT_SEC, WAIT, is_session};
 
 /// The smoke selection (`sgw-conformance run --smoke`): one or two cases of each area, under
 /// a minute on a 2-core machine.
@@ -639,6 +639,26 @@ pub fn all() -> Vec<Case> {
         run: data_refused,
     });
     v.push(Case {
+        id: "DATA-GIVEN-UP",
+        requirements: &["IF-PSEND-3", "SM-RESEND", "ST-STORE-1"],
+        rules: &["DES-MSG-DATA-5", "DES-MSG-DATA-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform (`ackTimeoutSec` 1) never acknowledges a file's data \
+                      message; once the gateway has given it up, a resend of its range is \
+                      asked with acknowledgements flowing again",
+        expectation: "the message is sent 9 times in all, the same messageId, waiting T, 2T, \
+                      4T, 8T, 8T, … between them (DES-MSG-DATA-3), then given up: an `anomaly` \
+                      of kind `malformed`, rule DES-MSG-DATA-5, naming `billing` and the range, \
+                      and its 3 records held (`storage.held` 3); the resend delivers and \
+                      acknowledges them (held 0, unacknowledged 0), at the platform once",
+        needs: Needs {
+            quick_acks: true,
+            ..Needs::OWN_MINUTE
+        },
+        run: data_given_up,
+    });
+    v.push(Case {
         id: "STORE-QUOTA",
         requirements: &["ST-STORE-1", "SC-FTP-1", "MON-1"],
         rules: &["DES-FTP-6", "DES-MSG-MON-1"],
@@ -962,6 +982,7 @@ impl Needs {
         own_gateway: false,
         alone: false,
         minute: false,
+        quick_acks: false,
     };
     /// A gateway of its own ([`Needs::own_gateway`]).
     pub const OWN: Needs = Needs {
@@ -4227,6 +4248,116 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
         Ok(())
+    })
+}
+
+fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use gateway::protocol::gateway_side::MAX_DATA_TRANSMISSIONS;
+        let t = f64::from(QUICK_ACK_TIMEOUT_SEC);
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        let (first, last) = (c.seq(1), c.seq(3));
+        let data = c
+            .wait_wire("the file's data message", WAIT, |e| {
+                e.message_type == "data" && e.direction == "up"
+            })
+            .await?;
+        // T + 2T + 4T + 8T × 6 = 55 s at T = 1 s, then the anomaly.
+        let within = Duration::from_secs(80);
+        c.wait_view(
+            "the given-up anomaly (malformed, DES-MSG-DATA-5) after 9 transmissions",
+            within,
+            |v| {
+                v.anomalies.iter().any(|a| {
+                    a.source == "gateway"
+                        && a.kind == AnomalyKind::Malformed
+                        && a.rule == "DES-MSG-DATA-5"
+                        && a.detail.contains("billing")
+                        && a.detail.contains(&first.to_string())
+                        && a.detail.contains(&last.to_string())
+                })
+            },
+        )
+        .await
+        .map_err(|e| {
+            let n = c
+                .wire()
+                .iter()
+                .filter(|w| w.message_type == "data" && w.message_id == data.message_id)
+                .count();
+            anyhow!(
+                "{e}; data message {} sent {n} times; the gateway's anomalies: {:?}",
+                data.message_id,
+                gateway_anomalies(c)
+            )
+        })?;
+        let sent: Vec<std::time::Instant> = c
+            .wire_timed()
+            .into_iter()
+            .filter(|(w, _)| w.message_type == "data" && w.message_id == data.message_id)
+            .map(|(_, at)| at)
+            .collect();
+        let gaps: Vec<f64> = sent
+            .windows(2)
+            .map(|p| p[1].saturating_duration_since(p[0]).as_secs_f64())
+            .collect();
+        c.note(format!(
+            "data message {} sent {} times, s between: {gaps:.3?}",
+            data.message_id,
+            sent.len()
+        ));
+        if u32::try_from(sent.len())? != MAX_DATA_TRANSMISSIONS {
+            bail!(
+                "data message {} sent {} times without a data.ack before it was given up: \
+                 {MAX_DATA_TRANSMISSIONS} expected (DES-MSG-DATA-5 (a))",
+                data.message_id,
+                sent.len()
+            );
+        }
+        // DES-MSG-DATA-3: waits T, 2T, 4T, 8T, 8T, … (arrival times: half of each at least).
+        for (i, g) in gaps.iter().enumerate() {
+            let wait = t * f64::from(1u32 << i.min(3));
+            if *g < wait / 2.0 {
+                bail!(
+                    "transmission {} of {} came {g:.3} s after the one before: the timeout then \
+                     is {wait} s (DES-MSG-DATA-3: T, 2T, 4T, 8T, 8T, … with T = ackTimeoutSec \
+                     {QUICK_ACK_TIMEOUT_SEC} s)",
+                    i + 2,
+                    data.message_id
+                );
+            }
+        }
+        c.wait_view("monitor.status with the 3 records held", WAIT, |v| {
+            v.last_status
+                .as_ref()
+                .is_some_and(|s| s.storage.held == 3 && s.storage.unacked == 3)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        // Held records are sent only for a resend request; its OK data.ack clears them.
+        c.faults(FaultConfig::default())?;
+        c.command(OperatorCommand::Resend {
+            dataset: None,
+            seq: SeqRange::new(first, last),
+            time: None,
+        })?;
+        c.wait_view(
+            "the held records acknowledged after the resend",
+            WAIT,
+            |v| {
+                v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.storage.held == 0 && s.storage.unacked == 0)
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        exactly_once(c, 3)
     })
 }
 

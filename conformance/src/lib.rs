@@ -297,7 +297,11 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
             ..case_report(&case, opts, Verdict::NotApplicable, started)
         });
     }
-    let mut ctx = suite.world(case.id, seed).await?;
+    let ack_timeout_sec = match case.needs.quick_acks {
+        true => world::QUICK_ACK_TIMEOUT_SEC,
+        false => world::ACK_TIMEOUT_SEC,
+    };
+    let mut ctx = suite.world_with(case.id, seed, ack_timeout_sec).await?;
     ctx.alone = case.needs.alone;
     if let Some(v) = &opts.variant {
         std::fs::write(ctx.bundle.dir.join("BROKEN"), v)?;
@@ -367,15 +371,20 @@ mod tests {
             .collect();
         assert_eq!(
             minute,
-            ["LINK-LOSS", "BROKER-RESTART", "CONNECT-BACKOFF-RESET"]
+            [
+                "DATA-GIVEN-UP",
+                "LINK-LOSS",
+                "BROKER-RESTART",
+                "CONNECT-BACKOFF-RESET"
+            ]
         );
-        assert_eq!(ids[4..7], minute[..]);
+        assert_eq!(ids[4..8], minute[..]);
         let rest: Vec<&str> = all
             .iter()
             .filter(|c| !c.needs.alone && !c.needs.minute)
             .map(|c| c.id)
             .collect();
-        assert_eq!(ids[7..], rest[..]);
+        assert_eq!(ids[8..], rest[..]);
     }
 
     #[test]

@@ -151,8 +151,8 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Hard deadline of one case, seconds (a case that needs over a minute of protocol
-        /// time no platform value can shorten gets 60 s more: CONNECT-BACKOFF-RESET, and
-        /// LINK-LOSS and BROKER-RESTART against an already-running gateway).
+        /// time no platform value can shorten gets 60 s more: CONNECT-BACKOFF-RESET and
+        /// DATA-GIVEN-UP, and LINK-LOSS and BROKER-RESTART against an already-running gateway).
         #[arg(long, default_value_t = 90)]
         case_deadline: u64,
         /// How many cases play side by side, each in a world of its own (a case that changes

@@ -333,13 +333,22 @@ fn suite_provisioning(bundle: &Path) -> Result<Config> {
 /// for an `ack` or `data.ack` before it sends again.
 pub const ACK_TIMEOUT_SEC: u32 = 2;
 
+/// The `ackTimeoutSec` of a case's platform with [`crate::case::Needs::quick_acks`].
+pub const QUICK_ACK_TIMEOUT_SEC: u32 = 1;
+
 /// The platform every case sees: short timers (sent to the gateway, DES-MSG-CONN-3), the
 /// faults seeded by `seed` (replayable), every message it sees appended to `wire`.
-fn platform_options(gw: &GatewayId, store: PathBuf, seed: u64, wire: &WireLog) -> PlatformOptions {
+fn platform_options(
+    gw: &GatewayId,
+    store: PathBuf,
+    seed: u64,
+    wire: &WireLog,
+    ack_timeout_sec: u32,
+) -> PlatformOptions {
     let mut opts = PlatformOptions::new(store);
     opts.core = PlatformConfig {
         monitor_interval_sec: 2,
-        ack_timeout_sec: ACK_TIMEOUT_SEC,
+        ack_timeout_sec,
         command_retry_sec: 2,
         gap_grace_sec: 1,
         ..PlatformConfig::default()
@@ -422,7 +431,7 @@ impl Suite {
         let cfg = bundle.config.clone();
         let wire: WireLog = Arc::default();
         let store_path = world.join("platform.sqlite");
-        let opts = platform_options(&gw, store_path.clone(), seed, &wire);
+        let opts = platform_options(&gw, store_path.clone(), seed, &wire, ACK_TIMEOUT_SEC);
         let platform = Platform::start(Ca::open(&ca_dir)?, broker.clone(), Some(https), opts)?;
         Ok(Suite {
             dir: tempfile::tempdir()?,
@@ -469,6 +478,12 @@ impl Suite {
     /// platform (with `faults`) listening to it. The gateway is not started. With an
     /// already-running gateway: its world, to be settled ([`Ctx::settle`]) before the case.
     pub async fn world(&self, case_id: &str, seed: u64) -> Result<Ctx> {
+        self.world_with(case_id, seed, ACK_TIMEOUT_SEC).await
+    }
+
+    /// [`Suite::world`] whose platform sends `ack_timeout_sec` (a world of its own; an
+    /// already-running gateway's platform keeps the run's).
+    pub async fn world_with(&self, case_id: &str, seed: u64, ack_timeout_sec: u32) -> Result<Ctx> {
         if let Some(sh) = &self.shared {
             let ctx = Ctx {
                 wipe: None,
@@ -522,7 +537,7 @@ impl Suite {
         let wire: WireLog = Arc::default();
         let store_path = base.join("platform.sqlite");
         // The case's seed decides which messages the percentage faults hit (replayable).
-        let opts = platform_options(&gw, store_path.clone(), seed, &wire);
+        let opts = platform_options(&gw, store_path.clone(), seed, &wire, ack_timeout_sec);
         let platform = Platform::start(
             Ca::open(&self.ca_dir)?,
             self.broker.clone(),
