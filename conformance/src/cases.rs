@@ -4200,13 +4200,8 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
             WAIT,
             |v| {
                 v.anomalies.iter().any(|a| {
-                    a.source == "gateway"
-                        && a.kind == AnomalyKind::Malformed
-                        && a.rule == "DES-MSG-DATA-5"
+                    given_up_anomaly(a, "billing", first, last)
                         && a.detail.contains("UNKNOWN_DATASET")
-                        && a.detail.contains("billing")
-                        && a.detail.contains(&first.to_string())
-                        && a.detail.contains(&last.to_string())
                 })
             },
         )
@@ -4267,14 +4262,9 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
             "the given-up anomaly (malformed, DES-MSG-DATA-5) after 9 transmissions",
             within,
             |v| {
-                v.anomalies.iter().any(|a| {
-                    a.source == "gateway"
-                        && a.kind == AnomalyKind::Malformed
-                        && a.rule == "DES-MSG-DATA-5"
-                        && a.detail.contains("billing")
-                        && a.detail.contains(&first.to_string())
-                        && a.detail.contains(&last.to_string())
-                })
+                v.anomalies
+                    .iter()
+                    .any(|a| given_up_anomaly(a, "billing", first, last))
             },
         )
         .await
@@ -4356,6 +4346,23 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
 }
 
 /// The anomalies the gateway reported in this case, one line each (kind, rule, detail).
+/// Whether `a` is the gateway's report of giving up records `first..=last` of `dataset`
+/// (DES-MSG-DATA-5): kind `malformed` (only SECURITY_FAILED is `security`), the rule, the
+/// dataset and both ends of the range in its detail.
+fn given_up_anomaly(
+    a: &platform_sim::ops::AnomalyView,
+    dataset: &str,
+    first: u64,
+    last: u64,
+) -> bool {
+    a.source == "gateway"
+        && a.kind == AnomalyKind::Malformed
+        && a.rule == "DES-MSG-DATA-5"
+        && a.detail.contains(dataset)
+        && a.detail.contains(&first.to_string())
+        && a.detail.contains(&last.to_string())
+}
+
 fn gateway_anomalies(c: &Ctx) -> Vec<String> {
     c.view()
         .anomalies

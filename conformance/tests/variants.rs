@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 42] = [
+const CATCHES: [(Variant, &str, &str); 43] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -193,6 +193,12 @@ const CATCHES: [(Variant, &str, &str); 42] = [
         "anomaly of kind certificate",
     ),
     (Variant::QuotaIgnored, "STORE-QUOTA", "none refused 452"),
+    // Still re-sent every 8 s at ackTimeoutSec 1 when the case stops waiting.
+    (
+        Variant::NeverGivesUp,
+        "DATA-GIVEN-UP",
+        "after 9 transmissions: not within 80 s",
+    ),
     // Installed after the first platform certificate was verified; this gateway then
     // verifies every command's chain against the stranger, so the session or the start
     // fails first (which of the two depends on when the first refresh ends).

@@ -114,11 +114,14 @@ pub enum Variant {
     /// DES-MQTT-8 (a): the count of failed MQTT connections never resets, however long a
     /// session lasted.
     ReconnectBackoffNeverResets,
+    /// DES-MSG-DATA-5 (a): an unacknowledged data message is sent again for ever (every
+    /// `8 × ackTimeoutSec`), never given up: its records are never held or reported.
+    NeverGivesUp,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 43] = [
+    pub const ALL: [Variant; 44] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -162,6 +165,7 @@ impl Variant {
         Variant::BackoffNeverResets,
         Variant::ReconnectAtOnce,
         Variant::ReconnectBackoffNeverResets,
+        Variant::NeverGivesUp,
     ];
 
     /// The name written in `BROKEN`.
@@ -210,6 +214,7 @@ impl Variant {
             Variant::BackoffNeverResets => "backoff-never-resets",
             Variant::ReconnectAtOnce => "reconnect-at-once",
             Variant::ReconnectBackoffNeverResets => "reconnect-backoff-never-resets",
+            Variant::NeverGivesUp => "never-gives-up",
         }
     }
 }

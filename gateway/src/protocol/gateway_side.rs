@@ -658,9 +658,11 @@ const RULE_ARCHIVE_LOST: &str = "DES-EVAC-5";
 const GIVEN_UP_KEPT: usize = 64;
 
 /// A deliberate defect of the core, for the mutation tests of `gateway/tests/model_check.rs`
-/// and `gateway/tests/model_gateway.rs` only: it shows that their properties catch a core that
-/// breaks DES-MSG-DATA-5 or DES-MSG-RS-3, which no broken adapter or store can do from the
-/// outside. Set by [`GatewayCore::set_defect`]; never set elsewhere.
+/// and `gateway/tests/model_gateway.rs`, and for the broken variants `resend-flood` and
+/// `never-gives-up` (`crate::broken`, which only the conformance crate's tests enable): it
+/// shows that the properties and the suite's cases catch a core that breaks DES-MSG-DATA-5 or
+/// DES-MSG-RS-3, which no broken adapter or store can do from the outside. Set by
+/// [`GatewayCore::set_defect`]; never set elsewhere.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Defect {

@@ -718,6 +718,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     if broken.is(Variant::ResendFlood) {
         core.set_defect(crate::protocol::gateway_side::Defect::ResendIgnoresWindow);
     }
+    if broken.is(Variant::NeverGivesUp) {
+        core.set_defect(crate::protocol::gateway_side::Defect::NoTransmissionCap);
+    }
     store.save_snapshot(&core.snapshot())?;
     let (store_handle, store_thread) = StoreHandle::spawn(store)?;
     let (audit, audit_writer) = AuditLog::open(cfg.gateway.state_dir.path())
