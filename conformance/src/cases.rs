@@ -608,6 +608,24 @@ pub fn all() -> Vec<Case> {
         run: ftp_commands_refused,
     });
     v.push(Case {
+        id: "FTP-RECORD-AT-LIMIT",
+        requirements: &["SC-ACQ-1", "SC-FTP-1", "IF-PSEND-3"],
+        rules: &["DES-MSG-DATA-6", "DES-FTP-6"],
+        level: Level::Must,
+        negative: true,
+        description: "four one-row billing files whose record has a wire size (DES-MSG-DATA-6) \
+                      of exactly 65 536 bytes, then 65 537, in its JSON encoding (backslashes, \
+                      2 bytes each), then the same in its XML encoding (`&`, 5 bytes as \
+                      `&amp;`); the row is measured first from a calibration file's record as \
+                      the platform received it (the masked columns' length)",
+        expectation: "reply codes 226, 552, 226, 552: a record of exactly `MAX_RECORD_BYTES` \
+                      is taken, one byte more is refused whole, whichever encoding is the \
+                      larger; the two records at the limit are delivered as uploaded, nothing \
+                      of the refused files is stored or sent",
+        needs: Needs::NONE,
+        run: ftp_record_at_limit,
+    });
+    v.push(Case {
         id: "DATA-WINDOW",
         requirements: &["IF-PSEND-3", "IF-RESEND-1", "SM-RESEND"],
         rules: &["DES-MSG-DATA-3", "DES-MSG-RS-3", "DES-MSG-DATA-6"],
@@ -1332,14 +1350,7 @@ fn pstart_unknown_dataset(c: &mut Ctx) -> CaseFuture<'_> {
 async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
     c.started(format).await?;
     let table = upload_billing(c, "billing_1.csv", 30, c.seed).await?;
-    let stored = Ctx::poll(WAIT, || {
-        let s = c.stored()?;
-        Ok(match s.len() {
-            n if n >= 30 => Look::Done(s),
-            n => Look::Not(format!("{n} of 30 records stored by the platform")),
-        })
-    })
-    .await?;
+    let stored = stored_at_least(c, 30).await?;
     if stored.len() != 30 {
         bail!("{} records stored, 30 uploaded", stored.len());
     }
@@ -4165,6 +4176,139 @@ fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
                 "storage.bytes {} (not above 80 % of the quota): the alarm not checked",
                 st.storage.bytes
             ));
+        }
+        Ok(())
+    })
+}
+
+/// `MAX_RECORD_BYTES` of DES-MSG-DATA-6: the largest wire size of a record.
+const RECORD_LIMIT: usize = 65_536;
+
+/// A record's two encodings' sizes in bytes (DES-MSG-DATA-6), written out here from the rule's
+/// text rather than counted as the gateway counts: the JSON array as `serde_json` writes it
+/// (DES-PROF-3), and the `sgw:Record` element (DES-PROF-5) with a 20-digit `seq`, its text
+/// escaped as exclusive c14n escapes it.
+fn record_sizes(fields: &[String]) -> Result<(usize, usize)> {
+    let json = serde_json::to_string(fields)?.len();
+    let body: String = fields
+        .iter()
+        .map(|f| {
+            let text = f
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('\r', "&#xD;");
+            format!("<sgw:F>{text}</sgw:F>")
+        })
+        .collect();
+    let xml = format!("<sgw:Record seq=\"{}\">{body}</sgw:Record>", u64::MAX).len();
+    Ok((json, xml))
+}
+
+/// Waits until the platform has stored at least `n` of the case's records; those it stored.
+async fn stored_at_least(
+    c: &Ctx,
+    n: usize,
+) -> Result<Vec<platform_sim::platform::store::RecordRow>> {
+    Ctx::poll(WAIT, || {
+        let s = c.stored()?;
+        Ok(match s.len() {
+            k if k >= n => Look::Done(s),
+            k => Look::Not(format!("{k} of {n} records stored by the platform")),
+        })
+    })
+    .await
+}
+
+fn ftp_record_at_limit(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        let target = c.ftp_target("billing")?;
+        let ds = legacy_sim::Dataset::Billing;
+        // The column legacy-sim's long record fills: the first unmasked text column.
+        let col = ds
+            .columns()
+            .iter()
+            .position(|k| k.ty == legacy_sim::ColumnType::String && !k.personal)
+            .ok_or_else(|| anyhow!("billing has no unmasked text column"))?;
+        let mut table = legacy_sim::Table::generate(ds, 1, c.seed);
+        let file = |t: &legacy_sim::Table| {
+            t.to_csv(&legacy_sim::CsvOptions::default())
+                .map_err(|e| anyhow!("{e}"))
+        };
+        // Calibration: the record with `x` in the column, as the platform received it (the
+        // masked columns' length is the gateway's to choose).
+        table.rows[0][col] = "x".into();
+        upload_bytes(&target, "limit_0.csv", &file(&table)?).await?;
+        let first = c.seq(1);
+        let calibration = stored_at_least(c, 1).await?;
+        let (j, x) = record_sizes(&calibration[0].fields)?;
+        // `x` counts 1 in both encodings.
+        let (json_rest, xml_rest) = (j - 1, x - 1);
+        c.note(format!(
+            "calibration record {first}: JSON {j} bytes, XML {x} bytes with `x` in column {col}"
+        ));
+        // JSON: `\` is 2 bytes (1 in XML); XML: `&` is 5 (`&amp;`; 1 in JSON); `a` 1 in both.
+        let json_at = |over: usize| {
+            let need = RECORD_LIMIT + over - json_rest;
+            format!("{}{}", "\\".repeat(need / 2), "a".repeat(need % 2))
+        };
+        let xml_at = |over: usize| {
+            let need = RECORD_LIMIT + over - xml_rest;
+            format!("{}{}", "&".repeat(need / 5), "a".repeat(need % 5))
+        };
+        let files = [
+            ("limit_json.csv", json_at(0)),
+            ("over_json.csv", json_at(1)),
+            ("limit_xml.csv", xml_at(0)),
+            ("over_xml.csv", xml_at(1)),
+        ];
+        let mut codes = Vec::new();
+        for (name, value) in &files {
+            table.rows[0][col] = value.clone();
+            codes.push(upload_reply(&target, name, &file(&table)?).await?);
+        }
+        c.note(format!("reply codes {codes:?}"));
+        if codes != [226, 552, 226, 552] {
+            bail!(
+                "reply codes {codes:?} for records of wire size 65 536 (JSON), 65 537 (JSON), \
+                 65 536 (XML), 65 537 (XML): [226, 552, 226, 552] expected (DES-MSG-DATA-6: \
+                 a record over 65 536 bytes in either encoding is refused, one of 65 536 taken)"
+            );
+        }
+        stored_at_least(c, 3).await?;
+        // Anything of a refused file would follow at once.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let s = c.stored()?;
+        if s.len() != 3 {
+            bail!(
+                "{} records stored by the platform: the calibration record and the two at the \
+                 limit expected",
+                s.len()
+            );
+        }
+        for (r, (name, value), want) in [
+            (&s[1], &files[0], (RECORD_LIMIT, 0)),
+            (&s[2], &files[2], (0, RECORD_LIMIT)),
+        ] {
+            if r.fields.get(col) != Some(value) {
+                bail!(
+                    "record {} (from {name}): column {col} is not the uploaded value ({} of {} \
+                     characters)",
+                    r.seq,
+                    r.fields.get(col).map_or(0, |f| f.chars().count()),
+                    value.chars().count()
+                );
+            }
+            let (j, x) = record_sizes(&r.fields)?;
+            let measured = if want.0 > 0 { j } else { x };
+            if measured != RECORD_LIMIT {
+                bail!(
+                    "record {} (from {name}) measures JSON {j} / XML {x} bytes at the platform: \
+                     the calibration did not hold ({RECORD_LIMIT} expected)",
+                    r.seq
+                );
+            }
         }
         Ok(())
     })
