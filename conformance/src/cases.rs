@@ -319,6 +319,26 @@ pub fn all() -> Vec<Case> {
         run: crash_ingest,
     });
     v.push(Case {
+        id: "CRASH-SENDING",
+        requirements: &["ST-STORE-1", "IF-PSEND-3", "SM-RESEND"],
+        rules: &["DES-MSG-DATA-3", "DES-ID-4", "DES-MSG-DATA-1"],
+        level: Level::Must,
+        negative: true,
+        description: "kill -9 the gateway while a file's data message is unacknowledged (lost on \
+                      its way: platform-sim fault `lose-data`, so the platform holds none of it), \
+                      restart it; then kill -9 it again as the platform's `data.ack` for a second \
+                      file goes out, restart it",
+        expectation: "after each restart every record of both files ends acknowledged \
+                      (`storage.unacked` 0) and at the platform exactly once, under the seqs it \
+                      got at ingest (the lost message's range; file n's row i at its seq): \
+                      nothing sent but unacknowledged is forgotten at a crash",
+        needs: Needs {
+            kill: true,
+            ..Needs::OWN
+        },
+        run: crash_sending,
+    });
+    v.push(Case {
         id: "PSTART-DUPLICATED",
         requirements: &["IF-PSTART-1", "SM-RESEND"],
         rules: &["DES-ENV-8", "DES-MSG-PS-1"],
@@ -1261,6 +1281,94 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    })
+}
+
+/// Rows per file of CRASH-SENDING.
+const CRASH_SENDING_ROWS: usize = 10;
+
+/// The platform holds exactly the rows of marked files `1..=files` ([`marked_file`]), each
+/// once and under its seq: file n's row i at the case's seq `(n - 1) × rows + i + 1`.
+fn marked_rows_in_place(c: &Ctx, files: u64, rows: usize) -> Result<()> {
+    exactly_once(c, files * rows as u64)?;
+    for r in c.stored()? {
+        let k = r.seq - c.seq(1);
+        let want = format!("F{}-{}", k / rows as u64 + 1, k % rows as u64);
+        if r.fields.first() != Some(&want) {
+            bail!(
+                "seq {} holds row {:?}, {want} expected (seqs are assigned once, at ingest: \
+                 DES-ID-4)",
+                r.seq,
+                r.fields.first()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn crash_sending(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        const ROWS: usize = CRASH_SENDING_ROWS;
+        c.started(ProfileFormat::Json).await?;
+        let target = c.ftp_target("billing")?;
+        // 1. Killed while file 1's data message is unacknowledged: every copy of it is lost
+        //    on its way, so the platform holds none of it when the gateway dies.
+        c.faults(FaultConfig {
+            lose_data: 1_000,
+            ..FaultConfig::default()
+        })?;
+        upload_bytes(&target, "f1.csv", &marked_file(1, ROWS)?).await?;
+        let lost = c
+            .wait_wire("file 1's data message", WAIT, |e| {
+                e.message_type == "data"
+                    && e.direction == "up"
+                    && e.fault.as_deref() == Some("lost")
+            })
+            .await?;
+        if !c.stored()?.is_empty() {
+            bail!("the platform stored data of a lost message (the suite's fault failed)");
+        }
+        if !c.kill_gateway().await? {
+            bail!("the target cannot be killed");
+        }
+        c.faults(FaultConfig::default())?;
+        c.note(format!(
+            "killed with data message {} ({}) lost and unacknowledged",
+            lost.message_id, lost.summary
+        ));
+        c.start_gateway().await?;
+        c.wait_all_acknowledged(
+            "file 1's records acknowledged after the restart (they were sent, lost and never \
+             acknowledged before the kill)",
+            ROWS as u64,
+        )
+        .await?;
+        marked_rows_in_place(c, 1, ROWS)?;
+        // 2. Killed as the platform's data.ack for file 2 goes out: the gateway may die
+        //    before or after it takes it; either way nothing is lost or doubled.
+        upload_bytes(&target, "f2.csv", &marked_file(2, ROWS)?).await?;
+        let second = c.seq(ROWS as u64 + 1);
+        let data = c
+            .wait_wire("file 2's data message", WAIT, |e| {
+                e.message_type == "data"
+                    && e.direction == "up"
+                    && data_range(&e.summary).is_some_and(|r| r.contains(&second))
+            })
+            .await?;
+        c.wait_wire("the platform's data.ack for file 2", WAIT, |e| {
+            e.message_type == "data.ack"
+                && e.in_reply_to.as_deref() == Some(data.message_id.as_str())
+        })
+        .await?;
+        c.kill_gateway().await?;
+        c.start_gateway().await?;
+        c.wait_all_acknowledged(
+            "both files' records acknowledged after the second restart",
+            2 * ROWS as u64,
+        )
+        .await?;
+        marked_rows_in_place(c, 2, ROWS)?;
+        Ok(())
     })
 }
 

@@ -207,11 +207,18 @@ const CATCHES: [(Variant, &str, &str); 43] = [
 
 /// Variants only a killed gateway shows: run as the `sgw` binary of this build (built with
 /// the workspace's test features, so it honours `BROKEN`), which the suite kills.
-const KILLED: [(Variant, &str, &str); 1] = [(
-    Variant::AckBeforeDurable,
-    "CRASH-INGEST",
-    "accepted uploads missing at the platform",
-)];
+const KILLED: [(Variant, &str, &str); 2] = [
+    (
+        Variant::AckBeforeDurable,
+        "CRASH-INGEST",
+        "accepted uploads missing at the platform",
+    ),
+    (
+        Variant::UnackedForgottenAtRestart,
+        "CRASH-SENDING",
+        "file 1's records acknowledged after the restart",
+    ),
+];
 
 /// The `sgw` binary of this build (target/debug/sgw beside target/debug/deps/this-test).
 fn sgw_bin() -> std::path::PathBuf {

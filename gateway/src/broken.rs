@@ -117,11 +117,15 @@ pub enum Variant {
     /// DES-MSG-DATA-5 (a): an unacknowledged data message is sent again for ever (every
     /// `8 × ackTimeoutSec`), never given up: its records are never held or reported.
     NeverGivesUp,
+    /// ST-STORE-1, DES-MSG-DATA-3: what is sent but not yet acknowledged is kept in memory
+    /// only: at a restart (after a kill -9) the unacknowledged records are forgotten, and a
+    /// resend of them is answered NOT_FOUND.
+    UnackedForgottenAtRestart,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 44] = [
+    pub const ALL: [Variant; 45] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -166,6 +170,7 @@ impl Variant {
         Variant::ReconnectAtOnce,
         Variant::ReconnectBackoffNeverResets,
         Variant::NeverGivesUp,
+        Variant::UnackedForgottenAtRestart,
     ];
 
     /// The name written in `BROKEN`.
@@ -215,6 +220,7 @@ impl Variant {
             Variant::ReconnectAtOnce => "reconnect-at-once",
             Variant::ReconnectBackoffNeverResets => "reconnect-backoff-never-resets",
             Variant::NeverGivesUp => "never-gives-up",
+            Variant::UnackedForgottenAtRestart => "unacked-forgotten-at-restart",
         }
     }
 }

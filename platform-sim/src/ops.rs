@@ -198,6 +198,10 @@ pub struct FaultConfig {
     /// (a lasting refusal, DES-MSG-CONN-3): the gateway must not send another `connect` for
     /// 300 s (after `busy_connects`, if both are set).
     pub unauthorized_connects: u32,
+    /// The next N `data` messages from a gateway are lost on their way to the platform (as if
+    /// in transit): never opened as data, not stored, not acknowledged; the wire log shows each
+    /// with fault `lost`. The gateway must send them again (DES-MSG-DATA-3).
+    pub lose_data: u32,
 }
 
 /// A `platform.pem` response a gateway must refuse although it holds the right certificate

@@ -479,3 +479,40 @@ async fn the_stale_crl_fault_serves_the_crl_from_before_the_latest_revocation() 
     );
     assert!(!curl_crl(port, &f.bundle).await.0);
 }
+
+#[tokio::test]
+async fn lost_data_is_neither_stored_nor_acknowledged_and_its_retransmission_is() {
+    let _s = serial().await;
+    let f = fixture_https("LOSE1", fast_config(), FaultConfig::default()).await;
+    let tap = Tap::start(&f);
+    let mut g = RealGateway::connected(&f).await;
+    f.handle
+        .command(&f.gw, start_cmd(ProfileFormat::Json))
+        .unwrap();
+    g.wait("running", |v| v.running).await;
+    f.handle
+        .set_faults(FaultConfig {
+            lose_data: 1,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let r = g.upload(Ds::Billing, 3, 1).await;
+    wait_for("the data message on the wire", || {
+        !tap.up(MessageType::Data).is_empty()
+    })
+    .await;
+    // Lost: the platform neither stores it nor answers it (ackTimeoutSec is 2 s).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!f.store().has_record(&f.gw, r.first).unwrap());
+    assert!(tap.down(MessageType::DataAck).is_empty());
+    assert_eq!(g.view().await.unacked, 3);
+    // The fault is spent: what comes next (the retransmission, or resend data if the
+    // platform saw the gap in `monitor.status` first) is stored and acknowledged.
+    g.wait("acknowledged after the loss", |v| v.unacked == 0)
+        .await;
+    assert!(f.store().has_record(&f.gw, r.first).unwrap());
+    assert!(f.store().has_record(&f.gw, r.last).unwrap());
+    let sent = tap.up(MessageType::Data);
+    assert!(sent.len() >= 2, "{} data messages", sent.len());
+    assert_eq!(f.handle.faults().lose_data, 0);
+}

@@ -710,6 +710,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
         snapshot.next_seq = next;
         snapshot.batches.retain(|b| b.range.last < next);
     }
+    if broken.is(Variant::UnackedForgottenAtRestart) {
+        snapshot.batches.retain(|b| b.acked);
+    }
     if broken.is(Variant::BootCountReused) {
         snapshot.boot_count = 1;
     }

@@ -8,7 +8,7 @@
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
-//! `rogue-app`, `busy-connects[=N]`, `unauthorized-connects[=N]`,
+//! `rogue-app`, `busy-connects[=N]`, `unauthorized-connects[=N]`, `lose-data[=N]`,
 //! or `none` (all off).
 //! Unknown items are refused.
 
@@ -75,6 +75,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "rogue-app" => f.rogue_app = true,
             "busy-connects" => f.busy_connects = num(item, v, 1)?,
             "unauthorized-connects" => f.unauthorized_connects = num(item, v, 1)?,
+            "lose-data" => f.lose_data = num(item, v, 1)?,
             "jose" => {
                 f.jose_attack = Some(named(&crate::ops::JoseAttack::ALL, |a| a.name(), item, v)?)
             }
@@ -567,6 +568,8 @@ mod tests {
                 .unauthorized_connects,
             2
         );
+        assert_eq!(parse_fault_spec("lose-data=3").unwrap().lose_data, 3);
+        assert_eq!(parse_fault_spec("lose-data").unwrap().lose_data, 1);
         assert!(matches!(
             parse_fault_spec("envelope=nonsense"),
             Err(FaultSpecError::Value(_))

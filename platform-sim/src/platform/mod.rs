@@ -160,7 +160,8 @@ pub struct WireEvent {
     /// The body in short: a data message's dataset, kind, range and format; other bodies as
     /// JSON; a refusal's reason.
     pub summary: String,
-    /// A fault applied to a downlink (`dropped`, `duplicated`, `withheld`, `tampered`, …).
+    /// A fault applied to a downlink (`dropped`, `duplicated`, `withheld`, `tampered`, …) or
+    /// to an uplink (`lost`).
     pub fault: Option<String>,
     /// Of an uplink, what its JWE shows without the key (DES-SEAL-1/3): `alg`, `enc` and the
     /// SHA-256 of the encrypted content key (the same key twice means a content key reused).
@@ -1342,6 +1343,16 @@ impl Shared {
                     peek: gateway::protocol::message::peek(&bytes),
                 },
                 Ok(env) => {
+                    if matches!(env.body, Body::Data(_)) && st.faults.lose_data > 0 {
+                        st.faults.lose_data -= 1;
+                        tracing::info!(%gw, id = %env.message_id, "fault: data lost in transit");
+                        if let Some(tap) = &st.wire {
+                            let mut e = wire_event("up", &gw, &m.topic, &env, Some("lost".into()));
+                            e.seal = SealFacts::of(&m.payload);
+                            tap.emit(e);
+                        }
+                        return Vec::new();
+                    }
                     if let Some(tap) = &st.wire {
                         let mut e = wire_event("up", &gw, &m.topic, &env, None);
                         e.seal = SealFacts::of(&m.payload);
