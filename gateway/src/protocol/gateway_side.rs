@@ -1165,8 +1165,11 @@ impl GatewayCore {
     /// Refused unless periodic storing is started for the dataset (SC-START-1, SC-STOP-1), and
     /// whole if any record is over [`MAX_RECORD_BYTES`] (DES-MSG-DATA-6). The records are
     /// indexed in batches that are message units: at most `max_records_per_message` records
-    /// whose sizes sum to at most [`MAX_MESSAGE_RECORD_BYTES`]. The adapter stores the rows
-    /// under the returned range and persists [`Self::snapshot`] before acknowledging the upload.
+    /// whose sizes sum to at most [`MAX_MESSAGE_RECORD_BYTES`]. An adapter that lets the core
+    /// assign seqs stores the rows under the returned range and persists [`Self::snapshot`]
+    /// before acknowledging the upload; the reference runtime lets its store assign them inside
+    /// the commit and calls [`Self::handle_stored`] instead (this entry serves the model checks
+    /// and the scripted gateways of the tests).
     pub fn handle_ingest(
         &mut self,
         now: Time,

@@ -81,11 +81,6 @@ pub trait RecordStore: Send + Sync + 'static {
 /// What other tasks ask of the driver.
 #[derive(Debug)]
 enum Command {
-    Ingest {
-        dataset: Dataset,
-        sizes: Vec<u32>,
-        reply: oneshot::Sender<Result<SeqRange, IngestError>>,
-    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -143,25 +138,6 @@ pub struct DriverHandle {
 }
 
 impl DriverHandle {
-    /// Tells the core that records were stored durably (after the store's commit): returns
-    /// their seqs, or why storing is refused (stopped: DES-MSG-DATA-4; too large).
-    pub async fn ingest(
-        &self,
-        dataset: Dataset,
-        sizes: Vec<u32>,
-    ) -> Option<Result<SeqRange, IngestError>> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Ingest {
-                dataset,
-                sizes,
-                reply,
-            })
-            .await
-            .ok()?;
-        rx.await.ok()
-    }
-
     /// Tells the core that storage committed `range` of `dataset` (DES-FTP-6: after the
     /// durable commit, before `226`). Commits may arrive out of order; the driver indexes them
     /// in seq order ([`GatewayCore::handle_stored`]).
@@ -499,10 +475,6 @@ impl<S: RecordStore> Driver<S> {
                     }
                 }
                 cmd = self.commands.recv() => match cmd {
-                    Some(Command::Ingest { dataset, sizes, reply }) => {
-                        let r = self.core.handle_ingest(now(), &dataset, &sizes);
-                        let _ = reply.send(r);
-                    }
                     Some(Command::Status(st)) => {
                         self.core.set_external_status(st);
                         if let Some(m) = &self.metrics {
