@@ -44,6 +44,7 @@ pub const CORE: &[&str] = &[
     "PSTART-DUPLICATED",
     "PSTART-STALE",
     "PSTART-REPLAYED",
+    "PSTART-REPLAYED-AFTER-RESTART",
     "PSTART-UNKNOWN-DATASET",
     "PSEND-JSON",
     "PSTOP-OK",
@@ -66,6 +67,7 @@ pub const CORE: &[&str] = &[
     "DATA-ACK-LONG-REASON",
     "CONNECT-BACKOFF",
     "CONNECT-REFUSED-LASTING",
+    "FTP-RECORD-AT-LIMIT",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
@@ -537,10 +539,25 @@ pub fn all() -> Vec<Case> {
         negative: true,
         description: "after an accepted start and stop, the start is sent again byte for byte \
                       (a replay within the reply memory's 600 s)",
-        expectation: "not applied again: an upload afterwards is still refused 450 and no data \
-                      follows the stop",
+        expectation: "answered from the reply memory: the start's `periodic.start.result` \
+                      re-sent unchanged (its original messageId, OK); not applied again: an \
+                      upload afterwards is still refused 450 and no data follows the stop",
         needs: Needs::NONE,
         run: pstart_replayed,
+    });
+    v.push(Case {
+        id: "PSTART-REPLAYED-AFTER-RESTART",
+        requirements: &["IF-PSTART-1", "IF-PSTOP-1", "SM-SIG"],
+        rules: &["DES-ENV-8", "DES-MSG-PS-2"],
+        level: Level::Must,
+        negative: true,
+        description: "an accepted start; the gateway is stopped and started again; a stop; then \
+                      the start is sent again byte for byte (within the reply memory's 600 s)",
+        expectation: "the reply memory came back with the gateway's state: the start's \
+                      `periodic.start.result` re-sent unchanged (original messageId, OK), the \
+                      start not applied again (an upload refused 450, no data after the stop)",
+        needs: Needs::OWN,
+        run: pstart_replayed_after_restart,
     });
     v.push(Case {
         id: "IDS-UNIQUE",
@@ -3759,53 +3776,113 @@ fn pstart_stale(c: &mut Ctx) -> CaseFuture<'_> {
 }
 
 fn pstart_replayed(c: &mut Ctx) -> CaseFuture<'_> {
-    case(async move {
-        c.started(ProfileFormat::Json).await?;
-        c.faults(FaultConfig {
-            replay_start_after_stop: true,
-            ..FaultConfig::default()
-        })?;
-        c.command(OperatorCommand::Stop)?;
-        c.wait_wire("periodic.stop.result OK", WAIT, |e| {
-            e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
+    Box::pin(async move { wait_ok(replayed_start(c, false).await) })
+}
+
+fn pstart_replayed_after_restart(c: &mut Ctx) -> CaseFuture<'_> {
+    Box::pin(async move { wait_ok(replayed_start(c, true).await) })
+}
+
+/// PSTART-REPLAYED, and with `restart` the gateway restarted between the start and the stop
+/// (its reply memory must come back with its state, DES-ENV-8).
+async fn replayed_start(c: &mut Ctx, restart: bool) -> Result<()> {
+    c.started(ProfileFormat::Json).await?;
+    let first = c
+        .wait_wire("the start's periodic.start.result OK", WAIT, |e| {
+            e.message_type == "periodic.start.result" && e.code.as_deref() == Some("OK")
         })
         .await?;
-        let replay = c
-            .wait_wire("the replayed start", WAIT, |e| {
-                e.fault.as_deref() == Some("replayed")
+    if restart {
+        c.stop_gateway().await?;
+        let sessions = c.wire().iter().filter(|e| is_session(e)).count();
+        c.start_gateway().await?;
+        Ctx::poll(WAIT, || {
+            let n = c.wire().iter().filter(|e| is_session(e)).count();
+            Ok(match n > sessions {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "a session after the restart: not within {} s",
+                    WAIT.as_secs()
+                )),
             })
-            .await?;
-        c.note(format!("replayed {}", replay.message_id));
-        // The replay reaches a gateway that has applied the stop (not one that could read it
-        // before the stop and apply the stop after it).
-        let wire = c.wire();
-        let answered = wire
-            .iter()
-            .position(|e| e.message_type == "periodic.stop.result");
-        let replayed = wire
-            .iter()
-            .position(|e| e.fault.as_deref() == Some("replayed"));
-        if !matches!((answered, replayed), (Some(a), Some(r)) if a < r) {
-            bail!("the suite's replay was sent before the stop was answered: nothing proved");
-        }
-        // Whatever the gateway answers (its remembered reply, or nothing), it must not start:
-        // give it the time a start takes (the periodic interval is 1 s).
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        match upload_billing(c, "after_replay.csv", 3, c.seed).await {
-            Ok(_) => bail!("the replayed start was applied: an upload after stop was accepted"),
-            Err(e) if e.to_string().contains("replied 450") => {}
-            Err(e) => bail!("upload after the replay: {e} (450 expected)"),
-        }
-        let wire = c.wire();
-        let stopped_at = wire
-            .iter()
-            .position(|e| e.message_type == "periodic.stop.result")
-            .unwrap_or(0);
-        if wire[stopped_at..].iter().any(|e| e.message_type == "data") {
-            bail!("the replayed start was applied: data sent after the stop");
-        }
-        Ok(())
+        })
+        .await?;
+    }
+    c.faults(FaultConfig {
+        replay_start_after_stop: true,
+        ..FaultConfig::default()
+    })?;
+    c.command(OperatorCommand::Stop)?;
+    c.wait_wire("periodic.stop.result OK", WAIT, |e| {
+        e.message_type == "periodic.stop.result" && e.code.as_deref() == Some("OK")
     })
+    .await?;
+    let replay = c
+        .wait_wire("the replayed start", WAIT, |e| {
+            e.fault.as_deref() == Some("replayed")
+        })
+        .await?;
+    c.note(format!("replayed {}", replay.message_id));
+    // The replay reaches a gateway that has applied the stop (not one that could read it
+    // before the stop and apply the stop after it).
+    let wire = c.wire();
+    let answered = wire
+        .iter()
+        .position(|e| e.message_type == "periodic.stop.result");
+    let replayed = wire
+        .iter()
+        .position(|e| e.fault.as_deref() == Some("replayed"));
+    let (Some(a), Some(r)) = (answered, replayed) else {
+        bail!("the stop's answer or the replay missing from the wire log");
+    };
+    if a > r {
+        bail!("the suite's replay was sent before the stop was answered: nothing proved");
+    }
+    // DES-ENV-8: the start is in the gateway's reply memory (600 s, persisted with its
+    // state), so its stored reply is re-sent unchanged, with its original messageId.
+    let again = Ctx::poll(WAIT, || {
+        Ok(
+            match c
+                .wire()
+                .into_iter()
+                .skip(r + 1)
+                .find(|e| e.message_type == "periodic.start.result")
+            {
+                Some(e) => Look::Done(e),
+                None => Look::Not(format!(
+                    "an answer to the replayed start: not within {} s",
+                    WAIT.as_secs()
+                )),
+            },
+        )
+    })
+    .await?;
+    if again.message_id != first.message_id || again.code != first.code {
+        bail!(
+            "the replayed start was answered {} {:?}: the remembered reply {} {:?} expected, \
+             re-sent unchanged (DES-ENV-8{})",
+            again.message_id,
+            again.code,
+            first.message_id,
+            first.code,
+            if restart {
+                "; the reply memory is persisted and restored after a restart"
+            } else {
+                ""
+            }
+        );
+    }
+    // Not applied again: give it the time a start takes (the periodic interval is 1 s).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    match upload_billing(c, "after_replay.csv", 3, c.seed).await {
+        Ok(_) => bail!("the replayed start was applied: an upload after stop was accepted"),
+        Err(e) if e.to_string().contains("replied 450") => {}
+        Err(e) => bail!("upload after the replay: {e} (450 expected)"),
+    }
+    if c.wire()[a..].iter().any(|e| e.message_type == "data") {
+        bail!("the replayed start was applied: data sent after the stop");
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------ identifiers and sealing

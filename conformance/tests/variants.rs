@@ -85,7 +85,7 @@ const CATCHES: [(Variant, &str, &str); 43] = [
     (
         Variant::ReplayApplied,
         "PSTART-REPLAYED",
-        "the replayed start was applied",
+        "the remembered reply",
     ),
     (Variant::BootCountReused, "IDS-UNIQUE", "names two messages"),
     (
