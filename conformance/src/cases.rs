@@ -68,6 +68,7 @@ pub const CORE: &[&str] = &[
     "CONNECT-BACKOFF",
     "CONNECT-REFUSED-LASTING",
     "FTP-RECORD-AT-LIMIT",
+    "RESEND-BUSY",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
@@ -661,6 +662,22 @@ pub fn all() -> Vec<Case> {
                       of the refused files is stored or sent",
         needs: Needs::NONE,
         run: ftp_record_at_limit,
+    });
+    v.push(Case {
+        id: "RESEND-BUSY",
+        requirements: &["IF-RESEND-1", "SM-RESEND"],
+        rules: &["DES-MSG-RS-2", "DES-MSG-RS-3"],
+        level: Level::Must,
+        negative: true,
+        description: "6 records at the platform; acknowledgements withheld; a resend of 1..=6 \
+                      (its data goes out and stays unacknowledged), then a second resend of \
+                      1..=2; acknowledgements flow again, and once the first resend's data is \
+                      acknowledged a third resend of 1..=2",
+        expectation: "the first answered OK (6 records); the second BUSY with `records`, \
+                      `messages` and `archived` 0 and no data for it; the third, the first \
+                      resend finished, OK with 2 records, which are sent",
+        needs: Needs::NONE,
+        run: resend_busy,
     });
     v.push(Case {
         id: "DATA-WINDOW",
@@ -4494,6 +4511,109 @@ fn ftp_record_at_limit(c: &mut Ctx) -> CaseFuture<'_> {
                     r.seq
                 );
             }
+        }
+        Ok(())
+    })
+}
+
+/// Sends a resend of `first..=last` of the case's seqs; its `resend.result` (the wire event).
+async fn resend_result(c: &mut Ctx, first: u64, last: u64) -> Result<WireEvent> {
+    let range = SeqRange::new(c.seq(first), c.seq(last)).ok_or_else(|| anyhow!("range"))?;
+    let id = c.sent(OperatorCommand::Resend {
+        dataset: None,
+        seq: Some(range),
+        time: None,
+    })?;
+    c.wait_wire(
+        &format!("resend.result to {}..={}", range.first, range.last),
+        WAIT,
+        |e| e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str()),
+    )
+    .await
+}
+
+fn resend_busy(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 6, c.seed).await?;
+        c.wait_all_acknowledged("6 records acknowledged", 6).await?;
+        c.faults(FaultConfig {
+            withhold_acks: true,
+            ..FaultConfig::default()
+        })?;
+        let is_resend_data =
+            |e: &WireEvent| e.message_type == "data" && e.summary.contains(" resend ");
+        let first = resend_result(c, 1, 6).await?;
+        if first.code.as_deref() != Some("OK") || !first.summary.contains("\"records\":6") {
+            bail!(
+                "resend.result {:?} {} to 1..=6 of 6 records: OK with 6 expected",
+                first.code,
+                first.summary
+            );
+        }
+        c.wait_wire("the first resend's data", WAIT, is_resend_data)
+            .await?;
+        let from = c.wire().len();
+        // Unacknowledged, so still running (DES-MSG-RS-3): the next request is BUSY.
+        let second = resend_result(c, 1, 2).await?;
+        let zero = ["\"records\":0", "\"messages\":0", "\"archived\":0"];
+        if second.code.as_deref() != Some("BUSY")
+            || !zero.iter().all(|z| second.summary.contains(z))
+        {
+            bail!(
+                "resend.result {:?} {} to a second request while the first resend's data is \
+                 unacknowledged: BUSY with records, messages and archived 0 expected \
+                 (DES-MSG-RS-2)",
+                second.code,
+                second.summary
+            );
+        }
+        c.faults(FaultConfig::default())?;
+        // The first resend ends when its data is acknowledged (retransmitted after
+        // ackTimeoutSec, now acknowledged).
+        Ctx::poll(WAIT, || {
+            let wire = c.wire();
+            let acked = |id: &str| {
+                wire.iter().any(|e| {
+                    e.message_type == "data.ack"
+                        && e.fault.is_none()
+                        && e.in_reply_to.as_deref() == Some(id)
+                })
+            };
+            let open: Vec<&str> = wire
+                .iter()
+                .filter(|e| is_resend_data(e) && !acked(&e.message_id))
+                .map(|e| e.message_id.as_str())
+                .collect();
+            Ok(match open.is_empty() {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "the first resend's data acknowledged: {open:?} not within {} s",
+                    WAIT.as_secs()
+                )),
+            })
+        })
+        .await?;
+        let resent_by_then = c.wire()[from..]
+            .iter()
+            .filter(|e| is_resend_data(e))
+            .filter_map(|e| data_range(&e.summary))
+            .flatten()
+            .collect::<std::collections::BTreeSet<u64>>();
+        if resent_by_then
+            .iter()
+            .any(|q| !(c.seq(1)..=c.seq(6)).contains(q))
+        {
+            bail!("resend data beyond the first request: {resent_by_then:?}");
+        }
+        let third = resend_result(c, 1, 2).await?;
+        if third.code.as_deref() != Some("OK") || !third.summary.contains("\"records\":2") {
+            bail!(
+                "resend.result {:?} {} to 1..=2 once the first resend was acknowledged: OK \
+                 with 2 records expected (the earlier resend is finished)",
+                third.code,
+                third.summary
+            );
         }
         Ok(())
     })
