@@ -680,6 +680,23 @@ pub fn all() -> Vec<Case> {
         run: resend_busy,
     });
     v.push(Case {
+        id: "CRL-ROLLBACK",
+        requirements: &["SEC-CERT-2", "IF-CERT-1", "SM-UPDATE"],
+        rules: &["DES-CERT-3"],
+        level: Level::Must,
+        negative: true,
+        description: "with `crl_refresh_sec` 1: the CA signs a newer CRL (the next CRL number) \
+                      and the gateway installs it; then the certificate endpoint serves the \
+                      CRL from before it again (platform-sim fault `stale-crl`: a stale cache, \
+                      or an attacker un-revoking a certificate with an older CRL still in its \
+                      validity period)",
+        expectation: "the older CRL is refused (DES-CERT-3 rollback protection): an anomaly \
+                      of kind `certificate`; `monitor.status` keeps listing the newer CRL's \
+                      nextUpdate; the gateway goes on working (an upload acknowledged)",
+        needs: Needs::OWN,
+        run: crl_rollback,
+    });
+    v.push(Case {
         id: "DATA-WINDOW",
         requirements: &["IF-PSEND-3", "IF-RESEND-1", "SM-RESEND"],
         rules: &["DES-MSG-DATA-3", "DES-MSG-RS-3", "DES-MSG-DATA-6"],
@@ -4968,6 +4985,111 @@ fn link_loss(c: &mut Ctx) -> CaseFuture<'_> {
 }
 
 // ------------------------------------------------------------------ authentic updates only
+
+/// The CRL's nextUpdate as the gateway's last `monitor.status` lists it (DES-MSG-MON-1:
+/// `certificates`, name `crl`).
+fn status_crl_next_update(
+    v: &platform_sim::ops::GatewayView,
+) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let s = v.last_status.as_ref()?;
+    s.certificates
+        .iter()
+        .find(|e| e.name == "crl")
+        .map(|e| e.not_after)
+}
+
+fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.reconfigure(|cfg| cfg.data_protection.crl_refresh_sec = gateway::config::Secs(1))?;
+        c.started(ProfileFormat::Json).await?;
+        let first = c
+            .wait_view("a monitor.status listing the CRL", WAIT, |v| {
+                status_crl_next_update(v).is_some()
+            })
+            .await
+            .ok()
+            .as_ref()
+            .and_then(status_crl_next_update)
+            .ok_or_else(|| anyhow!("no CRL in monitor.status"))?;
+        // nextUpdate is listed to the second: the newer CRL's is a second later at least.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let detail = c.resign_crl()?;
+        c.note(format!(
+            "{detail}; the gateway held the CRL with nextUpdate {first}"
+        ));
+        let newer = Ctx::poll(WAIT, || {
+            let now = status_crl_next_update(&c.view());
+            Ok(match now {
+                Some(n) if n > first => Look::Done(n),
+                n => Look::Not(format!(
+                    "the newer CRL installed (crl_refresh_sec 1): monitor.status lists nextUpdate \
+                     {n:?}, {first} before"
+                )),
+            })
+        })
+        .await?;
+        let fetched = c.crl_fetches();
+        let anomalies = gateway_anomalies(c).len();
+        c.faults(FaultConfig {
+            stale_crl: true,
+            ..FaultConfig::default()
+        })?;
+        // Two fetches of the stale CRL at least (one may have been under way).
+        Ctx::poll(WAIT, || {
+            Ok(match c.crl_fetches() >= fetched + 2 {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "the CRL not fetched twice within {} s (crl_refresh_sec 1)",
+                    WAIT.as_secs()
+                )),
+            })
+        })
+        .await?;
+        c.wait_view(
+            "an anomaly of kind certificate for the older CRL (DES-CERT-3)",
+            WAIT,
+            |v| {
+                v.anomalies
+                    .iter()
+                    .filter(|a| a.source == "gateway")
+                    .skip(anomalies)
+                    .any(|a| a.kind == AnomalyKind::Certificate)
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        // A status sent after the stale fetches: still the newer CRL.
+        let statuses = c
+            .wire()
+            .iter()
+            .filter(|e| e.message_type == "monitor.status")
+            .count();
+        Ctx::poll(WAIT, || {
+            let n = c
+                .wire()
+                .iter()
+                .filter(|e| e.message_type == "monitor.status")
+                .count();
+            Ok(match n > statuses {
+                true => Look::Done(()),
+                false => Look::Not("a monitor.status after the stale fetches".into()),
+            })
+        })
+        .await?;
+        let listed = status_crl_next_update(&c.view());
+        if listed != Some(newer) {
+            bail!(
+                "monitor.status lists the CRL's nextUpdate {listed:?} after the older CRL was \
+                 served: the newer one's {newer} expected (the older CRL installed: a rollback, \
+                 DES-CERT-3)"
+            );
+        }
+        upload_billing(c, "after_stale_crl.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged("an upload acknowledged with the newer CRL held", 3)
+            .await?;
+        Ok(())
+    })
+}
 
 fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {

@@ -940,6 +940,16 @@ impl Ctx {
             .map_err(|e| anyhow!("revoke: {e:?}"))
     }
 
+    /// The run's CA signs a new CRL (next number, same revocations), which the case's HTTPS
+    /// endpoint then serves. The CA is the run's, but a re-signed CRL changes no case's
+    /// outcome (every gateway that fetches it installs it: it is newer and revokes nothing
+    /// new), so no `Needs::alone`. What was done.
+    pub fn resign_crl(&mut self) -> Result<String> {
+        self.handle
+            .resign_crl()
+            .map_err(|e| anyhow!("re-sign the CRL: {e:?}"))
+    }
+
     /// Refuses a change of what the run's cases share unless the case has the run to itself.
     fn only_alone(&self) -> Result<()> {
         if !self.alone && self.window.is_none() {

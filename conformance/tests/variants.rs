@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 43] = [
+const CATCHES: [(Variant, &str, &str); 44] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -193,6 +193,11 @@ const CATCHES: [(Variant, &str, &str); 43] = [
         "anomaly of kind certificate",
     ),
     (Variant::QuotaIgnored, "STORE-QUOTA", "none refused 452"),
+    (
+        Variant::CrlRollbackAccepted,
+        "CRL-ROLLBACK",
+        "an anomaly of kind certificate for the older CRL",
+    ),
     // Still re-sent every 8 s at ackTimeoutSec 1 when the case stops waiting.
     (
         Variant::NeverGivesUp,

@@ -121,11 +121,14 @@ pub enum Variant {
     /// only: at a restart (after a kill -9) the unacknowledged records are forgotten, and a
     /// resend of them is answered NOT_FOUND.
     UnackedForgottenAtRestart,
+    /// DES-CERT-3: a fetched CRL that is valid but not newer than the held one (a stale cache
+    /// or an attacker serving an older CRL) is installed: rollback protection off.
+    CrlRollbackAccepted,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 45] = [
+    pub const ALL: [Variant; 46] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -171,6 +174,7 @@ impl Variant {
         Variant::ReconnectBackoffNeverResets,
         Variant::NeverGivesUp,
         Variant::UnackedForgottenAtRestart,
+        Variant::CrlRollbackAccepted,
     ];
 
     /// The name written in `BROKEN`.
@@ -221,6 +225,7 @@ impl Variant {
             Variant::ReconnectBackoffNeverResets => "reconnect-backoff-never-resets",
             Variant::NeverGivesUp => "never-gives-up",
             Variant::UnackedForgottenAtRestart => "unacked-forgotten-at-restart",
+            Variant::CrlRollbackAccepted => "crl-rollback-accepted",
         }
     }
 }

@@ -118,6 +118,8 @@ pub struct CertFetcher {
     tls: TlsFiles,
     /// The `foreign-root-installed` broken variant: a root that differs is installed.
     install_foreign_root: bool,
+    /// The `crl-rollback-accepted` broken variant: a valid CRL that is not newer is installed.
+    accept_crl_rollback: bool,
 }
 
 fn split_base(base: &str) -> Result<(String, u16, String), FetchError> {
@@ -147,12 +149,14 @@ impl CertFetcher {
             prefix,
             tls,
             install_foreign_root: false,
+            accept_crl_rollback: false,
         })
     }
 
     /// Broken as `broken` (conformance suite tests only).
     pub fn with_broken(mut self, broken: crate::broken::Broken) -> Self {
         self.install_foreign_root = broken.is(crate::broken::Variant::ForeignRootInstalled);
+        self.accept_crl_rollback = broken.is(crate::broken::Variant::CrlRollbackAccepted);
         self
     }
 
@@ -233,6 +237,15 @@ impl CertFetcher {
                             cell.store(Arc::new(next));
                             out.crl_installed = true;
                         }
+                    }
+                    #[cfg(feature = "broken-variants")]
+                    Err(crate::security::SecurityError::CrlRollback)
+                        if self.accept_crl_rollback
+                            && let Ok(crl) = openssl::x509::X509Crl::from_pem(&pem) =>
+                    {
+                        next.keys_mut().set_crl(crl);
+                        cell.store(Arc::new(next));
+                        out.crl_installed = true;
                     }
                     Err(e) => out.findings.push(find(
                         "crl",

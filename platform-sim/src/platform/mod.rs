@@ -1454,6 +1454,16 @@ fn internal(e: impl std::fmt::Display) -> OperatorError {
 }
 
 impl PlatformHandle {
+    /// The CA signs a new CRL now, with the next CRL number and the same revocations (what it
+    /// does once a CRL is a day old, DES-CERT-3); the HTTPS endpoint serves it, and the one it
+    /// served before becomes what the stale-CRL fault serves. What was done.
+    pub fn resign_crl(&self) -> Result<String, OperatorError> {
+        let mut st = lock(&self.0.st);
+        st.ca.sign_crl().map_err(internal)?;
+        st.apply_crl(self.0.https.as_ref()).map_err(internal)?;
+        Ok(format!("CRL number {} signed", st.ca.index().crl_number))
+    }
+
     /// Replaces the platform's data-protection certificate by a new one that expires
     /// `valid_for` from now (a platform certificate that expires while gateways hold it,
     /// SM-CERTEXP, DES-CERT-8); what was done.
