@@ -271,7 +271,8 @@ pub fn all() -> Vec<Case> {
             level: Level::Must,
             negative: true,
             description: "the platform withholds every `data.ack`, then acknowledges again",
-            expectation: "the gateway sends the same data message again (same messageId) until \
+            expectation: "the gateway sends the same data message again (same messageId), not \
+                          before `ackTimeoutSec` (half of it at least by arrival times), until \
                           acknowledged; every record is stored once",
             needs: Needs::NONE,
             run: ack_withheld,
@@ -1704,6 +1705,48 @@ fn ack_withheld(c: &mut Ctx) -> CaseFuture<'_> {
             e.message_type == "data" && e.message_id == id && e.at != first.at
         })
         .await?;
+        // DES-MSG-DATA-3: waits T = ackTimeoutSec, then 2T: by arrival times, the first
+        // retransmission no sooner than T/2, and no third transmission within 2.5 T (the
+        // correct one comes at 3 T).
+        let t = f64::from(ACK_TIMEOUT_SEC);
+        let timed = |c: &Ctx| -> Vec<std::time::Instant> {
+            c.wire_timed()
+                .into_iter()
+                .filter(|(e, _)| e.message_type == "data" && e.message_id == id)
+                .map(|(_, at)| at)
+                .collect()
+        };
+        let first_at = timed(c)
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow!("the first data message left the wire log"))?;
+        let window = Duration::from_secs_f64(2.5 * t);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(first_at + window)).await;
+        let sent = timed(c);
+        let gaps: Vec<f64> = sent
+            .windows(2)
+            .map(|p| p[1].saturating_duration_since(p[0]).as_secs_f64())
+            .collect();
+        c.note(format!(
+            "data message {id}: s between transmissions {gaps:.3?}"
+        ));
+        if let Some(g) = gaps.first().filter(|g| **g < t / 2.0) {
+            bail!(
+                "data message {id} sent again {g:.3} s after the first: DES-MSG-DATA-3 waits \
+                 ackTimeoutSec ({ACK_TIMEOUT_SEC} s) for its data.ack first"
+            );
+        }
+        let early = sent
+            .iter()
+            .filter(|at| at.saturating_duration_since(first_at) <= window)
+            .count();
+        if early > 2 {
+            bail!(
+                "data message {id} sent {early} times within {:.1} s of the first: DES-MSG-DATA-3 \
+                 waits ackTimeoutSec ({ACK_TIMEOUT_SEC} s), then twice that (2 at most)",
+                window.as_secs_f64()
+            );
+        }
         c.faults(FaultConfig::default())?;
         c.wait_all_acknowledged("records stored and acknowledged", 10)
             .await?;
