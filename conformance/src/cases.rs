@@ -698,6 +698,23 @@ pub fn all() -> Vec<Case> {
         run: crl_rollback,
     });
     v.push(Case {
+        id: "CERT-ENDPOINT-UNREACHABLE",
+        requirements: &["IF-CERT-1", "SEC-CERT-2", "IF-PSEND-3", "IF-PSTOP-1"],
+        rules: &["DES-CERT-3"],
+        level: Level::Must,
+        negative: true,
+        description: "with `crl_refresh_sec` 1, once the gateway has fetched the CRL, the \
+                      certificate endpoint becomes unreachable (platform-sim fault \
+                      `https-unreachable`: every connection closed before TLS) while the \
+                      gateway tries three times at least; then it is reachable again",
+        expectation: "the gateway keeps the certificates and the CRL it holds (DES-CERT-3): \
+                      meanwhile an upload is sealed, delivered and acknowledged, and a stop \
+                      and a start are verified and applied; once the endpoint is back, the \
+                      CRL is fetched again",
+        needs: Needs::OWN,
+        run: cert_endpoint_unreachable,
+    });
+    v.push(Case {
         id: "DATA-WINDOW",
         requirements: &["IF-PSEND-3", "IF-RESEND-1", "SM-RESEND"],
         rules: &["DES-MSG-DATA-3", "DES-MSG-RS-3", "DES-MSG-DATA-6"],
@@ -5130,6 +5147,88 @@ fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
         upload_billing(c, "after_stale_crl.csv", 3, c.seed).await?;
         c.wait_all_acknowledged("an upload acknowledged with the newer CRL held", 3)
             .await?;
+        Ok(())
+    })
+}
+
+fn cert_endpoint_unreachable(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.reconfigure(|cfg| cfg.data_protection.crl_refresh_sec = gateway::config::Secs(1))?;
+        c.started(ProfileFormat::Json).await?;
+        Ctx::poll(WAIT, || {
+            Ok(match c.crl_fetches() > 0 {
+                true => Look::Done(()),
+                false => Look::Not("the start-up fetch of the CRL: not seen".into()),
+            })
+        })
+        .await?;
+        c.faults(FaultConfig {
+            https_unreachable: true,
+            ..FaultConfig::default()
+        })?;
+        let fetched = c.crl_fetches();
+        Ctx::poll(WAIT, || {
+            Ok(match c.https_closed() >= 3 {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "3 attempts on the unreachable endpoint (crl_refresh_sec 1): {} within {} s",
+                    c.https_closed(),
+                    WAIT.as_secs()
+                )),
+            })
+        })
+        .await?;
+        // What it holds still serves: data sealed to the platform's certificate, commands
+        // verified against it and the CRL.
+        upload_billing(c, "while_unreachable.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged(
+            "an upload delivered and acknowledged while the endpoint is unreachable",
+            3,
+        )
+        .await?;
+        let from = c.wire().len();
+        c.command(OperatorCommand::Stop)?;
+        c.command(OperatorCommand::Start {
+            datasets: vec![],
+            interval_sec: 1,
+            format: ProfileFormat::Json,
+        })?;
+        Ctx::poll(WAIT, || {
+            let wire = c.wire();
+            let ok = |ty: &str| {
+                wire[from..]
+                    .iter()
+                    .any(|e| e.message_type == ty && e.code.as_deref() == Some("OK"))
+            };
+            Ok(
+                match ok("periodic.stop.result") && ok("periodic.start.result") {
+                    true => Look::Done(()),
+                    false => Look::Not(format!(
+                        "a stop and a start answered OK while the endpoint is unreachable: not \
+                         within {} s",
+                        WAIT.as_secs()
+                    )),
+                },
+            )
+        })
+        .await?;
+        let closed = c.https_closed();
+        c.note(format!("{closed} connections closed while unreachable"));
+        if c.crl_fetches() > fetched + 1 {
+            bail!("the CRL was served while the endpoint was unreachable: nothing proved");
+        }
+        let before = c.crl_fetches();
+        c.faults(FaultConfig::default())?;
+        Ctx::poll(WAIT, || {
+            Ok(match c.crl_fetches() > before {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "the CRL fetched again once the endpoint is back: not within {} s",
+                    WAIT.as_secs()
+                )),
+            })
+        })
+        .await?;
         Ok(())
     })
 }

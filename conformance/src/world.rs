@@ -781,6 +781,15 @@ impl Ctx {
         Ok(())
     }
 
+    /// Connections the certificate endpoint closed unanswered while unreachable (fault
+    /// `https_unreachable`).
+    pub fn https_closed(&self) -> u64 {
+        self.platform
+            .as_ref()
+            .and_then(|p| p.https())
+            .map_or(0, |h| h.closed_connections())
+    }
+
     /// (client, path) of every HTTPS request the platform's certificate endpoint served.
     pub fn https_requests(&self) -> Vec<(String, String)> {
         self.platform

@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 44] = [
+const CATCHES: [(Variant, &str, &str); 45] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -193,6 +193,11 @@ const CATCHES: [(Variant, &str, &str); 44] = [
         "anomaly of kind certificate",
     ),
     (Variant::QuotaIgnored, "STORE-QUOTA", "none refused 452"),
+    (
+        Variant::CrlDroppedOnFetchFailure,
+        "CERT-ENDPOINT-UNREACHABLE",
+        "while the endpoint is unreachable",
+    ),
     (
         Variant::CrlRollbackAccepted,
         "CRL-ROLLBACK",

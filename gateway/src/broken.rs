@@ -124,11 +124,15 @@ pub enum Variant {
     /// DES-CERT-3: a fetched CRL that is valid but not newer than the held one (a stale cache
     /// or an attacker serving an older CRL) is installed: rollback protection off.
     CrlRollbackAccepted,
+    /// DES-CERT-3: when a fetch of the CRL fails (the endpoint unreachable) the held CRL is
+    /// forgotten: every certificate check then fails (no CRL held), nothing can be sealed or
+    /// verified until the endpoint is back.
+    CrlDroppedOnFetchFailure,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 46] = [
+    pub const ALL: [Variant; 47] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -175,6 +179,7 @@ impl Variant {
         Variant::NeverGivesUp,
         Variant::UnackedForgottenAtRestart,
         Variant::CrlRollbackAccepted,
+        Variant::CrlDroppedOnFetchFailure,
     ];
 
     /// The name written in `BROKEN`.
@@ -226,6 +231,7 @@ impl Variant {
             Variant::NeverGivesUp => "never-gives-up",
             Variant::UnackedForgottenAtRestart => "unacked-forgotten-at-restart",
             Variant::CrlRollbackAccepted => "crl-rollback-accepted",
+            Variant::CrlDroppedOnFetchFailure => "crl-dropped-on-fetch-failure",
         }
     }
 }

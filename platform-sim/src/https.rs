@@ -207,6 +207,10 @@ struct Shared {
     published: RwLock<Arc<Published>>,
     /// (client organisation, path) of every request, oldest first, at most 1 000.
     requests: std::sync::Mutex<std::collections::VecDeque<(String, String)>>,
+    /// Unreachable (fault `https-unreachable`): every connection is closed as it is accepted.
+    unreachable: std::sync::atomic::AtomicBool,
+    /// Connections closed so far for that fault.
+    closed: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -358,6 +362,8 @@ pub async fn serve(
         tls: RwLock::new(cfg),
         published: RwLock::new(Arc::new(published)),
         requests: Default::default(),
+        unreachable: Default::default(),
+        closed: Default::default(),
     });
     let addr = listener.local_addr()?;
     let app = router(shared.clone());
@@ -373,6 +379,17 @@ pub async fn serve(
                     continue;
                 }
             };
+            if loop_shared
+                .unreachable
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                loop_shared
+                    .closed
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!(%peer, "HTTPS connection closed: endpoint unreachable (fault)");
+                drop(tcp);
+                continue;
+            }
             let acceptor = tokio_rustls::TlsAcceptor::from(loop_shared.tls());
             let app = app.clone();
             let log_shared = log_shared.clone();
@@ -477,6 +494,19 @@ impl HttpsServer {
             .lock()
             .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Makes the endpoint unreachable (every new connection closed as it is accepted, before
+    /// TLS) or reachable again.
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.shared
+            .unreachable
+            .store(unreachable, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Connections closed unanswered while the endpoint was unreachable.
+    pub fn closed_connections(&self) -> u64 {
+        self.shared.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops accepting connections.

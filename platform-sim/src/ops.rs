@@ -202,6 +202,10 @@ pub struct FaultConfig {
     /// in transit): never opened as data, not stored, not acknowledged; the wire log shows each
     /// with fault `lost`. The gateway must send them again (DES-MSG-DATA-3).
     pub lose_data: u32,
+    /// The certificate endpoint (DES-CERT-1) is unreachable: every new connection to it is
+    /// closed as it is accepted, before TLS. A gateway keeps the certificates and the CRL it
+    /// holds (DES-CERT-3) and retries.
+    pub https_unreachable: bool,
 }
 
 /// A `platform.pem` response a gateway must refuse although it holds the right certificate

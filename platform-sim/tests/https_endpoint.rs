@@ -434,3 +434,21 @@ async fn revocation_mid_session_fails_new_handshakes_but_not_the_open_connection
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_closes_every_connection_until_it_is_reachable_again() {
+    let mut s = setup().await;
+    let b = bundle(&mut s.ca, "HTTPSU", s.dir.path(), 0);
+    let (c, k) = certs(&b);
+    s.server.set_unreachable(true);
+    let r = curl(&s, "/sgw/v1/crl.pem", Some((&c, &k))).await;
+    assert!(!r.ok, "served while unreachable");
+    assert_eq!(r.status, 0, "an HTTP response was sent");
+    assert_eq!(s.server.closed_connections(), 1);
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    s.server.set_unreachable(false);
+    let r = curl(&s, "/sgw/v1/crl.pem", Some((&c, &k))).await;
+    assert!(r.ok && r.status == 200, "{}", r.stderr);
+    assert_eq!(s.server.closed_connections(), 1);
+    assert_eq!(s.server.requests().len(), 1);
+}

@@ -120,6 +120,9 @@ pub struct CertFetcher {
     install_foreign_root: bool,
     /// The `crl-rollback-accepted` broken variant: a valid CRL that is not newer is installed.
     accept_crl_rollback: bool,
+    /// The `crl-dropped-on-fetch-failure` broken variant: a failed CRL fetch forgets the held
+    /// CRL.
+    drop_crl_on_failure: bool,
 }
 
 fn split_base(base: &str) -> Result<(String, u16, String), FetchError> {
@@ -150,6 +153,7 @@ impl CertFetcher {
             tls,
             install_foreign_root: false,
             accept_crl_rollback: false,
+            drop_crl_on_failure: false,
         })
     }
 
@@ -157,6 +161,7 @@ impl CertFetcher {
     pub fn with_broken(mut self, broken: crate::broken::Broken) -> Self {
         self.install_foreign_root = broken.is(crate::broken::Variant::ForeignRootInstalled);
         self.accept_crl_rollback = broken.is(crate::broken::Variant::CrlRollbackAccepted);
+        self.drop_crl_on_failure = broken.is(crate::broken::Variant::CrlDroppedOnFetchFailure);
         self
     }
 
@@ -254,7 +259,15 @@ impl CertFetcher {
                     )),
                 }
             }
-            Err(e) => out.findings.push(find("crl", e.rule(), e.to_string())),
+            Err(e) => {
+                #[cfg(feature = "broken-variants")]
+                if self.drop_crl_on_failure {
+                    let mut next = (*cell.load_full()).clone();
+                    next.keys_mut().broken_clear_crl();
+                    cell.store(Arc::new(next));
+                }
+                out.findings.push(find("crl", e.rule(), e.to_string()));
+            }
         }
     }
 

@@ -246,6 +246,13 @@ impl KeyStore {
         self.crl = Some(std::sync::Arc::new(crl));
     }
 
+    /// Forgets the current CRL (the `crl-dropped-on-fetch-failure` broken variant only: a
+    /// gateway keeps what it holds when a fetch fails, DES-CERT-3).
+    #[cfg(feature = "broken-variants")]
+    pub fn broken_clear_crl(&mut self) {
+        self.crl = None;
+    }
+
     /// Add or replace the certificate of peer `who` under the name `who.cn()` (`platform`, an
     /// application ID, a gateway ID on the platform side). Refused, with nothing changed, if
     /// the certificate does not have `who`'s role and CN, or if the name is already held with

@@ -430,6 +430,9 @@ impl Platform {
         // The publishing link's notifications (acks) are drained so the router never finds
         // its queue full or closed.
         let drain = tokio::spawn(async move { while rx.next().await.is_ok() {} });
+        if let Some(h) = https.as_ref() {
+            h.set_unreachable(opts.faults.https_unreachable);
+        }
         let shared = Arc::new(Shared {
             st: Mutex::new(State {
                 core,
@@ -1634,6 +1637,9 @@ impl OperatorBackend for PlatformHandle {
                         st.offered = Some(st.ensure_bad_signer(which).map_err(internal)?);
                     }
                 }
+            }
+            if let Some(h) = self.0.https.as_ref() {
+                h.set_unreachable(faults.https_unreachable);
             }
             st.faults = faults;
             let mut outs = Vec::new();
