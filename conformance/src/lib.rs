@@ -132,7 +132,7 @@ pub fn selected(select: &[String]) -> Vec<Case> {
 
 /// How many cases a run plays side by side by default ([`RunOptions::jobs`]): each has a world
 /// of its own (gateway, platform, HTTPS endpoint, FTP port) beside the run's CA and broker.
-pub const DEFAULT_JOBS: usize = 2;
+pub const DEFAULT_JOBS: usize = 3;
 
 /// What a case that needs [`case::Needs::minute`] gets on top of the run's hard deadline.
 pub const MINUTE_MORE: Duration = Duration::from_secs(60);
