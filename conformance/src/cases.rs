@@ -69,6 +69,7 @@ pub const CORE: &[&str] = &[
     "CONNECT-REFUSED-LASTING",
     "FTP-RECORD-AT-LIMIT",
     "RESEND-BUSY",
+    "PSTOP-ENV-VERSION-2",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
@@ -713,6 +714,20 @@ pub fn all() -> Vec<Case> {
                       CRL is fetched again",
         needs: Needs::OWN,
         run: cert_endpoint_unreachable,
+    });
+    v.push(Case {
+        id: "PSTOP-ENV-VERSION-2",
+        requirements: &["IF-PSTOP-1", "SM-THRESHOLD", "SM-AUDIT"],
+        rules: &["DES-VER-2", "DES-MSG-2", "DES-MSG-3"],
+        level: Level::Must,
+        negative: true,
+        description: "periodic sending started; then a `periodic.stop` correctly sealed, \
+                      `version` 2",
+        expectation: "answered UNSUPPORTED_VERSION with the neutral body of a stop — the current \
+                      periodic state, still running (DES-MSG-2) —; an `anomaly` of kind \
+                      `malformed`; not acted on",
+        needs: Needs::NONE,
+        run: pstop_env_version_2,
     });
     v.push(Case {
         id: "DATA-WINDOW",
@@ -2184,6 +2199,57 @@ fn envelope_case(a: EnvelopeAttack) -> Case {
         needs: Needs::NONE,
         run: envelope_attack_case,
     }
+}
+
+fn pstop_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let a = EnvelopeAttack::Version2;
+        c.started(ProfileFormat::Json).await?;
+        let anomalies = gateway_anomalies(c).len();
+        c.faults(FaultConfig {
+            envelope_attack: Some(a),
+            ..FaultConfig::default()
+        })?;
+        c.command(OperatorCommand::Stop)?;
+        let forged = c
+            .wait_wire("the broken stop", WAIT, |e| {
+                e.message_type == "periodic.stop" && e.fault.as_deref() == Some(a.name())
+            })
+            .await?;
+        let id = forged.message_id.clone();
+        let r = c
+            .wait_wire("its periodic.stop.result", WAIT, |e| {
+                e.message_type == "periodic.stop.result"
+                    && e.in_reply_to.as_deref() == Some(id.as_str())
+            })
+            .await?;
+        if r.code.as_deref() != Some("UNSUPPORTED_VERSION") {
+            bail!(
+                "the stop of version 2 answered {:?} {}: UNSUPPORTED_VERSION expected (§6.10)",
+                r.code,
+                r.summary
+            );
+        }
+        // DES-MSG-2: the neutral body of a stop's reply is the current periodic state, which
+        // the refused stop did not change.
+        if !r.summary.contains("\"running\":true") {
+            bail!(
+                "the reply's body is {}: the current periodic state (running) expected, the \
+                 neutral body of a stop's reply (DES-MSG-2)",
+                r.summary
+            );
+        }
+        c.wait_view("an anomaly of kind malformed", WAIT, |v| {
+            v.anomalies
+                .iter()
+                .filter(|x| x.source == "gateway")
+                .skip(anomalies)
+                .any(|x| x.kind == AnomalyKind::Malformed)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        Ok(())
+    })
 }
 
 /// The one of `all` whose case (`case_of`) is the running case `id`: the cases of a fault
