@@ -5166,15 +5166,10 @@ fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
             ..FaultConfig::default()
         })?;
         // Two fetches of the stale CRL at least (one may have been under way).
-        Ctx::poll(WAIT, || {
-            Ok(match c.crl_fetches() >= fetched + 2 {
-                true => Look::Done(()),
-                false => Look::Not(format!(
-                    "the CRL not fetched twice within {} s (crl_refresh_sec 1)",
-                    WAIT.as_secs()
-                )),
-            })
-        })
+        c.wait_crl_fetches(
+            fetched + 1,
+            "the stale CRL fetched twice (crl_refresh_sec 1)",
+        )
         .await?;
         c.wait_view(
             "an anomaly of kind certificate for the older CRL (DES-CERT-3)",
@@ -5226,13 +5221,8 @@ fn cert_endpoint_unreachable(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.reconfigure(|cfg| cfg.data_protection.crl_refresh_sec = gateway::config::Secs(1))?;
         c.started(ProfileFormat::Json).await?;
-        Ctx::poll(WAIT, || {
-            Ok(match c.crl_fetches() > 0 {
-                true => Look::Done(()),
-                false => Look::Not("the start-up fetch of the CRL: not seen".into()),
-            })
-        })
-        .await?;
+        c.wait_crl_fetches(0, "the start-up fetch of the CRL")
+            .await?;
         c.faults(FaultConfig {
             https_unreachable: true,
             ..FaultConfig::default()
@@ -5290,16 +5280,8 @@ fn cert_endpoint_unreachable(c: &mut Ctx) -> CaseFuture<'_> {
         }
         let before = c.crl_fetches();
         c.faults(FaultConfig::default())?;
-        Ctx::poll(WAIT, || {
-            Ok(match c.crl_fetches() > before {
-                true => Look::Done(()),
-                false => Look::Not(format!(
-                    "the CRL fetched again once the endpoint is back: not within {} s",
-                    WAIT.as_secs()
-                )),
-            })
-        })
-        .await?;
+        c.wait_crl_fetches(before, "the CRL fetched again once the endpoint is back")
+            .await?;
         Ok(())
     })
 }
@@ -5312,15 +5294,10 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
         let detail = c.revoke_platform_certificate()?;
         c.note(detail);
         // A fetch may have been under way at the revocation: wait for two more.
-        Ctx::poll(WAIT, || {
-            Ok(match c.crl_fetches() >= crl_before + 2 {
-                true => Look::Done(()),
-                false => Look::Not(format!(
-                    "the CRL not fetched again within {} s (crl_refresh_sec 1)",
-                    WAIT.as_secs()
-                )),
-            })
-        })
+        c.wait_crl_fetches(
+            crl_before + 1,
+            "the CRL fetched twice again (crl_refresh_sec 1)",
+        )
         .await?;
         c.command(OperatorCommand::Stop)?;
         let stop = c

@@ -985,6 +985,22 @@ impl Ctx {
             .count()
     }
 
+    /// Waits until the gateway has fetched the CRL more than `after` times
+    /// ([`Ctx::crl_fetches`]); a failure names `what`.
+    pub async fn wait_crl_fetches(&self, after: usize, what: &str) -> Result<()> {
+        Self::poll(WAIT, || {
+            Ok(match self.crl_fetches() > after {
+                true => Look::Done(()),
+                false => Look::Not(format!(
+                    "{what}: not within {} s ({} fetches)",
+                    WAIT.as_secs(),
+                    self.crl_fetches()
+                )),
+            })
+        })
+        .await
+    }
+
     /// How many times the gateway fetched `platform.pem` so far.
     pub fn platform_pem_fetches(&self) -> usize {
         self.https_requests()
