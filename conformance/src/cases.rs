@@ -3954,17 +3954,10 @@ async fn replayed_start(c: &mut Ctx, restart: bool) -> Result<()> {
         .await?;
     if restart {
         c.stop_gateway().await?;
-        let sessions = c.wire().iter().filter(|e| is_session(e)).count();
+        let sessions = c.wire_count(is_session);
         c.start_gateway().await?;
-        Ctx::poll(WAIT, || {
-            let n = c.wire().iter().filter(|e| is_session(e)).count();
-            Ok(match n > sessions {
-                true => Look::Done(()),
-                false => Look::Not(format!(
-                    "a session after the restart: not within {} s",
-                    WAIT.as_secs()
-                )),
-            })
+        c.wait_count("a session after the restart", sessions + 1, |c| {
+            c.wire_count(is_session)
         })
         .await?;
     }
@@ -5185,22 +5178,13 @@ fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
         .await
         .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
         // A status sent after the stale fetches: still the newer CRL.
-        let statuses = c
-            .wire()
-            .iter()
-            .filter(|e| e.message_type == "monitor.status")
-            .count();
-        Ctx::poll(WAIT, || {
-            let n = c
-                .wire()
-                .iter()
-                .filter(|e| e.message_type == "monitor.status")
-                .count();
-            Ok(match n > statuses {
-                true => Look::Done(()),
-                false => Look::Not("a monitor.status after the stale fetches".into()),
-            })
-        })
+        let is_status = |e: &WireEvent| e.message_type == "monitor.status";
+        let statuses = c.wire_count(is_status);
+        c.wait_count(
+            "a monitor.status after the stale fetches",
+            statuses + 1,
+            |c| c.wire_count(is_status),
+        )
         .await?;
         let listed = status_crl_next_update(&c.view());
         if listed != Some(newer) {
@@ -5228,16 +5212,11 @@ fn cert_endpoint_unreachable(c: &mut Ctx) -> CaseFuture<'_> {
             ..FaultConfig::default()
         })?;
         let fetched = c.crl_fetches();
-        Ctx::poll(WAIT, || {
-            Ok(match c.https_closed() >= 3 {
-                true => Look::Done(()),
-                false => Look::Not(format!(
-                    "3 attempts on the unreachable endpoint (crl_refresh_sec 1): {} within {} s",
-                    c.https_closed(),
-                    WAIT.as_secs()
-                )),
-            })
-        })
+        c.wait_count(
+            "3 attempts on the unreachable endpoint (crl_refresh_sec 1)",
+            3,
+            Ctx::https_closed,
+        )
         .await?;
         // What it holds still serves: data sealed to the platform's certificate, commands
         // verified against it and the CRL.

@@ -783,11 +783,13 @@ impl Ctx {
 
     /// Connections the certificate endpoint closed unanswered while unreachable (fault
     /// `https_unreachable`).
-    pub fn https_closed(&self) -> u64 {
+    pub fn https_closed(&self) -> usize {
         self.platform
             .as_ref()
             .and_then(|p| p.https())
             .map_or(0, |h| h.closed_connections())
+            .try_into()
+            .unwrap_or(usize::MAX)
     }
 
     /// (client, path) of every HTTPS request the platform's certificate endpoint served.
@@ -988,17 +990,35 @@ impl Ctx {
     /// Waits until the gateway has fetched the CRL more than `after` times
     /// ([`Ctx::crl_fetches`]); a failure names `what`.
     pub async fn wait_crl_fetches(&self, after: usize, what: &str) -> Result<()> {
+        self.wait_count(what, after + 1, Ctx::crl_fetches)
+            .await
+            .map(drop)
+    }
+
+    /// Waits, at most [`WAIT`], until `count` of what the suite observed reaches `at_least`,
+    /// and returns the count; a failure names `what` and the last count.
+    pub async fn wait_count(
+        &self,
+        what: &str,
+        at_least: usize,
+        count: impl Fn(&Self) -> usize,
+    ) -> Result<usize> {
         Self::poll(WAIT, || {
-            Ok(match self.crl_fetches() > after {
-                true => Look::Done(()),
+            let n = count(self);
+            Ok(match n >= at_least {
+                true => Look::Done(n),
                 false => Look::Not(format!(
-                    "{what}: not within {} s ({} fetches)",
-                    WAIT.as_secs(),
-                    self.crl_fetches()
+                    "{what}: not within {} s ({n} of {at_least})",
+                    WAIT.as_secs()
                 )),
             })
         })
         .await
+    }
+
+    /// How many messages of the wire log `pred` selects.
+    pub fn wire_count(&self, pred: impl Fn(&WireEvent) -> bool) -> usize {
+        self.wire().iter().filter(|e| pred(e)).count()
     }
 
     /// How many times the gateway fetched `platform.pem` so far.
