@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 45] = [
+const CATCHES: [(Variant, &str, &str); 47] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -202,6 +202,17 @@ const CATCHES: [(Variant, &str, &str); 45] = [
         Variant::CrlRollbackAccepted,
         "CRL-ROLLBACK",
         "an anomaly of kind certificate for the older CRL",
+    ),
+    // Reported, so the anomaly check passes: the status shows the older CRL held.
+    (
+        Variant::CrlRollbackReportedInstalled,
+        "CRL-ROLLBACK",
+        "12 s after the older CRL was served and refused",
+    ),
+    (
+        Variant::BusyResendServed,
+        "RESEND-BUSY",
+        "sent for the request answered BUSY",
     ),
     // Still re-sent every 8 s at ackTimeoutSec 1 when the case stops waiting.
     (

@@ -128,11 +128,18 @@ pub enum Variant {
     /// forgotten: every certificate check then fails (no CRL held), nothing can be sealed or
     /// verified until the endpoint is back.
     CrlDroppedOnFetchFailure,
+    /// DES-MSG-RS-2: a resend request answered BUSY (another resend still running) is served
+    /// all the same, its records sent after the running one's (the platform was told nothing
+    /// would come).
+    BusyResendServed,
+    /// DES-CERT-3: a fetched CRL that is not newer than the held one is reported as an anomaly
+    /// and installed all the same (the refusal only logged).
+    CrlRollbackReportedInstalled,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 47] = [
+    pub const ALL: [Variant; 49] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -180,6 +187,8 @@ impl Variant {
         Variant::UnackedForgottenAtRestart,
         Variant::CrlRollbackAccepted,
         Variant::CrlDroppedOnFetchFailure,
+        Variant::BusyResendServed,
+        Variant::CrlRollbackReportedInstalled,
     ];
 
     /// The name written in `BROKEN`.
@@ -232,6 +241,8 @@ impl Variant {
             Variant::UnackedForgottenAtRestart => "unacked-forgotten-at-restart",
             Variant::CrlRollbackAccepted => "crl-rollback-accepted",
             Variant::CrlDroppedOnFetchFailure => "crl-dropped-on-fetch-failure",
+            Variant::BusyResendServed => "busy-resend-served",
+            Variant::CrlRollbackReportedInstalled => "crl-rollback-reported-installed",
         }
     }
 }

@@ -658,8 +658,8 @@ const RULE_ARCHIVE_LOST: &str = "DES-EVAC-5";
 const GIVEN_UP_KEPT: usize = 64;
 
 /// A deliberate defect of the core, for the mutation tests of `gateway/tests/model_check.rs`
-/// and `gateway/tests/model_gateway.rs`, and for the broken variants `resend-flood` and
-/// `never-gives-up` (`crate::broken`, which only the conformance crate's tests enable): it
+/// and `gateway/tests/model_gateway.rs`, and for the broken variants `resend-flood`,
+/// `never-gives-up` and `busy-resend-served` (`crate::broken`, which only the conformance crate's tests enable): it
 /// shows that the properties and the suite's cases catch a core that breaks DES-MSG-DATA-5 or
 /// DES-MSG-RS-3, which no broken adapter or store can do from the outside. Set by
 /// [`GatewayCore::set_defect`]; never set elsewhere.
@@ -673,6 +673,9 @@ pub enum Defect {
     NoTransmissionCap,
     /// Queued resend data is released whatever the in-flight window.
     ResendIgnoresWindow,
+    /// A resend request refused BUSY (DES-MSG-RS-2) is served all the same: its records are
+    /// queued behind the running resend's.
+    BusyResendServed,
 }
 
 /// A resend data message announced in `resend.result` and not yet sent: released as the
@@ -2376,7 +2379,18 @@ impl GatewayCore {
                 messages: 0,
                 archived: 0,
             });
-            return (self.result_msg(now, env, o, b), Vec::new());
+            let reply = self.result_msg(now, env, o, b);
+            if self.defect == Defect::BusyResendServed {
+                for p in self.select(r) {
+                    self.resend_queue.push_back(QueuedResend {
+                        request: env.message_id.clone(),
+                        dataset: p.dataset,
+                        range: p.range,
+                        archived: p.archived,
+                    });
+                }
+            }
+            return (reply, Vec::new());
         }
         let parts = self.select(r);
         let records: u64 = parts.iter().map(|p| p.range.len()).sum();

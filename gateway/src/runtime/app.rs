@@ -724,6 +724,9 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     if broken.is(Variant::NeverGivesUp) {
         core.set_defect(crate::protocol::gateway_side::Defect::NoTransmissionCap);
     }
+    if broken.is(Variant::BusyResendServed) {
+        core.set_defect(crate::protocol::gateway_side::Defect::BusyResendServed);
+    }
     store.save_snapshot(&core.snapshot())?;
     let (store_handle, store_thread) = StoreHandle::spawn(store)?;
     let (audit, audit_writer) = AuditLog::open(cfg.gateway.state_dir.path())

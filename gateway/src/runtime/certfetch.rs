@@ -120,6 +120,9 @@ pub struct CertFetcher {
     install_foreign_root: bool,
     /// The `crl-rollback-accepted` broken variant: a valid CRL that is not newer is installed.
     accept_crl_rollback: bool,
+    /// The `crl-rollback-reported-installed` broken variant: such a CRL is reported and
+    /// installed.
+    report_crl_rollback_installed: bool,
     /// The `crl-dropped-on-fetch-failure` broken variant: a failed CRL fetch forgets the held
     /// CRL.
     drop_crl_on_failure: bool,
@@ -153,6 +156,7 @@ impl CertFetcher {
             tls,
             install_foreign_root: false,
             accept_crl_rollback: false,
+            report_crl_rollback_installed: false,
             drop_crl_on_failure: false,
         })
     }
@@ -161,6 +165,8 @@ impl CertFetcher {
     pub fn with_broken(mut self, broken: crate::broken::Broken) -> Self {
         self.install_foreign_root = broken.is(crate::broken::Variant::ForeignRootInstalled);
         self.accept_crl_rollback = broken.is(crate::broken::Variant::CrlRollbackAccepted);
+        self.report_crl_rollback_installed =
+            broken.is(crate::broken::Variant::CrlRollbackReportedInstalled);
         self.drop_crl_on_failure = broken.is(crate::broken::Variant::CrlDroppedOnFetchFailure);
         self
     }
@@ -244,10 +250,17 @@ impl CertFetcher {
                         }
                     }
                     #[cfg(feature = "broken-variants")]
-                    Err(crate::security::SecurityError::CrlRollback)
-                        if self.accept_crl_rollback
+                    Err(e @ crate::security::SecurityError::CrlRollback)
+                        if (self.accept_crl_rollback || self.report_crl_rollback_installed)
                             && let Ok(crl) = openssl::x509::X509Crl::from_pem(&pem) =>
                     {
+                        if self.report_crl_rollback_installed {
+                            out.findings.push(find(
+                                "crl",
+                                content_rule(&e, "DES-CERT-3"),
+                                e.to_string(),
+                            ));
+                        }
                         next.keys_mut().set_crl(crl);
                         cell.store(Arc::new(next));
                         out.crl_installed = true;

@@ -157,7 +157,8 @@ pub struct WireEvent {
     pub in_reply_to: Option<String>,
     /// The result code of a reply.
     pub code: Option<String>,
-    /// The body in short: a data message's dataset, kind, range and format; other bodies as
+    /// The body in short: a data message's dataset, kind, range, format, sealed size and, for a
+    /// resend, the request it answers (`for request <messageId>`); other bodies as
     /// JSON; a refusal's reason.
     pub summary: String,
     /// A fault applied to a downlink (`dropped`, `duplicated`, `withheld`, `tampered`, …) or
@@ -206,7 +207,7 @@ impl SealFacts {
 fn wire_summary(env: &Envelope) -> String {
     match &env.body {
         Body::Data(d) => format!(
-            "{} {} {}..={} {:?} ({} bytes sealed)",
+            "{} {} {}..={} {:?} ({} bytes sealed){}",
             d.dataset,
             serde_json::to_value(d.kind)
                 .ok()
@@ -215,7 +216,11 @@ fn wire_summary(env: &Envelope) -> String {
             d.range.first,
             d.range.last,
             d.format,
-            d.profile.len()
+            d.profile.len(),
+            d.request
+                .as_ref()
+                .map(|r| format!(" for request {r}"))
+                .unwrap_or_default()
         ),
         _ => {
             let body = serde_json::from_slice::<serde_json::Value>(&env.encode())
