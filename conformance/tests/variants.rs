@@ -13,7 +13,7 @@ use gateway::broken::Variant;
 
 /// Each variant, the case that must fail it, and what that case must observe (so that an
 /// unrelated failure does not count as a catch).
-const CATCHES: [(Variant, &str, &str); 47] = [
+const CATCHES: [(Variant, &str, &str); 48] = [
     (
         Variant::PlainFtpAllowed,
         "FTP-PLAIN-REFUSED",
@@ -208,6 +208,11 @@ const CATCHES: [(Variant, &str, &str); 47] = [
         Variant::CrlRollbackReportedInstalled,
         "CRL-ROLLBACK",
         "12 s after the older CRL was served and refused",
+    ),
+    (
+        Variant::StatusFiguresStale,
+        "MON-FACTS",
+        "14 s after the last acknowledgement at most",
     ),
     (
         Variant::BusyResendServed,

@@ -135,11 +135,14 @@ pub enum Variant {
     /// DES-CERT-3: a fetched CRL that is not newer than the held one is reported as an anomaly
     /// and installed all the same (the refusal only logged).
     CrlRollbackReportedInstalled,
+    /// DES-MSG-MON-1: the figures of `monitor.status` collected every 30 s (the status itself
+    /// still sent every `monitorIntervalSec`): a change shows up to 30 s late.
+    StatusFiguresStale,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 49] = [
+    pub const ALL: [Variant; 50] = [
         Variant::PlainFtpAllowed,
         Variant::MaskSecondColumnInClear,
         Variant::AcceptWhileStopped,
@@ -189,6 +192,7 @@ impl Variant {
         Variant::CrlDroppedOnFetchFailure,
         Variant::BusyResendServed,
         Variant::CrlRollbackReportedInstalled,
+        Variant::StatusFiguresStale,
     ];
 
     /// The name written in `BROKEN`.
@@ -243,6 +247,7 @@ impl Variant {
             Variant::CrlDroppedOnFetchFailure => "crl-dropped-on-fetch-failure",
             Variant::BusyResendServed => "busy-resend-served",
             Variant::CrlRollbackReportedInstalled => "crl-rollback-reported-installed",
+            Variant::StatusFiguresStale => "status-figures-stale",
         }
     }
 }

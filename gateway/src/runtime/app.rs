@@ -1005,7 +1005,13 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
                         .set(left);
                 }
                 d.status(st).await;
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                // DES-MSG-MON-1: the figures at most 10 s old.
+                let every = if broken.is(Variant::StatusFiguresStale) {
+                    30
+                } else {
+                    5
+                };
+                tokio::time::sleep(Duration::from_secs(every)).await;
             }
         }));
     }
