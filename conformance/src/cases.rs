@@ -24,6 +24,7 @@ pub const SMOKE: &[&str] = &[
     "CONN-OK",
     "CERT-FETCH",
     "PSEND-JSON",
+    "PSEND-DATASETS",
     "PSTOP-OK",
     "RESEND-SEQ",
     "PSTART-TAMPERED",
@@ -226,6 +227,31 @@ pub fn all() -> Vec<Case> {
                           exactly the uploaded values",
             needs: Needs::NONE,
             run: psend_json,
+        },
+        Case {
+            id: "PSEND-DATASETS",
+            requirements: &["IF-PSEND-1", "SC-ACQ-1", "IF-RESEND-1", "ST-PROVIDE-1"],
+            rules: &[
+                "DES-ID-4",
+                "DES-MSG-DATA-1",
+                "DES-MSG-RS-2",
+                "DES-MSG-RS-3",
+                "DES-MASK-4",
+            ],
+            level: Level::Must,
+            negative: false,
+            description: "upload files of three datasets in turn (pipe_ledger 3 rows, billing 4, \
+                          meter_reading 3, pipe_ledger 2) while periodic sending runs; then \
+                          `resend.request` of all 12 seqs, and of the same range for pipe_ledger \
+                          only",
+            expectation: "seqs 1..=12 in upload order; every record reaches the platform in a \
+                          data message of its own dataset, as uploaded (masked columns masked \
+                          and unmasking to the upload); the resend is OK with 12 records in 4 \
+                          messages, exactly the four files' runs each with its dataset; the \
+                          pipe_ledger resend OK (not PARTIAL) with 5 records in 2 messages, \
+                          1..=3 and 11..=12",
+            needs: Needs::NONE,
+            run: psend_datasets,
         },
         Case {
             id: "PSEND-XML",
@@ -1191,11 +1217,23 @@ fn pstart_ok(c: &mut Ctx) -> CaseFuture<'_> {
 
 /// Uploads `rows` billing rows (seed `seed`) as `name`; the table sent.
 async fn upload_billing(c: &Ctx, name: &str, rows: usize, seed: u64) -> Result<legacy_sim::Table> {
-    let table = legacy_sim::Table::generate(legacy_sim::Dataset::Billing, rows, seed);
+    upload_table(c, legacy_sim::Dataset::Billing, name, rows, seed).await
+}
+
+/// Uploads `rows` rows of `ds` (seed `seed`) as `name` with the dataset's FTP account; the
+/// table sent.
+async fn upload_table(
+    c: &Ctx,
+    ds: legacy_sim::Dataset,
+    name: &str,
+    rows: usize,
+    seed: u64,
+) -> Result<legacy_sim::Table> {
+    let table = legacy_sim::Table::generate(ds, rows, seed);
     let bytes = table
         .to_csv(&legacy_sim::CsvOptions::default())
         .map_err(|e| anyhow!("{e}"))?;
-    upload_bytes(&c.ftp_target("billing")?, name, &bytes).await?;
+    upload_bytes(&c.ftp_target(ds.name())?, name, &bytes).await?;
     Ok(table)
 }
 
@@ -1558,35 +1596,10 @@ async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
         c.cfg.masking.active_key.as_str(),
     )?;
     for (i, r) in stored.iter().enumerate() {
-        let row = &table.rows[i];
         if r.seq != c.seq(i as u64 + 1) {
             bail!("record {i} has seq {}", r.seq);
         }
-        for (j, col) in columns.iter().enumerate() {
-            let (got, sent) = (&r.fields[j], &row[j]);
-            if col.masked {
-                if got == sent || !got.starts_with("m1.") {
-                    bail!(
-                        "seq {} column {} is not masked (DES-MASK-4)",
-                        r.seq,
-                        col.name
-                    );
-                }
-            } else if got != sent {
-                bail!(
-                    "seq {} column {}: {got:?} ≠ uploaded {sent:?}",
-                    r.seq,
-                    col.name
-                );
-            }
-            if col.masked && keys.unmask(&col.name, got).ok().as_deref() != Some(sent.as_str()) {
-                bail!(
-                    "seq {} column {} does not unmask to the uploaded value",
-                    r.seq,
-                    col.name
-                );
-            }
-        }
+        record_as_uploaded(r, &table.rows[i], columns, &keys)?;
     }
     let fmt = if format == ProfileFormat::Xml {
         "Xml"
@@ -1605,6 +1618,208 @@ async fn psend(c: &mut Ctx, format: ProfileFormat) -> Result<()> {
         );
     }
     c.note(format!("{} data message(s) for 30 records", data.len()));
+    Ok(())
+}
+
+/// A record as the platform stored it against the row uploaded: unmasked columns equal, masked
+/// ones not in clear (DES-MASK-4) and unmasking with the utility's key to the uploaded value.
+fn record_as_uploaded(
+    r: &platform_sim::platform::store::RecordRow,
+    row: &[String],
+    columns: &[gateway::profile::Column],
+    keys: &gateway::security::MaskingKeys,
+) -> Result<()> {
+    if r.fields.len() != columns.len() || row.len() != columns.len() {
+        bail!(
+            "seq {}: {} fields stored, {} uploaded, {} columns in dataset {}",
+            r.seq,
+            r.fields.len(),
+            row.len(),
+            columns.len(),
+            r.dataset
+        );
+    }
+    for (j, col) in columns.iter().enumerate() {
+        let (got, sent) = (&r.fields[j], &row[j]);
+        if col.masked {
+            if got == sent || !got.starts_with("m1.") {
+                bail!(
+                    "seq {} column {} is not masked (DES-MASK-4)",
+                    r.seq,
+                    col.name
+                );
+            }
+        } else if got != sent {
+            bail!(
+                "seq {} column {}: {got:?} ≠ uploaded {sent:?}",
+                r.seq,
+                col.name
+            );
+        }
+        if col.masked && keys.unmask(&col.name, got).ok().as_deref() != Some(sent.as_str()) {
+            bail!(
+                "seq {} column {} does not unmask to the uploaded value",
+                r.seq,
+                col.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn psend_datasets(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use legacy_sim::Dataset as D;
+        c.started(ProfileFormat::Json).await?;
+        // Four files of three datasets, one after the other: seqs 1..=3 pipe_ledger, 4..=7
+        // billing, 8..=10 meter_reading, 11..=12 pipe_ledger (DES-ID-4: one counter).
+        let plan = [
+            (D::PipeLedger, 3usize),
+            (D::Billing, 4),
+            (D::MeterReading, 3),
+            (D::PipeLedger, 2),
+        ];
+        let mut uploaded: Vec<(D, Vec<String>)> = Vec::new();
+        // Each file's run: (dataset, first, last) in the case's seqs.
+        let mut runs: Vec<(String, u64, u64)> = Vec::new();
+        for (i, (ds, n)) in plan.into_iter().enumerate() {
+            let name = format!("{}_{i}.csv", ds.name());
+            let t = upload_table(c, ds, &name, n, c.seed + i as u64).await?;
+            let first = uploaded.len() as u64 + 1;
+            uploaded.extend(t.rows.into_iter().map(|r| (ds, r)));
+            runs.push((ds.name().to_owned(), first, uploaded.len() as u64));
+        }
+        let n = uploaded.len();
+        let stored = stored_at_least(c, n)
+            .await
+            .map_err(|e| anyhow!("{e}; data and acks: {:?}", data_and_acks(c)))?;
+        if stored.len() != n {
+            bail!("{} records stored, {n} uploaded", stored.len());
+        }
+        let keys = gateway::security::MaskingKeys::load_dir(
+            c.cfg.masking.keys_dir.path(),
+            c.cfg.masking.active_key.as_str(),
+        )?;
+        for (i, (r, (ds, row))) in stored.iter().zip(&uploaded).enumerate() {
+            if r.seq != c.seq(i as u64 + 1) {
+                bail!("record {i} has seq {}", r.seq);
+            }
+            if r.dataset != ds.name() {
+                bail!(
+                    "seq {} came in data message {} of dataset {}: uploaded as {} (DES-MSG-DATA-1: \
+                     every seq of a message's range belongs to its dataset)",
+                    r.seq,
+                    r.message_id,
+                    r.dataset,
+                    ds.name()
+                );
+            }
+            let id = gateway::protocol::ids::Dataset::new(ds.name()).map_err(|e| anyhow!("{e}"))?;
+            let columns = &c
+                .cfg
+                .dataset(&id)
+                .ok_or_else(|| anyhow!("dataset {} not provisioned", ds.name()))?
+                .columns;
+            record_as_uploaded(r, row, columns, &keys)?;
+        }
+        // A resend of every seq: each file's run in a message of its own dataset
+        // (DES-MSG-RS-3), so 4 messages.
+        resend_runs(c, None, n as u64, &runs).await?;
+        // Only pipe_ledger over the same range: OK, not PARTIAL — the other datasets' seqs are
+        // not missing (DES-MSG-RS-2) — with its two runs.
+        let ledger: Vec<_> = runs
+            .iter()
+            .filter(|(d, _, _)| d == D::PipeLedger.name())
+            .cloned()
+            .collect();
+        resend_runs(c, Some(D::PipeLedger.name()), n as u64, &ledger).await?;
+        Ok(())
+    })
+}
+
+/// Each data message's summary with the codes of its `data.ack`s (for a failure's message).
+fn data_and_acks(c: &Ctx) -> Vec<String> {
+    let wire = c.wire();
+    wire.iter()
+        .filter(|e| e.message_type == "data")
+        .map(|d| {
+            let codes: Vec<&str> = wire
+                .iter()
+                .filter(|a| {
+                    a.message_type == "data.ack"
+                        && a.in_reply_to.as_deref() == Some(d.message_id.as_str())
+                })
+                .filter_map(|a| a.code.as_deref())
+                .collect();
+            format!("{} → {codes:?}", d.summary)
+        })
+        .collect()
+}
+
+/// A resend of the case's seqs `1..=last` (only `dataset`'s when given) must be answered OK
+/// with the records and messages of `runs`, and its data must be exactly `runs`: each
+/// (dataset, first, last) one message of that dataset.
+async fn resend_runs(
+    c: &mut Ctx,
+    dataset: Option<&str>,
+    last: u64,
+    runs: &[(String, u64, u64)],
+) -> Result<()> {
+    let records: u64 = runs.iter().map(|(_, f, l)| l - f + 1).sum();
+    let r = resend_result_of(c, dataset, 1, last).await?;
+    let want = [
+        format!("\"records\":{records}"),
+        format!("\"messages\":{}", runs.len()),
+    ];
+    if r.code.as_deref() != Some("OK") || !want.iter().all(|w| r.summary.contains(w.as_str())) {
+        bail!(
+            "resend.result {:?} {} to {}..={} of dataset {}: OK with {records} records in {} \
+             messages expected (DES-MSG-RS-2, DES-MSG-RS-3: one message per dataset's run)",
+            r.code,
+            r.summary,
+            c.seq(1),
+            c.seq(last),
+            dataset.unwrap_or("any"),
+            runs.len()
+        );
+    }
+    let request = r.in_reply_to.clone().unwrap_or_default();
+    let for_request = format!(" for request {request}");
+    let mut expected: Vec<(String, std::ops::RangeInclusive<u64>)> = runs
+        .iter()
+        .map(|(d, f, l)| (d.clone(), c.seq(*f)..=c.seq(*l)))
+        .collect();
+    expected.sort_by_key(|(_, r)| *r.start());
+    let got = Ctx::poll(WAIT, || {
+        let mut got: Vec<(String, std::ops::RangeInclusive<u64>)> = c
+            .wire()
+            .into_iter()
+            .filter(|e| e.message_type == "data" && e.summary.ends_with(&for_request))
+            .filter_map(|e| {
+                let d = e.summary.split_whitespace().next()?.to_owned();
+                Some((d, data_range(&e.summary)?))
+            })
+            .collect();
+        got.sort_by_key(|(_, r)| *r.start());
+        got.dedup();
+        Ok(match got.len() >= expected.len() {
+            true => Look::Done(got),
+            false => Look::Not(format!(
+                "the resend's {} data messages: {} within {} s ({got:?})",
+                expected.len(),
+                got.len(),
+                WAIT.as_secs()
+            )),
+        })
+    })
+    .await?;
+    if got != expected {
+        bail!(
+            "resend data {got:?} for dataset {}: exactly {expected:?} expected, each one \
+             dataset's contiguous run (DES-MSG-RS-3)",
+            dataset.unwrap_or("any")
+        );
+    }
     Ok(())
 }
 
@@ -4686,9 +4901,23 @@ fn ftp_record_at_limit(c: &mut Ctx) -> CaseFuture<'_> {
 
 /// Sends a resend of `first..=last` of the case's seqs; its `resend.result` (the wire event).
 async fn resend_result(c: &mut Ctx, first: u64, last: u64) -> Result<WireEvent> {
+    resend_result_of(c, None, first, last).await
+}
+
+/// [`resend_result`], only the records of `dataset` when given.
+async fn resend_result_of(
+    c: &mut Ctx,
+    dataset: Option<&str>,
+    first: u64,
+    last: u64,
+) -> Result<WireEvent> {
     let range = SeqRange::new(c.seq(first), c.seq(last)).ok_or_else(|| anyhow!("range"))?;
+    let dataset = dataset
+        .map(gateway::protocol::ids::Dataset::new)
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))?;
     let id = c.sent(OperatorCommand::Resend {
-        dataset: None,
+        dataset,
         seq: Some(range),
         time: None,
     })?;
