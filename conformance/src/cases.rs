@@ -69,6 +69,7 @@ pub const CORE: &[&str] = &[
     "CONNECT-BACKOFF",
     "CONNECT-REFUSED-LASTING",
     "FTP-RECORD-AT-LIMIT",
+    "DATA-SPLIT",
     "RESEND-BUSY",
     "PSTOP-ENV-VERSION-2",
 ];
@@ -690,6 +691,20 @@ pub fn all() -> Vec<Case> {
                       of the refused files is stored or sent",
         needs: Needs::NONE,
         run: ftp_record_at_limit,
+    });
+    v.push(Case {
+        id: "DATA-SPLIT",
+        requirements: &["IF-PSEND-1", "IF-PSEND-3", "SC-ACQ-1"],
+        rules: &["DES-MSG-DATA-6", "DES-MSG-DATA-1"],
+        level: Level::Must,
+        negative: false,
+        description: "one billing file of 5 records of about 40 000 bytes each (wire size, \
+                      DES-MSG-DATA-6): two fit the 114 688 record bytes of a message, three do not",
+        expectation: "the 5 records delivered as uploaded; the periodic data messages cover \
+                      every seq exactly once, and the wire sizes of each message's records, \
+                      measured from the records the platform received, sum to at most 114 688",
+        needs: Needs::NONE,
+        run: data_split,
     });
     v.push(Case {
         id: "RESEND-BUSY",
@@ -4768,6 +4783,93 @@ fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
 
 /// `MAX_RECORD_BYTES` of DES-MSG-DATA-6: the largest wire size of a record.
 const RECORD_LIMIT: usize = 65_536;
+
+/// `MAX_MESSAGE_RECORD_BYTES` of DES-MSG-DATA-6: the most record bytes of one data message.
+const MESSAGE_RECORD_LIMIT: usize = 114_688;
+
+fn data_split(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        let ds = legacy_sim::Dataset::Billing;
+        let col = ds
+            .columns()
+            .iter()
+            .position(|k| k.ty == legacy_sim::ColumnType::String && !k.personal)
+            .ok_or_else(|| anyhow!("billing has no unmasked text column"))?;
+        // Five records of about 40 000 bytes in one file: two fit a message, three do not.
+        let mut table = legacy_sim::Table::generate(ds, 5, c.seed);
+        for (i, row) in table.rows.iter_mut().enumerate() {
+            row[col] = format!("{i}{}", "a".repeat(40_000));
+        }
+        let bytes = table
+            .to_csv(&legacy_sim::CsvOptions::default())
+            .map_err(|e| anyhow!("{e}"))?;
+        upload_bytes(&c.ftp_target("billing")?, "wide.csv", &bytes).await?;
+        let stored = stored_at_least(c, 5)
+            .await
+            .map_err(|e| anyhow!("{e}; data and acks: {:?}", data_and_acks(c)))?;
+        let keys = gateway::security::MaskingKeys::load_dir(
+            c.cfg.masking.keys_dir.path(),
+            c.cfg.masking.active_key.as_str(),
+        )?;
+        let id = gateway::protocol::ids::Dataset::new("billing").map_err(|e| anyhow!("{e}"))?;
+        let columns = &c
+            .cfg
+            .dataset(&id)
+            .ok_or_else(|| anyhow!("billing not provisioned"))?
+            .columns;
+        for (i, r) in stored.iter().enumerate() {
+            if r.seq != c.seq(i as u64 + 1) {
+                bail!("record {i} has seq {}", r.seq);
+            }
+            record_as_uploaded(r, &table.rows[i], columns, &keys)?;
+        }
+        // The periodic data messages partition 1..=5, each within the byte bound, measured
+        // here from the records as the platform received them (their wire sizes, DES-MSG-DATA-6).
+        let data: Vec<(String, std::ops::RangeInclusive<u64>)> = c
+            .wire()
+            .into_iter()
+            .filter(|e| e.message_type == "data" && e.summary.contains(" periodic "))
+            .filter_map(|e| Some((e.message_id.clone(), data_range(&e.summary)?)))
+            .collect();
+        let mut ids: Vec<&str> = data.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut covered: Vec<u64> = Vec::new();
+        for id in &ids {
+            if let Some((_, r)) = data.iter().find(|(d, _)| d == id) {
+                covered.extend(r.clone());
+            }
+        }
+        covered.sort_unstable();
+        let want: Vec<u64> = (1..=5).map(|k| c.seq(k)).collect();
+        let ranges: Vec<_> = data.iter().map(|(_, r)| r.clone()).collect();
+        if covered != want {
+            bail!(
+                "periodic data messages with ranges {ranges:?}: every seq of {}..={} in exactly \
+                 one message expected (DES-MSG-DATA-6: the gateway splits the run into batches)",
+                want[0],
+                want[4]
+            );
+        }
+        for (id, range) in &data {
+            let sizes = stored
+                .iter()
+                .filter(|r| range.contains(&r.seq))
+                .map(|r| record_sizes(&r.fields).map(|(j, x)| j.max(x)))
+                .collect::<Result<Vec<usize>>>()?;
+            let sum: usize = sizes.iter().sum();
+            if sum > MESSAGE_RECORD_LIMIT {
+                bail!(
+                    "data message {id} holds {range:?}, records of wire sizes {sizes:?}: {sum} \
+                     bytes, over {MESSAGE_RECORD_LIMIT} (DES-MSG-DATA-6)"
+                );
+            }
+        }
+        c.note(format!("periodic data messages {ranges:?}"));
+        Ok(())
+    })
+}
 
 /// A record's two encodings' sizes in bytes (DES-MSG-DATA-6), written out here from the rule's
 /// text rather than counted as the gateway counts: the JSON array as `serde_json` writes it
