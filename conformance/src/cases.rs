@@ -4681,9 +4681,32 @@ fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
         c.reconfigure(|cfg| cfg.storage.quota_bytes = QUOTA_BYTES)?;
         c.started(ProfileFormat::Json).await?;
         let target = c.ftp_target("billing")?;
-        let mut accepted = Vec::new();
+        // One file first: far below 80 % of the quota, health stays `ok` (DES-MSG-MON-1; nothing
+        // else in the case's world degrades it, MON-FACTS).
+        let first = upload_reply(&target, "quota_1.csv", &marked_file(1, 2)?).await?;
+        if first != 226 {
+            bail!("quota_1.csv, the first file, answered {first}: 226 expected");
+        }
+        let st = c
+            .wait_view("a status counting the first file", WAIT, |v| {
+                v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.last_seq >= c.seq(2) && s.storage.bytes > 0)
+            })
+            .await?
+            .last_status
+            .ok_or_else(|| anyhow!("no status"))?;
+        if st.storage.bytes * 100 <= QUOTA_BYTES * 80 && st.health != HealthState::Ok {
+            bail!(
+                "storage.bytes {} of a {QUOTA_BYTES}-byte quota (not above 80 %) with health \
+                 {:?}: `ok` expected (DES-MSG-MON-1: the storage alarm is above 80 %)",
+                st.storage.bytes,
+                st.health
+            );
+        }
+        let mut accepted = vec![1];
         let mut refused = None;
-        for n in 1..=40u64 {
+        for n in 2..=40u64 {
             let name = format!("quota_{n}.csv");
             match upload_reply(&target, &name, &marked_file(n, 2)?).await? {
                 226 => accepted.push(n),
