@@ -70,6 +70,7 @@ pub const CORE: &[&str] = &[
     "CONNECT-REFUSED-LASTING",
     "FTP-RECORD-AT-LIMIT",
     "DATA-SPLIT",
+    "ANOMALY-OFFLINE",
     "RESEND-BUSY",
     "PSTOP-ENV-VERSION-2",
 ];
@@ -691,6 +692,20 @@ pub fn all() -> Vec<Case> {
                       of the refused files is stored or sent",
         needs: Needs::NONE,
         run: ftp_record_at_limit,
+    });
+    v.push(Case {
+        id: "ANOMALY-OFFLINE",
+        requirements: &["MON-1", "SC-FTP-1"],
+        rules: &["DES-MSG-AN-2", "DES-MSG-CONN-3", "DES-FTP-6"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform answers the gateway's first three `connect`s BUSY; while it \
+                      is out of session (before any start) a file is uploaded",
+        expectation: "the upload is refused 450; its `ingest` anomaly, detected out of session, \
+                      is kept in the offline queue and sent once the session begins \
+                      (DES-MSG-AN-2)",
+        needs: Needs::OWN,
+        run: anomaly_offline,
     });
     v.push(Case {
         id: "DATA-SPLIT",
@@ -2918,6 +2933,55 @@ fn connect_backoff_reset(c: &mut Ctx) -> CaseFuture<'_> {
         // connection and the BUSY are the first again (d_1: 0.5 to 1 s, not d_4's 4 to 8 s
         // nor d_5's 8 to 16 s).
         backoff_round(c, 2, Begin::CutLong, 1).await?;
+        Ok(())
+    })
+}
+
+fn anomaly_offline(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        // Three `connect`s answered BUSY: out of session for the back-off's first three waits
+        // (3.5 s at their shortest, DES-MQTT-8).
+        c.faults(FaultConfig {
+            busy_connects: 3,
+            ..FaultConfig::default()
+        })?;
+        c.start_gateway().await?;
+        c.wait_wire("a connect answered BUSY", WAIT, |e| {
+            e.message_type == "connect.result" && e.code.as_deref() == Some("BUSY")
+        })
+        .await?;
+        // Periodic sending not started: the upload is refused 450 and reported (DES-FTP-6).
+        let code = upload_reply(
+            &c.ftp_target("billing")?,
+            "offline.csv",
+            &marked_file(1, 2)?,
+        )
+        .await?;
+        if code != 450 {
+            bail!("an upload before any start answered {code}: 450 expected (DES-FTP-6)");
+        }
+        if c.wire_count(is_session) > 0 {
+            bail!(
+                "the session began before the upload was refused: the anomaly was not detected \
+                 out of session, nothing proved"
+            );
+        }
+        c.note("the upload refused 450 while the gateway's connects were answered BUSY");
+        // DES-MSG-AN-2: kept in the offline queue and sent once the session begins.
+        c.wait_gateway_anomaly(
+            "the ingest anomaly of the upload refused out of session (450), sent once the \
+             session began (DES-MSG-AN-2: queued while offline)",
+            AnomalyKind::Ingest,
+            |a| a.detail.starts_with("450"),
+        )
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "{e}; sessions {}; the gateway's anomalies {:?}",
+                c.wire_count(is_session),
+                gateway_anomalies(c)
+            )
+        })?;
         Ok(())
     })
 }
