@@ -73,6 +73,7 @@ pub const CORE: &[&str] = &[
     "ANOMALY-OFFLINE",
     "RESEND-BUSY",
     "PSTOP-ENV-VERSION-2",
+    "RESEND-ENV-VERSION-2",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
@@ -784,6 +785,20 @@ pub fn all() -> Vec<Case> {
                       `malformed`; not acted on",
         needs: Needs::NONE,
         run: pstop_env_version_2,
+    });
+    v.push(Case {
+        id: "RESEND-ENV-VERSION-2",
+        requirements: &["IF-RESEND-1", "SM-THRESHOLD", "SM-AUDIT"],
+        rules: &["DES-VER-2", "DES-MSG-2", "DES-MSG-3"],
+        level: Level::Must,
+        negative: true,
+        description: "3 records acknowledged; then a `resend.request` of them correctly sealed, \
+                      `version` 2",
+        expectation: "answered UNSUPPORTED_VERSION with the neutral body of a resend's reply, \
+                      records, messages and archived 0 (DES-MSG-2); an `anomaly` of kind \
+                      `malformed`; not acted on (no resend data for it)",
+        needs: Needs::NONE,
+        run: resend_env_version_2,
     });
     v.push(Case {
         id: "DATA-WINDOW",
@@ -2525,6 +2540,64 @@ fn pstop_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await
         .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        Ok(())
+    })
+}
+
+fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        let a = EnvelopeAttack::Version2;
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged("3 records acknowledged", 3).await?;
+        let anomalies = gateway_anomalies(c).len();
+        c.faults(FaultConfig {
+            envelope_attack: Some(a),
+            ..FaultConfig::default()
+        })?;
+        let r = resend_result(c, 1, 3).await?;
+        let forged = c
+            .wire()
+            .into_iter()
+            .find(|e| Some(e.message_id.as_str()) == r.in_reply_to.as_deref())
+            .ok_or_else(|| anyhow!("the resend.request answered is not in the wire log"))?;
+        if forged.fault.as_deref() != Some(a.name()) {
+            bail!("the suite's fault did not break the resend.request: nothing proved");
+        }
+        let zero = ["\"records\":0", "\"messages\":0", "\"archived\":0"];
+        if r.code.as_deref() != Some("UNSUPPORTED_VERSION")
+            || !zero.iter().all(|z| r.summary.contains(z))
+        {
+            bail!(
+                "the resend.request of version 2 answered {:?} {}: UNSUPPORTED_VERSION with the \
+                 neutral body of a resend's reply, records, messages and archived 0, expected \
+                 (§6.10, DES-MSG-2)",
+                r.code,
+                r.summary
+            );
+        }
+        c.wait_view("an anomaly of kind malformed", WAIT, |v| {
+            v.anomalies
+                .iter()
+                .filter(|x| x.source == "gateway")
+                .skip(anomalies)
+                .any(|x| x.kind == AnomalyKind::Malformed)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        // Not acted on: no resend data names it.
+        let for_it = format!(" for request {}", forged.message_id);
+        if let Some(e) = c
+            .wire()
+            .into_iter()
+            .find(|e| e.message_type == "data" && e.summary.ends_with(&for_it))
+        {
+            bail!(
+                "resend data {} ({}) sent for the refused request (§6.10: not acted on)",
+                e.message_id,
+                e.summary
+            );
+        }
         Ok(())
     })
 }
