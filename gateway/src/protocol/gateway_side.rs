@@ -659,8 +659,8 @@ const GIVEN_UP_KEPT: usize = 64;
 
 /// A deliberate defect of the core, for the mutation tests of `gateway/tests/model_check.rs`
 /// and `gateway/tests/model_gateway.rs`, and for the broken variants `resend-flood`,
-/// `never-gives-up` and `busy-resend-served` (`crate::broken`, which only the conformance crate's tests enable): it
-/// shows that the properties and the suite's cases catch a core that breaks DES-MSG-DATA-5 or
+/// `never-gives-up` and `busy-resend-served` (`crate::broken`, which only the conformance
+/// crate's tests enable): it shows that the properties and the suite's cases catch a core that breaks DES-MSG-DATA-5 or
 /// DES-MSG-RS-3, which no broken adapter or store can do from the outside. Set by
 /// [`GatewayCore::set_defect`]; never set elsewhere.
 #[doc(hidden)]
@@ -2381,14 +2381,8 @@ impl GatewayCore {
             });
             let reply = self.result_msg(now, env, o, b);
             if self.defect == Defect::BusyResendServed {
-                for p in self.select(r) {
-                    self.resend_queue.push_back(QueuedResend {
-                        request: env.message_id.clone(),
-                        dataset: p.dataset,
-                        range: p.range,
-                        archived: p.archived,
-                    });
-                }
+                let parts = self.select(r);
+                self.queue_resend(&env.message_id, parts);
             }
             return (reply, Vec::new());
         }
@@ -2421,17 +2415,22 @@ impl GatewayCore {
             archived,
         });
         let reply = self.result_msg(now, env, outcome, body);
+        self.queue_resend(&env.message_id, parts);
+        // What fits the window goes out right after the result; the rest as acks free it.
+        let data = self.take_released(now);
+        (reply, data)
+    }
+
+    /// Queues the announced resend messages of `request` (DES-MSG-RS-3).
+    fn queue_resend(&mut self, request: &MessageId, parts: Vec<Piece>) {
         for p in parts {
             self.resend_queue.push_back(QueuedResend {
-                request: env.message_id.clone(),
+                request: request.clone(),
                 dataset: p.dataset,
                 range: p.range,
                 archived: p.archived,
             });
         }
-        // What fits the window goes out right after the result; the rest as acks free it.
-        let data = self.take_released(now);
-        (reply, data)
     }
 
     /// Registers queued resend messages as in flight while the window has room
