@@ -2531,15 +2531,13 @@ fn pstop_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        c.wait_view("an anomaly of kind malformed", WAIT, |v| {
-            v.anomalies
-                .iter()
-                .filter(|x| x.source == "gateway")
-                .skip(anomalies)
-                .any(|x| x.kind == AnomalyKind::Malformed)
-        })
-        .await
-        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        wait_new_anomaly(
+            c,
+            "an anomaly of kind malformed",
+            anomalies,
+            AnomalyKind::Malformed,
+        )
+        .await?;
         Ok(())
     })
 }
@@ -2576,15 +2574,13 @@ fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        c.wait_view("an anomaly of kind malformed", WAIT, |v| {
-            v.anomalies
-                .iter()
-                .filter(|x| x.source == "gateway")
-                .skip(anomalies)
-                .any(|x| x.kind == AnomalyKind::Malformed)
-        })
-        .await
-        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        wait_new_anomaly(
+            c,
+            "an anomaly of kind malformed",
+            anomalies,
+            AnomalyKind::Malformed,
+        )
+        .await?;
         // Not acted on: no resend data names it.
         let for_it = format!(" for request {}", forged.message_id);
         if let Some(e) = c
@@ -5481,6 +5477,21 @@ fn given_up_anomaly(
         && a.detail.contains(&last.to_string())
 }
 
+/// Waits for an anomaly of `kind` among the gateway's after its first `after` (the count of
+/// [`gateway_anomalies`] before the case's step); a failure lists the gateway's anomalies.
+async fn wait_new_anomaly(c: &Ctx, what: &str, after: usize, kind: AnomalyKind) -> Result<()> {
+    c.wait_view(what, WAIT, |v| {
+        v.anomalies
+            .iter()
+            .filter(|a| a.source == "gateway")
+            .skip(after)
+            .any(|a| a.kind == kind)
+    })
+    .await
+    .map(drop)
+    .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))
+}
+
 fn gateway_anomalies(c: &Ctx) -> Vec<String> {
     c.view()
         .anomalies
@@ -5690,19 +5701,13 @@ fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
             "the stale CRL fetched twice (crl_refresh_sec 1)",
         )
         .await?;
-        c.wait_view(
+        wait_new_anomaly(
+            c,
             "an anomaly of kind certificate for the older CRL (DES-CERT-3)",
-            WAIT,
-            |v| {
-                v.anomalies
-                    .iter()
-                    .filter(|a| a.source == "gateway")
-                    .skip(anomalies)
-                    .any(|a| a.kind == AnomalyKind::Certificate)
-            },
+            anomalies,
+            AnomalyKind::Certificate,
         )
-        .await
-        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        .await?;
         // A status stamped 10 s after the refusal at least (DES-MSG-MON-1: its figures are at
         // most 10 s old; it arrives within 2 s of its stamp): still the newer CRL.
         let fresh = std::time::Instant::now() + Duration::from_secs(12);
