@@ -110,11 +110,10 @@ const CATCHES: [(Variant, &str, &str); 48] = [
         "CONNECT-BACKOFF-RESET",
         "the back-off d_1 is under 1 s",
     ),
-    (
-        Variant::ReconnectAtOnce,
-        "BROKER-RESTART",
-        "after the cut: the back-off d_1 is at least 0.5 s",
-    ),
+    // The first retry comes too soon ("… after the cut: the back-off d_1 is at least 0.5 s"),
+    // or, when the gateway notices the cut late on a loaded machine, the second ("… after
+    // refused connection 1: the back-off d_2 is at least 1 s", seen once in CI).
+    (Variant::ReconnectAtOnce, "BROKER-RESTART", "is at least"),
     (
         Variant::ReconnectBackoffNeverResets,
         "CONNECT-BACKOFF-RESET",
