@@ -108,6 +108,26 @@ pub struct Running {
 }
 
 impl Running {
+    /// Ends the gateway as a crash would, as far as one process can (the conformance suite's
+    /// in-process kill): the store runs no job after the one running now
+    /// ([`StoreThread::halt`]), every task is aborted at its next await point — no
+    /// `disconnect`, no snapshot saved, no more replies — and the handles are dropped. Tasks the
+    /// libraries spawned (the FTP sessions) go only when the runtime the gateway runs on is
+    /// shut down; join the returned threads after that.
+    pub fn crash(mut self) -> Crashed {
+        if let Some(t) = &self.store_thread {
+            t.halt();
+        }
+        self.driver_task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
+        Crashed {
+            store_thread: self.store_thread.take(),
+            audit_writer: self.audit_writer.take(),
+        }
+    }
+
     /// Clean shutdown: `disconnect` (DES-MSG-DISC-1), the snapshot saved, the store closed.
     pub async fn shutdown(mut self) {
         if self.broken.is(Variant::NoDisconnect) {
@@ -133,6 +153,26 @@ impl Running {
                 tokio::task::spawn_blocking(move || w.join()),
             )
             .await;
+        }
+    }
+}
+
+/// The threads of a crashed gateway ([`Running::crash`]), which end once every task that held a
+/// handle to them is gone.
+pub struct Crashed {
+    store_thread: Option<StoreThread>,
+    audit_writer: Option<AuditWriter>,
+}
+
+impl Crashed {
+    /// Waits (blocking) until the store thread has run its queued jobs and closed the database,
+    /// and the audit writer has written its last line.
+    pub fn join(mut self) {
+        if let Some(t) = self.store_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(w) = self.audit_writer.take() {
+            w.join();
         }
     }
 }
@@ -251,6 +291,8 @@ const DEFERRED_BY: Duration = Duration::from_secs(2);
 /// A chunk of an upload, or the end of it.
 enum Chunk {
     Data(Vec<u8>),
+    /// The data connection closed at the end of the file.
+    End,
     /// The data connection failed before the end (426).
     Broken,
 }
@@ -389,6 +431,7 @@ impl UploadSink for Pipeline {
                                                 failed = Some(Fail::Csv(e));
                                             }
                                         }
+                                        Chunk::End => break,
                                         Chunk::Broken => {
                                             failed = Some(Fail::Aborted);
                                             break;
@@ -402,11 +445,13 @@ impl UploadSink for Pipeline {
                                 queue.push_back(r.fields);
                             }
                         }
-                        Some(Chunk::Broken) => {
+                        // The transfer's task went away before the end (the session
+                        // dropped, the process crashing): nothing of it is committed.
+                        Some(Chunk::Broken) | None => {
                             done = true;
                             return Some(Err(Fail::Aborted));
                         }
-                        None => {
+                        Some(Chunk::End) => {
                             done = true;
                             let d = std::mem::replace(&mut decoder, Decoder::new(&spec, &keys));
                             match d.finish() {
@@ -424,7 +469,10 @@ impl UploadSink for Pipeline {
         let mut digest = Sha256::new();
         loop {
             match input.read(&mut buf).await {
-                Ok(0) => break,
+                Ok(0) => {
+                    let _ = tx.send(Chunk::End).await;
+                    break;
+                }
                 Ok(n) => {
                     digest.update(&buf[..n]);
                     if tx.send(Chunk::Data(buf[..n].to_vec())).await.is_err() {

@@ -6,7 +6,8 @@
 //! no lock is held across SQL, I/O or crypto (the pattern of tokio-rusqlite, without tokio).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use super::{IngestFailure, Ingested, Store, StoreError};
@@ -31,12 +32,23 @@ impl std::fmt::Debug for StoreHandle {
 
 /// The owner thread; [`StoreThread::join`] waits until every handle is dropped and the
 /// queued jobs ran.
-pub struct StoreThread(JoinHandle<()>);
+pub struct StoreThread {
+    thread: JoinHandle<()>,
+    halted: Arc<AtomicBool>,
+}
 
 impl StoreThread {
     /// Waits for the owner thread to end (after the last [`StoreHandle`] is dropped).
     pub fn join(self) -> Result<(), StoreError> {
-        self.0.join().map_err(|_| StoreError::Closed)
+        self.thread.join().map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs no job after the one running now, as if the process died between two jobs (an
+    /// in-process crash): the queued and later jobs are dropped, their callers see `Closed`;
+    /// an ingest running now still ends in its commit or, once its producer is gone, its
+    /// rollback.
+    pub fn halt(&self) {
+        self.halted.store(true, Ordering::SeqCst);
     }
 }
 
@@ -64,18 +76,23 @@ impl StoreHandle {
     /// Moves `store` to a new owner thread named `sgw-store`.
     pub fn spawn(store: Store) -> Result<(StoreHandle, StoreThread), StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let halted = Arc::new(AtomicBool::new(false));
+        let halt = halted.clone();
         let thread = std::thread::Builder::new()
             .name("sgw-store".into())
             .spawn(move || {
                 let mut store = store;
                 for job in rx {
+                    if halt.load(Ordering::SeqCst) {
+                        break;
+                    }
                     // A panicking job is dropped (its transaction rolls back while unwinding,
                     // its caller sees `Closed`); the thread goes on with the next one.
                     let _ = catch_unwind(AssertUnwindSafe(|| job(&mut store)));
                 }
             })
             .map_err(StoreError::io("spawn store thread", "sgw-store"))?;
-        Ok((StoreHandle { jobs: tx }, StoreThread(thread)))
+        Ok((StoreHandle { jobs: tx }, StoreThread { thread, halted }))
     }
 
     /// Runs `f` on the owner thread; `reply` gets its result there (keep it short: complete a

@@ -1320,6 +1320,33 @@ fn a_second_process_cannot_open_a_store_in_use() {
 }
 
 #[test]
+fn a_halted_owner_thread_runs_nothing_after_the_job_it_was_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, thread) = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+    h.ingest_file(ds("billing"), at(0), rows(3, "x")).unwrap();
+    // The running job halts the thread (as a crash between two jobs); the ingest queued
+    // behind it never runs, its caller sees Closed.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    h.submit(move |_| wait.recv().unwrap(), |_| {}).unwrap();
+    let queued = {
+        let h = h.clone();
+        std::thread::spawn(move || h.ingest_file(ds("billing"), at(1), rows(4, "y")))
+    };
+    // Queued before or after the halt, or submitted once the thread is gone: never run.
+    thread.halt();
+    go.send(()).unwrap();
+    assert!(matches!(
+        queued.join().unwrap(),
+        Err(IngestFailure::Store(StoreError::Closed))
+    ));
+    assert!(matches!(h.call(|s| s.last_seq()), Err(StoreError::Closed)));
+    drop(h);
+    thread.join().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.last_seq().unwrap(), 3);
+}
+
+#[test]
 fn the_owner_thread_streams_an_ingest_and_rolls_back_a_failed_one() {
     let dir = tempfile::tempdir().unwrap();
     let (h, thread) = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
