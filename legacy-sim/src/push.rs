@@ -31,6 +31,9 @@ use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
 use tokio::io::AsyncWriteExt;
 
+/// How long a truncated upload's part is on its way before the data connection is reset.
+const TRUNCATE_AFTER_PART: Duration = Duration::from_millis(250);
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct FtpTarget {
@@ -387,6 +390,11 @@ impl Session {
             data.flush().await.map_err(FtpError::ConnectionError)
         })
         .await?;
+        // The connection breaks a moment after the part went out, so that the reset lands in
+        // the transfer, not in the server's side of the data connection's TLS handshake, which
+        // the client's side may have finished before the server's (libunftp 0.24 panics on a
+        // reset there and answers the STOR only after its data timeout; docs/conformance.md).
+        tokio::time::sleep(TRUNCATE_AFTER_PART).await;
         let _ = data.get_ref().get_ref().set_zero_linger();
         // suppaftp reads the completion reply only through `finish`, which closes the data
         // connection gracefully. So the real data socket is swapped for a throw-away loopback
