@@ -22,7 +22,8 @@ pub enum Level {
 /// What a case needs of the target or its capability statement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Needs {
-    /// The suite must be able to kill (SIGKILL) and restart the gateway.
+    /// The suite must be able to kill (a process: SIGKILL; in process: every task dropped at
+    /// once) and restart the gateway.
     pub kill: bool,
     /// The gateway sends XML data profiles.
     pub xml: bool,

@@ -72,7 +72,7 @@ impl TargetSpec {
     }
 
     fn can_kill(&self) -> bool {
-        matches!(self, TargetSpec::Command(_))
+        matches!(self, TargetSpec::Command(_) | TargetSpec::InProcess)
     }
 }
 

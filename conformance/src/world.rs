@@ -45,16 +45,43 @@ pub trait Target: Send + Sync {
     async fn start(&mut self, bundle: &Path) -> Result<()>;
     /// Stops it cleanly (it sends `disconnect`).
     async fn stop(&mut self) -> Result<()>;
-    /// Kills it at once (SIGKILL); `Ok(false)` if this target cannot be killed.
+    /// Kills it at once (a process: SIGKILL; in process: [`InProcess`]'s abort); `Ok(false)`
+    /// if this target cannot be killed.
     async fn kill(&mut self) -> Result<bool>;
     /// Whether the gateway is still running (a process target: it has not exited).
     async fn running(&mut self) -> bool;
 }
 
-/// Our gateway in this process (`gateway::runtime::app`).
+/// Our gateway in this process (`gateway::runtime::app`), on a tokio runtime of its own, so
+/// that a kill can drop every task it and its libraries spawned.
 #[derive(Default)]
 pub struct InProcess {
-    running: Option<gateway::runtime::app::Running>,
+    running: Option<(OwnRuntime, gateway::runtime::app::Running)>,
+}
+
+/// How long the threads of a stopped or killed in-process gateway may take to end.
+const IN_PROCESS_END_WAIT: Duration = Duration::from_secs(20);
+
+/// The in-process gateway's runtime. Dropped where blocking is not allowed (a case cut off by
+/// its deadline), it is shut down in the background instead of panicking.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    /// Shuts the runtime down, waiting (blocking) at most [`IN_PROCESS_END_WAIT`] for its
+    /// tasks to be dropped.
+    fn end(mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(IN_PROCESS_END_WAIT);
+        }
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 #[async_trait]
@@ -64,25 +91,53 @@ impl Target for InProcess {
     }
 
     async fn start(&mut self, bundle: &Path) -> Result<()> {
-        let r = gateway::runtime::app::start(&gateway::runtime::app::RunOptions {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sgw-in-process")
+            .enable_all()
+            .build()?;
+        let opts = gateway::runtime::app::RunOptions {
             bundle: bundle.to_owned(),
             monitor: None,
-        })
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-        self.running = Some(r);
+        };
+        let started = rt.spawn(async move { gateway::runtime::app::start(&opts).await });
+        let rt = OwnRuntime(Some(rt));
+        let r = started.await?.map_err(|e| anyhow!("{e}"))?;
+        self.running = Some((rt, r));
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<()> {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
+        if let Some((rt, r)) = self.running.take() {
+            if let Some(h) = &rt.0 {
+                let _ = h.spawn(r.shutdown()).await;
+            }
+            // What the libraries spawned (FTP sessions) goes with the runtime.
+            tokio::task::spawn_blocking(move || rt.end()).await?;
         }
         Ok(())
     }
 
+    /// Not SIGKILL, the closest one process gets: the store runs no job after the one running
+    /// now, every task is dropped at its next await point (no `disconnect`, no snapshot, no FTP
+    /// reply) ([`gateway::runtime::app::Running::crash`]).
     async fn kill(&mut self) -> Result<bool> {
-        Ok(false)
+        if let Some((rt, r)) = self.running.take() {
+            let threads = r.crash();
+            let ended = tokio::task::spawn_blocking(move || {
+                rt.end();
+                threads.join();
+            });
+            tokio::time::timeout(IN_PROCESS_END_WAIT * 2, ended)
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "the killed in-process gateway's store thread still ran after {} s",
+                        (IN_PROCESS_END_WAIT * 2).as_secs()
+                    )
+                })??;
+        }
+        Ok(true)
     }
 
     async fn running(&mut self) -> bool {
@@ -912,7 +967,7 @@ impl Ctx {
         }
     }
 
-    /// Kills it (SIGKILL); false when the target cannot be killed.
+    /// Kills it ([`Target::kill`]); false when the target cannot be killed.
     pub async fn kill_gateway(&mut self) -> Result<bool> {
         match self.target.as_mut() {
             Some(t) => t.kill().await,
