@@ -165,8 +165,8 @@ pub struct Crashed {
 }
 
 impl Crashed {
-    /// Waits (blocking) until the store thread has run its queued jobs and closed the database,
-    /// and the audit writer has written its last line.
+    /// Waits (blocking) until the store thread has ended the job it was running and closed the
+    /// database, and the audit writer has written its last line.
     pub fn join(mut self) {
         if let Some(t) = self.store_thread.take() {
             let _ = t.join();

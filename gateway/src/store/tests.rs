@@ -1324,8 +1324,8 @@ fn a_halted_owner_thread_runs_nothing_after_the_job_it_was_running() {
     let dir = tempfile::tempdir().unwrap();
     let (h, thread) = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
     h.ingest_file(ds("billing"), at(0), rows(3, "x")).unwrap();
-    // The running job halts the thread (as a crash between two jobs); the ingest queued
-    // behind it never runs, its caller sees Closed.
+    // The thread is halted while a job runs (as a crash between two jobs); the ingest queued
+    // behind that job never runs, its caller sees Closed.
     let (go, wait) = std::sync::mpsc::channel::<()>();
     h.submit(move |_| wait.recv().unwrap(), |_| {}).unwrap();
     let queued = {
