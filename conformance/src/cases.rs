@@ -1336,12 +1336,18 @@ async fn upload_reply(
     let mut s = open_session(target, &target.password)
         .await
         .map_err(|e| anyhow!("FTP session: {e}"))?;
-    let code = match s.store(name, bytes).await {
-        Ok(()) => 226,
-        Err(e) => e.code().ok_or_else(|| anyhow!("STOR {name}: {e}"))?,
-    };
+    let code = stor_reply(&mut s, name, bytes).await?;
     s.quit().await;
     Ok(code)
+}
+
+/// The reply code to `STOR` on an open session (226 when accepted); `Err` when there was no
+/// reply (the connection failed).
+async fn stor_reply(s: &mut Session, name: &str, bytes: &[u8]) -> Result<u32> {
+    match s.store(name, bytes).await {
+        Ok(()) => Ok(226),
+        Err(e) => e.code().ok_or_else(|| anyhow!("STOR {name}: {e}")),
+    }
 }
 
 /// Billing file `n` of `rows` rows whose first column is `F{n}-{row}` (counted at the platform).
@@ -3073,10 +3079,7 @@ fn anomaly_offline(c: &mut Ctx) -> CaseFuture<'_> {
             .map_err(|e| anyhow!("FTP session: {e}"))?;
         for n in 1..=REFUSED {
             let name = format!("offline_{n}.csv");
-            let code = match s.store(&name, &marked_file(n, 2)?).await {
-                Ok(()) => 226,
-                Err(e) => e.code().ok_or_else(|| anyhow!("STOR {name}: {e}"))?,
-            };
+            let code = stor_reply(&mut s, &name, &marked_file(n, 2)?).await?;
             if code != 450 {
                 bail!("{name}, before any start, answered {code}: 450 expected (DES-FTP-6)");
             }
