@@ -9,11 +9,19 @@
 //!   publishes `connect` after subscribing (DES-MQTT-8).
 //! - A lost or refused connection is retried after the DES-MQTT-8 back-off (transport count
 //!   (a)), reset after a connection that lasted 60 s.
+//! - Nothing handed to the link while it is down reaches the next connection (DES-MSG-CONN-3:
+//!   before the session the gateway sends nothing but `connect`): [`Link::publish`] refuses
+//!   from the moment the connection is lost until the next subscription is acknowledged, and
+//!   what was queued in rumqttc's request channel in the meantime is dropped before
+//!   reconnecting (the new connection is a clean session, DES-MQTT-5, so rumqttc does not
+//!   replay it). Without this a message sealed as the connection dropped went out on the next
+//!   connection ahead of `SUBSCRIBE` and `connect`.
 //!
 //! Requirement IDs: IF-CONN-1, SM-TLS, SM-MUTUAL, SM-SESSION.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
@@ -152,6 +160,9 @@ pub struct Link {
     client: AsyncClient,
     events: mpsc::Receiver<LinkEvent>,
     task: tokio::task::JoinHandle<()>,
+    /// Connected and subscribed: set just before [`LinkEvent::Up`], cleared as soon as the
+    /// connection is lost, before [`LinkEvent::Down`] (DES-MSG-CONN-3).
+    up: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -171,6 +182,8 @@ impl Link {
         let filter = gateway_subscription(&settings.gateway);
         let mut backoff = Backoff::new(settings.backoff_seed);
         let broken = settings.broken;
+        let up = Arc::new(AtomicBool::new(false));
+        let link_up = up.clone();
         let task = tokio::spawn(async move {
             let mut up_since: Option<Instant> = None;
             loop {
@@ -186,7 +199,10 @@ impl Link {
                         }
                         continue;
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => LinkEvent::Up,
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        link_up.store(true, Ordering::Release);
+                        LinkEvent::Up
+                    }
                     Ok(Event::Incoming(Packet::Publish(p))) => LinkEvent::Publish {
                         topic: p.topic.clone(),
                         payload: p.payload.to_vec(),
@@ -194,6 +210,8 @@ impl Link {
                     },
                     Ok(_) => continue,
                     Err(e) => {
+                        // From now on `publish` refuses (DES-MSG-CONN-3).
+                        link_up.store(false, Ordering::Release);
                         if let Some(t) = up_since.take() {
                             let lasted = chrono::Duration::from_std(t.elapsed())
                                 .unwrap_or(chrono::Duration::zero());
@@ -210,6 +228,10 @@ impl Link {
                         }
                         tracing::warn!(rule = "DES-MQTT-8", error = %e, retry_in_ms = d.as_millis() as u64, "MQTT link down");
                         tokio::time::sleep(d).await;
+                        // A publish that passed the check just before the connection was lost
+                        // may have entered the request channel after rumqttc drained it: drain
+                        // it again; the clean session's CONNACK discards what was drained.
+                        el.clean();
                         continue;
                     }
                 };
@@ -222,12 +244,18 @@ impl Link {
             client,
             events,
             task,
+            up,
         })
     }
 
-    /// Publishes at QoS 1, not retained (DES-MQTT-6). Queued while the link is down is not
-    /// possible: the caller only publishes between `Up` and `Down`.
+    /// Publishes at QoS 1, not retained (DES-MQTT-6). Refused while the link is not up — from
+    /// the loss of the connection (even before [`LinkEvent::Down`] is read) until the next
+    /// [`LinkEvent::Up`] — so that nothing but `connect` opens the next session
+    /// (DES-MSG-CONN-3); the core sends again what needs it after the reconnect.
     pub async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), String> {
+        if !self.up.load(Ordering::Acquire) {
+            return Err("DES-MSG-CONN-3: the MQTT link is down: not published".into());
+        }
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
