@@ -239,10 +239,6 @@ impl StorageUsage {
             u128::from(self.bytes) * 100 > u128::from(q) * u128::from(QUOTA_ALARM_PERCENT)
         })
     }
-    /// The quota is reached: a new upload is refused with 452 when `STOR` arrives (DES-FTP-6).
-    pub fn full(&self) -> bool {
-        self.quota.is_some_and(|q| self.bytes >= q)
-    }
 }
 
 #[derive(Debug, Clone)]
