@@ -634,8 +634,9 @@ pub fn all() -> Vec<Case> {
         level: Level::Should,
         negative: false,
         description: "the platform's `connect.result` sets `monitorIntervalSec` 2",
-        expectation: "`monitor.status` arrives every 2 s (four in a row, each 1–4 s after the \
-                      one before) and the platform's operator view shows the latest",
+        expectation: "`monitor.status` arrives every 2 s (after the first, four in a row: \
+                      1.5–2.5 s apart on average, none more than 4 s after the one before) and \
+                      the platform's operator view shows the latest",
         needs: Needs::NONE,
         run: mon_interval,
     });
@@ -3748,6 +3749,8 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                 .await?;
             }
             let fetched = c.platform_pem_fetches();
+            // The anomalies this command causes are the ones after these.
+            let before = gateway_anomalies(c).len();
             c.faults(fault.config())?;
             c.command(OperatorCommand::Start {
                 datasets: vec![],
@@ -3761,10 +3764,11 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                 .await?;
             c.note(format!("sent {} ({:?})", forged.message_id, forged.fault));
             if fault.offers_cert() {
-                c.wait_gateway_anomaly(
+                wait_new_anomaly(
+                    c,
                     "an anomaly of kind certificate (the offered platform.pem refused)",
+                    before,
                     AnomalyKind::Certificate,
-                    |_| true,
                 )
                 .await?;
                 let n = c.platform_pem_fetches() - fetched;
@@ -3775,9 +3779,12 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                     bail!("platform.pem not fetched at the unknown kid (DES-SEAL-6)");
                 }
             }
-            c.wait_gateway_anomaly("an anomaly of kind security", AnomalyKind::Security, |_| {
-                true
-            })
+            wait_new_anomaly(
+                c,
+                "an anomaly of kind security",
+                before,
+                AnomalyKind::Security,
+            )
             .await?;
             // The platform retries the command, now correctly sealed: that one is applied.
             c.wait_wire("periodic.start.result OK for a correct start", WAIT, |e| {
@@ -4680,10 +4687,18 @@ fn mon_interval(c: &mut Ctx) -> CaseFuture<'_> {
             gaps.push((at(&w[1])? - at(&w[0])?).num_milliseconds());
         }
         c.note(format!("gaps between statuses: {gaps:?} ms"));
-        // The first follows connect.result at once (DES-MSG-CONN-3); the next three every 2 s
-        // (four in a row at the interval).
-        if gaps.iter().skip(1).any(|g| !(1000..=4000).contains(g)) {
-            bail!("monitor.status gaps {gaps:?} ms, every 2000 expected");
+        // The first follows connect.result at once (DES-MSG-CONN-3); the next four every 2 s
+        // (DES-MSG-MON-2): over their three gaps 2 s on average (1.5 to 2.5 s), none missed (no
+        // gap over two intervals). Each gap alone is not held to 2 s: a status a stalled
+        // gateway sends late may be followed by the next at its scheduled time (a 3.8 s gap
+        // and then 0.2 s keep the cadence; seen under load on 2 cores, 2026-12-07).
+        let kept = &gaps[1..];
+        let mean = kept.iter().sum::<i64>() / i64::try_from(kept.len())?;
+        if !(1500..=2500).contains(&mean) || kept.iter().any(|g| *g > 4000) {
+            bail!(
+                "monitor.status gaps {gaps:?} ms: after the first, {mean} ms on average, every \
+                 2000 expected (1500 to 2500 on average, none over 4000)"
+            );
         }
         // The operator view shows the latest: not older than the fifth status seen.
         let fifth: serde_json::Value = serde_json::from_str(&statuses[4].summary)

@@ -571,15 +571,8 @@ impl Suite {
         let gw = GatewayId::new(format!("GWC{n:04}")).map_err(|e| anyhow!("{e}"))?;
         let base = self.dir.path().join(format!("case-{n:04}"));
         std::fs::create_dir_all(&base)?;
-        let ca = Ca::open(&self.ca_dir)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let https = platform_sim::https::serve(
-            listener,
-            platform_sim::https::TlsMaterial::from_ca(&ca)?,
-            platform_sim::https::Published::from_ca(&ca)?,
-        )
-        .await?;
-        let https_url = format!("https://localhost:{}", https.addr().port());
+        let https_url = format!("https://localhost:{}", listener.local_addr()?.port());
         let local = platform_sim::demo::local_gateway(
             &mut Ca::open(&self.ca_dir)?,
             &gw,
@@ -587,6 +580,18 @@ impl Suite {
             self.broker.addr().port(),
             &https_url,
         )?;
+        // The endpoint serves the CA's material as it is after the bundle was written: the
+        // bundle's CRL is never newer than the served one. (Another case may re-sign the run's
+        // CRL at any time, CRL-ROLLBACK; a bundle newer than its endpoint made the gateway's
+        // start-up fetch find the served CRL not newer than its own — a `certificate` anomaly
+        // no case asked for, which a case waiting for one took as its own.)
+        let ca = Ca::open(&self.ca_dir)?;
+        let https = platform_sim::https::serve(
+            listener,
+            platform_sim::https::TlsMaterial::from_ca(&ca)?,
+            platform_sim::https::Published::from_ca(&ca)?,
+        )
+        .await?;
         let (bundle, ftp_port, ftp_ca) = (local.bundle, local.ftp_port, local.ftp_ca);
         let cfg = suite_provisioning(&bundle.dir)?;
         let wire: WireLog = Arc::default();
