@@ -3951,12 +3951,18 @@ async fn bad_input(c: &mut Ctx, kind: BadKind) -> crate::case::CaseResult {
             let codes: Vec<u32> = entries.iter().map(|e| e.reply_code.unwrap_or(0)).collect();
             let texts: Vec<String> = entries
                 .iter()
-                .map(|e| {
-                    format!(
+                .map(|e| match (e.reply_code, e.attempt_log.last()) {
+                    // No reply: where the exchange broke (AUTH TLS, STOR, …) says whose it was.
+                    (None, Some(a)) => format!(
+                        "None at {}: {}",
+                        a.stage,
+                        e.reply_text.as_deref().unwrap_or("")
+                    ),
+                    _ => format!(
                         "{:?} {}",
                         e.reply_code,
                         e.reply_text.as_deref().unwrap_or("")
-                    )
+                    ),
                 })
                 .collect();
             c.note(format!("replies: {texts:?}"));
