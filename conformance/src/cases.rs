@@ -163,7 +163,7 @@ pub fn all() -> Vec<Case> {
             negative: false,
             description: "start the gateway and watch the platform's HTTPS certificate endpoint",
             expectation: "the gateway fetches the root certificate, the platform certificate and \
-                          the CRL over mutual TLS, as itself",
+                          the CRL over mutual TLS, as itself, and opens its session",
             needs: Needs::OWN,
             run: cert_fetch,
         },
@@ -1971,6 +1971,12 @@ fn cert_fetch(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await?;
         c.note(format!("HTTPS requests: {got:?}"));
+        // And with what it fetched it opens its session (the report's wire log shows it; the
+        // fetches alone can end the case before the gateway's `connect`).
+        c.wait_wire("the gateway's first monitor.status", WAIT, |e| {
+            e.message_type == "monitor.status"
+        })
+        .await?;
         Ok(())
     })
 }
