@@ -1973,11 +1973,7 @@ fn cert_fetch(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(format!("HTTPS requests: {got:?}"));
         // And with what it fetched it opens its session (the report's wire log shows it; the
         // fetches alone can end the case before the gateway's `connect`).
-        c.wait_wire("the gateway's first monitor.status", WAIT, |e| {
-            e.message_type == "monitor.status"
-        })
-        .await?;
-        Ok(())
+        c.wait_session_open().await
     })
 }
 

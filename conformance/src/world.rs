@@ -1195,6 +1195,12 @@ impl Ctx {
     /// `monitor.status` follows the OK `connect.result` (DES-MSG-CONN-3).
     pub async fn session(&mut self) -> Result<()> {
         self.start_gateway().await?;
+        self.wait_session_open().await
+    }
+
+    /// Waits until the started gateway's session is open on its side (its first
+    /// `monitor.status`, DES-MSG-CONN-3).
+    pub async fn wait_session_open(&self) -> Result<()> {
         self.wait_wire("the gateway's first monitor.status", WAIT, |e| {
             e.message_type == "monitor.status"
         })
