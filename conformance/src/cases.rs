@@ -1289,36 +1289,13 @@ async fn upload_table(
     Ok(table)
 }
 
-/// Opens an FTPS session as `password`. A session that fails before `USER` (the TCP connect
-/// or the TLS upgrade) says nothing of the gateway's FTP rules and is made again, at most
-/// twice more (after 0.2 and 0.5 s): libunftp 0.24, which our gateway uses, can read a fast
-/// ClientHello as a command under load (see `gateway/src/runtime/ftp.rs`; seen twice in a row
-/// on a machine running a CI build beside the suite), and a legacy system would simply connect
-/// again. The third failure is the result.
-async fn open_session(
-    target: &legacy_sim::push::FtpTarget,
-    password: &str,
-) -> Result<Session, legacy_sim::push::PushError> {
-    let mut r = Session::open_as(target, password).await;
-    for pause in [200, 500] {
-        match &r {
-            Err(e) if matches!(e.stage(), "CONNECT" | "AUTH TLS") => {
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-                r = Session::open_as(target, password).await;
-            }
-            _ => break,
-        }
-    }
-    r
-}
-
 /// One upload in its own FTPS session; `Ok` only for a completion reply (226).
 async fn upload_bytes(
     target: &legacy_sim::push::FtpTarget,
     name: &str,
     bytes: &[u8],
 ) -> Result<()> {
-    let mut s = open_session(target, &target.password)
+    let mut s = Session::open_as(target, &target.password)
         .await
         .map_err(|e| anyhow!("FTP session: {e}"))?;
     s.store(name, bytes)
@@ -1334,7 +1311,7 @@ async fn upload_reply(
     name: &str,
     bytes: &[u8],
 ) -> Result<u32> {
-    let mut s = open_session(target, &target.password)
+    let mut s = Session::open_as(target, &target.password)
         .await
         .map_err(|e| anyhow!("FTP session: {e}"))?;
     let code = stor_reply(&mut s, name, bytes).await?;
@@ -2551,7 +2528,7 @@ fn pstop_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         let a = EnvelopeAttack::Version2;
         c.started(ProfileFormat::Json).await?;
-        let anomalies = gateway_anomalies(c).len();
+        let anomalies = c.gateway_anomalies().len();
         c.faults(FaultConfig {
             envelope_attack: Some(a),
             ..FaultConfig::default()
@@ -2585,11 +2562,11 @@ fn pstop_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        wait_new_anomaly(
-            c,
+        c.wait_gateway_anomaly_after(
             "an anomaly of kind malformed",
             anomalies,
             AnomalyKind::Malformed,
+            |_| true,
         )
         .await?;
         Ok(())
@@ -2602,7 +2579,7 @@ fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "billing_1.csv", 3, c.seed).await?;
         c.wait_all_acknowledged("3 records acknowledged", 3).await?;
-        let anomalies = gateway_anomalies(c).len();
+        let anomalies = c.gateway_anomalies().len();
         c.faults(FaultConfig {
             envelope_attack: Some(a),
             ..FaultConfig::default()
@@ -2628,11 +2605,11 @@ fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        wait_new_anomaly(
-            c,
+        c.wait_gateway_anomaly_after(
             "an anomaly of kind malformed",
             anomalies,
             AnomalyKind::Malformed,
+            |_| true,
         )
         .await?;
         // Not acted on: no resend data names it.
@@ -3077,7 +3054,7 @@ fn anomaly_offline(c: &mut Ctx) -> CaseFuture<'_> {
         // more than the rate limit lets out in one window (DES-MSG-AN-2: 10 per kind per 60 s).
         const REFUSED: u64 = 12;
         let target = c.ftp_target("billing")?;
-        let mut s = open_session(&target, &target.password)
+        let mut s = Session::open_as(&target, &target.password)
             .await
             .map_err(|e| anyhow!("FTP session: {e}"))?;
         for n in 1..=REFUSED {
@@ -3115,7 +3092,7 @@ fn anomaly_offline(c: &mut Ctx) -> CaseFuture<'_> {
                 anyhow!(
                     "{e}; sessions {}; the gateway's anomalies {:?}",
                     c.wire_count(is_session),
-                    gateway_anomalies(c)
+                    c.gateway_anomalies()
                 )
             })?
             .last_status
@@ -3752,7 +3729,7 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
             }
             let fetched = c.platform_pem_fetches();
             // The anomalies this command causes are the ones after these.
-            let before = gateway_anomalies(c).len();
+            let before = c.gateway_anomalies().len();
             c.faults(fault.config())?;
             c.command(OperatorCommand::Start {
                 datasets: vec![],
@@ -3766,11 +3743,11 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                 .await?;
             c.note(format!("sent {} ({:?})", forged.message_id, forged.fault));
             if fault.offers_cert() {
-                wait_new_anomaly(
-                    c,
+                c.wait_gateway_anomaly_after(
                     "an anomaly of kind certificate (the offered platform.pem refused)",
                     before,
                     AnomalyKind::Certificate,
+                    |_| true,
                 )
                 .await?;
                 let n = c.platform_pem_fetches() - fetched;
@@ -3781,11 +3758,11 @@ async fn forged(c: &mut Ctx, fault: Fault) -> crate::case::CaseResult {
                     bail!("platform.pem not fetched at the unknown kid (DES-SEAL-6)");
                 }
             }
-            wait_new_anomaly(
-                c,
+            c.wait_gateway_anomaly_after(
                 "an anomaly of kind security",
                 before,
                 AnomalyKind::Security,
+                |_| true,
             )
             .await?;
             // The platform retries the command, now correctly sealed: that one is applied.
@@ -4777,7 +4754,7 @@ fn ftp_default_credentials(c: &mut Ctx) -> CaseFuture<'_> {
         for (user, password) in tries {
             let mut t = target.clone();
             t.user = user.to_owned();
-            match open_session(&t, password).await {
+            match Session::open_as(&t, password).await {
                 Ok(s) => {
                     drop(s);
                     bail!("login {user}/{password} accepted");
@@ -4795,7 +4772,7 @@ fn ftp_commands_refused(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
         let target = c.ftp_target("billing")?;
-        let mut s = open_session(&target, &target.password)
+        let mut s = Session::open_as(&target, &target.password)
             .await
             .map_err(|e| anyhow!("FTP session: {e}"))?;
         let mut replies = Vec::new();
@@ -5428,7 +5405,7 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
             },
         )
         .await
-        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))?;
+        .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", c.gateway_anomalies()))?;
         // Given up at once: the message is not sent again (an ack timeout is 2 s).
         tokio::time::sleep(Duration::from_secs(5)).await;
         let sent = c
@@ -5499,7 +5476,7 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
             anyhow!(
                 "{e}; data message {} sent {n} times; the gateway's anomalies: {:?}",
                 data.message_id,
-                gateway_anomalies(c)
+                c.gateway_anomalies()
             )
         })?;
         let sent: Vec<std::time::Instant> = c
@@ -5583,30 +5560,6 @@ fn given_up_anomaly(
         && a.detail.contains(dataset)
         && a.detail.contains(&first.to_string())
         && a.detail.contains(&last.to_string())
-}
-
-/// Waits for an anomaly of `kind` among the gateway's after its first `after` (the count of
-/// [`gateway_anomalies`] before the case's step); a failure lists the gateway's anomalies.
-async fn wait_new_anomaly(c: &Ctx, what: &str, after: usize, kind: AnomalyKind) -> Result<()> {
-    c.wait_view(what, WAIT, |v| {
-        v.anomalies
-            .iter()
-            .filter(|a| a.source == "gateway")
-            .skip(after)
-            .any(|a| a.kind == kind)
-    })
-    .await
-    .map(drop)
-    .map_err(|e| anyhow!("{e}; the gateway's anomalies: {:?}", gateway_anomalies(c)))
-}
-
-fn gateway_anomalies(c: &Ctx) -> Vec<String> {
-    c.view()
-        .anomalies
-        .iter()
-        .filter(|a| a.source == "gateway")
-        .map(|a| format!("{:?} {} {}", a.kind, a.rule, a.detail))
-        .collect()
 }
 
 // ------------------------------------------------------------------ loss and disorder
@@ -5798,7 +5751,7 @@ fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await?;
         let fetched = c.crl_fetches();
-        let anomalies = gateway_anomalies(c).len();
+        let anomalies = c.gateway_anomalies().len();
         c.faults(FaultConfig {
             stale_crl: true,
             ..FaultConfig::default()
@@ -5809,11 +5762,11 @@ fn crl_rollback(c: &mut Ctx) -> CaseFuture<'_> {
             "the stale CRL fetched twice (crl_refresh_sec 1)",
         )
         .await?;
-        wait_new_anomaly(
-            c,
+        c.wait_gateway_anomaly_after(
             "an anomaly of kind certificate for the older CRL (DES-CERT-3)",
             anomalies,
             AnomalyKind::Certificate,
+            |_| true,
         )
         .await?;
         // A status stamped 10 s after the refusal at least (DES-MSG-MON-1: its figures are at
@@ -5964,7 +5917,7 @@ fn pstop_held_cert_revoked(c: &mut Ctx) -> CaseFuture<'_> {
                 .map(|_| ()),
             Err(e) => Err(e),
         };
-        c.note(format!("gateway anomalies: {:?}", gateway_anomalies(c)));
+        c.note(format!("gateway anomalies: {:?}", c.gateway_anomalies()));
         result?;
         // Now that it can seal again, still no reply to the refused stop (one kept and sent
         // late would mean it had been accepted).

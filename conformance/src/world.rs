@@ -1127,19 +1127,50 @@ impl Ctx {
         .await
     }
 
-    /// Waits until the gateway has reported an anomaly of `kind` that also satisfies `also`.
+    /// Waits until the gateway has reported an anomaly of `kind` that also satisfies `also`; a
+    /// failure lists the gateway's anomalies.
     pub async fn wait_gateway_anomaly(
         &self,
         what: &str,
         kind: AnomalyKind,
         also: impl Fn(&AnomalyView) -> bool,
     ) -> Result<GatewayView> {
+        self.wait_gateway_anomaly_after(what, 0, kind, also).await
+    }
+
+    /// As [`Ctx::wait_gateway_anomaly`], among the gateway's anomalies after its first `after`
+    /// (the length of [`Ctx::gateway_anomalies`] before the case's step).
+    pub async fn wait_gateway_anomaly_after(
+        &self,
+        what: &str,
+        after: usize,
+        kind: AnomalyKind,
+        also: impl Fn(&AnomalyView) -> bool,
+    ) -> Result<GatewayView> {
         self.wait_view(what, WAIT, |v| {
             v.anomalies
                 .iter()
-                .any(|a| a.source == "gateway" && a.kind == kind && also(a))
+                .filter(|a| a.source == "gateway")
+                .skip(after)
+                .any(|a| a.kind == kind && also(a))
         })
         .await
+        .map_err(|e| {
+            anyhow!(
+                "{e}; the gateway's anomalies: {:?}",
+                self.gateway_anomalies()
+            )
+        })
+    }
+
+    /// The anomalies the gateway reported in this case, in order, as `kind rule detail`.
+    pub fn gateway_anomalies(&self) -> Vec<String> {
+        self.view()
+            .anomalies
+            .iter()
+            .filter(|a| a.source == "gateway")
+            .map(|a| format!("{:?} {} {}", a.kind, a.rule, a.detail))
+            .collect()
     }
 
     /// Waits until the platform holds records up to the case's `n`th ([`Ctx::seq`]) and the

@@ -316,35 +316,6 @@ fn label(mut e: ManifestEntry, kind: BadKind) -> ManifestEntry {
     e
 }
 
-/// One session of the lockout probe (and the duplicate's second copy). A session that ended before `USER` (the connection
-/// or the TLS upgrade failed, e.g. a server that read the ClientHello as a command before it
-/// switched to TLS) says nothing of the login and did not count as a failed one: it is made
-/// once more, so that the number of failed logins the server saw stays exact. Both attempts
-/// are in the entry's attempt log.
-async fn login_push(
-    target: &FtpTarget,
-    password: &str,
-    upload: &Upload,
-    once: &RetryPolicy,
-) -> ManifestEntry {
-    let first = push_with(target, password, upload, once, Transfer::Whole).await;
-    let before_login = first.reply_code.is_none()
-        && first
-            .attempt_log
-            .last()
-            .is_some_and(|a| matches!(a.stage.as_str(), "CONNECT" | "AUTH TLS"));
-    if !before_login {
-        return first;
-    }
-    let mut again = push_with(target, password, upload, once, Transfer::Whole).await;
-    let mut log = first.attempt_log;
-    log.append(&mut again.attempt_log);
-    again.attempts = log.len() as u32;
-    again.attempt_log = log;
-    again.started_at = first.started_at;
-    again
-}
-
 /// Runs one bad-input kind against `target` and returns a manifest entry per send or login.
 ///
 /// Bad files are sent once (`max_attempts` 1: the reply itself is the result), except that
@@ -392,7 +363,7 @@ pub async fn run(
         BadKind::Duplicate => {
             let u = upload(base_name);
             out.push(push_with(target, &target.password, &u, policy, Transfer::Whole).await);
-            out.push(login_push(target, &target.password, &u, &once).await);
+            out.push(push_with(target, &target.password, &u, &once, Transfer::Whole).await);
         }
         BadKind::PathTraversal => {
             for name in traversal_names(opts.dataset) {
@@ -417,10 +388,10 @@ pub async fn run(
                     kind.name(),
                     i + 1
                 ));
-                out.push(login_push(target, &wrong, &u, &once).await);
+                out.push(push_with(target, &wrong, &u, &once, Transfer::Whole).await);
             }
             let u = upload(format!("{}_{}_right.csv", opts.name_prefix, kind.name()));
-            out.push(login_push(target, &target.password, &u, &once).await);
+            out.push(push_with(target, &target.password, &u, &once, Transfer::Whole).await);
         }
         _ => {
             out.push(

@@ -16,6 +16,8 @@
 //! with exponential backoff and jitter (delay `base·2^(n-1)` capped at `max`, then a uniformly
 //! random value in `[delay/2, delay]`); 5xx replies (e.g. 530 wrong password, 550/553 refused
 //! name) and TLS failures (certificate not trusted) are permanent: no retry, the reply recorded.
+//! Within one attempt, a session that fails before `USER` (connect or TLS upgrade) is made again
+//! at most twice more before the attempt counts as failed ([`Session::open_as`]).
 //! A wrong password is never retried, so the simulator itself cannot cause a lockout (SM-LOCKOUT).
 
 use crate::manifest::{Attempt, ManifestEntry, sha256_hex};
@@ -33,6 +35,10 @@ use tokio::io::AsyncWriteExt;
 
 /// How long a truncated upload's part is on its way before the data connection is reset.
 const TRUNCATE_AFTER_PART: Duration = Duration::from_millis(250);
+
+/// The pauses before a session that failed before `USER` is made again ([`Session::open_as`]).
+pub const RECONNECT_PAUSES: [Duration; 2] =
+    [Duration::from_millis(200), Duration::from_millis(500)];
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -282,7 +288,29 @@ impl Session {
     ///
     /// # Errors
     /// [`PushError`] naming the stage that failed.
+    ///
+    /// A session that fails before `USER` — the TCP connect or the TLS upgrade — is made again,
+    /// at most twice more (after [`RECONNECT_PAUSES`]), and the third failure is the result: it
+    /// says nothing yet of the server's rules, no login was tried, and a legacy system simply
+    /// connects again. (libunftp 0.24, which the reference gateway uses, can under load read a
+    /// fast ClientHello as a command after its `234` and answer it in plain text: "received
+    /// corrupt message"; a certificate that does not verify fails all three times.)
     pub async fn open_as(target: &FtpTarget, password: &str) -> Result<Self, PushError> {
+        let mut r = Self::open_once(target, password).await;
+        for pause in RECONNECT_PAUSES {
+            match &r {
+                Err(e) if matches!(e.stage(), "CONNECT" | "AUTH TLS") => {
+                    tracing::warn!(error = %e, "session failed before USER; connecting again");
+                    tokio::time::sleep(pause).await;
+                    r = Self::open_once(target, password).await;
+                }
+                _ => break,
+            }
+        }
+        r
+    }
+
+    async fn open_once(target: &FtpTarget, password: &str) -> Result<Self, PushError> {
         let t = target.timeout;
         let addr = format!("{}:{}", target.host, target.port);
         let mut ftp = step("CONNECT", t, AsyncRustlsFtpStream::connect(addr)).await?;

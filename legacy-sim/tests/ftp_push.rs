@@ -432,6 +432,92 @@ async fn explicit_ftps_push_with_the_test_ca_arrives_and_an_untrusted_ca_is_refu
     assert!(!srv.root.join("untrusted.csv").exists());
 }
 
+/// A control-connection front for `real_port` whose first `broken` connections answer `AUTH
+/// TLS` with 234 and then, once the ClientHello is in, a plain-text reply — what libunftp 0.24
+/// does when it reads a fast ClientHello as a command — and whose later connections are passed
+/// through to the server. Returns its port and the count of connections it accepted.
+async fn breaking_front(real_port: u16, broken: u32) -> (u16, Arc<AtomicU32>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU32::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                if n > broken {
+                    let mut server = tokio::net::TcpStream::connect(("127.0.0.1", real_port))
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+                client.write_all(b"220 front\r\n").await.unwrap();
+                let mut r = tokio::io::BufReader::new(client);
+                let mut line = String::new();
+                r.read_line(&mut line).await.unwrap();
+                assert_eq!(line.trim_end(), "AUTH TLS");
+                r.get_mut().write_all(b"234 go\r\n").await.unwrap();
+                let mut hello = [0u8; 64];
+                let _ = r.read(&mut hello).await;
+                let _ = r.get_mut().write_all(b"500 not understood\r\n").await;
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_tls_upgrade_is_answered_in_plain_text_is_made_again_at_most_twice() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_pki(pki.path());
+    let srv = start(ServerOpts {
+        ftps: Some((cert, key)),
+        ..ServerOpts::default()
+    })
+    .await;
+    let trust = FtpsTrust {
+        ca_pem: std::fs::read(&ca).unwrap(),
+        server_name: Some("localhost".into()),
+    };
+    let u = upload(Dataset::Billing, 5, 3, TextEncoding::Utf8, "again.csv");
+
+    // Two broken upgrades: the third session stores the file, within one attempt.
+    let (port, accepted) = breaking_front(srv.port, 2).await;
+    let mut t = target(port);
+    t.tls = Some(trust.clone());
+    let e = push::push(&t, &u, &fast_retry(1)).await;
+    assert!(e.acknowledged, "{e:?}");
+    assert_eq!(e.attempts, 1, "{e:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        std::fs::read(srv.root.join("again.csv")).unwrap(),
+        u.content
+    );
+
+    // Three broken upgrades: the attempt fails at AUTH TLS, after three sessions, no more.
+    let (port, accepted) = breaking_front(srv.port, 3).await;
+    let mut t = target(port);
+    t.tls = Some(trust);
+    let mut u2 = u.clone();
+    u2.file_name = "never.csv".into();
+    let e = push::push(&t, &u2, &fast_retry(1)).await;
+    assert!(!e.acknowledged, "{e:?}");
+    assert_eq!(e.reply_code, None);
+    assert_eq!(e.attempt_log[0].stage, "AUTH TLS", "{e:?}");
+    assert!(
+        e.reply_text
+            .as_deref()
+            .unwrap_or("")
+            .contains("corrupt message"),
+        "{e:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert!(!srv.root.join("never.csv").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_450_refusals_are_retried_with_growing_delays_until_stored() {
     let srv = start(ServerOpts {

@@ -22,7 +22,8 @@
 //! the client's handshake ("received corrupt message"). The session fails before `USER`, so no
 //! login or upload is affected and the client's next session succeeds (seen once in a full CI
 //! run of the workspace's tests on a 2-core machine). The fix is upstream (switch before the
-//! reply is sent, or a biased `select!`); legacy-sim makes such a lockout-probe session again.
+//! reply is sent, or a biased `select!`); legacy-sim's `Session::open_as` makes a session that
+//! failed before `USER` again, at most twice more.
 //!
 //! Requirement IDs: SC-FTP-1, SC-ACQ-1, SM-TLS, SM-LOCKOUT, SM-ACL, SM-AUDIT, SM-PORTS.
 
