@@ -58,7 +58,7 @@
 //!   connection, so replacing them (or a new CRL) takes effect for new connections.
 //! - rumqttd brings its own rustls 0.22, which is why its TLS takes PEM file paths only.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +71,10 @@ use rumqttd::{ConnectionSettings, Notification, RouterConfig, ServerSettings, Tl
 use crate::ca::Ca;
 
 mod front;
+mod ports;
+
+use ports::free_ports;
+pub use ports::{REGISTRY_FILE, RESERVED_FOR};
 
 pub use front::{CONNECTS_KEPT, ConnectFacts, PublishCounts, parse_connect};
 
@@ -104,7 +108,8 @@ impl From<LinkError> for BrokerError {
 /// probe could be: the probable cause of a gateway that did not listen for FTP once in ten full
 /// conformance runs, two at a time), and apart from the passive ranges of
 /// [`free_loopback_range`], so that a bundle's control port never falls into its own passive
-/// range (DES-FTP-1).
+/// range (DES-FTP-1). Reserved against every other draw on the machine for [`RESERVED_FOR`]
+/// (module `ports`: a port free when drawn is bound only later).
 pub fn free_loopback_port() -> std::io::Result<u16> {
     free_ports(1, 20_000..26_000)
 }
@@ -112,31 +117,9 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
 /// The first of `n` consecutive loopback ports that are all free now, below the kernel's
 /// ephemeral range (so that no outgoing connection is given one of them meanwhile) and apart
 /// from [`free_loopback_port`]'s: for FTP passive ranges, which several gateways on one
-/// machine must not share.
+/// machine must not share. Reserved as [`free_loopback_port`]'s.
 pub fn free_loopback_range(n: u16) -> std::io::Result<u16> {
     free_ports(n, 26_000..32_000)
-}
-
-/// `n` consecutive ports free now, the first drawn at random from `within`.
-fn free_ports(n: u16, within: std::ops::Range<u16>) -> std::io::Result<u16> {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    for _ in 0..200 {
-        let first: u16 = rng.random_range(within.start..within.end - n);
-        let held: Result<Vec<TcpListener>, _> = (first..first + n)
-            .map(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)))
-            .collect();
-        if held.is_ok() {
-            return Ok(first);
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        format!(
-            "no {n} consecutive free loopback ports in {}..{}",
-            within.start, within.end
-        ),
-    ))
 }
 
 /// Where and with what the broker listens.
