@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use gateway::protocol::ids::SeqRange;
 use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
+use gateway::store::CrashPoint;
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
 use platform_sim::ops::{
@@ -72,10 +73,12 @@ pub const CORE: &[&str] = &[
     "DATA-SPLIT",
     "ANOMALY-OFFLINE",
     "RESEND-BUSY",
+    "RESEND-TIME",
     "PSTOP-ENV-VERSION-2",
     "RESEND-ENV-VERSION-2",
     "CRASH-INGEST",
     "CRASH-SENDING",
+    "CRASH-EVACUATION",
 ];
 
 /// The DES rules of docs/protocol.md that no case checks, each with the reason. The report's
@@ -324,6 +327,21 @@ pub fn all() -> Vec<Case> {
             run: resend_seq,
         },
         Case {
+            id: "RESEND-TIME",
+            requirements: &["IF-RESEND-1", "ST-PROVIDE-1"],
+            rules: &["DES-MSG-RS-1", "DES-MSG-RS-2", "DES-MSG-RS-3"],
+            level: Level::Must,
+            negative: false,
+            description: "3 records uploaded, then — from the next whole second t0 — 4 more, \
+                           answered by t1 (the whole second after); `resend.request` by `time` \
+                           2000-01-01T00:00:00Z..=2000-01-02T00:00:00Z, then by `time` t0..=t1",
+            expectation: "NOT_FOUND with `records` 0 and no resend data; then OK with `records` \
+                          4 and resend data covering exactly the 4 records ingested in t0..=t1 \
+                          (DES-MSG-RS-1: records whose ingest time is in the range, inclusive)",
+            needs: Needs::NONE,
+            run: resend_time,
+        },
+        Case {
             id: "MON-FACTS",
             requirements: &["MON-1"],
             rules: &["DES-MSG-MON-1"],
@@ -345,8 +363,10 @@ pub fn all() -> Vec<Case> {
         level: Level::Must,
         negative: true,
         description: "kill -9 the gateway at random points (seeded) while uploads stream in and \
-                      data goes out, 5 times, then twice the moment an upload is answered 226, \
-                      restarting it each time",
+                      data goes out, 5 times, then twice right after an upload's commit (where \
+                      the target offers crash points, the in-process gateway: before it saves \
+                      what it indexed of the file; otherwise the moment the upload is answered \
+                      226), restarting it each time",
         expectation: "every upload answered 226 reaches the platform whole; no row reaches it \
                       twice; no file in part",
         needs: Needs {
@@ -354,6 +374,28 @@ pub fn all() -> Vec<Case> {
             ..Needs::OWN
         },
         run: crash_ingest,
+    });
+    v.push(Case {
+        id: "CRASH-EVACUATION",
+        requirements: &["ST-EVAC-1", "ST-STORE-1", "ST-PROVIDE-1"],
+        rules: &["DES-EVAC-4", "DES-EVAC-5", "DES-EVAC-6"],
+        level: Level::Must,
+        negative: true,
+        description: "`retention_days` 0, `evacuation_interval_sec` 1: 6 records uploaded and \
+                      acknowledged are evacuated, and the gateway dies right after the archive's \
+                      store transaction (DES-EVAC-4 step 3; where the target offers crash \
+                      points, the in-process gateway: before it saves the record index that \
+                      marks them archived; otherwise killed the moment the archive's index line \
+                      appears); restarted, then `resend.request` of 1..=6",
+        expectation: "after the restart a `monitor.status` counts the 6 records evacuated \
+                      (`storage.evacuated` 6, `records` 0); none is sent again unasked; the \
+                      resend answers OK with `records` 6, `archived` 6 and sends them, as \
+                      archived and as the platform first received them",
+        needs: Needs {
+            kill: true,
+            ..Needs::OWN
+        },
+        run: crash_evacuation,
     });
     v.push(Case {
         id: "CRASH-SENDING",
@@ -1394,18 +1436,30 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             ));
             c.start_gateway().await?;
         }
-        // Twice more, killed the moment an upload is answered 226: the gateway may have
-        // committed the file but not yet saved what it indexed of it (a crash between an
-        // ingest and the next snapshot), which its restart must recover.
+        // Twice more, killed right after an upload's commit: the gateway has committed the
+        // file but not yet saved what it indexed of it (a crash between an ingest and the next
+        // snapshot), which its restart must recover. Where the target offers crash points (the
+        // in-process gateway) it dies exactly there; otherwise it is killed the moment the
+        // upload is answered 226, which is as close as the outside gets.
         for round in 5..7 {
+            let aimed = c.crash_gateway_at(CrashPoint::AfterIngestCommit).await?;
             upload_bytes(&target, &format!("f{next}.csv"), &marked_file(next, ROWS)?).await?;
-            if !c.kill_gateway().await? {
-                bail!("the target cannot be killed");
+            if aimed {
+                c.wait_gateway_crashed(Duration::from_secs(10), "an upload answered 226")
+                    .await?;
+                c.note(format!(
+                    "round {round}: died right after file {next}'s commit (the target's crash \
+                     point), before the snapshot that indexes it; it was answered 226"
+                ));
+            } else {
+                if !c.kill_gateway().await? {
+                    bail!("the target cannot be killed");
+                }
+                c.note(format!(
+                    "round {round}: killed as file {next} was answered 226"
+                ));
             }
             accepted.insert(next);
-            c.note(format!(
-                "round {round}: killed as file {next} was answered 226"
-            ));
             next += 1;
             c.start_gateway().await?;
         }
@@ -1449,7 +1503,18 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("accepted uploads missing at the platform after the restarts");
+                let missing: Vec<u64> = accepted
+                    .iter()
+                    .copied()
+                    .filter(|n| (0..ROWS).any(|i| !per_id.contains_key(&format!("F{n}-{i}"))))
+                    .collect();
+                bail!(
+                    "accepted uploads missing at the platform after the restarts: files \
+                     {missing:?} (answered 226; rounds 5 and 6 crashed right after files {} \
+                     and {})",
+                    next - 2,
+                    next - 1
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -2088,6 +2153,115 @@ fn ack_withheld(c: &mut Ctx) -> CaseFuture<'_> {
         if seqs != (c.seq(1)..=ten).collect::<Vec<_>>() {
             bail!("stored seqs {seqs:?}");
         }
+        Ok(())
+    })
+}
+
+/// A DES-ENV-2 time range for a `resend.request`.
+fn time_range(
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> gateway::protocol::message::TimeRange {
+    gateway::protocol::message::TimeRange {
+        from: from.fixed_offset(),
+        to: to.fixed_offset(),
+    }
+}
+
+fn resend_time(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use chrono::{DurationRound, TimeDelta, Utc};
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        let three = c.seq(3);
+        c.wait_view("3 records at the platform", WAIT, |v| {
+            v.highest_seq == three
+        })
+        .await?;
+        // The second upload starts in a later whole second than the first was answered in, so
+        // the two files' ingest times fall apart at any precision a gateway keeps them in.
+        let second = TimeDelta::seconds(1);
+        let t0 = Utc::now().duration_trunc(second)? + second;
+        let wait = (t0 - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        upload_billing(c, "billing_2.csv", 4, c.seed + 1).await?;
+        let t1 = Utc::now().duration_trunc(second)? + second;
+        let (four, seven) = (c.seq(4), c.seq(7));
+        c.wait_view("7 records at the platform", WAIT, |v| {
+            v.highest_seq == seven
+        })
+        .await?;
+        c.note(format!("t0 {t0}, t1 {t1}"));
+        let past =
+            |d| chrono::NaiveDate::from_ymd_opt(2000, 1, d).and_then(|d| d.and_hms_opt(0, 0, 0));
+        let (Some(p0), Some(p1)) = (past(1), past(2)) else {
+            bail!("the year 2000");
+        };
+        let from = c.wire().len();
+        let id = c.sent(OperatorCommand::Resend {
+            dataset: None,
+            seq: None,
+            time: Some(time_range(p0.and_utc(), p1.and_utc())),
+        })?;
+        let r = c
+            .wait_wire("resend.result to a day in 2000", WAIT, |e| {
+                e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
+            })
+            .await?;
+        if r.code.as_deref() != Some("NOT_FOUND") || !r.summary.contains("\"records\":0") {
+            bail!(
+                "resend.result {:?} {} to a time range in which nothing was ingested: NOT_FOUND \
+                 with 0 records expected (DES-MSG-RS-2)",
+                r.code,
+                r.summary
+            );
+        }
+        let id = c.sent(OperatorCommand::Resend {
+            dataset: None,
+            seq: None,
+            time: Some(time_range(t0, t1)),
+        })?;
+        let r = c
+            .wait_wire("resend.result to t0..=t1", WAIT, |e| {
+                e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
+            })
+            .await?;
+        if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":4") {
+            bail!(
+                "resend.result {:?} {} to {t0}..={t1}, in which the 4 records {four}..={seven} \
+                 were ingested: OK with 4 records expected (DES-MSG-RS-1/2)",
+                r.code,
+                r.summary
+            );
+        }
+        let resent = Ctx::poll(WAIT, || {
+            let resent: Vec<String> = c
+                .wire()
+                .into_iter()
+                .skip(from)
+                .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
+                .map(|e| e.summary)
+                .collect();
+            let mut seqs: Vec<u64> = resent
+                .iter()
+                .filter_map(|s| data_range(s))
+                .flatten()
+                .collect();
+            seqs.sort_unstable();
+            let wrong = format!(
+                "resend data {resent:?} does not cover exactly {four}..={seven} (ingested in \
+                 {t0}..={t1})"
+            );
+            if seqs.iter().any(|q| !(four..=seven).contains(q)) {
+                bail!("{wrong}");
+            }
+            Ok(match seqs == (four..=seven).collect::<Vec<u64>>() {
+                true => Look::Done(resent),
+                false => Look::Not(wrong),
+            })
+        })
+        .await?;
+        c.note(format!("resend data: {resent:?}"));
         Ok(())
     })
 }
@@ -4200,6 +4374,106 @@ fn evac_archive(c: &mut Ctx) -> CaseFuture<'_> {
         }
         c.wait_wire("resend data of the archived records", WAIT, |e| {
             e.message_type == "data" && e.summary.contains(" resend ")
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+fn crash_evacuation(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        const ROWS: u64 = 6;
+        evacuate_at_once(c)?;
+        c.started(ProfileFormat::Json).await?;
+        let aimed = c
+            .crash_gateway_at(CrashPoint::AfterEvacuationCommit)
+            .await?;
+        upload_billing(c, "billing_1.csv", ROWS as usize, c.seed).await?;
+        c.wait_view("records at the platform", WAIT, |v| v.highest_seq == ROWS)
+            .await?;
+        if aimed {
+            c.wait_gateway_crashed(WAIT, "its records acknowledged and old enough to evacuate")
+                .await?;
+            c.note("died right after the archive's store transaction (the target's crash point)");
+        } else {
+            let dir = c.cfg.storage.evacuation_dir.path().to_owned();
+            Ctx::poll(WAIT, || {
+                let index = std::fs::read_to_string(dir.join("index.jsonl")).unwrap_or_default();
+                Ok(if index.ends_with('\n') {
+                    Look::Done(())
+                } else {
+                    Look::Not("an archive's index line (DES-EVAC-4 step 2)".into())
+                })
+            })
+            .await?;
+            if !c.kill_gateway().await? {
+                bail!("the target cannot be killed");
+            }
+            c.note("killed the moment an archive's index line appeared");
+        }
+        let restarted_at = c.wire().len();
+        c.start_gateway().await?;
+        c.wait_view(
+            "a monitor.status after the restart counting the 6 records evacuated",
+            WAIT,
+            |v| {
+                v.last_status
+                    .as_ref()
+                    .is_some_and(|s| s.storage.evacuated >= ROWS && s.storage.records == 0)
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        let archives = read_archives(c)?;
+        let stored = c.stored()?;
+        let mut archived = 0;
+        for a in &archives {
+            for (seq, fields) in archived_records(a)? {
+                archived += 1;
+                let Some(r) = stored.iter().find(|r| r.seq == seq) else {
+                    bail!("archived seq {seq} never reached the platform");
+                };
+                if r.fields != fields {
+                    bail!("archived seq {seq} differs from what the platform received");
+                }
+            }
+        }
+        if archived != ROWS {
+            bail!("{archived} records in the archives, {ROWS} evacuated");
+        }
+        let again: Vec<String> = c.wire()[restarted_at..]
+            .iter()
+            .filter(|e| e.message_type == "data" && !e.summary.contains(" resend "))
+            .map(|e| e.summary.clone())
+            .collect();
+        if !again.is_empty() {
+            bail!("data sent again unasked after the restart: {again:?}");
+        }
+        let id = c.sent(OperatorCommand::Resend {
+            dataset: None,
+            seq: SeqRange::new(1, ROWS),
+            time: None,
+        })?;
+        let r = c
+            .wait_wire("resend.result", WAIT, |e| {
+                e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
+            })
+            .await?;
+        if r.code.as_deref() != Some("OK")
+            || !r.summary.contains(&format!("\"records\":{ROWS}"))
+            || !r.summary.contains(&format!("\"archived\":{ROWS}"))
+        {
+            bail!(
+                "resend.result {:?} {} to 1..={ROWS}: OK with records {ROWS}, archived {ROWS} \
+                 expected (DES-EVAC-5: archived records stay in the record index)",
+                r.code,
+                r.summary
+            );
+        }
+        c.wait_wire("resend data of the archived records", WAIT, |e| {
+            e.message_type == "data"
+                && e.summary.contains(" resend ")
+                && data_range(&e.summary).is_some_and(|r| *r.start() == 1)
         })
         .await?;
         Ok(())

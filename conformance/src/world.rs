@@ -20,6 +20,7 @@ use gateway::protocol::ids::{Dataset, GatewayId};
 use gateway::protocol::message::AnomalyKind;
 use gateway::protocol::message::ProfileFormat;
 use gateway::protocol::platform_side::PlatformConfig;
+use gateway::store::CrashPoint;
 use legacy_sim::push::{FtpTarget, FtpsTrust};
 use platform_sim::broker::{self, BrokerSettings, MqttBroker, free_loopback_port};
 use platform_sim::ca::Ca;
@@ -50,6 +51,14 @@ pub trait Target: Send + Sync {
     async fn kill(&mut self) -> Result<bool>;
     /// Whether the gateway is still running (a process target: it has not exited).
     async fn running(&mut self) -> bool;
+    /// Arms an aimed crash: the gateway dies right after `point` as if killed there, which
+    /// [`Self::running`] then reports (in process: the store stops after that commit and the
+    /// gateway is killed when `running` next asks). `Ok(false)`: the target offers no crash
+    /// points (a process or a vendor's gateway: the suite sees only its outside).
+    async fn crash_at(&mut self, point: CrashPoint) -> Result<bool> {
+        let _ = point;
+        Ok(false)
+    }
 }
 
 /// Our gateway in this process (`gateway::runtime::app`), on a tokio runtime of its own, so
@@ -140,8 +149,26 @@ impl Target for InProcess {
         Ok(true)
     }
 
+    /// Also ends a gateway whose store stopped at an armed crash point ([`Self::crash_at`]), as
+    /// [`Self::kill`] does.
     async fn running(&mut self) -> bool {
+        if self.running.as_ref().is_some_and(|(_, r)| r.store_halted())
+            && let Err(e) = self.kill().await
+        {
+            tracing::warn!(error = %e, "the crashed in-process gateway did not end");
+        }
         self.running.is_some()
+    }
+
+    /// The store's crash points ([`gateway::runtime::app::Running::crash_at`]).
+    async fn crash_at(&mut self, point: CrashPoint) -> Result<bool> {
+        match &self.running {
+            Some((_, r)) => {
+                r.crash_at(point);
+                Ok(true)
+            }
+            None => bail!("the in-process gateway is not running: no crash point to arm"),
+        }
     }
 }
 
@@ -970,6 +997,31 @@ impl Ctx {
             Some(t) => t.running().await,
             None => false,
         }
+    }
+
+    /// Arms an aimed crash at `point` ([`Target::crash_at`]); false when the target offers no
+    /// crash points.
+    pub async fn crash_gateway_at(&mut self, point: CrashPoint) -> Result<bool> {
+        match self.target.as_mut() {
+            Some(t) => t.crash_at(point).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Waits until the gateway has died at the crash point armed by [`Self::crash_gateway_at`]
+    /// (at most `within`; the failure names `what` should have got it there).
+    pub async fn wait_gateway_crashed(&mut self, within: Duration, what: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.gateway_running().await {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the gateway did not reach its armed crash point ({what}) within {} s",
+                    within.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Kills it ([`Target::kill`]); false when the target cannot be killed.

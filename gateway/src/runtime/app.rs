@@ -53,8 +53,8 @@ use crate::quarantine::Quarantine;
 use crate::security::{DataSecurity, KeyStore, MaskingKeys};
 use crate::south::RecentFiles;
 use crate::store::{
-    ArchiveKeys, Evacuation, IngestFailure, Ingested, MAX_ARCHIVE_PAYLOAD_BYTES, Store, StoreError,
-    StoreHandle, StoreThread,
+    ArchiveKeys, CrashPoint, Evacuation, IngestFailure, Ingested, MAX_ARCHIVE_PAYLOAD_BYTES, Store,
+    StoreError, StoreHandle, StoreThread,
 };
 use sha2::{Digest, Sha256};
 
@@ -126,6 +126,22 @@ impl Running {
             store_thread: self.store_thread.take(),
             audit_writer: self.audit_writer.take(),
         }
+    }
+
+    /// Arms the store's aimed crash ([`StoreThread::halt_at`]): right after the next commit of
+    /// `point`'s kind the store runs no more jobs, as if the process had died there — before
+    /// the core's snapshot that indexes the commit is saved. The gateway runs on with a dead
+    /// store until [`Self::crash`]; the conformance suite's in-process target calls that next.
+    pub fn crash_at(&self, point: CrashPoint) {
+        if let Some(t) = &self.store_thread {
+            t.halt_at(point);
+        }
+    }
+
+    /// Whether the store has stopped at the crash point armed by [`Self::crash_at`] (or was
+    /// halted otherwise): the gateway is as good as dead and waits for [`Self::crash`].
+    pub fn store_halted(&self) -> bool {
+        self.store_thread.as_ref().is_some_and(|t| t.is_halted())
     }
 
     /// Clean shutdown: `disconnect` (DES-MSG-DISC-1), the snapshot saved, the store closed.

@@ -784,6 +784,7 @@ impl Store {
         )
         .map_err(StoreError::sql("update meta"))?;
         tx.commit().map_err(StoreError::sql("commit archive"))?;
+        self.commits.evacuations += 1;
         Ok(Ok(()))
     }
 

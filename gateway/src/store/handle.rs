@@ -7,10 +7,10 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use super::{IngestFailure, Ingested, Store, StoreError};
+use super::{CrashPoint, IngestFailure, Ingested, Store, StoreError};
 use crate::protocol::{Dataset, Time};
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
@@ -35,6 +35,7 @@ impl std::fmt::Debug for StoreHandle {
 pub struct StoreThread {
     thread: JoinHandle<()>,
     halted: Arc<AtomicBool>,
+    crash_at: Arc<Mutex<Option<CrashPoint>>>,
 }
 
 impl StoreThread {
@@ -49,6 +50,21 @@ impl StoreThread {
     /// rollback.
     pub fn halt(&self) {
         self.halted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the thread was halted ([`Self::halt`], or a crash point of [`Self::halt_at`]
+    /// reached).
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::SeqCst)
+    }
+
+    /// [`Self::halt`] once the job that makes the next commit of `point`'s kind has run (that
+    /// job's own reply still goes out, as a process can die just after answering): the store's
+    /// aimed crash. Replaces a crash point armed before and not yet reached.
+    pub fn halt_at(&self, point: CrashPoint) {
+        if let Ok(mut p) = self.crash_at.lock() {
+            *p = Some(point);
+        }
     }
 }
 
@@ -78,6 +94,8 @@ impl StoreHandle {
         let (tx, rx) = mpsc::channel::<Job>();
         let halted = Arc::new(AtomicBool::new(false));
         let halt = halted.clone();
+        let crash_at: Arc<Mutex<Option<CrashPoint>>> = Arc::default();
+        let armed = crash_at.clone();
         let thread = std::thread::Builder::new()
             .name("sgw-store".into())
             .spawn(move || {
@@ -86,13 +104,27 @@ impl StoreHandle {
                     if halt.load(Ordering::SeqCst) {
                         break;
                     }
+                    let before = store.commits();
                     // A panicking job is dropped (its transaction rolls back while unwinding,
                     // its caller sees `Closed`); the thread goes on with the next one.
                     let _ = catch_unwind(AssertUnwindSafe(|| job(&mut store)));
+                    if let Ok(mut point) = armed.lock()
+                        && point.is_some_and(|p| p.passed(before, store.commits()))
+                    {
+                        *point = None;
+                        halt.store(true, Ordering::SeqCst);
+                    }
                 }
             })
             .map_err(StoreError::io("spawn store thread", "sgw-store"))?;
-        Ok((StoreHandle { jobs: tx }, StoreThread { thread, halted }))
+        Ok((
+            StoreHandle { jobs: tx },
+            StoreThread {
+                thread,
+                halted,
+                crash_at,
+            },
+        ))
     }
 
     /// Runs `f` on the owner thread; `reply` gets its result there (keep it short: complete a

@@ -186,6 +186,43 @@ pub struct Store {
     /// The batches of the last snapshot saved or loaded: [`Store::save_snapshot`] only
     /// touches the rows of batches that differ.
     saved_batches: HashSet<Batch>,
+    /// Commits since the store was opened, by kind (the owner thread's crash points,
+    /// [`CrashPoint`]).
+    commits: Commits,
+}
+
+/// Durable commits of one kind since a [`Store`] was opened ([`Store::commits`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Commits {
+    /// Uploads committed by [`Store::ingest_file`].
+    pub ingests: u64,
+    /// Archives committed by [`Store::evacuate`] (one per archive).
+    pub evacuations: u64,
+}
+
+/// Where the store's owner thread can be made to stop as if the process died there
+/// ([`StoreThread::halt_at`]): right after a durable commit of this kind, before any later job
+/// (the core's next snapshot among them) runs. The conformance suite's aimed kill of the
+/// in-process gateway: the window between a commit and the snapshot that indexes it is what the
+/// restart must recover (`Store::load_snapshot`), and a kill from outside, which sees only the
+/// FTP reply that comes after both, cannot hit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CrashPoint {
+    /// After the next upload's commit (ST-STORE-1, DES-ID-4).
+    AfterIngestCommit,
+    /// After the next archive's commit (DES-EVAC-1, DES-EVAC-4).
+    AfterEvacuationCommit,
+}
+
+impl CrashPoint {
+    /// Whether a commit of this kind happened between `before` and `after`.
+    pub fn passed(self, before: Commits, after: Commits) -> bool {
+        match self {
+            CrashPoint::AfterIngestCommit => after.ingests != before.ingests,
+            CrashPoint::AfterEvacuationCommit => after.evacuations != before.evacuations,
+        }
+    }
 }
 
 /// The result of a committed ingest ([`Store::ingest_file`]).
@@ -477,6 +514,7 @@ impl Store {
                 quota: None,
                 boot_count,
                 saved_batches: HashSet::new(),
+                commits: Commits::default(),
             });
         }
         // The boot count of this process, durable before anything else happens.
@@ -497,6 +535,7 @@ impl Store {
             quota: None,
             boot_count: boot,
             saved_batches: HashSet::new(),
+            commits: Commits::default(),
         })
     }
 
@@ -508,6 +547,11 @@ impl Store {
     /// Sets the quota of primary storage in bytes (`quota_bytes`, DES-FTP-6); `None`: none.
     pub fn set_quota(&mut self, quota: Option<u64>) {
         self.quota = quota;
+    }
+
+    /// The durable commits since this store was opened, by kind ([`CrashPoint`]).
+    pub fn commits(&self) -> Commits {
+        self.commits
     }
 
     /// The boot count of this process (incremented by [`Self::open`]).
@@ -695,6 +739,7 @@ impl Store {
         )
         .map_err(StoreError::sql("advance seq counter"))?;
         tx.commit().map_err(StoreError::sql("commit ingest"))?;
+        self.commits.ingests += 1;
         Ok(Ingested {
             range,
             record_bytes: sizes,

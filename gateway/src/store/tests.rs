@@ -1346,6 +1346,54 @@ fn a_halted_owner_thread_runs_nothing_after_the_job_it_was_running() {
 }
 
 #[test]
+fn an_owner_thread_armed_at_the_next_ingest_commit_runs_nothing_after_that_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, thread) = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+    thread.halt_at(CrashPoint::AfterIngestCommit);
+    // Jobs that commit no upload do not reach the crash point.
+    assert_eq!(h.call(|s| s.last_seq()).unwrap().unwrap(), 0);
+    let failing = vec![Ok(vec!["a".to_owned()]), Err("551".to_owned())];
+    assert!(matches!(
+        h.ingest_file(ds("billing"), at(0), failing),
+        Err(IngestFailure::Source(_))
+    ));
+    assert_eq!(h.call(|s| s.commits()).unwrap(), Commits::default());
+    // The commit's own reply goes out; the job after it (the core's snapshot, in the
+    // gateway) never runs.
+    let done = h.ingest_file(ds("billing"), at(1), rows(3, "x")).unwrap();
+    assert_eq!(done.range, r(1, 3));
+    assert!(matches!(h.call(|s| s.usage()), Err(StoreError::Closed)));
+    drop(h);
+    thread.join().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.last_seq().unwrap(), 3);
+    // No snapshot was saved after the commit: the loaded one indexes the file from the
+    // ingest table (the restart's recovery, `add_missing_batches`).
+    let loaded = s.load_snapshot(1000).unwrap();
+    assert_eq!(
+        loaded.batches.iter().map(|b| b.range).collect::<Vec<_>>(),
+        vec![r(1, 3)]
+    );
+}
+
+#[test]
+fn an_owner_thread_armed_at_the_next_evacuation_commit_runs_nothing_after_it() {
+    let (dir, arch, s) = store_with_archive_dir();
+    let (h, thread) = StoreHandle::spawn(s).unwrap();
+    h.ingest_file(ds("billing"), at(0), rows(3, "x")).unwrap();
+    h.call(|s| s.mark_acked(r(1, 3))).unwrap().unwrap();
+    thread.halt_at(CrashPoint::AfterEvacuationCommit);
+    let a = arch.clone();
+    let report = h.call(move |s| evacuate(s, &a, at(2 * DAY))).unwrap();
+    assert_eq!(report.archives.len(), 1);
+    assert!(matches!(h.call(|s| s.last_seq()), Err(StoreError::Closed)));
+    drop(h);
+    thread.join().unwrap();
+    let s = Store::open(&dir.path().join("store")).unwrap();
+    assert_eq!(s.usage().unwrap().evacuated, 3);
+}
+
+#[test]
 fn the_owner_thread_streams_an_ingest_and_rolls_back_a_failed_one() {
     let dir = tempfile::tempdir().unwrap();
     let (h, thread) = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
