@@ -67,6 +67,7 @@ pub const CORE: &[&str] = &[
     "PSTART-OLD-COMMAND-SEQ",
     "PSTART-RESULT-UNACKED",
     "DATA-ACK-LONG-REASON",
+    "DATA-ACK-OTHER-RANGE",
     "CONNECT-BACKOFF",
     "CONNECT-REFUSED-LASTING",
     "FTP-RECORD-AT-LIMIT",
@@ -74,6 +75,7 @@ pub const CORE: &[&str] = &[
     "ANOMALY-OFFLINE",
     "RESEND-BUSY",
     "RESEND-TIME",
+    "RESEND-UNKNOWN-DATASET",
     "PSTOP-ENV-VERSION-2",
     "RESEND-ENV-VERSION-2",
     "CRASH-INGEST",
@@ -340,6 +342,22 @@ pub fn all() -> Vec<Case> {
                           (DES-MSG-RS-1: records whose ingest time is in the range, inclusive)",
             needs: Needs::NONE,
             run: resend_time,
+        },
+        Case {
+            id: "RESEND-UNKNOWN-DATASET",
+            requirements: &["IF-RESEND-1", "ST-PROVIDE-1"],
+            rules: &["DES-MSG-RS-2"],
+            level: Level::Must,
+            negative: true,
+            description: "after 3 records are acknowledged, `resend.request` of their seqs for a \
+                          dataset the gateway was not provisioned with (`no_such_dataset`), then \
+                          for `billing`",
+            expectation: "`resend.result` UNKNOWN_DATASET with the body {0,0,0} and no resend data \
+                          for it (DES-MSG-RS-2: the first row of its table wins over a range that \
+                          holds records); then OK with 3 records and resend data covering exactly \
+                          them",
+            needs: Needs::NONE,
+            run: resend_unknown_dataset,
         },
         Case {
             id: "MON-FACTS",
@@ -2266,6 +2284,46 @@ fn resend_time(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
+fn resend_unknown_dataset(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        let three = c.seq(3);
+        c.wait_view("3 records at the platform", WAIT, |v| {
+            v.highest_seq == three
+        })
+        .await?;
+        let r = resend_result_of(c, Some("no_such_dataset"), 1, 3).await?;
+        let unknown = r.in_reply_to.clone().unwrap_or_default();
+        let zero = ["\"records\":0", "\"messages\":0", "\"archived\":0"];
+        if r.code.as_deref() != Some("UNKNOWN_DATASET")
+            || !zero.iter().all(|z| r.summary.contains(z))
+        {
+            bail!(
+                "resend.result {:?} {} to {}..={three} of `no_such_dataset`: UNKNOWN_DATASET with \
+                 {{0,0,0}} expected (DES-MSG-RS-2)",
+                r.code,
+                r.summary,
+                c.seq(1)
+            );
+        }
+        // The known dataset's resend follows; it would be BUSY if the refused one had started
+        // a resend (DES-MSG-RS-3).
+        resend_runs(c, Some("billing"), 3, &[("billing".to_owned(), 1, 3)]).await?;
+        let for_unknown = format!(" for request {unknown}");
+        let sent: Vec<String> = c
+            .wire()
+            .into_iter()
+            .filter(|e| e.message_type == "data" && e.summary.ends_with(&for_unknown))
+            .map(|e| e.summary)
+            .collect();
+        if !sent.is_empty() {
+            bail!("resend data for the refused request: {sent:?}");
+        }
+        Ok(())
+    })
+}
+
 fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         c.started(ProfileFormat::Json).await?;
@@ -3033,6 +3091,12 @@ fn reply_case(a: ReplyAttack) -> Case {
             &["DES-ENV-6", "DES-MSG-2", "DES-MSG-DATA-3"],
             "the `data.ack` of an upload's data carries a `result.reason` of 1025 bytes, \
              correctly sealed",
+        ),
+        ReplyAttack::OtherRange => (
+            "DATA-ACK-OTHER-RANGE",
+            &["DES-MSG-DATA-2", "DES-MSG-DATA-3"],
+            "the `data.ack` of an upload's data (3 records in one message) names a range one seq \
+             longer than the message's, correctly sealed, result OK",
         ),
     };
     Case {

@@ -240,17 +240,25 @@ pub enum ReplyAttack {
     UnknownCode,
     /// `result.reason` of 1025 bytes, over `MAX_TEXT_BYTES` (DES-ENV-6).
     LongReason,
+    /// `body.range` one seq longer than the data message's (it decodes; DES-MSG-DATA-2 makes a
+    /// `data.ack` naming another range MALFORMED to the gateway).
+    OtherRange,
 }
 
 impl ReplyAttack {
     /// Every attack.
-    pub const ALL: [ReplyAttack; 2] = [ReplyAttack::UnknownCode, ReplyAttack::LongReason];
+    pub const ALL: [ReplyAttack; 3] = [
+        ReplyAttack::UnknownCode,
+        ReplyAttack::LongReason,
+        ReplyAttack::OtherRange,
+    ];
 
     /// Its name (the wire log's fault note).
     pub fn name(self) -> &'static str {
         match self {
             ReplyAttack::UnknownCode => "unknown-code",
             ReplyAttack::LongReason => "long-reason",
+            ReplyAttack::OtherRange => "other-range",
         }
     }
 }

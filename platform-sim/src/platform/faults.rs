@@ -250,6 +250,10 @@ pub fn attack_reply(attack: crate::ops::ReplyAttack, encoded: &[u8]) -> Option<V
             let max = gateway::protocol::message::MAX_TEXT_BYTES;
             result.insert("reason".into(), "r".repeat(max + 1).into());
         }
+        A::OtherRange => {
+            let last = v.pointer_mut("/body/range/last")?;
+            *last = (last.as_u64()?.checked_add(1)?).into();
+        }
     }
     serde_json::to_vec(&v).ok()
 }
@@ -452,6 +456,14 @@ mod tests {
         assert!(Envelope::decode(&bytes).is_ok());
         for a in A::ALL {
             let bad = attack_reply(a, &bytes).unwrap();
+            if a == A::OtherRange {
+                // It decodes: only the comparison with the data message refuses it.
+                let e = Envelope::decode(&bad).unwrap();
+                assert!(
+                    matches!(&e.body, Body::DataAck(d) if d.range == SeqRange::new(1, 6).unwrap())
+                );
+                continue;
+            }
             let e = Envelope::decode(&bad).unwrap_err();
             assert_eq!(e.result_code(), ResultCode::Malformed, "{a:?}: {e}");
         }
