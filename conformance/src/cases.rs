@@ -68,6 +68,7 @@ pub const CORE: &[&str] = &[
     "PSTART-RESULT-UNACKED",
     "DATA-ACK-LONG-REASON",
     "DATA-ACK-OTHER-RANGE",
+    "DATA-ACK-BUSY",
     "CONNECT-BACKOFF",
     "CONNECT-REFUSED-LASTING",
     "FTP-RECORD-AT-LIMIT",
@@ -1219,6 +1220,20 @@ pub fn all() -> Vec<Case> {
     for a in EnvelopeAttack::ALL {
         v.push(envelope_case(a));
     }
+    v.push(Case {
+        id: "DATA-ACK-BUSY",
+        requirements: &["IF-PSEND-3", "SM-RESEND"],
+        rules: &["DES-MSG-DATA-2", "DES-MSG-DATA-3"],
+        level: Level::Must,
+        negative: true,
+        description: "the platform answers the first two transmissions of an upload's data \
+                      `data.ack` BUSY (platform-sim fault `busy-acks=2`: verified, not stored)",
+        expectation: "the message answered BUSY stays in flight and is sent again under its \
+                      messageId; every record at the platform once, `storage.unacked` 0, nothing \
+                      given up (BUSY is not a reason to give up, DES-MSG-DATA-2)",
+        needs: Needs::NONE,
+        run: data_ack_busy,
+    });
     for a in ReplyAttack::ALL {
         v.push(reply_case(a));
     }
@@ -3074,6 +3089,64 @@ fn pstart_result_unacked(c: &mut Ctx) -> CaseFuture<'_> {
         upload_billing(c, "after.csv", 2, c.seed).await?;
         c.faults(FaultConfig::default())?;
         c.wait_all_acknowledged("the upload delivered", 2).await?;
+        Ok(())
+    })
+}
+
+fn data_ack_busy(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        c.faults(FaultConfig {
+            busy_acks: 2,
+            ..FaultConfig::default()
+        })?;
+        upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        let busy = c
+            .wait_wire("a data.ack BUSY", WAIT, |e| {
+                e.message_type == "data.ack" && e.code.as_deref() == Some("BUSY")
+            })
+            .await?;
+        let data_id = busy.in_reply_to.clone().unwrap_or_default();
+        // Whatever else happens meanwhile (the second BUSY may go to this message again or to
+        // the resend the platform's gap detection asks for, DES-MSG-RS-4), the message answered
+        // BUSY first is sent again under its messageId before anything else could settle its
+        // records: it is the oldest message in flight, so its timeout comes first.
+        Ctx::poll(WAIT, || {
+            let n = c
+                .wire()
+                .iter()
+                .filter(|e| {
+                    e.message_type == "data" && e.direction == "up" && e.message_id == data_id
+                })
+                .count();
+            Ok(match n {
+                n if n >= 2 => Look::Done(()),
+                n => Look::Not(format!(
+                    "data {data_id}, answered BUSY, sent {n} time(s): it stays in flight and goes \
+                     again (DES-MSG-DATA-2, DES-MSG-DATA-3)"
+                )),
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("{e}; the gateway's anomalies {:?}", c.gateway_anomalies()))?;
+        c.wait_all_acknowledged("the 3 records acknowledged after the BUSY answers", 3)
+            .await?;
+        exactly_once(c, 3)?;
+        let given_up: Vec<String> = c
+            .gateway_anomalies()
+            .into_iter()
+            .filter(|a| a.contains("DES-MSG-DATA-5"))
+            .collect();
+        if !given_up.is_empty() {
+            bail!("data given up after a BUSY answer: {given_up:?} (DES-MSG-DATA-2)");
+        }
+        let answers: Vec<String> = c
+            .wire()
+            .iter()
+            .filter(|e| e.message_type == "data.ack")
+            .map(|e| format!("{:?} to {:?}", e.code, e.in_reply_to))
+            .collect();
+        c.note(format!("data.ack answers: {answers:?}"));
         Ok(())
     })
 }

@@ -202,6 +202,10 @@ pub struct FaultConfig {
     /// in transit): never opened as data, not stored, not acknowledged; the wire log shows each
     /// with fault `lost`. The gateway must send them again (DES-MSG-DATA-3).
     pub lose_data: u32,
+    /// The next N `data` messages the platform would store are answered `data.ack` BUSY instead
+    /// (the platform cannot store now; nothing stored, no anomaly): the gateway must keep each in
+    /// flight and send it again (DES-MSG-DATA-2: BUSY is not a reason to give up).
+    pub busy_acks: u32,
     /// The certificate endpoint (DES-CERT-1) is unreachable: every new connection to it is
     /// closed as it is accepted, before TLS. A gateway keeps the certificates and the CRL it
     /// holds (DES-CERT-3) and retries.

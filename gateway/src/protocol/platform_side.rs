@@ -122,6 +122,9 @@ pub enum ProfileVerdict {
     /// It failed to open or decode (one verdict, no oracle): `data.ack` SECURITY_FAILED
     /// (DES-PROF-4, DES-PROF-7).
     Failed,
+    /// Verified, but the platform cannot store it now (its store busy; platform-sim's fault
+    /// `busy-acks`): `data.ack` BUSY, nothing stored, no anomaly (DES-MSG-DATA-2).
+    Busy,
 }
 
 /// What the platform's adapter hands in for one MQTT message.
@@ -1198,6 +1201,16 @@ impl PlatformCore {
         if replies.is_empty() && !recorded_anomaly {
             return;
         }
+        // Nor a transient refusal of `data`: its retransmission, under the same messageId,
+        // must be processed again (DES-ENV-8, DES-MSG-DATA-2/3).
+        if replies.iter().any(|r| {
+            matches!(r.body, Body::DataAck(_))
+                && r.result
+                    .as_ref()
+                    .is_some_and(|o| matches!(o.code, ResultCode::Busy | ResultCode::Internal))
+        }) {
+            return;
+        }
         // Exact: no entry younger than REPLY_MEMORY_SEC is evicted (DES-ENV-8).
         self.memory.entry(gw.clone()).or_default().insert(
             env.message_id.clone(),
@@ -1482,6 +1495,19 @@ impl PlatformCore {
             );
             return;
         }
+        if profile == Some(ProfileVerdict::Busy) {
+            self.reply(
+                now,
+                gw,
+                &env.message_id,
+                Outcome::new(
+                    ResultCode::Busy,
+                    "DES-MSG-DATA-2: the platform cannot store now; send it again",
+                ),
+                ack,
+            );
+            return;
+        }
         let refused = match profile {
             Some(ProfileVerdict::Verified) => None,
             Some(ProfileVerdict::Mismatch) => Some((
@@ -1490,7 +1516,7 @@ impl PlatformCore {
                 ResultCode::Malformed,
                 "profile header does not match the message",
             )),
-            Some(ProfileVerdict::Failed) | None => Some((
+            Some(ProfileVerdict::Failed | ProfileVerdict::Busy) | None => Some((
                 AnomalyKind::Security,
                 "SEC-JSON-SIG-2",
                 ResultCode::SecurityFailed,

@@ -206,6 +206,53 @@ fn a_duplicate_data_message_gets_the_stored_ack_and_is_not_stored_again() {
 }
 
 #[test]
+fn a_data_message_answered_busy_is_processed_again_when_retransmitted() {
+    let mut p = connected();
+    let PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender,
+        ..
+    } = up(at(1), "GW0001.1.2", data(r(1, 5)))
+    else {
+        unreachable!()
+    };
+    let busy = PlatformInbound::Opened {
+        topic: topic.clone(),
+        envelope: envelope.clone(),
+        sender: sender.clone(),
+        profile: Some(ProfileVerdict::Busy),
+    };
+    p.handle_inbound(at(1), busy);
+    let o = out(&mut p);
+    assert_eq!(o.len(), 1);
+    assert_eq!(code(&o[0]), ResultCode::Busy);
+    assert!(
+        !events(&mut p)
+            .iter()
+            .any(|e| matches!(e, PlatformEvent::StoreRecords { .. }))
+    );
+    // The same bytes again (DES-MSG-DATA-3), now storable: processed, not answered from memory.
+    let again = PlatformInbound::Opened {
+        topic,
+        envelope,
+        sender,
+        profile: Some(ProfileVerdict::Verified),
+    };
+    p.handle_inbound(at(3), again);
+    let o = out(&mut p);
+    assert_eq!(o.len(), 1);
+    assert_eq!(code(&o[0]), ResultCode::Ok);
+    assert_eq!(
+        events(&mut p)
+            .iter()
+            .filter(|e| matches!(e, PlatformEvent::StoreRecords { .. }))
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn a_duplicate_start_result_gets_the_stored_ack() {
     let mut p = connected();
     let res = up(

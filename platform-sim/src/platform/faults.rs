@@ -9,7 +9,7 @@
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
 //! `rogue-app`, `busy-connects[=N]`, `unauthorized-connects[=N]`, `lose-data[=N]`,
-//! `https-unreachable`, or `none` (all off).
+//! `busy-acks[=N]`, `https-unreachable`, or `none` (all off).
 //! Unknown items are refused.
 
 use crate::ops::FaultConfig;
@@ -76,6 +76,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "busy-connects" => f.busy_connects = num(item, v, 1)?,
             "unauthorized-connects" => f.unauthorized_connects = num(item, v, 1)?,
             "lose-data" => f.lose_data = num(item, v, 1)?,
+            "busy-acks" => f.busy_acks = num(item, v, 1)?,
             "https-unreachable" => f.https_unreachable = true,
             "jose" => {
                 f.jose_attack = Some(named(&crate::ops::JoseAttack::ALL, |a| a.name(), item, v)?)
@@ -583,6 +584,8 @@ mod tests {
         );
         assert_eq!(parse_fault_spec("lose-data=3").unwrap().lose_data, 3);
         assert_eq!(parse_fault_spec("lose-data").unwrap().lose_data, 1);
+        assert_eq!(parse_fault_spec("busy-acks=2").unwrap().busy_acks, 2);
+        assert_eq!(parse_fault_spec("busy-acks").unwrap().busy_acks, 1);
         assert!(
             parse_fault_spec("https-unreachable")
                 .unwrap()

@@ -1370,6 +1370,11 @@ impl Shared {
                     match &env.body {
                         Body::Data(d) => {
                             verdict = Some(match st.verify_profile(&gw, &env, d) {
+                                Ok(_) if st.faults.busy_acks > 0 => {
+                                    st.faults.busy_acks -= 1;
+                                    tracing::info!(%gw, id = %env.message_id, "fault: data answered BUSY");
+                                    ProfileVerdict::Busy
+                                }
                                 Ok(p) => {
                                     profile = Some((p, env.message_id.to_string()));
                                     ProfileVerdict::Verified
