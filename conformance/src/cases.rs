@@ -2190,6 +2190,43 @@ fn ack_withheld(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
+/// Waits until the resend data on the wire since event `from` covers exactly `want`, each seq
+/// once; fails at once on a seq outside it. The resend data messages' summaries.
+async fn resend_data_exactly(
+    c: &Ctx,
+    from: usize,
+    want: std::ops::RangeInclusive<u64>,
+) -> Result<Vec<String>> {
+    Ctx::poll(WAIT, || {
+        let resent: Vec<String> = c
+            .wire()
+            .into_iter()
+            .skip(from)
+            .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
+            .map(|e| e.summary)
+            .collect();
+        let mut seqs: Vec<u64> = resent
+            .iter()
+            .filter_map(|s| data_range(s))
+            .flatten()
+            .collect();
+        seqs.sort_unstable();
+        let wrong = format!(
+            "resend data {resent:?} does not cover exactly {}..={}",
+            want.start(),
+            want.end()
+        );
+        if seqs.iter().any(|q| !want.contains(q)) {
+            bail!("{wrong}");
+        }
+        Ok(match seqs == want.clone().collect::<Vec<u64>>() {
+            true => Look::Done(resent),
+            false => Look::Not(wrong),
+        })
+    })
+    .await
+}
+
 /// A DES-ENV-2 time range for a `resend.request`.
 fn time_range(
     from: chrono::DateTime<chrono::Utc>,
@@ -2267,33 +2304,9 @@ fn resend_time(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        let resent = Ctx::poll(WAIT, || {
-            let resent: Vec<String> = c
-                .wire()
-                .into_iter()
-                .skip(from)
-                .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
-                .map(|e| e.summary)
-                .collect();
-            let mut seqs: Vec<u64> = resent
-                .iter()
-                .filter_map(|s| data_range(s))
-                .flatten()
-                .collect();
-            seqs.sort_unstable();
-            let wrong = format!(
-                "resend data {resent:?} does not cover exactly {four}..={seven} (ingested in \
-                 {t0}..={t1})"
-            );
-            if seqs.iter().any(|q| !(four..=seven).contains(q)) {
-                bail!("{wrong}");
-            }
-            Ok(match seqs == (four..=seven).collect::<Vec<u64>>() {
-                true => Look::Done(resent),
-                false => Look::Not(wrong),
-            })
-        })
-        .await?;
+        let resent = resend_data_exactly(c, from, four..=seven)
+            .await
+            .map_err(|e| anyhow!("{e} (ingested in {t0}..={t1})"))?;
         c.note(format!("resend data: {resent:?}"));
         Ok(())
     })
@@ -2361,29 +2374,7 @@ fn resend_seq(c: &mut Ctx) -> CaseFuture<'_> {
         if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":5") {
             bail!("resend.result {:?} {}", r.code, r.summary);
         }
-        let resent = Ctx::poll(WAIT, || {
-            let resent: Vec<String> = c
-                .wire()
-                .into_iter()
-                .filter(|e| e.message_type == "data" && e.summary.contains(" resend "))
-                .map(|e| e.summary)
-                .collect();
-            let mut seqs: Vec<u64> = resent
-                .iter()
-                .filter_map(|s| data_range(s))
-                .flatten()
-                .collect();
-            seqs.sort_unstable();
-            let wrong = format!("resend data {resent:?} does not cover exactly {three}..={seven}");
-            if seqs.iter().any(|q| !(three..=seven).contains(q)) {
-                bail!("{wrong}");
-            }
-            Ok(match seqs == (three..=seven).collect::<Vec<u64>>() {
-                true => Look::Done(resent),
-                false => Look::Not(wrong),
-            })
-        })
-        .await?;
+        let resent = resend_data_exactly(c, 0, three..=seven).await?;
         c.note(format!("resend data: {resent:?}"));
         // A range partly beyond lastSeq: PARTIAL, and the part held is sent (DES-MSG-RS-2).
         let (eleven, twelve) = (c.seq(11), c.seq(12));
@@ -4480,20 +4471,29 @@ async fn evacuated(c: &mut Ctx, rows: u64) -> Result<Vec<ArchiveSeen>> {
     Ok(archives)
 }
 
+/// Every record of `archives` is at the platform, as the platform received it (masked values
+/// stay masked in both, DES-EVAC-3). How many records the archives hold.
+fn archived_as_received(c: &Ctx, archives: &[ArchiveSeen]) -> Result<u64> {
+    let stored = c.stored()?;
+    let mut archived = 0;
+    for a in archives {
+        for (seq, fields) in archived_records(a)? {
+            archived += 1;
+            let Some(r) = stored.iter().find(|r| r.seq == seq) else {
+                bail!("archived seq {seq} never reached the platform");
+            };
+            if r.fields != fields {
+                bail!("archived seq {seq} differs from what the platform received");
+            }
+        }
+    }
+    Ok(archived)
+}
+
 fn evac_archive(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
         let archives = evacuated(c, 6).await?;
-        let stored = c.stored()?;
-        for a in &archives {
-            for (seq, fields) in archived_records(a)? {
-                let Some(r) = stored.iter().find(|r| r.seq == seq) else {
-                    bail!("archived seq {seq} never reached the platform");
-                };
-                if r.fields != fields {
-                    bail!("archived seq {seq} differs from what the platform received");
-                }
-            }
-        }
+        archived_as_received(c, &archives)?;
         let range = SeqRange::new(1, 6).ok_or_else(|| anyhow!("range"))?;
         c.command(OperatorCommand::Resend {
             dataset: None,
@@ -4561,20 +4561,7 @@ fn crash_evacuation(c: &mut Ctx) -> CaseFuture<'_> {
         )
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
-        let archives = read_archives(c)?;
-        let stored = c.stored()?;
-        let mut archived = 0;
-        for a in &archives {
-            for (seq, fields) in archived_records(a)? {
-                archived += 1;
-                let Some(r) = stored.iter().find(|r| r.seq == seq) else {
-                    bail!("archived seq {seq} never reached the platform");
-                };
-                if r.fields != fields {
-                    bail!("archived seq {seq} differs from what the platform received");
-                }
-            }
-        }
+        let archived = archived_as_received(c, &read_archives(c)?)?;
         if archived != ROWS {
             bail!("{archived} records in the archives, {ROWS} evacuated");
         }
