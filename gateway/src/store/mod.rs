@@ -205,7 +205,8 @@ pub struct Commits {
 /// (the core's next snapshot among them) runs. The conformance suite's aimed kill of the
 /// in-process gateway: the window between a commit and the snapshot that indexes it is what the
 /// restart must recover (`Store::load_snapshot`), and a kill from outside, which sees only the
-/// FTP reply that comes after both, cannot hit it.
+/// FTP reply — sent as the snapshot is queued, which the store runs microseconds later — almost
+/// never hits it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CrashPoint {
