@@ -378,7 +378,7 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "CRASH-INGEST",
         requirements: &["ST-STORE-1", "SC-FTP-1", "IF-PSEND-3"],
-        rules: &["DES-FTP-6", "DES-ID-4", "DES-MSG-DATA-3"],
+        rules: &["DES-FTP-6", "DES-ID-4", "DES-MSG-DATA-3", "DES-MSG-RS-1"],
         level: Level::Must,
         negative: true,
         description: "kill -9 the gateway at random points (seeded) while uploads stream in and \
@@ -387,7 +387,9 @@ pub fn all() -> Vec<Case> {
                       what it indexed of the file; otherwise the moment the upload is answered \
                       226), restarting it each time",
         expectation: "every upload answered 226 reaches the platform whole; no row reaches it \
-                      twice; no file in part",
+                      twice; no file in part; a resend by time over the whole seconds of the \
+                      last two uploads serves exactly their records (their ingest time kept \
+                      across the crash)",
         needs: Needs {
             kill: true,
             ..Needs::OWN
@@ -864,9 +866,10 @@ pub fn all() -> Vec<Case> {
                       `version` 2",
         expectation: "answered UNSUPPORTED_VERSION with the neutral body of a resend's reply, \
                       records, messages and archived 0 (DES-MSG-2); an `anomaly` of kind \
-                      `malformed`; not acted on (no resend data for it)",
+                      `malformed`; not acted on (no resend data for it); then the same records' \
+                      correct resend answered OK (not BUSY) and served",
         needs: Needs::NONE,
-        run: resend_env_version_2,
+        run: resend_attack_case,
     });
     v.push(Case {
         id: "DATA-WINDOW",
@@ -1474,6 +1477,16 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         // snapshot), which its restart must recover. Where the target offers crash points (the
         // in-process gateway) it dies exactly there; otherwise it is killed the moment the
         // upload is answered 226, which is as close as the outside gets.
+        // They start in a later whole second than anything before, so that a resend by time
+        // can ask for exactly their records afterwards.
+        let second = chrono::TimeDelta::seconds(1);
+        let t0 = {
+            use chrono::DurationRound;
+            chrono::Utc::now().duration_trunc(second)? + second
+        };
+        let wait = (t0 - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        let mut how = Vec::new();
         for round in 5..7 {
             let aimed = c.crash_gateway_at(CrashPoint::AfterIngestCommit).await?;
             upload_bytes(&target, &format!("f{next}.csv"), &marked_file(next, ROWS)?).await?;
@@ -1484,6 +1497,7 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                     "round {round}: died right after file {next}'s commit (the target's crash \
                      point), before the snapshot that indexes it; it was answered 226"
                 ));
+                how.push(format!("died right after file {next}'s commit"));
             } else {
                 if !c.kill_gateway().await? {
                     bail!("the target cannot be killed");
@@ -1491,11 +1505,16 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                 c.note(format!(
                     "round {round}: killed as file {next} was answered 226"
                 ));
+                how.push(format!("was killed as file {next} was answered 226"));
             }
             accepted.insert(next);
             next += 1;
             c.start_gateway().await?;
         }
+        let t1 = {
+            use chrono::DurationRound;
+            chrono::Utc::now().duration_trunc(second)? + second
+        };
         // Nothing proved unless uploads were accepted and some were cut by a kill.
         if accepted.is_empty() || interrupted == 0 {
             bail!(
@@ -1533,7 +1552,16 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                     accepted.len(),
                     files.len()
                 ));
-                return Ok(());
+                let last_two: Vec<u64> = stored
+                    .iter()
+                    .filter(|r| {
+                        [next - 2, next - 1]
+                            .iter()
+                            .any(|n| r.fields[0].starts_with(&format!("F{n}-")))
+                    })
+                    .map(|r| r.seq)
+                    .collect();
+                return crash_ingest_resend_by_time(c, t0, t1, &last_two, &how).await;
             }
             if tokio::time::Instant::now() > deadline {
                 let missing: Vec<u64> = accepted
@@ -1543,15 +1571,59 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                     .collect();
                 bail!(
                     "accepted uploads missing at the platform after the restarts: files \
-                     {missing:?} (answered 226; rounds 5 and 6 crashed right after files {} \
-                     and {})",
-                    next - 2,
-                    next - 1
+                     {missing:?} (answered 226; in rounds 5 and 6 the gateway {})",
+                    how.join(" and ")
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
+}
+
+/// CRASH-INGEST's last step: the records of the two files uploaded in `t0..=t1` (rounds 5 and
+/// 6, each followed by a crash; `seqs` as the platform stored them) are what a resend by time
+/// over `t0..=t1` serves — the ingest time survives the crash (DES-MSG-RS-1), also where the
+/// restart rebuilt the file's batches from the store (a crash point before the snapshot).
+async fn crash_ingest_resend_by_time(
+    c: &mut Ctx,
+    t0: chrono::DateTime<chrono::Utc>,
+    t1: chrono::DateTime<chrono::Utc>,
+    seqs: &[u64],
+    how: &[String],
+) -> Result<()> {
+    let (Some(&first), Some(&last)) = (seqs.iter().min(), seqs.iter().max()) else {
+        bail!("the files of rounds 5 and 6 are not at the platform");
+    };
+    let n = seqs.len() as u64;
+    if last - first + 1 != n {
+        bail!("the records of rounds 5 and 6 hold seqs {seqs:?}, not one range");
+    }
+    let from = c.wire().len();
+    let id = c.sent(OperatorCommand::Resend {
+        dataset: None,
+        seq: None,
+        time: Some(time_range(t0, t1)),
+    })?;
+    let r = c
+        .wait_wire("resend.result to the time of rounds 5 and 6", WAIT, |e| {
+            e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
+        })
+        .await?;
+    let after = format!("in rounds 5 and 6 the gateway {}", how.join(" and "));
+    if r.code.as_deref() != Some("OK") || !r.summary.contains(&format!("\"records\":{n}")) {
+        bail!(
+            "resend.result {:?} {} to {t0}..={t1}, in which the {n} records {first}..={last} \
+             were ingested ({after}): OK with {n} records expected — the ingest time is kept \
+             across a crash (DES-MSG-RS-1)",
+            r.code,
+            r.summary
+        );
+    }
+    let resent = resend_data_exactly(c, from, first..=last)
+        .await
+        .map_err(|e| anyhow!("{e} (ingested in {t0}..={t1}; {after})"))?;
+    c.note(format!("resend by time {t0}..={t1}: {resent:?}"));
+    Ok(())
 }
 
 /// Rows per file of CRASH-SENDING.
@@ -2668,6 +2740,11 @@ fn envelope_expected(a: EnvelopeAttack) -> (Option<&'static str>, Option<Anomaly
         A::Ext => (Some("OK"), None),
         A::ForeignGatewayId => (Some("UNAUTHORIZED"), Some(AnomalyKind::Unauthorized)),
         A::OldCommandSeq => (Some("SUPERSEDED"), None),
+        A::ResendBoth
+        | A::ResendNeither
+        | A::ResendUnorderedSeq
+        | A::ResendSeqZero
+        | A::ResendUnorderedTime => (Some("MALFORMED"), Some(AnomalyKind::Malformed)),
     }
 }
 
@@ -2724,7 +2801,54 @@ fn envelope_case(a: EnvelopeAttack) -> Case {
             "after a start (commandSeq 1) and a stop (2), a `periodic.start` correctly sealed \
              with `commandSeq` 2 (equal to the last applied)",
         ),
+        A::ResendBoth => (
+            "RESEND-BODY-BOTH",
+            &["DES-MSG-RS-1", "DES-MSG-2", "DES-MSG-3"],
+            "3 records acknowledged; a `resend.request` of them by `seq` that also carries a \
+             `time` range, correctly sealed",
+        ),
+        A::ResendNeither => (
+            "RESEND-BODY-NEITHER",
+            &["DES-MSG-RS-1", "DES-MSG-2", "DES-MSG-3"],
+            "3 records acknowledged; a `resend.request` with neither `seq` nor `time`, correctly \
+             sealed",
+        ),
+        A::ResendUnorderedSeq => (
+            "RESEND-BODY-UNORDERED-SEQ",
+            &["DES-MSG-RS-1", "DES-ID-4", "DES-MSG-2", "DES-MSG-3"],
+            "3 records acknowledged; a `resend.request` of them by `seq` with `first` and `last` \
+             swapped (first > last), correctly sealed",
+        ),
+        A::ResendSeqZero => (
+            "RESEND-BODY-SEQ-ZERO",
+            &["DES-ID-4", "DES-MSG-2", "DES-MSG-3"],
+            "3 records acknowledged; a `resend.request` by `seq` whose `first` is 0, correctly \
+             sealed",
+        ),
+        A::ResendUnorderedTime => (
+            "RESEND-BODY-UNORDERED-TIME",
+            &["DES-MSG-RS-1", "DES-MSG-2", "DES-MSG-3"],
+            "3 records acknowledged; a `resend.request` by `time` whose `from` is a day after \
+             its `to`, correctly sealed",
+        ),
     };
+    if EnvelopeAttack::RESEND_BODY.contains(&a) {
+        return Case {
+            id,
+            requirements: &["IF-RESEND-1", "SM-THRESHOLD", "SM-AUDIT"],
+            rules,
+            level: Level::Must,
+            negative: true,
+            description,
+            expectation: "answered MALFORMED with the neutral body of a resend's reply, \
+                          records, messages and archived 0 (§6.10, DES-MSG-2); an `anomaly` of \
+                          kind `malformed`; not acted on (no resend data for it); then the same \
+                          records' correct resend answered OK (not BUSY: the refused request \
+                          started none) and served",
+            needs: Needs::NONE,
+            run: resend_attack_case,
+        };
+    }
     let expectation: &'static str = match a {
         A::NotJson => {
             "not answered (not peekable), not acted on; an `anomaly` of kind `malformed`; the \
@@ -2811,9 +2935,18 @@ fn pstop_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
-fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
+/// RESEND-ENV-VERSION-2 and the RESEND-BODY-* family: a broken `resend.request` refused with
+/// the neutral body, reported, not acted on; the correct request afterwards served.
+fn resend_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        let a = EnvelopeAttack::Version2;
+        let a = match c.case_id.as_str() {
+            "RESEND-ENV-VERSION-2" => EnvelopeAttack::Version2,
+            id => attack_of(&EnvelopeAttack::RESEND_BODY, envelope_case, id)?,
+        };
+        let code = match a {
+            EnvelopeAttack::Version2 => "UNSUPPORTED_VERSION",
+            _ => "MALFORMED",
+        };
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "billing_1.csv", 3, c.seed).await?;
         c.wait_all_acknowledged("3 records acknowledged", 3).await?;
@@ -2832,13 +2965,12 @@ fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
             bail!("the suite's fault did not break the resend.request: nothing proved");
         }
         let zero = ["\"records\":0", "\"messages\":0", "\"archived\":0"];
-        if r.code.as_deref() != Some("UNSUPPORTED_VERSION")
-            || !zero.iter().all(|z| r.summary.contains(z))
-        {
+        if r.code.as_deref() != Some(code) || !zero.iter().all(|z| r.summary.contains(z)) {
             bail!(
-                "the resend.request of version 2 answered {:?} {}: UNSUPPORTED_VERSION with the \
-                 neutral body of a resend's reply, records, messages and archived 0, expected \
-                 (§6.10, DES-MSG-2)",
+                "the resend.request broken by {} answered {:?} {}: {code} with the neutral body \
+                 of a resend's reply, records, messages and archived 0, expected (§6.10, \
+                 DES-MSG-2)",
+                a.name(),
                 r.code,
                 r.summary
             );
@@ -2863,6 +2995,19 @@ fn resend_env_version_2(c: &mut Ctx) -> CaseFuture<'_> {
                 e.summary
             );
         }
+        // The gateway still serves the same records' correct request (and the refused one
+        // started no resend: not BUSY).
+        let from = c.wire().len();
+        let r = resend_result(c, 1, 3).await?;
+        if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":3") {
+            bail!(
+                "the correct resend.request after the refused one answered {:?} {}: OK with 3 \
+                 records expected",
+                r.code,
+                r.summary
+            );
+        }
+        resend_data_exactly(c, from, c.seq(1)..=c.seq(3)).await?;
         Ok(())
     })
 }
@@ -2878,7 +3023,7 @@ fn attack_of<T: Copy>(all: &[T], case_of: fn(T) -> Case, id: &str) -> Result<T> 
 
 fn envelope_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        let a = attack_of(&EnvelopeAttack::ALL, envelope_case, &c.case_id)?;
+        let a = attack_of(&EnvelopeAttack::ANY_COMMAND, envelope_case, &c.case_id)?;
         let (code, kind) = envelope_expected(a);
         if a == EnvelopeAttack::OldCommandSeq {
             c.started(ProfileFormat::Json).await?;

@@ -245,7 +245,7 @@ fn main() -> ExitCode {
         Cmd::List { select } => {
             for c in selected(&select) {
                 println!(
-                    "{:<24} {:<6} {:<8} {:<40} {}",
+                    "{:<30} {:<6} {:<8} {:<40} {}",
                     c.id,
                     format!("{:?}", c.level).to_uppercase(),
                     if c.negative { "negative" } else { "" },
@@ -367,7 +367,7 @@ fn main() -> ExitCode {
             let report = match tokio_rt().block_on(run(&opts, |c| {
                 let v = serde_json::to_value(c.verdict).unwrap_or_default();
                 println!(
-                    "{:<24} {:<16} {:>6.1} s{}",
+                    "{:<30} {:<16} {:>6.1} s{}",
                     c.id,
                     v.as_str().unwrap_or("?"),
                     c.seconds,

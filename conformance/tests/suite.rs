@@ -27,7 +27,7 @@ fn opts(select: &[&str], deviations: Vec<(String, String)>) -> RunOptions {
 async fn the_reference_gateway_passes_every_case() {
     let report = run(&opts(&[], Vec::new()), |c| {
         println!(
-            "{:<24} {:?} {:.1} s {:?}",
+            "{:<30} {:?} {:.1} s {:?}",
             c.id, c.verdict, c.seconds, c.observed
         );
     })
@@ -120,7 +120,7 @@ async fn the_reference_gateway_passes_every_case() {
 #[ignore = "mutation testing only: the full run covers these cases"]
 async fn the_reference_gateway_passes_the_core_selection() {
     let report = run(&opts(conformance::cases::CORE, Vec::new()), |c| {
-        println!("{:<24} {:?} {:.1} s", c.id, c.verdict, c.seconds);
+        println!("{:<30} {:?} {:.1} s", c.id, c.verdict, c.seconds);
     })
     .await
     .unwrap();
@@ -194,7 +194,7 @@ async fn the_sgw_binary_passes_the_cases_that_kill_it() {
     o.target = TargetSpec::Command(format!("{} run --bundle {{bundle}}", sgw_bin().display()));
     let report = run(&o, |c| {
         println!(
-            "{:<24} {:?} {:.1} s {:?} {:?}",
+            "{:<30} {:?} {:.1} s {:?} {:?}",
             c.id, c.verdict, c.seconds, c.observed, c.notes
         );
     })

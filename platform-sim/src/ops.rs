@@ -268,7 +268,8 @@ impl ReplyAttack {
 }
 
 /// A correctly sealed command whose envelope breaks one receiving rule (docs/protocol.md §6.10,
-/// steps 5–14 of `periodic.start`).
+/// steps 5–14 of `periodic.start`), or — the `Resend*` ones, which break only a
+/// `resend.request` — whose resend body breaks DES-MSG-RS-1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvelopeAttack {
@@ -292,11 +293,34 @@ pub enum EnvelopeAttack {
     /// Not sealed: an MQTT payload of 1 MiB + 16 bytes instead of the token (the broker takes
     /// packets up to 1 MiB + 1 KiB): dropped unopened, reported (DES-MQTT-7).
     OversizePayload,
+    /// A `resend.request` by `seq` that also carries a `time` range: MALFORMED (DES-MSG-RS-1:
+    /// exactly one of the two).
+    ResendBoth,
+    /// A `resend.request` with neither `seq` nor `time`: MALFORMED (DES-MSG-RS-1).
+    ResendNeither,
+    /// A `resend.request` by `seq` whose `first` and `last` are swapped (`first` > `last`):
+    /// MALFORMED (DES-MSG-RS-1, DES-ID-4).
+    ResendUnorderedSeq,
+    /// A `resend.request` by `seq` whose `first` is 0: MALFORMED (DES-ID-4: seqs start at 1).
+    ResendSeqZero,
+    /// A `resend.request` by `time` whose `from` is a day after its `to`: MALFORMED
+    /// (DES-MSG-RS-1: `from ≤ to`).
+    ResendUnorderedTime,
 }
 
 impl EnvelopeAttack {
-    /// Every attack.
-    pub const ALL: [EnvelopeAttack; 9] = [
+    /// The attacks that break only a `resend.request`'s body (applied to another command
+    /// they break nothing: the command is not sent).
+    pub const RESEND_BODY: [EnvelopeAttack; 5] = [
+        EnvelopeAttack::ResendBoth,
+        EnvelopeAttack::ResendNeither,
+        EnvelopeAttack::ResendUnorderedSeq,
+        EnvelopeAttack::ResendSeqZero,
+        EnvelopeAttack::ResendUnorderedTime,
+    ];
+
+    /// The attacks that break any command's envelope (the others: [`Self::RESEND_BODY`]).
+    pub const ANY_COMMAND: [EnvelopeAttack; 9] = [
         EnvelopeAttack::Oversize,
         EnvelopeAttack::NotJson,
         EnvelopeAttack::DuplicateMember,
@@ -306,6 +330,24 @@ impl EnvelopeAttack {
         EnvelopeAttack::ForeignGatewayId,
         EnvelopeAttack::OldCommandSeq,
         EnvelopeAttack::OversizePayload,
+    ];
+
+    /// Every attack.
+    pub const ALL: [EnvelopeAttack; 14] = [
+        EnvelopeAttack::Oversize,
+        EnvelopeAttack::NotJson,
+        EnvelopeAttack::DuplicateMember,
+        EnvelopeAttack::Version2,
+        EnvelopeAttack::UnknownMember,
+        EnvelopeAttack::Ext,
+        EnvelopeAttack::ForeignGatewayId,
+        EnvelopeAttack::OldCommandSeq,
+        EnvelopeAttack::OversizePayload,
+        EnvelopeAttack::ResendBoth,
+        EnvelopeAttack::ResendNeither,
+        EnvelopeAttack::ResendUnorderedSeq,
+        EnvelopeAttack::ResendSeqZero,
+        EnvelopeAttack::ResendUnorderedTime,
     ];
 
     /// Its name (the wire log's fault note).
@@ -320,6 +362,11 @@ impl EnvelopeAttack {
             EnvelopeAttack::ForeignGatewayId => "foreign-gateway-id",
             EnvelopeAttack::OldCommandSeq => "old-command-seq",
             EnvelopeAttack::OversizePayload => "oversize-payload",
+            EnvelopeAttack::ResendBoth => "resend-both",
+            EnvelopeAttack::ResendNeither => "resend-neither",
+            EnvelopeAttack::ResendUnorderedSeq => "resend-unordered-seq",
+            EnvelopeAttack::ResendSeqZero => "resend-seq-zero",
+            EnvelopeAttack::ResendUnorderedTime => "resend-unordered-time",
         }
     }
 }

@@ -155,7 +155,8 @@ pub fn foreign_root_pem() -> Result<String, gateway::security::SecurityError> {
 
 /// The envelope `encoded` (a command as the platform encoded it) broken by `attack`; the
 /// caller seals the result correctly. `None` if `encoded` is not a JSON object with a `body`
-/// object (not a command).
+/// object (not a command), and for a `Resend*` attack if it is not a `resend.request` of the
+/// shape the attack needs.
 pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Option<Vec<u8>> {
     use crate::ops::EnvelopeAttack as A;
     let mut v: serde_json::Value = serde_json::from_slice(encoded).ok()?;
@@ -198,6 +199,41 @@ pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Op
                 gateway::protocol::message::MAX_PAYLOAD_BYTES + 16
             ]);
         }
+        // The resend body's attacks: `None` (nothing sent) for another command.
+        A::ResendBoth => {
+            let body = resend_body(obj)?;
+            body.get("seq")?;
+            body.insert(
+                "time".into(),
+                serde_json::json!({"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z"}),
+            );
+        }
+        A::ResendNeither => {
+            let body = resend_body(obj)?;
+            body.remove("seq");
+            body.remove("time");
+        }
+        A::ResendUnorderedSeq => {
+            let seq = resend_body(obj)?.get_mut("seq")?.as_object_mut()?;
+            let (first, last) = (seq.get("first")?.as_u64()?, seq.get("last")?.as_u64()?);
+            if first >= last {
+                return None;
+            }
+            seq.insert("first".into(), last.into());
+            seq.insert("last".into(), first.into());
+        }
+        A::ResendSeqZero => {
+            let seq = resend_body(obj)?.get_mut("seq")?.as_object_mut()?;
+            seq.insert("first".into(), 0.into());
+        }
+        A::ResendUnorderedTime => {
+            let body = resend_body(obj)?;
+            body.remove("seq");
+            body.insert(
+                "time".into(),
+                serde_json::json!({"from": "2000-01-02T00:00:00Z", "to": "2000-01-01T00:00:00Z"}),
+            );
+        }
         A::NotJson => {
             let mut out = b"sgw ".to_vec();
             out.extend_from_slice(encoded);
@@ -212,6 +248,16 @@ pub fn attack_envelope(attack: crate::ops::EnvelopeAttack, encoded: &[u8]) -> Op
         }
     }
     serde_json::to_vec(&v).ok()
+}
+
+/// The body of a `resend.request` envelope (`None` for another message type).
+fn resend_body(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+) -> Option<&mut serde_json::Map<String, serde_json::Value>> {
+    if obj.get("type")?.as_str()? != "resend.request" {
+        return None;
+    }
+    obj.get_mut("body")?.as_object_mut()
 }
 
 /// `pem` (the platform certificate as PEM) broken by `attack`: the certificate is still in it,
@@ -364,7 +410,7 @@ mod tests {
             }),
         };
         let bytes = env.encode();
-        for a in A::ALL {
+        for a in A::ANY_COMMAND {
             let bad = attack_envelope(a, &bytes).unwrap();
             let decoded = Envelope::decode(&bad);
             let peeked = peek(&bad);
@@ -403,6 +449,11 @@ mod tests {
                     Body::PeriodicStart(p) => assert_eq!(p.command_seq, 6),
                     other => panic!("{other:?}"),
                 },
+                A::ResendBoth
+                | A::ResendNeither
+                | A::ResendUnorderedSeq
+                | A::ResendSeqZero
+                | A::ResendUnorderedTime => unreachable!("not in ANY_COMMAND"),
             }
             if !matches!(a, A::NotJson | A::OversizePayload) {
                 let p = peeked.unwrap_or_else(|| panic!("{a:?} not peekable"));
@@ -411,6 +462,57 @@ mod tests {
         }
         // Not a command (no body object): refused.
         assert!(attack_envelope(A::Version2, b"[1]").is_none());
+        // The resend body's attacks break nothing else: not applied to a start.
+        for a in A::RESEND_BODY {
+            assert!(attack_envelope(a, &bytes).is_none(), "{a:?}");
+        }
+    }
+
+    /// Each resend body attack, applied to a correct `resend.request` by `seq` 2..=5, makes an
+    /// envelope the reference decoder refuses for DES-MSG-RS-1 or DES-ID-4 (MALFORMED) but can
+    /// still peek (so that the gateway answers it), and the intact request decodes.
+    #[test]
+    fn every_resend_body_attack_breaks_des_msg_rs_1() {
+        use crate::ops::EnvelopeAttack as A;
+        use gateway::protocol::ids::{GatewayId, MessageId, SeqRange};
+        use gateway::protocol::message::{Body, Envelope, ResendRequest, peek};
+        let env = Envelope {
+            version: 1,
+            message_id: MessageId::new("p1.9").unwrap(),
+            gateway_id: GatewayId::new("GW0001").unwrap(),
+            timestamp: chrono::Utc::now().into(),
+            in_reply_to: None,
+            result: None,
+            body: Body::ResendRequest(ResendRequest {
+                dataset: None,
+                seq: SeqRange::new(2, 5),
+                time: None,
+            }),
+        };
+        let bytes = env.encode();
+        assert_eq!(Envelope::decode(&bytes).unwrap().body, env.body);
+        for a in A::RESEND_BODY {
+            let bad = attack_envelope(a, &bytes).unwrap_or_else(|| panic!("{a:?} not applied"));
+            assert_ne!(bad, bytes, "{a:?}");
+            let err = Envelope::decode(&bad).expect_err(&format!("{a:?} decodes"));
+            let text = err.to_string();
+            assert!(
+                text.contains("DES-MSG-RS-1") || text.contains("DES-ID-4"),
+                "{a:?}: {text}"
+            );
+            let p = peek(&bad).unwrap_or_else(|| panic!("{a:?} not peekable"));
+            assert_eq!(p.message_id.as_str(), "p1.9", "{a:?}");
+        }
+        // A single-seq range cannot be swapped: not applied.
+        let one = Envelope {
+            body: Body::ResendRequest(ResendRequest {
+                dataset: None,
+                seq: SeqRange::new(3, 3),
+                time: None,
+            }),
+            ..env
+        };
+        assert!(attack_envelope(A::ResendUnorderedSeq, &one.encode()).is_none());
     }
 
     /// Each broken `platform.pem` still holds the certificate unchanged and breaks DES-CERT-2:
