@@ -44,6 +44,9 @@ pub struct Needs {
     /// the case's hard deadline is the run's plus [`crate::MINUTE_MORE`], and it plays before
     /// the cases without it.
     pub minute: bool,
+    /// The gateway's access history (DES-AUDIT-1) can be read: the reference gateway's file,
+    /// or an `accessHistoryCommand` in the capability statement.
+    pub access_history: bool,
     /// The case's platform sends `ackTimeoutSec` [`crate::world::QUICK_ACK_TIMEOUT_SEC`]
     /// instead of the run's [`crate::world::ACK_TIMEOUT_SEC`] (a case that waits out
     /// DES-MSG-DATA-5's nine transmissions); a world of its own only.
@@ -61,6 +64,11 @@ pub struct Capabilities {
     /// directory, run with `sh -c` while the gateway is stopped.
     #[serde(default)]
     pub wipe_command: Option<String>,
+    /// A command that prints the gateway's access history (DES-AUDIT-1) on standard output,
+    /// in any text form; `{bundle}` is replaced by the bundle directory and `{state_dir}` by
+    /// its `[gateway] state_dir`; run with `sh -c`.
+    #[serde(default)]
+    pub access_history_command: Option<String>,
 }
 
 fn yes() -> bool {
@@ -72,6 +80,7 @@ impl Default for Capabilities {
         Self {
             xml_profiles: true,
             wipe_command: None,
+            access_history_command: None,
         }
     }
 }
@@ -193,7 +202,16 @@ mod tests {
     #[test]
     fn a_capability_statement_names_only_known_capabilities() {
         let c: Capabilities = serde_json::from_str(r#"{"xmlProfiles": false}"#).unwrap();
-        assert_eq!((c.xml_profiles, c.wipe_command), (false, None));
+        assert_eq!(
+            (c.xml_profiles, c.wipe_command, c.access_history_command),
+            (false, None, None)
+        );
+        let c: Capabilities =
+            serde_json::from_str(r#"{"accessHistoryCommand": "cat {state_dir}/h.log"}"#).unwrap();
+        assert_eq!(
+            c.access_history_command.as_deref(),
+            Some("cat {state_dir}/h.log")
+        );
         // FTPS is required of every gateway (DES-FTP-2), not a capability; a typo is refused.
         for bad in [r#"{"ftps": false}"#, r#"{"xmlProfile": false}"#] {
             let e = serde_json::from_str::<Capabilities>(bad).unwrap_err();

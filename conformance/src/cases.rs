@@ -89,11 +89,6 @@ pub const CORE: &[&str] = &[
 /// tests fail if a rule has neither, or both (docs/conformance.md, "Coverage of the DES rules").
 pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
     (
-        "DES-AUDIT-1",
-        "not observable: the access history is the gateway's own file (SHOULD), in a form the \
-         protocol leaves to the vendor",
-    ),
-    (
         "DES-CERT-5",
         "the platform's side: the broker and the HTTPS endpoint refuse a revoked gateway at the \
          handshake (platform-sim's tests)",
@@ -102,11 +97,6 @@ pub const RULES_WITHOUT_A_CASE: &[(&str, &str)] = &[
         "DES-CSV-5",
         "not observable as such: the order of the ingest steps inside one transaction; their \
          outcomes are the DES-CSV-1/2/4, DES-MASK-4 and DES-FTP-6 cases'",
-    ),
-    (
-        "DES-MASK-3",
-        "not observable on the wire: the utility's key files and their rotation (`sgw \
-         masking-key`)",
     ),
     (
         "DES-MQTT-9",
@@ -1136,6 +1126,49 @@ pub fn all() -> Vec<Case> {
         run: config_refused,
     });
     v.push(Case {
+        id: "MASK-ROTATION",
+        requirements: &["SEC-MASK-1", "SEC-MASK-2", "SEC-CERT-3", "SM-UPDATE"],
+        rules: &["DES-MASK-3", "DES-MASK-1", "DES-PROV-2"],
+        level: Level::Must,
+        negative: true,
+        description: "3 billing records sent under the bundle's masking key; the gateway \
+                      stopped; the utility rotates (DES-MASK-3): a new key `rotated2` made \
+                      `active_key` — first before its file exists, then with its file \
+                      readable by group, then holding 63 hex digits, then correct (64 hex \
+                      digits, 0600); 3 more records uploaded",
+        expectation: "the three broken rotations are refused at start-up (DES-PROV-2: an \
+                      `active_key` not loaded; a key file not 0600 or not 64 hex digits): the \
+                      gateway does not start and never connects; the correct one starts, and \
+                      the new records' masked columns are `m1.rotated2.…`, unmasking with the \
+                      new key to the uploaded values, while the first records keep the old \
+                      keyId and still unmask with the old key (old keys stay for unmasking)",
+        needs: Needs::OWN,
+        run: mask_rotation,
+    });
+    v.push(Case {
+        id: "AUDIT-TRAIL",
+        requirements: &["SM-AUDIT"],
+        rules: &["DES-AUDIT-1"],
+        level: Level::Should,
+        negative: true,
+        description: "periodic sending started; an FTP login as an unknown user with a password \
+                      only this case knows (refused 530); an upload of 3 billing records under \
+                      a file name only this case uses; the gateway stopped and started again; \
+                      then its access history read (the reference gateway's \
+                      `{state_dir}/audit.jsonl`, or the capability `accessHistoryCommand`)",
+        expectation: "the history names who, when and from where (DES-AUDIT-1): the unknown \
+                      user of the failed login, the dataset's FTP user and the file name of \
+                      the upload, the client address 127.0.0.1 and the messageId of the \
+                      `periodic.start` received — the entries from before the restart kept; \
+                      it holds no password (neither the refused one nor the FTP user's), no \
+                      plaintext of a masked column and no masking key",
+        needs: Needs {
+            access_history: true,
+            ..Needs::OWN
+        },
+        run: audit_trail,
+    });
+    v.push(Case {
         id: "DISPOSE-WIPE",
         requirements: &["SM-DISPOSE"],
         rules: &["DES-PROV-1"],
@@ -1260,6 +1293,7 @@ impl Needs {
         own_gateway: false,
         alone: false,
         minute: false,
+        access_history: false,
         quick_acks: false,
     };
     /// A gateway of its own ([`Needs::own_gateway`]).
@@ -4139,6 +4173,205 @@ fn config_refused(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(format!("dataset `Billing`: {said}"));
         std::fs::write(&path, &valid)?;
         c.session().await
+    })
+}
+
+fn audit_trail(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        let start_id = c
+            .wire()
+            .into_iter()
+            .find(|e| e.message_type == "periodic.start" && e.direction == "down")
+            .map(|e| e.message_id)
+            .ok_or_else(|| anyhow!("no periodic.start in the wire log"))?;
+        // A failed login that only this case makes: a user and a password nobody else uses.
+        let target = c.ftp_target("billing")?;
+        let intruder = format!("intruder{}", c.seed % 100_000);
+        let secret = format!("pw-{:016x}", rand::random::<u64>());
+        let mut bad = target.clone();
+        bad.user = intruder.clone();
+        if let Ok(s) = Session::open_as(&bad, &secret).await {
+            s.quit().await;
+            bail!("the unknown user {intruder} logged in");
+        }
+        let name = format!("audit_{}.csv", c.seed);
+        let table = upload_billing(c, &name, 3, c.seed).await?;
+        c.wait_all_acknowledged("3 records acknowledged", 3).await?;
+        c.stop_gateway().await?;
+        c.start_gateway().await?;
+        c.wait_view("session after the restart", WAIT, |v| v.connected)
+            .await?;
+        let Some(history) = c.access_history().await? else {
+            bail!("this target's access history cannot be read");
+        };
+        c.note(format!(
+            "{} lines of access history",
+            history.lines().count()
+        ));
+        let missing: Vec<&str> = [
+            ("the unknown user of the failed login", intruder.as_str()),
+            ("the FTP user of the upload", target.user.as_str()),
+            ("the upload's file name", name.as_str()),
+            ("the client address", "127.0.0.1"),
+            (
+                "the messageId of the periodic.start received",
+                start_id.as_str(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, text)| !history.contains(text))
+        .map(|(what, _)| what)
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the access history ({} lines, read after a restart) lacks {}: DES-AUDIT-1 asks \
+                 for who, when and from where of every FTP login, failed login and upload and \
+                 of every platform message received, kept across restarts",
+                history.lines().count(),
+                missing.join(", ")
+            );
+        }
+        // What it must never hold: passwords, field values, key material.
+        let key_file = c
+            .cfg
+            .masking
+            .keys_dir
+            .path()
+            .join(format!("{}.key", c.cfg.masking.active_key.as_str()));
+        let key = std::fs::read_to_string(&key_file)?.trim().to_owned();
+        let mut secrets = vec![
+            ("the refused login's password".to_owned(), secret.clone()),
+            (
+                "the FTP user's password".to_owned(),
+                target.password.clone(),
+            ),
+            ("the masking key".to_owned(), key),
+        ];
+        let ds = gateway::protocol::ids::Dataset::new("billing").map_err(|e| anyhow!("{e}"))?;
+        let columns = &c
+            .cfg
+            .dataset(&ds)
+            .ok_or_else(|| anyhow!("billing"))?
+            .columns;
+        for row in &table.rows {
+            for (col, value) in columns.iter().zip(row) {
+                // Values of 4 characters or more: shorter ones may occur by chance.
+                if col.masked && value.chars().count() >= 4 {
+                    secrets.push((
+                        format!("the plaintext of masked column {}", col.name),
+                        value.clone(),
+                    ));
+                }
+            }
+        }
+        if let Some((what, _)) = secrets
+            .iter()
+            .find(|(_, text)| history.contains(text.as_str()))
+        {
+            bail!(
+                "the access history holds {what} (DES-AUDIT-1: never a field value, a password \
+                 or key material)"
+            );
+        }
+        c.note(format!("{} secrets looked for, none found", secrets.len()));
+        Ok(())
+    })
+}
+
+/// The keyId MASK-ROTATION rotates to.
+const ROTATED_KEY_ID: &str = "rotated2";
+
+fn mask_rotation(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        c.started(ProfileFormat::Json).await?;
+        let first = upload_billing(c, "billing_1.csv", 3, c.seed).await?;
+        c.wait_all_acknowledged("3 records acknowledged", 3).await?;
+        let old = c.cfg.masking.active_key.as_str().to_owned();
+        let dir = c.cfg.masking.keys_dir.path().to_owned();
+        let toml_path = c.bundle.dir.join("gateway.toml");
+        let valid = std::fs::read_to_string(&toml_path)?;
+        let rotated = valid.replacen(
+            &format!("active_key = \"{old}\""),
+            &format!("active_key = \"{ROTATED_KEY_ID}\""),
+            1,
+        );
+        if rotated == valid {
+            bail!("the suite's gateway.toml has no `active_key = \"{old}\"`");
+        }
+        c.stop_gateway().await?;
+        let said = refused_at_start(c, "an `active_key` with no key file", &rotated).await?;
+        c.note(format!("active_key without its file: {said}"));
+        let key_path = dir.join(format!("{ROTATED_KEY_ID}.key"));
+        let key: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let write_key = |text: &str, mode: u32| -> Result<()> {
+            let _ = std::fs::remove_file(&key_path);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&key_path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))?;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(mode))?;
+            Ok(())
+        };
+        write_key(&format!("{key}\n"), 0o640)?;
+        let said = refused_at_start(c, "a masking key file of mode 0640", &rotated).await?;
+        c.note(format!("key file 0640: {said}"));
+        write_key(&format!("{}\n", &key[1..]), 0o600)?;
+        let said = refused_at_start(c, "a masking key file of 63 hex digits", &rotated).await?;
+        c.note(format!("key file of 63 hex digits: {said}"));
+        write_key(&format!("{key}\n"), 0o600)?;
+        std::fs::write(&toml_path, &rotated)?;
+        c.start_gateway().await?;
+        c.wait_view("session after the rotation", WAIT, |v| v.connected)
+            .await?;
+        let second = upload_billing(c, "billing_2.csv", 3, c.seed + 1).await?;
+        let stored = stored_at_least(c, 6).await?;
+        let ds = gateway::protocol::ids::Dataset::new("billing").map_err(|e| anyhow!("{e}"))?;
+        let columns = &c
+            .cfg
+            .dataset(&ds)
+            .ok_or_else(|| anyhow!("billing"))?
+            .columns;
+        if !columns.iter().any(|c| c.masked) {
+            bail!("the suite's billing dataset masks no column: nothing proved");
+        }
+        // The utility's keys as the gateway now holds them: the new one active, the old one
+        // kept for unmasking (DES-MASK-3).
+        let keys = gateway::security::MaskingKeys::load_dir(&dir, ROTATED_KEY_ID)?;
+        for (i, r) in stored.iter().enumerate() {
+            let (row, key_id) = match i {
+                0..3 => (&first.rows[i], old.as_str()),
+                3..6 => (&second.rows[i - 3], ROTATED_KEY_ID),
+                _ => bail!("{} records stored, 6 uploaded", stored.len()),
+            };
+            if r.seq != c.seq(i as u64 + 1) {
+                bail!("record {i} has seq {}", r.seq);
+            }
+            let prefix = format!("m1.{key_id}.");
+            for (j, col) in columns.iter().enumerate() {
+                if col.masked && !r.fields.get(j).is_some_and(|f| f.starts_with(&prefix)) {
+                    bail!(
+                        "seq {} column {}: {:?}, masked with keyId {key_id} expected ({} \
+                         the rotation to {ROTATED_KEY_ID}; DES-MASK-1/3)",
+                        r.seq,
+                        col.name,
+                        r.fields.get(j),
+                        if i < 3 {
+                            "uploaded before"
+                        } else {
+                            "uploaded after"
+                        }
+                    );
+                }
+            }
+            record_as_uploaded(r, row, columns, &keys)?;
+        }
+        Ok(())
     })
 }
 

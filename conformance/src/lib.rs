@@ -288,6 +288,11 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
         && opts.capabilities.wipe_command.is_none()
     {
         Some("the capability statement names no disposal command (wipeCommand)")
+    } else if case.needs.access_history
+        && opts.target != TargetSpec::InProcess
+        && opts.capabilities.access_history_command.is_none()
+    {
+        Some("the capability statement names no access-history command (accessHistoryCommand)")
     } else {
         None
     };
@@ -313,6 +318,11 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
     ctx.wipe = match (&opts.target, &opts.capabilities.wipe_command) {
         (_, Some(c)) => Some(world::Wipe::Command(c.clone())),
         (TargetSpec::InProcess, None) => Some(world::Wipe::InProcess),
+        _ => None,
+    };
+    ctx.history = match (&opts.target, &opts.capabilities.access_history_command) {
+        (_, Some(c)) => Some(world::History::Command(c.clone())),
+        (TargetSpec::InProcess, None) => Some(world::History::Reference),
         _ => None,
     };
     // A running gateway is first settled (within the case's deadline): what earlier cases

@@ -140,7 +140,8 @@ enum Cmd {
         /// The run's seed (default: random, printed); each case's seed derives from it.
         #[arg(long)]
         seed: Option<u64>,
-        /// The capability statement (JSON: {"xmlProfiles": bool, "wipeCommand": "CMD {bundle}"}).
+        /// The capability statement (JSON: {"xmlProfiles": bool, "wipeCommand": "CMD {bundle}",
+        /// "accessHistoryCommand": "CMD {bundle} {state_dir}"}).
         #[arg(long)]
         capabilities: Option<PathBuf>,
         /// Known deviations: one `CASE-GLOB reason` per line; such a case failing is an
@@ -325,6 +326,14 @@ fn main() -> ExitCode {
                 && bin.ends_with("sgw")
             {
                 capabilities.wipe_command = Some(format!("{bin} wipe --bundle {{bundle}} --yes"));
+            }
+            // … and its access history is `{state_dir}/audit.jsonl` (DES-AUDIT-1).
+            if capabilities.access_history_command.is_none()
+                && let TargetSpec::Command(c) = &spec
+                && let Some(bin) = c.strip_suffix(" run --bundle {bundle}")
+                && bin.ends_with("sgw")
+            {
+                capabilities.access_history_command = Some("cat {state_dir}/audit.jsonl".into());
             }
             let deviations = match deviations.map(std::fs::read_to_string) {
                 None => Vec::new(),

@@ -569,6 +569,7 @@ impl Suite {
         if let Some(sh) = &self.shared {
             let ctx = Ctx {
                 wipe: None,
+                history: None,
                 alone: false,
                 live: Live::new(&self.live),
                 platform_cert_unusable: false,
@@ -634,6 +635,7 @@ impl Suite {
         let handle = platform.handle();
         Ok(Ctx {
             wipe: None,
+            history: None,
             alone: false,
             live: Live::new(&self.live),
             platform_cert_unusable: false,
@@ -700,6 +702,8 @@ pub struct Ctx {
     broker: MqttBroker,
     /// How the gateway under test is disposed of (SM-DISPOSE), if it can be.
     pub wipe: Option<Wipe>,
+    /// How the gateway's access history (DES-AUDIT-1) is read, if it can be.
+    pub history: Option<History>,
     /// The case has the run to itself ([`crate::case::Needs::alone`]): only then may it change
     /// the platform's data-protection certificate, which every case of the run shares.
     pub(crate) alone: bool,
@@ -718,6 +722,15 @@ pub enum Wipe {
     /// `gateway::dispose` on the bundle (the reference gateway in process).
     InProcess,
     /// A command template with `{bundle}`, run with `sh -c`.
+    Command(String),
+}
+
+/// How the gateway's access history (DES-AUDIT-1) is read.
+#[derive(Debug, Clone)]
+pub enum History {
+    /// The reference gateway's `{state_dir}/audit.jsonl`.
+    Reference,
+    /// A command template with `{bundle}` and `{state_dir}`, run with `sh -c`, printing it.
     Command(String),
 }
 
@@ -987,6 +1000,43 @@ impl Ctx {
                     );
                 }
                 Ok(true)
+            }
+        }
+    }
+
+    /// The gateway's access history (DES-AUDIT-1) as text: `Ok(None)` if this target's
+    /// cannot be read.
+    pub async fn access_history(&self) -> Result<Option<String>> {
+        let state_dir = self.cfg.gateway.state_dir.path().to_owned();
+        match self.history.clone() {
+            None => Ok(None),
+            Some(History::Reference) => {
+                let path = state_dir.join("audit.jsonl");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("the access history {}", path.display()))?;
+                Ok(Some(text))
+            }
+            Some(History::Command(t)) => {
+                let cmd = t
+                    .replace("{bundle}", &self.bundle.dir.display().to_string())
+                    .replace("{state_dir}", &state_dir.display().to_string());
+                let out = tokio::time::timeout(
+                    WAIT,
+                    tokio::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(&cmd)
+                        .kill_on_drop(true)
+                        .output(),
+                )
+                .await
+                .map_err(|_| anyhow!("`{cmd}` did not end within {WAIT:?}"))??;
+                if !out.status.success() {
+                    bail!(
+                        "`{cmd}` failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
             }
         }
     }
