@@ -1139,9 +1139,10 @@ pub fn all() -> Vec<Case> {
         expectation: "the three broken rotations are refused at start-up (DES-PROV-2: an \
                       `active_key` not loaded; a key file not 0600 or not 64 hex digits): the \
                       gateway does not start and never connects; the correct one starts, and \
-                      the new records' masked columns are `m1.rotated2.…`, unmasking with the \
-                      new key to the uploaded values, while the first records keep the old \
-                      keyId and still unmask with the old key (old keys stay for unmasking)",
+                      the new records' masked columns carry the keyId `rotated2`, unmasking \
+                      with the new key to the uploaded values, while the first records keep \
+                      the old keyId and still unmask with the old key (old keys stay for \
+                      unmasking)",
         needs: Needs::OWN,
         run: mask_rotation,
     });
