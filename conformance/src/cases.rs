@@ -1629,34 +1629,15 @@ async fn crash_ingest_resend_by_time(
     let (Some(&first), Some(&last)) = (seqs.iter().min(), seqs.iter().max()) else {
         bail!("the files of rounds 5 and 6 are not at the platform");
     };
-    let n = seqs.len() as u64;
-    if last - first + 1 != n {
+    if last - first + 1 != seqs.len() as u64 {
         bail!("the records of rounds 5 and 6 hold seqs {seqs:?}, not one range");
     }
+    let context = format!(
+        " (in rounds 5 and 6 the gateway {}; the ingest time is kept across a crash)",
+        how.join(" and ")
+    );
     let from = c.wire().len();
-    let id = c.sent(OperatorCommand::Resend {
-        dataset: None,
-        seq: None,
-        time: Some(time_range(t0, t1)),
-    })?;
-    let r = c
-        .wait_wire("resend.result to the time of rounds 5 and 6", WAIT, |e| {
-            e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
-        })
-        .await?;
-    let after = format!("in rounds 5 and 6 the gateway {}", how.join(" and "));
-    if r.code.as_deref() != Some("OK") || !r.summary.contains(&format!("\"records\":{n}")) {
-        bail!(
-            "resend.result {:?} {} to {t0}..={t1}, in which the {n} records {first}..={last} \
-             were ingested ({after}): OK with {n} records expected — the ingest time is kept \
-             across a crash (DES-MSG-RS-1)",
-            r.code,
-            r.summary
-        );
-    }
-    let resent = resend_data_exactly(c, from, first..=last)
-        .await
-        .map_err(|e| anyhow!("{e} (ingested in {t0}..={t1}; {after})"))?;
+    let resent = resend_by_time_exactly(c, from, (t0, t1), first..=last, &context).await?;
     c.note(format!("resend by time {t0}..={t1}: {resent:?}"));
     Ok(())
 }
@@ -2334,6 +2315,42 @@ async fn resend_data_exactly(
     .await
 }
 
+/// A `resend.request` by `time` over `t0..=t1`, in which exactly the records `want` were
+/// ingested: answered OK with their count, then resend data covering exactly them
+/// (DES-MSG-RS-1/2/3) — counted from the wire log's entry `from` on; `context` is added to a
+/// failure. The resend data's summaries.
+async fn resend_by_time_exactly(
+    c: &Ctx,
+    from: usize,
+    (t0, t1): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    want: std::ops::RangeInclusive<u64>,
+    context: &str,
+) -> Result<Vec<String>> {
+    let (first, last) = (*want.start(), *want.end());
+    let n = last - first + 1;
+    let id = c.sent(OperatorCommand::Resend {
+        dataset: None,
+        seq: None,
+        time: Some(time_range(t0, t1)),
+    })?;
+    let r = c
+        .wait_wire(&format!("resend.result to {t0}..={t1}"), WAIT, |e| {
+            e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
+        })
+        .await?;
+    if r.code.as_deref() != Some("OK") || !r.summary.contains(&format!("\"records\":{n}")) {
+        bail!(
+            "resend.result {:?} {} to {t0}..={t1}, in which the {n} records {first}..={last} \
+             were ingested{context}: OK with {n} records expected (DES-MSG-RS-1/2)",
+            r.code,
+            r.summary
+        );
+    }
+    resend_data_exactly(c, from, want)
+        .await
+        .map_err(|e| anyhow!("{e} (ingested in {t0}..={t1}{context})"))
+}
+
 /// A DES-ENV-2 time range for a `resend.request`.
 fn time_range(
     from: chrono::DateTime<chrono::Utc>,
@@ -2393,27 +2410,7 @@ fn resend_time(c: &mut Ctx) -> CaseFuture<'_> {
                 r.summary
             );
         }
-        let id = c.sent(OperatorCommand::Resend {
-            dataset: None,
-            seq: None,
-            time: Some(time_range(t0, t1)),
-        })?;
-        let r = c
-            .wait_wire("resend.result to t0..=t1", WAIT, |e| {
-                e.message_type == "resend.result" && e.in_reply_to.as_deref() == Some(id.as_str())
-            })
-            .await?;
-        if r.code.as_deref() != Some("OK") || !r.summary.contains("\"records\":4") {
-            bail!(
-                "resend.result {:?} {} to {t0}..={t1}, in which the 4 records {four}..={seven} \
-                 were ingested: OK with 4 records expected (DES-MSG-RS-1/2)",
-                r.code,
-                r.summary
-            );
-        }
-        let resent = resend_data_exactly(c, from, four..=seven)
-            .await
-            .map_err(|e| anyhow!("{e} (ingested in {t0}..={t1})"))?;
+        let resent = resend_by_time_exactly(c, from, (t0, t1), four..=seven, "").await?;
         c.note(format!("resend data: {resent:?}"));
         Ok(())
     })

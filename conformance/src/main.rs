@@ -318,22 +318,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            // `--target sgw`: its disposal command is `sgw wipe` (SM-DISPOSE).
+            // `--target sgw`: its disposal command is `sgw wipe` (SM-DISPOSE) and its access
+            // history `{state_dir}/audit.jsonl` (DES-AUDIT-1), unless the statement says other.
             let mut capabilities = capabilities;
-            if capabilities.wipe_command.is_none()
-                && let TargetSpec::Command(c) = &spec
+            if let TargetSpec::Command(c) = &spec
                 && let Some(bin) = c.strip_suffix(" run --bundle {bundle}")
                 && bin.ends_with("sgw")
             {
-                capabilities.wipe_command = Some(format!("{bin} wipe --bundle {{bundle}} --yes"));
-            }
-            // … and its access history is `{state_dir}/audit.jsonl` (DES-AUDIT-1).
-            if capabilities.access_history_command.is_none()
-                && let TargetSpec::Command(c) = &spec
-                && let Some(bin) = c.strip_suffix(" run --bundle {bundle}")
-                && bin.ends_with("sgw")
-            {
-                capabilities.access_history_command = Some("cat {state_dir}/audit.jsonl".into());
+                capabilities
+                    .wipe_command
+                    .get_or_insert_with(|| format!("{bin} wipe --bundle {{bundle}} --yes"));
+                capabilities
+                    .access_history_command
+                    .get_or_insert_with(|| "cat {state_dir}/audit.jsonl".into());
             }
             let deviations = match deviations.map(std::fs::read_to_string) {
                 None => Vec::new(),

@@ -332,23 +332,19 @@ impl EnvelopeAttack {
         EnvelopeAttack::OversizePayload,
     ];
 
-    /// Every attack.
-    pub const ALL: [EnvelopeAttack; 14] = [
-        EnvelopeAttack::Oversize,
-        EnvelopeAttack::NotJson,
-        EnvelopeAttack::DuplicateMember,
-        EnvelopeAttack::Version2,
-        EnvelopeAttack::UnknownMember,
-        EnvelopeAttack::Ext,
-        EnvelopeAttack::ForeignGatewayId,
-        EnvelopeAttack::OldCommandSeq,
-        EnvelopeAttack::OversizePayload,
-        EnvelopeAttack::ResendBoth,
-        EnvelopeAttack::ResendNeither,
-        EnvelopeAttack::ResendUnorderedSeq,
-        EnvelopeAttack::ResendSeqZero,
-        EnvelopeAttack::ResendUnorderedTime,
-    ];
+    /// Every attack: [`Self::ANY_COMMAND`], then [`Self::RESEND_BODY`].
+    pub const ALL: [EnvelopeAttack; 14] = {
+        let mut all = [EnvelopeAttack::Oversize; 14];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = match i < Self::ANY_COMMAND.len() {
+                true => Self::ANY_COMMAND[i],
+                false => Self::RESEND_BODY[i - Self::ANY_COMMAND.len()],
+            };
+            i += 1;
+        }
+        all
+    };
 
     /// Its name (the wire log's fault note).
     pub fn name(self) -> &'static str {
