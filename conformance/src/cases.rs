@@ -918,14 +918,17 @@ pub fn all() -> Vec<Case> {
         rules: &["DES-FTP-6", "DES-MSG-MON-1"],
         level: Level::Must,
         negative: true,
-        description: "`storage.quota_bytes` 6000; files of 2 rows uploaded one after another \
-                      while sending runs (acknowledged records stay in primary storage) until one \
-                      is refused, at most 40",
-        expectation: "a file that does not fit is refused `452`, reported as an `ingest` anomaly \
-                      whose detail is `452 DES-FTP-6: storage quota reached`, and nothing of it is \
-                      stored or uses a seq; every accepted file reaches the platform once; the \
-                      status's `storage.bytes` accounts for the refusal (it is the figure the \
-                      quota uses); with it above 80 % of the quota the status says `degraded`",
+        description: "files of 2 alike rows: two under the default quota (what one counts in \
+                      `storage.bytes`); a restart with the quota at exactly five files; files 3 \
+                      to 5, a sixth; a restart with the quota one byte short of six files, the \
+                      sixth again; sending runs (acknowledged records stay in primary storage)",
+        expectation: "`storage.bytes` is a sum over the stored records (0, one file, twice that); \
+                      at 4 files (exactly 80 %) health `ok`, the fifth file filling the quota \
+                      exactly is accepted and health is `degraded`; the sixth is refused `452` \
+                      when `STOR` arrives at a full store and again by the commit-time check \
+                      when it would cross the quota, each an `ingest` anomaly whose detail is \
+                      `452 DES-FTP-6: storage quota reached`, nothing of it stored or using a \
+                      seq; every accepted file reaches the platform once",
         needs: Needs::OWN,
         run: store_quota,
     });
@@ -1514,13 +1517,7 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         // upload is answered 226, which is as close as the outside gets.
         // They start in a later whole second than anything before, so that a resend by time
         // can ask for exactly their records afterwards.
-        let second = chrono::TimeDelta::seconds(1);
-        let t0 = {
-            use chrono::DurationRound;
-            chrono::Utc::now().duration_trunc(second)? + second
-        };
-        let wait = (t0 - chrono::Utc::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        let t0 = next_whole_second().await?;
         let mut how = Vec::new();
         for round in 5..7 {
             let aimed = c.crash_gateway_at(CrashPoint::AfterIngestCommit).await?;
@@ -1546,10 +1543,7 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             next += 1;
             c.start_gateway().await?;
         }
-        let t1 = {
-            use chrono::DurationRound;
-            chrono::Utc::now().duration_trunc(second)? + second
-        };
+        let t1 = this_second_ends()?;
         // Nothing proved unless uploads were accepted and some were cut by a kill.
         if accepted.is_empty() || interrupted == 0 {
             bail!(
@@ -2351,6 +2345,24 @@ async fn resend_by_time_exactly(
         .map_err(|e| anyhow!("{e} (ingested in {t0}..={t1}{context})"))
 }
 
+/// The end of the current whole second of UTC (the next one's start): the end of a range of
+/// ingest times that holds everything answered so far.
+fn this_second_ends() -> Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::DurationRound;
+    let second = chrono::TimeDelta::seconds(1);
+    Ok(chrono::Utc::now().duration_trunc(second)? + second)
+}
+
+/// Waits until the next whole second of UTC has begun (20 ms into it) and returns it: what is
+/// ingested from now on falls in it or later, apart from everything before at any precision a
+/// gateway keeps ingest times in.
+async fn next_whole_second() -> Result<chrono::DateTime<chrono::Utc>> {
+    let t0 = this_second_ends()?;
+    let wait = (t0 - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    Ok(t0)
+}
+
 /// A DES-ENV-2 time range for a `resend.request`.
 fn time_range(
     from: chrono::DateTime<chrono::Utc>,
@@ -2364,7 +2376,6 @@ fn time_range(
 
 fn resend_time(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        use chrono::{DurationRound, TimeDelta, Utc};
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "billing_1.csv", 3, c.seed).await?;
         let three = c.seq(3);
@@ -2374,12 +2385,9 @@ fn resend_time(c: &mut Ctx) -> CaseFuture<'_> {
         .await?;
         // The second upload starts in a later whole second than the first was answered in, so
         // the two files' ingest times fall apart at any precision a gateway keeps them in.
-        let second = TimeDelta::seconds(1);
-        let t0 = Utc::now().duration_trunc(second)? + second;
-        let wait = (t0 - Utc::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait + Duration::from_millis(20)).await;
+        let t0 = next_whole_second().await?;
         upload_billing(c, "billing_2.csv", 4, c.seed + 1).await?;
-        let t1 = Utc::now().duration_trunc(second)? + second;
+        let t1 = this_second_ends()?;
         let (four, seven) = (c.seq(4), c.seq(7));
         c.wait_view("7 records at the platform", WAIT, |v| {
             v.highest_seq == seven
@@ -2759,9 +2767,9 @@ impl Fault {
 }
 
 /// Every forged-command case: the fault is the one its ID names ([`Fault::of_case`]).
-/// What the gateway does with a start broken by an [`EnvelopeAttack`] (docs/protocol.md §6.10,
-/// `periodic.start`): its reply code (`None`: not answered) and the kind of the anomaly it
-/// reports (`None`: none required).
+/// What the gateway does with a start (for the resend attacks and `Version2` also a
+/// `resend.request`) broken by an [`EnvelopeAttack`] (docs/protocol.md §6.10): its reply code
+/// (`None`: not answered) and the kind of the anomaly it reports (`None`: none required).
 fn envelope_expected(a: EnvelopeAttack) -> (Option<&'static str>, Option<AnomalyKind>) {
     use EnvelopeAttack as A;
     match a {
@@ -2975,9 +2983,11 @@ fn resend_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
             "RESEND-ENV-VERSION-2" => EnvelopeAttack::Version2,
             id => attack_of(&EnvelopeAttack::RESEND_BODY, envelope_case, id)?,
         };
-        let code = match a {
-            EnvelopeAttack::Version2 => "UNSUPPORTED_VERSION",
-            _ => "MALFORMED",
+        let (Some(code), _) = envelope_expected(a) else {
+            bail!(
+                "{} leaves a request unanswered: not a resend attack",
+                a.name()
+            );
         };
         c.started(ProfileFormat::Json).await?;
         upload_billing(c, "billing_1.csv", 3, c.seed).await?;
@@ -3279,24 +3289,13 @@ fn data_ack_busy(c: &mut Ctx) -> CaseFuture<'_> {
         // the resend the platform's gap detection asks for, DES-MSG-RS-4), the message answered
         // BUSY first is sent again under its messageId before anything else could settle its
         // records: it is the oldest message in flight, so its timeout comes first.
-        Ctx::poll(WAIT, || {
-            let n = c
-                .wire()
-                .iter()
-                .filter(|e| {
-                    e.message_type == "data" && e.direction == "up" && e.message_id == data_id
-                })
-                .count();
-            Ok(match n {
-                n if n >= 2 => Look::Done(()),
-                n => Look::Not(format!(
-                    "data {data_id}, answered BUSY, sent {n} time(s): it stays in flight and goes \
-                     again (DES-MSG-DATA-2, DES-MSG-DATA-3)"
-                )),
-            })
-        })
-        .await
-        .map_err(|e| anyhow!("{e}; the gateway's anomalies {:?}", c.gateway_anomalies()))?;
+        wait_sent_again(c, &data_id).await.map_err(|e| {
+            anyhow!(
+                "{e}: data {data_id}, answered BUSY, stays in flight and goes again \
+                     (DES-MSG-DATA-2, DES-MSG-DATA-3); the gateway's anomalies {:?}",
+                c.gateway_anomalies()
+            )
+        })?;
         c.wait_all_acknowledged("the 3 records acknowledged after the BUSY answers", 3)
             .await?;
         exactly_once(c, 3)?;
@@ -3317,6 +3316,23 @@ fn data_ack_busy(c: &mut Ctx) -> CaseFuture<'_> {
         c.note(format!("data.ack answers: {answers:?}"));
         Ok(())
     })
+}
+
+/// Waits until the gateway has sent the data message `data_id` a second time (under the same
+/// messageId: not acknowledged, it stays in flight, DES-MSG-DATA-3).
+async fn wait_sent_again(c: &Ctx, data_id: &str) -> Result<()> {
+    Ctx::poll(WAIT, || {
+        let n = c
+            .wire()
+            .iter()
+            .filter(|e| e.message_type == "data" && e.direction == "up" && e.message_id == data_id)
+            .count();
+        Ok(match n {
+            n if n >= 2 => Look::Done(()),
+            n => Look::Not(format!("data {data_id} sent {n} time(s)")),
+        })
+    })
+    .await
 }
 
 fn reply_case(a: ReplyAttack) -> Case {
@@ -3378,21 +3394,9 @@ fn reply_attack_case(c: &mut Ctx) -> CaseFuture<'_> {
         )
         .await?;
         // Not taken as acknowledged: the same message goes again (ackTimeoutSec 2).
-        Ctx::poll(WAIT, || {
-            let n = c
-                .wire()
-                .iter()
-                .filter(|e| {
-                    e.message_type == "data" && e.direction == "up" && e.message_id == data_id
-                })
-                .count();
-            Ok(match n {
-                n if n >= 2 => Look::Done(()),
-                n => Look::Not(format!("data {data_id} sent {n} time(s)")),
-            })
-        })
-        .await
-        .map_err(|e| anyhow!("{e}: the refused acknowledgement was taken (DES-MSG-2)"))?;
+        wait_sent_again(c, &data_id)
+            .await
+            .map_err(|e| anyhow!("{e}: the refused acknowledgement was taken (DES-MSG-2)"))?;
         if c.wire().iter().any(|e| {
             e.direction == "up" && e.in_reply_to.as_deref() == Some(broken.message_id.as_str())
         }) {
@@ -5673,76 +5677,208 @@ fn data_window(c: &mut Ctx) -> CaseFuture<'_> {
 
 // ------------------------------------------------------------------ refused data
 
-/// The quota STORE-QUOTA gives the gateway (a few thousand bytes: some 20 billing rows).
-const QUOTA_BYTES: u64 = 6000;
+/// Files of STORE-QUOTA: the quota is set to exactly this many of its alike files.
+const QUOTA_FILES: u64 = 5;
+
+/// Rows of each of STORE-QUOTA's files.
+const QUOTA_ROWS: usize = 2;
+
+/// STORE-QUOTA's `n`th file: the same billing rows for every `n` (the case's seed), the first
+/// column `Q{n:02}-{row}` — files alike, so they count alike in `storage.bytes` (DES-FTP-6).
+fn quota_file(c: &Ctx, n: u64) -> Result<Vec<u8>> {
+    let mut t = legacy_sim::Table::generate(legacy_sim::Dataset::Billing, QUOTA_ROWS, c.seed);
+    for (i, row) in t.rows.iter_mut().enumerate() {
+        row[0] = format!("Q{n:02}-{i}");
+    }
+    t.to_csv(&legacy_sim::CsvOptions::default())
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Uploads STORE-QUOTA's `n`th file and returns the reply's code.
+async fn upload_quota_file(c: &Ctx, target: &legacy_sim::push::FtpTarget, n: u64) -> Result<u32> {
+    upload_reply(target, &format!("quota_{n:02}.csv"), &quota_file(c, n)?).await
+}
+
+/// Waits for a `monitor.status` that counts the case's first `files` quota files (`lastSeq`)
+/// and satisfies `also`; figures may be 10 s old (DES-MSG-MON-1), so the wait is 12 s longer
+/// than the suite's. A failure names the last status's figures.
+async fn quota_status(
+    c: &Ctx,
+    files: u64,
+    what: &str,
+    also: impl Fn(&gateway::protocol::message::MonitorStatus) -> bool,
+) -> Result<gateway::protocol::message::MonitorStatus> {
+    let seq = c.seq(files * QUOTA_ROWS as u64);
+    Ctx::poll(WAIT + Duration::from_secs(12), || {
+        Ok(match c.view().last_status {
+            Some(s) if s.last_seq >= seq && also(&s) => Look::Done(s),
+            last => Look::Not(format!(
+                "{what}: not within {} s (the last status: {})",
+                WAIT.as_secs() + 12,
+                last.map_or("none".into(), |s| format!(
+                    "lastSeq {}, storage.bytes {}, health {:?}",
+                    s.last_seq, s.storage.bytes, s.health
+                ))
+            )),
+        })
+    })
+    .await
+}
+
+/// Restarts the gateway with `storage.quota_bytes` `quota` and waits for its session.
+async fn restart_with_quota(c: &mut Ctx, quota: u64) -> Result<()> {
+    c.stop_gateway().await?;
+    c.reconfigure(|cfg| cfg.storage.quota_bytes = quota)?;
+    c.start_gateway().await?;
+    c.wait_view("a session after the restart", WAIT, |v| v.connected)
+        .await?;
+    Ok(())
+}
 
 fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
-        c.reconfigure(|cfg| cfg.storage.quota_bytes = QUOTA_BYTES)?;
         c.started(ProfileFormat::Json).await?;
         let target = c.ftp_target("billing")?;
-        // One file first: far below 80 % of the quota, health stays `ok` (DES-MSG-MON-1; nothing
-        // else in the case's world degrades it, MON-FACTS).
-        let first = upload_reply(&target, "quota_1.csv", &marked_file(1, 2)?).await?;
-        if first != 226 {
-            bail!("quota_1.csv, the first file, answered {first}: 226 expected");
+        // What one file counts: `storage.bytes` is a sum over the records stored, alike records
+        // counting alike (DES-FTP-6), so a fresh store counts 0, one file `per`, two `2 × per`.
+        if upload_quota_file(c, &target, 1).await? != 226 {
+            bail!("quota_01.csv, the first file, refused under the default quota: 226 expected");
         }
-        let st = c
-            .wait_view("a status counting the first file", WAIT, |v| {
-                v.last_status
-                    .as_ref()
-                    .is_some_and(|s| s.last_seq >= c.seq(2) && s.storage.bytes > 0)
-            })
-            .await?
-            .last_status
-            .ok_or_else(|| anyhow!("no status"))?;
-        if st.storage.bytes * 100 <= QUOTA_BYTES * 80 && st.health != HealthState::Ok {
+        let per = quota_status(c, 1, "a status counting quota_01.csv", |s| {
+            s.storage.bytes > 0
+        })
+        .await?
+        .storage
+        .bytes;
+        if upload_quota_file(c, &target, 2).await? != 226 {
+            bail!("quota_02.csv refused under the default quota: 226 expected");
+        }
+        let two = quota_status(c, 2, "a status counting quota_02.csv", |s| {
+            s.storage.bytes > per
+        })
+        .await?
+        .storage
+        .bytes;
+        if two != 2 * per {
             bail!(
-                "storage.bytes {} of a {QUOTA_BYTES}-byte quota (not above 80 %) with health \
-                 {:?}: `ok` expected (DES-MSG-MON-1: the storage alarm is above 80 %)",
-                st.storage.bytes,
+                "storage.bytes {per} with one file of {QUOTA_ROWS} rows, {two} with two alike \
+                 files: {} expected (DES-FTP-6: `storage.bytes` is a sum over the records in \
+                 primary storage, alike records counting alike)",
+                2 * per
+            );
+        }
+        // The quota: exactly five files. The STOR-time check refuses once it is reached, the
+        // commit-time check a file that would take the store over it (DES-FTP-6).
+        let quota = QUOTA_FILES * per;
+        c.note(format!("one file counts {per} bytes: quota {quota}"));
+        restart_with_quota(c, quota).await?;
+        for n in 3..QUOTA_FILES {
+            let code = upload_quota_file(c, &target, n).await?;
+            if code != 226 {
+                bail!(
+                    "quota_{n:02}.csv answered {code} with {} of {quota} bytes used: 226 expected \
+                     (DES-FTP-6)",
+                    (n - 1) * per
+                );
+            }
+        }
+        // Four files of five: exactly 80 % of the quota, not above it — health `ok`
+        // (DES-MSG-MON-1; nothing else in the case's world degrades it, MON-FACTS).
+        let four = (QUOTA_FILES - 1) * per;
+        let st = quota_status(c, QUOTA_FILES - 1, "a status counting 4 files", |s| {
+            s.storage.bytes >= four
+        })
+        .await?;
+        if st.storage.bytes != four {
+            bail!(
+                "storage.bytes {} with 4 alike files of {per} bytes each: {four} expected \
+                 (DES-FTP-6)",
+                st.storage.bytes
+            );
+        }
+        if st.health != HealthState::Ok {
+            bail!(
+                "storage.bytes {four}, exactly 80 % of the {quota}-byte quota, with health {:?}: \
+                 `ok` expected (DES-MSG-MON-1: the storage alarm is above 80 %)",
                 st.health
             );
         }
-        let mut accepted = vec![1];
-        let mut refused = None;
-        let mut last_accepted = std::time::Instant::now();
-        for n in 2..=40u64 {
-            let name = format!("quota_{n}.csv");
-            match upload_reply(&target, &name, &marked_file(n, 2)?).await? {
-                226 => {
-                    accepted.push(n);
-                    last_accepted = std::time::Instant::now();
-                }
-                452 => {
-                    refused = Some(n);
-                    break;
-                }
-                code => bail!("{name} answered {code}: 226 or 452 expected (DES-FTP-6)"),
+        // The fifth file fills the quota exactly: it does not take the store over it.
+        let code = upload_quota_file(c, &target, QUOTA_FILES).await?;
+        if code != 226 {
+            bail!(
+                "quota_05.csv answered {code}: with {four} of {quota} bytes used its {per} bytes \
+                 fill the quota exactly, 226 expected (DES-FTP-6 refuses a file whose rows would \
+                 take primary storage over the quota)"
+            );
+        }
+        let filled_at = std::time::Instant::now();
+        let st = quota_status(c, QUOTA_FILES, "a status counting 5 files", |s| {
+            s.storage.bytes >= quota
+        })
+        .await?;
+        if st.storage.bytes != quota {
+            bail!(
+                "storage.bytes {} with 5 alike files of {per} bytes each: {quota} expected \
+                 (DES-FTP-6)",
+                st.storage.bytes
+            );
+        }
+        if st.health == HealthState::Ok {
+            // Its health may be older than its figures; not so 12 s after the upload.
+            wait_status_after(
+                c,
+                filled_at + Duration::from_secs(12),
+                "a monitor.status 12 s after quota_05.csv",
+            )
+            .await?;
+            let st = c.view().last_status.ok_or_else(|| anyhow!("no status"))?;
+            if st.health == HealthState::Ok {
+                bail!(
+                    "storage.bytes {}, the whole {quota}-byte quota, with health `ok`: health \
+                     `degraded` expected (DES-MSG-MON-1: the storage alarm is above 80 %)",
+                    st.storage.bytes
+                );
             }
         }
-        let Some(refused) = refused else {
+        // Full: the next STOR is refused 452, reported, nothing of it stored.
+        let code = upload_quota_file(c, &target, QUOTA_FILES + 1).await?;
+        if code != 452 {
             bail!(
-                "40 files of 2 rows accepted against a quota of {QUOTA_BYTES} bytes: none \
+                "quota_06.csv answered {code} with storage.bytes at the {quota}-byte quota: none \
                  refused 452 (DES-FTP-6)"
             );
-        };
-        if accepted.is_empty() {
-            bail!("the first file was refused 452 with nothing stored");
         }
-        c.note(format!(
-            "{} files accepted, file {refused} refused 452",
-            accepted.len()
-        ));
         c.wait_gateway_anomaly(
             "an ingest anomaly `452 DES-FTP-6: storage quota reached`",
             AnomalyKind::Ingest,
             |a| a.detail.contains("452 DES-FTP-6: storage quota reached"),
         )
         .await?;
-        // Nothing of the refused file, no seq used for it: the gateway's lastSeq is the
-        // accepted rows', and the platform holds each accepted row once.
-        let rows = 2 * accepted.len() as u64;
+        // The commit-time check: a quota one byte short of six files lets `STOR` through, and
+        // the file's rows, which would take the store over it, are refused 452 all together.
+        restart_with_quota(c, (QUOTA_FILES + 1) * per - 1).await?;
+        let anomalies = c.gateway_anomalies().len();
+        let code = upload_quota_file(c, &target, QUOTA_FILES + 1).await?;
+        if code != 452 {
+            bail!(
+                "quota_06.csv answered {code} with {quota} bytes used and a quota of {}: its \
+                 {per} bytes take the store over it, 452 expected (DES-FTP-6: the quota is \
+                 checked again inside the commit transaction)",
+                (QUOTA_FILES + 1) * per - 1
+            );
+        }
+        let refused_at = std::time::Instant::now();
+        c.wait_gateway_anomaly_after(
+            "a second ingest anomaly `452 DES-FTP-6: storage quota reached`",
+            anomalies,
+            AnomalyKind::Ingest,
+            |a| a.detail.contains("452 DES-FTP-6: storage quota reached"),
+        )
+        .await?;
+        // Nothing of the refused files, no seq used for them: the platform holds each accepted
+        // row once, and a status 12 s after the last refusal still counts five files.
+        let rows = QUOTA_FILES * QUOTA_ROWS as u64;
         c.wait_all_acknowledged("every accepted row at the platform, acknowledged", rows)
             .await?;
         exactly_once(c, rows)?;
@@ -5751,62 +5887,28 @@ fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
             .into_iter()
             .map(|r| r.fields[0].clone())
             .collect();
-        let want: std::collections::BTreeSet<String> = accepted
-            .iter()
-            .flat_map(|n| (0..2).map(move |i| format!("F{n}-{i}")))
+        let want: std::collections::BTreeSet<String> = (1..=QUOTA_FILES)
+            .flat_map(|n| (0..QUOTA_ROWS).map(move |i| format!("Q{n:02}-{i}")))
             .collect();
         if ids != want {
             bail!("the platform holds rows {ids:?}, the accepted files' {want:?} expected");
         }
-        // `storage.bytes` is the figure the quota uses (DES-FTP-6): with `k` files accepted
-        // and the next refused, it is over the quota less one file, so — files of 2 rows being
-        // alike, and allowing one file's worth of slack — `bytes × (k + 2) > quota × k`. The
-        // figures may be 10 s old (DES-MSG-MON-1): read a status arriving 12 s after the last
-        // accepted upload, which counts every accepted file.
-        let k = accepted.len() as u64;
         wait_status_after(
             c,
-            last_accepted + Duration::from_secs(12),
-            "a monitor.status 12 s after the last accepted upload",
+            refused_at + Duration::from_secs(12),
+            "a monitor.status 12 s after the last refusal",
         )
         .await?;
         let st = c.view().last_status.ok_or_else(|| anyhow!("no status"))?;
-        if st.storage.bytes * (k + 2) <= QUOTA_BYTES * k {
+        if st.last_seq != c.seq(rows) || st.storage.bytes != quota {
             bail!(
-                "{k} files of 2 rows accepted, the next refused 452 against a quota of \
-                 {QUOTA_BYTES} bytes, yet storage.bytes is {}: by that figure the file would \
-                 have fit (DES-FTP-6: storage.bytes is the figure the quota uses)",
-                st.storage.bytes
+                "12 s after quota_06.csv was refused 452: lastSeq {}, storage.bytes {}; {} and \
+                 {quota} expected (DES-FTP-6: a refused file leaves nothing stored and uses no \
+                 seq)",
+                st.last_seq,
+                st.storage.bytes,
+                c.seq(rows)
             );
-        }
-        // The quota is checked again inside the commit: the file that would cross it is
-        // refused, so the accepted files never take the store over it (DES-FTP-6).
-        if st.storage.bytes > QUOTA_BYTES {
-            bail!(
-                "storage.bytes {} with {k} files accepted: over the quota of {QUOTA_BYTES} bytes \
-                 (DES-FTP-6: a file whose rows would take primary storage over the quota is \
-                 refused 452, also when the quota was not reached when STOR arrived)",
-                st.storage.bytes
-            );
-        }
-        // The alarm (DES-MSG-MON-1): above 80 % of the quota, health is not `ok`.
-        if st.storage.bytes * 100 > QUOTA_BYTES * 80 {
-            if st.health == HealthState::Ok {
-                bail!(
-                    "storage.bytes {} of a {QUOTA_BYTES}-byte quota (over 80 %) with health \
-                     `ok` (DES-MSG-MON-1: degraded)",
-                    st.storage.bytes
-                );
-            }
-            c.note(format!(
-                "storage.bytes {}: health {:?}",
-                st.storage.bytes, st.health
-            ));
-        } else {
-            c.note(format!(
-                "storage.bytes {} (not above 80 % of the quota): the alarm not checked",
-                st.storage.bytes
-            ));
         }
         Ok(())
     })

@@ -191,7 +191,11 @@ const CATCHES: [(Variant, &str, &str); 48] = [
         "PSTART-REVOKED-CERT",
         "anomaly of kind certificate",
     ),
-    (Variant::QuotaIgnored, "STORE-QUOTA", "none refused 452"),
+    (
+        Variant::QuotaIgnored,
+        "STORE-QUOTA",
+        "quota, with health `ok`",
+    ),
     (
         Variant::CrlDroppedOnFetchFailure,
         "CERT-ENDPOINT-UNREACHABLE",
