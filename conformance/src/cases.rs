@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use gateway::protocol::ids::SeqRange;
-use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat};
+use gateway::protocol::message::{AnomalyKind, HealthState, ProfileFormat, ResultCode};
 use gateway::store::CrashPoint;
 use legacy_sim::bad::{self, BadKind, BadOptions};
 use legacy_sim::push::{RetryPolicy, Session};
@@ -1273,6 +1273,25 @@ pub fn all() -> Vec<Case> {
                       given up (BUSY is not a reason to give up, DES-MSG-DATA-2)",
         needs: Needs::NONE,
         run: data_ack_busy,
+    });
+    v.push(Case {
+        id: "DATA-ACK-CODES",
+        requirements: &["IF-PSEND-3", "SM-RESEND"],
+        rules: &["DES-MSG-DATA-2", "DES-MSG-DATA-5"],
+        level: Level::Must,
+        negative: true,
+        description: "five uploads of 3 records, one after another; the platform answers the \
+                      first transmission of each one's data `data.ack` INTERNAL, MALFORMED, \
+                      SECURITY_FAILED, INVALID_STATE and TOO_LARGE (platform-sim fault \
+                      `ack-code`: verified, not stored)",
+        expectation: "INTERNAL: the message stays in flight and goes again under its messageId, \
+                      nothing given up; each of the other four: given up at once — not sent \
+                      again, an anomaly (kind `security` for SECURITY_FAILED, else `malformed`; \
+                      rule DES-MSG-DATA-5) naming the code, `billing` and the range — its \
+                      records held and delivered only by a resend (the platform's gap detection \
+                      asks); in the end every record at the platform once, nothing unacknowledged",
+        needs: Needs::NONE,
+        run: data_ack_codes,
     });
     for a in ReplyAttack::ALL {
         v.push(reply_case(a));
@@ -3333,6 +3352,161 @@ async fn wait_sent_again(c: &Ctx, data_id: &str) -> Result<()> {
         })
     })
     .await
+}
+
+/// The seq range a data message's wire-log summary names (`data billing periodic 4..=6 …`).
+fn summary_range(summary: &str) -> Option<(u64, u64)> {
+    let (a, b) = summary
+        .split_whitespace()
+        .find_map(|w| w.split_once("..="))?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The `data.ack` codes DATA-ACK-CODES answers with that give a data message up
+/// (DES-MSG-DATA-5 (b); UNKNOWN_DATASET is DATA-REFUSED's).
+const GIVE_UP_CODES: [ResultCode; 4] = [
+    ResultCode::Malformed,
+    ResultCode::SecurityFailed,
+    ResultCode::InvalidState,
+    ResultCode::TooLarge,
+];
+
+fn data_ack_codes(c: &mut Ctx) -> CaseFuture<'_> {
+    case(async move {
+        c.started(ProfileFormat::Json).await?;
+        // Uploads `name`, its data answered `code`: the data message's ID and when the answer
+        // was seen.
+        async fn answered(
+            c: &Ctx,
+            code: ResultCode,
+            name: &str,
+            seed: u64,
+        ) -> Result<(String, std::time::Instant)> {
+            c.faults(FaultConfig {
+                ack_code: Some(code),
+                ..FaultConfig::default()
+            })?;
+            upload_billing(c, name, 3, seed).await?;
+            let ack = c
+                .wait_wire(&format!("a data.ack {}", code.as_str()), WAIT, |e| {
+                    e.message_type == "data.ack" && e.code.as_deref() == Some(code.as_str())
+                })
+                .await?;
+            Ok((
+                ack.in_reply_to.unwrap_or_default(),
+                std::time::Instant::now(),
+            ))
+        }
+        // INTERNAL: kept in flight, sent again, acknowledged (DES-MSG-DATA-2).
+        let (id, _) = answered(c, ResultCode::Internal, "codes_1.csv", c.seed).await?;
+        wait_sent_again(c, &id).await.map_err(|e| {
+            anyhow!(
+                "{e}: data {id}, answered INTERNAL, stays in flight and goes again \
+                 (DES-MSG-DATA-2); the gateway's anomalies {:?}",
+                c.gateway_anomalies()
+            )
+        })?;
+        c.wait_all_acknowledged("the 3 records answered INTERNAL first, acknowledged", 3)
+            .await?;
+        if let Some(a) = c
+            .gateway_anomalies()
+            .into_iter()
+            .find(|a| a.contains("DES-MSG-DATA-5"))
+        {
+            bail!("data given up after a data.ack INTERNAL: {a} (DES-MSG-DATA-2)");
+        }
+        // The four codes that give a message up (DES-MSG-DATA-5 (b)).
+        let mut given_up = Vec::new();
+        let mut last_answer = std::time::Instant::now();
+        for (k, code) in (1u64..).zip(GIVE_UP_CODES) {
+            let (first, last) = (c.seq(3 * k + 1), c.seq(3 * k + 3));
+            let name = format!("codes_{}.csv", k + 1);
+            let (id, at) = answered(c, code, &name, c.seed + k).await?;
+            let kind = match code {
+                ResultCode::SecurityFailed => AnomalyKind::Security,
+                _ => AnomalyKind::Malformed,
+            };
+            c.wait_view(
+                &format!(
+                    "the given-up anomaly ({kind:?}, DES-MSG-DATA-5) for {}",
+                    code.as_str()
+                ),
+                WAIT,
+                |v| {
+                    v.anomalies.iter().any(|a| {
+                        given_up_anomaly(a, kind, "billing", first, last)
+                            && a.detail.contains(code.as_str())
+                    })
+                },
+            )
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{e}: data {id} of {first}..={last} answered {} is given up at once; the \
+                     gateway's anomalies: {:?}",
+                    code.as_str(),
+                    c.gateway_anomalies()
+                )
+            })?;
+            given_up.push((code, id, first, last));
+            last_answer = at;
+            // Delivered by a resend (the platform's gap detection asks for held records,
+            // DES-MSG-RS-4) before the next round, whose fault is meant for the next upload's
+            // data and not for that resend's.
+            c.wait_all_acknowledged(
+                &format!(
+                    "the records answered {} delivered by a resend",
+                    code.as_str()
+                ),
+                3 * k + 3,
+            )
+            .await?;
+        }
+        // Held, not in flight: none of the four goes again (an ack timeout is 2 s), and their
+        // records reached the platform only in resend data.
+        tokio::time::sleep(
+            (last_answer + Duration::from_secs(5))
+                .saturating_duration_since(std::time::Instant::now()),
+        )
+        .await;
+        c.wait_all_acknowledged("every record at the platform, acknowledged", 15)
+            .await?;
+        exactly_once(c, 15)?;
+        let wire = c.wire();
+        for (code, id, first, last) in &given_up {
+            let sent = wire
+                .iter()
+                .filter(|e| e.message_type == "data" && e.direction == "up" && e.message_id == *id)
+                .count();
+            if sent != 1 {
+                bail!(
+                    "data {id} of {first}..={last}, answered {}, sent {sent} times: given up \
+                     at once, never sent again, expected (DES-MSG-DATA-5 (b))",
+                    code.as_str()
+                );
+            }
+            let other: Vec<&str> = wire
+                .iter()
+                .filter(|e| {
+                    e.message_type == "data"
+                        && e.direction == "up"
+                        && e.message_id != *id
+                        && e.summary.contains(" periodic ")
+                        && summary_range(&e.summary).is_some_and(|(a, b)| a <= *last && *first <= b)
+                })
+                .map(|e| e.message_id.as_str())
+                .collect();
+            if !other.is_empty() {
+                bail!(
+                    "the held records {first}..={last} (answered {}) sent again by periodic \
+                     sending in {other:?}: held records go only in answer to a resend \
+                     (DES-MSG-DATA-5)",
+                    code.as_str()
+                );
+            }
+        }
+        Ok(())
+    })
 }
 
 fn reply_case(a: ReplyAttack) -> Case {
@@ -6275,7 +6449,7 @@ fn data_refused(c: &mut Ctx) -> CaseFuture<'_> {
             WAIT,
             |v| {
                 v.anomalies.iter().any(|a| {
-                    given_up_anomaly(a, "billing", first, last)
+                    given_up_anomaly(a, AnomalyKind::Malformed, "billing", first, last)
                         && a.detail.contains("UNKNOWN_DATASET")
                 })
             },
@@ -6339,7 +6513,7 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
             |v| {
                 v.anomalies
                     .iter()
-                    .any(|a| given_up_anomaly(a, "billing", first, last))
+                    .any(|a| given_up_anomaly(a, AnomalyKind::Malformed, "billing", first, last))
             },
         )
         .await
@@ -6420,18 +6594,18 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
     })
 }
 
-/// The anomalies the gateway reported in this case, one line each (kind, rule, detail).
 /// Whether `a` is the gateway's report of giving up records `first..=last` of `dataset`
-/// (DES-MSG-DATA-5): kind `malformed` (only SECURITY_FAILED is `security`), the rule, the
-/// dataset and both ends of the range in its detail.
+/// (DES-MSG-DATA-5): of `kind` (`security` for SECURITY_FAILED, else `malformed`), the rule,
+/// the dataset and both ends of the range in its detail.
 fn given_up_anomaly(
     a: &platform_sim::ops::AnomalyView,
+    kind: AnomalyKind,
     dataset: &str,
     first: u64,
     last: u64,
 ) -> bool {
     a.source == "gateway"
-        && a.kind == AnomalyKind::Malformed
+        && a.kind == kind
         && a.rule == "DES-MSG-DATA-5"
         && a.detail.contains(dataset)
         && a.detail.contains(&first.to_string())

@@ -206,6 +206,11 @@ pub struct FaultConfig {
     /// (the platform cannot store now; nothing stored, no anomaly): the gateway must keep each in
     /// flight and send it again (DES-MSG-DATA-2: BUSY is not a reason to give up).
     pub busy_acks: u32,
+    /// The next `data` message the platform would store is answered `data.ack` with this
+    /// failure code instead (nothing stored, no anomaly; not `OK`): BUSY and INTERNAL keep it
+    /// in flight, MALFORMED, SECURITY_FAILED, UNKNOWN_DATASET, INVALID_STATE and TOO_LARGE give
+    /// it up (DES-MSG-DATA-2, DES-MSG-DATA-5).
+    pub ack_code: Option<gateway::protocol::message::ResultCode>,
     /// The certificate endpoint (DES-CERT-1) is unreachable: every new connection to it is
     /// closed as it is accepted, before TLS. A gateway keeps the certificates and the CRL it
     /// holds (DES-CERT-3) and retries.

@@ -122,9 +122,11 @@ pub enum ProfileVerdict {
     /// It failed to open or decode (one verdict, no oracle): `data.ack` SECURITY_FAILED
     /// (DES-PROF-4, DES-PROF-7).
     Failed,
-    /// Verified, but the platform cannot store it now (its store busy; platform-sim's fault
-    /// `busy-acks`): `data.ack` BUSY, nothing stored, no anomaly (DES-MSG-DATA-2).
-    Busy,
+    /// Verified, but the platform does not store it and answers `data.ack` with this code
+    /// instead: BUSY when its store cannot take it now (platform-sim's fault `busy-acks`), any
+    /// other failure code as platform-sim's fault `ack-code` says; nothing stored, no anomaly
+    /// (DES-MSG-DATA-2).
+    Refused(ResultCode),
 }
 
 /// What the platform's adapter hands in for one MQTT message.
@@ -1495,17 +1497,14 @@ impl PlatformCore {
             );
             return;
         }
-        if profile == Some(ProfileVerdict::Busy) {
-            self.reply(
-                now,
-                gw,
-                &env.message_id,
-                Outcome::new(
-                    ResultCode::Busy,
-                    "DES-MSG-DATA-2: the platform cannot store now; send it again",
-                ),
-                ack,
-            );
+        if let Some(ProfileVerdict::Refused(code)) = profile {
+            let reason = match code {
+                ResultCode::Busy => {
+                    "DES-MSG-DATA-2: the platform cannot store now; send it again".to_owned()
+                }
+                code => format!("DES-MSG-DATA-2: not stored ({})", code.as_str()),
+            };
+            self.reply(now, gw, &env.message_id, Outcome::new(code, reason), ack);
             return;
         }
         let refused = match profile {
@@ -1516,7 +1515,7 @@ impl PlatformCore {
                 ResultCode::Malformed,
                 "profile header does not match the message",
             )),
-            Some(ProfileVerdict::Failed | ProfileVerdict::Busy) | None => Some((
+            Some(ProfileVerdict::Failed | ProfileVerdict::Refused(_)) | None => Some((
                 AnomalyKind::Security,
                 "SEC-JSON-SIG-2",
                 ResultCode::SecurityFailed,

@@ -221,7 +221,7 @@ fn a_data_message_answered_busy_is_processed_again_when_retransmitted() {
         topic: topic.clone(),
         envelope: envelope.clone(),
         sender: sender.clone(),
-        profile: Some(ProfileVerdict::Busy),
+        profile: Some(ProfileVerdict::Refused(ResultCode::Busy)),
     };
     p.handle_inbound(at(1), busy);
     let o = out(&mut p);

@@ -9,7 +9,8 @@
 //! `reply=ATTACK` (a [`crate::ops::ReplyAttack`] name, e.g. `reply=unknown-code`),
 //! `platform-pem=ATTACK` (a [`crate::ops::PemAttack`] name, e.g. `platform-pem=private-key-block`),
 //! `rogue-app`, `busy-connects[=N]`, `unauthorized-connects[=N]`, `lose-data[=N]`,
-//! `busy-acks[=N]`, `https-unreachable`, or `none` (all off).
+//! `busy-acks[=N]`, `ack-code=CODE` (a failure result code, e.g. `ack-code=TOO_LARGE`),
+//! `https-unreachable`, or `none` (all off).
 //! Unknown items are refused.
 
 use crate::ops::FaultConfig;
@@ -77,6 +78,14 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "unauthorized-connects" => f.unauthorized_connects = num(item, v, 1)?,
             "lose-data" => f.lose_data = num(item, v, 1)?,
             "busy-acks" => f.busy_acks = num(item, v, 1)?,
+            "ack-code" => {
+                use gateway::protocol::message::ResultCode;
+                let code: ResultCode = v
+                    .and_then(|v| serde_json::from_value(v.into()).ok())
+                    .filter(|c| *c != ResultCode::Ok)
+                    .ok_or_else(|| FaultSpecError::Value(item.to_owned()))?;
+                f.ack_code = Some(code);
+            }
             "https-unreachable" => f.https_unreachable = true,
             "jose" => {
                 f.jose_attack = Some(named(&crate::ops::JoseAttack::ALL, |a| a.name(), item, v)?)
@@ -688,6 +697,21 @@ mod tests {
         assert_eq!(parse_fault_spec("lose-data").unwrap().lose_data, 1);
         assert_eq!(parse_fault_spec("busy-acks=2").unwrap().busy_acks, 2);
         assert_eq!(parse_fault_spec("busy-acks").unwrap().busy_acks, 1);
+        assert_eq!(
+            parse_fault_spec("ack-code=TOO_LARGE").unwrap().ack_code,
+            Some(gateway::protocol::message::ResultCode::TooLarge)
+        );
+        for bad in [
+            "ack-code",
+            "ack-code=OK",
+            "ack-code=too_large",
+            "ack-code=NOPE",
+        ] {
+            assert!(
+                matches!(parse_fault_spec(bad), Err(FaultSpecError::Value(_))),
+                "{bad}"
+            );
+        }
         assert!(
             parse_fault_spec("https-unreachable")
                 .unwrap()

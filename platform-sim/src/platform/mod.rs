@@ -1373,7 +1373,13 @@ impl Shared {
                                 Ok(_) if st.faults.busy_acks > 0 => {
                                     st.faults.busy_acks -= 1;
                                     tracing::info!(%gw, id = %env.message_id, "fault: data answered BUSY");
-                                    ProfileVerdict::Busy
+                                    ProfileVerdict::Refused(ResultCode::Busy)
+                                }
+                                Ok(_) if st.faults.ack_code.is_some() => {
+                                    let code =
+                                        st.faults.ack_code.take().unwrap_or(ResultCode::Busy);
+                                    tracing::info!(%gw, id = %env.message_id, code = code.as_str(), "fault: data answered with a failure code");
+                                    ProfileVerdict::Refused(code)
                                 }
                                 Ok(p) => {
                                     profile = Some((p, env.message_id.to_string()));
