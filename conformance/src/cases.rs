@@ -898,14 +898,14 @@ pub fn all() -> Vec<Case> {
         rules: &["DES-MSG-DATA-5", "DES-MSG-DATA-3"],
         level: Level::Must,
         negative: true,
-        description: "the platform (`ackTimeoutSec` 1) never acknowledges a file's data \
-                      message; once the gateway has given it up, a resend of its range is \
-                      asked with acknowledgements flowing again",
+        description: "the platform (`ackTimeoutSec` 1) stores a file's data message but keeps \
+                      every `data.ack` of it back (platform-sim fault `late-acks`); once the \
+                      gateway has given it up, the kept acknowledgements (OK) are sent",
         expectation: "the message is sent 9 times in all, the same messageId, waiting T, 2T, \
                       4T, 8T, 8T, … between them (DES-MSG-DATA-3), then given up: an `anomaly` \
                       of kind `malformed`, rule DES-MSG-DATA-5, naming `billing` and the range, \
-                      and its 3 records held (`storage.held` 3); the resend delivers and \
-                      acknowledges them (held 0, unacknowledged 0), at the platform once",
+                      and its 3 records held (`storage.held` 3); the late OK acknowledges them \
+                      (held 0, unacknowledged 0) with no resend asked, at the platform once",
         needs: Needs {
             quick_acks: true,
             ..Needs::OWN_MINUTE
@@ -6495,7 +6495,7 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
         let t = f64::from(QUICK_ACK_TIMEOUT_SEC);
         c.started(ProfileFormat::Json).await?;
         c.faults(FaultConfig {
-            withhold_acks: true,
+            late_acks: true,
             ..FaultConfig::default()
         })?;
         upload_billing(c, "billing_1.csv", 3, c.seed).await?;
@@ -6572,15 +6572,13 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
         })
         .await
         .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
-        // Held records are sent only for a resend request; its OK data.ack clears them.
+        // The platform stored the records; its acknowledgements, kept back until now, arrive
+        // after the give-up: a late OK of a given-up message acknowledges its records and
+        // clears held (DES-MSG-DATA-5) — no resend needed, and none asked for (the platform
+        // holds every seq: no gap, DES-MSG-RS-4).
         c.faults(FaultConfig::default())?;
-        c.command(OperatorCommand::Resend {
-            dataset: None,
-            seq: SeqRange::new(first, last),
-            time: None,
-        })?;
         c.wait_view(
-            "the held records acknowledged after the resend",
+            "the held records acknowledged by the late data.ack OK",
             WAIT,
             |v| {
                 v.last_status
@@ -6589,7 +6587,20 @@ fn data_given_up(c: &mut Ctx) -> CaseFuture<'_> {
             },
         )
         .await
-        .map_err(|e| anyhow!("{e}; last status {:?}", c.view().last_status))?;
+        .map_err(|e| {
+            anyhow!(
+                "{e}: DES-MSG-DATA-5, a late OK data.ack of a given-up message acknowledges its \
+                 records; last status {:?}",
+                c.view().last_status
+            )
+        })?;
+        if let Some(r) = c.wire().iter().find(|e| e.message_type == "resend.request") {
+            bail!(
+                "a resend.request ({}) in the case: the records were to be acknowledged by the \
+                 late data.ack alone",
+                r.message_id
+            );
+        }
         exactly_once(c, 3)
     })
 }

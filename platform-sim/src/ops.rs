@@ -145,6 +145,11 @@ pub struct FaultConfig {
     /// Do not send `data.ack` nor `ack` (the platform still stores what it receives; the
     /// gateway must keep and resend).
     pub withhold_acks: bool,
+    /// Keep every `data.ack` back (the platform still stores what it receives; the wire log
+    /// shows each with fault `late` when it is made) and send them all, in order, when the
+    /// faults are next set without this one: acknowledgements that arrive after the gateway
+    /// gave the message up (DES-MSG-DATA-5: a late OK still acknowledges its records).
+    pub late_acks: bool,
     /// The next N commands are tampered after signing (one ciphertext byte flipped).
     pub tamper_commands: u32,
     /// The next N commands are sent without signature (encrypted only).

@@ -2,7 +2,7 @@
 //! of a [`FaultConfig`] and the byte-level tampering of a sealed message.
 //!
 //! CLI spelling (`platform-sim run --fault …`, `platform-sim fault …`): comma-separated items
-//! `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`, `withhold-acks`, `tamper[=N]`,
+//! `drop=PCT`, `dup=PCT`, `delay=MS`, `reorder`, `withhold-acks`, `late-acks`, `tamper[=N]`,
 //! `unsigned[=N]`, `expired-cert[=N]`, `revoked-cert[=N]`, `stale-crl`, `stale-command[=N]`,
 //! `replay-start`, `foreign-root`, `offer-signer-cert`, `jose=ATTACK` (an [`crate::ops::JoseAttack`] name, e.g. `jose=alg-none`),
 //! `envelope=ATTACK` (an [`crate::ops::EnvelopeAttack`] name, e.g. `envelope=version-2`),
@@ -64,6 +64,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<FaultConfig, FaultSpecError> {
             "delay" => f.delay_ms = num(item, v, 200)?,
             "reorder" => f.reorder = true,
             "withhold-acks" => f.withhold_acks = true,
+            "late-acks" => f.late_acks = true,
             "tamper" => f.tamper_commands = num(item, v, 1)?,
             "unsigned" => f.unsigned_commands = num(item, v, 1)?,
             "expired-cert" => f.expired_cert_commands = num(item, v, 1)?,
@@ -640,11 +641,11 @@ mod tests {
 
     #[test]
     fn the_cli_spelling_sets_each_fault_and_refuses_unknown_items() {
-        let f = parse_fault_spec("drop=20,dup=10,delay=150,reorder,withhold-acks,tamper=2,unsigned,expired-cert,revoked-cert=3,stale-crl").unwrap();
+        let f = parse_fault_spec("drop=20,dup=10,delay=150,reorder,withhold-acks,late-acks,tamper=2,unsigned,expired-cert,revoked-cert=3,stale-crl").unwrap();
         assert_eq!(f.drop_percent, 20);
         assert_eq!(f.duplicate_percent, 10);
         assert_eq!(f.delay_ms, 150);
-        assert!(f.reorder && f.withhold_acks && f.stale_crl);
+        assert!(f.reorder && f.withhold_acks && f.late_acks && f.stale_crl);
         assert_eq!(
             (
                 f.tamper_commands,

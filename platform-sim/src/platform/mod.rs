@@ -331,6 +331,9 @@ struct State {
     /// The draws of the percentage faults ([`PlatformOptions::fault_seed`]).
     fault_draws: FaultDraws,
     held: Option<Outgoing>,
+    /// The `data.ack`s kept back by the late-acks fault, oldest first: sent when the faults
+    /// are next set without it.
+    late: Vec<Outgoing>,
     last_seen: BTreeMap<GatewayId, Time>,
     /// What the HTTPS endpoint served before the latest CRL change (stale-CRL fault).
     pre_revocation: Option<Published>,
@@ -450,6 +453,7 @@ impl Platform {
                 faults: opts.faults,
                 fault_draws: FaultDraws::new(opts.fault_seed),
                 held: None,
+                late: Vec::new(),
                 last_seen: BTreeMap::new(),
                 pre_revocation: None,
                 published,
@@ -1063,9 +1067,11 @@ impl State {
         // Drawn in this order, the second only for a message not dropped (a seed repeats both).
         let dropped = self.fault_draws.hits(drop_percent);
         let duplicated = !dropped && self.fault_draws.hits(duplicate_percent);
+        let late = !dropped && self.faults.late_acks && ty == MessageType::DataAck;
         if let Some(tap) = &self.wire {
             let note = match (dropped, duplicated, fault) {
                 (true, _, _) => Some("dropped".to_owned()),
+                _ if late => Some("late".to_owned()),
                 (false, true, Some(x)) => Some(format!("{x}, duplicated")),
                 (false, true, None) => Some("duplicated".to_owned()),
                 (false, false, x) => x.map(str::to_owned),
@@ -1081,6 +1087,11 @@ impl State {
             payload: token.into_bytes(),
             delay: Duration::from_millis(self.faults.delay_ms),
         };
+        if late {
+            tracing::info!(%gw, id = %t.envelope.message_id, "fault: acknowledgement kept back");
+            self.late.push(o);
+            return;
+        }
         let copies = if duplicated { 2 } else { 1 };
         for _ in 0..copies {
             if self.faults.reorder {
@@ -1663,6 +1674,9 @@ impl OperatorBackend for PlatformHandle {
                 && let Some(h) = st.held.take()
             {
                 outs.push(h);
+            }
+            if !st.faults.late_acks {
+                outs.append(&mut st.late);
             }
             if stale_changed {
                 st.apply_crl(self.0.https.as_ref()).map_err(internal)?;
