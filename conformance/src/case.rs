@@ -51,6 +51,12 @@ pub struct Needs {
     /// instead of the run's [`crate::world::ACK_TIMEOUT_SEC`] (a case that waits out
     /// DES-MSG-DATA-5's nine transmissions); a world of its own only.
     pub quick_acks: bool,
+    /// The case's platform waits [`crate::world::PATIENT_GAP_GRACE_SEC`] before it asks for a
+    /// hole (DES-MSG-RS-4) instead of the run's [`crate::world::GAP_GRACE_SEC`]: over twice
+    /// `ackTimeoutSec`, as DES-MSG-RS-4 says a platform SHOULD, so that its resend cannot
+    /// settle records whose data message the case needs the gateway to send again (an
+    /// already-running gateway's platform keeps the run's).
+    pub patient_gaps: bool,
 }
 
 /// The capability statement of the gateway under test (`--capabilities FILE`, JSON).

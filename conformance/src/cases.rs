@@ -1271,7 +1271,10 @@ pub fn all() -> Vec<Case> {
         expectation: "the message answered BUSY stays in flight and is sent again under its \
                       messageId; every record at the platform once, `storage.unacked` 0, nothing \
                       given up (BUSY is not a reason to give up, DES-MSG-DATA-2)",
-        needs: Needs::NONE,
+        needs: Needs {
+            patient_gaps: true,
+            ..Needs::NONE
+        },
         run: data_ack_busy,
     });
     v.push(Case {
@@ -1288,9 +1291,12 @@ pub fn all() -> Vec<Case> {
                       nothing given up; each of the other four: given up at once — not sent \
                       again, an anomaly (kind `security` for SECURITY_FAILED, else `malformed`; \
                       rule DES-MSG-DATA-5) naming the code, `billing` and the range — its \
-                      records held and delivered only by a resend (the platform's gap detection \
-                      asks); in the end every record at the platform once, nothing unacknowledged",
-        needs: Needs::NONE,
+                      records held and delivered only by a resend (the case asks for them); in \
+                      the end every record at the platform once, nothing unacknowledged",
+        needs: Needs {
+            patient_gaps: true,
+            ..Needs::NONE
+        },
         run: data_ack_codes,
     });
     for a in ReplyAttack::ALL {
@@ -1318,6 +1324,7 @@ impl Needs {
         minute: false,
         access_history: false,
         quick_acks: false,
+        patient_gaps: false,
     };
     /// A gateway of its own ([`Needs::own_gateway`]).
     pub const OWN: Needs = Needs {
@@ -3304,10 +3311,10 @@ fn data_ack_busy(c: &mut Ctx) -> CaseFuture<'_> {
             })
             .await?;
         let data_id = busy.in_reply_to.clone().unwrap_or_default();
-        // Whatever else happens meanwhile (the second BUSY may go to this message again or to
-        // the resend the platform's gap detection asks for, DES-MSG-RS-4), the message answered
-        // BUSY first is sent again under its messageId before anything else could settle its
-        // records: it is the oldest message in flight, so its timeout comes first.
+        // The message answered BUSY first is sent again under its messageId before anything
+        // else could settle its records: its timeout (2 s) comes before the case's platform
+        // asks for the hole (`Needs::patient_gaps`: 5 s after a status shows it, DES-MSG-RS-4;
+        // with the run's 1 s the two met within milliseconds).
         wait_sent_again(c, &data_id).await.map_err(|e| {
             anyhow!(
                 "{e}: data {data_id}, answered BUSY, stays in flight and goes again \
@@ -3397,7 +3404,8 @@ fn data_ack_codes(c: &mut Ctx) -> CaseFuture<'_> {
                 std::time::Instant::now(),
             ))
         }
-        // INTERNAL: kept in flight, sent again, acknowledged (DES-MSG-DATA-2).
+        // INTERNAL: kept in flight, sent again, acknowledged (DES-MSG-DATA-2); its timeout
+        // (2 s) comes before the platform asks for the hole (`Needs::patient_gaps`).
         let (id, _) = answered(c, ResultCode::Internal, "codes_1.csv", c.seed).await?;
         wait_sent_again(c, &id).await.map_err(|e| {
             anyhow!(
@@ -3450,9 +3458,15 @@ fn data_ack_codes(c: &mut Ctx) -> CaseFuture<'_> {
             })?;
             given_up.push((code, id, first, last));
             last_answer = at;
-            // Delivered by a resend (the platform's gap detection asks for held records,
-            // DES-MSG-RS-4) before the next round, whose fault is meant for the next upload's
-            // data and not for that resend's.
+            // Delivered by a resend before the next round, whose fault is meant for the next
+            // upload's data and not for that resend's. The case asks (its platform's gap
+            // detection waits 5 s; against an already-running gateway it may ask first, and
+            // one of the two requests is then answered BUSY).
+            c.command(OperatorCommand::Resend {
+                dataset: None,
+                seq: SeqRange::new(first, last),
+                time: None,
+            })?;
             c.wait_all_acknowledged(
                 &format!(
                     "the records answered {} delivered by a resend",
@@ -5899,6 +5913,28 @@ async fn quota_status(
     .await
 }
 
+/// A status counting the case's first `files` quota files, whose `storage.bytes` must then be
+/// exactly `files × per` (DES-FTP-6: a sum over the records, alike records counting alike).
+async fn quota_bytes_exactly(
+    c: &Ctx,
+    files: u64,
+    per: u64,
+) -> Result<gateway::protocol::message::MonitorStatus> {
+    let want = files * per;
+    let st = quota_status(c, files, &format!("a status counting {files} files"), |s| {
+        s.storage.bytes >= want
+    })
+    .await?;
+    if st.storage.bytes != want {
+        bail!(
+            "storage.bytes {} with {files} alike files of {per} bytes each: {want} expected \
+             (DES-FTP-6: a sum over the records, alike records counting alike)",
+            st.storage.bytes
+        );
+    }
+    Ok(st)
+}
+
 /// Restarts the gateway with `storage.quota_bytes` `quota` and waits for its session.
 async fn restart_with_quota(c: &mut Ctx, quota: u64) -> Result<()> {
     c.stop_gateway().await?;
@@ -5959,17 +5995,7 @@ fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
         // Four files of five: exactly 80 % of the quota, not above it — health `ok`
         // (DES-MSG-MON-1; nothing else in the case's world degrades it, MON-FACTS).
         let four = (QUOTA_FILES - 1) * per;
-        let st = quota_status(c, QUOTA_FILES - 1, "a status counting 4 files", |s| {
-            s.storage.bytes >= four
-        })
-        .await?;
-        if st.storage.bytes != four {
-            bail!(
-                "storage.bytes {} with 4 alike files of {per} bytes each: {four} expected \
-                 (DES-FTP-6)",
-                st.storage.bytes
-            );
-        }
+        let st = quota_bytes_exactly(c, QUOTA_FILES - 1, per).await?;
         if st.health != HealthState::Ok {
             bail!(
                 "storage.bytes {four}, exactly 80 % of the {quota}-byte quota, with health {:?}: \
@@ -5987,17 +6013,7 @@ fn store_quota(c: &mut Ctx) -> CaseFuture<'_> {
             );
         }
         let filled_at = std::time::Instant::now();
-        let st = quota_status(c, QUOTA_FILES, "a status counting 5 files", |s| {
-            s.storage.bytes >= quota
-        })
-        .await?;
-        if st.storage.bytes != quota {
-            bail!(
-                "storage.bytes {} with 5 alike files of {per} bytes each: {quota} expected \
-                 (DES-FTP-6)",
-                st.storage.bytes
-            );
-        }
+        let st = quota_bytes_exactly(c, QUOTA_FILES, per).await?;
         if st.health == HealthState::Ok {
             // Its health may be older than its figures; not so 12 s after the upload.
             wait_status_after(

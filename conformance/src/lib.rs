@@ -302,11 +302,17 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
             ..case_report(&case, opts, Verdict::NotApplicable, started)
         });
     }
-    let ack_timeout_sec = match case.needs.quick_acks {
-        true => world::QUICK_ACK_TIMEOUT_SEC,
-        false => world::ACK_TIMEOUT_SEC,
+    let timers = world::Timers {
+        ack_timeout_sec: match case.needs.quick_acks {
+            true => world::QUICK_ACK_TIMEOUT_SEC,
+            false => world::ACK_TIMEOUT_SEC,
+        },
+        gap_grace_sec: match case.needs.patient_gaps {
+            true => world::PATIENT_GAP_GRACE_SEC,
+            false => world::GAP_GRACE_SEC,
+        },
     };
-    let mut ctx = suite.world_with(case.id, seed, ack_timeout_sec).await?;
+    let mut ctx = suite.world_with(case.id, seed, timers).await?;
     ctx.alone = case.needs.alone;
     if let Some(v) = &opts.variant {
         std::fs::write(ctx.bundle.dir.join("BROKEN"), v)?;

@@ -418,6 +418,31 @@ pub const ACK_TIMEOUT_SEC: u32 = 2;
 /// The `ackTimeoutSec` of a case's platform with [`crate::case::Needs::quick_acks`].
 pub const QUICK_ACK_TIMEOUT_SEC: u32 = 1;
 
+/// How long the platform of every case waits before it asks for a hole (DES-MSG-RS-4's
+/// `gap_grace_sec`): short, so that held and lost records come back within a case.
+pub const GAP_GRACE_SEC: i64 = 1;
+
+/// The `gap_grace_sec` of a case's platform with [`crate::case::Needs::patient_gaps`]: over
+/// twice [`ACK_TIMEOUT_SEC`] (DES-MSG-RS-4).
+pub const PATIENT_GAP_GRACE_SEC: i64 = 5;
+
+/// The timers of a case's platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// `ackTimeoutSec` it sends (DES-MSG-CONN-2).
+    pub ack_timeout_sec: u32,
+    /// How long a hole waits before it is asked for (DES-MSG-RS-4).
+    pub gap_grace_sec: i64,
+}
+
+impl Timers {
+    /// The run's.
+    pub const RUN: Timers = Timers {
+        ack_timeout_sec: ACK_TIMEOUT_SEC,
+        gap_grace_sec: GAP_GRACE_SEC,
+    };
+}
+
 /// The platform every case sees: short timers (sent to the gateway, DES-MSG-CONN-3), the
 /// faults seeded by `seed` (replayable), every message it sees appended to `wire`.
 fn platform_options(
@@ -425,14 +450,14 @@ fn platform_options(
     store: PathBuf,
     seed: u64,
     wire: &WireLog,
-    ack_timeout_sec: u32,
+    timers: Timers,
 ) -> PlatformOptions {
     let mut opts = PlatformOptions::new(store);
     opts.core = PlatformConfig {
         monitor_interval_sec: 2,
-        ack_timeout_sec,
+        ack_timeout_sec: timers.ack_timeout_sec,
         command_retry_sec: 2,
-        gap_grace_sec: 1,
+        gap_grace_sec: timers.gap_grace_sec,
         ..PlatformConfig::default()
     };
     opts.client_id = format!("platform-{gw}");
@@ -513,7 +538,7 @@ impl Suite {
         let cfg = bundle.config.clone();
         let wire: WireLog = Arc::default();
         let store_path = world.join("platform.sqlite");
-        let opts = platform_options(&gw, store_path.clone(), seed, &wire, ACK_TIMEOUT_SEC);
+        let opts = platform_options(&gw, store_path.clone(), seed, &wire, Timers::RUN);
         let platform = Platform::start(Ca::open(&ca_dir)?, broker.clone(), Some(https), opts)?;
         Ok(Suite {
             dir: tempfile::tempdir()?,
@@ -560,12 +585,12 @@ impl Suite {
     /// platform (with `faults`) listening to it. The gateway is not started. With an
     /// already-running gateway: its world, to be settled ([`Ctx::settle`]) before the case.
     pub async fn world(&self, case_id: &str, seed: u64) -> Result<Ctx> {
-        self.world_with(case_id, seed, ACK_TIMEOUT_SEC).await
+        self.world_with(case_id, seed, Timers::RUN).await
     }
 
-    /// [`Suite::world`] whose platform sends `ack_timeout_sec` (a world of its own; an
-    /// already-running gateway's platform keeps the run's).
-    pub async fn world_with(&self, case_id: &str, seed: u64, ack_timeout_sec: u32) -> Result<Ctx> {
+    /// [`Suite::world`] whose platform has `timers` (a world of its own; an already-running
+    /// gateway's platform keeps the run's).
+    pub async fn world_with(&self, case_id: &str, seed: u64, timers: Timers) -> Result<Ctx> {
         if let Some(sh) = &self.shared {
             let ctx = Ctx {
                 wipe: None,
@@ -625,7 +650,7 @@ impl Suite {
         let wire: WireLog = Arc::default();
         let store_path = base.join("platform.sqlite");
         // The case's seed decides which messages the percentage faults hit (replayable).
-        let opts = platform_options(&gw, store_path.clone(), seed, &wire, ack_timeout_sec);
+        let opts = platform_options(&gw, store_path.clone(), seed, &wire, timers);
         let platform = Platform::start(
             Ca::open(&self.ca_dir)?,
             self.broker.clone(),

@@ -433,11 +433,17 @@ impl JoseAttack {
 }
 
 impl FaultConfig {
-    /// Checks the percentages.
+    /// Checks the percentages, and that `ack_code` is a failure code (an OK for records the
+    /// platform did not store would lose them).
     pub fn validate(&self) -> Result<(), OperatorError> {
         if self.drop_percent > 100 || self.duplicate_percent > 100 {
             return Err(OperatorError::BadRequest(
                 "percentages must be 0..=100".to_owned(),
+            ));
+        }
+        if self.ack_code == Some(gateway::protocol::message::ResultCode::Ok) {
+            return Err(OperatorError::BadRequest(
+                "ackCode must be a failure code, not OK".to_owned(),
             ));
         }
         Ok(())

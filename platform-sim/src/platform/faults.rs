@@ -702,6 +702,15 @@ mod tests {
             parse_fault_spec("ack-code=TOO_LARGE").unwrap().ack_code,
             Some(gateway::protocol::message::ResultCode::TooLarge)
         );
+        // Over the operator API too: an OK for records not stored would lose them.
+        use gateway::protocol::message::ResultCode;
+        for (code, ok) in [(ResultCode::Ok, false), (ResultCode::Internal, true)] {
+            let f = FaultConfig {
+                ack_code: Some(code),
+                ..FaultConfig::default()
+            };
+            assert_eq!(f.validate().is_ok(), ok, "{code:?}");
+        }
         for bad in [
             "ack-code",
             "ack-code=OK",
