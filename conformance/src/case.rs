@@ -54,8 +54,8 @@ pub struct Needs {
     /// The case's platform waits [`crate::world::PATIENT_GAP_GRACE_SEC`] before it asks for a
     /// hole (DES-MSG-RS-4) instead of the run's [`crate::world::GAP_GRACE_SEC`]: over twice
     /// `ackTimeoutSec`, as DES-MSG-RS-4 says a platform SHOULD, so that its resend cannot
-    /// settle records whose data message the case needs the gateway to send again (an
-    /// already-running gateway's platform keeps the run's).
+    /// settle records whose data message the case needs the gateway to send again (against an
+    /// already-running gateway the run's one platform is set to it for the case).
     pub patient_gaps: bool,
 }
 

@@ -592,6 +592,9 @@ impl Suite {
     /// gateway's platform keeps the run's).
     pub async fn world_with(&self, case_id: &str, seed: u64, timers: Timers) -> Result<Ctx> {
         if let Some(sh) = &self.shared {
+            // The run's one platform waits for holes as a world of the case's own would
+            // (cases against a running gateway play one at a time).
+            sh.platform.handle().set_gap_grace_sec(timers.gap_grace_sec);
             let ctx = Ctx {
                 wipe: None,
                 history: None,

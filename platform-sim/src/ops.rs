@@ -448,6 +448,16 @@ impl FaultConfig {
         }
         Ok(())
     }
+
+    /// The failure code the next `data` message the platform would store is answered with
+    /// instead, taken from the faults: BUSY while `busy_acks` lasts, then `ack_code` once.
+    pub fn take_ack_fault(&mut self) -> Option<gateway::protocol::message::ResultCode> {
+        if self.busy_acks > 0 {
+            self.busy_acks -= 1;
+            return Some(gateway::protocol::message::ResultCode::Busy);
+        }
+        self.ack_code.take()
+    }
 }
 
 /// Why an operator request failed.

@@ -535,6 +535,14 @@ impl PlatformCore {
         }
     }
 
+    /// Sets how long a hole waits before it is asked for ([`PlatformConfig::gap_grace_sec`],
+    /// DES-MSG-RS-4), from now on, holes already open included (their wait counts from when
+    /// they opened). The conformance suite gives each case against one long-running gateway
+    /// the grace it needs; call [`Self::poll_timeout`] again afterwards.
+    pub fn set_gap_grace_sec(&mut self, secs: i64) {
+        self.cfg.gap_grace_sec = secs;
+    }
+
     /// Registers the datasets `gw` may send (`None`: any, the default). A `data` of another
     /// dataset is answered UNKNOWN_DATASET and not stored (DES-MSG-DATA-1).
     pub fn set_registered_datasets(&mut self, gw: &GatewayId, datasets: Option<BTreeSet<Dataset>>) {

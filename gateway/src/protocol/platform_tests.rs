@@ -806,3 +806,33 @@ fn a_new_epoch_clears_the_reply_memory_of_the_gateway() {
         "processed in the new epoch, not answered from the old one's memory"
     );
 }
+
+// ---------------------------------------------------------------- DES-MSG-RS-4
+
+#[test]
+fn a_hole_is_asked_for_once_the_gap_grace_set_at_run_time_has_passed() {
+    let mut p = connected();
+    p.set_gap_grace_sec(5);
+    // Seqs 3..=4 stored at 1 s: 1..=2 is a hole from then on.
+    p.handle_inbound(at(1), up(at(1), "GW0001.1.2", data(r(3, 4))));
+    assert_eq!(code(&out(&mut p)[0]), ResultCode::Ok);
+    assert_eq!(
+        p.poll_timeout(),
+        Some(at(6)),
+        "asked for 5 s after it opened"
+    );
+    p.handle_timeout(at(5));
+    assert!(out(&mut p).is_empty(), "not before the grace has passed");
+    // A shorter grace applies to the hole already open, counted from when it opened.
+    p.set_gap_grace_sec(2);
+    assert_eq!(p.poll_timeout(), Some(at(3)));
+    p.handle_timeout(at(5));
+    let asked: Vec<_> = out(&mut p)
+        .into_iter()
+        .filter_map(|e| match e.body {
+            Body::ResendRequest(rq) => rq.seq,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![r(1, 2)]);
+}

@@ -711,6 +711,15 @@ mod tests {
             };
             assert_eq!(f.validate().is_ok(), ok, "{code:?}");
         }
+        // The data messages the platform would store are answered BUSY while busy-acks lasts,
+        // then once with ack-code, then stored.
+        let mut f = parse_fault_spec("ack-code=INTERNAL,busy-acks=2").unwrap();
+        let answered: Vec<_> = std::iter::from_fn(|| f.take_ack_fault()).collect();
+        assert_eq!(
+            answered,
+            [ResultCode::Busy, ResultCode::Busy, ResultCode::Internal]
+        );
+        assert_eq!(f, FaultConfig::default(), "nothing left");
         for bad in [
             "ack-code",
             "ack-code=OK",

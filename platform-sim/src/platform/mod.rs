@@ -1381,21 +1381,16 @@ impl Shared {
                     match &env.body {
                         Body::Data(d) => {
                             verdict = Some(match st.verify_profile(&gw, &env, d) {
-                                Ok(_) if st.faults.busy_acks > 0 => {
-                                    st.faults.busy_acks -= 1;
-                                    tracing::info!(%gw, id = %env.message_id, "fault: data answered BUSY");
-                                    ProfileVerdict::Refused(ResultCode::Busy)
-                                }
-                                Ok(_) if st.faults.ack_code.is_some() => {
-                                    let code =
-                                        st.faults.ack_code.take().unwrap_or(ResultCode::Busy);
-                                    tracing::info!(%gw, id = %env.message_id, code = code.as_str(), "fault: data answered with a failure code");
-                                    ProfileVerdict::Refused(code)
-                                }
-                                Ok(p) => {
-                                    profile = Some((p, env.message_id.to_string()));
-                                    ProfileVerdict::Verified
-                                }
+                                Ok(p) => match st.faults.take_ack_fault() {
+                                    Some(code) => {
+                                        tracing::info!(%gw, id = %env.message_id, code = code.as_str(), "fault: data answered with a failure code");
+                                        ProfileVerdict::Refused(code)
+                                    }
+                                    None => {
+                                        profile = Some((p, env.message_id.to_string()));
+                                        ProfileVerdict::Verified
+                                    }
+                                },
                                 Err(v) => v,
                             });
                         }
@@ -1529,6 +1524,15 @@ impl PlatformHandle {
         datasets: Option<std::collections::BTreeSet<gateway::protocol::ids::Dataset>>,
     ) {
         lock(&self.0.st).core.set_registered_datasets(gw, datasets);
+    }
+
+    /// Sets how long a hole in a gateway's seqs waits before the platform asks for it
+    /// (`gap_grace_sec`, DES-MSG-RS-4), from now on; holes already open count from when they
+    /// opened. The conformance suite's shared world gives each case the grace a world of its
+    /// own would have.
+    pub fn set_gap_grace_sec(&self, secs: i64) {
+        lock(&self.0.st).core.set_gap_grace_sec(secs);
+        self.wake();
     }
 
     /// Starts the draws of the percentage faults again from `seed`: what follows hits the
