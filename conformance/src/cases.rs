@@ -377,11 +377,14 @@ pub fn all() -> Vec<Case> {
                       what it indexed of the file; otherwise the moment the upload is answered \
                       226), restarting it each time",
         expectation: "every upload answered 226 reaches the platform whole; no row reaches it \
-                      twice; no file in part; a resend by time over the whole seconds of the \
-                      last two uploads serves exactly their records (their ingest time kept \
-                      across the crash)",
+                      twice; no file in part; the last two files (6 rows, two data messages \
+                      each at `max_records_per_message` 4) each sent again by the periodic send \
+                      after the restart (DES-MSG-DATA-3), not only resent on the platform's \
+                      request; a resend by time over the whole seconds of the last two uploads \
+                      serves exactly their records (their ingest time kept across the crash)",
         needs: Needs {
             kill: true,
+            patient_gaps: true,
             ..Needs::OWN
         },
         run: crash_ingest,
@@ -1485,6 +1488,9 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         use rand::{Rng, SeedableRng};
         const ROWS: usize = 6;
         let mut rng = rand::rngs::StdRng::seed_from_u64(c.seed);
+        // A file is more than one data message (DES-MSG-DATA-6): the restart after a crash
+        // point must rebuild each of its messages from the store.
+        c.reconfigure(|cfg| cfg.platform.max_records_per_message = CRASH_INGEST_CAP)?;
         c.started(ProfileFormat::Json).await?;
         let target = c.ftp_target("billing")?;
         let mut accepted = std::collections::BTreeSet::new();
@@ -1543,6 +1549,11 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         // upload is answered 226, which is as close as the outside gets.
         // They start in a later whole second than anything before, so that a resend by time
         // can ask for exactly their records afterwards.
+        // Each of the two files must be sent by the periodic send after its own restart
+        // (checked at the end), and is, well before the platform's gap detection asks for it
+        // (`Needs::patient_gaps`) — unless a hole older than the grace is open then, which
+        // the platform asks for at once: nothing is left unacknowledged before either round.
+        nothing_unacknowledged(c, "after the five rounds of random kills").await?;
         let t0 = next_whole_second().await?;
         let mut how = Vec::new();
         for round in 5..7 {
@@ -1568,6 +1579,7 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             accepted.insert(next);
             next += 1;
             c.start_gateway().await?;
+            nothing_unacknowledged(c, &format!("after round {round}'s restart")).await?;
         }
         let t1 = this_second_ends()?;
         // Nothing proved unless uploads were accepted and some were cut by a kill.
@@ -1616,6 +1628,7 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
                     })
                     .map(|r| r.seq)
                     .collect();
+                sent_by_the_periodic_send(c, &last_two, &how)?;
                 return crash_ingest_resend_by_time(c, t0, t1, &last_two, &how).await;
             }
             if tokio::time::Instant::now() > deadline {
@@ -1633,6 +1646,66 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
+}
+
+/// Waits for a status that shows every record of the gateway acknowledged and at the
+/// platform.
+async fn nothing_unacknowledged(c: &Ctx, when: &str) -> Result<()> {
+    c.wait_view(&format!("every record acknowledged {when}"), WAIT, |v| {
+        v.last_status
+            .as_ref()
+            .is_some_and(|s| s.storage.unacked == 0 && s.last_seq == v.highest_seq)
+    })
+    .await
+    .map_err(|e| {
+        let v = c.view();
+        let status = v
+            .last_status
+            .as_ref()
+            .map(|s| (s.last_seq, s.storage.unacked));
+        anyhow!(
+            "{e}: the last status's (lastSeq, unacknowledged) {status:?}, the platform's \
+             highest seq {}, the seqs it lacks {:?}",
+            v.highest_seq,
+            v.gaps
+        )
+    })?;
+    Ok(())
+}
+
+/// `max_records_per_message` of CRASH-INGEST's gateway: its files of 6 rows are two data
+/// messages each.
+const CRASH_INGEST_CAP: u32 = 4;
+
+/// CRASH-INGEST: every record of the files of rounds 5 and 6 (`seqs`, each file committed and
+/// then the gateway crashed) reached the platform in a periodic data message — after a restart
+/// every unacknowledged record is sent again by the periodic send (DES-MSG-DATA-3), not left
+/// for the platform's gap detection to ask for.
+fn sent_by_the_periodic_send(c: &mut Ctx, seqs: &[u64], how: &[String]) -> Result<()> {
+    let periodic: Vec<_> = c
+        .wire()
+        .iter()
+        .filter(|e| is_periodic_data(e))
+        .filter_map(|e| data_range(&e.summary))
+        .collect();
+    let only_resent: Vec<u64> = seqs
+        .iter()
+        .copied()
+        .filter(|s| !periodic.iter().any(|r| r.contains(s)))
+        .collect();
+    if !only_resent.is_empty() {
+        bail!(
+            "records {only_resent:?} of the files of rounds 5 and 6 (the gateway {}) reached \
+             the platform only in resend data: after a restart every unacknowledged record is \
+             sent again by the periodic send (DES-MSG-DATA-3)",
+            how.join(" and ")
+        );
+    }
+    c.note(format!(
+        "the records of rounds 5 and 6 ({} seqs) each came in a periodic data message",
+        seqs.len()
+    ));
+    Ok(())
 }
 
 /// CRASH-INGEST's last step: the records of the two files uploaded in `t0..=t1` (rounds 5 and
