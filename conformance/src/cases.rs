@@ -3434,14 +3434,6 @@ async fn wait_sent_again(c: &Ctx, data_id: &str) -> Result<()> {
     .await
 }
 
-/// The seq range a data message's wire-log summary names (`data billing periodic 4..=6 …`).
-fn summary_range(summary: &str) -> Option<(u64, u64)> {
-    let (a, b) = summary
-        .split_whitespace()
-        .find_map(|w| w.split_once("..="))?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
 /// The `data.ack` codes DATA-ACK-CODES answers with that give a data message up
 /// (DES-MSG-DATA-5 (b); UNKNOWN_DATASET is DATA-REFUSED's).
 const GIVE_UP_CODES: [ResultCode; 4] = [
@@ -3579,7 +3571,8 @@ fn data_ack_codes(c: &mut Ctx) -> CaseFuture<'_> {
                         && e.direction == "up"
                         && e.message_id != *id
                         && e.summary.contains(" periodic ")
-                        && summary_range(&e.summary).is_some_and(|(a, b)| a <= *last && *first <= b)
+                        && data_range(&e.summary)
+                            .is_some_and(|r| *r.start() <= *last && *first <= *r.end())
                 })
                 .map(|e| e.message_id.as_str())
                 .collect();
