@@ -1665,7 +1665,7 @@ async fn nothing_unacknowledged(c: &Ctx, when: &str) -> Result<()> {
             .map(|s| (s.last_seq, s.storage.unacked));
         anyhow!(
             "{e}: the last status's (lastSeq, unacknowledged) {status:?}, the platform's \
-             highest seq {}, the seqs it lacks {:?}",
+             highest seq {}, holes below it {:?}",
             v.highest_seq,
             v.gaps
         )
