@@ -1552,7 +1552,11 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         // Each of the two files must be sent by the periodic send after its own restart
         // (checked at the end), and is, well before the platform's gap detection asks for it
         // (`Needs::patient_gaps`) — unless a hole older than the grace is open then, which
-        // the platform asks for at once: nothing is left unacknowledged before either round.
+        // the platform asks for at once: nothing is left unacknowledged before either round
+        // (every accepted file at the platform first, as after each of the two rounds).
+        for n in &accepted {
+            marked_file_stored(c, *n, ROWS).await?;
+        }
         nothing_unacknowledged(c, "after the five rounds of random kills").await?;
         let t0 = next_whole_second().await?;
         let mut how = Vec::new();
@@ -1579,6 +1583,9 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
             accepted.insert(next);
             next += 1;
             c.start_gateway().await?;
+            // A status from before the crash may still be the platform's last: the file's rows
+            // at the platform first, so that only a status counting them can satisfy the wait.
+            marked_file_stored(c, next - 1, ROWS).await?;
             nothing_unacknowledged(c, &format!("after round {round}'s restart")).await?;
         }
         let t1 = this_second_ends()?;
@@ -1671,6 +1678,27 @@ async fn nothing_unacknowledged(c: &Ctx, when: &str) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// Waits until the platform holds every row of marked file `n` ([`marked_file`]).
+async fn marked_file_stored(c: &Ctx, n: u64, rows: usize) -> Result<()> {
+    let prefix = format!("F{n}-");
+    Ctx::poll(WAIT, || {
+        let have = c
+            .stored()?
+            .iter()
+            .filter(|r| r.fields.first().is_some_and(|f| f.starts_with(&prefix)))
+            .count();
+        Ok(match have >= rows {
+            true => Look::Done(()),
+            false => Look::Not(format!(
+                "file f{n}.csv, answered 226, has {have} of its {rows} rows at the platform after \
+                 {} s",
+                WAIT.as_secs()
+            )),
+        })
+    })
+    .await
 }
 
 /// `max_records_per_message` of CRASH-INGEST's gateway: its files of 6 rows are two data

@@ -589,7 +589,8 @@ impl Suite {
     }
 
     /// [`Suite::world`] whose platform has `timers` (a world of its own; an already-running
-    /// gateway's platform keeps the run's).
+    /// gateway's one platform takes the gap grace, and keeps the `ackTimeoutSec` it sent when
+    /// the gateway's session began).
     pub async fn world_with(&self, case_id: &str, seed: u64, timers: Timers) -> Result<Ctx> {
         if let Some(sh) = &self.shared {
             // The run's one platform waits for holes as a world of the case's own would
