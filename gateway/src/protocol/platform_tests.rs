@@ -109,6 +109,16 @@ fn out(p: &mut PlatformCore) -> Vec<Envelope> {
 fn events(p: &mut PlatformCore) -> Vec<PlatformEvent> {
     std::iter::from_fn(|| p.poll_event()).collect()
 }
+/// The seq ranges of the `resend.request`s the platform has sent since the last drain.
+fn asked(p: &mut PlatformCore) -> Vec<SeqRange> {
+    out(p)
+        .into_iter()
+        .filter_map(|e| match e.body {
+            Body::ResendRequest(rq) => rq.seq,
+            _ => None,
+        })
+        .collect()
+}
 fn code(e: &Envelope) -> ResultCode {
     e.result.as_ref().unwrap().code
 }
@@ -702,14 +712,7 @@ fn a_new_epoch_is_accepted_with_a_new_empty_sequence_space() {
     assert_eq!(stored, vec![(ep(2), r(1, 2))]);
     // The rest of the new space is asked for after the grace period.
     p.handle_timeout(at(101 + PlatformConfig::default().gap_grace_sec));
-    let asked: Vec<_> = out(&mut p)
-        .into_iter()
-        .filter_map(|e| match e.body {
-            Body::ResendRequest(rq) => rq.seq,
-            _ => None,
-        })
-        .collect();
-    assert_eq!(asked, vec![r(3, 5)]);
+    assert_eq!(asked(&mut p), vec![r(3, 5)]);
     // Epoch 2's own rules now apply: its boot count may not go below 4.
     p.handle_link_lost(at(200), &gw());
     p.handle_inbound(at(200), up(at(200), "GW0001.3.1", connect_in(ep(2), 3, 5)));
@@ -827,12 +830,5 @@ fn a_hole_is_asked_for_once_the_gap_grace_set_at_run_time_has_passed() {
     p.set_gap_grace_sec(2);
     assert_eq!(p.poll_timeout(), Some(at(3)));
     p.handle_timeout(at(5));
-    let asked: Vec<_> = out(&mut p)
-        .into_iter()
-        .filter_map(|e| match e.body {
-            Body::ResendRequest(rq) => rq.seq,
-            _ => None,
-        })
-        .collect();
-    assert_eq!(asked, vec![r(1, 2)]);
+    assert_eq!(asked(&mut p), vec![r(1, 2)]);
 }
