@@ -75,6 +75,14 @@ pub struct Capabilities {
     /// its `[gateway] state_dir`; run with `sh -c`.
     #[serde(default)]
     pub access_history_command: Option<String>,
+    /// A process target (`--target-cmd`, `--target sgw`) offers crash points: a file
+    /// `CRASH-AT` written into its bundle, naming one (`after-ingest-commit`,
+    /// `after-evacuation-commit`), is renamed `CRASH-AT.armed` within a second, and the
+    /// gateway then dies right after its next durable commit of that kind, before anything
+    /// later is made durable (docs/conformance.md, "Crash points"). `--target sgw` sets it
+    /// when `sgw --version` names crash points (a test build).
+    #[serde(default)]
+    pub crash_points: bool,
 }
 
 fn yes() -> bool {
@@ -87,6 +95,7 @@ impl Default for Capabilities {
             xml_profiles: true,
             wipe_command: None,
             access_history_command: None,
+            crash_points: false,
         }
     }
 }
@@ -218,6 +227,10 @@ mod tests {
             c.access_history_command.as_deref(),
             Some("cat {state_dir}/h.log")
         );
+        // Crash points are offered only when stated.
+        assert!(!c.crash_points);
+        let c: Capabilities = serde_json::from_str(r#"{"crashPoints": true}"#).unwrap();
+        assert!(c.crash_points && c.xml_profiles);
         // FTPS is required of every gateway (DES-FTP-2), not a capability; a typo is refused.
         for bad in [r#"{"ftps": false}"#, r#"{"xmlProfile": false}"#] {
             let e = serde_json::from_str::<Capabilities>(bad).unwrap_err();

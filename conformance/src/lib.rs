@@ -49,10 +49,13 @@ impl TargetSpec {
         }
     }
 
-    fn make(&self, log: PathBuf) -> Box<dyn Target> {
+    /// The target; a command target with `crash_points` offers them ([`Capabilities`]).
+    fn make(&self, log: PathBuf, crash_points: bool) -> Box<dyn Target> {
         match self {
             TargetSpec::InProcess => Box::new(world::InProcess::default()),
-            TargetSpec::Command(c) => Box::new(world::Command::new(c, log)),
+            TargetSpec::Command(c) => {
+                Box::new(world::Command::new(c, log).with_crash_points(crash_points))
+            }
             TargetSpec::Running(w) => Box::new(world::Running::new(w)),
         }
     }
@@ -150,7 +153,13 @@ pub async fn run(opts: &RunOptions, mut progress: impl FnMut(&CaseReport)) -> Re
     let all = cases::all();
     let mut report = RunReport {
         suite_version: env!("CARGO_PKG_VERSION").into(),
-        target: opts.target.make(suite.dir.path().join("x.log")).describe(),
+        target: opts
+            .target
+            .make(
+                suite.dir.path().join("x.log"),
+                opts.capabilities.crash_points,
+            )
+            .describe(),
         seed: opts.seed,
         strict: opts.strict,
         capabilities: opts.capabilities.clone(),
@@ -317,10 +326,10 @@ async fn run_case(suite: &Suite, opts: &RunOptions, case: Case) -> Result<CaseRe
     if let Some(v) = &opts.variant {
         std::fs::write(ctx.bundle.dir.join("BROKEN"), v)?;
     }
-    ctx.target = Some(
-        opts.target
-            .make(suite.dir.path().join(format!("{}.log", case.id))),
-    );
+    ctx.target = Some(opts.target.make(
+        suite.dir.path().join(format!("{}.log", case.id)),
+        opts.capabilities.crash_points,
+    ));
     ctx.wipe = match (&opts.target, &opts.capabilities.wipe_command) {
         (_, Some(c)) => Some(world::Wipe::Command(c.clone())),
         (TargetSpec::InProcess, None) => Some(world::Wipe::InProcess),

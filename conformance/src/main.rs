@@ -141,7 +141,7 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
         /// The capability statement (JSON: {"xmlProfiles": bool, "wipeCommand": "CMD {bundle}",
-        /// "accessHistoryCommand": "CMD {bundle} {state_dir}"}).
+        /// "accessHistoryCommand": "CMD {bundle} {state_dir}", "crashPoints": bool}).
         #[arg(long)]
         capabilities: Option<PathBuf>,
         /// Known deviations: one `CASE-GLOB reason` per line; such a case failing is an
@@ -331,6 +331,12 @@ fn main() -> ExitCode {
                 capabilities
                     .access_history_command
                     .get_or_insert_with(|| "cat {state_dir}/audit.jsonl".into());
+                // A test build of sgw (feature `crash-points`) names its crash points in
+                // `sgw --version`.
+                capabilities.crash_points |= std::process::Command::new(bin)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("crash points"));
             }
             let deviations = match deviations.map(std::fs::read_to_string) {
                 None => Vec::new(),

@@ -220,7 +220,18 @@ pub struct Command {
     template: String,
     child: Option<tokio::process::Child>,
     log: PathBuf,
+    /// The capability statement's `crashPoints` ([`crate::case::Capabilities::crash_points`]).
+    crash_points: bool,
+    /// The bundle it was last started from.
+    bundle: Option<PathBuf>,
 }
+
+/// The file a process target's crash point is armed by, and what the target renames it to
+/// once armed (`gateway::runtime::crash_points` in the reference gateway's test build).
+const CRASH_AT: (&str, &str) = ("CRASH-AT", "CRASH-AT.armed");
+
+/// How long a process target has to acknowledge its crash point (`CRASH-AT.armed`).
+const ARM_WITHIN: Duration = Duration::from_secs(5);
 
 impl Command {
     /// A target from `template`, its standard error appended to `log`.
@@ -229,7 +240,15 @@ impl Command {
             template: template.to_owned(),
             child: None,
             log,
+            crash_points: false,
+            bundle: None,
         }
+    }
+
+    /// The same, offering crash points if `yes` (the capability statement's `crashPoints`).
+    pub fn with_crash_points(mut self, yes: bool) -> Self {
+        self.crash_points = yes;
+        self
     }
 }
 
@@ -243,6 +262,16 @@ impl Target for Command {
         let cmd = self
             .template
             .replace("{bundle}", &bundle.display().to_string());
+        // A crash point armed before a crash is not armed again by the restart.
+        for f in [CRASH_AT.0, CRASH_AT.1] {
+            match std::fs::remove_file(bundle.join(f)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {f} from the bundle"));
+                }
+                _ => {}
+            }
+        }
+        self.bundle = Some(bundle.to_owned());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -289,6 +318,39 @@ impl Target for Command {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// With the capability `crashPoints`: writes the point's name to the bundle's `CRASH-AT`
+    /// and waits for the target to rename it `CRASH-AT.armed` (at most [`ARM_WITHIN`]).
+    async fn crash_at(&mut self, point: CrashPoint) -> Result<bool> {
+        if !self.crash_points {
+            return Ok(false);
+        }
+        let Some(bundle) = self.bundle.clone() else {
+            bail!("the gateway was never started: no crash point to arm");
+        };
+        if !self.running().await {
+            bail!("the gateway is not running: no crash point to arm");
+        }
+        let (file, armed) = (bundle.join(CRASH_AT.0), bundle.join(CRASH_AT.1));
+        let part = bundle.join(format!("{}.part", CRASH_AT.0));
+        std::fs::write(&part, point.name())?;
+        std::fs::rename(&part, &file)?;
+        let deadline = tokio::time::Instant::now() + ARM_WITHIN;
+        while !armed.exists() {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the target did not arm its crash point {} within {} s: {} was not renamed \
+                     {} (the capability statement says it offers crash points, crashPoints)",
+                    point.name(),
+                    ARM_WITHIN.as_secs(),
+                    CRASH_AT.0,
+                    CRASH_AT.1
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(true)
     }
 }
 

@@ -192,6 +192,9 @@ fn sgw_bin() -> std::path::PathBuf {
 async fn the_sgw_binary_passes_the_cases_that_kill_it() {
     let mut o = opts(&["CRASH-*", "DISC-OK"], Vec::new());
     o.target = TargetSpec::Command(format!("{} run --bundle {{bundle}}", sgw_bin().display()));
+    // This build's sgw is a test build: it offers the crash points, and the process aborts at
+    // them (`gateway::runtime::crash_points`).
+    o.capabilities.crash_points = true;
     let report = run(&o, |c| {
         println!(
             "{:<30} {:?} {:.1} s {:?} {:?}",
@@ -205,6 +208,58 @@ async fn the_sgw_binary_passes_the_cases_that_kill_it() {
     for c in &report.cases {
         assert_eq!(c.verdict, Verdict::Pass, "{}: {:?}", c.id, c.observed);
     }
+    // The aimed crashes happened in the process, not the kills from outside.
+    for (id, died) in [
+        ("CRASH-INGEST", "commit (the target's crash point)"),
+        ("CRASH-EVACUATION", "(the target's crash point)"),
+    ] {
+        let c = report.cases.iter().find(|c| c.id == id).unwrap();
+        let n = c.notes.iter().filter(|n| n.contains(died)).count();
+        let want = if id == "CRASH-INGEST" { 2 } else { 1 };
+        assert_eq!(n, want, "{id}: {:?}", c.notes);
+    }
+}
+
+/// A command target offers crash points only when its capability statement says so, and one
+/// that says so but does not arm the point within 5 s fails the case that armed it (here a
+/// process that reads no bundle at all); a restart clears a point armed before the crash.
+#[tokio::test]
+async fn a_process_target_arms_a_crash_point_only_when_it_offers_them() {
+    use conformance::world::{Command, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path();
+    let mut plain = Command::new("sleep 30 # {bundle}", dir.path().join("plain.log"));
+    plain.start(bundle).await.unwrap();
+    assert!(
+        !plain
+            .crash_at(gateway::store::CrashPoint::AfterIngestCommit)
+            .await
+            .unwrap()
+    );
+    assert!(!bundle.join("CRASH-AT").exists());
+    plain.kill().await.unwrap();
+    std::fs::write(bundle.join("CRASH-AT.armed"), "after-ingest-commit").unwrap();
+    let mut claims =
+        Command::new("sleep 30 # {bundle}", dir.path().join("claims.log")).with_crash_points(true);
+    claims.start(bundle).await.unwrap();
+    assert!(
+        !bundle.join("CRASH-AT.armed").exists(),
+        "a restart clears a crash point armed before"
+    );
+    let e = claims
+        .crash_at(gateway::store::CrashPoint::AfterEvacuationCommit)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("did not arm its crash point after-evacuation-commit within 5 s"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("CRASH-AT")).unwrap(),
+        "after-evacuation-commit"
+    );
+    claims.kill().await.unwrap();
 }
 
 /// A gateway already running, started by its operator from the bundle of a world directory

@@ -281,7 +281,8 @@ async fn every_broken_variant_fails_the_case_meant_to_catch_it() {
     let mut planned: Vec<_> = CATCHES
         .into_iter()
         .map(|c| (c, TargetSpec::InProcess, 60))
-        // CRASH-INGEST waits up to 20 s for each accepted upload after its five kills.
+        // CRASH-INGEST waits up to 20 s for the accepted uploads after its five kills, and
+        // for each of its two commit-point files.
         .chain(KILLED.into_iter().map(|c| (c, sgw.clone(), 150)))
         // `ONLY_VARIANTS=a,b` runs only those (while working on one).
         .filter(|((v, _, _), _, _)| {

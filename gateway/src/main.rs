@@ -10,9 +10,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `sgw --version`: a test build names its crash points there, which the conformance suite's
+/// `--target sgw` looks for (docs/conformance.md, "Crash points").
+#[cfg(feature = "crash-points")]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (test build: crash points after-ingest-commit, after-evacuation-commit)"
+);
+#[cfg(not(feature = "crash-points"))]
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The reference System Gateway (SGW).
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

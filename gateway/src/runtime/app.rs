@@ -793,6 +793,8 @@ pub async fn start(opts: &RunOptions) -> Result<Running, AppError> {
     }
     store.save_snapshot(&core.snapshot())?;
     let (store_handle, store_thread) = StoreHandle::spawn(store)?;
+    #[cfg(feature = "crash-points")]
+    super::crash_points::watch(&opts.bundle, store_thread.crash_switch());
     let (audit, audit_writer) = AuditLog::open(cfg.gateway.state_dir.path())
         .map_err(|e| AppError::Start(format!("SM-AUDIT: access history: {e}")))?;
     audit.record(

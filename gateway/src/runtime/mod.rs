@@ -8,6 +8,8 @@
 
 pub mod app;
 pub mod certfetch;
+#[cfg(feature = "crash-points")]
+pub mod crash_points;
 pub mod driver;
 pub mod ftp;
 pub mod monitor;

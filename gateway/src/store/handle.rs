@@ -66,6 +66,44 @@ impl StoreThread {
             *p = Some(point);
         }
     }
+
+    /// [`Self::halt_at`] and [`Self::is_halted`] for another thread (the `sgw` binary's crash
+    /// point watcher, `runtime::crash_points`); it holds the thread's flags weakly, so it
+    /// outlives the store thread harmlessly.
+    pub fn crash_switch(&self) -> CrashSwitch {
+        CrashSwitch {
+            halted: Arc::downgrade(&self.halted),
+            crash_at: Arc::downgrade(&self.crash_at),
+        }
+    }
+}
+
+/// A store thread's crash point, armed and watched from another thread
+/// ([`StoreThread::crash_switch`]).
+#[derive(Clone)]
+pub struct CrashSwitch {
+    halted: std::sync::Weak<AtomicBool>,
+    crash_at: std::sync::Weak<Mutex<Option<CrashPoint>>>,
+}
+
+impl CrashSwitch {
+    /// [`StoreThread::halt_at`]; false once the store thread's gateway has ended.
+    pub fn arm(&self, point: CrashPoint) -> bool {
+        match self.crash_at.upgrade() {
+            Some(p) => {
+                if let Ok(mut p) = p.lock() {
+                    *p = Some(point);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `Some(halted)` while the store thread's gateway lives, `None` after.
+    pub fn halted(&self) -> Option<bool> {
+        self.halted.upgrade().map(|h| h.load(Ordering::SeqCst))
+    }
 }
 
 enum Feed {

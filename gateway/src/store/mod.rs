@@ -114,7 +114,7 @@ pub use archive::{
 };
 pub use error::{IngestFailure, StoreError};
 pub use export::{ExportRecord, ExportSummary};
-pub use handle::{StoreHandle, StoreThread};
+pub use handle::{CrashSwitch, StoreHandle, StoreThread};
 pub use select::{ResendQuery, SelectedRun, Selection, Selector};
 
 /// The schema version this build writes and reads (SQLite `user_version`).
@@ -217,6 +217,25 @@ pub enum CrashPoint {
 }
 
 impl CrashPoint {
+    /// Every crash point.
+    pub const ALL: [CrashPoint; 2] = [
+        CrashPoint::AfterIngestCommit,
+        CrashPoint::AfterEvacuationCommit,
+    ];
+
+    /// Its name in a process target's `CRASH-AT` file (docs/conformance.md, "Crash points").
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AfterIngestCommit => "after-ingest-commit",
+            CrashPoint::AfterEvacuationCommit => "after-evacuation-commit",
+        }
+    }
+
+    /// The crash point named `name` ([`Self::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// Whether a commit of this kind happened between `before` and `after`.
     pub fn passed(self, before: Commits, after: Commits) -> bool {
         match self {
