@@ -77,7 +77,7 @@ pub struct Capabilities {
     pub access_history_command: Option<String>,
     /// A process target (`--target-cmd`, `--target sgw`) offers crash points: a file
     /// `CRASH-AT` written into its bundle, naming one (`after-ingest-commit`,
-    /// `after-evacuation-commit`), is renamed `CRASH-AT.armed` within a second, and the
+    /// `after-evacuation-commit`), is renamed `CRASH-AT.armed` within 5 s, and the
     /// gateway then dies right after its next durable commit of that kind, before anything
     /// later is made durable (docs/conformance.md, "Crash points"). `--target sgw` sets it
     /// when `sgw --version` names crash points (a test build).
