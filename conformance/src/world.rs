@@ -226,10 +226,6 @@ pub struct Command {
     bundle: Option<PathBuf>,
 }
 
-/// The file a process target's crash point is armed by, and what the target renames it to
-/// once armed (`gateway::runtime::crash_points` in the reference gateway's test build).
-const CRASH_AT: (&str, &str) = ("CRASH-AT", "CRASH-AT.armed");
-
 /// How long a process target has to acknowledge its crash point (`CRASH-AT.armed`).
 const ARM_WITHIN: Duration = Duration::from_secs(5);
 
@@ -263,7 +259,7 @@ impl Target for Command {
             .template
             .replace("{bundle}", &bundle.display().to_string());
         // A crash point armed before a crash is not armed again by the restart.
-        for f in [CRASH_AT.0, CRASH_AT.1] {
+        for f in [CrashPoint::ARM_FILE, CrashPoint::ARMED_FILE] {
             match std::fs::remove_file(bundle.join(f)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(e).with_context(|| format!("removing {f} from the bundle"));
@@ -332,8 +328,11 @@ impl Target for Command {
         if !self.running().await {
             bail!("the gateway is not running: no crash point to arm");
         }
-        let (file, armed) = (bundle.join(CRASH_AT.0), bundle.join(CRASH_AT.1));
-        let part = bundle.join(format!("{}.part", CRASH_AT.0));
+        let (file, armed) = (
+            bundle.join(CrashPoint::ARM_FILE),
+            bundle.join(CrashPoint::ARMED_FILE),
+        );
+        let part = bundle.join(format!("{}.part", CrashPoint::ARM_FILE));
         std::fs::write(&part, point.name())?;
         std::fs::rename(&part, &file)?;
         let deadline = tokio::time::Instant::now() + ARM_WITHIN;
@@ -344,8 +343,8 @@ impl Target for Command {
                      {} (the capability statement says it offers crash points, crashPoints)",
                     point.name(),
                     ARM_WITHIN.as_secs(),
-                    CRASH_AT.0,
-                    CRASH_AT.1
+                    CrashPoint::ARM_FILE,
+                    CrashPoint::ARMED_FILE
                 );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -2,12 +2,12 @@
 //! conformance crate's tests enables — never a release build): the process target's side of
 //! the conformance suite's aimed crash (docs/conformance.md, "Crash points").
 //!
-//! The suite writes the file [`CRASH_AT_FILE`] into the bundle with one crash point's name
-//! ([`CrashPoint::name`]). A watcher thread reads it within [`LOOK_EVERY`], arms the store's
-//! crash point ([`crate::store::StoreThread::halt_at`]) and renames the file to
-//! [`ARMED_FILE`], which tells the suite the point is armed. Right after the next commit of
-//! that kind the store runs no more jobs — nothing more becomes durable, the core's snapshot
-//! that would index the commit never runs — and the watcher aborts the process
+//! The suite writes the file [`CrashPoint::ARM_FILE`] into the bundle with one crash point's
+//! name ([`CrashPoint::name`]). A watcher thread reads it within [`LOOK_EVERY`], arms the
+//! store's crash point ([`crate::store::StoreThread::halt_at`]) and renames the file to
+//! [`CrashPoint::ARMED_FILE`], which tells the suite the point is armed. Right after the next
+//! commit of that kind the store runs no more jobs — nothing more becomes durable, the core's
+//! snapshot that would index the commit never runs — and the watcher aborts the process
 //! ([`std::process::abort`]: no destructor, no clean shutdown, as a kill -9) after
 //! [`REPLY_GRACE`], in which the commit's own reply (the FTP `226`) goes out, as a process can
 //! die just after answering. The state a restart finds is exactly the one after that commit:
@@ -18,13 +18,7 @@ use std::time::Duration;
 
 use crate::store::{CrashPoint, CrashSwitch};
 
-/// The file in the bundle that arms a crash point (its content: the point's name).
-pub const CRASH_AT_FILE: &str = "CRASH-AT";
-
-/// What [`CRASH_AT_FILE`] is renamed to once its crash point is armed.
-pub const ARMED_FILE: &str = "CRASH-AT.armed";
-
-/// How often the watcher looks for [`CRASH_AT_FILE`].
+/// How often the watcher looks for [`CrashPoint::ARM_FILE`].
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 /// How often it looks whether an armed point was reached.
@@ -33,10 +27,13 @@ const LOOK_ARMED_EVERY: Duration = Duration::from_millis(2);
 /// From the store's stop at the crash point to the abort: the commit's reply goes out.
 const REPLY_GRACE: Duration = Duration::from_millis(300);
 
-/// Starts the watcher of `bundle`'s [`CRASH_AT_FILE`] for the store thread of `switch`; it
+/// Starts the watcher of `bundle`'s [`CrashPoint::ARM_FILE`] for the store thread of `switch`; it
 /// ends with that store thread.
 pub fn watch(bundle: &Path, switch: CrashSwitch) {
-    let (file, armed) = (bundle.join(CRASH_AT_FILE), bundle.join(ARMED_FILE));
+    let (file, armed) = (
+        bundle.join(CrashPoint::ARM_FILE),
+        bundle.join(CrashPoint::ARMED_FILE),
+    );
     let spawned = std::thread::Builder::new()
         .name("sgw-crash-points".into())
         .spawn(move || {
@@ -74,15 +71,17 @@ pub fn watch(bundle: &Path, switch: CrashSwitch) {
                                 }
                                 Err(e) => tracing::error!(
                                     error = %e,
-                                    "crash point armed but {ARMED_FILE} not written"
+                                    "crash point armed but {} not written",
+                                    CrashPoint::ARMED_FILE
                                 ),
                             }
                         }
                         None => {
                             tracing::error!(
                                 name = name.trim(),
-                                "{CRASH_AT_FILE} names no crash point (after-ingest-commit, \
-                                 after-evacuation-commit): ignored and removed"
+                                "{} names no crash point (after-ingest-commit, \
+                                 after-evacuation-commit): ignored and removed",
+                                CrashPoint::ARM_FILE
                             );
                             let _ = std::fs::remove_file(&file);
                         }

@@ -217,6 +217,13 @@ pub enum CrashPoint {
 }
 
 impl CrashPoint {
+    /// The file in a process target's bundle that arms a crash point (its content:
+    /// [`Self::name`]); docs/conformance.md, "Crash points".
+    pub const ARM_FILE: &str = "CRASH-AT";
+
+    /// What the target renames [`Self::ARM_FILE`] to once the point is armed.
+    pub const ARMED_FILE: &str = "CRASH-AT.armed";
+
     /// Every crash point.
     pub const ALL: [CrashPoint; 2] = [
         CrashPoint::AfterIngestCommit,
