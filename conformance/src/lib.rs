@@ -50,7 +50,7 @@ impl TargetSpec {
     }
 
     /// The target; a command target with `crash_points` offers them ([`Capabilities`]).
-    fn make(&self, log: PathBuf, crash_points: bool) -> Box<dyn Target> {
+    pub fn make(&self, log: PathBuf, crash_points: bool) -> Box<dyn Target> {
         match self {
             TargetSpec::InProcess => Box::new(world::InProcess::default()),
             TargetSpec::Command(c) => {

@@ -77,11 +77,13 @@ pub fn watch(bundle: &Path, switch: CrashSwitch) {
                             }
                         }
                         None => {
+                            let known: Vec<&str> =
+                                CrashPoint::ALL.iter().map(|p| p.name()).collect();
                             tracing::error!(
                                 name = name.trim(),
-                                "{} names no crash point (after-ingest-commit, \
-                                 after-evacuation-commit): ignored and removed",
-                                CrashPoint::ARM_FILE
+                                "{} names no crash point ({}): ignored and removed",
+                                CrashPoint::ARM_FILE,
+                                known.join(", ")
                             );
                             let _ = std::fs::remove_file(&file);
                         }
@@ -95,5 +97,47 @@ pub fn watch(bundle: &Path, switch: CrashSwitch) {
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "no crash point watcher");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreHandle};
+
+    /// Whether `f` holds within 5 s.
+    fn within_5s(f: impl Fn() -> bool) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn a_file_naming_no_crash_point_is_removed_unarmed_and_a_named_one_is_armed() {
+        let (state, bundle) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (h, thread) = StoreHandle::spawn(Store::open(state.path()).unwrap()).unwrap();
+        watch(bundle.path(), thread.crash_switch());
+        let (file, armed) = (
+            bundle.path().join("CRASH-AT"),
+            bundle.path().join("CRASH-AT.armed"),
+        );
+        std::fs::write(&file, "after-lunch\n").unwrap();
+        assert!(within_5s(|| !file.exists()), "an unknown name is removed");
+        assert!(!armed.exists(), "and arms nothing");
+        // A name as the suite writes it (no commit follows here, so nothing aborts).
+        std::fs::write(&file, "after-evacuation-commit\n").unwrap();
+        assert!(within_5s(|| armed.exists() && !file.exists()));
+        assert_eq!(
+            std::fs::read_to_string(&armed).unwrap(),
+            "after-evacuation-commit\n"
+        );
+        assert_eq!(thread.crash_switch().halted(), Some(false));
+        drop(h);
+        thread.join().unwrap();
     }
 }
