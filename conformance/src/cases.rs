@@ -368,7 +368,13 @@ pub fn all() -> Vec<Case> {
     v.push(Case {
         id: "CRASH-INGEST",
         requirements: &["ST-STORE-1", "SC-FTP-1", "IF-PSEND-3"],
-        rules: &["DES-FTP-6", "DES-ID-4", "DES-MSG-DATA-3", "DES-MSG-RS-1"],
+        rules: &[
+            "DES-FTP-6",
+            "DES-ID-4",
+            "DES-MSG-DATA-3",
+            "DES-MSG-DATA-6",
+            "DES-MSG-RS-1",
+        ],
         level: Level::Must,
         negative: true,
         description: "kill -9 the gateway at random points (seeded) while uploads stream in and \
@@ -378,9 +384,10 @@ pub fn all() -> Vec<Case> {
                       226), restarting it each time",
         expectation: "every upload answered 226 reaches the platform whole; no row reaches it \
                       twice; no file in part; the last two files (6 rows, two data messages \
-                      each at `max_records_per_message` 4) each sent again by the periodic send \
-                      after the restart (DES-MSG-DATA-3), not only resent on the platform's \
-                      request; a resend by time over the whole seconds of the last two uploads \
+                      each at `max_records_per_message` 4; the last one's rows about 40 000 \
+                      bytes wide, so three messages by the byte bound of DES-MSG-DATA-6) each \
+                      sent again by the periodic send after the restart (DES-MSG-DATA-3), not \
+                      only resent on the platform's request; a resend by time over the whole seconds of the last two uploads \
                       serves exactly their records (their ingest time kept across the crash)",
         needs: Needs {
             kill: true,
@@ -1476,13 +1483,32 @@ async fn stor_reply(s: &mut Session, name: &str, bytes: &[u8]) -> Result<u32> {
 
 /// Billing file `n` of `rows` rows whose first column is `F{n}-{row}` (counted at the platform).
 fn marked_file(n: u64, rows: usize) -> Result<Vec<u8>> {
-    let mut t = legacy_sim::Table::generate(legacy_sim::Dataset::Billing, rows, n);
+    marked_file_of(n, rows, 0)
+}
+
+/// [`marked_file`] with each row's meter number (an unmasked text column) padded with `pad`
+/// bytes: at [`WIDE_PAD`] two records fit a data message's 114 688 record bytes and three do
+/// not (DES-MSG-DATA-6), as in DATA-SPLIT.
+fn marked_file_of(n: u64, rows: usize, pad: usize) -> Result<Vec<u8>> {
+    let ds = legacy_sim::Dataset::Billing;
+    let meter = ds
+        .columns()
+        .iter()
+        .position(|k| k.name == "meter_id")
+        .ok_or_else(|| anyhow!("billing has no meter_id column"))?;
+    let mut t = legacy_sim::Table::generate(ds, rows, n);
     for (i, row) in t.rows.iter_mut().enumerate() {
         row[0] = format!("F{n}-{i}");
+        if pad > 0 {
+            row[meter] = format!("{i}{}", "m".repeat(pad));
+        }
     }
     t.to_csv(&legacy_sim::CsvOptions::default())
         .map_err(|e| anyhow!("{e}"))
 }
+
+/// The padding of a wide record: about 40 000 bytes of wire size (DES-MSG-DATA-6).
+const WIDE_PAD: usize = 40_000;
 
 fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
     case(async move {
@@ -1561,7 +1587,12 @@ fn crash_ingest(c: &mut Ctx) -> CaseFuture<'_> {
         let mut how = Vec::new();
         for round in 5..7 {
             let aimed = c.crash_gateway_at(CrashPoint::AfterIngestCommit).await?;
-            upload_bytes(&target, &format!("f{next}.csv"), &marked_file(next, ROWS)?).await?;
+            // Round 6's records are wide: the restart must rebuild the file's data messages
+            // within the byte bound of DES-MSG-DATA-6 (two records each), not by the count
+            // bound alone (four).
+            let pad = if round == 6 { WIDE_PAD } else { 0 };
+            let file = marked_file_of(next, ROWS, pad)?;
+            upload_bytes(&target, &format!("f{next}.csv"), &file).await?;
             if aimed {
                 c.wait_gateway_crashed(Duration::from_secs(10), "an upload answered 226")
                     .await?;
